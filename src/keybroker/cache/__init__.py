@@ -1,0 +1,1 @@
+"""The shared, encrypted, TTL-aware disk cache (DESIGN section 4)."""

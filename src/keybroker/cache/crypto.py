@@ -1,0 +1,142 @@
+"""AES-GCM sealing of cache entries, and the data key that lives apart from the cache.
+
+The data key sits in the user data dir (0600), not in the cache dir, so a copied or
+backed-up cache dir alone reveals nothing. Each entry's header (entry id, key id and
+metadata) is bound as associated data: an entry moved to another name, edited, or sealed
+under another key fails to open and is treated as a miss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from keybroker.cache.files import ensure_private_dir, read_bytes, remove
+from keybroker.errors import CacheError
+
+MAGIC = b"KBC1"
+KEY_FILE = "cache.key"
+KEY_MAGIC = b"KBK1"
+_KEY_LEN = 32
+
+
+@dataclass(frozen=True)
+class DataKey:
+    key: bytes = field(repr=False)
+
+    @property
+    def kid(self) -> str:
+        return hashlib.sha256(b"keybroker-kid\0" + self.key).hexdigest()[:16]
+
+
+class CorruptEntry(Exception):
+    """The bytes on disk are not an entry this key sealed for this id."""
+
+
+def load_data_key(data_dir: Path, create: bool = True) -> DataKey | None:
+    """Read the data key, creating it (atomically, once) if it does not exist yet."""
+    path = data_dir / KEY_FILE
+    raw = _read_key_file(path)
+    if raw is None:
+        if not create:
+            return None
+        ensure_private_dir(data_dir, "data directory")
+        raw = _create_key_file(path)
+    if len(raw) != len(KEY_MAGIC) + _KEY_LEN or not raw.startswith(KEY_MAGIC):
+        raise CacheError(
+            f"the cache data key {path} is damaged",
+            f"delete it (cached keys will be fetched again): rm {path}",
+        )
+    return DataKey(raw[len(KEY_MAGIC) :])
+
+
+def _read_key_file(path: Path) -> bytes | None:
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CacheError(f"cannot read the cache data key {path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if sys.platform != "win32" and (st.st_uid != os.getuid() or st.st_mode & 0o077):
+            raise CacheError(
+                f"the cache data key {path} is readable by others or not yours "
+                f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing to use it",
+                f"delete it and clear the cache: rm {path}; keybroker cache clear",
+            )
+        return os.read(fd, 256)
+    finally:
+        os.close(fd)
+
+
+def _create_key_file(path: Path) -> bytes:
+    """Write a new key to a temp file, then link it into place: readers never see half a key."""
+    data = KEY_MAGIC + os.urandom(_KEY_LEN)
+    tmp = path.parent / f".{KEY_FILE}.{os.getpid()}.{os.urandom(4).hex()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        data = read_bytes(path) or b""  # another process won the race: use its key
+    except OSError:
+        with contextlib.suppress(FileExistsError):
+            os.replace(tmp, path)  # filesystems without hard links
+    finally:
+        remove(tmp)
+    return data
+
+
+def seal(key: DataKey, entry_id: str, header: dict[str, Any], value: str) -> bytes:
+    """Encrypt ``value``; ``header`` (with id and key id added) is stored in clear but bound."""
+    full = dict(header, id=entry_id, kid=key.kid)
+    header_bytes = json.dumps(full, sort_keys=True, separators=(",", ":")).encode()
+    nonce = os.urandom(12)
+    ciphertext = AESGCM(key.key).encrypt(nonce, value.encode(), MAGIC + header_bytes)
+    return MAGIC + len(header_bytes).to_bytes(4, "big") + header_bytes + nonce + ciphertext
+
+
+def parse_header(blob: bytes) -> tuple[dict[str, Any], bytes, bytes]:
+    """Split an entry into (header, header bytes, nonce+ciphertext) or raise CorruptEntry."""
+    if len(blob) < 8 or not blob.startswith(MAGIC):
+        raise CorruptEntry("bad magic")
+    size = int.from_bytes(blob[4:8], "big")
+    header_bytes = blob[8 : 8 + size]
+    rest = blob[8 + size :]
+    if len(header_bytes) != size or len(rest) < 12 + 16:
+        raise CorruptEntry("truncated")
+    try:
+        header = json.loads(header_bytes)
+    except ValueError:
+        raise CorruptEntry("bad header") from None
+    if not isinstance(header, dict):
+        raise CorruptEntry("bad header")
+    return header, header_bytes, rest
+
+
+def unseal(key: DataKey, entry_id: str, blob: bytes) -> tuple[dict[str, Any], str]:
+    """Return (header, value), or raise CorruptEntry for anything not sealed here for this id."""
+    header, header_bytes, rest = parse_header(blob)
+    if header.get("id") != entry_id or header.get("kid") != key.kid:
+        raise CorruptEntry("foreign entry")
+    try:
+        plain = AESGCM(key.key).decrypt(rest[:12], rest[12:], MAGIC + header_bytes)
+        return header, plain.decode()
+    except (InvalidTag, UnicodeDecodeError):
+        raise CorruptEntry("does not decrypt") from None

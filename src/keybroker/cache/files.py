@@ -1,0 +1,119 @@
+"""Safe directories and crash-safe file writes for the cache and the data key.
+
+A cache dir that another user can write to (or that is a symlink to one) would let them
+plant entries or read timing; it is refused with exit 7 rather than used. Writes go to a
+temp file in the same dir, are fsynced, then ``os.replace``d, so a crash leaves either the
+old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import sys
+from pathlib import Path
+
+from keybroker.errors import CacheError
+
+_POSIX = sys.platform != "win32"
+
+
+def ensure_private_dir(path: Path, what: str) -> Path:
+    """Create ``path`` (0700) if missing; refuse it if it is unsafe. Returns the path."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise CacheError(
+                f"cannot create the {what} {path}: {exc.strerror}",
+                "check permissions or set KEYBROKER_CACHE_DIR",
+            ) from None
+        st = os.lstat(path)
+    except OSError as exc:
+        raise CacheError(f"cannot inspect the {what} {path}: {exc.strerror}") from None
+    check_private_dir(path, st, what)
+    return path
+
+
+def check_private_dir(path: Path, st: os.stat_result, what: str) -> None:
+    """Refuse a symlink, a non-directory, a foreign owner, or group/world write access."""
+    if stat.S_ISLNK(st.st_mode):
+        raise CacheError(
+            f"the {what} {path} is a symlink; refusing to use it",
+            "remove the link or point KEYBROKER_CACHE_DIR at a real private directory",
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise CacheError(f"the {what} {path} is not a directory")
+    if _POSIX:
+        if st.st_uid != os.getuid():
+            raise CacheError(
+                f"the {what} {path} belongs to uid {st.st_uid}, not to you; refusing to use it",
+                "remove it or set KEYBROKER_CACHE_DIR",
+            )
+        if st.st_mode & 0o022:
+            raise CacheError(
+                f"the {what} {path} is writable by group or others "
+                f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing to use it",
+                f"run: chmod 700 {path}",
+            )
+
+
+def read_bytes(path: Path, limit: int = 1 << 20) -> bytes | None:
+    """The file's bytes, or None if it does not exist. Symlinks are not followed."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return None  # a link, or unreadable: treated as a miss by callers
+    try:
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600 via temp file, fsync and os.replace."""
+    directory = path.parent
+    tmp = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if _POSIX:
+        with contextlib.suppress(OSError):
+            dfd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+
+def remove(path: Path) -> None:
+    """Delete a file if it is there; never fail for a file that is already gone."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

@@ -1,0 +1,95 @@
+"""The freshness rules of DESIGN section 4, as one pure function of the clock.
+
+``T`` is Claude Code's helper TTL (``CLAUDE_CODE_API_KEY_HELPER_TTL_MS``): after the helper
+prints a key, Claude Code may use it for T and a little more, so a key is served from cache
+only while it will outlive ``T + margin``. Before that, an *advisory* window refreshes
+opportunistically (serving the cached key if the source fails); inside ``T + margin`` the
+window is *mandatory* (refresh or fail). Nothing here reads the clock: callers pass ``now``,
+so the rules are tested against any clock, including one that jumps backwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+#: A clock this far behind an entry's fetch time means the clock moved back: distrust the entry.
+CLOCK_SKEW = 5.0
+
+
+class State(Enum):
+    FRESH = "fresh"  # serve it
+    ADVISORY = "advisory"  # refresh; if that fails, serve it with a warning
+    MANDATORY = "mandatory"  # refresh, or fail
+    EXPIRED = "expired"  # never served again
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: State
+    reason: str
+    #: the key's whole lifetime is shorter than T + margin (Claude Code may outlive it)
+    short_lived: bool = False
+
+
+@dataclass(frozen=True)
+class Policy:
+    ttl: float
+    margin: float
+    advisory: float
+    max_age: float | None = None
+    max_stale: float = 3600.0
+
+    @property
+    def need(self) -> float:
+        """Remaining lifetime a served key must have: Claude Code's TTL plus the margin."""
+        return self.ttl + self.margin
+
+
+def advisory_window(policy: Policy, lifetime: float) -> float:
+    """The advisory window, never more than half of what the key has beyond ``T + margin``.
+
+    A fixed window would make every key shorter than ``T + margin + advisory`` refresh on
+    every call; scaling it keeps such keys reusable for part of their life.
+    """
+    return max(0.0, min(policy.advisory, (lifetime - policy.need) / 2))
+
+
+def assess(
+    fetched_at: float, expires_at: float | None, now: float, policy: Policy
+) -> Verdict:
+    """Decide what the cache may do with an entry fetched at ``fetched_at``."""
+    if expires_at is not None and now >= expires_at:
+        return Verdict(State.EXPIRED, "expired")
+    if now < fetched_at - CLOCK_SKEW:
+        return Verdict(State.MANDATORY, "the clock is earlier than the fetch time")
+    age = now - fetched_at
+    if expires_at is None:
+        reuse = policy.max_age if policy.max_age is not None else policy.ttl
+        if age < reuse:
+            return Verdict(State.FRESH, f"no known expiry; reused for {reuse:g}s")
+        if age < reuse + policy.max_stale:
+            return Verdict(State.ADVISORY, f"no known expiry; older than {reuse:g}s")
+        return Verdict(State.MANDATORY, f"no known expiry; older than {reuse + policy.max_stale:g}s")
+    remaining = expires_at - now
+    lifetime = expires_at - fetched_at
+    if lifetime < policy.need:
+        return Verdict(
+            State.MANDATORY,
+            f"the key lives {lifetime:.0f}s, less than TTL + margin ({policy.need:g}s)",
+            short_lived=True,
+        )
+    if remaining < policy.need:
+        return Verdict(State.MANDATORY, "expires within TTL + margin")
+    if remaining < policy.need + advisory_window(policy, lifetime):
+        return Verdict(State.ADVISORY, "expires soon (advisory refresh window)")
+    if policy.max_age is not None and age >= policy.max_age:
+        return Verdict(State.ADVISORY, f"older than max_age ({policy.max_age:g}s)")
+    return Verdict(State.FRESH, "valid beyond TTL + margin")
+
+
+def covers(expires_at: float | None, now: float, policy: Policy) -> bool | None:
+    """Whether a key with this expiry outlives Claude Code's TTL + margin (None: unknown)."""
+    if expires_at is None:
+        return None
+    return expires_at - now >= policy.need

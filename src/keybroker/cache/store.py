@@ -1,0 +1,231 @@
+"""Cache entries on disk: ``<id>.entry`` (sealed), ``<id>.lock``, ``<id>.seen``.
+
+Reads never take the lock: entries are replaced atomically, so a reader sees a whole old
+entry or a whole new one. Anything that does not open (torn, corrupt, foreign, sealed with
+another key) is removed and reported as a miss, never as a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keybroker import paths
+from keybroker.cache.crypto import CorruptEntry, DataKey, load_data_key, parse_header, seal, unseal
+from keybroker.cache.files import atomic_write, ensure_private_dir, read_bytes, remove
+from keybroker.cache.lock import EntryLock
+from keybroker.model import Deadline
+from keybroker.sources.base import AuxEntry
+
+ENTRY_SUFFIX = ".entry"
+
+
+def entry_id(source: str, canonical: Mapping[str, Any]) -> str:
+    """The cache key: a hash of the source and every setting that changes the answer."""
+    text = json.dumps({"source": source, "settings": canonical}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class Entry:
+    id: str
+    value: str = field(repr=False)
+    fetched_at: float
+    expires_at: float | None = None
+    version: str | None = None
+    source: str = ""
+    label: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "fetched_at": self.fetched_at,
+            "expires_at": self.expires_at,
+            "version": self.version,
+            "source": self.source,
+            "label": self.label,
+            "meta": self.meta,
+        }
+
+
+@dataclass
+class EntryInfo:
+    """What ``cache list`` shows: the clear header, never the value."""
+
+    id: str
+    fetched_at: float | None
+    expires_at: float | None
+    version: str | None
+    source: str
+    label: str
+    size: int
+
+
+class Cache:
+    """One user's cache directory and the data key that seals it."""
+
+    def __init__(self, root: Path, data_dir: Path) -> None:
+        self.root = root
+        self.data_dir = data_dir
+        self._key: DataKey | None = None
+        self.warnings: list[str] = []
+
+    @classmethod
+    def open(cls, env: Mapping[str, str]) -> Cache:
+        """The cache for this environment; exit 7 if its directory is unsafe."""
+        root = ensure_private_dir(paths.cache_dir(env), "cache directory")
+        return cls(root, paths.data_dir(env))
+
+    def key(self) -> DataKey:
+        if self._key is None:
+            key = load_data_key(self.data_dir, create=True)
+            assert key is not None
+            self._key = key
+        return self._key
+
+    def path(self, eid: str, suffix: str = ENTRY_SUFFIX) -> Path:
+        return self.root / f"{eid}{suffix}"
+
+    def lock(self, eid: str, deadline: Deadline) -> EntryLock:
+        return EntryLock(self.path(eid, ".lock"), deadline)
+
+    def read(self, eid: str) -> Entry | None:
+        """The entry, or None for a miss (missing, or unusable and therefore removed)."""
+        path = self.path(eid)
+        blob = read_bytes(path)
+        if blob is None:
+            return None
+        try:
+            header, value = unseal(self.key(), eid, blob)
+            return Entry(
+                id=eid,
+                value=value,
+                fetched_at=float(header["fetched_at"]),
+                expires_at=_opt_float(header.get("expires_at")),
+                version=header.get("version"),
+                source=str(header.get("source", "")),
+                label=str(header.get("label", "")),
+                meta=dict(header.get("meta") or {}),
+            )
+        except (CorruptEntry, KeyError, TypeError, ValueError):
+            with contextlib.suppress(OSError):
+                remove(path)
+            return None
+
+    def write(self, entry: Entry) -> bool:
+        """Store the entry; on a full or read-only disk warn and carry on (returns False)."""
+        try:
+            atomic_write(self.path(entry.id), seal(self.key(), entry.id, entry.header(), entry.value))
+        except OSError as exc:
+            self.warnings.append(f"could not write the cache ({exc.strerror}); the key was not cached")
+            return False
+        return True
+
+    def remove(self, eid: str) -> None:
+        for suffix in (ENTRY_SUFFIX, ".seen"):
+            with contextlib.suppress(OSError):
+                remove(self.path(eid, suffix))
+
+    def entries(self) -> Iterator[EntryInfo]:
+        """Headers of every entry, for listing; values are not decrypted."""
+        for path in sorted(self.root.glob(f"*{ENTRY_SUFFIX}")):
+            blob = read_bytes(path)
+            if blob is None:
+                continue
+            eid = path.name[: -len(ENTRY_SUFFIX)]
+            try:
+                header, _, _ = parse_header(blob)
+            except CorruptEntry:
+                header = {"label": "(unreadable entry)"}
+            yield EntryInfo(
+                id=eid,
+                fetched_at=_opt_float(header.get("fetched_at")),
+                expires_at=_opt_float(header.get("expires_at")),
+                version=header.get("version"),
+                source=str(header.get("source", "")),
+                label=str(header.get("label", "")),
+                size=len(blob),
+            )
+
+    def clear_all(self) -> int:
+        """Remove every entry, side file and the profile index. Returns entries removed."""
+        count = 0
+        for path in list(self.root.iterdir()):
+            if path.suffix in (ENTRY_SUFFIX, ".seen", ".tmp") or path.name.startswith("index-"):
+                count += path.suffix == ENTRY_SUFFIX
+                with contextlib.suppress(OSError):
+                    remove(path)
+        return count
+
+    # --- the "seen" record for repeat detection: caller id -> when it was last served ---
+
+    def read_seen(self, eid: str) -> dict[str, float]:
+        blob = read_bytes(self.path(eid, ".seen"), limit=1 << 16)
+        if not blob:
+            return {}
+        try:
+            data = json.loads(blob)
+            return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        except (ValueError, TypeError, AttributeError):
+            return {}
+
+    def write_seen(self, eid: str, seen: dict[str, float]) -> None:
+        with contextlib.suppress(OSError):
+            atomic_write(self.path(eid, ".seen"), json.dumps(seen).encode())
+
+
+class CacheAux:
+    """The AuxStore sources use for their own credentials, sealed like any entry."""
+
+    def __init__(self, cache: Cache, source: str) -> None:
+        self.cache = cache
+        self.source = source
+
+    def _id(self, name: str) -> str:
+        return "aux-" + hashlib.sha256(f"{self.source}\0{name}".encode()).hexdigest()[:40]
+
+    def get(self, name: str) -> AuxEntry | None:
+        entry = self.cache.read(self._id(name))
+        if entry is None:
+            return None
+        return AuxEntry(entry.value, entry.expires_at, dict(entry.meta))
+
+    def put(self, name: str, aux: AuxEntry) -> None:
+        from keybroker import clock  # noqa: PLC0415
+
+        self.cache.write(
+            Entry(
+                id=self._id(name),
+                value=aux.value,
+                fetched_at=clock.now(),
+                expires_at=aux.expires_at,
+                source=self.source,
+                label=f"aux:{self.source}:{name}",
+                meta=aux.metadata,
+            )
+        )
+
+    def delete(self, name: str) -> None:
+        self.cache.remove(self._id(name))
+
+
+def _opt_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def ensure_dir_exists(path: Path) -> None:
+    """For tests and doctor: create a private dir (0700) the way the cache does."""
+    ensure_private_dir(path, "directory")
+    os.chmod(path, 0o700)

@@ -1,0 +1,1 @@
+"""Command-line entry points. ``entry`` dispatches; the hot path never imports click."""

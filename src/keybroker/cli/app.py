@@ -1,0 +1,67 @@
+"""The click group. Subcommands live one per module and are imported only when invoked."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from keybroker import __version__
+
+#: command name → "module:attribute"; a command's module loads only when it runs.
+COMMANDS: dict[str, str] = {
+    "get": "keybroker.cli.get:get",
+    "print-token": "keybroker.cli.print_token:print_token",
+    "cache": "keybroker.cli.cache_cmd:cache",
+    "keychain": "keybroker.cli.keychain_cmd:keychain",
+    "login": "keybroker.cli.login:login",
+    "doctor": "keybroker.cli.doctor:doctor",
+    "ci": "keybroker.cli.ci:ci",
+    "exec": "keybroker.cli.exec_cmd:exec_",
+    "claude": "keybroker.cli.claude:claude",
+    "headers": "keybroker.cli.headers:headers",
+    "aws-credentials": "keybroker.cli.aws_credentials:aws_credentials",
+}
+
+
+def _unavailable(name: str) -> click.Command:
+    @click.command(name, context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        click.echo(f"keybroker: '{name}' is not available in this version yet", err=True)
+        raise SystemExit(2)
+
+    return command
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            return _unavailable(cmd_name)
+        command: Any = getattr(module, attr)
+        return command  # type: ignore[no-any-return]
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="keybroker")
+def cli() -> None:
+    """keybroker: short-lived keys for Claude Code's apiKeyHelper, people and CI.
+
+    \b
+    Quick start:
+      keybroker get demo            print the built-in demo key (what apiKeyHelper runs)
+      keybroker print-token demo    where it came from, cache state, expiry (redacted)
+      keybroker doctor              check config, cache and sources
+    """

@@ -1,0 +1,43 @@
+"""Shared steps of the helper commands: environment, cache, config, request."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from keybroker import config as configmod
+from keybroker.cache.store import Cache
+from keybroker.errors import CacheError
+from keybroker.model import Request
+
+
+def environment(config_path: str | None = None) -> dict[str, str]:
+    """os.environ, with ``--config`` applied as KEYBROKER_CONFIG."""
+    env = dict(os.environ)
+    if config_path:
+        env["KEYBROKER_CONFIG"] = config_path
+    return env
+
+
+def open_cache(env: Mapping[str, str]) -> tuple[Cache | None, CacheError | None]:
+    """The cache, or the reason it cannot be used (raised later only if storage needs it)."""
+    try:
+        return Cache.open(env), None
+    except CacheError as exc:
+        return None, exc
+
+
+def load_config(env: Mapping[str, str], cache: Cache | None) -> configmod.Config:
+    return configmod.load_fast(env, cache.root if cache else None)
+
+
+def profile_request(
+    env: Mapping[str, str],
+    profile: str,
+    cache: Cache | None,
+    flag_options: Mapping[str, Any] | None = None,
+    flag_settings: Mapping[str, Any] | None = None,
+) -> Request:
+    config = load_config(env, cache)
+    return configmod.request_for(config, profile, env, flag_options, flag_settings)

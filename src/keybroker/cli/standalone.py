@@ -1,0 +1,116 @@
+"""``keybroker-vault``, ``keybroker-aws``, ``keybroker-keychain``, ``keybroker-oidc``.
+
+Each is the same helper with its source's settings as flags (from the source's schema), so
+a source gains its standalone flags by declaring its settings. ``--profile P`` starts from a
+profile and lets flags override it. A standalone call and the equivalent profile share one
+cache entry (the entry is keyed by the canonical request, not by the profile name).
+argparse, not click: this is a hot path too.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from keybroker.cli.runner import arm_watchdog, debug_enabled, report, run_helper
+
+
+def _parser(source: Any) -> Any:
+    import argparse  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(
+        prog=f"keybroker-{source.name}",
+        description=f"Print a key from the {source.name} source (for Claude Code's apiKeyHelper).",
+    )
+    parser.add_argument("--profile", help="start from this profile of the config file")
+    parser.add_argument("--no-cache", action="store_true", help="bypass the shared cache")
+    parser.add_argument("--max-age", help="reuse a key without known expiry this long (5m, 1h)")
+    parser.add_argument("--config", help="config file (default: KEYBROKER_CONFIG or the user one)")
+    parser.add_argument("--reject-repeats", action="store_true",
+                        help="treat a quick second call from the same caller as a refused key")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (secrets scrubbed)")
+    for setting in source.settings:
+        if setting.kind == "bool":
+            parser.add_argument(setting.cli_flag, dest=setting.name, help=setting.help,
+                                action=argparse.BooleanOptionalAction, default=None)
+        elif setting.kind in ("argv", "str_list"):
+            parser.add_argument(setting.cli_flag, dest=setting.name, help=setting.help,
+                                action="append", default=None)
+        else:
+            parser.add_argument(setting.cli_flag, dest=setting.name, help=setting.help,
+                                choices=setting.choices, default=None)
+    return parser
+
+
+def standalone(source_name: str, argv: list[str]) -> int:
+    from keybroker.sources.base import UnavailableSource, coerce, get_source  # noqa: PLC0415
+
+    debug = debug_enabled("--debug" in argv)
+    try:
+        source = get_source(source_name)
+        if isinstance(source, UnavailableSource):
+            source.fetch(None, None)  # type: ignore[arg-type]  # raises: says what is missing
+    except BaseException as exc:  # noqa: BLE001
+        return report(exc, debug)
+    ns = _parser(source).parse_args(argv)
+
+    def body() -> Any:
+        from keybroker import config as configmod  # noqa: PLC0415
+        from keybroker.cli.common import environment, load_config, open_cache  # noqa: PLC0415
+        from keybroker.durations import parse_duration  # noqa: PLC0415
+        from keybroker.errors import UsageError  # noqa: PLC0415
+        from keybroker.model import Request  # noqa: PLC0415
+        from keybroker.resolve import resolve  # noqa: PLC0415
+
+        env = environment(ns.config)
+        flag_settings = {
+            s.name: coerce(s, getattr(ns, s.name), s.cli_flag)
+            for s in source.settings
+            if getattr(ns, s.name) is not None
+        }
+        flag_options: dict[str, Any] = {}
+        if ns.max_age is not None:
+            try:
+                flag_options["max_age"] = parse_duration(ns.max_age)
+            except ValueError as exc:
+                raise UsageError(f"--max-age: {exc}") from None
+        if ns.reject_repeats:
+            flag_options["repeat"] = "on"
+        cache, _ = open_cache(env)
+        config = load_config(env, cache)
+        if ns.profile:
+            profile = config.profile(ns.profile)
+            if profile.source != source_name:
+                raise UsageError(
+                    f"profile '{ns.profile}' uses source '{profile.source}', "
+                    f"not '{source_name}'",
+                    f"run: keybroker get {ns.profile}",
+                )
+            request = configmod.request_for(config, ns.profile, env, flag_options, flag_settings)
+        else:
+            options = configmod.build_options(
+                source.default_storage, {}, config.defaults, env, flag_options
+            )
+            settings = dict(config.source_defaults.get(source_name, {}))
+            settings.update(flag_settings)
+            request = Request(source_name, settings, options)
+        arm_watchdog(request.options.timeout)
+        return resolve(request, env, no_cache=ns.no_cache, debug=debug, cache=cache)
+
+    return run_helper(body, debug)
+
+
+def vault_main() -> int:
+    return standalone("vault", sys.argv[1:])
+
+
+def aws_main() -> int:
+    return standalone("aws", sys.argv[1:])
+
+
+def keychain_main() -> int:
+    return standalone("keychain", sys.argv[1:])
+
+
+def oidc_main() -> int:
+    return standalone("oidc", sys.argv[1:])

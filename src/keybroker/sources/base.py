@@ -1,0 +1,273 @@
+"""The Source protocol, the settings schema, and the registry.
+
+A source module must stay cheap to import: the cache-hit path imports it to compute the
+entry's hash (``canonical``), so hvac/boto3/keyring/requests are imported inside ``fetch``.
+Third-party sources register an object with this interface in the ``keybroker.sources``
+entry-point group.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from keybroker.errors import SourceUnavailable, UsageError
+from keybroker.model import Deadline, Request, Secret
+from keybroker.redact import sensitive
+
+ENTRY_POINT_GROUP = "keybroker.sources"
+
+#: Built-in sources: name → "module:attribute". Modules load only when a profile uses them.
+BUILTINS: dict[str, str] = {
+    "env": "keybroker.sources.env:SOURCE",
+    "file": "keybroker.sources.file:SOURCE",
+    "command": "keybroker.sources.command:SOURCE",
+    "keychain": "keybroker.sources.keychain:SOURCE",
+    "vault": "keybroker.sources.vault:SOURCE",
+    "aws": "keybroker.sources.aws:SOURCE",
+    "oidc": "keybroker.sources.oidc:SOURCE",
+    "demo": "keybroker.sources.demo:SOURCE",
+}
+
+KINDS = ("str", "int", "bool", "duration", "argv", "str_list", "str_or_argv", "table")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key a source accepts, in config (``name``) and as a standalone flag.
+
+    ``identity`` settings change the answer and so are part of the cache key; the rest
+    (timeouts, TLS verification, where a credential is read from) only change how it is fetched.
+    """
+
+    name: str
+    kind: str = "str"
+    help: str = ""
+    required: bool = False
+    identity: bool = True
+    choices: tuple[str, ...] | None = None
+    flag: str | None = None
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+
+@dataclass
+class AuxEntry:
+    """A side secret (login token, refresh token) kept encrypted next to the cache."""
+
+    value: str = field(repr=False)
+    expires_at: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class AuxStore(Protocol):
+    """Encrypted storage for a source's own credentials (e.g. a Vault login token)."""
+
+    def get(self, name: str) -> AuxEntry | None: ...
+
+    def put(self, name: str, entry: AuxEntry) -> None: ...
+
+    def delete(self, name: str) -> None: ...
+
+
+@dataclass
+class FetchContext:
+    """What a fetch may use: the deadline, the environment, side storage, flags."""
+
+    deadline: Deadline
+    env: Mapping[str, str]
+    aux: AuxStore | None = None
+    debug: bool = False
+    interactive: bool = False
+    #: called by interactive flows (login) to report progress on stderr
+    progress: Callable[[str], None] | None = None
+
+    def timeout(self, step: float | None = None) -> float:
+        return self.deadline.timeout(step)
+
+    @staticmethod
+    def sensitive(value: str | None) -> None:
+        """Register a secret so no diagnostic can print it."""
+        sensitive(value)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One ``doctor`` line: ok or not, what was checked, and the fix when it failed."""
+
+    ok: bool
+    label: str
+    detail: str = ""
+    fix: str = ""
+
+
+@runtime_checkable
+class Source(Protocol):
+    """What a source provides. Subclass :class:`BaseSource` to get the defaults."""
+
+    name: str
+    settings: tuple[Setting, ...]
+    default_storage: str
+
+    def canonical(self, settings: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+        """Every setting that changes the answer, defaults filled in, env fallbacks resolved."""
+        ...
+
+    def describe(self, settings: Mapping[str, Any]) -> str:
+        """A short, secret-free label such as ``secret/litellm#key``."""
+        ...
+
+    def fetch(self, request: Request, ctx: FetchContext) -> Secret:
+        """Obtain the secret now, or raise a KeybrokerError with the right exit code."""
+        ...
+
+    def revalidate(
+        self, request: Request, version: str | None, ctx: FetchContext
+    ) -> bool | None:
+        """Cheaply tell whether ``version`` is still current (True/False), or None: can't tell."""
+        ...
+
+    def doctor(self, request: Request, ctx: FetchContext) -> list[Check]:
+        """Source-specific diagnosis for ``keybroker doctor``."""
+        ...
+
+
+class BaseSource:
+    """Defaults for the optional parts of the protocol."""
+
+    name = "base"
+    settings: tuple[Setting, ...] = ()
+    default_storage = "disk"
+
+    def setting(self, name: str) -> Setting:
+        for item in self.settings:
+            if item.name == name:
+                return item
+        raise KeyError(name)
+
+    def canonical(self, settings: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+        return {
+            item.name: settings.get(item.name)
+            for item in self.settings
+            if item.identity and settings.get(item.name) is not None
+        }
+
+    def describe(self, settings: Mapping[str, Any]) -> str:
+        return self.name
+
+    def fetch(self, request: Request, ctx: FetchContext) -> Secret:  # pragma: no cover
+        raise NotImplementedError
+
+    def revalidate(
+        self, request: Request, version: str | None, ctx: FetchContext
+    ) -> bool | None:
+        return None
+
+    def doctor(self, request: Request, ctx: FetchContext) -> list[Check]:
+        return []
+
+
+class UnavailableSource(BaseSource):
+    """A source whose implementation or SDK is missing: every use says how to get it."""
+
+    def __init__(self, name: str, why: str, hint: str) -> None:
+        self.name = name
+        self._why = why
+        self._hint = hint
+
+    def fetch(self, request: Request, ctx: FetchContext) -> Secret:
+        raise SourceUnavailable(self._why, self._hint)
+
+
+_LOADED: dict[str, Source] = {}
+
+
+def get_source(name: str) -> Source:
+    """The source object for ``name``: a built-in, or one from the entry-point group."""
+    if name in _LOADED:
+        return _LOADED[name]
+    target = BUILTINS.get(name)
+    source: Any
+    if target is not None:
+        module_name, _, attr = target.partition(":")
+        source = getattr(importlib.import_module(module_name), attr)
+    else:
+        source = _from_entry_points(name)
+    if not isinstance(source, Source):
+        raise UsageError(f"source '{name}' does not implement the keybroker Source interface")
+    _LOADED[name] = source
+    return source
+
+
+def _from_entry_points(name: str) -> Any:
+    from importlib.metadata import entry_points  # noqa: PLC0415 - third-party sources only
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            loaded = ep.load()
+            return loaded() if isinstance(loaded, type) else loaded
+    raise UsageError(
+        f"unknown source '{name}'",
+        f"use one of: {', '.join(available_sources())}",
+    )
+
+
+def available_sources() -> list[str]:
+    """Built-ins (except the demo) plus installed third-party sources."""
+    names = [n for n in BUILTINS if n != "demo"]
+    try:
+        from importlib.metadata import entry_points  # noqa: PLC0415
+
+        names += [ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in names]
+    except Exception:  # noqa: BLE001, S110 - a broken plugin must not hide the built-ins
+        pass
+    return names
+
+
+def coerce(setting: Setting, value: Any, where: str) -> Any:
+    """Check a config or flag value against the setting's kind; ``where`` prefixes errors."""
+    from keybroker.durations import parse_duration  # noqa: PLC0415
+
+    kind = setting.kind
+    ok = True
+    if kind == "str":
+        ok = isinstance(value, str)
+    elif kind == "int":
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "bool":
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            value = value.lower() in ("true", "1", "yes")
+        ok = isinstance(value, bool)
+    elif kind == "duration":
+        try:
+            value = parse_duration(value)
+        except ValueError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+    elif kind in ("argv", "str_list"):
+        ok = isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+    elif kind == "str_or_argv":
+        ok = isinstance(value, str) or (
+            isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+        )
+    elif kind == "table":
+        ok = isinstance(value, dict)
+    if not ok:
+        expected = {
+            "str": "a string",
+            "int": "an integer",
+            "bool": "true or false",
+            "argv": "a non-empty list of strings",
+            "str_list": "a non-empty list of strings",
+            "str_or_argv": "a string or a list of strings",
+            "table": "a table",
+        }.get(kind, kind)
+        raise UsageError(f"{where}: expected {expected}, got {type(value).__name__}")
+    if setting.choices is not None and value not in setting.choices:
+        raise UsageError(f"{where}: {value!r} is not one of {', '.join(setting.choices)}")
+    return value
