@@ -1,0 +1,46 @@
+"""Shared fixtures: an isolated keybroker environment per test, and the backend plugins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.kb import isolated_env
+
+pytest_plugins = [
+    "tests.fixtures.keyring_service",
+    "tests.fixtures.openbao",
+    "tests.fixtures.moto_server",
+    "tests.fixtures.oidc_provider",
+]
+
+
+class KbEnv(dict[str, str]):
+    """The environment of one test, with paths to its config, cache and data dirs."""
+
+    base: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.base / "config" / "keybroker" / "config.toml"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.base / "cache" / "keybroker"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base / "data" / "keybroker"
+
+    def write_config(self, text: str) -> Path:
+        self.config_path.parent.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(text)
+        return self.config_path
+
+
+@pytest.fixture
+def kb_env(tmp_path: Path) -> KbEnv:
+    env = KbEnv(isolated_env(tmp_path))
+    env.base = tmp_path
+    return env

@@ -1,0 +1,174 @@
+"""Test helpers: run the real executables as Claude Code would, and check what they wrote.
+
+Every helper test goes through :func:`run` at least once: a subprocess with stdin left open
+and never written (as Claude Code leaves it), stdout and stderr captured as bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(sysconfig.get_path("scripts"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def exe(name: str) -> str:
+    """Absolute path of an installed console script (not a pyenv shim)."""
+    path = SCRIPTS / name
+    if not path.exists():
+        pytest.fail(f"{name} is not installed in {SCRIPTS}: run pip install -e '.[all,test]'")
+    return str(path)
+
+
+@dataclass
+class Result:
+    code: int
+    out: bytes
+    err: bytes
+
+    @property
+    def stdout(self) -> str:
+        return self.out.decode()
+
+    @property
+    def stderr(self) -> str:
+        return self.err.decode()
+
+    def __repr__(self) -> str:
+        return f"Result(code={self.code}, out={self.out!r}, err={self.err!r})"
+
+
+def run(
+    args: list[str],
+    env: Mapping[str, str],
+    *,
+    timeout: float = 60,
+    stdin: bytes | None = None,
+    keep_stdin_open: bool = True,
+) -> Result:
+    """Run ``args`` (first item an executable name or path) like Claude Code runs a helper.
+
+    Unless ``stdin`` is given, the child's stdin is a pipe that is never written or closed
+    until it exits: a helper that reads stdin would hang and fail the timeout.
+    """
+    argv = list(args)
+    if not os.path.isabs(argv[0]) and argv[0].startswith("keybroker"):
+        argv[0] = exe(argv[0])
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env),
+    )
+    try:
+        if stdin is not None:
+            out, err = proc.communicate(stdin, timeout=timeout)
+        elif keep_stdin_open:
+            out, err = _communicate_keep_open(proc, timeout)
+        else:
+            out, err = proc.communicate(b"", timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"{argv} did not finish within {timeout}s (reading stdin?): {err!r}")
+    return Result(proc.returncode, out, err)
+
+
+def _communicate_keep_open(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, bytes]:
+    import threading  # noqa: PLC0415
+
+    assert proc.stdout is not None and proc.stderr is not None
+    chunks: dict[str, bytes] = {}
+
+    def drain(name: str, stream: object) -> None:
+        chunks[name] = stream.read()  # type: ignore[attr-defined]
+
+    threads = [
+        threading.Thread(target=drain, args=("out", proc.stdout)),
+        threading.Thread(target=drain, args=("err", proc.stderr)),
+    ]
+    for t in threads:
+        t.start()
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        for t in threads:
+            t.join(timeout=5)
+        if proc.stdin:
+            proc.stdin.close()
+    return chunks.get("out", b""), chunks.get("err", b"")
+
+
+def assert_key(result: Result, key: str) -> None:
+    """The output contract's success case, byte for byte."""
+    assert result.code == 0, result
+    assert result.out == key.encode() + b"\n", result
+    assert key.encode() not in result.err, "the key leaked to stderr"
+
+
+def assert_fails(result: Result, code: int, *needles: str, secrets: Iterable[str] = ()) -> None:
+    """The output contract's failure case: exit code, empty stdout, one useful stderr line."""
+    assert result.code == code, result
+    assert result.out == b"", result
+    assert result.err.startswith(b"keybroker: "), result
+    assert b"Traceback" not in result.err, result
+    for needle in needles:
+        assert needle.encode() in result.err, (needle, result)
+    for secret in secrets:
+        assert secret.encode() not in result.err, "a secret leaked to stderr"
+
+
+def assert_nowhere(secret: str, *results: Result, dirs: Iterable[Path] = ()) -> None:
+    """``secret`` appears in no output and in no file (the encrypted cache included)."""
+    needle = secret.encode()
+    for result in results:
+        assert needle not in result.err, "secret on stderr"
+    for directory in dirs:
+        for path in Path(directory).rglob("*"):
+            if path.is_file():
+                assert needle not in path.read_bytes(), f"secret readable in {path}"
+
+
+def isolated_env(base: Path, **extra: str) -> dict[str, str]:
+    """An environment with its own HOME, XDG dirs and no keybroker/Claude settings."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KEYBROKER_", "CLAUDE_CODE_", "VAULT_", "AWS_", "XDG_"))
+        and k not in ("PYTHON_KEYRING_BACKEND", "ANTHROPIC_API_KEY", "GITHUB_ENV")
+    }
+    home = base / "home"
+    for sub in ("cache", "config", "data"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(base / "cache"),
+        XDG_CONFIG_HOME=str(base / "config"),
+        XDG_DATA_HOME=str(base / "data"),
+        PATH=f"{SCRIPTS}{os.pathsep}{env.get('PATH', '')}",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    env.update(extra)
+    return env
+
+
+def require_backend(name: str, why: str) -> None:
+    """A backend that cannot start: a failure in CI (CI=true), a skip on a laptop."""
+    message = f"{name} backend unavailable: {why}"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def python() -> str:
+    return sys.executable
