@@ -86,7 +86,8 @@ def run(
 def _communicate_keep_open(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, bytes]:
     import threading  # noqa: PLC0415
 
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     chunks: dict[str, bytes] = {}
 
     def drain(name: str, stream: object) -> None:

@@ -203,7 +203,9 @@ def load(env: Mapping[str, str] = os.environ, path: Path | None = None) -> Confi
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         if "KEYBROKER_CONFIG" in env and path == Path(env["KEYBROKER_CONFIG"]):
-            raise ConfigError(f"config file {path} (from KEYBROKER_CONFIG) does not exist") from None
+            raise ConfigError(
+                f"config file {path} (from KEYBROKER_CONFIG) does not exist"
+            ) from None
         return empty_config(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from None
@@ -303,7 +305,7 @@ def helper_ttl(env: Mapping[str, str]) -> float:
         raise UsageError(
             f"CLAUDE_CODE_API_KEY_HELPER_TTL_MS={raw!r} is not a number of milliseconds"
         ) from None
-    if value <= 0 or value != value:
+    if not value > 0 or value == float("inf"):
         raise UsageError("CLAUDE_CODE_API_KEY_HELPER_TTL_MS must be a positive number")
     return value
 

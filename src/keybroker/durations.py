@@ -23,7 +23,7 @@ def parse_duration(text: str | int | float) -> float:
             raise ValueError(
                 f"{text!r} is not a duration (use seconds or 90s, 5m, 1h, 2d)"
             ) from None
-    if value != value or value < 0 or value == float("inf"):
+    if not value >= 0 or value == float("inf"):
         raise ValueError(f"{text!r} is not a duration (must be a finite number ≥ 0)")
     return value
 

@@ -1,4 +1,4 @@
-"""The values every layer passes around: what is asked (Request) and what a source answers (Secret)."""
+"""The values every layer passes around: what is asked (Request) and what a source answers."""
 
 from __future__ import annotations
 

@@ -119,9 +119,9 @@ def resolve(
     now = clock.now()
     mark = timer.add("cache read", mark)
     if entry is not None and not repeats:
-        verdict = assess(entry.fetched_at, entry.expires_at, now, policy)
-        if verdict.state is State.FRESH:
-            return _cached_outcome(entry, "hit", verdict.reason, request, policy, timer, cache)
+        first = assess(entry.fetched_at, entry.expires_at, now, policy)
+        if first.state is State.FRESH:
+            return _cached_outcome(entry, "hit", first.reason, request, policy, timer, cache)
 
     ctx = FetchContext(deadline, env, CacheAux(cache, source.name), debug, interactive)
     with cache.lock(eid, deadline) as lock:
@@ -129,7 +129,9 @@ def resolve(
         mark = time.perf_counter()
         entry = cache.read(eid)
         now = clock.now()
-        verdict = assess(entry.fetched_at, entry.expires_at, now, policy) if entry else None
+        verdict: Verdict | None = None
+        if entry is not None:
+            verdict = assess(entry.fetched_at, entry.expires_at, now, policy)
         mark = timer.add("cache read", mark)
 
         caller = seen = None
@@ -152,7 +154,9 @@ def resolve(
         outcome: Outcome | None = None
         if entry is not None and verdict is not None:
             if verdict.state is State.FRESH and not rejected:
-                outcome = _cached_outcome(entry, "hit", verdict.reason, request, policy, timer, cache)
+                outcome = _cached_outcome(
+                    entry, "hit", verdict.reason, request, policy, timer, cache
+                )
             elif not rejected and entry.expires_at is None and entry.version is not None and (
                 verdict.state is not State.EXPIRED and now >= entry.fetched_at
             ):

@@ -70,7 +70,8 @@ def assess(
             return Verdict(State.FRESH, f"no known expiry; reused for {reuse:g}s")
         if age < reuse + policy.max_stale:
             return Verdict(State.ADVISORY, f"no known expiry; older than {reuse:g}s")
-        return Verdict(State.MANDATORY, f"no known expiry; older than {reuse + policy.max_stale:g}s")
+        limit = reuse + policy.max_stale
+        return Verdict(State.MANDATORY, f"no known expiry; older than {limit:g}s")
     remaining = expires_at - now
     lifetime = expires_at - fetched_at
     if lifetime < policy.need:

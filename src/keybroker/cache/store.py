@@ -122,9 +122,12 @@ class Cache:
     def write(self, entry: Entry) -> bool:
         """Store the entry; on a full or read-only disk warn and carry on (returns False)."""
         try:
-            atomic_write(self.path(entry.id), seal(self.key(), entry.id, entry.header(), entry.value))
+            blob = seal(self.key(), entry.id, entry.header(), entry.value)
+            atomic_write(self.path(entry.id), blob)
         except OSError as exc:
-            self.warnings.append(f"could not write the cache ({exc.strerror}); the key was not cached")
+            self.warnings.append(
+                f"warning: could not write the cache ({exc.strerror}); the key was not cached"
+            )
             return False
         return True
 

@@ -25,7 +25,7 @@ def _profile_ids(env: dict[str, str], cache: Any) -> dict[str, list[str]]:
         try:
             source = get_source(profile.source)
             eid = entry_id(profile.source, source.canonical(profile.settings, env))
-        except Exception:  # noqa: BLE001, S112 - a broken profile must not hide the others
+        except Exception:  # noqa: S112 - a broken profile must not hide the others
             continue
         ids.setdefault(eid, []).append(name)
     return ids

@@ -22,7 +22,7 @@ def handles_errors(func: F) -> F:
             return func(*args, **kwargs)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             debug = debug_enabled(bool(kwargs.get("debug")))
             raise SystemExit(report(exc, debug)) from None
 
@@ -30,11 +30,11 @@ def handles_errors(func: F) -> F:
 
 
 def debug_option(func: F) -> F:
-    return click.option("--debug", is_flag=True, help="Show tracebacks (secrets scrubbed).")(func)  # type: ignore[return-value]
+    return click.option("--debug", is_flag=True, help="Show tracebacks (secrets scrubbed).")(func)
 
 
 def config_option(func: F) -> F:
-    return click.option(  # type: ignore[return-value]
+    return click.option(
         "--config", "config_path", type=click.Path(dir_okay=False),
         help="Config file (default: KEYBROKER_CONFIG or the user config).",
     )(func)

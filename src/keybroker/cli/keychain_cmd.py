@@ -71,7 +71,7 @@ def set_(service: str, username: str, debug: bool) -> None:
     active = backend(keyring)
     try:
         active.set_password(service, username, value)
-    except Exception as exc:  # noqa: BLE001 - mapped to exit codes
+    except Exception as exc:
         raise translate(exc, f"keychain {service}/{username}") from None
     _invalidate(service, username)
     click.echo(f"keybroker: stored the key for {service}/{username} in the keychain", err=True)
@@ -90,7 +90,7 @@ def delete(service: str, username: str, debug: bool) -> None:
     active = backend(keyring)
     try:
         active.delete_password(service, username)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise translate(exc, f"keychain {service}/{username}") from None
     finally:
         _invalidate(service, username)

@@ -67,13 +67,18 @@ def render_human(doc: dict[str, Any]) -> str:
     if doc["expires_at"] is None:
         rows.append(("expires at", "unknown (reused for TTL or max_age)"))
     else:
-        rows.append(("expires at", f"{doc['expires_at']} (in {format_duration(doc['remaining_seconds'])})"))
+        left = format_duration(doc["remaining_seconds"])
+        rows.append(("expires at", f"{doc['expires_at']} (in {left})"))
     need = doc["ttl_seconds"] + doc["margin_seconds"]
-    ttl_text = f"TTL {format_duration(doc['ttl_seconds'])} + margin {format_duration(doc['margin_seconds'])}"
+    ttl_text = (
+        f"TTL {format_duration(doc['ttl_seconds'])} + "
+        f"margin {format_duration(doc['margin_seconds'])}"
+    )
     if doc["covers_ttl_and_margin"] is None:
         rows.append(("covers TTL", f"unknown: no expiry known ({ttl_text})"))
     elif doc["covers_ttl_and_margin"]:
-        rows.append(("covers TTL", f"yes: {format_duration(doc['remaining_seconds'])} ≥ {ttl_text}"))
+        left = format_duration(doc["remaining_seconds"])
+        rows.append(("covers TTL", f"yes: {left} ≥ {ttl_text}"))
     else:
         rows.append(("covers TTL", f"NO: {format_duration(doc['remaining_seconds'])} < "
                                    f"{ttl_text} = {format_duration(need)}"))

@@ -83,7 +83,7 @@ def run_helper(body: Callable[[], Outcome], debug: bool) -> int:
     """Run a helper: print the key and a newline, or report the failure."""
     try:
         outcome = body()
-    except BaseException as exc:  # noqa: BLE001 - every failure must follow the contract
+    except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
         return report(exc, debug)

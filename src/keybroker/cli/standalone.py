@@ -50,7 +50,7 @@ def standalone(source_name: str, argv: list[str]) -> int:
         source = get_source(source_name)
         if isinstance(source, UnavailableSource):
             source.fetch(None, None)  # type: ignore[arg-type]  # raises: says what is missing
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         return report(exc, debug)
     ns = _parser(source).parse_args(argv)
 

@@ -223,7 +223,7 @@ def available_sources() -> list[str]:
         from importlib.metadata import entry_points  # noqa: PLC0415
 
         names += [ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in names]
-    except Exception:  # noqa: BLE001, S110 - a broken plugin must not hide the built-ins
+    except Exception:  # noqa: S110 - a broken plugin must not hide the built-ins
         pass
     return names
 

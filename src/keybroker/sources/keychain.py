@@ -92,7 +92,7 @@ class KeychainSource(BaseSource):
         active = backend(keyring)
         try:
             value = active.get_password(service, username)
-        except Exception as exc:  # noqa: BLE001 - backends raise many types; all are mapped
+        except Exception as exc:
             raise translate(exc, request.where()) from None
         if value is None:
             raise SecretNotFound(
