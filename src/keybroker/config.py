@@ -120,7 +120,10 @@ def validate_settings(
         if key in OPTION_KEYS and allow_options:
             options[key] = _option(key, value, where)
         elif key in known:
-            settings[key] = coerce(known[key], value, f"{where} key '{key}'")
+            try:
+                settings[key] = coerce(known[key], value, f"{where} key '{key}'")
+            except UsageError as exc:
+                raise ConfigError(exc.message, exc.hint) from None
         else:
             names = sorted(list(known) + list(OPTION_KEYS))
             raise ConfigError(

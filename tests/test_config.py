@@ -1,0 +1,132 @@
+"""Config: TOML profiles, precedence, errors that name file/table/key, and the hot-path index."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from keybroker import config
+from keybroker.errors import ConfigError, UsageError
+
+GOOD = """
+[defaults]
+margin = "90s"
+timeout = "10s"
+
+[defaults.command]
+cwd = "/tmp"
+
+[profiles.litellm]
+source = "env"
+var = "LITELLM_KEY"
+max_age = "1h"
+
+[profiles.op]
+source = "command"
+command = ["op", "read", "op://vault/item/key"]
+storage = "disk"
+"""
+
+
+def test_profiles_defaults_and_options(kb_env):
+    kb_env.write_config(GOOD)
+    cfg = config.load(kb_env)
+    req = config.request_for(cfg, "litellm", kb_env)
+    assert req.source == "env"
+    assert req.settings == {"var": "LITELLM_KEY"}
+    assert req.options.max_age == 3600
+    assert req.options.margin == 90
+    assert req.options.timeout == 10
+    assert req.options.storage == "none"  # env's default storage
+    op = config.request_for(cfg, "op", kb_env)
+    assert op.settings["cwd"] == "/tmp"  # inherited from [defaults.command]
+    assert op.options.storage == "disk"
+
+
+def test_precedence_flags_profile_env_defaults(kb_env):
+    kb_env.write_config(GOOD)
+    cfg = config.load(kb_env)
+    env = dict(kb_env, KEYBROKER_TIMEOUT="7", KEYBROKER_MARGIN="30")
+    req = config.request_for(cfg, "litellm", env)
+    assert req.options.timeout == 7  # env beats [defaults]
+    assert req.options.margin == 30
+    cfg.profiles["litellm"].options["margin"] = 45.0
+    assert config.request_for(cfg, "litellm", env).options.margin == 45  # profile beats env
+    flagged = config.request_for(cfg, "litellm", env, {"margin": 5.0}, {"var": "OTHER"})
+    assert flagged.options.margin == 5  # flags beat everything
+    assert flagged.settings["var"] == "OTHER"
+
+
+def test_ttl_from_claude_code_env(kb_env):
+    cfg = config.load(kb_env)
+    env = dict(kb_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="60000")
+    assert config.request_for(cfg, "demo", env).options.ttl == 60
+    assert config.request_for(cfg, "demo", kb_env).options.ttl == 300
+    with pytest.raises(UsageError, match="CLAUDE_CODE_API_KEY_HELPER_TTL_MS"):
+        config.request_for(cfg, "demo", dict(kb_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="soon"))
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ("[profiles.a]\nsource = 'env'\nvar = 'X'\nmax_age = '5x'\n", ["[profiles.a]", "max_age"]),
+        ("[profiles.a]\nsource = 'env'\nvarr = 'X'\n", ["[profiles.a]", "unknown key 'varr'"]),
+        ("[profiles.a]\nvar = 'X'\n", ["[profiles.a]", "missing key 'source'"]),
+        ("[profiles.a]\nsource = 'nope'\n", ["[profiles.a]", "key 'source'", "unknown source"]),
+        ("[profiles.a]\nsource = 'command'\ncommand = 3\n", ["[profiles.a]", "'command'"]),
+        ("[profiles.a]\nsource = 'env'\nvar = 'X'\nstorage = 'ram'\n", ["'storage'"]),
+        ("[defaults]\nbogus = 1\n", ["[defaults]", "unknown key 'bogus'"]),
+        ("[profiles.a\n", ["invalid TOML"]),
+    ],
+)
+def test_errors_name_file_table_and_key(kb_env, text, needles):
+    path = kb_env.write_config(text)
+    with pytest.raises(ConfigError) as info:
+        config.load(kb_env)
+    message = info.value.render()
+    assert str(path) in message
+    for needle in needles:
+        assert needle in message
+    assert info.value.exit_code == 2
+
+
+def test_unknown_profile_lists_known_ones(kb_env):
+    kb_env.write_config(GOOD)
+    with pytest.raises(UsageError, match="unknown profile 'nope'.*litellm"):
+        config.load(kb_env).profile("nope")
+
+
+def test_missing_config_still_has_demo(kb_env):
+    cfg = config.load(kb_env)
+    assert not cfg.exists
+    assert "demo" in cfg.profiles
+
+
+def test_missing_explicit_config_is_an_error(kb_env, tmp_path):
+    env = dict(kb_env, KEYBROKER_CONFIG=str(tmp_path / "absent.toml"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load(env)
+
+
+def test_index_is_reused_and_invalidated_by_changes(kb_env):
+    kb_env.write_config(GOOD)
+    kb_env.cache_dir.mkdir(parents=True, mode=0o700)
+    first = config.load_fast(kb_env, kb_env.cache_dir)
+    assert list(kb_env.cache_dir.glob("index-*.json"))
+    # A config change (different size and mtime) must be seen at once.
+    kb_env.write_config(GOOD.replace('var = "LITELLM_KEY"', 'var = "OTHER_KEY_NAME"'))
+    st = os.stat(kb_env.config_path)
+    os.utime(kb_env.config_path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    second = config.load_fast(kb_env, kb_env.cache_dir)
+    assert first.profiles["litellm"].settings["var"] == "LITELLM_KEY"
+    assert second.profiles["litellm"].settings["var"] == "OTHER_KEY_NAME"
+
+
+def test_index_garbage_is_ignored(kb_env):
+    kb_env.write_config(GOOD)
+    kb_env.cache_dir.mkdir(parents=True, mode=0o700)
+    config.load_fast(kb_env, kb_env.cache_dir)
+    for index in kb_env.cache_dir.glob("index-*.json"):
+        index.write_bytes(b"\x00garbage{")
+    assert config.load_fast(kb_env, kb_env.cache_dir).profiles["litellm"].source == "env"
