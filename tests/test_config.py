@@ -93,7 +93,7 @@ def test_errors_name_file_table_and_key(kb_env, text, needles):
 
 def test_unknown_profile_lists_known_ones(kb_env):
     kb_env.write_config(GOOD)
-    with pytest.raises(UsageError, match="unknown profile 'nope'.*litellm"):
+    with pytest.raises(UsageError, match=r"unknown profile 'nope'.*litellm"):
         config.load(kb_env).profile("nope")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import platformdirs
@@ -13,7 +14,9 @@ from keybroker.errors import InvalidSecret
 from keybroker.validate import MAX_KEY_LENGTH, validate_key
 
 
-@pytest.mark.parametrize("value", ["sk-abc", "a" * MAX_KEY_LENGTH, "x!#$%&'()*+,-./:;<=>?@[]^_`{|}~"])
+@pytest.mark.parametrize(
+    "value", ["sk-abc", "a" * MAX_KEY_LENGTH, "x!#$%&'()*+,-./:;<=>?@[]^_`{|}~"]
+)
 def test_valid_keys(value):
     assert validate_key(value, "t") == value
 
@@ -88,8 +91,6 @@ def test_default_paths_match_platformdirs(monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", "/tmp/xdg-cache")
     monkeypatch.setenv("XDG_CONFIG_HOME", "/tmp/xdg-config")
     monkeypatch.setenv("XDG_DATA_HOME", "/tmp/xdg-data")
-    import os
-
     env = dict(os.environ)
     assert str(paths.cache_dir(env)) == platformdirs.user_cache_dir("keybroker", appauthor=False)
     assert str(paths.config_file(env).parent) == platformdirs.user_config_dir(
