@@ -218,6 +218,11 @@ class CacheAux:
     def delete(self, name: str) -> None:
         self.cache.remove(self._id(name))
 
+    def lock(self, name: str, deadline: Deadline) -> EntryLock:
+        """An exclusive lock for ``name`` across processes (e.g. to use and rotate a refresh
+        token once: two processes presenting the same rotated token would revoke the login)."""
+        return self.cache.lock(self._id(name), deadline)
+
 
 def _opt_float(value: Any) -> float | None:
     if value is None:
