@@ -75,6 +75,8 @@ def read_bytes(path: Path, limit: int = 1 << 20) -> bytes | None:
         return None  # a link, or unreadable: treated as a miss by callers
     try:
         return os.read(fd, limit)
+    except OSError:
+        return None  # e.g. a directory squatting the name: a miss, never a crash
     finally:
         os.close(fd)
 
