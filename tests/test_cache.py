@@ -48,7 +48,7 @@ def test_modes_0700_and_0600(kb_env):
     cache.write(make_entry())
     assert stat.S_IMODE(os.stat(kb_env.cache_dir).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(kb_env.data_dir).st_mode) == 0o700
-    for path in list(kb_env.cache_dir.iterdir()) + [kb_env.data_dir / KEY_FILE]:
+    for path in [*kb_env.cache_dir.iterdir(), kb_env.data_dir / KEY_FILE]:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
 
 

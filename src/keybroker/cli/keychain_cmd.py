@@ -56,14 +56,24 @@ def keychain() -> None:
 @keychain.command("set")
 @click.argument("service")
 @click.argument("username", required=False, default=DEFAULT_USERNAME)
+@click.argument("extra", nargs=-1, metavar="")
 @debug_option
 @handles_errors
-def set_(service: str, username: str, debug: bool) -> None:
+def set_(service: str, username: str, extra: tuple[str, ...], debug: bool) -> None:
     """Store a key for SERVICE [USERNAME]: typed without echo, or piped on stdin."""
+    from keybroker.errors import UsageError  # noqa: PLC0415
     from keybroker.redact import sensitive  # noqa: PLC0415
     from keybroker.sources.keychain import backend, load_keyring, translate  # noqa: PLC0415
     from keybroker.validate import validate_key  # noqa: PLC0415
 
+    if extra:
+        for item in extra:
+            sensitive(item)  # it may well be the key: never echo it
+        raise UsageError(
+            "keybroker keychain set takes no value on the command line "
+            "(it would show in ps and shell history)",
+            "pipe it on stdin or type it at the prompt",
+        )
     value = _read_value()
     sensitive(value)
     validate_key(value, f"keychain value for {service}/{username}")

@@ -60,7 +60,11 @@ def translate(exc: Exception, what: str) -> Exception:
         return AccessDenied(f"{what}: the keychain is locked", "unlock it and try again")
     if kind == "PasswordDeleteError":
         return SecretNotFound(f"{what}: no such keychain entry")
-    if kind in ("InitError", "NoKeyringError") or module.startswith(("jeepney", "dbus")):
+    if (
+        kind in ("InitError", "NoKeyringError")
+        or module.startswith(("jeepney", "dbus", "secretstorage"))
+        or isinstance(exc, OSError)
+    ):
         return Unreachable(
             f"{what}: the keychain service is not reachable ({kind})",
             "is a Secret Service running on this session's D-Bus (DBUS_SESSION_BUS_ADDRESS)?",
@@ -89,9 +93,11 @@ class KeychainSource(BaseSource):
         service = str(request.settings["service"])
         username = str(request.settings.get("username") or DEFAULT_USERNAME)
         keyring = load_keyring()
-        active = backend(keyring)
         try:
+            active = backend(keyring)
             value = active.get_password(service, username)
+        except UsageError:
+            raise
         except Exception as exc:
             raise translate(exc, request.where()) from None
         if value is None:

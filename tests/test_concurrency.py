@@ -1,0 +1,101 @@
+"""Many processes at once, and the Claude-Code-like caller: real processes, not threads."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.kb import exe
+
+N = 32
+
+
+def minting_profile(kb_env, delay: float = 0.3) -> Path:
+    """A command source that mints a new random key per fetch and counts its fetches."""
+    counter = kb_env.base / "fetches"
+    script = kb_env.base / "mint.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os, time
+            time.sleep({delay})
+            with open({str(counter)!r}, "a") as f:
+                f.write("x")
+            print("sk-" + os.urandom(12).hex())
+            """
+        )
+    )
+    kb_env.write_config(
+        f'[profiles.p]\nsource = "command"\n'
+        f"command = [{json.dumps(sys.executable)}, {json.dumps(str(script))}]\n"
+    )
+    return counter
+
+
+def test_32_concurrent_cold_calls_make_one_fetch(kb_env):
+    counter = minting_profile(kb_env)
+    procs = [
+        subprocess.Popen(
+            [exe("keybroker"), "get", "p"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=kb_env,
+        )
+        for _ in range(N)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert codes == [0] * N, [r[1] for r in results]
+    answers = {out for out, _ in results}
+    assert len(answers) == 1, answers  # everyone got the same key
+    assert all(err == b"" for _, err in results)
+    assert counter.read_text() == "x"  # one upstream fetch
+
+
+CLAUDE_LIKE = textwrap.dedent(
+    """
+    import os, subprocess, sys, time
+    # Like Claude Code: run the helper through /bin/sh, stdin open, twice 1.2 s apart.
+    env = dict(os.environ, CLAUDE_CODE_ENTRYPOINT="cli")
+    keys = []
+    for i in range(int(sys.argv[2])):
+        if i:
+            time.sleep(1.2)
+        p = subprocess.Popen(["/bin/sh", "-c", sys.argv[1]], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, env=env)
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 0, p.returncode
+        keys.append(out.decode().strip())
+    print(" ".join(keys))
+    """
+)
+
+
+def claude_like(kb_env, calls: int) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", CLAUDE_LIKE, f"{exe('keybroker')} get p", str(calls)],
+        env=kb_env, capture_output=True, check=True, timeout=120,
+    )
+    return out.stdout.decode().split()
+
+
+def test_same_caller_asking_again_is_a_rejection_other_callers_share(kb_env):
+    counter = minting_profile(kb_env, delay=0)
+    first, second = claude_like(kb_env, 2)
+    assert counter.read_text() == "xx"  # the repeat made a second fetch
+    assert first != second
+    (third,) = claude_like(kb_env, 1)  # a second Claude session: served from the cache
+    assert counter.read_text() == "xx"
+    assert third == second
+
+
+def test_burst_from_a_script_is_not_a_repeat(kb_env):
+    counter = minting_profile(kb_env, delay=0)
+    env = dict(kb_env)  # no CLAUDE_CODE_ENTRYPOINT: a script, not Claude Code
+    script = f"{exe('keybroker')} get p; sleep 1.2; {exe('keybroker')} get p"
+    out = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, check=True)
+    keys = out.stdout.decode().split()
+    assert len(keys) == 2
+    assert keys[0] == keys[1]
+    assert counter.read_text() == "x"
