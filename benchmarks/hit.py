@@ -1,0 +1,51 @@
+"""The cache-hit path against its floor (issue 3): what every Claude Code session pays.
+
+The floor is the interpreter plus the AES-GCM import the hit path cannot avoid; ``python -I
+-c pass`` is the interpreter alone. Both run on the same interpreter and site-packages as the
+``keybroker`` console script being measured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from report import Report
+from sandbox import Sandbox
+from timing import Command, check, measure
+
+FLOOR = "from cryptography.hazmat.primitives.ciphers.aead import AESGCM"
+SECTION = "hit path"
+COUNTER = Path(__file__).with_name("upstream") / "counter.py"
+
+
+def counter_profile(sb: Sandbox, name: str, counter: Path, delay: float = 0.0) -> str:
+    """A ``command`` profile whose every upstream fetch appends a line to ``counter``."""
+    argv = [sb.python(), "-I", str(COUNTER), str(counter), str(delay)]
+    quoted = ", ".join(f'"{a}"' for a in argv)
+    return f'[profiles.{name}]\nsource = "command"\ncommand = [{quoted}]\nmax_age = "1h"\n'
+
+
+def run(sb: Sandbox, report: Report, runs: int) -> None:
+    py = sb.python()
+    kb = sb.exe("keybroker")
+    sb.write_config(counter_profile(sb, "cmd", sb.work / "hit-counter"))
+    env = sb.env
+    # fill the cache once; every timed call below is a hit
+    for profile in ("demo", "cmd"):
+        check(Command(f"fill {profile}", [kb, "get", profile], env))
+    commands = [
+        Command("python -I -c pass", [py, "-I", "-c", "pass"], env),
+        Command("floor: python -I -c 'import AESGCM'", [py, "-I", "-c", FLOOR], env),
+        Command("keybroker get demo (hit)", [kb, "get", "demo"], env),
+        Command("keybroker get cmd (hit, command source)", [kb, "get", "cmd"], env),
+    ]
+    samples = measure(commands, runs)
+    bare, floor, demo, cmd = (report.timing(SECTION, samples[c.name]) for c in commands)
+    report.ratio(SECTION, "hit (demo) / floor", demo, floor, at_most=1.3)
+    report.ratio(SECTION, "hit (command) / floor", cmd, floor, at_most=1.3)
+    report.ratio(SECTION, "hit (demo) / python -I -c pass", demo, bare)
+    lines = (sb.work / "hit-counter").read_text().splitlines()
+    report.notes.append(
+        f"hit path: the command profile's upstream ran {len(lines)} time(s) in "
+        f"{runs + 5} calls (one fill, then hits: a check, 3 warm-ups and the timed runs)."
+    )
