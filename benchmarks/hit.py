@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import imports
 from report import Report
 from sandbox import Sandbox
 from timing import Command, check, measure
@@ -49,3 +50,4 @@ def run(sb: Sandbox, report: Report, runs: int) -> None:
         f"hit path: the command profile's upstream ran {len(lines)} time(s) in "
         f"{runs + 5} calls (one fill, then hits: a check, 3 warm-ups and the timed runs)."
     )
+    imports.run_for(report, SECTION, [py, "-I", "-c", FLOOR], [py, kb, "get", "demo"], env)
