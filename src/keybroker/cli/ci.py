@@ -1,0 +1,200 @@
+"""``keybroker ci export``: hand a profile's key to the next CI steps without logging it.
+
+Keys are resolved exactly as ``keybroker get`` resolves them (same cache, same rules); only
+the way they leave the process differs. ``github`` is the careful one: masks first, then the
+value goes to ``$GITHUB_ENV`` and nowhere else. ``gitlab`` writes a dotenv report file.
+``shell``/``dotenv``/``json`` print to stdout for ``eval``/redirection by the caller.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from keybroker.cli.errors import config_option, debug_option, handles_errors
+
+if TYPE_CHECKING:
+    from keybroker.resolve import Outcome
+
+DEFAULT_VAR = "ANTHROPIC_AUTH_TOKEN"
+
+
+def parse_vars(profile: str | None, specs: Sequence[str]) -> list[tuple[str, str]]:
+    """``--var NAME`` / ``--var NAME=PROFILE`` options → ``[(NAME, PROFILE), …]``.
+
+    A bare ``NAME`` takes the PROFILE argument; with no ``--var`` at all the PROFILE goes to
+    ``ANTHROPIC_AUTH_TOKEN``. A name given twice is an error (which one would win?).
+    """
+    from keybroker.errors import UsageError  # noqa: PLC0415
+    from keybroker.output import check_var_name  # noqa: PLC0415
+
+    pairs: list[tuple[str, str]] = []
+    for spec in specs or [DEFAULT_VAR]:
+        name, sep, named = spec.partition("=")
+        target = named if sep else profile
+        if not target:
+            raise UsageError(
+                f"--var {spec}: no profile for {name or spec!r}",
+                "give a PROFILE argument or write --var NAME=PROFILE",
+            )
+        if any(existing == name for existing, _ in pairs):
+            raise UsageError(f"--var {name} is given more than once")
+        pairs.append((check_var_name(name), target))
+    return pairs
+
+
+def resolve_profiles(
+    profiles: Sequence[str],
+    config_path: str | None,
+    *,
+    no_cache: bool = False,
+    debug: bool = False,
+) -> tuple[dict[str, str], dict[str, Outcome]]:
+    """Resolve each distinct profile once, like ``keybroker get``; warnings go to stderr.
+
+    Returns the environment used and profile → Outcome.
+    """
+    from keybroker.cli.common import environment, open_cache, profile_request  # noqa: PLC0415
+    from keybroker.redact import emit  # noqa: PLC0415
+    from keybroker.resolve import resolve  # noqa: PLC0415
+
+    env = environment(config_path)
+    cache, _ = open_cache(env)
+    outcomes: dict[str, Outcome] = {}
+    for profile in profiles:
+        if profile in outcomes:
+            continue
+        request = profile_request(env, profile, cache)
+        outcome = resolve(request, env, no_cache=no_cache, debug=debug, cache=cache)
+        for warning in outcome.warnings:
+            emit(f"keybroker: {warning}")
+        outcomes[profile] = outcome
+    return env, outcomes
+
+
+def write_private(path: Path, text: str, *, append: bool) -> None:
+    """Write ``text`` to ``path`` created 0600; never through a symlink someone planted."""
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    flags |= os.O_APPEND if append else os.O_TRUNC
+    fd = os.open(path, flags, 0o600)
+    try:
+        data = text.encode()
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
+
+
+def _replace_dotenv(path: Path, pairs: Sequence[tuple[str, str]]) -> str:
+    """The file's existing lines minus the names being set, then the new lines."""
+    from keybroker.output import dotenv  # noqa: PLC0415
+
+    names = {name for name, _ in pairs}
+    kept: list[str] = []
+    try:
+        old = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        old = ""
+    except OSError as exc:
+        from keybroker.errors import UsageError  # noqa: PLC0415
+
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    for line in old.splitlines():
+        if line.partition("=")[0].strip() not in names:
+            kept.append(line + "\n")
+    return "".join(kept) + dotenv(pairs)
+
+
+def export(
+    pairs: Sequence[tuple[str, str]],
+    fmt: str,
+    env: Mapping[str, str],
+    output: str | None,
+) -> None:
+    """Deliver ``(NAME, value)`` pairs in ``fmt``; see the module docstring for where to."""
+    from keybroker import output as formats  # noqa: PLC0415
+    from keybroker.errors import UsageError  # noqa: PLC0415
+    from keybroker.redact import emit  # noqa: PLC0415
+
+    names = ", ".join(name for name, _ in pairs)
+    if fmt == "github":
+        target = env.get("GITHUB_ENV", "")
+        if not target:
+            raise UsageError(
+                "GITHUB_ENV is not set: --format github only works inside a GitHub Actions job",
+                "outside GitHub Actions use --format shell, dotenv or json",
+            )
+        # The masks go first: once the runner has read them, nothing later can show the value.
+        click.echo(formats.github_mask_lines(v for _, v in pairs), nl=False)
+        blocks = "".join(formats.github_env_block(n, v) for n, v in pairs)
+        try:
+            write_private(Path(target), blocks, append=True)
+        except OSError as exc:
+            raise UsageError(f"cannot append to $GITHUB_ENV ({target}): {exc.strerror}") from None
+        emit(f"keybroker: exported {names} to $GITHUB_ENV (masked in this job's logs)")
+        return
+    if fmt == "gitlab":
+        if not output:
+            raise UsageError(
+                "--format gitlab needs --dotenv-file PATH (the file named in "
+                "artifacts:reports:dotenv)",
+                "or, to keep the key inside this job, use: eval \"$(keybroker ci export "
+                "PROFILE --format shell)\"",
+            )
+        path = Path(output)
+        write_private(path, _replace_dotenv(path, pairs), append=False)
+        emit(
+            f"keybroker: wrote {names} to {path}; GitLab does not mask dotenv variables: "
+            "keep the key out of job output"
+        )
+        return
+    render = {"shell": formats.shell, "dotenv": formats.dotenv, "json": formats.json_object}
+    text = render[fmt](pairs)
+    if output:
+        write_private(Path(output), text, append=False)
+        emit(f"keybroker: wrote {names} to {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@click.group("ci")
+def ci() -> None:
+    """Hand keys to CI jobs (GitHub Actions, GitLab CI, any shell) without logging them."""
+
+
+@ci.command("export")
+@click.argument("profile", required=False)
+@click.option("--var", "variables", multiple=True, metavar="NAME[=PROFILE]",
+              help=f"Variable to set (default {DEFAULT_VAR}); NAME=PROFILE for another "
+                   "profile; repeatable.")
+@click.option("--format", "fmt", type=click.Choice(["github", "gitlab", "shell", "dotenv",
+                                                    "json"]),
+              default="shell", show_default=True, help="How to hand the value over.")
+@click.option("--dotenv-file", "--output", "-o", "output", type=click.Path(dir_okay=False),
+              help="Write to this file (0600) instead of stdout; required for gitlab "
+                   "(the artifacts:reports:dotenv file).")
+@click.option("--no-cache", is_flag=True, help="Bypass the shared cache for this call.")
+@config_option
+@debug_option
+@handles_errors
+def export_cmd(
+    profile: str | None, variables: tuple[str, ...], fmt: str, output: str | None,
+    no_cache: bool, config_path: str | None, debug: bool,
+) -> None:
+    """Export PROFILE's key as an environment variable for later CI steps.
+
+    \b
+    github   ::add-mask:: lines on stdout, then NAME=value appended to $GITHUB_ENV
+    gitlab   NAME=value into the dotenv report file given by --dotenv-file
+    shell    export NAME='value'   (for: eval "$(keybroker ci export P)")
+    dotenv   NAME=value
+    json     {"NAME": "value"}
+    """
+    pairs = parse_vars(profile, variables)
+    env, outcomes = resolve_profiles([p for _, p in pairs], config_path,
+                                     no_cache=no_cache, debug=debug)
+    export([(name, outcomes[p].value) for name, p in pairs], fmt, env, output)

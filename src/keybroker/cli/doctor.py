@@ -1,0 +1,308 @@
+"""``keybroker doctor [PROFILE]``: check everything a working apiKeyHelper depends on.
+
+One line per check, ``✓`` or ``✗``, and for each ``✗`` the fix. Checks: the config parses;
+the cache directory is safe; the data key is sound; each profile's source is reachable and
+authorised (the source's own ``doctor`` hook, then a real resolve through the cache); the
+key outlives Claude Code's TTL + margin; Claude Code's settings in every scope and whether
+they point at keybroker; and what ``/bin/sh`` finds on PATH (Claude Code runs the helper
+with ``/bin/sh``, from IDEs and launchd often with a minimal PATH).
+
+Exit status: 0 all good, 1 some ✗, 2 the config itself is broken. Nothing printed here
+contains a secret: every line goes through the scrubber, and values are never formatted.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from keybroker.cli.errors import config_option, debug_option, handles_errors
+from keybroker.sources.base import Check
+
+OK, BAD = "✓", "✗"
+#: What IDEs and launchd give a process: keybroker is rarely on it.
+MINIMAL_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+
+
+def render(check: Check) -> str:
+    from keybroker.redact import scrub  # noqa: PLC0415
+
+    line = f"{OK if check.ok else BAD} {check.label}"
+    if check.detail:
+        line += f": {check.detail}"
+    if check.fix and not check.ok:
+        line += f"; fix: {check.fix}"
+    return scrub(line)
+
+
+def check_cache_dir(env: Mapping[str, str]) -> Check:
+    from keybroker import paths  # noqa: PLC0415
+    from keybroker.cache.files import check_private_dir  # noqa: PLC0415
+    from keybroker.errors import CacheError  # noqa: PLC0415
+
+    root = paths.cache_dir(env)
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        return Check(True, "cache dir", f"{root} (created on first use)")
+    except OSError as exc:
+        return Check(False, "cache dir", f"cannot inspect {root}: {exc.strerror}",
+                     "check permissions or set KEYBROKER_CACHE_DIR")
+    try:
+        check_private_dir(root, st, "cache directory")
+    except CacheError as exc:
+        return Check(False, "cache dir", exc.message, exc.hint or "")
+    return Check(True, "cache dir", f"{root} (private)")
+
+
+def check_data_key(env: Mapping[str, str]) -> Check:
+    from keybroker import paths  # noqa: PLC0415
+    from keybroker.cache.crypto import load_data_key  # noqa: PLC0415
+    from keybroker.errors import CacheError  # noqa: PLC0415
+
+    data_dir = paths.data_dir(env)
+    try:
+        key = load_data_key(data_dir, create=False)
+    except CacheError as exc:
+        return Check(False, "data key", exc.message, exc.hint or "")
+    if key is None:
+        return Check(True, "data key", f"{data_dir} (created on first use)")
+    return Check(True, "data key", f"{data_dir}/cache.key (present, private)")
+
+
+def check_profile(name: str, config: Any, env: Mapping[str, str], cache: Any) -> list[Check]:
+    """The source's own checks, then a real resolve and the key's lifetime against T + m."""
+    from keybroker import clock  # noqa: PLC0415
+    from keybroker.cache.store import CacheAux  # noqa: PLC0415
+    from keybroker.config import request_for  # noqa: PLC0415
+    from keybroker.durations import format_duration  # noqa: PLC0415
+    from keybroker.errors import KeybrokerError  # noqa: PLC0415
+    from keybroker.model import Deadline  # noqa: PLC0415
+    from keybroker.resolve import resolve  # noqa: PLC0415
+    from keybroker.sources.base import FetchContext, get_source  # noqa: PLC0415
+
+    label = f"profile '{name}'"
+    try:
+        request = request_for(config, name, env)
+        source = get_source(request.source)
+    except KeybrokerError as exc:
+        return [Check(False, label, exc.message, exc.hint or "")]
+    checks: list[Check] = []
+    ctx = FetchContext(Deadline(request.options.timeout), env,
+                       CacheAux(cache, source.name) if cache is not None else None)
+    try:
+        for item in source.doctor(request, ctx):
+            checks.append(Check(item.ok, f"{label} {item.label}", item.detail, item.fix))
+    except KeybrokerError as exc:
+        checks.append(Check(False, f"{label} {source.name} check", exc.message, exc.hint or ""))
+    except Exception as exc:  # a plugin's broken hook must not stop the other checks
+        checks.append(Check(False, f"{label} {source.name} check",
+                            f"the check itself failed ({type(exc).__name__})"))
+    try:
+        outcome = resolve(request, env, cache=cache)
+    except KeybrokerError as exc:
+        fix = exc.hint or f"run: keybroker print-token {name} --debug"
+        checks.append(Check(False, label, f"{source.name}: {exc.message}", fix))
+        return checks
+    where = f"{source.name} ({outcome.label})" if outcome.label else source.name
+    checks.append(Check(True, label, f"key obtained from {where}, cache {outcome.state}"))
+    need = outcome.policy.need
+    if outcome.expires_at is None:
+        reuse = outcome.policy.max_age if outcome.policy.max_age is not None else outcome.policy.ttl
+        checks.append(Check(True, f"{label} lifetime",
+                            f"no expiry known; reused for {format_duration(reuse)}"))
+    elif outcome.short_lived:
+        life = outcome.expires_at - outcome.fetched_at
+        checks.append(Check(
+            False, f"{label} lifetime",
+            f"the key lives {format_duration(life)}, less than Claude Code's TTL + margin "
+            f"({format_duration(need)}): Claude Code may use it after it expires",
+            "lengthen the key's lifetime at the source, or lower "
+            "CLAUDE_CODE_API_KEY_HELPER_TTL_MS (keybroker claude configure --ttl)",
+        ))
+    else:
+        left = outcome.expires_at - clock.now()
+        checks.append(Check(True, f"{label} lifetime",
+                            f"valid {format_duration(left)} more ≥ TTL + margin "
+                            f"{format_duration(need)}"))
+    return checks
+
+
+def check_claude_settings(env: Mapping[str, str], config: Any) -> tuple[list[Check],
+                                                                           list[str]]:
+    """One line per scope; returns the checks and the helper commands found."""
+    from keybroker.cli.claude import (  # noqa: PLC0415
+        OVERRIDING_VARS,
+        SCOPES,
+        parse_helper,
+        read_settings,
+        settings_path,
+    )
+    from keybroker.errors import KeybrokerError  # noqa: PLC0415
+
+    checks: list[Check] = []
+    helpers: list[str] = []
+    for scope in SCOPES:
+        path = settings_path(scope, env)
+        label = f"claude {scope} settings"
+        try:
+            data, _ = read_settings(path)
+        except KeybrokerError as exc:
+            checks.append(Check(False, label, exc.message, exc.hint or ""))
+            continue
+        if data is None:
+            checks.append(Check(True, label, f"{path} (none)"))
+            continue
+        helper = data.get("apiKeyHelper")
+        raw_env = data.get("env")
+        env_vars: dict[str, Any] = raw_env if isinstance(raw_env, dict) else {}
+        overriding = [v for v in OVERRIDING_VARS if v in env_vars]
+        if not helper:
+            checks.append(Check(True, label, f"{path} (no apiKeyHelper)"))
+            continue
+        helpers.append(str(helper))
+        parsed = parse_helper(helper)
+        if parsed is None:
+            checks.append(Check(True, label,
+                                f"{path}: apiKeyHelper is not keybroker (left alone)"))
+            continue
+        problems: list[tuple[str, str]] = []
+        exe = parsed["executable"]
+        if os.path.isabs(exe) and not os.access(exe, os.X_OK):
+            problems.append((f"apiKeyHelper runs {exe}, which does not exist or is not "
+                             "executable", "run: keybroker claude configure "
+                             f"{parsed['profile'] or 'PROFILE'} --scope {scope}"))
+        profile = parsed["profile"]
+        if profile and parsed.get("config") is None and profile not in config.profiles:
+            problems.append((f"apiKeyHelper asks for profile '{profile}', which is not in "
+                             f"{config.path}", f"add [profiles.{profile}] to the config"))
+        if overriding:
+            problems.append((f"env sets {', '.join(overriding)}, which Claude Code uses "
+                             "instead of apiKeyHelper", f"remove it from {path}"))
+        if problems:
+            for detail, fix in problems:
+                checks.append(Check(False, label, f"{path}: {detail}", fix))
+        else:
+            checks.append(Check(True, label,
+                                f"{path}: apiKeyHelper → keybroker profile '{profile}'"))
+    return checks, helpers
+
+
+def _sh_lookup(name: str, path_value: str, env: Mapping[str, str]) -> str | None:
+    """What ``/bin/sh -c 'command -v NAME'`` finds with PATH=``path_value``."""
+    child_env = dict(env, PATH=path_value)
+    try:
+        proc = subprocess.run(
+            ["/bin/sh", "-c", 'command -v -- "$1"', "sh", name],
+            env=child_env, capture_output=True, timeout=10, check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = proc.stdout.decode(errors="replace").strip()
+    return found if proc.returncode == 0 and found else None
+
+
+def check_path(env: Mapping[str, str], helpers: list[str]) -> list[Check]:
+    """PATH as /bin/sh sees it now, and for bare helper commands under a minimal PATH."""
+    import shlex  # noqa: PLC0415
+
+    if not os.path.exists("/bin/sh"):
+        return [Check(True, "PATH", "/bin/sh not present (not a POSIX system)")]
+    bare: list[str] = []
+    for helper in helpers:
+        try:
+            first = shlex.split(helper)[0]
+        except (ValueError, IndexError):
+            continue
+        if "/" not in first and first not in bare:
+            bare.append(first)
+    checks: list[Check] = []
+    found = _sh_lookup("keybroker", env.get("PATH", ""), env)
+    if found:
+        checks.append(Check(True, "PATH", f"/bin/sh finds keybroker at {found}"))
+    elif bare:
+        checks.append(Check(
+            False, "PATH", "/bin/sh does not find keybroker on PATH, and apiKeyHelper runs it "
+            "by name",
+            "run keybroker claude configure PROFILE (it writes an absolute path) or use the "
+            "helpers/keybroker-helper.sh wrapper",
+        ))
+    else:
+        checks.append(Check(True, "PATH", "/bin/sh does not find keybroker on PATH (fine "
+                                          "while apiKeyHelper uses an absolute path)"))
+    for first in bare:
+        if _sh_lookup(first, MINIMAL_PATH, env) is None:
+            checks.append(Check(
+                False, "PATH", f"apiKeyHelper runs '{first}' by name, which a minimal PATH "
+                f"({MINIMAL_PATH}, as IDEs and launchd use) does not find",
+                "run keybroker claude configure PROFILE (it writes an absolute path)",
+            ))
+    return checks
+
+
+@click.command("doctor")
+@click.argument("profile", required=False)
+@config_option
+@debug_option
+@handles_errors
+def doctor(profile: str | None, config_path: str | None, debug: bool) -> None:
+    """Check config, cache, each profile's source, and Claude Code's settings.
+
+    Prints one line per check (✓ or ✗ with the fix); exits 1 if any check fails, 2 if the
+    config cannot be read.
+    """
+    from keybroker import config as configmod  # noqa: PLC0415
+    from keybroker.cache.store import Cache  # noqa: PLC0415
+    from keybroker.cli.common import environment  # noqa: PLC0415
+    from keybroker.errors import ConfigError, KeybrokerError, UsageError  # noqa: PLC0415
+
+    env = environment(config_path)
+    failed = False
+
+    def show(check: Check) -> None:
+        nonlocal failed
+        failed = failed or not check.ok
+        click.echo(render(check))
+
+    try:
+        config = configmod.load(env)
+    except ConfigError as exc:
+        show(Check(False, "config", exc.message, exc.hint or "fix the file and run again"))
+        raise SystemExit(2) from None
+    configured = [n for n, p in config.profiles.items() if not p.builtin]
+    where = str(config.path) if config.exists else f"{config.path} (not found)"
+    show(Check(True, "config", f"{where}, {len(configured)} profile(s)"))
+    show(check_cache_dir(env))
+    show(check_data_key(env))
+
+    try:
+        cache: Cache | None = Cache.open(env)
+    except KeybrokerError:
+        cache = None  # already reported by the cache dir check
+    if profile is not None:
+        if profile not in config.profiles:
+            try:
+                config.profile(profile)
+            except UsageError as exc:
+                show(Check(False, f"profile '{profile}'", exc.message, exc.hint or ""))
+        names = [profile] if profile in config.profiles else []
+    else:
+        names = configured
+        if not names:
+            show(Check(True, "profiles", "none configured yet (add [profiles.NAME] tables)"))
+    for name in names:
+        for check in check_profile(name, config, env, cache):
+            show(check)
+
+    settings_checks, helpers = check_claude_settings(env, config)
+    for check in settings_checks:
+        show(check)
+    for check in check_path(env, helpers):
+        show(check)
+    if failed:
+        raise SystemExit(1)

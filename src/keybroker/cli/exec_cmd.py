@@ -1,0 +1,215 @@
+"""``keybroker exec PROFILE -- CMD…``: run a command with the key in its environment.
+
+The value goes into the child's environment only, never into its argv (which every user of
+the machine can read in ``ps``). keybroker stays the parent so that it can forward signals
+and return the child's exit status (128+N when a signal ended it), which makes it safe to put
+in front of a CI step or a service manager. With ``--mask`` the child's stdout and stderr go
+through keybroker, which replaces the value with ``***`` as the bytes stream by, including
+when the value is split across reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from typing import IO, Any
+
+import click
+
+from keybroker.cli.errors import config_option, debug_option, handles_errors
+
+#: Signals passed on to the child. SIGINT and SIGQUIT from a terminal reach the whole
+#: foreground process group (the child included) and are then not sent a second time.
+FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
+_TTY_SIGNALS = ("SIGINT", "SIGQUIT")
+_CHUNK = 65536
+MASK = b"***"
+
+
+class Masker:
+    """Streaming replacement of secrets: holds back only a tail that could start one."""
+
+    def __init__(self, secrets: Sequence[bytes]) -> None:
+        # Longest first, so a secret that contains another is replaced whole.
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self.pending + chunk
+        out: list[bytes] = []
+        start = 0
+        while True:
+            hit = self._next_hit(data, start)
+            if hit is None:
+                break
+            index, secret = hit
+            out.append(data[start:index])
+            out.append(MASK)
+            start = index + len(secret)
+        tail = data[start:]
+        keep = self._prefix_len(tail)
+        out.append(tail[: len(tail) - keep])
+        self.pending = tail[len(tail) - keep :]
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        """End of stream: the held-back tail is not a whole secret, so it can go out."""
+        rest, self.pending = self.pending, b""
+        return rest
+
+    def _next_hit(self, data: bytes, start: int) -> tuple[int, bytes] | None:
+        best: tuple[int, bytes] | None = None
+        for secret in self.secrets:
+            index = data.find(secret, start)
+            if index >= 0 and (best is None or index < best[0]):
+                best = (index, secret)
+        return best
+
+    def _prefix_len(self, tail: bytes) -> int:
+        """Length of the longest suffix of ``tail`` that is a proper prefix of a secret."""
+        longest = 0
+        for secret in self.secrets:
+            for size in range(min(len(secret) - 1, len(tail)), longest, -1):
+                if tail.endswith(secret[:size]):
+                    longest = size
+                    break
+        return longest
+
+
+def _pump(source: IO[bytes], fd: int, masker: Masker) -> None:
+    """Copy the child's pipe to our ``fd``, masked, chunk by chunk as it arrives."""
+    reader = source.fileno()
+    while True:
+        try:
+            chunk = os.read(reader, _CHUNK)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries
+            continue
+        data = masker.feed(chunk) if chunk else masker.flush()
+        _write_all(fd, data)
+        if not chunk:
+            break
+    source.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BrokenPipeError:
+            return  # our reader went away: keep draining the child so it does not block
+        view = view[written:]
+
+
+def _in_foreground_group() -> bool:
+    """True if we (and so the child) are the terminal's foreground process group."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _forward_signals(proc: subprocess.Popen[bytes]) -> None:
+    def handler(signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if name in _TTY_SIGNALS and _in_foreground_group():
+            return  # the terminal already sent it to the child, which shares our group
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+                proc.send_signal(signum)
+
+    for name in FORWARDED:
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            signal.signal(signum, handler)
+
+
+def exit_status(returncode: int) -> int:
+    """The shell convention: the child's code, or 128+N if signal N ended it."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_child(
+    argv: Sequence[str], env: dict[str, str], mask_values: Sequence[str] | None
+) -> int:
+    """Start the child, forward signals, (mask its output), return its exit status."""
+    from keybroker.redact import emit  # noqa: PLC0415
+
+    piped = subprocess.PIPE if mask_values is not None else None
+    try:
+        proc = subprocess.Popen(list(argv), env=env, stdout=piped, stderr=piped)
+    except FileNotFoundError:
+        emit(f"keybroker: exec: command not found: {argv[0]}")
+        return 127
+    except PermissionError:
+        emit(f"keybroker: exec: permission denied: {argv[0]}")
+        return 126
+    except OSError as exc:
+        emit(f"keybroker: exec: cannot run {argv[0]}: {exc.strerror}")
+        return 126
+    _forward_signals(proc)
+    pumps: list[threading.Thread] = []
+    if mask_values is not None:
+        secrets = [v.encode() for v in mask_values]
+        for stream, fd in ((proc.stdout, sys.stdout.fileno()), (proc.stderr,
+                                                                 sys.stderr.fileno())):
+            assert stream is not None
+            pump = threading.Thread(target=_pump, args=(stream, fd, Masker(secrets)),
+                                    daemon=True)
+            pump.start()
+            pumps.append(pump)
+    returncode = proc.wait()
+    for pump in pumps:
+        pump.join()
+    return exit_status(returncode)
+
+
+@click.command("exec")
+@click.argument("profile")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("--var", "variables", multiple=True, metavar="NAME[=PROFILE]",
+              help="Variable to set (default ANTHROPIC_AUTH_TOKEN); NAME=PROFILE for another "
+                   "profile; repeatable.")
+@click.option("--mask", is_flag=True,
+              help="Replace the value with *** in the command's stdout and stderr.")
+@click.option("--no-cache", is_flag=True, help="Bypass the shared cache for this call.")
+@config_option
+@debug_option
+@handles_errors
+def exec_(
+    profile: str, command: tuple[str, ...], variables: tuple[str, ...], mask: bool,
+    no_cache: bool, config_path: str | None, debug: bool,
+) -> None:
+    """Run COMMAND with PROFILE's key in its environment (never in its arguments).
+
+    \b
+    keybroker exec litellm -- claude -p "hello"
+    keybroker exec litellm --var OPENAI_API_KEY --mask -- ./run-tests.sh
+
+    Signals are passed on to COMMAND and its exit status is returned (128+N for signal N).
+    """
+    from keybroker.cli.ci import parse_vars, resolve_profiles  # noqa: PLC0415
+    from keybroker.redact import sensitive  # noqa: PLC0415
+
+    pairs = parse_vars(profile, variables)
+    env, outcomes = resolve_profiles([p for _, p in pairs], config_path,
+                                     no_cache=no_cache, debug=debug)
+    child_env = dict(env)  # os.environ, plus KEYBROKER_CONFIG when --config was given
+    values: list[str] = []
+    for name, prof in pairs:
+        value = outcomes[prof].value
+        sensitive(value)
+        child_env[name] = value
+        values.append(value)
+    raise SystemExit(run_child(command, child_env, values if mask else None))

@@ -1,0 +1,108 @@
+"""``keybroker headers PROFILE``: a JSON object of HTTP headers for Claude Code's hooks.
+
+Claude Code runs ``otelHeadersHelper`` (telemetry exporter headers) and an MCP server's
+``headersHelper`` and reads a JSON object of header → value from stdout. The key is resolved
+exactly as ``keybroker get`` resolves it. For MCP, Claude Code sets
+``CLAUDE_CODE_MCP_SERVER_NAME``; a ``[mcp.servers]`` table in the config can then pick the
+profile (and header/scheme) per server, so one helper command serves every server::
+
+    [mcp.servers]
+    github = "github-token"
+    internal = { profile = "litellm", header = "X-Api-Key" }
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from keybroker.cli.errors import config_option, debug_option, handles_errors
+
+SERVER_ENV = "CLAUDE_CODE_MCP_SERVER_NAME"
+
+
+def server_choice(extra: Mapping[str, Any], server: str, where: str) -> dict[str, Any] | None:
+    """The ``[mcp.servers]`` entry for ``server`` as {profile, header?, scheme?}, or None."""
+    from keybroker.errors import ConfigError  # noqa: PLC0415
+
+    mcp = extra.get("mcp")
+    if mcp is None:
+        return None
+    servers = mcp.get("servers") if isinstance(mcp, dict) else None
+    if not isinstance(servers, dict):
+        raise ConfigError(f"{where}: [mcp] must contain a [mcp.servers] table")
+    entry = servers.get(server)
+    if entry is None:
+        return None
+    if isinstance(entry, str):
+        return {"profile": entry}
+    if isinstance(entry, dict) and isinstance(entry.get("profile"), str):
+        unknown = set(entry) - {"profile", "header", "scheme"}
+        if unknown:
+            raise ConfigError(
+                f"{where}: [mcp.servers] {server}: unknown key '{sorted(unknown)[0]}'",
+                "known keys: profile, header, scheme",
+            )
+        for key in ("header", "scheme"):
+            if key in entry and not isinstance(entry[key], str):
+                raise ConfigError(f"{where}: [mcp.servers] {server}: '{key}' must be a string")
+        return dict(entry)
+    raise ConfigError(
+        f"{where}: [mcp.servers] {server}: expected a profile name or "
+        "{ profile = \"…\", header = \"…\", scheme = \"…\" }"
+    )
+
+
+@click.command("headers")
+@click.argument("profile", required=False)
+@click.option("--header", "header_names", multiple=True, metavar="NAME",
+              help="Header to set (default Authorization); repeatable.")
+@click.option("--scheme", default=None,
+              help="Prefix of the value (default: Bearer for Authorization, none for other "
+                   "headers; '' for none).")
+@click.option("--no-cache", is_flag=True, help="Bypass the shared cache for this call.")
+@config_option
+@debug_option
+@handles_errors
+def headers(
+    profile: str | None, header_names: tuple[str, ...], scheme: str | None, no_cache: bool,
+    config_path: str | None, debug: bool,
+) -> None:
+    """Print {"Authorization": "Bearer <key>"} for otelHeadersHelper / MCP headersHelper.
+
+    Under an MCP server (CLAUDE_CODE_MCP_SERVER_NAME set), a [mcp.servers] entry for that
+    server in the config chooses the profile; PROFILE is the fallback.
+    """
+    from keybroker import output  # noqa: PLC0415
+    from keybroker.cli.ci import resolve_profiles  # noqa: PLC0415
+    from keybroker.cli.common import environment, load_config, open_cache  # noqa: PLC0415
+    from keybroker.errors import UsageError  # noqa: PLC0415
+
+    env = environment(config_path)
+    server = env.get(SERVER_ENV, "")
+    choice: dict[str, Any] | None = None
+    if server:
+        cache, _ = open_cache(env)
+        config = load_config(env, cache)
+        choice = server_choice(config.extra, server, str(config.path))
+    if choice is not None:
+        profile = choice["profile"]
+        if not header_names and choice.get("header"):
+            header_names = (choice["header"],)
+        if scheme is None and "scheme" in choice:
+            scheme = choice["scheme"]
+    if not profile:
+        hint = (
+            f"add '{server} = \"PROFILE\"' to the [mcp.servers] table of the config"
+            if server else "give a PROFILE"
+        )
+        raise UsageError(
+            "no profile: " + (f"MCP server '{server}' has no [mcp.servers] entry"
+                              if server else "PROFILE is required"),
+            hint,
+        )
+    _, outcomes = resolve_profiles([profile], config_path, no_cache=no_cache, debug=debug)
+    text = output.headers(header_names or ("Authorization",), outcomes[profile].value, scheme)
+    click.echo(text, nl=False)
