@@ -346,19 +346,28 @@ def _configure_available() -> bool:
     return importlib.util.find_spec("keybroker.cli.claude") is not None
 
 
+#: Where each scope's settings land (HOME is the test's own, CLAUDE_CONFIG_DIR is unset).
+SCOPE_FILES = {
+    "project": ("project", ".claude/settings.json"),
+    "local": ("project", ".claude/settings.local.json"),
+    "user": ("home", ".claude/settings.json"),
+}
+
+
 @pytest.mark.xfail(
     not _configure_available(),
     reason="'keybroker claude configure' (keybroker.cli.claude) has not landed yet",
     strict=True,
 )
-def test_claude_configure_project_scope_is_used_by_the_real_cli(e2e: E2E) -> None:
+@pytest.mark.parametrize("scope", ["project", "local", "user"])
+def test_claude_configure_writes_settings_the_real_cli_uses(e2e: E2E, scope: str) -> None:
     key = "sk-e2e-configure-3c5e7a9b"
     e2e.env["E2E_PROXY_KEY"] = key
     e2e.env.write_config('[profiles.litellm]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n')
     configure = subprocess.run(
         [
             exe("keybroker"),
-            "claude", "configure", "litellm", "--scope", "project", "--base-url", e2e.api.url,
+            "claude", "configure", "litellm", "--scope", scope, "--base-url", e2e.api.url,
         ],
         cwd=e2e.project,
         env=dict(e2e.env),
@@ -369,11 +378,14 @@ def test_claude_configure_project_scope_is_used_by_the_real_cli(e2e: E2E) -> Non
     )
     result = Result(configure.returncode, configure.stdout, configure.stderr)
     assert result.code == 0, result
-    settings_file = e2e.project / ".claude" / "settings.json"
-    settings = json.loads(settings_file.read_text())
+    root, relative = SCOPE_FILES[scope]
+    settings_file = (e2e.project if root == "project" else e2e.env.base / "home") / relative
+    text = settings_file.read_text()
+    settings = json.loads(text)
     assert "litellm" in settings["apiKeyHelper"], settings
-    assert key not in settings_file.read_text()
-    # no --settings and no ANTHROPIC_BASE_URL in the environment: only the project file
+    assert settings["env"]["ANTHROPIC_BASE_URL"] == e2e.api.url, settings
+    assert key not in text
+    # no --settings and no ANTHROPIC_BASE_URL in the environment: only the written file
     # tells Claude Code where the proxy is and how to get a key
     session = e2e.claude(None, base_url_env=False)
     assert_served(e2e, session, key)
