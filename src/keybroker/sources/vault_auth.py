@@ -1,0 +1,599 @@
+"""Talking to Vault/OpenBao for the vault source: the client, logins, and error mapping.
+
+Imported only when a fetch or doctor needs the server (it loads hvac and requests).
+
+- Every request carries a timeout bounded by the call's deadline (a custom hvac adapter), so an
+  address that accepts connections and never answers still ends with exit 3 in time.
+- Tokens: ``token`` auth reads ``token_env``, ``VAULT_TOKEN``/``BAO_TOKEN`` or
+  ``~/.vault-token``; with none, requests go out without a token, which is how a Vault Agent or
+  Proxy listener with ``use_auto_auth_token`` is used. AppRole, JWT/OIDC and Kubernetes logins
+  are cached encrypted in the cache's side store (with their TTL), keyed by address, namespace,
+  auth mount and role, so a miss on the key does not log in again; a renewable token near the
+  end of its TTL is renewed instead of re-created. A cached token the server refuses is dropped
+  and replaced by one fresh login.
+- Errors become keybroker errors built from names only (address, API path, variable names):
+  never from the response body, which can echo what was sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from keybroker import clock
+from keybroker.durations import format_duration
+from keybroker.errors import (
+    AccessDenied,
+    KeybrokerError,
+    LoginRequired,
+    SecretNotFound,
+    Unreachable,
+    UsageError,
+)
+from keybroker.sources.base import AuxEntry, Check, FetchContext
+from keybroker.sources.vault import Read, Spec, env_first
+
+#: Longest any single HTTP request may take (always also bounded by the call's deadline).
+STEP_TIMEOUT = 10.0
+#: A cached login token with less than this left is not used: it must outlive the read.
+MIN_TOKEN_LEFT = 30.0
+#: A renewable cached token is renewed once less than this fraction of its TTL is left.
+RENEW_FRACTION = 0.5
+K8S_SA_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+_DEBUG_DETAIL = 200
+
+
+# --- the client ---
+
+
+def _adapter_class(ctx: FetchContext) -> Any:
+    """hvac's JSON adapter with a per-request timeout taken from the call's deadline."""
+    from hvac.adapters import JSONAdapter  # noqa: PLC0415
+
+    class DeadlineAdapter(JSONAdapter):
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs["timeout"] = ctx.timeout(STEP_TIMEOUT)
+            return super().request(*args, **kwargs)
+
+    return DeadlineAdapter
+
+
+def make_client(spec: Spec, ctx: FetchContext) -> Any:
+    """An hvac client with everything explicit: hvac must not read os.environ on its own."""
+    import hvac  # noqa: PLC0415
+
+    cert = None
+    client_cert = env_first(ctx.env, "VAULT_CLIENT_CERT", "BAO_CLIENT_CERT")
+    client_key = env_first(ctx.env, "VAULT_CLIENT_KEY", "BAO_CLIENT_KEY")
+    if client_cert and client_key:
+        cert = (client_cert, client_key)
+    return hvac.Client(
+        url=spec.addr,
+        token="",  # not None: hvac would read VAULT_TOKEN/~/.vault-token itself
+        cert=cert,
+        verify=spec.verify,
+        timeout=int(STEP_TIMEOUT),
+        namespace=spec.namespace,
+        adapter=_adapter_class(ctx),
+    )
+
+
+# --- errors ---
+
+
+def _debug_detail(exc: Exception, ctx: FetchContext) -> str:
+    """With --debug only: the server's error strings, short (emit() scrubs them again)."""
+    if not ctx.debug:
+        return ""
+    errors = getattr(exc, "errors", None)
+    if not errors:
+        return ""
+    text = "; ".join(str(e) for e in errors) if isinstance(errors, list) else str(errors)
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)[:_DEBUG_DETAIL]
+    return f" (server said: {text})"
+
+
+def translate(
+    exc: Exception,
+    spec: Spec,
+    ctx: FetchContext,
+    *,
+    doing: str,
+    login: bool = False,
+    denied_hint: str = "",
+    missing: KeybrokerError | None = None,
+) -> KeybrokerError:
+    """Map hvac/requests exceptions to the exit-code table; ``doing`` names the step."""
+    if isinstance(exc, KeybrokerError):
+        return exc
+    import hvac.exceptions as hx  # noqa: PLC0415
+    import requests  # noqa: PLC0415
+
+    where = f"{spec.label}: {spec.addr}"
+    detail = _debug_detail(exc, ctx)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return Unreachable(
+            f"{where}: TLS verification failed while {doing}",
+            "set ca_cert (or VAULT_CACERT) to the CA that signed the server's certificate",
+        )
+    if isinstance(exc, requests.exceptions.Timeout):
+        return Unreachable(
+            f"{where} did not answer in time while {doing}",
+            "is the server up and the address right? raise KEYBROKER_TIMEOUT if it is just slow",
+        )
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema |
+                  requests.exceptions.MissingSchema):
+        return UsageError(f"{spec.label}: addr {spec.addr!r} is not a usable URL")
+    if isinstance(exc, requests.exceptions.RequestException):
+        return Unreachable(
+            f"{where}: cannot connect while {doing}",
+            "check addr / VAULT_ADDR and that the server is running",
+        )
+    if isinstance(exc, hx.VaultDown):
+        return Unreachable(
+            f"{where} is sealed or unavailable (HTTP 503) while {doing}{detail}",
+            "unseal it, or point addr at an active node",
+        )
+    if isinstance(exc, hx.Forbidden | hx.Unauthorized):
+        return AccessDenied(f"{spec.label}: permission denied {doing}{detail}", denied_hint)
+    if isinstance(exc, hx.InvalidPath):
+        if missing is not None:
+            return missing
+        return SecretNotFound(f"{spec.label}: nothing at the path used while {doing}{detail}")
+    if isinstance(exc, hx.InvalidRequest):
+        if login:
+            return AccessDenied(f"{spec.label}: login refused while {doing}{detail}", denied_hint)
+        return UsageError(f"{spec.label}: the server rejected the request while {doing}{detail}")
+    if isinstance(exc, hx.RateLimitExceeded):
+        return Unreachable(f"{where} is rate limiting (HTTP 429) while {doing}", "retry later")
+    if isinstance(exc, hx.VaultError):
+        return Unreachable(
+            f"{where}: server error ({type(exc).__name__}) while {doing}{detail}",
+            "check the server's health: 'keybroker doctor'",
+        )
+    if isinstance(exc, ValueError | KeyError | TypeError):
+        return Unreachable(
+            f"{where}: unexpected answer while {doing}",
+            "is addr a Vault/OpenBao server (not a proxy page)?",
+        )
+    raise exc
+
+
+# --- where credentials come from ---
+
+
+def _from_env(ctx: FetchContext, spec: Spec, setting: str, name: str) -> str:
+    value = ctx.env.get(name, "").strip()
+    if not value:
+        raise UsageError(
+            f"{spec.label}: {setting} names ${name}, which is not set or empty",
+            f"export {name} (in CI: add it as a masked secret variable)",
+        )
+    ctx.sensitive(value)
+    return value
+
+
+def _from_file(ctx: FetchContext, spec: Spec, setting: str, name: str) -> str:
+    path = Path(os.path.expanduser(name))
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise UsageError(f"{spec.label}: {setting} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise UsageError(f"{spec.label}: cannot read {setting} {path} ({reason})") from None
+    if not value:
+        raise UsageError(f"{spec.label}: {setting} {path} is empty")
+    ctx.sensitive(value)
+    return value
+
+
+def _one_of(
+    ctx: FetchContext, spec: Spec, settings: Mapping[str, Any], literal: str | None,
+    env_key: str, file_key: str,
+) -> str | None:
+    """A credential from the literal setting, its ``*_env`` variable or its ``*_file``."""
+    if literal and settings.get(literal):
+        value = str(settings[literal]).strip()
+        ctx.sensitive(value)
+        return value
+    if settings.get(env_key):
+        return _from_env(ctx, spec, env_key, str(settings[env_key]))
+    if settings.get(file_key):
+        return _from_file(ctx, spec, file_key, str(settings[file_key]))
+    return None
+
+
+def find_token(spec: Spec, settings: Mapping[str, Any], ctx: FetchContext) -> tuple[str, str]:
+    """(token, where it came from) for ``token`` auth; ("", …) means none: Agent/Proxy mode."""
+    if settings.get("token_env"):
+        name = str(settings["token_env"])
+        return _from_env(ctx, spec, "token_env", name), f"${name}"
+    for name in ("VAULT_TOKEN", "BAO_TOKEN"):
+        value = ctx.env.get(name, "").strip()
+        if value:
+            ctx.sensitive(value)
+            return value, f"${name}"
+    home = ctx.env.get("HOME") or os.path.expanduser("~")
+    path = Path(home) / ".vault-token"
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        value = ""
+    if value:
+        ctx.sensitive(value)
+        return value, "~/.vault-token"
+    return "", "no token (Vault Agent/Proxy mode)"
+
+
+def github_id_token(spec: Spec, settings: Mapping[str, Any], ctx: FetchContext) -> str | None:
+    """A GitHub Actions OIDC ID token, when the job has ``permissions: id-token: write``."""
+    url = ctx.env.get("ACTIONS_ID_TOKEN_REQUEST_URL", "").strip()
+    bearer = ctx.env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "").strip()
+    if not url or not bearer:
+        return None
+    import requests  # noqa: PLC0415
+
+    ctx.sensitive(bearer)
+    params = {}
+    if settings.get("jwt_audience"):
+        params["audience"] = str(settings["jwt_audience"])
+    try:
+        response = requests.get(
+            url,
+            params=params,
+            headers={"Authorization": f"bearer {bearer}", "Accept": "application/json"},
+            timeout=ctx.timeout(STEP_TIMEOUT),
+        )
+    except requests.exceptions.RequestException:
+        raise Unreachable(
+            f"{spec.label}: could not get the GitHub Actions ID token "
+            "(ACTIONS_ID_TOKEN_REQUEST_URL unreachable)",
+        ) from None
+    if response.status_code in (401, 403):
+        raise AccessDenied(
+            f"{spec.label}: GitHub Actions refused to issue an ID token "
+            f"(HTTP {response.status_code})",
+            "give the job 'permissions: id-token: write'",
+        )
+    try:
+        response.raise_for_status()
+        value = str(response.json()["value"]).strip()
+    except (requests.exceptions.HTTPError, ValueError, KeyError, TypeError):
+        raise Unreachable(
+            f"{spec.label}: the GitHub Actions ID token request failed "
+            f"(HTTP {response.status_code})",
+        ) from None
+    ctx.sensitive(value)
+    return value
+
+
+# --- logins and the login-token cache ---
+
+
+@dataclass
+class Login:
+    """The token requests use now, and where it came from (for messages and doctor)."""
+
+    token: str
+    origin: str
+    cached: bool = False
+
+
+class Session:
+    """One fetch's conversation with the server: authenticate, read, map errors."""
+
+    def __init__(self, spec: Spec, settings: Mapping[str, Any], ctx: FetchContext) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.ctx = ctx
+        self.client = make_client(spec, ctx)
+        self.login: Login | None = None
+
+    # -- names and hints --
+
+    def _aux_name(self) -> str:
+        """The login token's side-store name: address, namespace, auth mount, role (no secret)."""
+        spec = self.spec
+        who = spec.role or ""
+        role_id = self.settings.get("role_id")
+        if spec.auth_method == "approle":
+            # The role is identified by its role_id, which may come from env or a file: only
+            # its hash goes into the name (shown by 'cache list').
+            try:
+                rid = role_id or _one_of(
+                    self.ctx, spec, self.settings, None, "role_id_env", "role_id_file"
+                )
+            except UsageError:
+                rid = None
+            if rid:
+                who = f"{who}#{hashlib.sha256(str(rid).encode()).hexdigest()[:12]}"
+        return (
+            f"token {spec.auth_method}:{spec.auth_mount}/{who} "
+            f"{spec.addr} ns={spec.namespace or '-'}"
+        )
+
+    def _denied_hint(self) -> str:
+        spec = self.spec
+        origin = self.login.origin if self.login else spec.auth_method
+        hint = (
+            f"the token ({origin}) may be expired, or its policies may not allow "
+            f"'read' on {spec.api_path}"
+        )
+        extra = spec.doctor_hint()
+        return f"{hint}; {extra}" if extra else hint
+
+    # -- authentication --
+
+    def authenticate(self, fresh: bool = False) -> Login:
+        """Set the client's token: configured, cached login, renewed, or a new login."""
+        spec = self.spec
+        if spec.auth_method == "token":
+            token, origin = find_token(spec, self.settings, self.ctx)
+            login = Login(token, origin)
+        else:
+            login = (None if fresh else self._cached_login()) or self._new_login()
+        self.client.token = login.token
+        self.client.adapter.token = login.token
+        self.login = login
+        return login
+
+    def _cached_login(self) -> Login | None:
+        aux = self.ctx.aux
+        if aux is None:
+            return None
+        name = self._aux_name()
+        entry = aux.get(name)
+        if entry is None:
+            return None
+        self.ctx.sensitive(entry.value)
+        now = clock.now()
+        left = None if entry.expires_at is None else entry.expires_at - now
+        if left is not None and left < MIN_TOKEN_LEFT:
+            aux.delete(name)
+            return None
+        origin = f"cached {self.spec.auth_method} login"
+        ttl = float(entry.metadata.get("ttl") or 0)
+        if left is not None and entry.metadata.get("renewable") and left < RENEW_FRACTION * ttl:
+            renewed = self._renew(entry)
+            if renewed is None:
+                aux.delete(name)
+                return None
+            aux.put(name, renewed)
+            origin = f"renewed {self.spec.auth_method} login"
+        return Login(entry.value, origin, cached=True)
+
+    def _renew(self, entry: AuxEntry) -> AuxEntry | None:
+        """Renew the cached token (same token, new TTL); None if the server will not."""
+        self.client.token = entry.value
+        self.client.adapter.token = entry.value
+        try:
+            response = self.client.auth.token.renew_self()
+            auth = response["auth"]
+            ttl = int(auth.get("lease_duration") or 0)
+        except Exception as exc:
+            error = translate(exc, self.spec, self.ctx, doing="renewing the login token")
+            if isinstance(error, Unreachable):
+                raise error from None
+            return None
+        if ttl < MIN_TOKEN_LEFT:
+            return None  # at its max TTL: a new login gives a longer-lived token
+        metadata = dict(entry.metadata)
+        metadata["renewals"] = int(metadata.get("renewals") or 0) + 1
+        return AuxEntry(entry.value, clock.now() + ttl, metadata)
+
+    def _credentials(self) -> tuple[str, Callable[[], Any]]:
+        """What the login step does for this auth method (reading its credentials first)."""
+        spec, settings, ctx, auth = self.spec, self.settings, self.ctx, self.client.auth
+        mount = spec.auth_mount
+        if spec.auth_method == "approle":
+            role_id = _one_of(ctx, spec, settings, "role_id", "role_id_env", "role_id_file")
+            if not role_id:
+                raise UsageError(
+                    f"{spec.label}: AppRole login needs a role_id",
+                    "set role_id, role_id_env or role_id_file",
+                )
+            secret_id = _one_of(ctx, spec, settings, None, "secret_id_env", "secret_id_file")
+            return f"auth/{mount}/login", lambda: auth.approle.login(
+                role_id, secret_id=secret_id, use_token=False, mount_point=mount
+            )
+        if spec.auth_method == "jwt":
+            jwt = _one_of(ctx, spec, settings, None, "jwt_env", "jwt_file") or github_id_token(
+                spec, settings, ctx
+            )
+            if not jwt:
+                raise UsageError(
+                    f"{spec.label}: JWT login needs a token",
+                    "set jwt_env or jwt_file (GitLab: an id_tokens variable), or run in GitHub "
+                    "Actions with 'permissions: id-token: write'",
+                )
+            return f"auth/{mount}/login", lambda: auth.jwt.jwt_login(
+                spec.role, jwt, use_token=False, path=mount
+            )
+        token_file = str(settings.get("kubernetes_token_file") or K8S_SA_JWT_PATH)
+        jwt = _from_file(ctx, spec, "kubernetes_token_file", token_file)
+        return f"auth/{mount}/login", lambda: auth.kubernetes.login(
+            spec.role, jwt, use_token=False, mount_point=mount
+        )
+
+    def _new_login(self) -> Login:
+        spec = self.spec
+        path, call = self._credentials()
+        role = f" as role '{spec.role}'" if spec.role else ""
+        doing = f"logging in with {spec.auth_method}{role} at {path}"
+        hint = (
+            f"check the credentials and that the {spec.auth_method} role exists at {path}"
+        )
+        try:
+            response = call()
+            auth = response["auth"]
+            token = str(auth["client_token"])
+            ttl = int(auth.get("lease_duration") or 0)
+            renewable = bool(auth.get("renewable"))
+        except Exception as exc:
+            raise translate(
+                exc, spec, self.ctx, doing=doing, login=True, denied_hint=hint,
+                missing=UsageError(
+                    f"{spec.label}: no {spec.auth_method} auth method at {path}",
+                    "set auth_mount to where it is enabled",
+                ),
+            ) from None
+        self.ctx.sensitive(token)
+        if self.ctx.aux is not None:
+            self.ctx.aux.put(
+                self._aux_name(),
+                AuxEntry(
+                    token,
+                    clock.now() + ttl if ttl > 0 else None,
+                    {"ttl": ttl, "renewable": renewable, "method": spec.auth_method},
+                ),
+            )
+        return Login(token, f"{spec.auth_method} login")
+
+    def forget_login(self) -> None:
+        if self.ctx.aux is not None and self.spec.auth_method != "token":
+            self.ctx.aux.delete(self._aux_name())
+
+    # -- reading --
+
+    def _missing(self, answer: Any = None) -> SecretNotFound:
+        """Exit 5 for the read path, with the likeliest fix (``answer``: the 404's JSON)."""
+        spec = self.spec
+        warnings = ""
+        if isinstance(answer, dict):
+            warnings = " ".join(str(w) for w in answer.get("warnings") or []).lower()
+        version = f" (version {spec.secret_version})" if spec.secret_version else ""
+        if spec.engine == "kv" and spec.kv_version == 1 and "versioned" in warnings:
+            hint = f"'{spec.mount}' is a KV v2 mount: set kv_version = 2"
+        elif spec.engine == "kv" and spec.path.startswith(spec.mount + "/"):
+            hint = (
+                f"path is relative to the mount '{spec.mount}': try path = "
+                f"\"{spec.path[len(spec.mount) + 1:]}\""
+            )
+        elif spec.secret_version:
+            hint = f"version {spec.secret_version} does not exist or was deleted or destroyed"
+        elif spec.engine == "kv" and spec.kv_version == 2:
+            hint = "check mount and path; for a KV v1 mount set kv_version = 1"
+        else:
+            hint = "check mount and path"
+        return SecretNotFound(
+            f"{spec.label}: no secret at {spec.api_path}{version} on {spec.addr}", hint
+        )
+
+    def _read_once(self) -> Read:
+        spec, client = self.spec, self.client
+        if spec.engine == "kv" and spec.kv_version == 2:
+            response = client.secrets.kv.v2.read_secret_version(
+                path=spec.path,
+                version=spec.secret_version,
+                mount_point=spec.mount,
+                raise_on_deleted_version=True,
+            )
+            body = response.get("data") or {}
+            data = body.get("data")
+            meta = body.get("metadata") or {}
+            if not isinstance(data, dict):
+                raise self._missing()
+            version = meta.get("version")
+            return Read(data, None if version is None else str(version))
+        if spec.engine == "kv":
+            response = client.secrets.kv.v1.read_secret(path=spec.path, mount_point=spec.mount)
+        else:
+            response = client.adapter.get(f"/v1/{spec.path}")
+        data = response.get("data") if isinstance(response, dict) else None
+        if not isinstance(data, dict):
+            raise self._missing(response)
+        return Read(data, None, int(response.get("lease_duration") or 0))
+
+    def _run_read(self) -> Read:
+        try:
+            return self._read_once()
+        except Exception as exc:
+            error = translate(
+                exc, self.spec, self.ctx, doing=f"reading {self.spec.api_path}",
+                denied_hint=self._denied_hint(), missing=self._missing(getattr(exc, "json", None)),
+            )
+        if isinstance(error, AccessDenied) and self.login is not None and not self.login.token:
+            raise LoginRequired(
+                f"{self.spec.label}: no Vault token (token_env, VAULT_TOKEN, ~/.vault-token) "
+                f"and {self.spec.addr} refused to read {self.spec.api_path} without one",
+                "run 'vault login' (or 'bao login'), export VAULT_TOKEN, or set auth_method",
+            )
+        raise error
+
+    def read(self) -> Read:
+        """Authenticate and read; a refused cached login is replaced by one fresh login."""
+        login = self.login or self.authenticate()
+        try:
+            return self._run_read()
+        except AccessDenied:
+            if not login.cached:
+                raise
+        self.forget_login()
+        self.authenticate(fresh=True)
+        return self._run_read()
+
+    # -- doctor --
+
+    def doctor(self, read_check: Callable[[Spec, Read], Check]) -> list[Check]:
+        """Address reachable, sealed or not, token valid and its TTL, read allowed."""
+        spec = self.spec
+        checks: list[Check] = []
+        try:
+            health = self.client.sys.read_health_status(
+                method="GET", standby_ok=True, sealed_code=200, uninit_code=200,
+                performance_standby_code=200, dr_secondary_code=200,
+            )
+            if not isinstance(health, dict):
+                raise ValueError("not JSON")
+        except Exception as exc:
+            error = translate(exc, spec, self.ctx, doing="checking sys/health")
+            checks.append(Check(False, "address", f"{spec.addr}: {error.message}",
+                                error.hint or ""))
+            return checks
+        server = "OpenBao" if "openbao" in str(health.get("version", "")).lower() else "server"
+        checks.append(Check(True, "address", f"{spec.addr} reachable "
+                            f"({server} {health.get('version', '?')})"))
+        if health.get("sealed") or not health.get("initialized", True):
+            checks.append(Check(False, "seal", "sealed" if health.get("sealed") else
+                                "not initialized", "unseal the server (or use another node)"))
+            return checks
+        checks.append(Check(True, "seal", "unsealed"))
+        try:
+            login = self.authenticate()
+            checks.append(self._token_check(login))
+        except KeybrokerError as exc:
+            checks.append(Check(False, "token", exc.message, exc.hint or ""))
+            return checks
+        try:
+            read = self.read()
+        except KeybrokerError as exc:
+            checks.append(Check(False, "read", exc.message, exc.hint or ""))
+            return checks
+        checks.append(read_check(spec, read))
+        return checks
+
+    def _token_check(self, login: Login) -> Check:
+        try:
+            info = self.client.auth.token.lookup_self()["data"]
+        except Exception as exc:
+            error = translate(exc, self.spec, self.ctx, doing="looking up the token",
+                              denied_hint="")
+            if not login.token:
+                return Check(True, "token", "none sent (Vault Agent/Proxy listener mode): "
+                             "the read below shows whether the listener adds one")
+            if isinstance(error, AccessDenied) and login.cached:
+                self.forget_login()
+                login = self.authenticate(fresh=True)
+                return self._token_check(login)
+            return Check(False, "token", f"{login.origin}: {error.message}",
+                         "log in again (vault login / check the credentials)")
+        ttl = int(info.get("ttl") or 0)
+        policies = ", ".join(sorted(str(p) for p in info.get("policies") or [])) or "none"
+        life = "no expiry" if ttl == 0 else f"TTL {format_duration(ttl)}"
+        renew = ", renewable" if info.get("renewable") else ""
+        return Check(True, "token", f"valid ({login.origin}; {life}{renew}; policies: {policies})")
