@@ -1,0 +1,241 @@
+"""HTTP for the OIDC source: discovery (cached) and token-endpoint calls, errors mapped.
+
+``requests`` (the ``oidc`` extra) is imported only when a call is made. Every request is
+bounded by the step timeout and the call's deadline. Messages name the issuer, endpoint and
+the provider's error code, never a request body: bodies carry client secrets, codes and
+refresh tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from keybroker import clock
+from keybroker.errors import (
+    AccessDenied,
+    KeybrokerError,
+    SourceUnavailable,
+    Unreachable,
+    UsageError,
+)
+from keybroker.sources.base import AuxEntry, FetchContext
+
+#: Discovery documents change rarely; refetched after this long (or when an endpoint fails).
+DISCOVERY_TTL = 3600.0
+DEFAULT_STEP_TIMEOUT = 10.0
+#: Provider error descriptions are echoed (scrubbed) up to this length.
+MAX_DESCRIPTION = 200
+
+
+@dataclass(frozen=True)
+class Http:
+    """How to talk to one provider: TLS trust and the per-request timeout."""
+
+    ca_bundle: str | None = None
+    step_timeout: float = DEFAULT_STEP_TIMEOUT
+
+
+def requests_module() -> Any:
+    try:
+        import requests  # noqa: PLC0415 - heavy, only when a request is made
+    except ImportError:
+        raise SourceUnavailable(
+            "the oidc source needs the 'requests' package",
+            "install it: pip install 'keybroker[oidc]'",
+        ) from None
+    return requests
+
+
+def check_issuer(issuer: str) -> str:
+    """The issuer without a trailing slash; https only, except on a loopback address (exit 2)."""
+    parts = urlsplit(issuer)
+    host = parts.hostname or ""
+    loopback = host in ("127.0.0.1", "::1", "localhost")
+    if parts.scheme not in ("https", "http") or not host or parts.query or parts.fragment:
+        raise UsageError(
+            f"oidc: issuer '{issuer}' is not a valid issuer URL",
+            "use the provider's issuer, e.g. https://login.example.com/realms/main",
+        )
+    if parts.scheme == "http" and not loopback:
+        raise UsageError(
+            f"oidc: issuer '{issuer}' uses http; tokens must only travel over https",
+            "use the https issuer URL",
+        )
+    return issuer.rstrip("/")
+
+
+def _send(
+    method: str,
+    url: str,
+    ctx: FetchContext,
+    http: Http,
+    what: str,
+    **kwargs: Any,
+) -> Any:
+    requests = requests_module()
+    timeout = ctx.timeout(http.step_timeout)
+    try:
+        return requests.request(
+            method,
+            url,
+            timeout=(timeout, timeout),
+            verify=http.ca_bundle or True,
+            allow_redirects=False,
+            **kwargs,
+        )
+    except requests.exceptions.SSLError:
+        raise Unreachable(
+            f"{what}: TLS verification of {_host(url)} failed",
+            "set ca_bundle to your company CA file if the provider uses a private CA",
+        ) from None
+    except requests.exceptions.Timeout:
+        raise Unreachable(
+            f"{what}: {_host(url)} did not answer in {timeout:.0f}s",
+            "check the network or raise KEYBROKER_TIMEOUT",
+        ) from None
+    except requests.exceptions.ConnectionError:
+        raise Unreachable(
+            f"{what}: cannot connect to {_host(url)}",
+            "check the network, proxy settings and the issuer URL",
+        ) from None
+    except requests.exceptions.RequestException as exc:
+        raise Unreachable(
+            f"{what}: request to {_host(url)} failed ({type(exc).__name__})"
+        ) from None
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _json(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def discover(issuer: str, ctx: FetchContext, http: Http, refresh: bool = False) -> dict[str, Any]:
+    """The provider's metadata: from the side store when fresh, else ``.well-known``.
+
+    The document is public; it is kept in the encrypted side store only because that is the
+    one private, atomic store keybroker has. A document whose ``issuer`` differs from the
+    configured one is refused (exit 2), as OpenID Connect Discovery requires.
+    """
+    name = f"discovery:{issuer}"
+    if ctx.aux is not None and not refresh:
+        cached = ctx.aux.get(name)
+        if cached is not None and cached.expires_at is not None and (
+            cached.expires_at > clock.now()
+        ):
+            try:
+                doc = json.loads(cached.value)
+            except ValueError:
+                doc = None
+            if isinstance(doc, dict):
+                return doc
+    url = issuer + "/.well-known/openid-configuration"
+    response = _send("GET", url, ctx, http, f"oidc: discovery for {issuer}",
+                     headers={"Accept": "application/json"})
+    if response.status_code >= 500:
+        raise Unreachable(
+            f"oidc: discovery for {issuer} failed: HTTP {response.status_code}",
+            "the provider is having problems; try again later",
+        )
+    doc = _json(response) if response.status_code == 200 else None
+    if not isinstance(doc, dict) or "token_endpoint" not in doc:
+        raise UsageError(
+            f"oidc: {issuer} is not an OpenID Connect issuer "
+            f"({url} answered HTTP {response.status_code}"
+            f"{'' if response.status_code != 200 else ' without provider metadata'})",
+            "check the issuer setting: it is the URL before /.well-known/openid-configuration",
+        )
+    if str(doc.get("issuer", "")).rstrip("/") != issuer:
+        raise UsageError(
+            f"oidc: {url} names issuer '{doc.get('issuer')}', not '{issuer}'",
+            "set issuer to exactly the value the provider publishes",
+        )
+    if ctx.aux is not None:
+        ctx.aux.put(name, AuxEntry(json.dumps(doc), expires_at=clock.now() + DISCOVERY_TTL))
+    return doc
+
+
+def endpoint(doc: Mapping[str, Any], key: str, issuer: str, purpose: str) -> str:
+    url = doc.get(key)
+    if not isinstance(url, str) or not url:
+        raise UsageError(
+            f"oidc: {issuer} does not publish a {key} ({purpose} is not supported there)",
+            "choose another grant, or ask the provider's admin to enable it",
+        )
+    return url
+
+
+class TokenError(KeybrokerError):
+    """A token-endpoint refusal, before it is turned into the right exit code."""
+
+    def __init__(self, error: str, description: str, status: int) -> None:
+        super().__init__(f"{error}: {description}" if description else error)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+def post_form(
+    url: str,
+    data: Mapping[str, str],
+    ctx: FetchContext,
+    http: Http,
+    what: str,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """POST a form to a token-style endpoint; JSON object back, or TokenError / Unreachable."""
+    response = _send(
+        "POST", url, ctx, http, what,
+        data=dict(data),
+        headers={"Accept": "application/json", **(headers or {})},
+    )
+    body = _json(response)
+    if response.status_code == 200 and isinstance(body, dict):
+        return body
+    if response.status_code >= 500 or response.status_code == 429:
+        raise Unreachable(
+            f"{what}: {_host(url)} answered HTTP {response.status_code}",
+            "the provider is busy or failing; try again later",
+        )
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        raise TokenError(body["error"], _clean(body.get("error_description")),
+                         response.status_code)
+    if response.status_code in (401, 403):
+        raise AccessDenied(f"{what}: refused with HTTP {response.status_code}")
+    raise UsageError(
+        f"{what}: unexpected HTTP {response.status_code} from {url}",
+        "check the issuer and the endpoint the provider publishes",
+    )
+
+
+def _clean(text: Any) -> str:
+    """A provider's error_description made safe for one stderr line."""
+    if not isinstance(text, str):
+        return ""
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    return cleaned[:MAX_DESCRIPTION]
+
+
+def get_json(url: str, ctx: FetchContext, http: Http, what: str,
+             headers: Mapping[str, str] | None = None) -> Any:
+    """GET a JSON document (JWKS, a CI token endpoint); Unreachable or AccessDenied on failure."""
+    response = _send("GET", url, ctx, http, what,
+                     headers={"Accept": "application/json", **(headers or {})})
+    if response.status_code >= 500 or response.status_code == 429:
+        raise Unreachable(f"{what}: {_host(url)} answered HTTP {response.status_code}")
+    if response.status_code in (401, 403):
+        raise AccessDenied(f"{what}: refused with HTTP {response.status_code}")
+    body = _json(response)
+    if response.status_code != 200 or body is None:
+        raise UsageError(f"{what}: unexpected HTTP {response.status_code} from {_host(url)}")
+    return body
