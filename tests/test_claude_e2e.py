@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ import pytest
 from tests.conftest import KbEnv
 from tests.e2e.anthropic_server import DEFAULT_REPLY, AnthropicServer
 from tests.e2e.cli import HELPER_FAILED, ClaudeRun, claude_env, find_claude, run_claude
+from tests.fixtures.openbao import OpenBao
 from tests.kb import Result, assert_fails, assert_key, assert_nowhere, exe, run
 
 pytestmark = [pytest.mark.claude_e2e, pytest.mark.integration]
@@ -47,9 +48,9 @@ def anthropic_server() -> Iterator[AnthropicServer]:
 class E2E:
     """One test's world: its keybroker env, the shared server, and a project directory."""
 
-    exe: Path
-    env: KbEnv
-    api: AnthropicServer
+    exe: Path = field(repr=False)
+    env: KbEnv = field(repr=False)
+    api: AnthropicServer = field(repr=False)
     project: Path
 
     def claude(
@@ -170,11 +171,26 @@ def _keychain_profile(e2e: E2E, request: pytest.FixtureRequest) -> str:
     return key
 
 
+def _vault_profile(e2e: E2E, request: pytest.FixtureRequest, name: str = "main") -> str:
+    """A LiteLLM key in OpenBao's KV v2 (the dev server of tests/fixtures/openbao.py)."""
+    bao: OpenBao = request.getfixturevalue("openbao")
+    key = "sk-e2e-vault-6b8d0f2a4c"
+    path = f"e2e/{e2e.env.base.name}"  # one path per test: the server is shared
+    bao.kv_put(path, {"key": key})
+    e2e.env["VAULT_TOKEN"] = bao.root_token
+    e2e.env.write_config(
+        f'[profiles.{name}]\nsource = "vault"\naddr = "{bao.addr}"\nmount = "secret"\n'
+        f'path = "{path}"\nfield = "key"\nkv_version = 2\n'
+    )
+    return key
+
+
 SOURCES: dict[str, Callable[[E2E, pytest.FixtureRequest], str]] = {
     "env": _env_profile,
     "file": _file_profile,
     "command": _command_profile,
     "keychain": _keychain_profile,
+    "vault": _vault_profile,
 }
 
 
@@ -204,57 +220,91 @@ def test_builtin_demo_profile_works_before_any_config(e2e: E2E) -> None:
 # --- 2. every keybroker exit code surfaces in Claude Code, with keybroker's stderr line -----
 @dataclass(frozen=True)
 class Failure:
+    """A profile that fails one way: what ``keybroker get`` is asked, what stderr must say."""
+
     profile: str
-    config: str
     needle: str
-    env: tuple[tuple[str, str], ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
 
 
-def _failures(base: Path) -> dict[int, Failure]:
-    unsafe = base / "world-writable-cache"
-    return {
-        2: Failure("nosuch", "", "unknown profile 'nosuch'"),
-        3: Failure(
-            "slow",
-            '[profiles.slow]\nsource = "command"\ncommand = ["sleep", "60"]\ntimeout = "2s"\n',
-            "did not finish within the deadline",
-        ),
-        5: Failure(
-            "unset",
-            '[profiles.unset]\nsource = "env"\nvar = "E2E_NOT_SET"\n',
-            "environment variable E2E_NOT_SET is not set",
-        ),
-        6: Failure(
-            "spaced",
-            '[profiles.spaced]\nsource = "env"\nvar = "E2E_SPACED"\n',
-            "the secret contains whitespace at position 4",
-            (("E2E_SPACED", "sk- e2e-invalid"),),
-        ),
-        7: Failure(
-            "demo",
-            "",
-            f"the cache directory {unsafe} is writable by group or others",
-            (("KEYBROKER_CACHE_DIR", str(unsafe)),),
-        ),
-    }
+def _usage(e2e: E2E, request: pytest.FixtureRequest) -> Failure:
+    return Failure("nosuch", "unknown profile 'nosuch'")
 
 
-@pytest.mark.parametrize("code", [2, 3, 5, 6, 7])
-def test_each_exit_code_surfaces_as_a_failing_helper(e2e: E2E, code: int) -> None:
-    failure = _failures(e2e.env.base)[code]
-    if failure.config:
-        e2e.env.write_config(failure.config)
-    extra = dict(failure.env)
-    if "KEYBROKER_CACHE_DIR" in extra:
-        unsafe = Path(extra["KEYBROKER_CACHE_DIR"])
-        unsafe.mkdir()
-        unsafe.chmod(0o777)
-    direct = run(["keybroker", "get", failure.profile], {**e2e.env, **extra})
-    assert_fails(direct, code, failure.needle, secrets=["sk- e2e-invalid"])
+def _unreachable(e2e: E2E, request: pytest.FixtureRequest) -> Failure:
+    e2e.env.write_config(
+        '[profiles.slow]\nsource = "command"\ncommand = ["sleep", "60"]\ntimeout = "2s"\n'
+    )
+    return Failure("slow", "did not finish within the deadline")
+
+
+def _denied(e2e: E2E, request: pytest.FixtureRequest) -> Failure:
+    """A Vault token whose policy does not cover the secret (a real 403 from OpenBao)."""
+    bao: OpenBao = request.getfixturevalue("openbao")
+    _vault_profile(e2e, request, "denied")
+    token = bao.api("POST", "auth/token/create", {"policies": ["default"], "ttl": "15m"})
+    weak = str(token["auth"]["client_token"])
+    return Failure("denied", "permission denied", {"VAULT_TOKEN": weak}, (weak,))
+
+
+def _not_found(e2e: E2E, request: pytest.FixtureRequest) -> Failure:
+    e2e.env.write_config('[profiles.unset]\nsource = "env"\nvar = "E2E_NOT_SET"\n')
+    return Failure("unset", "environment variable E2E_NOT_SET is not set")
+
+
+def _invalid(e2e: E2E, request: pytest.FixtureRequest) -> Failure:
+    e2e.env.write_config('[profiles.spaced]\nsource = "env"\nvar = "E2E_SPACED"\n')
+    value = "sk- e2e-invalid"
+    return Failure(
+        "spaced", "the secret contains whitespace at position 4", {"E2E_SPACED": value}, (value,)
+    )
+
+
+def _cache(e2e: E2E, request: pytest.FixtureRequest) -> Failure:
+    unsafe = e2e.env.base / "world-writable-cache"
+    unsafe.mkdir()
+    unsafe.chmod(0o777)
+    return Failure(
+        "demo",
+        f"the cache directory {unsafe} is writable by group or others",
+        {"KEYBROKER_CACHE_DIR": str(unsafe)},
+    )
+
+
+def _login(e2e: E2E, request: pytest.FixtureRequest) -> Failure:
+    """A device-code login profile nobody has logged in to: no network is needed to know."""
+    e2e.env.write_config(
+        '[profiles.sso]\nsource = "oidc"\nissuer = "http://127.0.0.1:9"\n'
+        'client_id = "claude-code"\ngrant = "device_code"\n'
+    )
+    return Failure("sso", "not logged in to http://127.0.0.1:9 (client claude-code); "
+                   "run: keybroker login sso")
+
+
+FAILURES: dict[int, Callable[[E2E, pytest.FixtureRequest], Failure]] = {
+    2: _usage,
+    3: _unreachable,
+    4: _denied,
+    5: _not_found,
+    6: _invalid,
+    7: _cache,
+    8: _login,
+}
+
+
+@pytest.mark.parametrize("code", sorted(FAILURES))
+def test_each_exit_code_surfaces_as_a_failing_helper(
+    e2e: E2E, code: int, request: pytest.FixtureRequest
+) -> None:
+    failure = FAILURES[code](e2e, request)
+    env = {**e2e.env, **failure.env}
+    direct = run(["keybroker", "get", failure.profile], env)
+    assert_fails(direct, code, failure.needle, secrets=failure.secrets)
     line = direct.stderr.rstrip("\n")
     assert "\n" not in line, direct
 
-    session = e2e.claude(get(failure.profile), extra_env=extra)
+    session = e2e.claude(get(failure.profile), extra_env=failure.env)
     # Claude Code names the exit code and shows keybroker's own line, once per helper run
     assert session.helper_failures() == [f"{HELPER_FAILED}exited {code}: {line}"], session
     assert session.result.code != 0, session
@@ -262,6 +312,8 @@ def test_each_exit_code_surfaces_as_a_failing_helper(e2e: E2E, code: int) -> Non
     assert session.payload["api_error_status"] == 401, session
     # no key went out: the helper printed nothing, so Claude Code sent an empty one
     assert [m.key or "" for m in e2e.api.messages()] == [""], e2e.api.requests
+    for secret in failure.secrets:
+        assert_nowhere(secret, direct, session.result, dirs=e2e.dirs())
 
 
 # --- 3. sessions share the cache -------------------------------------------------------------
@@ -285,13 +337,12 @@ def test_sessions_share_one_upstream_fetch(e2e: E2E) -> None:
 
 
 # --- 4. rotation + revocation recover through Claude Code's 401 retry -----------------------
-def _rotate_and_revoke(e2e: E2E, minter: Minter, old: str, new: str) -> None:
-    """The upstream moves to ``new`` and the proxy starts refusing ``old``.
+def _revoke(e2e: E2E, old: str) -> None:
+    """The proxy starts refusing ``old`` (the upstream has already moved on).
 
     Claude Code's retry re-runs the helper about 0.6 s after the 401; keybroker refetches a
     refused key at most once a second per entry, so the cached entry must be older than that.
     """
-    minter.rotate(new)
     e2e.api.reset()
     e2e.api.revoke(old)
     time.sleep(1.5)
@@ -304,7 +355,8 @@ def test_rotated_and_revoked_key_recovers_through_the_401_retry(e2e: E2E) -> Non
     assert_served(e2e, e2e.claude(get("rotating")), old)
     assert minter.runs() == ["entrypoint=sdk-cli"]
 
-    _rotate_and_revoke(e2e, minter, old, new)
+    minter.rotate(new)
+    _revoke(e2e, old)
     # a new session gets the cached (now revoked) key, is refused, re-runs the helper, which
     # sees the same Claude Code process asking again and fetches the rotated key
     session = e2e.claude(get("rotating"), retries=3)
@@ -333,12 +385,35 @@ def test_without_repeat_detection_the_revoked_key_keeps_failing(e2e: E2E) -> Non
     e2e.env.write_config(minter.profile("plain", 'repeat = "off"\n'))
     assert_served(e2e, e2e.claude(get("plain")), old)
 
-    _rotate_and_revoke(e2e, minter, old, new)
+    minter.rotate(new)
+    _revoke(e2e, old)
     session = e2e.claude(get("plain"), retries=2)
     assert not session.ok, session
     assert session.payload["api_error_status"] == 401, session
     assert [(m.x_api_key, m.status) for m in e2e.api.messages()] == [(old, 401)] * 3
     assert minter.runs() == ["entrypoint=sdk-cli"], minter.runs()
+
+
+def test_vault_rotation_recovers_through_the_401_retry(
+    e2e: E2E, request: pytest.FixtureRequest
+) -> None:
+    """The set-up the docs recommend: a LiteLLM virtual key in Vault, rotated by writing a new
+    KV version while the proxy revokes the old one."""
+    bao: OpenBao = request.getfixturevalue("openbao")
+    old = _vault_profile(e2e, request, "litellm")
+    assert_served(e2e, e2e.claude(get("litellm")), old)
+
+    new = "sk-e2e-vault-rotated-1e3f5a7c"
+    bao.kv_put(f"e2e/{e2e.env.base.name}", {"key": new})
+    _revoke(e2e, old)
+    session = e2e.claude(get("litellm"), retries=3)
+    assert session.ok, session
+    assert session.result.err == b"", session
+    assert [(m.x_api_key, m.bearer, m.status) for m in e2e.api.messages()] == [
+        (old, old, 401),
+        (new, new, 200),
+    ]
+    assert_nowhere(new, session.result, dirs=e2e.dirs())
 
 
 # --- 5. `keybroker claude configure --scope project` writes settings the real CLI uses -------
