@@ -1,0 +1,109 @@
+"""``keybroker aws-credentials``: awsCredentialExport JSON from a profile holding AWS keys.
+
+Profiles here are ``command`` profiles printing the JSON a Vault AWS engine read or an STS
+call gives, so the real cache sits in front of them as it would for the vault/aws sources.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from keybroker import output
+from keybroker.errors import InvalidSecret, SecretNotFound
+from tests.kb import assert_fails, assert_nowhere, run
+
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+SESSION = "FwoGZXIvYXdzEBYaDH-session-token-example"
+VAULT = {"access_key": "AKIAVAULTEXAMPLE", "secret_key": SECRET_KEY, "security_token": SESSION}
+STS = {"AccessKeyId": "ASIASTSEXAMPLE", "SecretAccessKey": SECRET_KEY, "SessionToken": SESSION,
+       "Expiration": "2030-01-01T00:00:00Z"}
+
+
+def command_profile(base, name: str, payload: str) -> str:
+    """A profile whose command prints ``payload`` from a file (so the config holds no secret)."""
+    path = base / f"{name}.json"
+    path.write_text(payload)
+    script = f"import sys; sys.stdout.write(open({str(path)!r}).read())"
+    return (f"[profiles.{name}]\nsource = \"command\"\n"
+            f"command = [{json.dumps(sys.executable)}, \"-c\", {json.dumps(script)}]\n")
+
+
+@pytest.fixture
+def aws_env(kb_env):
+    compact = {"separators": (",", ":")}
+    kb_env.write_config(
+        command_profile(kb_env.base, "vault", json.dumps(VAULT, **compact))
+        + command_profile(kb_env.base, "sts", json.dumps(STS, **compact))
+        + command_profile(kb_env.base, "nested", json.dumps({"Credentials": STS}, **compact))
+        + command_profile(kb_env.base, "static", json.dumps(
+            {"AccessKeyId": "AKIASTATIC", "SecretAccessKey": SECRET_KEY}, **compact))
+        + command_profile(kb_env.base, "notjson", "sk-plain-key-not-json")
+        + command_profile(kb_env.base, "partial", json.dumps({"access_key": "AKIAONLY"}, **compact))
+    )
+    return kb_env
+
+
+def test_vault_names_become_claude_code_shape(aws_env):
+    result = run(["keybroker", "aws-credentials", "vault"], aws_env)
+    assert result.code == 0, result
+    assert result.err == b""
+    assert json.loads(result.out) == {"Credentials": {
+        "AccessKeyId": "AKIAVAULTEXAMPLE", "SecretAccessKey": SECRET_KEY,
+        "SessionToken": SESSION,
+    }}
+    assert result.out.endswith(b"}}\n")
+    # cached encrypted like any key: the secret parts are in no file in clear
+    assert_nowhere(SECRET_KEY, result, dirs=[aws_env.cache_dir, aws_env.data_dir])
+    again = run(["keybroker", "aws-credentials", "vault"], aws_env)
+    assert again.out == result.out
+
+
+@pytest.mark.parametrize("profile", ["sts", "nested"])
+def test_sts_names_and_expiration_pass_through(aws_env, profile):
+    result = run(["keybroker", "aws-credentials", profile], aws_env)
+    assert result.code == 0, result
+    assert json.loads(result.out) == {"Credentials": STS}
+    assert list(json.loads(result.out)["Credentials"]) == [
+        "AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"]
+
+
+def test_static_credentials_have_no_session_token(aws_env):
+    result = run(["keybroker", "aws-credentials", "static"], aws_env)
+    assert json.loads(result.out) == {"Credentials": {"AccessKeyId": "AKIASTATIC",
+                                                      "SecretAccessKey": SECRET_KEY}}
+
+
+def test_not_json_is_invalid(aws_env):
+    result = run(["keybroker", "aws-credentials", "notjson"], aws_env)
+    assert_fails(result, 6, "not JSON", secrets=["sk-plain-key-not-json"])
+
+
+def test_missing_field_is_not_found(aws_env):
+    result = run(["keybroker", "aws-credentials", "partial"], aws_env)
+    assert_fails(result, 5, "SecretAccessKey or secret_key", secrets=["AKIAONLY"])
+
+
+def test_expiration_from_cache_expiry_when_secret_has_none():
+    doc, parts = output.aws_credentials(json.dumps(VAULT), 1893456000.0, "profile 'x'")
+    assert doc["Credentials"]["Expiration"] == "2030-01-01T00:00:00Z"
+    assert parts == [SECRET_KEY, SESSION]
+
+
+def test_expiration_in_secret_wins_and_epoch_numbers_are_converted():
+    doc, _ = output.aws_credentials(json.dumps(STS), 1.0, "p")
+    assert doc["Credentials"]["Expiration"] == "2030-01-01T00:00:00Z"
+    epoch = dict(VAULT, expiration=1893456000)
+    doc, _ = output.aws_credentials(json.dumps(epoch), None, "p")
+    assert doc["Credentials"]["Expiration"] == "2030-01-01T00:00:00Z"
+
+
+def test_errors_name_fields_not_values():
+    with pytest.raises(InvalidSecret) as not_object:
+        output.aws_credentials("[1,2]", None, "p")
+    assert "not an object" in not_object.value.message
+    with pytest.raises(SecretNotFound) as missing:
+        output.aws_credentials(json.dumps({"secret_key": SECRET_KEY}), None, "p")
+    assert SECRET_KEY not in missing.value.render()

@@ -1,0 +1,332 @@
+"""``keybroker claude configure`` and the POSIX apiKeyHelper wrapper.
+
+The written ``apiKeyHelper`` is run the way Claude Code runs it (``/bin/sh -c``) to show the
+settings actually work, not just that they look right.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keybroker.cli.claude import helper_command, parse_helper
+from tests.kb import SCRIPTS, assert_fails, assert_key, run
+
+KEY = "sk-configure-1a2b3c4d5e"
+ROOT = Path(__file__).resolve().parent.parent
+WRAPPER = ROOT / "helpers" / "keybroker-helper.sh"
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX paths and /bin/sh")
+
+
+@pytest.fixture
+def cc_env(kb_env):
+    kb_env["LITELLM_KEY"] = KEY
+    kb_env.write_config('[profiles.litellm]\nsource = "env"\nvar = "LITELLM_KEY"\n'
+                        '[profiles.other]\nsource = "env"\nvar = "LITELLM_KEY"\n')
+    return kb_env
+
+
+def user_settings(env) -> Path:
+    return Path(env["HOME"]) / ".claude" / "settings.json"
+
+
+def configure(env, *args: str, cwd: Path | None = None):
+    if cwd is None:
+        return run(["keybroker", "claude", "configure", *args], env)
+    proc = subprocess.run([str(SCRIPTS / "keybroker"), "claude", "configure", *args], env=env,
+                          cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
+                          check=False)
+    from tests.kb import Result  # noqa: PLC0415
+
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_helper_like_claude(settings: dict, env) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["/bin/sh", "-c", settings["apiKeyHelper"]], env=env,
+                          capture_output=True, stdin=subprocess.DEVNULL, timeout=60, check=False)
+
+
+def test_writes_user_settings_that_work(cc_env):
+    result = configure(cc_env, "litellm", "--base-url", "https://litellm.example:4000")
+    assert result.code == 0, result
+    assert result.out == b""
+    path = user_settings(cc_env)
+    settings = json.loads(path.read_text())
+    assert settings == {
+        "apiKeyHelper": f"{shlex.quote(str(SCRIPTS / 'keybroker'))} get litellm",
+        "env": {
+            "CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "300000",
+            "ANTHROPIC_BASE_URL": "https://litellm.example:4000",
+        },
+    }
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert KEY not in path.read_text()
+    helper = run_helper_like_claude(settings, cc_env)
+    assert (helper.returncode, helper.stdout, helper.stderr) == (0, KEY.encode() + b"\n", b"")
+
+
+def test_claude_config_dir_is_honoured(cc_env):
+    cc_env["CLAUDE_CONFIG_DIR"] = str(cc_env.base / "ccdir")
+    result = configure(cc_env, "litellm")
+    assert result.code == 0, result
+    assert (cc_env.base / "ccdir" / "settings.json").exists()
+    assert not user_settings(cc_env).exists()
+
+
+def test_merges_keeps_other_keys_and_backs_up(cc_env):
+    path = user_settings(cc_env)
+    path.parent.mkdir(parents=True)
+    original = json.dumps({
+        "model": "opus",
+        "permissions": {"allow": ["Bash(ls)"]},
+        "env": {"FOO": "bar", "CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "900000"},
+    }, indent=4)
+    path.write_text(original)
+    os.chmod(path, 0o640)
+    result = configure(cc_env, "litellm", "--base-url", "https://proxy")
+    assert result.code == 0, result
+    settings = json.loads(path.read_text())
+    assert settings["model"] == "opus"
+    assert settings["permissions"] == {"allow": ["Bash(ls)"]}
+    assert settings["env"] == {
+        "FOO": "bar",
+        "CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "900000",  # kept: no --ttl given
+        "ANTHROPIC_BASE_URL": "https://proxy",
+    }
+    backup = path.with_name("settings.json.bak")
+    assert backup.read_text() == original
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert b"backup: " in result.err
+
+    # idempotent: the same command changes nothing and makes no new backup
+    again = configure(cc_env, "litellm", "--base-url", "https://proxy")
+    assert again.code == 0, again
+    assert b"already configured" in again.err
+    assert not path.with_name("settings.json.bak.1").exists()
+
+    # a change keeps the first backup and adds another
+    third = configure(cc_env, "other", "--ttl", "10m")
+    assert third.code == 0, third
+    assert backup.read_text() == original
+    assert path.with_name("settings.json.bak.1").exists()
+    settings = json.loads(path.read_text())
+    assert settings["apiKeyHelper"].endswith(" get other")
+    assert settings["env"]["CLAUDE_CODE_API_KEY_HELPER_TTL_MS"] == "600000"
+
+
+def test_refuses_foreign_helper_without_force(cc_env):
+    path = user_settings(cc_env)
+    path.parent.mkdir(parents=True)
+    original = '{"apiKeyHelper": "~/bin/get-litellm-key.sh", "env": {}}\n'
+    path.write_text(original)
+    result = configure(cc_env, "litellm")
+    assert_fails(result, 2, "did not write", "--force")
+    assert b"get-litellm-key" not in result.err  # a foreign command may hold a secret
+    assert path.read_text() == original
+    assert not path.with_name("settings.json.bak").exists()
+
+    forced = configure(cc_env, "litellm", "--force")
+    assert forced.code == 0, forced
+    assert path.with_name("settings.json.bak").read_text() == original
+    assert parse_helper(json.loads(path.read_text())["apiKeyHelper"])["profile"] == "litellm"
+
+
+def test_replaces_its_own_helper_without_force(cc_env):
+    path = user_settings(cc_env)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"apiKeyHelper": "/usr/local/bin/keybroker get old"}))
+    result = configure(cc_env, "litellm")
+    assert result.code == 0, result
+
+
+EXPECTED_ENV = {
+    "anthropic": {"ANTHROPIC_BASE_URL": "https://gw:4000"},
+    "bedrock": {
+        "ANTHROPIC_BEDROCK_BASE_URL": "https://gw:4000/bedrock",
+        "CLAUDE_CODE_USE_BEDROCK": "1",
+        "CLAUDE_CODE_SKIP_BEDROCK_AUTH": "1",
+        "AWS_REGION": "us-east-1",
+    },
+    "vertex": {
+        "ANTHROPIC_VERTEX_BASE_URL": "https://gw:4000/vertex_ai/v1",
+        "CLAUDE_CODE_USE_VERTEX": "1",
+        "CLAUDE_CODE_SKIP_VERTEX_AUTH": "1",
+        "CLOUD_ML_REGION": "us-east5",
+        "ANTHROPIC_VERTEX_PROJECT_ID": "my-project",
+    },
+}
+ARGS = {
+    "anthropic": ["--base-url", "https://gw:4000"],
+    "bedrock": ["--base-url", "https://gw:4000/bedrock", "--region", "us-east-1"],
+    "vertex": ["--base-url", "https://gw:4000/vertex_ai/v1", "--region", "us-east5",
+               "--vertex-project-id", "my-project"],
+}
+
+
+@pytest.mark.parametrize("deployment", ["anthropic", "bedrock", "vertex"])
+def test_each_deployment_writes_valid_settings(cc_env, deployment):
+    result = configure(cc_env, "litellm", "--deployment", deployment, *ARGS[deployment],
+                       "--model", "claude-sonnet-4-5")
+    assert result.code == 0, result
+    settings = json.loads(user_settings(cc_env).read_text())
+    assert settings["env"] == {
+        "CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "300000",
+        **EXPECTED_ENV[deployment],
+        "ANTHROPIC_MODEL": "claude-sonnet-4-5",
+    }
+    helper = run_helper_like_claude(settings, cc_env)
+    assert helper.stdout == KEY.encode() + b"\n"
+
+
+def test_switching_deployment_removes_the_other_switches(cc_env):
+    assert configure(cc_env, "litellm", "--deployment", "bedrock",
+                     "--base-url", "https://gw/bedrock").code == 0
+    result = configure(cc_env, "litellm", "--deployment", "vertex",
+                       "--base-url", "https://gw/vertex_ai/v1")
+    assert result.code == 0, result
+    env = json.loads(user_settings(cc_env).read_text())["env"]
+    assert not {"CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_SKIP_BEDROCK_AUTH",
+                "ANTHROPIC_BEDROCK_BASE_URL"} & set(env)
+    assert env["CLAUDE_CODE_USE_VERTEX"] == "1"
+    assert b"removed settings of another deployment" in result.err
+    assert b"ANTHROPIC_VERTEX_PROJECT_ID" in result.err  # vertex's extra needs are named
+
+
+def test_bedrock_needs_base_url(cc_env):
+    result = configure(cc_env, "litellm", "--deployment", "bedrock")
+    assert_fails(result, 2, "--base-url")
+    assert not user_settings(cc_env).exists()
+
+
+@pytest.mark.parametrize(("scope", "name"), [("project", "settings.json"),
+                                             ("local", "settings.local.json")])
+def test_project_and_local_scopes(cc_env, tmp_path, scope, name):
+    project = tmp_path / "proj"
+    project.mkdir()
+    result = configure(cc_env, "litellm", "--scope", scope, cwd=project)
+    assert result.code == 0, result
+    assert json.loads((project / ".claude" / name).read_text())["apiKeyHelper"]
+    other = tmp_path / "elsewhere"
+    result = configure(cc_env, "litellm", "--scope", scope, "--project-dir", str(other))
+    assert result.code == 0, result
+    assert (other / ".claude" / name).exists()
+    assert not user_settings(cc_env).exists()
+
+
+def test_print_writes_nothing(cc_env):
+    result = configure(cc_env, "litellm", "--print", "--deployment", "bedrock",
+                       "--base-url", "https://gw/bedrock")
+    assert result.code == 0, result
+    assert json.loads(result.out) == {
+        "apiKeyHelper": f"{shlex.quote(str(SCRIPTS / 'keybroker'))} get litellm",
+        "env": {
+            "CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "300000",
+            "ANTHROPIC_BEDROCK_BASE_URL": "https://gw/bedrock",
+            "CLAUDE_CODE_USE_BEDROCK": "1",
+            "CLAUDE_CODE_SKIP_BEDROCK_AUTH": "1",
+        },
+    }
+    assert not user_settings(cc_env).parent.exists()
+
+
+def test_invalid_json_is_left_alone(cc_env):
+    path = user_settings(cc_env)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"apiKeyHelper": ')
+    result = configure(cc_env, "litellm")
+    assert_fails(result, 2, "not valid JSON")
+    assert path.read_text() == '{"apiKeyHelper": '
+
+
+def test_unknown_profile_is_refused(cc_env):
+    result = configure(cc_env, "nosuch")
+    assert_fails(result, 2, "unknown profile 'nosuch'")
+    assert not user_settings(cc_env).exists()
+
+
+def test_symlinked_settings_stay_a_symlink(cc_env):
+    dotfiles = cc_env.base / "dotfiles"
+    dotfiles.mkdir()
+    real = dotfiles / "claude-settings.json"
+    real.write_text('{"theme": "dark"}')
+    link = user_settings(cc_env)
+    link.parent.mkdir(parents=True)
+    link.symlink_to(real)
+    result = configure(cc_env, "litellm")
+    assert result.code == 0, result
+    assert link.is_symlink()
+    assert json.loads(real.read_text())["theme"] == "dark"
+    assert "apiKeyHelper" in json.loads(real.read_text())
+
+
+def test_executable_with_spaces_and_quotes_is_quoted_for_sh(cc_env):
+    odd = cc_env.base / "it's a dir"
+    odd.mkdir()
+    (odd / "keybroker").symlink_to(SCRIPTS / "keybroker")
+    result = configure(cc_env, "litellm", "--executable", str(odd / "keybroker"))
+    assert result.code == 0, result
+    settings = json.loads(user_settings(cc_env).read_text())
+    assert parse_helper(settings["apiKeyHelper"])["executable"] == str(odd / "keybroker")
+    helper = run_helper_like_claude(settings, cc_env)
+    assert (helper.returncode, helper.stdout) == (0, KEY.encode() + b"\n"), helper
+
+
+def test_helper_command_round_trip():
+    command = helper_command("/opt/my tools/keybroker", "pro'file", "/etc/kb config.toml")
+    assert parse_helper(command) == {"executable": "/opt/my tools/keybroker",
+                                     "profile": "pro'file", "config": "/etc/kb config.toml"}
+    assert parse_helper("~/bin/get-key.sh") is None
+    assert parse_helper("keybroker-vault --path x") is None
+    assert parse_helper(None) is None
+
+
+# --- the POSIX wrapper for minimal PATHs ---
+
+MINIMAL = "/usr/bin:/bin"
+
+
+def test_wrapper_finds_keybroker_in_local_bin_with_minimal_path(cc_env):
+    local_bin = Path(cc_env["HOME"]) / ".local" / "bin"
+    local_bin.mkdir(parents=True)
+    (local_bin / "keybroker").symlink_to(SCRIPTS / "keybroker")
+    env = dict(cc_env, PATH=MINIMAL, PYENV_ROOT=str(cc_env.base / "no-pyenv"))
+    result = run(["/bin/sh", "-c", f"{shlex.quote(str(WRAPPER))} get litellm"], env)
+    assert_key(result, KEY)
+    assert result.err == b""
+
+
+def test_wrapper_execs_so_keybroker_keeps_the_caller_as_parent(cc_env):
+    local_bin = Path(cc_env["HOME"]) / ".local" / "bin"
+    local_bin.mkdir(parents=True)
+    fake = local_bin / "keybroker"
+    fake.write_text('#!/bin/sh\necho "ppid=$PPID args=$*"\n')
+    fake.chmod(0o755)
+    env = dict(cc_env, PATH=MINIMAL, PYENV_ROOT=str(cc_env.base / "no-pyenv"))
+    result = run([str(WRAPPER), "get", "litellm"], env)
+    assert result.code == 0, result
+    assert result.stdout == f"ppid={os.getpid()} args=get litellm\n"
+
+
+def test_wrapper_prefers_keybroker_bin(cc_env):
+    env = dict(cc_env, PATH=MINIMAL, KEYBROKER_BIN=str(SCRIPTS / "keybroker"))
+    assert_key(run([str(WRAPPER), "get", "litellm"], env), KEY)
+
+
+def test_wrapper_says_what_to_do_when_nothing_is_found(cc_env):
+    env = dict(cc_env, PATH=MINIMAL, PYENV_ROOT=str(cc_env.base / "no-pyenv"))
+    system_wide = [d for d in ("/usr/local/bin", "/opt/homebrew/bin", "/usr/bin", "/bin",
+                               "/home/linuxbrew/.linuxbrew/bin") if Path(d, "keybroker").exists()]
+    result = run([str(WRAPPER), "get", "litellm"], env)
+    if system_wide:  # this machine has one the wrapper rightly finds
+        assert result.code == 0, (system_wide, result)
+        return
+    assert result.code == 127, result
+    assert result.out == b""
+    assert b"KEYBROKER_BIN" in result.err
