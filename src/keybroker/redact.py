@@ -28,12 +28,38 @@ def scrub(text: str) -> str:
     return text
 
 
+#: A diagnostic line longer than this is cut: a 5 MB config value must not become 5 MB of
+#: stderr (Claude Code shows the helper's stderr in /status).
+MAX_LINE = 2000
+
+
+def neutralise(text: str) -> str:
+    """Show control and format characters (ESC, NUL, CR, BEL, bidi overrides) as escapes.
+
+    Messages quote names from config files and environment variables; raw, such characters
+    could drive the terminal or hide part of the message. Overlong lines are shortened.
+    """
+    return "\n".join(_neutral_line(line) for line in text.split("\n"))
+
+
+def _neutral_line(line: str) -> str:
+    if not line.isprintable():
+        line = "".join(
+            ch if ch.isprintable() or ch == "\t"
+            else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+            for ch in line
+        )
+    if len(line) > MAX_LINE:
+        line = f"{line[:MAX_LINE]}… ({len(line) - MAX_LINE} more characters)"
+    return line
+
+
 def emit(text: str) -> None:
-    """Write one diagnostic to stderr, scrubbed, ending in a newline."""
+    """Write one diagnostic to stderr, scrubbed and neutralised, ending in a newline."""
     if not text.endswith("\n"):
         text += "\n"
     try:
-        sys.stderr.write(scrub(text))
+        sys.stderr.write(neutralise(scrub(text)))
         sys.stderr.flush()
     except (OSError, ValueError):
         pass  # stderr closed: nothing safe left to do
