@@ -47,3 +47,64 @@ def test_keychain_hit_does_not_import_keyring(keychain_env):
     loaded = probe(keychain_env, "standalone", "keychain_main",
                    ["keybroker-keychain", "--service", "hot"])
     assert loaded == []
+
+
+# (pathlib is not listed: cryptography itself imports it, so it is part of the floor)
+FULL_PATH_MODULES = ("keybroker.resolve", "keybroker.config", "dataclasses", "hashlib")
+
+
+def test_hit_is_served_without_the_full_machinery(kb_env):
+    assert run(["keybroker", "get", "demo"], kb_env).code == 0
+    code = PROBE.format(module="entry", func="main", argv=["keybroker", "get", "demo"])
+    code = code.replace(repr(HEAVY), repr(FULL_PATH_MODULES))
+    proc = subprocess.run([sys.executable, "-c", code], env=kb_env, capture_output=True,
+                          stdin=subprocess.DEVNULL, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.decode().strip().splitlines()[-1] == "LOADED="
+
+
+def test_config_change_is_seen_at_once(kb_env):
+    kb_env.write_config('[profiles.p]\nsource = "env"\nvar = "A"\nstorage = "disk"\n')
+    env = dict(kb_env, A="sk-from-a", B="sk-from-b")
+    assert run(["keybroker", "get", "p"], env).out == b"sk-from-a\n"
+    assert run(["keybroker", "get", "p"], env).out == b"sk-from-a\n"  # a hit
+    kb_env.write_config('[profiles.p]\nsource = "env"\nvar = "B"\nstorage = "disk"\n')
+    assert run(["keybroker", "get", "p"], env).out == b"sk-from-b\n"
+
+
+def test_index_remembers_entry_ids_per_environment(kb_env):
+    """A source whose entry id depends on the environment (like VAULT_ADDR) gets one index
+    variant per environment, so the hit path works in each of them."""
+    from freezegun import freeze_time
+
+    from keybroker import config, hot
+    from keybroker.cache.store import Cache
+    from keybroker.resolve import resolve
+    from tests import scripted
+
+    class EnvScripted(scripted.ScriptedSource):
+        def canonical(self, settings, env):
+            return {"id": settings["id"], "addr": env.get("SCRIPTED_ADDR", "default")}
+
+    from keybroker.sources import base
+
+    base._LOADED["scripted"] = EnvScripted()
+    try:
+        kb_env.write_config('[profiles.s]\nsource = "scripted"\nid = "x"\n')
+        with freeze_time("2026-01-01 12:00:00"):
+            for addr in ("https://a.example", "https://b.example"):
+                env = dict(kb_env, SCRIPTED_ADDR=addr)
+                cache = Cache.open(env)
+                cfg = config.load_fast(env, cache.root)
+                resolve(config.request_for(cfg, "s", env), env, cache=cache)
+                key, why = hot.try_profile("s", env, {})
+                if addr == "https://b.example":
+                    assert (key, why) == (None, hot.ENV_CHANGED)
+                    config.remember_hot(str(cache.root), env, "s")
+                    key, why = hot.try_profile("s", env, {})
+                assert key is not None, why
+            first = hot.try_profile("s", dict(kb_env, SCRIPTED_ADDR="https://a.example"), {})
+            assert first[0] is not None
+            assert first[0] != key  # two environments, two entries
+    finally:
+        scripted.uninstall()

@@ -11,7 +11,6 @@ next to the cache, reused while the config file's mtime, size and inode are unch
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -20,24 +19,32 @@ from pathlib import Path
 from typing import Any
 
 from keybroker import paths
-from keybroker.durations import parse_duration
+from keybroker.cache.index import INDEX_VERSION, index_path, signature
 from keybroker.errors import ConfigError, UsageError
-from keybroker.model import (
-    DEFAULT_ADVISORY,
-    DEFAULT_MARGIN,
-    DEFAULT_MAX_STALE,
-    DEFAULT_TIMEOUT,
-    DEFAULT_TTL,
-    Options,
-    Request,
+from keybroker.model import Request
+from keybroker.options import (  # re-exported: callers build options through this module
+    OPTION_KEYS,
+    REPEAT_CHOICES,
+    STORAGE_CHOICES,
+    build_options,
+    helper_ttl,
 )
+from keybroker.options import parse_option as _option
 
-#: Keys every profile may set, whatever its source; everything else belongs to the source.
-OPTION_KEYS = ("max_age", "margin", "advisory", "max_stale", "storage", "repeat", "timeout")
+__all__ = [
+    "OPTION_KEYS",
+    "REPEAT_CHOICES",
+    "STORAGE_CHOICES",
+    "Config",
+    "Profile",
+    "build_options",
+    "helper_ttl",
+    "load",
+    "load_fast",
+    "request_for",
+]
+
 PROFILE_META_KEYS = ("source", "description")
-STORAGE_CHOICES = ("disk", "none")
-REPEAT_CHOICES = ("auto", "on", "off")
-INDEX_VERSION = 1
 
 #: Available before anything is configured, so a new user can see keybroker work at once.
 BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
@@ -81,24 +88,6 @@ class Config:
                 f"unknown profile '{name}' (config: {where}; profiles: {known})",
                 f"add a [profiles.{name}] table, or run 'keybroker doctor'",
             ) from None
-
-
-def _option(key: str, value: Any, where: str) -> Any:
-    """Validate one common option; durations become seconds."""
-    if key in ("max_age", "margin", "advisory", "max_stale", "timeout"):
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise ConfigError(f"{where} key '{key}': {exc}") from None
-    if key == "storage":
-        if value not in STORAGE_CHOICES:
-            raise ConfigError(f"{where} key 'storage': must be \"disk\" or \"none\", got {value!r}")
-        return value
-    if key == "repeat":
-        if value not in REPEAT_CHOICES:
-            raise ConfigError(f"{where} key 'repeat': must be auto, on or off, got {value!r}")
-        return value
-    raise ConfigError(f"{where}: unknown option '{key}'")  # pragma: no cover
 
 
 def validate_settings(
@@ -218,20 +207,60 @@ def load(env: Mapping[str, str] = os.environ, path: Path | None = None) -> Confi
 # --- the precompiled index, for the hot path ---
 
 
-def _signature(path: Path) -> list[int] | None:
+class RecordingEnv(Mapping[str, str]):
+    """An environment that remembers which variables were looked up, and their values.
+
+    A source's ``canonical()`` may depend on the environment (``VAULT_ADDR``); the index stores
+    the entry id it computed together with those variables, and the hit path reuses the id only
+    while they are unchanged.
+    """
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self.seen: dict[str, str | None] = {}
+
+    def __getitem__(self, key: str) -> str:
+        self.seen[key] = self._env.get(key)
+        return self._env[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.seen[key] = self._env.get(key)
+        return self._env.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.seen[key] = self._env.get(key)
+        return key in self._env
+
+    def __iter__(self) -> Any:
+        raise TypeError("a source's canonical() must look variables up by name")
+
+    def __len__(self) -> int:
+        return len(self._env)
+
+
+def hot_entry(profile: Profile, env: Mapping[str, str]) -> dict[str, Any] | None:
+    """What the hit path needs to serve ``profile`` without importing its source: the entry
+    id, the environment it depends on, and the source's default storage."""
+    from keybroker.cache.store import entry_id  # noqa: PLC0415
+    from keybroker.sources.base import get_source  # noqa: PLC0415
+
     try:
-        st = os.stat(path)
-    except OSError:
+        source = get_source(profile.source)
+        recording = RecordingEnv(env)
+        canonical = source.canonical(profile.settings, recording)
+    except Exception:
         return None
-    return [st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns]
+    return {
+        "id": entry_id(profile.source, canonical),
+        "env": recording.seen,
+        "storage": source.default_storage,
+    }
 
 
-def _index_path(cache_dir: Path, config_path: Path) -> Path:
-    digest = hashlib.sha256(str(config_path.absolute()).encode()).hexdigest()[:16]
-    return cache_dir / f"index-{digest}.json"
-
-
-def _to_index(config: Config, signature: list[int] | None) -> dict[str, Any]:
+def _to_index(
+    config: Config, signature: list[int] | None, env: Mapping[str, str]
+) -> dict[str, Any]:
     return {
         "v": INDEX_VERSION,
         "path": str(config.path),
@@ -246,6 +275,7 @@ def _to_index(config: Config, signature: list[int] | None) -> dict[str, Any]:
                 "options": p.options,
                 "description": p.description,
                 "builtin": p.builtin,
+                "hot": [v for v in (hot_entry(p, env),) if v is not None],
             }
             for name, p in config.profiles.items()
         },
@@ -267,14 +297,14 @@ def _from_index(data: dict[str, Any], path: Path) -> Config:
 def load_fast(env: Mapping[str, str], cache_dir: Path | None) -> Config:
     """The config via the index when it is current; otherwise parse and refresh the index."""
     path = paths.config_file(env)
-    signature = _signature(path)
+    sig = signature(path)
     if cache_dir is None:
         return load(env, path)
-    index = _index_path(cache_dir, path)
+    index = index_path(str(cache_dir), str(path))
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        raw = index.read_bytes()
-        data = json.loads(raw)
-        if data.get("v") == INDEX_VERSION and data.get("sig") == signature and data.get(
+        with open(index, "rb") as handle:
+            data = json.loads(handle.read())
+        if data.get("v") == INDEX_VERSION and data.get("sig") == sig and data.get(
             "path"
         ) == str(path):
             return _from_index(data, path)
@@ -282,65 +312,8 @@ def load_fast(env: Mapping[str, str], cache_dir: Path | None) -> Config:
     from keybroker.cache.files import atomic_write  # noqa: PLC0415
 
     with contextlib.suppress(OSError):
-        atomic_write(index, json.dumps(_to_index(config, signature)).encode())
+        atomic_write(index, json.dumps(_to_index(config, sig, env)).encode())
     return config
-
-
-# --- options: flags > profile > env > [defaults] > built-in ---
-
-_ENV_OPTIONS = {
-    "KEYBROKER_TIMEOUT": "timeout",
-    "KEYBROKER_MARGIN": "margin",
-    "KEYBROKER_ADVISORY": "advisory",
-    "KEYBROKER_MAX_STALE": "max_stale",
-    "KEYBROKER_REPEAT": "repeat",
-}
-
-
-def helper_ttl(env: Mapping[str, str]) -> float:
-    """Claude Code's helper TTL in seconds, from CLAUDE_CODE_API_KEY_HELPER_TTL_MS."""
-    raw = env.get("CLAUDE_CODE_API_KEY_HELPER_TTL_MS", "").strip()
-    if not raw:
-        return DEFAULT_TTL
-    try:
-        value = float(raw) / 1000.0
-    except ValueError:
-        raise UsageError(
-            f"CLAUDE_CODE_API_KEY_HELPER_TTL_MS={raw!r} is not a number of milliseconds"
-        ) from None
-    if not value > 0 or value == float("inf"):
-        raise UsageError("CLAUDE_CODE_API_KEY_HELPER_TTL_MS must be a positive number")
-    return value
-
-
-def build_options(
-    source_default_storage: str,
-    profile_options: Mapping[str, Any],
-    defaults: Mapping[str, Any],
-    env: Mapping[str, str],
-    flags: Mapping[str, Any] | None = None,
-) -> Options:
-    """Merge option layers into Options."""
-    merged: dict[str, Any] = {"storage": source_default_storage}
-    merged.update(defaults)
-    for var, key in _ENV_OPTIONS.items():
-        if env.get(var):
-            try:
-                merged[key] = _option(key, env[var], f"environment variable {var}")
-            except ConfigError as exc:
-                raise UsageError(exc.message) from None
-    merged.update(profile_options)
-    merged.update({k: v for k, v in (flags or {}).items() if v is not None})
-    return Options(
-        ttl=helper_ttl(env),
-        margin=float(merged.get("margin", DEFAULT_MARGIN)),
-        advisory=float(merged.get("advisory", DEFAULT_ADVISORY)),
-        max_age=merged.get("max_age"),
-        max_stale=float(merged.get("max_stale", DEFAULT_MAX_STALE)),
-        storage=str(merged["storage"]),
-        repeat=str(merged.get("repeat", "auto")),
-        timeout=float(merged.get("timeout", DEFAULT_TIMEOUT)),
-    )
 
 
 def request_for(
@@ -361,3 +334,28 @@ def request_for(
         source.default_storage, profile.options, config.defaults, env, flag_options
     )
     return Request(profile.source, settings, options, profile=name)
+
+
+#: How many environment variants of a profile's entry id the index keeps.
+HOT_VARIANTS = 4
+
+
+def remember_hot(cache_dir: str, env: Mapping[str, str], name: str) -> None:
+    """Add this environment's entry id for profile ``name`` to the index.
+
+    Called after the hit path could not use the index because the environment a source's
+    entry id depends on (``VAULT_ADDR`` …) differs from the one the index was built with.
+    """
+    path = index_path(cache_dir, str(paths.config_file(env)))
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read())
+        raw = data["profiles"][name]
+        profile = Profile(name, raw["source"], dict(raw["settings"]), dict(raw["options"]))
+        variant = hot_entry(profile, env)
+        if variant is None or variant in raw["hot"]:
+            return
+        raw["hot"] = [variant, *raw["hot"]][:HOT_VARIANTS]
+        from keybroker.cache.files import atomic_write  # noqa: PLC0415
+
+        atomic_write(path, json.dumps(data).encode())

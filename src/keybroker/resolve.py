@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keybroker import clock
+from keybroker.cache import repeats
 from keybroker.cache.freshness import Policy, State, Verdict, assess
 from keybroker.cache.store import Cache, CacheAux, Entry, entry_id
 from keybroker.errors import InvalidSecret, KeybrokerError, UsageError
@@ -21,10 +22,9 @@ from keybroker.redact import sensitive
 from keybroker.sources.base import FetchContext, Source, get_source
 from keybroker.validate import validate_key
 
-#: A caller asking again sooner than this fraction of T after being served is a rejection.
-REPEAT_FRACTION = 0.8
-#: Single flight for rejections: at most one refetch a second per entry.
-REPEAT_MIN_INTERVAL = 1.0
+#: re-exported for callers that tune or document them
+REPEAT_FRACTION = repeats.REPEAT_FRACTION
+REPEAT_MIN_INTERVAL = repeats.REPEAT_MIN_INTERVAL
 
 
 @dataclass
@@ -69,8 +69,9 @@ def policy_for(request: Request) -> Policy:
 
 def repeat_mode(request: Request, env: Mapping[str, str]) -> bool:
     """Repeat = rejected applies under Claude Code, or when the profile/flag asks for it."""
-    mode = request.options.repeat
-    return mode == "on" or (mode == "auto" and bool(env.get("CLAUDE_CODE_ENTRYPOINT")))
+    from keybroker.options import repeat_mode as mode  # noqa: PLC0415
+
+    return mode(request.options, env)
 
 
 def check_required(source: Source, request: Request) -> None:
@@ -113,14 +114,14 @@ def resolve(
 
     cache = cache or Cache.open(env)
     eid = entry_id(request.source, canonical)
-    repeats = repeat_mode(request, env)
+    repeating = repeat_mode(request, env)
     mark = timer.add("cache open", mark)
     entry = cache.read(eid)
     now = clock.now()
     mark = timer.add("cache read", mark)
-    if entry is not None and not repeats:
+    if entry is not None and not repeating:
         first = assess(entry.fetched_at, entry.expires_at, now, policy)
-        if first.state is State.FRESH:
+        if first.state == State.FRESH:
             return _cached_outcome(entry, "hit", first.reason, request, policy, timer, cache)
 
     ctx = FetchContext(deadline, env, CacheAux(cache, source.name), debug, interactive)
@@ -136,29 +137,26 @@ def resolve(
 
         caller = seen = None
         rejected = False
-        if repeats:
+        if repeating:
             from keybroker.cache.caller import caller_id  # noqa: PLC0415
 
             caller, seen = caller_id(), cache.read_seen(eid)
-            if entry is not None and verdict is not None and verdict.state is State.FRESH:
-                last = seen.get(caller)
-                if last is not None and 0 <= now - last < REPEAT_FRACTION * policy.ttl and (
-                    entry.fetched_at <= last
-                ):
-                    rejected = now - entry.fetched_at >= REPEAT_MIN_INTERVAL
-                    if not rejected:
-                        verdict = Verdict(
-                            State.FRESH, "asked again within 1s of a fetch: served the same key"
-                        )
+            if entry is not None and verdict is not None and verdict.state == State.FRESH:
+                kind = repeats.classify(seen, caller, now, entry.fetched_at, policy.ttl)
+                rejected = kind == repeats.REJECTED
+                if kind == repeats.TOO_SOON:
+                    verdict = Verdict(
+                        State.FRESH, "asked again within 1s of a fetch: served the same key"
+                    )
 
         outcome: Outcome | None = None
         if entry is not None and verdict is not None:
-            if verdict.state is State.FRESH and not rejected:
+            if verdict.state == State.FRESH and not rejected:
                 outcome = _cached_outcome(
                     entry, "hit", verdict.reason, request, policy, timer, cache
                 )
             elif not rejected and entry.expires_at is None and entry.version is not None and (
-                verdict.state is not State.EXPIRED and now >= entry.fetched_at
+                verdict.state != State.EXPIRED and now >= entry.fetched_at
             ):
                 outcome = _revalidate(source, request, ctx, entry, cache, policy, timer, now)
         if outcome is None:
@@ -168,7 +166,7 @@ def resolve(
                 if (
                     entry is not None
                     and verdict is not None
-                    and (verdict.state is State.ADVISORY or rejected)
+                    and (verdict.state == State.ADVISORY or rejected)
                 ):
                     stale = _cached_outcome(
                         entry, "stale", f"refresh failed ({verdict.reason})", request, policy,
@@ -207,10 +205,8 @@ def resolve(
                     )
                 )
                 timer.add("cache write", mark)
-        if repeats and caller is not None and seen is not None:
-            seen = {k: v for k, v in seen.items() if 0 <= now - v < policy.ttl}
-            seen[caller] = clock.now()
-            cache.write_seen(eid, seen)
+        if repeating and caller is not None and seen is not None:
+            cache.write_seen(eid, repeats.served(seen, caller, clock.now(), policy.ttl))
     outcome.warnings[:0] = cache.warnings
     outcome.timings = timer.total()
     return outcome

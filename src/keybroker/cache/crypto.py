@@ -9,20 +9,21 @@ under another key fails to open and is treated as a miss.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import stat
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from keybroker._hash import hexdigest
 from keybroker.cache.files import ensure_private_dir, read_bytes, remove
 from keybroker.errors import CacheError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MAGIC = b"KBC1"
 KEY_FILE = "cache.key"
@@ -30,22 +31,26 @@ KEY_MAGIC = b"KBK1"
 _KEY_LEN = 32
 
 
-@dataclass(frozen=True)
 class DataKey:
-    key: bytes = field(repr=False)
+    """The 256-bit cache key; its id (a hash) is stored with entries, the key never is."""
 
-    @property
-    def kid(self) -> str:
-        return hashlib.sha256(b"keybroker-kid\0" + self.key).hexdigest()[:16]
+    __slots__ = ("key", "kid")
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.kid = hexdigest(b"keybroker-kid\0" + key)[:16]
+
+    def __repr__(self) -> str:
+        return f"DataKey(kid={self.kid!r})"
 
 
 class CorruptEntry(Exception):
     """The bytes on disk are not an entry this key sealed for this id."""
 
 
-def load_data_key(data_dir: Path, create: bool = True) -> DataKey | None:
+def load_data_key(data_dir: Path | str, create: bool = True) -> DataKey | None:
     """Read the data key, creating it (atomically, once) if it does not exist yet."""
-    path = data_dir / KEY_FILE
+    path = os.path.join(data_dir, KEY_FILE)
     raw = _read_key_file(path)
     if raw is None:
         if not create:
@@ -60,7 +65,7 @@ def load_data_key(data_dir: Path, create: bool = True) -> DataKey | None:
     return DataKey(raw[len(KEY_MAGIC) :])
 
 
-def _read_key_file(path: Path) -> bytes | None:
+def _read_key_file(path: str) -> bytes | None:
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
@@ -81,10 +86,10 @@ def _read_key_file(path: Path) -> bytes | None:
         os.close(fd)
 
 
-def _create_key_file(path: Path) -> bytes:
+def _create_key_file(path: str) -> bytes:
     """Write a new key to a temp file, then link it into place: readers never see half a key."""
     data = KEY_MAGIC + os.urandom(_KEY_LEN)
-    tmp = path.parent / f".{KEY_FILE}.{os.getpid()}.{os.urandom(4).hex()}"
+    tmp = os.path.join(os.path.dirname(path), f".{KEY_FILE}.{os.getpid()}.{os.urandom(4).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, data)

@@ -12,20 +12,22 @@ import contextlib
 import os
 import stat
 import sys
-from pathlib import Path
 
 from keybroker.errors import CacheError
 
 _POSIX = sys.platform != "win32"
 
 
-def ensure_private_dir(path: Path, what: str) -> Path:
-    """Create ``path`` (0700) if missing; refuse it if it is unsafe. Returns the path."""
+def ensure_private_dir(path: str | os.PathLike[str], what: str) -> None:
+    """Create ``path`` (0700) if missing; refuse it if it is unsafe (exit 7).
+
+    Paths may be strings: the hit path never imports pathlib.
+    """
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             os.mkdir(path, 0o700)
         except FileExistsError:
             pass
@@ -38,10 +40,9 @@ def ensure_private_dir(path: Path, what: str) -> Path:
     except OSError as exc:
         raise CacheError(f"cannot inspect the {what} {path}: {exc.strerror}") from None
     check_private_dir(path, st, what)
-    return path
 
 
-def check_private_dir(path: Path, st: os.stat_result, what: str) -> None:
+def check_private_dir(path: str | os.PathLike[str], st: os.stat_result, what: str) -> None:
     """Refuse a symlink, a non-directory, a foreign owner, or group/world write access."""
     if stat.S_ISLNK(st.st_mode):
         raise CacheError(
@@ -64,7 +65,7 @@ def check_private_dir(path: Path, st: os.stat_result, what: str) -> None:
             )
 
 
-def read_bytes(path: Path, limit: int = 1 << 20) -> bytes | None:
+def read_bytes(path: str | os.PathLike[str], limit: int = 1 << 20) -> bytes | None:
     """The file's bytes, or None if it does not exist. Symlinks are not followed."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     try:
@@ -81,10 +82,14 @@ def read_bytes(path: Path, limit: int = 1 << 20) -> bytes | None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 via temp file, fsync and os.replace."""
-    directory = path.parent
-    tmp = directory / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+def atomic_write(path: str | os.PathLike[str], data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` with mode 0600 via temp file, fsync and os.replace.
+
+    ``durable=False`` skips the fsyncs, for records whose loss is harmless (repeat records).
+    """
+    path = os.fspath(path)
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     flags |= getattr(os, "O_BINARY", 0)
     fd = os.open(tmp, flags, 0o600)
@@ -93,7 +98,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
@@ -106,16 +112,16 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    if _POSIX:
+    if _POSIX and durable:
         with contextlib.suppress(OSError):
-            dfd = os.open(directory, os.O_RDONLY)
+            dfd = os.open(directory or ".", os.O_RDONLY)
             try:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
 
 
-def remove(path: Path) -> None:
+def remove(path: str | os.PathLike[str]) -> None:
     """Delete a file if it is there; never fail for a file that is already gone."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)

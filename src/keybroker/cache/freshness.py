@@ -10,40 +10,59 @@ so the rules are tested against any clock, including one that jumps backwards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
-
 #: A clock this far behind an entry's fetch time means the clock moved back: distrust the entry.
 CLOCK_SKEW = 5.0
 
 
-class State(Enum):
+class State:
+    """What the cache may do with an entry. Plain strings: this module is on the hit path."""
+
     FRESH = "fresh"  # serve it
     ADVISORY = "advisory"  # refresh; if that fails, serve it with a warning
     MANDATORY = "mandatory"  # refresh, or fail
     EXPIRED = "expired"  # never served again
 
 
-@dataclass(frozen=True)
 class Verdict:
-    state: State
-    reason: str
-    #: the key's whole lifetime is shorter than T + margin (Claude Code may outlive it)
-    short_lived: bool = False
+    __slots__ = ("reason", "short_lived", "state")
+
+    def __init__(self, state: str, reason: str, short_lived: bool = False) -> None:
+        self.state = state
+        self.reason = reason
+        #: the key's whole lifetime is shorter than T + margin (Claude Code may outlive it)
+        self.short_lived = short_lived
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.state!r}, {self.reason!r}, short_lived={self.short_lived})"
 
 
-@dataclass(frozen=True)
 class Policy:
-    ttl: float
-    margin: float
-    advisory: float
-    max_age: float | None = None
-    max_stale: float = 3600.0
+    __slots__ = ("advisory", "margin", "max_age", "max_stale", "ttl")
+
+    def __init__(
+        self,
+        ttl: float,
+        margin: float,
+        advisory: float,
+        max_age: float | None = None,
+        max_stale: float = 3600.0,
+    ) -> None:
+        self.ttl = ttl
+        self.margin = margin
+        self.advisory = advisory
+        self.max_age = max_age
+        self.max_stale = max_stale
 
     @property
     def need(self) -> float:
         """Remaining lifetime a served key must have: Claude Code's TTL plus the margin."""
         return self.ttl + self.margin
+
+    def __repr__(self) -> str:
+        return (
+            f"Policy(ttl={self.ttl}, margin={self.margin}, advisory={self.advisory}, "
+            f"max_age={self.max_age}, max_stale={self.max_stale})"
+        )
 
 
 def advisory_window(policy: Policy, lifetime: float) -> float:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 from types import TracebackType
 
+from keybroker.deadline import Deadline
 from keybroker.errors import DeadlineExceeded
-from keybroker.model import Deadline
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
@@ -48,7 +47,7 @@ else:
 class EntryLock:
     """Context manager: exclusive lock on ``path`` or DeadlineExceeded (exit 3)."""
 
-    def __init__(self, path: Path, deadline: Deadline) -> None:
+    def __init__(self, path: str | os.PathLike[str], deadline: Deadline) -> None:
         self.path = path
         self.deadline = deadline
         self.waited = 0.0

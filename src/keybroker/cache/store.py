@@ -8,7 +8,6 @@ another key) is removed and reported as a miss, never as a crash.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from keybroker import paths
+from keybroker._hash import hexdigest
+from keybroker.cache import repeats
 from keybroker.cache.crypto import CorruptEntry, DataKey, load_data_key, parse_header, seal, unseal
 from keybroker.cache.files import atomic_write, ensure_private_dir, read_bytes, remove
 from keybroker.cache.lock import EntryLock
@@ -29,7 +30,7 @@ ENTRY_SUFFIX = ".entry"
 def entry_id(source: str, canonical: Mapping[str, Any]) -> str:
     """The cache key: a hash of the source and every setting that changes the answer."""
     text = json.dumps({"source": source, "settings": canonical}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hexdigest(text.encode())
 
 
 @dataclass
@@ -80,7 +81,8 @@ class Cache:
     @classmethod
     def open(cls, env: Mapping[str, str]) -> Cache:
         """The cache for this environment; exit 7 if its directory is unsafe."""
-        root = ensure_private_dir(paths.cache_dir(env), "cache directory")
+        root = paths.cache_dir(env)
+        ensure_private_dir(root, "cache directory")
         return cls(root, paths.data_dir(env))
 
     def key(self) -> DataKey:
@@ -170,18 +172,10 @@ class Cache:
     # --- the "seen" record for repeat detection: caller id -> when it was last served ---
 
     def read_seen(self, eid: str) -> dict[str, float]:
-        blob = read_bytes(self.path(eid, ".seen"), limit=1 << 16)
-        if not blob:
-            return {}
-        try:
-            data = json.loads(blob)
-            return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
-        except (ValueError, TypeError, AttributeError):
-            return {}
+        return repeats.read(self.path(eid, ".seen"))
 
     def write_seen(self, eid: str, seen: dict[str, float]) -> None:
-        with contextlib.suppress(OSError):
-            atomic_write(self.path(eid, ".seen"), json.dumps(seen).encode())
+        repeats.write(self.path(eid, ".seen"), seen)
 
 
 class CacheAux:
@@ -192,7 +186,7 @@ class CacheAux:
         self.source = source
 
     def _id(self, name: str) -> str:
-        return "aux-" + hashlib.sha256(f"{self.source}\0{name}".encode()).hexdigest()[:40]
+        return "aux-" + hexdigest(f"{self.source}\0{name}".encode())[:40]
 
     def get(self, name: str) -> AuxEntry | None:
         entry = self.cache.read(self._id(name))

@@ -12,7 +12,14 @@ def main(argv: list[str] | None = None) -> int:
 
         opts = parse(args[1:])
         if opts is not None:
-            return run_get(opts)
+            from keybroker.cli.fastget import try_hit  # noqa: PLC0415
+
+            key, why_not = try_hit(opts)
+            if key is not None:
+                from keybroker.cli.runner import write_stdout  # noqa: PLC0415
+
+                return write_stdout(key + "\n")
+            return run_get(opts, why_not)
     from keybroker.cli.app import cli  # noqa: PLC0415
 
     return int(cli.main(args=args, prog_name="keybroker", standalone_mode=True) or 0)

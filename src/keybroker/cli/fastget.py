@@ -39,7 +39,22 @@ def parse(argv: list[str]) -> dict[str, Any] | None:
     return opts if opts["profile"] else None
 
 
-def run_get(opts: dict[str, Any]) -> int:
+def try_hit(opts: dict[str, Any]) -> tuple[str | None, str]:
+    """Serve a plain cache hit without loading the full machinery (see keybroker.hot)."""
+    if opts.get("no_cache") or opts.get("debug") or opts.get("max_age") is not None:
+        return None, "flags"
+    import os  # noqa: PLC0415
+
+    from keybroker.hot import try_profile  # noqa: PLC0415
+
+    env: Any = os.environ
+    if opts.get("config"):
+        env = dict(os.environ, KEYBROKER_CONFIG=opts["config"])
+    flags = {"repeat": "on"} if opts.get("reject_repeats") else {}
+    return try_profile(opts["profile"], env, flags)
+
+
+def run_get(opts: dict[str, Any], why_not_hot: str = "") -> int:
     """Resolve the profile and print its key (shared by the fast path and the click command)."""
     from keybroker.cli.common import environment, open_cache, profile_request  # noqa: PLC0415
     from keybroker.resolve import resolve  # noqa: PLC0415
@@ -62,6 +77,13 @@ def run_get(opts: dict[str, Any]) -> int:
         cache, _ = open_cache(env)
         request = profile_request(env, opts["profile"], cache, flag_options)
         arm_watchdog(request.options.timeout)
-        return resolve(request, env, no_cache=bool(opts.get("no_cache")), debug=debug, cache=cache)
+        outcome = resolve(
+            request, env, no_cache=bool(opts.get("no_cache")), debug=debug, cache=cache
+        )
+        if why_not_hot == "env" and cache is not None:
+            from keybroker.config import remember_hot  # noqa: PLC0415
+
+            remember_hot(str(cache.root), env, opts["profile"])
+        return outcome
 
     return run_helper(body, debug)

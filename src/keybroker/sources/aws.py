@@ -51,6 +51,9 @@ BACKOFF_CAP = 2.0
 ROLE_MIN_LEFT = 300.0
 #: The JSON key that, next to ``field``, says when the key expires (epoch seconds or ISO 8601).
 EXPIRES_FIELD = "expires_at"
+#: ``field = "*"``: the whole JSON object, re-serialised compactly (e.g. AWS credentials for
+#: ``keybroker aws-credentials``), instead of one of its fields.
+WHOLE_DOCUMENT = "*"
 #: How many field names an error lists (names only, never values).
 MAX_LISTED_FIELDS = 20
 OUTPUTS = ("secret", "credentials")
@@ -511,9 +514,15 @@ def extract(response: Mapping[str, Any], target: Target, where: str,
             raise InvalidSecret(
                 f"{where}: {resource} is a JSON object, not a key; "
                 f"fields: {_field_names(doc)}",
-                "set field (--field) to the one that holds the key",
+                f"set field (--field) to the one that holds the key, or field = "
+                f"\"{WHOLE_DOCUMENT}\" for the whole object as compact JSON",
             )
         return text, None
+    if doc is not None and target.field == WHOLE_DOCUMENT:
+        compact = json.dumps(doc, separators=(",", ":"))
+        ctx.sensitive(compact)
+        raw_expiry = doc.get(EXPIRES_FIELD)
+        return compact, None if raw_expiry is None else parse_expiry(raw_expiry, where)
     if doc is None:
         raise InvalidSecret(
             f"{where}: {resource} is not a JSON object, so field '{target.field}' cannot be read",
@@ -573,7 +582,8 @@ class AwsSource(BaseSource):
     default_storage = "disk"
     settings = (
         Setting("secret_id", help="secret name or ARN"),
-        Setting("field", help="JSON key that holds the key, when the secret is a JSON object"),
+        Setting("field", help="JSON key that holds the key, when the secret is a JSON object "
+                               "(\"*\": the whole object as compact JSON)"),
         Setting("version_stage",
                 help="staging label: AWSCURRENT (default), AWSPREVIOUS, AWSPENDING, …"),
         Setting("version_id", help="pin one version by its VersionId"),

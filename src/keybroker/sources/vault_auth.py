@@ -526,16 +526,32 @@ class Session:
         raise error
 
     def read(self) -> Read:
-        """Authenticate and read; a refused cached login is replaced by one fresh login."""
+        """Authenticate and read; a cached login the server no longer accepts is replaced.
+
+        A refusal with a cached token is either a policy (keep the token: logging in again
+        would not help, and may spend a single-use secret_id) or a revoked/expired token
+        (log in once more). ``lookup-self`` tells them apart.
+        """
         login = self.login or self.authenticate()
         try:
             return self._run_read()
         except AccessDenied:
-            if not login.cached:
+            if not login.cached or self.token_alive():
                 raise
         self.forget_login()
         self.authenticate(fresh=True)
         return self._run_read()
+
+    def token_alive(self) -> bool:
+        """Whether the server still accepts the current token (False if it cannot tell)."""
+        try:
+            self.client.auth.token.lookup_self()
+        except Exception as exc:
+            error = translate(exc, self.spec, self.ctx, doing="looking up the token")
+            if isinstance(error, Unreachable):
+                raise error from None
+            return False
+        return True
 
     # -- doctor --
 
@@ -555,9 +571,8 @@ class Session:
             checks.append(Check(False, "address", f"{spec.addr}: {error.message}",
                                 error.hint or ""))
             return checks
-        server = "OpenBao" if "openbao" in str(health.get("version", "")).lower() else "server"
         checks.append(Check(True, "address", f"{spec.addr} reachable "
-                            f"({server} {health.get('version', '?')})"))
+                            f"(version {health.get('version', '?')})"))
         if health.get("sealed") or not health.get("initialized", True):
             checks.append(Check(False, "seal", "sealed" if health.get("sealed") else
                                 "not initialized", "unseal the server (or use another node)"))
@@ -565,33 +580,39 @@ class Session:
         checks.append(Check(True, "seal", "unsealed"))
         try:
             login = self.authenticate()
-            checks.append(self._token_check(login))
+            token_check = self._token_check(login)
         except KeybrokerError as exc:
             checks.append(Check(False, "token", exc.message, exc.hint or ""))
             return checks
         try:
             read = self.read()
         except KeybrokerError as exc:
+            if token_check is None:
+                token_check = Check(False, "token", f"{login.origin}: refused by the server",
+                                    "log in again (vault login) or check the credentials")
+            checks.append(token_check)
             checks.append(Check(False, "read", exc.message, exc.hint or ""))
             return checks
+        if token_check is None:
+            origin = self.login.origin if self.login else login.origin
+            token_check = Check(True, "token", f"accepted ({origin}; TTL unknown: its policies "
+                                "do not let it look itself up, e.g. no 'default' policy)")
+        checks.append(token_check)
         checks.append(read_check(spec, read))
         return checks
 
-    def _token_check(self, login: Login) -> Check:
+    def _token_check(self, login: Login) -> Check | None:
+        """Valid and its TTL; None when the token may not look itself up (decided by the read)."""
+        if not login.token:
+            return Check(True, "token", "none sent (Vault Agent/Proxy listener mode): "
+                         "the read below shows whether the listener adds one")
         try:
             info = self.client.auth.token.lookup_self()["data"]
         except Exception as exc:
-            error = translate(exc, self.spec, self.ctx, doing="looking up the token",
-                              denied_hint="")
-            if not login.token:
-                return Check(True, "token", "none sent (Vault Agent/Proxy listener mode): "
-                             "the read below shows whether the listener adds one")
-            if isinstance(error, AccessDenied) and login.cached:
-                self.forget_login()
-                login = self.authenticate(fresh=True)
-                return self._token_check(login)
-            return Check(False, "token", f"{login.origin}: {error.message}",
-                         "log in again (vault login / check the credentials)")
+            error = translate(exc, self.spec, self.ctx, doing="looking up the token")
+            if isinstance(error, AccessDenied):
+                return None
+            return Check(False, "token", f"{login.origin}: {error.message}", error.hint or "")
         ttl = int(info.get("ttl") or 0)
         policies = ", ".join(sorted(str(p) for p in info.get("policies") or [])) or "none"
         life = "no expiry" if ttl == 0 else f"TTL {format_duration(ttl)}"

@@ -1,0 +1,116 @@
+"""The cache-hit path of ``keybroker get PROFILE``: the common case, in as few imports as possible.
+
+Every Claude Code session runs its helper every few minutes, so a hit should cost little more
+than starting Python and importing cryptography's AES-GCM. This module answers a hit using only
+the index the full path keeps next to the cache (profile → entry id, options) and the slim core
+modules (no click, pathlib, dataclasses, TOML, hashlib, or source modules).
+
+It never reports errors and never has side effects on a miss: whenever anything is not a plain
+fresh hit — no index, a changed config or environment, a stale or missing entry, an unsafe
+directory, a repeat under Claude Code — it returns why not, and the full path (which applies the
+same rules through the same functions and reports problems properly) takes over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from keybroker import clock, paths
+from keybroker.cache.files import check_private_dir, read_bytes
+from keybroker.cache.freshness import Policy, State, assess
+from keybroker.options import build_options, repeat_mode
+
+# why-not reasons (for tests and the index refresh)
+NO_INDEX = "index"
+ENV_CHANGED = "env"
+NOT_HIT = "not-hit"
+
+
+def lookup(profile: str, env: Mapping[str, str], flags: Mapping[str, Any]) -> tuple[Any, str]:
+    """(entry id, Options) of ``profile`` from the index, or (None, reason)."""
+    from keybroker.cache.index import INDEX_VERSION, index_path, signature  # noqa: PLC0415
+
+    cache_dir = paths.cache_dir_str(env)
+    config_path = paths.config_file_str(env)
+    blob = read_bytes(index_path(cache_dir, config_path))
+    if blob is None:
+        return None, NO_INDEX
+    data = json.loads(blob)
+    if (
+        data.get("v") != INDEX_VERSION
+        or data.get("path") != config_path
+        or data.get("sig") != signature(config_path)
+    ):
+        return None, NO_INDEX
+    raw = data["profiles"].get(profile)
+    if raw is None:
+        return None, NOT_HIT
+    for variant in raw["hot"]:
+        if all(env.get(k) == v for k, v in variant["env"].items()):
+            options = build_options(
+                variant["storage"], raw["options"], data["defaults"], env, flags
+            )
+            return (variant["id"], options), ""
+    return None, ENV_CHANGED
+
+
+def serve(eid: str, options: Any, env: Mapping[str, str]) -> tuple[str | None, str]:
+    """The cached key for entry ``eid`` if the freshness rules allow serving it as it is."""
+    if options.storage != "disk":
+        return None, NOT_HIT
+    cache_dir = paths.cache_dir_str(env)
+    check_private_dir(cache_dir, os.lstat(cache_dir), "cache directory")
+    blob = read_bytes(os.path.join(cache_dir, eid + ".entry"))
+    if blob is None:
+        return None, NOT_HIT
+    from keybroker.cache.crypto import load_data_key, unseal  # noqa: PLC0415
+
+    key = load_data_key(paths.data_dir_str(env), create=False)
+    if key is None:
+        return None, NOT_HIT
+    header, value = unseal(key, eid, blob)
+    fetched_at = float(header["fetched_at"])
+    expires_at = header.get("expires_at")
+    expires = None if expires_at is None else float(expires_at)
+    policy = Policy(options.ttl, options.margin, options.advisory, options.max_age,
+                    options.max_stale)
+    if assess(fetched_at, expires, clock.now(), policy).state != State.FRESH:
+        return None, NOT_HIT
+    if repeat_mode(options, env) and not _first_call(cache_dir, eid, fetched_at, options):
+        return None, NOT_HIT
+    return value, ""
+
+
+def _first_call(cache_dir: str, eid: str, fetched_at: float, options: Any) -> bool:
+    """Under Claude Code: record this caller as served, unless this call is a repeat."""
+    from keybroker.cache import repeats  # noqa: PLC0415
+    from keybroker.cache.caller import caller_id  # noqa: PLC0415
+    from keybroker.cache.lock import EntryLock  # noqa: PLC0415
+    from keybroker.deadline import Deadline  # noqa: PLC0415
+
+    caller = caller_id()
+    seen_path = os.path.join(cache_dir, eid + ".seen")
+    with EntryLock(os.path.join(cache_dir, eid + ".lock"), Deadline(options.timeout)):
+        seen = repeats.read(seen_path)
+        now = clock.now()
+        if repeats.classify(seen, caller, now, fetched_at, options.ttl) != repeats.FIRST:
+            return False
+        repeats.write(seen_path, repeats.served(seen, caller, now, options.ttl))
+    return True
+
+
+def try_profile(
+    profile: str, env: Mapping[str, str], flags: Mapping[str, Any]
+) -> tuple[str | None, str]:
+    """The key for ``profile`` on a plain cache hit, else (None, why not). Never raises."""
+    try:
+        found, why = lookup(profile, env, flags)
+        if found is None:
+            return None, why
+        eid, options = found
+        return serve(eid, options, env)
+    except Exception:
+        return None, NOT_HIT
