@@ -1,0 +1,217 @@
+"""``keybroker doctor``: one ✓/✗ line per check, the fix on each ✗, and the exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+
+from keybroker.cli.doctor import render
+from keybroker.sources.base import Check
+from tests.kb import SCRIPTS, run
+
+KEY = "sk-doctor-2b3c4d5e6f"
+
+
+@pytest.fixture
+def dr_env(kb_env, tmp_path, monkeypatch):
+    # project/local scopes are read from the cwd: keep the repo's own .claude out of it
+    monkeypatch.chdir(tmp_path)
+    kb_env["GOOD_KEY"] = KEY
+    (kb_env.base / "key.txt").write_text(KEY + "\n")
+    kb_env.write_config(
+        '[profiles.good]\nsource = "env"\nvar = "GOOD_KEY"\n'
+        f'[profiles.filed]\nsource = "file"\npath = {json.dumps(str(kb_env.base / "key.txt"))}\n'
+    )
+    return kb_env
+
+
+def lines(result) -> list[str]:
+    return result.stdout.splitlines()
+
+
+def line_for(result, label: str) -> str:
+    found = [ln for ln in lines(result) if ln[2:].startswith(label)]
+    assert found, (label, result.stdout)
+    return found[0]
+
+
+def test_healthy_setup_exits_zero(dr_env):
+    result = run(["keybroker", "doctor"], dr_env)
+    assert result.code == 0, result
+    assert result.err == b""
+    assert all(ln.startswith("✓ ") for ln in lines(result)), result.stdout
+    assert line_for(result, "config:").endswith("2 profile(s)")
+    assert "key obtained from env ($GOOD_KEY)" in line_for(result, "profile 'good':")
+    assert "key obtained from file" in line_for(result, "profile 'filed':")
+    assert line_for(result, "cache dir:")
+    assert line_for(result, "data key:")
+    for scope in ("user", "project", "local"):
+        assert line_for(result, f"claude {scope} settings:")
+    assert line_for(result, "PATH:").startswith("✓ PATH: /bin/sh finds keybroker at ")
+    assert KEY.encode() not in result.out + result.err
+
+
+def test_broken_profile_is_a_cross_with_fix_and_exit_1(dr_env):
+    (dr_env.base / "key.txt").unlink()
+    result = run(["keybroker", "doctor"], dr_env)
+    assert result.code == 1, result
+    bad = line_for(result, "profile 'filed':")
+    assert bad.startswith("✗ profile 'filed': file: ")
+    assert "does not exist" in bad
+    assert "; fix: fix the profile's 'path'" in bad
+    assert line_for(result, "profile 'good':").startswith("✓")
+    assert KEY.encode() not in result.out + result.err
+
+
+def test_one_profile_only(dr_env):
+    (dr_env.base / "key.txt").unlink()
+    result = run(["keybroker", "doctor", "good"], dr_env)
+    assert result.code == 0, result
+    assert "filed" not in result.stdout
+
+
+def test_unknown_profile_argument(dr_env):
+    result = run(["keybroker", "doctor", "nosuch"], dr_env)
+    assert result.code == 1, result
+    assert line_for(result, "profile 'nosuch'").startswith("✗ profile 'nosuch': unknown profile")
+
+
+def test_access_denied_source_is_reported_with_its_hint(dr_env):
+    dr_env.write_config('[profiles.env_missing]\nsource = "env"\nvar = "NOPE_NOT_SET"\n')
+    result = run(["keybroker", "doctor"], dr_env)
+    assert result.code == 1, result
+    bad = line_for(result, "profile 'env_missing':")
+    assert "environment variable NOPE_NOT_SET is not set" in bad
+    assert "fix: export NOPE_NOT_SET" in bad
+
+
+def test_broken_config_exits_2(dr_env):
+    dr_env.write_config("[profiles.x\nsource=")
+    result = run(["keybroker", "doctor"], dr_env)
+    assert result.code == 2, result
+    assert lines(result)[0].startswith("✗ config: ")
+    assert "invalid TOML" in result.stdout
+
+
+def test_config_with_unknown_key_exits_2(dr_env):
+    dr_env.write_config('[profiles.x]\nsource = "env"\nvar = "A"\ncolour = "red"\n')
+    result = run(["keybroker", "doctor"], dr_env)
+    assert result.code == 2, result
+    assert "unknown key 'colour'" in result.stdout
+
+
+def test_unsafe_cache_dir(dr_env):
+    dr_env.cache_dir.mkdir(parents=True)
+    os.chmod(dr_env.cache_dir, 0o777)
+    try:
+        result = run(["keybroker", "doctor", "good"], dr_env)
+    finally:
+        os.chmod(dr_env.cache_dir, 0o700)
+    assert result.code == 1, result
+    bad = line_for(result, "cache dir:")
+    assert bad.startswith("✗ cache dir: ")
+    assert f"fix: run: chmod 700 {dr_env.cache_dir}" in bad
+
+
+def test_damaged_data_key(dr_env):
+    dr_env.data_dir.mkdir(parents=True, mode=0o700)
+    key_file = dr_env.data_dir / "cache.key"
+    key_file.write_bytes(b"garbage")
+    key_file.chmod(0o600)
+    result = run(["keybroker", "doctor", "good"], dr_env)
+    assert result.code == 1, result
+    assert line_for(result, "data key:").startswith("✗ data key: the cache data key")
+
+
+def test_short_lived_key_is_reported(dr_env):
+    # the demo key lives 1 h; a 2 h helper TTL means Claude Code would outlive it
+    env = dict(dr_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="7200000")
+    result = run(["keybroker", "doctor", "demo"], env)
+    assert result.code == 1, result
+    bad = line_for(result, "profile 'demo' lifetime:")
+    assert bad.startswith("✗")
+    assert "less than Claude Code's TTL + margin" in bad
+    assert "CLAUDE_CODE_API_KEY_HELPER_TTL_MS" in bad
+    ok = run(["keybroker", "doctor", "demo"], dr_env)
+    assert ok.code == 0, ok
+    assert "≥ TTL + margin" in line_for(ok, "profile 'demo' lifetime:")
+
+
+def write_settings(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def test_claude_settings_pointing_at_keybroker(dr_env):
+    helper = f"{shlex.quote(str(SCRIPTS / 'keybroker'))} get good"
+    write_settings(Path(dr_env["HOME"]) / ".claude" / "settings.json", {"apiKeyHelper": helper})
+    result = run(["keybroker", "doctor", "good"], dr_env)
+    assert result.code == 0, result
+    assert "apiKeyHelper → keybroker profile 'good'" in line_for(result, "claude user settings")
+
+
+def test_foreign_helper_is_reported_not_failed(dr_env):
+    write_settings(Path(dr_env["HOME"]) / ".claude" / "settings.json",
+                   {"apiKeyHelper": "~/bin/get-key.sh"})
+    result = run(["keybroker", "doctor", "good"], dr_env)
+    assert result.code == 0, result
+    assert "not keybroker" in line_for(result, "claude user settings")
+
+
+@pytest.mark.parametrize(("settings", "needle"), [
+    ({"apiKeyHelper": "/nonexistent/keybroker get good"}, "does not exist or is not executable"),
+    ({"apiKeyHelper": f"{SCRIPTS / 'keybroker'} get ghost"}, "profile 'ghost'"),
+    ({"apiKeyHelper": f"{SCRIPTS / 'keybroker'} get good", "env": {"ANTHROPIC_API_KEY": "x"}},
+     "ANTHROPIC_API_KEY"),
+])
+def test_broken_claude_settings(dr_env, settings, needle):
+    write_settings(Path(dr_env["HOME"]) / ".claude" / "settings.json", settings)
+    result = run(["keybroker", "doctor", "good"], dr_env)
+    assert result.code == 1, result
+    bad = line_for(result, "claude user settings")
+    assert bad.startswith("✗")
+    assert needle in bad
+    assert "fix: " in bad
+
+
+def test_invalid_settings_json(dr_env):
+    path = Path(dr_env["HOME"]) / ".claude" / "settings.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{nope")
+    result = run(["keybroker", "doctor", "good"], dr_env)
+    assert result.code == 1, result
+    assert "not valid JSON" in line_for(result, "claude user settings")
+
+
+def test_bare_helper_name_fails_under_minimal_path(dr_env):
+    write_settings(Path(dr_env["HOME"]) / ".claude" / "settings.json",
+                   {"apiKeyHelper": "keybroker get good"})
+    result = run(["keybroker", "doctor", "good"], dr_env)
+    assert result.code == 1, result
+    assert any(ln.startswith("✗ PATH: apiKeyHelper runs 'keybroker' by name")
+               for ln in lines(result)), result.stdout
+
+
+def test_project_scope_settings_found_from_cwd(dr_env, tmp_path):
+    import subprocess  # noqa: PLC0415
+
+    project = tmp_path / "proj"
+    write_settings(project / ".claude" / "settings.local.json",
+                   {"apiKeyHelper": f"{SCRIPTS / 'keybroker'} get ghost"})
+    proc = subprocess.run([str(SCRIPTS / "keybroker"), "doctor", "good"], cwd=project,
+                          env=dict(dr_env), capture_output=True, timeout=60, check=False,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1, proc
+    assert "✗ claude local settings" in proc.stdout.decode()
+
+
+def test_render_scrubs_registered_secrets():
+    from keybroker.redact import sensitive  # noqa: PLC0415
+
+    sensitive("sk-render-secret-1234")
+    line = render(Check(False, "x", "saw sk-render-secret-1234", "do y"))
+    assert line == "✗ x: saw ***; fix: do y"
