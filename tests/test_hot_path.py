@@ -8,6 +8,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from freezegun import freeze_time
+
+from keybroker import config, hot
+from keybroker.cache.store import Cache
+from keybroker.resolve import resolve
+from keybroker.sources import base
+from tests import scripted
 from tests.kb import run
 
 HEAVY = ("click", "boto3", "botocore", "hvac", "keyring", "requests", "tomllib", "platformdirs")
@@ -75,18 +82,9 @@ def test_config_change_is_seen_at_once(kb_env):
 def test_index_remembers_entry_ids_per_environment(kb_env):
     """A source whose entry id depends on the environment (like VAULT_ADDR) gets one index
     variant per environment, so the hit path works in each of them."""
-    from freezegun import freeze_time
-
-    from keybroker import config, hot
-    from keybroker.cache.store import Cache
-    from keybroker.resolve import resolve
-    from tests import scripted
-
     class EnvScripted(scripted.ScriptedSource):
         def canonical(self, settings, env):
             return {"id": settings["id"], "addr": env.get("SCRIPTED_ADDR", "default")}
-
-    from keybroker.sources import base
 
     base._LOADED["scripted"] = EnvScripted()
     try:
