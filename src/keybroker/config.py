@@ -130,6 +130,8 @@ def parse_config(path: Path, text: str) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     config = Config(path=path, exists=True)
     for key, value in data.items():
         if key not in ("profiles", "defaults"):
