@@ -9,9 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -243,3 +245,87 @@ def test_github_mask_escapes_workflow_command_data():
 def test_github_env_block_shape():
     block = output.github_env_block("N", "v", delimiter="ghadelimiter_x")
     assert block == "N<<ghadelimiter_x\nv\nghadelimiter_x\n"
+
+
+# --- helpers/github-action: the composite action's steps, run as the runner runs them ---
+
+ACTION = Path(__file__).resolve().parent.parent / "helpers" / "github-action" / "action.yml"
+EXPR = re.compile(r"\$\{\{\s*([^}]+?)\s*\}\}")
+
+
+def run_composite(action: dict, inputs: dict[str, str], env: dict[str, str], tmp: Path):
+    """A minimal composite-action runner: inputs and step outputs in env, bash -eo pipefail."""
+    values = {k: v.get("default", "") for k, v in action["inputs"].items()}
+    values.update(inputs)
+    outputs: dict[str, dict[str, str]] = {}
+    results = []
+    for step in action["runs"]["steps"]:
+        def expand(text: str) -> str:
+            def one(match: re.Match[str]) -> str:
+                expr = match.group(1)
+                if expr.startswith("inputs."):
+                    return values[expr[len("inputs."):]]
+                _, step_id, _, name = expr.split(".")
+                return outputs.get(step_id, {}).get(name, "")
+            return EXPR.sub(one, text)
+
+        output_file = tmp / f"output-{step['id']}"
+        output_file.write_text("")
+        step_env = dict(env, GITHUB_OUTPUT=str(output_file))
+        step_env.update({k: expand(str(v)) for k, v in step.get("env", {}).items()})
+        assert "${{" not in step["run"], "inputs must reach scripts through env only"
+        result = run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+                     step_env)
+        results.append(result)
+        if result.code != 0:
+            break
+        outputs[step["id"]] = dict(
+            line.split("=", 1) for line in output_file.read_text().splitlines() if "=" in line
+        )
+    return results
+
+
+@pytest.fixture
+def runner_env(ci_env, tmp_path):
+    runner_temp = tmp_path / "runner_temp"
+    runner_temp.mkdir()
+    github_env = tmp_path / "github_env"
+    github_env.write_text("")
+    return dict(ci_env, RUNNER_TEMP=str(runner_temp), GITHUB_ENV=str(github_env),
+                GITHUB_PATH=str(tmp_path / "github_path"))
+
+
+def test_github_action_exports_masked_with_inline_config(runner_env, ci_env, tmp_path):
+    import yaml  # noqa: PLC0415 - moto's dependency; only this test reads YAML
+
+    action = yaml.safe_load(ACTION.read_text())
+    config_toml = ci_env.config_path.read_text()
+    env = {k: v for k, v in runner_env.items()}
+    env["KEYBROKER_CONFIG"] = str(tmp_path / "no-default-config.toml")  # must come from input
+    results = run_composite(
+        action,
+        {"install": "false", "profile": "k", "var": "API_TOKEN", "vars": "  OTHER=o \n\n",
+         "config-toml": config_toml},
+        env, tmp_path,
+    )
+    assert [r.code for r in results] == [0, 0], results
+    export = results[1]
+    assert export.stdout.startswith("::add-mask::")
+    assert VALUE.encode() not in export.out
+    assert_nowhere(VALUE, *results)
+    assert parse_github_env(Path(runner_env["GITHUB_ENV"]).read_text()) == {
+        "API_TOKEN": VALUE, "OTHER": OTHER,
+    }
+    written = list(Path(runner_env["RUNNER_TEMP"]).glob("keybroker-config-*.toml"))
+    assert len(written) == 1
+    assert stat.S_IMODE(written[0].stat().st_mode) == 0o600
+
+
+def test_github_action_install_step_is_valid_bash():
+    import yaml  # noqa: PLC0415
+
+    action = yaml.safe_load(ACTION.read_text())
+    for step in action["runs"]["steps"]:
+        proc = subprocess.run(["bash", "-n", "-c", step["run"]], capture_output=True,
+                              check=False, timeout=30)
+        assert proc.returncode == 0, (step["id"], proc.stderr)
