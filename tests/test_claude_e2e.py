@@ -58,7 +58,6 @@ class E2E:
         helper: str | None,
         *,
         retries: int = 0,
-        cwd: Path | None = None,
         base_url_env: bool = True,
         extra_env: Mapping[str, str] | None = None,
     ) -> ClaudeRun:
@@ -70,7 +69,7 @@ class E2E:
         if not base_url_env:
             del env["ANTHROPIC_BASE_URL"]
         env.update(extra_env or {})
-        return run_claude(self.exe, env, cwd or self.project, helper=helper)
+        return run_claude(self.exe, env, self.project, helper=helper)
 
     def dirs(self) -> list[Path]:
         """Everywhere a key must not be readable: HOME (``~/.claude``), config, cache, data."""
