@@ -25,6 +25,7 @@ import pytest
 from tests.conftest import KbEnv
 from tests.e2e.anthropic_server import DEFAULT_REPLY, AnthropicServer
 from tests.e2e.cli import HELPER_FAILED, ClaudeRun, claude_env, find_claude, run_claude
+from tests.fixtures.moto_server import aws_env, client, unique_name
 from tests.fixtures.openbao import OpenBao
 from tests.kb import Result, assert_fails, assert_key, assert_nowhere, exe, run
 
@@ -184,7 +185,23 @@ def _vault_profile(e2e: E2E, request: pytest.FixtureRequest, name: str = "main")
     return key
 
 
+def _aws_profile(e2e: E2E, request: pytest.FixtureRequest) -> str:
+    """A JSON secret in Secrets Manager (moto's server of tests/fixtures/moto_server.py)."""
+    endpoint: str = request.getfixturevalue("moto_endpoint")
+    key = "sk-e2e-aws-8c0e2a4b6d"
+    name = unique_name("e2e-litellm")
+    client("secretsmanager", endpoint).create_secret(
+        Name=name, SecretString=json.dumps({"key": key})
+    )
+    e2e.env.update(aws_env(endpoint))
+    e2e.env.write_config(
+        f'[profiles.main]\nsource = "aws"\nsecret_id = "{name}"\nfield = "key"\n'
+    )
+    return key
+
+
 SOURCES: dict[str, Callable[[E2E, pytest.FixtureRequest], str]] = {
+    "aws": _aws_profile,
     "env": _env_profile,
     "file": _file_profile,
     "command": _command_profile,
