@@ -20,6 +20,9 @@ import pytest
 import requests
 
 from keybroker.cache.store import Cache, CacheAux
+from keybroker.model import Deadline, Request
+from keybroker.sources.base import FetchContext
+from keybroker.sources.oidc import SOURCE
 from keybroker.sources.oidc_tokens import login_key
 from tests.conftest import KbEnv
 from tests.fixtures.oidc_provider import CI_AUDIENCE, GITLAB_ISSUER, OidcProvider
@@ -487,3 +490,25 @@ def test_refresh_token_grant_seeded_from_the_environment(
     assert token_of(first) != token_of(second)
     assert_nowhere(seed, first, second, dirs=dirs(other))
 
+
+
+def test_doctor_checks_discovery_jwks_secret_and_login(
+    kb_env: KbEnv, oidc_provider: OidcProvider
+) -> None:
+    aux = CacheAux(Cache.open(kb_env), "oidc")
+    settings = {"issuer": oidc_provider.issuer, "client_id": "device-client",
+                "grant": "device_code", "scope": "openid offline_access api:read"}
+    ctx = FetchContext(Deadline(60), kb_env, aux)
+    checks = {c.label: c for c in SOURCE.doctor(Request("oidc", settings, profile="me"), ctx)}
+    assert checks["oidc discovery"].ok
+    assert checks["oidc jwks"].ok
+    assert checks["oidc jwks"].detail.startswith("1 signing key(s)")
+    assert checks["oidc grant"].ok
+    assert not checks["oidc login"].ok
+    assert checks["oidc login"].fix == "run: keybroker login me"
+
+    cc = {"issuer": oidc_provider.issuer, "client_id": "cc-client",
+          "client_secret_env": "NOT_SET_ANYWHERE"}
+    checks = {c.label: c for c in SOURCE.doctor(Request("oidc", cc, profile="gw"), ctx)}
+    assert not checks["oidc client secret"].ok
+    assert "NOT_SET_ANYWHERE is not set" in checks["oidc client secret"].detail
