@@ -1,0 +1,763 @@
+"""The vault source against a real OpenBao dev server (tests/fixtures/openbao.py).
+
+Every path, policy and role is unique per test (the server is shared by the session). Helper
+calls run the real executables in a subprocess, as Claude Code does, and check stdout, stderr
+and the exit code byte for byte; secrets (values, tokens, secret_ids) are looked for in
+everything the process wrote and in every file it left.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.openbao import OpenBao, OpenBaoError, free_port, start_openbao
+from tests.kb import assert_fails, assert_key, assert_nowhere, python, require_backend, run
+
+pytestmark = pytest.mark.integration
+
+JWT_ISSUER = "https://ci.keybroker.test"
+JWT_AUDIENCE = "keybroker-test"
+
+
+# --- setup helpers ---
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def new_key(prefix: str = "sk-") -> str:
+    return prefix + secrets.token_urlsafe(24)
+
+
+def enable(server: OpenBao, kind: str, path: str, body: dict[str, Any]) -> None:
+    """Enable a mount or auth method once per session server (idempotent)."""
+    mounts = server.api("GET", f"sys/{kind}")["data"]
+    if f"{path}/" not in mounts:
+        server.api("POST", f"sys/{kind}/{path}", body)
+
+
+@pytest.fixture(scope="module")
+def bao(openbao: OpenBao) -> OpenBao:
+    """The session server with a KV v1 mount, AppRole and JWT auth enabled."""
+    enable(openbao, "mounts", "kv1", {"type": "kv", "options": {"version": "1"}})
+    enable(openbao, "auth", "approle", {"type": "approle"})
+    enable(openbao, "auth", "jwt", {"type": "jwt"})
+    return openbao
+
+
+def read_policy(server: OpenBao, *paths: str) -> str:
+    """A policy that may only read ``paths``; returns its name."""
+    name = f"ro-{uid()}"
+    rules = "\n".join(f'path "{p}" {{ capabilities = ["read"] }}' for p in paths)
+    server.api("PUT", f"sys/policies/acl/{name}", {"policy": rules})
+    return name
+
+
+def child_token(server: OpenBao, policy: str, ttl: str = "1h", default: bool = False) -> str:
+    """A token with ``policy`` (and the 'default' policy, which lets it look itself up)."""
+    answer = server.api(
+        "POST", "auth/token/create",
+        {"policies": [policy], "ttl": ttl, "no_default_policy": not default},
+    )
+    return str(answer["auth"]["client_token"])
+
+
+def vault_env(kb_env: dict[str, str], server: OpenBao, token: str | None) -> dict[str, str]:
+    kb_env["VAULT_ADDR"] = server.addr
+    if token is not None:
+        kb_env["VAULT_TOKEN"] = token
+    return kb_env
+
+
+def print_token(profile: str, env: dict[str, str], *extra: str) -> dict[str, Any]:
+    result = run(["keybroker", "print-token", profile, "--json", *extra], env)
+    assert result.code == 0, result
+    doc: dict[str, Any] = json.loads(result.out)
+    return doc
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def state_dirs(kb_env: Any) -> list[Path]:
+    """Where keybroker writes: cache, config and data dirs (not the test's own files)."""
+    return [kb_env.base / "cache", kb_env.base / "config", kb_env.base / "data"]
+
+
+def aux_tokens(kb_env: Any) -> list[str]:
+    """The login tokens keybroker cached (decrypted with the test user's data key)."""
+    from keybroker.cache.store import Cache  # noqa: PLC0415
+
+    cache = Cache.open(kb_env)
+    found = []
+    for info in cache.entries():
+        if info.label.startswith("aux:vault:"):
+            entry = cache.read(info.id)
+            assert entry is not None
+            found.append(entry.value)
+    return found
+
+
+# --- KV v2 / v1, profile and standalone ---
+
+
+def test_kv2_profile_and_standalone_share_one_entry(bao: OpenBao, kb_env: Any) -> None:
+    path = f"litellm-{uid()}"
+    key, rotated = new_key(), new_key()
+    bao.kv_put(path, {"key": key, "note": "x"})
+    token = child_token(bao, read_policy(bao, f"secret/data/{path}"))
+    env = vault_env(kb_env, bao, token)
+    kb_env.write_config(
+        f'[profiles.litellm]\nsource = "vault"\naddr = "{bao.addr}/"\n'
+        f'path = "/{path}"\nfield = "key"\n'
+    )
+
+    first = run(["keybroker-vault", "--path", path, "--field", "key"], env)
+    assert_key(first, key)
+    assert first.err == b""
+    bao.kv_put(path, {"key": rotated})  # a fetch now would see the new version
+    second = run(["keybroker", "get", "litellm"], env)
+    assert_key(second, key)
+    assert second.err == b""
+    doc = print_token("litellm", env)
+    assert doc["cache"]["state"] == "hit"
+    assert doc["key_version"] == "1"
+    assert doc["location"] == f"secret/{path}#key"
+    assert_nowhere(key, first, second, dirs=[kb_env.base])
+    assert_nowhere(token, first, second, dirs=[kb_env.base])
+
+
+def test_rotation_seen_with_no_cache_and_after_expiry(bao: OpenBao, kb_env: Any) -> None:
+    path = f"rot-{uid()}"
+    old, new = new_key(), new_key()
+    bao.kv_put(path, {"key": old})
+    env = vault_env(kb_env, bao, bao.root_token)
+    kb_env.write_config(
+        f'[profiles.p]\nsource = "vault"\npath = "{path}"\nfield = "key"\nmax_age = "1s"\n'
+    )
+    assert_key(run(["keybroker", "get", "p"], env), old)
+    assert bao.kv_put(path, {"key": new}) == 2
+    assert_key(run(["keybroker", "get", "p", "--no-cache"], env), new)
+    assert_key(run(["keybroker-vault", "--path", path, "--field", "key", "--no-cache"], env), new)
+
+    # the entry written before the rotation is reused only for max_age, then refetched
+    time.sleep(1.5)
+    assert_key(run(["keybroker", "get", "p"], env), new)
+    doc = print_token("p", env)
+    assert doc["key_version"] == "2"
+
+
+def test_pinned_secret_version(bao: OpenBao, kb_env: Any) -> None:
+    path = f"pin-{uid()}"
+    first, second = new_key(), new_key()
+    bao.kv_put(path, {"key": first})
+    bao.kv_put(path, {"key": second})
+    env = vault_env(kb_env, bao, bao.root_token)
+    result = run(
+        ["keybroker-vault", "--path", path, "--field", "key", "--secret-version", "1"], env
+    )
+    assert_key(result, first)
+    kb_env.write_config(
+        f'[profiles.pinned]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
+        "secret_version = 1\n"
+    )
+    doc = print_token("pinned", env, "--reveal")
+    assert doc["cache"]["state"] == "hit"
+    assert doc["key"] == first
+    assert doc["key_version"] == "1"
+    missing = run(["keybroker-vault", "--path", path, "--field", "key", "--secret-version", "7"],
+                  env)
+    assert_fails(missing, 5, f"no secret at secret/data/{path} (version 7)", secrets=[first])
+
+
+def test_kv1_mount(bao: OpenBao, kb_env: Any) -> None:
+    path = f"app-{uid()}"
+    key = new_key()
+    bao.api("POST", f"kv1/{path}", {"key": key, "owner": "team"})
+    env = vault_env(kb_env, bao, bao.root_token)
+    result = run(["keybroker-vault", "--mount", "kv1", "--kv-version", "1", "--path", path,
+                  "--field", "key"], env)
+    assert_key(result, key)
+    assert result.err == b""
+    # the same path read as KV v2 says how to fix it
+    wrong = run(["keybroker-vault", "--mount", "kv1", "--path", path, "--field", "key"], env)
+    assert_fails(wrong, 5, f"no secret at kv1/data/{path}", "kv_version = 1", secrets=[key])
+    # and a KV v2 mount read as v1 says the opposite
+    bao.kv_put(path, {"key": key})
+    flipped = run(["keybroker-vault", "--kv-version", "1", "--path", path, "--field", "key",
+                   "--no-cache"], env)
+    assert_fails(flipped, 5, "'secret' is a KV v2 mount: set kv_version = 2", secrets=[key])
+
+
+def test_no_field_prints_compact_json_and_expires_at_field(bao: OpenBao, kb_env: Any) -> None:
+    path = f"json-{uid()}"
+    expires = int(time.time()) + 7200
+    data = {"api_key": new_key(), "expires_at": iso(expires), "region": "eu"}
+    bao.kv_put(path, data)
+    env = vault_env(kb_env, bao, bao.root_token)
+    kb_env.write_config(f'[profiles.j]\nsource = "vault"\npath = "{path}"\n')
+    result = run(["keybroker", "get", "j"], env)
+    assert_key(result, json.dumps(data, sort_keys=True, separators=(",", ":")))
+    doc = print_token("j", env)
+    assert doc["cache"]["state"] == "hit"
+    assert doc["expires_at"] == iso(expires)
+
+
+def test_read_engine_lease_gives_expiry(bao: OpenBao, kb_env: Any) -> None:
+    """engine = "read": any read path; the lease duration is the expiry (KV v1 leases its ttl)."""
+    path = f"creds-{uid()}"
+    creds = {"access_key": "AKIA" + uid().upper(), "secret_key": new_key(""), "ttl": "2h"}
+    bao.api("POST", f"kv1/{path}", creds)
+    env = vault_env(kb_env, bao, bao.root_token)
+    kb_env.write_config(
+        f'[profiles.dyn]\nsource = "vault"\nengine = "read"\npath = "kv1/{path}"\n'
+    )
+    before = time.time()
+    result = run(["keybroker", "get", "dyn"], env)
+    assert_key(result, json.dumps(creds, sort_keys=True, separators=(",", ":")))
+    doc = print_token("dyn", env)
+    assert doc["cache"]["state"] == "hit"
+    expires = datetime.fromisoformat(doc["expires_at"].replace("Z", "+00:00")).timestamp()
+    assert before + 7200 - 5 <= expires <= time.time() + 7200 + 5
+    field = run(["keybroker-vault", "--engine", "read", "--mount", "kv1", "--path", path,
+                 "--field", "secret_key"], env)
+    assert_key(field, creds["secret_key"])
+
+
+# --- errors and exit codes ---
+
+
+def test_denied_missing_and_field_errors(bao: OpenBao, kb_env: Any) -> None:
+    allowed, other = f"ok-{uid()}", f"private-{uid()}"
+    key, hidden = new_key(), new_key()
+    bao.kv_put(allowed, {"key": key, "org": "acme-org-value"})
+    bao.kv_put(other, {"key": hidden})
+    token = child_token(bao, read_policy(bao, f"secret/data/{allowed}"))
+    env = vault_env(kb_env, bao, token)
+    kb_env.write_config(f'[profiles.priv]\nsource = "vault"\npath = "{other}"\nfield = "key"\n')
+
+    denied = run(["keybroker", "get", "priv"], env)
+    assert_fails(denied, 4, f"permission denied reading secret/data/{other}", "policies",
+                 "keybroker doctor priv", secrets=[token, hidden])
+    assert denied.err == (
+        f"keybroker: profile 'priv': vault: permission denied reading secret/data/{other}; "
+        f"the token ($VAULT_TOKEN) may be expired, or its policies may not allow 'read' on "
+        f"secret/data/{other}; run 'keybroker doctor priv'\n"
+    ).encode()
+
+    field = run(["keybroker-vault", "--path", allowed, "--field", "nope"], env)
+    assert field.err == (
+        f"keybroker: vault: field 'nope' not found in secret/data/{allowed}; "
+        "fields present: key, org\n"
+    ).encode()
+    assert_fails(field, 5, secrets=[key, "acme-org-value", token])
+
+    missing = run(["keybroker-vault", "--path", f"none-{uid()}", "--field", "key"],
+                  dict(env, VAULT_TOKEN=bao.root_token))
+    assert_fails(missing, 5, "no secret at secret/data/none-", "check mount and path")
+    relative = run(["keybroker-vault", "--path", f"secret/{allowed}", "--field", "key"],
+                   dict(env, VAULT_TOKEN=bao.root_token))
+    assert_fails(relative, 5, f'try path = "{allowed}"')
+
+    debug = run(["keybroker", "get", "priv", "--no-cache", "--debug"], env)
+    assert debug.code == 4
+    assert b"Traceback" in debug.err
+    assert_nowhere(token, denied, field, missing, debug, dirs=[kb_env.base])
+    assert_nowhere(hidden, denied, debug, dirs=[kb_env.base])
+
+
+def test_bad_settings_exit_2(bao: OpenBao, kb_env: Any) -> None:
+    env = vault_env(kb_env, bao, bao.root_token)
+    assert_fails(run(["keybroker-vault", "--path", "x", "--kv-version", "3"], env), 2,
+                 "kv_version must be 1 or 2")
+    assert_fails(run(["keybroker-vault", "--path", "x", "--auth-method", "approle"], env), 2,
+                 "AppRole login needs a role_id")
+    assert_fails(run(["keybroker-vault", "--path", "x", "--addr", "vault:8200"], env), 2,
+                 "is not an http(s) URL")
+    del env["VAULT_ADDR"]
+    assert_fails(run(["keybroker-vault", "--path", "x"], env), 2, "no server address")
+    kb_env.write_config('[profiles.bad]\nsource = "vault"\npath = "x"\nkv_version = "two"\n')
+    assert_fails(run(["keybroker", "get", "bad"], env), 2, "[profiles.bad] key 'kv_version'")
+
+
+def test_no_token_anywhere_exit_8(bao: OpenBao, kb_env: Any) -> None:
+    env = vault_env(kb_env, bao, None)
+    result = run(["keybroker-vault", "--path", "anything", "--field", "key"], env)
+    assert_fails(result, 8, "no Vault token", "vault login")
+
+
+def test_token_file_in_home(bao: OpenBao, kb_env: Any) -> None:
+    path = f"home-{uid()}"
+    key = new_key()
+    bao.kv_put(path, {"key": key})
+    token = child_token(bao, read_policy(bao, f"secret/data/{path}"))
+    Path(kb_env["HOME"], ".vault-token").write_text(token + "\n")
+    env = vault_env(kb_env, bao, None)
+    result = run(["keybroker-vault", "--path", path, "--field", "key"], env)
+    assert_key(result, key)
+    assert_nowhere(token, result)
+
+
+def test_token_env_setting(bao: OpenBao, kb_env: Any) -> None:
+    path = f"tenv-{uid()}"
+    key = new_key()
+    bao.kv_put(path, {"key": key})
+    env = vault_env(kb_env, bao, "not-a-valid-token")  # token_env must win over VAULT_TOKEN
+    env["CI_VAULT_TOKEN"] = child_token(bao, read_policy(bao, f"secret/data/{path}"))
+    kb_env.write_config(
+        f'[profiles.t]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
+        'token_env = "CI_VAULT_TOKEN"\n'
+    )
+    assert_key(run(["keybroker", "get", "t"], env), key)
+    del env["CI_VAULT_TOKEN"]
+    unset = run(["keybroker", "get", "t", "--no-cache"], env)
+    assert_fails(unset, 2, "token_env names $CI_VAULT_TOKEN, which is not set")
+
+
+def test_unreachable_closed_port_exit_3(kb_env: Any) -> None:
+    port = free_port()  # nothing listens there
+    env = dict(kb_env, VAULT_ADDR=f"http://127.0.0.1:{port}", VAULT_TOKEN="s.token-never-sent",
+               KEYBROKER_TIMEOUT="2")
+    result = run(["keybroker-vault", "--path", "x", "--field", "key"], env, timeout=30)
+    assert_fails(result, 3, f"http://127.0.0.1:{port}: cannot connect",
+                 secrets=["s.token-never-sent"])
+
+
+def test_unreachable_silent_listener_exit_3_within_deadline(kb_env: Any) -> None:
+    """A socket that accepts and never answers: the deadline ends the call with exit 3."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        env = dict(kb_env, VAULT_ADDR=f"http://127.0.0.1:{port}", VAULT_TOKEN="s.silent-token",
+                   KEYBROKER_TIMEOUT="2")
+        result = run(["keybroker-vault", "--path", "x", "--field", "key"], env, timeout=30)
+    assert result.code == 3, result
+    assert result.out == b""
+    assert result.err.startswith(b"keybroker: "), result
+    assert b"did not answer in time" in result.err or b"KEYBROKER_TIMEOUT" in result.err, result
+    assert b"s.silent-token" not in result.err
+
+
+def test_sealed_server_exit_3(tmp_path: Path, kb_env: Any) -> None:
+    try:
+        server = start_openbao(tmp_path / "sealed")
+    except OpenBaoError as exc:
+        require_backend("vault", str(exc))
+    try:
+        server.kv_put("k", {"key": new_key()})
+        server.api("PUT", "sys/seal")
+        env = vault_env(kb_env, server, server.root_token)
+        result = run(["keybroker-vault", "--path", "k", "--field", "key"], env)
+        assert_fails(result, 3, "is sealed or unavailable (HTTP 503)", secrets=["root"])
+        kb_env.write_config('[profiles.s]\nsource = "vault"\npath = "k"\nfield = "key"\n')
+        doctor = run(["keybroker", "doctor", "s"], env)
+        assert doctor.code != 0
+        assert "seal: sealed" in doctor.stderr + doctor.stdout
+    finally:
+        server.stop()
+
+
+# --- AppRole ---
+
+
+def approle(server: OpenBao, policy: str, **options: Any) -> tuple[str, str]:
+    """A role with ``policy``; returns (role_id, secret_id)."""
+    name = f"role-{uid()}"
+    server.api("POST", f"auth/approle/role/{name}",
+               {"token_policies": [policy], "token_ttl": "1h", "token_max_ttl": "4h", **options})
+    role_id = server.api("GET", f"auth/approle/role/{name}/role-id")["data"]["role_id"]
+    secret_id = server.api("POST", f"auth/approle/role/{name}/secret-id")["data"]["secret_id"]
+    return str(role_id), str(secret_id)
+
+
+def test_approle_read_only_policy_and_cached_login(bao: OpenBao, kb_env: Any) -> None:
+    path, other = f"ar-{uid()}", f"ar-other-{uid()}"
+    key = new_key()
+    bao.kv_put(path, {"key": key})
+    bao.kv_put(other, {"key": new_key()})
+    # one use only: a second login would fail, so later calls prove the token was cached
+    role_id, secret_id = approle(bao, read_policy(bao, f"secret/data/{path}"),
+                                 secret_id_num_uses=1)
+    env = vault_env(kb_env, bao, None)
+    env["APPROLE_SECRET_ID"] = secret_id
+    kb_env.write_config(
+        f'[profiles.ar]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
+        f'auth_method = "approle"\nrole_id = "{role_id}"\nsecret_id_env = "APPROLE_SECRET_ID"\n'
+        f'[profiles.ar2]\nsource = "vault"\npath = "{other}"\nfield = "key"\n'
+        f'auth_method = "approle"\nrole_id = "{role_id}"\nsecret_id_env = "APPROLE_SECRET_ID"\n'
+    )
+    first = run(["keybroker", "get", "ar"], env)
+    assert_key(first, key)
+    again = run(["keybroker", "get", "ar", "--no-cache"], env)
+    assert_key(again, key)
+    # read-only policy: another path is denied, with the cached token (no second login)
+    denied = run(["keybroker", "get", "ar2"], env)
+    assert_fails(denied, 4, f"permission denied reading secret/data/{other}", "approle")
+    tokens = aux_tokens(kb_env)
+    assert len(tokens) == 1
+    for secret in (secret_id, tokens[0]):
+        assert_nowhere(secret, first, again, denied, dirs=[kb_env.base])
+    # the role_id is in the config the test wrote (and the profile index mirroring it) only
+    assert_nowhere(role_id, first, again, denied, dirs=[kb_env.data_dir])
+    for entry in kb_env.cache_dir.glob("*.entry"):
+        assert role_id.encode() not in entry.read_bytes()
+
+
+def test_approle_wrong_secret_id_exit_4(bao: OpenBao, kb_env: Any) -> None:
+    role_id, secret_id = approle(bao, read_policy(bao, "secret/data/none"))
+    env = vault_env(kb_env, bao, None)
+    wrong = secret_id[:-4] + "beef"
+    env["SID"] = wrong
+    result = run(["keybroker-vault", "--path", "x", "--auth-method", "approle", "--role-id",
+                  role_id, "--secret-id-env", "SID", "--debug"], env)
+    assert result.code == 4, result
+    assert b"login refused while logging in with approle at auth/approle/login" in result.err
+    assert_nowhere(wrong, result)
+    assert_nowhere(secret_id, result)
+
+
+def test_approle_secret_id_file_and_renewal(bao: OpenBao, tmp_path: Path, kb_env: Any,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """In process with an injected clock: a renewable cached token near its end is renewed."""
+    from keybroker import clock  # noqa: PLC0415
+    from keybroker.cache.store import Cache, CacheAux  # noqa: PLC0415
+    from keybroker.model import Deadline, Request  # noqa: PLC0415
+    from keybroker.sources.base import FetchContext  # noqa: PLC0415
+    from keybroker.sources.vault import SOURCE  # noqa: PLC0415
+
+    path = f"renew-{uid()}"
+    key = new_key()
+    bao.kv_put(path, {"key": key})
+    role_id, secret_id = approle(bao, read_policy(bao, f"secret/data/{path}"),
+                                 secret_id_num_uses=1)
+    sid_file = tmp_path / "secret-id"
+    sid_file.write_text(secret_id + "\n")
+    env = vault_env(kb_env, bao, None)
+    settings = {"path": path, "field": "key", "auth_method": "approle",
+                "role_id": role_id, "secret_id_file": str(sid_file)}
+    aux = CacheAux(Cache.open(env), "vault")
+
+    def fetch() -> str:
+        ctx = FetchContext(Deadline(20), env, aux)
+        return SOURCE.fetch(Request("vault", settings), ctx).value
+
+    assert fetch() == key
+    [name] = [i.label[len("aux:vault:"):] for i in aux.cache.entries()
+              if i.label.startswith("aux:vault:")]
+    entry = aux.get(name)
+    assert entry is not None
+    assert entry.metadata["renewable"] is True
+    assert entry.metadata["ttl"] == 3600
+    issued_expiry = entry.expires_at
+    assert issued_expiry is not None
+
+    real_now = time.time
+    monkeypatch.setattr(clock, "now", lambda: real_now() + 2400)  # 20 min left of 60
+    assert fetch() == key
+    renewed = aux.get(name)
+    assert renewed is not None
+    assert renewed.value == entry.value  # renewed, not re-created
+    assert renewed.metadata["renewals"] == 1
+    assert renewed.expires_at is not None
+    assert renewed.expires_at > issued_expiry + 2000
+    lookup = bao.api("POST", "auth/token/lookup", {"token": entry.value})["data"]
+    assert lookup["ttl"] > 3500  # the server agrees: its TTL was reset
+
+    # past the cached expiry the token is dropped and a new login is needed: the secret_id
+    # was single-use, so this must fail as a refused login (exit 4)
+    monkeypatch.setattr(clock, "now", lambda: real_now() + 3 * 3600)
+    from keybroker.errors import AccessDenied  # noqa: PLC0415
+
+    with pytest.raises(AccessDenied):
+        fetch()
+
+
+# --- JWT / OIDC CI tokens ---
+
+
+@pytest.fixture(scope="module")
+def jwt_role(bao: OpenBao) -> tuple[Any, str, str]:
+    """JWT auth trusting a key the test made; returns (private key, role name, readable path)."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    bao.api("POST", "auth/jwt/config",
+            {"jwt_validation_pubkeys": [public_pem], "bound_issuer": JWT_ISSUER})
+    path = f"ci-{uid()}"
+    role = f"ci-{uid()}"
+    bao.api("POST", f"auth/jwt/role/{role}", {
+        "role_type": "jwt",
+        "bound_audiences": [JWT_AUDIENCE],
+        "user_claim": "sub",
+        "bound_claims": {"repository": "acme/app"},
+        "token_policies": [read_policy(bao, f"secret/data/{path}")],
+        "token_ttl": "1h",
+    })
+    return private, role, path
+
+
+def sign(private: Any, **claims: Any) -> str:
+    import jwt  # noqa: PLC0415
+
+    now = int(time.time())
+    body = {"iss": JWT_ISSUER, "aud": JWT_AUDIENCE, "sub": "repo:acme/app:ref:main",
+            "repository": "acme/app", "iat": now - 5, "nbf": now - 5, "exp": now + 600}
+    body.update(claims)
+    return str(jwt.encode(body, private, algorithm="RS256"))
+
+
+def test_jwt_login_from_env_and_file(bao: OpenBao, jwt_role: Any, kb_env: Any,
+                                     tmp_path: Path) -> None:
+    private, role, path = jwt_role
+    key = new_key()
+    bao.kv_put(path, {"key": key})
+    token = sign(private)
+    env = vault_env(kb_env, bao, None)
+    env["CI_JOB_JWT"] = token
+    kb_env.write_config(
+        f'[profiles.ci]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
+        f'auth_method = "jwt"\nrole = "{role}"\njwt_env = "CI_JOB_JWT"\n'
+    )
+    result = run(["keybroker", "get", "ci"], env)
+    assert_key(result, key)
+    token_file = tmp_path / "id-token"
+    token_file.write_text(sign(private))
+    from_file = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method", "jwt",
+                     "--role", role, "--jwt-file", str(token_file), "--no-cache"],
+                    vault_env(kb_env, bao, None))
+    assert_key(from_file, key)
+    for secret in [token, token_file.read_text(), *aux_tokens(kb_env)]:
+        assert_nowhere(secret, result, from_file, dirs=state_dirs(kb_env))
+
+
+def test_jwt_signed_by_unknown_key_exit_4(bao: OpenBao, jwt_role: Any, kb_env: Any) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+
+    _, role, path = jwt_role
+    forged = sign(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    env = vault_env(kb_env, bao, None)
+    env["CI_JOB_JWT"] = forged
+    result = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method", "jwt",
+                  "--role", role, "--jwt-env", "CI_JOB_JWT", "--debug"], env)
+    assert result.code == 4, result
+    assert f"logging in with jwt as role '{role}' at auth/jwt/login".encode() in result.err
+    assert_nowhere(forged, result)
+
+
+class _GitHubTokenEndpoint(BaseHTTPRequestHandler):
+    """Stands in for GitHub Actions' ID-token endpoint (ACTIONS_ID_TOKEN_REQUEST_URL)."""
+
+    bearer = ""
+    jwt = ""
+    audiences: list[str] = []  # noqa: RUF012 - filled per test
+
+    def do_GET(self) -> None:
+        from urllib.parse import parse_qs, urlparse  # noqa: PLC0415
+
+        query = parse_qs(urlparse(self.path).query)
+        type(self).audiences.append(query.get("audience", [""])[0])
+        if self.headers.get("Authorization") != f"bearer {self.bearer}":
+            self.send_response(403)
+            self.end_headers()
+            return
+        body = json.dumps({"value": self.jwt}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_jwt_from_github_actions_id_token(bao: OpenBao, jwt_role: Any, kb_env: Any) -> None:
+    private, role, path = jwt_role
+    key = new_key()
+    bao.kv_put(path, {"key": key})
+    handler = type("Handler", (_GitHubTokenEndpoint,), {
+        "bearer": "gh-request-" + secrets.token_hex(8), "jwt": sign(private), "audiences": [],
+    })
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = vault_env(kb_env, bao, None)
+        env["ACTIONS_ID_TOKEN_REQUEST_URL"] = (
+            f"http://127.0.0.1:{server.server_address[1]}/token?api-version=2.0"
+        )
+        env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = handler.bearer
+        result = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method", "jwt",
+                      "--role", role, "--jwt-audience", JWT_AUDIENCE], env)
+        assert_key(result, key)
+        assert handler.audiences == [JWT_AUDIENCE]
+        env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "wrong-bearer"
+        refused = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method",
+                       "jwt", "--role", role, "--auth-mount", "jwt", "--no-cache"], env)
+        # the cached Vault token answers: no new ID token is requested
+        assert_key(refused, key)
+        assert len(handler.audiences) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert_nowhere(handler.jwt, result, refused, dirs=[kb_env.base])
+    assert_nowhere(handler.bearer, result, refused, dirs=[kb_env.base])
+
+
+# --- Vault Proxy / Agent listener ---
+
+
+def test_through_openbao_proxy_without_token(bao: OpenBao, kb_env: Any, tmp_path: Path) -> None:
+    """A ``bao proxy`` listener with use_auto_auth_token: keybroker sends no token at all."""
+    import subprocess  # noqa: PLC0415
+
+    path = f"proxy-{uid()}"
+    key = new_key()
+    bao.kv_put(path, {"key": key})
+    token_file = tmp_path / "proxy-token"
+    token_file.write_text(child_token(bao, read_policy(bao, f"secret/data/{path}"), default=True))
+    port = free_port()
+    config = tmp_path / "proxy.hcl"
+    config.write_text(
+        f'vault {{ address = "{bao.addr}" }}\n'
+        'auto_auth { method "token_file" { config = { '
+        f'token_file_path = "{token_file}" }} }} }}\n'
+        'api_proxy { use_auto_auth_token = true }\n'
+        f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
+    )
+    proc = subprocess.Popen([str(bao.bao), "proxy", f"-config={config}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={"HOME": str(bao.home), "PATH": "/usr/bin:/bin"})
+    try:
+        env = dict(kb_env, VAULT_ADDR=f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 30
+        result = None
+        while time.monotonic() < deadline:
+            result = run(["keybroker-vault", "--path", path, "--field", "key", "--no-cache"], env)
+            if result.code == 0:
+                break
+            time.sleep(0.3)  # the proxy is still starting or authenticating
+        assert result is not None
+        assert_key(result, key)
+        assert result.err == b""
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+# --- doctor ---
+
+
+def test_doctor_checks(bao: OpenBao, kb_env: Any) -> None:
+    path = f"doc-{uid()}"
+    key = new_key()
+    bao.kv_put(path, {"key": key, "extra": "x-extra-value"})
+    policy = read_policy(bao, f"secret/data/{path}")
+    token = child_token(bao, policy, ttl="30m", default=True)
+    env = vault_env(kb_env, bao, token)
+    kb_env.write_config(
+        f'[profiles.d]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
+        f'[profiles.nofield]\nsource = "vault"\npath = "{path}"\nfield = "nope"\n'
+    )
+    result = run(["keybroker", "doctor", "d"], env)
+    text = result.stdout + result.stderr
+    assert f"address: {bao.addr} reachable" in text, result
+    assert "seal: unsealed" in text
+    assert "token: valid ($VAULT_TOKEN; TTL 29m" in text
+    assert f"policies: default, {policy})" in text
+    assert f"read: secret/data/{path}: allowed (version 1; field 'key' present)" in text
+    bad = run(["keybroker", "doctor", "nofield"], env)
+    assert "field 'nope' is missing (fields present: extra, key)" in bad.stdout + bad.stderr
+    assert bad.code != 0
+    assert_nowhere(key, result, bad)
+    assert_nowhere(token, result, bad)
+    assert_nowhere("x-extra-value", result, bad)
+    for out in (result, bad):
+        assert key.encode() not in out.out
+        assert token.encode() not in out.out
+
+    # a token without the 'default' policy cannot look itself up: the read decides
+    narrow = child_token(bao, policy)
+    limited = run(["keybroker", "doctor", "d"], dict(env, VAULT_TOKEN=narrow))
+    assert "✓ profile 'd' token: accepted ($VAULT_TOKEN; TTL unknown" in limited.stdout, limited
+    revoked = child_token(bao, policy)
+    bao.api("POST", "auth/token/revoke", {"token": revoked})
+    refused = run(["keybroker", "doctor", "d"], dict(env, VAULT_TOKEN=revoked))
+    assert "✗ profile 'd' token: $VAULT_TOKEN: refused by the server" in refused.stdout, refused
+    assert refused.code != 0
+    assert_nowhere(narrow, limited)
+    assert_nowhere(revoked, refused)
+
+
+def test_doctor_unreachable_in_process(kb_env: Any) -> None:
+    from keybroker.model import Deadline, Request  # noqa: PLC0415
+    from keybroker.sources.base import FetchContext  # noqa: PLC0415
+    from keybroker.sources.vault import SOURCE  # noqa: PLC0415
+
+    port = free_port()
+    env = dict(kb_env, VAULT_ADDR=f"http://127.0.0.1:{port}")
+    checks = SOURCE.doctor(Request("vault", {"path": "x"}), FetchContext(Deadline(5), env))
+    assert [c.ok for c in checks] == [False]
+    assert checks[0].label == "address"
+    assert "cannot connect" in checks[0].detail
+
+
+# --- the hot path and the contract of flags ---
+
+
+def test_source_module_imports_cheaply() -> None:
+    import subprocess  # noqa: PLC0415
+
+    code = (
+        "import sys, keybroker.sources.vault as v;"
+        "v.SOURCE.canonical({'path': 'p'}, {'VAULT_ADDR': 'http://x:1'});"
+        "heavy = [m for m in ('hvac', 'requests', 'keybroker.sources.vault_auth') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([python(), "-c", code], capture_output=True, check=True, timeout=60)
+    assert out.stdout == b"[]\n"
+
+
+def test_canonical_fills_defaults_and_env() -> None:
+    from keybroker.sources.vault import SOURCE  # noqa: PLC0415
+
+    env = {"VAULT_ADDR": "https://vault.example:8200/", "VAULT_NAMESPACE": "team/"}
+    short = SOURCE.canonical({"path": "litellm", "field": "key"}, env)
+    full = SOURCE.canonical(
+        {"addr": "https://vault.example:8200", "namespace": "team", "mount": "secret/",
+         "path": "/litellm/", "field": "key", "kv_version": 2, "auth_method": "token",
+         "token_env": "X", "tls_verify": False, "ca_cert": "/ca.pem"},
+        {},
+    )
+    assert short == full
+    assert SOURCE.canonical({"path": "litellm", "field": "key", "secret_version": 2}, env) != short
+    pinned = SOURCE.canonical({"path": "p", "role_id": "rid-123456"}, env)
+    assert "rid-123456" not in json.dumps(pinned)
+
+
+def test_standalone_flags_per_design(kb_env: Any) -> None:
+    result = run(["keybroker-vault", "--help"], kb_env)
+    assert result.code == 0
+    for flag in ("--addr", "--path", "--mount", "--field", "--kv-version", "--secret-version",
+                 "--auth-method", "--role", "--no-cache", "--max-age", "--config", "--profile"):
+        assert flag.encode() in result.out, flag
+    assert b"--secret-id " not in result.out  # secrets never come from argv
+    assert b"--token " not in result.out
