@@ -120,6 +120,12 @@ def test_github_without_github_env_is_a_usage_error(ci_env):
     assert_fails(result, 2, "GITHUB_ENV is not set", secrets=[VALUE])
 
 
+def test_github_refuses_an_output_file(ci_env):
+    result = run(["keybroker", "ci", "export", "k", "--format", "github", "-o", "x.env"],
+                 dict(ci_env, GITHUB_ENV=str(ci_env.base / "github_env")))
+    assert_fails(result, 2, "not used with --format github", secrets=[VALUE])
+
+
 def test_github_source_failure_prints_nothing(ci_env):
     github_env = ci_env.base / "github_env"
     result = run(["keybroker", "ci", "export", "missing", "--format", "github"],

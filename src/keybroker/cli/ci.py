@@ -122,6 +122,9 @@ def export(
 
     names = ", ".join(name for name, _ in pairs)
     if fmt == "github":
+        if output:
+            raise UsageError("--output/--dotenv-file is not used with --format github",
+                             "the value goes to $GITHUB_ENV")
         target = env.get("GITHUB_ENV", "")
         if not target:
             raise UsageError(
