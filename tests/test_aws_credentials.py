@@ -107,3 +107,26 @@ def test_errors_name_fields_not_values():
     with pytest.raises(SecretNotFound) as missing:
         output.aws_credentials(json.dumps({"secret_key": SECRET_KEY}), None, "p")
     assert SECRET_KEY not in missing.value.render()
+
+
+@pytest.mark.integration
+def test_vault_aws_engine_shaped_secret_through_openbao(openbao, kb_env):
+    """A real Vault read with no ``field``: the source returns the data object as JSON."""
+    import time  # noqa: PLC0415
+    import uuid  # noqa: PLC0415
+
+    path = f"aws-creds-{uuid.uuid4().hex[:8]}"
+    expires = int(time.time()) + 7200
+    stamp = output.iso8601(expires)
+    openbao.kv_put(path, dict(VAULT, expires_at=stamp))
+    kb_env.update(VAULT_ADDR=openbao.addr, VAULT_TOKEN=openbao.root_token)
+    kb_env.write_config(f'[profiles.bedrock]\nsource = "vault"\npath = "{path}"\n')
+    result = run(["keybroker", "aws-credentials", "bedrock"], kb_env)
+    assert result.code == 0, result
+    assert result.err == b""
+    assert json.loads(result.out) == {"Credentials": {
+        "AccessKeyId": "AKIAVAULTEXAMPLE", "SecretAccessKey": SECRET_KEY,
+        "SessionToken": SESSION, "Expiration": stamp,
+    }}
+    assert_nowhere(SECRET_KEY, result, dirs=[kb_env.cache_dir, kb_env.data_dir])
+    assert_nowhere(SESSION, result, dirs=[kb_env.cache_dir, kb_env.data_dir])
