@@ -761,3 +761,123 @@ def test_standalone_flags_per_design(kb_env: Any) -> None:
         assert flag.encode() in result.out, flag
     assert b"--secret-id " not in result.out  # secrets never come from argv
     assert b"--token " not in result.out
+
+
+# --- Kubernetes ---
+
+
+class _TokenReviewAPI(BaseHTTPRequestHandler):
+    """Stands in for the Kubernetes API's TokenReview (what OpenBao asks to verify a pod)."""
+
+    valid_jwt = ""
+    reviews: list[str] = []  # noqa: RUF012 - filled per test
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        token = body.get("spec", {}).get("token", "")
+        type(self).reviews.append(self.path)
+        status: dict[str, Any] = {"authenticated": False}
+        if token == self.valid_jwt:
+            status = {"authenticated": True, "user": {
+                "username": "system:serviceaccount:ci:claude", "uid": "uid-claude",
+                "groups": ["system:serviceaccounts"],
+            }}
+        answer = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                             "status": status}).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def service_account_jwt() -> str:
+    """A service-account-shaped JWT (RS256, as Kubernetes signs them; OpenBao reads claims)."""
+    import jwt  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+
+    signer = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return str(jwt.encode({
+        "iss": "kubernetes/serviceaccount",
+        "sub": "system:serviceaccount:ci:claude",
+        "kubernetes.io/serviceaccount/namespace": "ci",
+        "kubernetes.io/serviceaccount/service-account.name": "claude",
+        "kubernetes.io/serviceaccount/service-account.uid": "uid-claude",
+        "jti": uid(),
+    }, signer, algorithm="RS256"))
+
+
+def throwaway_ca_pem() -> str:
+    """A self-signed CA certificate: OpenBao insists on one (the fake API is plain http)."""
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keybroker-test-k8s-ca")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now.replace(year=now.year + 1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_kubernetes_login_with_service_account_token(bao: OpenBao, kb_env: Any,
+                                                     tmp_path: Path) -> None:
+    mount = f"k8s-{uid()}"
+    enable(bao, "auth", mount, {"type": "kubernetes"})
+    pod_jwt = service_account_jwt()
+    handler = type("Handler", (_TokenReviewAPI,), {"valid_jwt": pod_jwt, "reviews": []})
+    api = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=api.serve_forever, daemon=True)
+    thread.start()
+    try:
+        bao.api("POST", f"auth/{mount}/config", {
+            "kubernetes_host": f"http://127.0.0.1:{api.server_address[1]}",
+            "kubernetes_ca_cert": throwaway_ca_pem(),
+            "disable_local_ca_jwt": True,
+        })
+        path = f"pod-{uid()}"
+        key = new_key()
+        bao.kv_put(path, {"key": key})
+        bao.api("POST", f"auth/{mount}/role/claude", {
+            "bound_service_account_names": ["claude"],
+            "bound_service_account_namespaces": ["ci"],
+            "token_policies": [read_policy(bao, f"secret/data/{path}")],
+            "token_ttl": "1h",
+        })
+        sa_file = tmp_path / "sa-token"
+        sa_file.write_text(pod_jwt)
+        env = vault_env(kb_env, bao, None)
+        kb_env.write_config(
+            f'[profiles.pod]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
+            f'auth_method = "kubernetes"\nauth_mount = "{mount}"\nrole = "claude"\n'
+            f'kubernetes_token_file = "{sa_file}"\n'
+        )
+        result = run(["keybroker", "get", "pod"], env)
+        assert_key(result, key)
+        assert handler.reviews == ["/apis/authentication.k8s.io/v1/tokenreviews"]
+
+        other = tmp_path / "other-token"
+        other.write_text(service_account_jwt())
+        refused = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method",
+                       "kubernetes", "--auth-mount", mount, "--role", "claude",
+                       "--kubernetes-token-file", str(other), "--no-cache"],
+                      dict(env, KEYBROKER_CACHE_DIR=str(tmp_path / "fresh-cache")))
+        assert refused.code == 4, refused
+        assert f"logging in with kubernetes as role 'claude' at auth/{mount}/login".encode() in (
+            refused.err
+        )
+        assert_nowhere(pod_jwt, result, refused, dirs=state_dirs(kb_env))
+        assert_nowhere(other.read_text(), refused)
+    finally:
+        api.shutdown()
+        api.server_close()
