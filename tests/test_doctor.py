@@ -215,3 +215,21 @@ def test_render_scrubs_registered_secrets():
     sensitive("sk-render-secret-1234")
     line = render(Check(False, "x", "saw sk-render-secret-1234", "do y"))
     assert line == "✗ x: saw ***; fix: do y"
+
+
+@pytest.mark.integration
+def test_vault_profile_denied_by_policy(openbao, dr_env):
+    """A real 403 from OpenBao: the profile's line is ✗ with the source's fix, exit 1."""
+    token = openbao.api("POST", "auth/token/create",
+                        {"policies": ["default"], "ttl": "10m", "no_default_policy": False})
+    weak = token["auth"]["client_token"]
+    openbao.kv_put("doctor-denied", {"key": KEY})
+    dr_env.update(VAULT_ADDR=openbao.addr, VAULT_TOKEN=weak)
+    dr_env.write_config('[profiles.v]\nsource = "vault"\npath = "doctor-denied"\nfield = "key"\n')
+    result = run(["keybroker", "doctor", "v"], dr_env)
+    assert result.code == 1, result
+    bad = line_for(result, "profile 'v':")
+    assert bad.startswith("✗ profile 'v': vault: ")
+    assert "; fix: " in bad
+    assert KEY.encode() not in result.out + result.err
+    assert weak.encode() not in result.out + result.err

@@ -106,7 +106,8 @@ def check_profile(name: str, config: Any, env: Mapping[str, str], cache: Any) ->
         outcome = resolve(request, env, cache=cache)
     except KeybrokerError as exc:
         fix = exc.hint or f"run: keybroker print-token {name} --debug"
-        checks.append(Check(False, label, f"{source.name}: {exc.message}", fix))
+        checks.append(Check(False, label, _detail(exc.message, request.where(), source.name),
+                            fix))
         return checks
     where = f"{source.name} ({outcome.label})" if outcome.label else source.name
     checks.append(Check(True, label, f"key obtained from {where}, cache {outcome.state}"))
@@ -130,6 +131,13 @@ def check_profile(name: str, config: Any, env: Mapping[str, str], cache: Any) ->
                             f"valid {format_duration(left)} more ≥ TTL + margin "
                             f"{format_duration(need)}"))
     return checks
+
+
+def _detail(message: str, where: str, source: str) -> str:
+    """An error message without the "profile 'x': " the line already starts with."""
+    if message.startswith(f"{where}: "):
+        message = message[len(where) + 2 :]
+    return message if message.startswith(f"{source}:") else f"{source}: {message}"
 
 
 def check_claude_settings(env: Mapping[str, str], config: Any) -> tuple[list[Check],
