@@ -509,9 +509,11 @@ def test_doctor_checks_region_credentials_role_and_describe(
     assert "AWSCURRENT is version" in checks[4].detail
     assert aws_proxy.count("GetSecretValue") == 0  # doctor never reads the value
 
-    missing = SOURCE.doctor(Request("aws", {"secret_id": unique_name()}), ctx)
+    absent = unique_name("absent")
+    missing = SOURCE.doctor(Request("aws", {"secret_id": absent}, profile="p"), ctx)
     assert [c.ok for c in missing] == [True, True, True, False], missing
-    assert "not found" in missing[-1].detail
+    assert missing[-1].detail == f"secret '{absent}' not found in us-east-1", missing[-1]
+    assert "list-secrets" in missing[-1].fix
     stage = SOURCE.doctor(Request("aws", {"secret_id": name, "version_stage": "AWSPENDING"}),
                           ctx)
     assert not stage[-1].ok

@@ -596,8 +596,9 @@ class AwsSource(BaseSource):
                 help=f"RoleSessionName (default '{DEFAULT_SESSION_NAME}')"),
         Setting("role_duration", kind="duration", identity=False,
                 help="lifetime of the assumed role's credentials (default: the role's, 1h)"),
-        Setting("endpoint_url", help="Secrets Manager endpoint (VPC endpoint, local agent); "
-                                     "default AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ENDPOINT_URL"),
+        Setting("endpoint_url", help="Secrets Manager API endpoint (VPC or FIPS endpoint, "
+                                     "LocalStack); default AWS_ENDPOINT_URL_SECRETS_MANAGER, "
+                                     "AWS_ENDPOINT_URL"),
         Setting("connect_timeout", kind="duration", identity=False,
                 help=f"per-attempt connect timeout (default {DEFAULT_CONNECT_TIMEOUT:g}s)"),
         Setting("read_timeout", kind="duration", identity=False,
@@ -834,7 +835,9 @@ class AwsSource(BaseSource):
                 checks.append(Check(True, label, step()))
                 return True
             except KeybrokerError as exc:
-                checks.append(Check(False, label, exc.message, exc.hint or ""))
+                # doctor names the profile on each line already
+                detail = exc.message.removeprefix(f"{where}: ")
+                checks.append(Check(False, label, detail, exc.hint or ""))
                 return False
             except Exception as exc:  # doctor reports, it never crashes
                 checks.append(Check(False, label, f"unexpected {type(exc).__name__}"))
