@@ -216,6 +216,31 @@ def test_no_field_prints_compact_json_and_expires_at_field(bao: OpenBao, kb_env:
     assert doc["expires_at"] == iso(expires)
 
 
+def test_invalid_values_exit_6(bao: OpenBao, kb_env: Any) -> None:
+    path = f"bad-{uid()}"
+    inner = new_key()
+    bao.kv_put(path, {"nested": {"k": inner}, "when": "soon", "key": new_key(),
+                      "expires_at": int(time.time()) + 3600})
+    env = vault_env(kb_env, bao, bao.root_token)
+    nested = run(["keybroker-vault", "--path", path, "--field", "nested"], env)
+    assert nested.err == (
+        f"keybroker: vault: field 'nested' of secret/data/{path} is a dict, not a string; "
+        "point field at a string value\n"
+    ).encode()
+    assert_fails(nested, 6, secrets=[inner])
+    kb_env.write_config(
+        f'[profiles.w]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
+        'expires_field = "when"\n'
+        f'[profiles.epoch]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
+    )
+    assert_fails(run(["keybroker", "get", "w"], env), 6,
+                 f"field 'when' of secret/data/{path} is not a time")
+    doc = print_token("epoch", env)
+    assert doc["cache"]["state"] == "miss"
+    assert doc["expires_at"] == iso(bao.api("GET", f"secret/data/{path}")["data"]["data"][
+        "expires_at"])
+
+
 def test_read_engine_lease_gives_expiry(bao: OpenBao, kb_env: Any) -> None:
     """engine = "read": any read path; the lease duration is the expiry (KV v1 leases its ttl)."""
     path = f"creds-{uid()}"
@@ -367,6 +392,35 @@ def test_sealed_server_exit_3(tmp_path: Path, kb_env: Any) -> None:
         doctor = run(["keybroker", "doctor", "s"], env)
         assert doctor.code != 0
         assert "seal: sealed" in doctor.stderr + doctor.stdout
+    finally:
+        server.stop()
+
+
+def test_tls_with_ca_cert(tmp_path: Path, kb_env: Any) -> None:
+    try:
+        server = start_openbao(tmp_path / "tls", tls=True)
+    except OpenBaoError as exc:
+        require_backend("vault", str(exc))
+    assert server.ca_cert is not None
+    try:
+        key = new_key()
+        server.kv_put("tls", {"key": key})
+        env = vault_env(kb_env, server, server.root_token)
+        untrusted = run(["keybroker-vault", "--path", "tls", "--field", "key"], env)
+        assert_fails(untrusted, 3, "TLS verification failed", "ca_cert")
+        assert_key(run(["keybroker-vault", "--path", "tls", "--field", "key"],
+                       dict(env, VAULT_CACERT=str(server.ca_cert))), key)
+        kb_env.write_config(
+            f'[profiles.tls]\nsource = "vault"\npath = "tls"\nfield = "key"\n'
+            f'ca_cert = "{server.ca_cert}"\n'
+        )
+        doc = print_token("tls", env)  # ca_cert does not change the entry: a hit
+        assert doc["cache"]["state"] == "hit"
+        assert_key(run(["keybroker", "get", "tls", "--no-cache"], env), key)
+        insecure = run(["keybroker-vault", "--path", "tls", "--field", "key", "--no-tls-verify",
+                        "--no-cache"], env)
+        assert_key(insecure, key)
+        assert insecure.err == b""  # no urllib3 warning on the helper's stderr
     finally:
         server.stop()
 

@@ -117,8 +117,14 @@ def _clean(value: Any) -> str | None:
     return text or None
 
 
-def build_spec(settings: Mapping[str, Any], env: Mapping[str, str], profile: str | None) -> Spec:
-    """Validate settings (exit 2 naming the key) and resolve VAULT_*/BAO_* fallbacks."""
+def build_spec(
+    settings: Mapping[str, Any], env: Mapping[str, str], profile: str | None, tls: bool = True
+) -> Spec:
+    """Validate settings (exit 2 naming the key) and resolve VAULT_*/BAO_* fallbacks.
+
+    ``tls=False`` (for ``canonical``) skips the TLS variables: the hit path's index records
+    every variable canonical() reads, and those do not change the answer.
+    """
     label = f"profile '{profile}': vault" if profile else "vault"
     addr = settings.get("addr") or env_first(env, "VAULT_ADDR", "BAO_ADDR")
     if not addr:
@@ -174,21 +180,7 @@ def build_spec(settings: Mapping[str, Any], env: Mapping[str, str], profile: str
     namespace = _clean(settings.get("namespace")) or _clean(
         env_first(env, "VAULT_NAMESPACE", "BAO_NAMESPACE")
     )
-    verify: bool | str = True
-    tls_verify = settings.get("tls_verify")
-    if tls_verify is None:
-        tls_verify = env_first(env, "VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY") in (
-            None, "0", "false", "False",
-        )
-    ca_cert = settings.get("ca_cert") or env_first(
-        env, "VAULT_CACERT", "BAO_CACERT", "VAULT_CAPATH", "BAO_CAPATH"
-    )
-    if not tls_verify:
-        verify = False
-    elif ca_cert:
-        import os  # noqa: PLC0415
-
-        verify = os.path.expanduser(str(ca_cert))
+    verify = _verify(settings, env) if tls else True
     return Spec(
         addr=addr,
         namespace=namespace,
@@ -206,6 +198,25 @@ def build_spec(settings: Mapping[str, Any], env: Mapping[str, str], profile: str
         label=label,
         profile=profile,
     )
+
+
+def _verify(settings: Mapping[str, Any], env: Mapping[str, str]) -> bool | str:
+    """requests' ``verify``: False, a CA bundle path, or True (VAULT_SKIP_VERIFY/CACERT)."""
+    tls_verify = settings.get("tls_verify")
+    if tls_verify is None:
+        tls_verify = env_first(env, "VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY") in (
+            None, "0", "false", "False",
+        )
+    if not tls_verify:
+        return False
+    ca_cert = settings.get("ca_cert") or env_first(
+        env, "VAULT_CACERT", "BAO_CACERT", "VAULT_CAPATH", "BAO_CAPATH"
+    )
+    if ca_cert:
+        import os  # noqa: PLC0415
+
+        return os.path.expanduser(str(ca_cert))
+    return True
 
 
 @dataclass
@@ -328,7 +339,7 @@ class VaultSource(BaseSource):
     )
 
     def canonical(self, settings: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-        ident = build_spec(settings, env, None).identity()
+        ident = build_spec(settings, env, None, tls=False).identity()
         if settings.get("role_id"):
             # The role_id is an identity but must not sit in clear anywhere: only its hash.
             import hashlib  # noqa: PLC0415

@@ -66,6 +66,12 @@ def make_client(spec: Spec, ctx: FetchContext) -> Any:
     """An hvac client with everything explicit: hvac must not read os.environ on its own."""
     import hvac  # noqa: PLC0415
 
+    if spec.verify is False:
+        # The user turned verification off on purpose; urllib3's per-request warning on the
+        # helper's stderr would only clutter Claude Code's /status (doctor says it instead).
+        import urllib3  # noqa: PLC0415
+
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     cert = None
     client_cert = env_first(ctx.env, "VAULT_CLIENT_CERT", "BAO_CLIENT_CERT")
     client_key = env_first(ctx.env, "VAULT_CLIENT_KEY", "BAO_CLIENT_KEY")
@@ -573,6 +579,10 @@ class Session:
             return checks
         checks.append(Check(True, "address", f"{spec.addr} reachable "
                             f"(version {health.get('version', '?')})"))
+        if spec.verify is False and spec.addr.startswith("https://"):
+            checks.append(Check(True, "tls", "certificate verification is OFF (tls_verify = "
+                                "false or VAULT_SKIP_VERIFY): prefer ca_cert with the server's "
+                                "CA bundle"))
         if health.get("sealed") or not health.get("initialized", True):
             checks.append(Check(False, "seal", "sealed" if health.get("sealed") else
                                 "not initialized", "unseal the server (or use another node)"))
