@@ -335,3 +335,23 @@ def test_github_action_install_step_is_valid_bash():
         proc = subprocess.run(["bash", "-n", "-c", step["run"]], capture_output=True,
                               check=False, timeout=30)
         assert proc.returncode == 0, (step["id"], proc.stderr)
+
+
+def test_gitlab_snippet_commands_work(ci_env, tmp_path, monkeypatch):
+    """The snippet's keybroker lines, run by /bin/sh with GitLab's variables, as a job would."""
+    import yaml  # noqa: PLC0415
+
+    snippet = yaml.safe_load((ACTION.parent.parent / "gitlab" / "keybroker.gitlab-ci.yml")
+                             .read_text())
+    env = dict(ci_env, **{k: str(v) for k, v in snippet["variables"].items()})
+    env["KEYBROKER_PROFILE"] = "k"
+    monkeypatch.chdir(tmp_path)
+    dotenv_line = snippet[".keybroker-dotenv"]["script"][-1]
+    result = run(["/bin/sh", "-c", dotenv_line], env)
+    assert result.code == 0, result
+    assert result.out == b""
+    report = snippet[".keybroker-dotenv"]["artifacts"]["reports"]["dotenv"]
+    assert (tmp_path / report).read_text() == f"ANTHROPIC_AUTH_TOKEN={VALUE}\n"
+    eval_line = snippet[".keybroker-in-job"]["before_script"][-1]
+    result = run(["/bin/sh", "-c", eval_line + '\nprintf "%s" "$ANTHROPIC_AUTH_TOKEN"'], env)
+    assert (result.code, result.out, result.err) == (0, VALUE.encode(), b"")
