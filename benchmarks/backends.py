@@ -46,7 +46,11 @@ class Backends:
         stack.callback(self.vault_proxy.stop)
         endpoint, stop = start_moto()
         stack.callback(stop)
-        client("secretsmanager", endpoint).create_secret(Name="litellm", SecretString=KEY)
+        sm = client("secretsmanager", endpoint)
+        try:
+            sm.create_secret(Name="litellm", SecretString=KEY)
+        except sm.exceptions.ResourceExistsException:  # moto keeps state per process
+            sm.put_secret_value(SecretId="litellm", SecretString=KEY)
         self.aws_proxy = RecordingProxy(endpoint)
         stack.callback(self.aws_proxy.stop)
         self.endpoint = endpoint
