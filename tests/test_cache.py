@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from keybroker.cache.crypto import KEY_FILE, seal, unseal
+from keybroker.cache.crypto import KEY_FILE, aesgcm, seal, unseal
 from keybroker.cache.store import Cache, Entry
 from keybroker.errors import CacheError
 from tests.kb import assert_fails, assert_key, assert_nowhere, run
@@ -179,3 +180,8 @@ def test_cache_list_and_clear(kb_env):
     assert counter.read_text() == "xx"
     assert run(["keybroker", "cache", "clear"], kb_env).code == 0
     assert json.loads(run(["keybroker", "cache", "list", "--json"], kb_env).out)["entries"] == []
+
+
+def test_cheap_aesgcm_is_cryptographys_public_class():
+    """The hit path takes AES-GCM from the binding; it must be the documented class."""
+    assert aesgcm() is AESGCM

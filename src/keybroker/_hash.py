@@ -5,15 +5,16 @@ The interpreter's built-in module is used when present; hashlib is the fallback.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 def _load() -> Callable[..., Any]:
     for name in ("_sha2", "_sha256"):  # Python 3.12+, then ≤ 3.11
         try:
-            return importlib.import_module(name).sha256  # type: ignore[no-any-return]
+            return __import__(name).sha256  # type: ignore[no-any-return]
         except (ImportError, AttributeError):
             continue
     import hashlib  # noqa: PLC0415

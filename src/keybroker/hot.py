@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
-from typing import Any
 
 from keybroker import clock, paths
 from keybroker.cache.files import check_private_dir, read_bytes
 from keybroker.cache.freshness import Policy, State, assess
 from keybroker.options import build_options, repeat_mode
+
+TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 # why-not reasons (for tests and the index refresh)
 NO_INDEX = "index"

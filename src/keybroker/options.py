@@ -7,11 +7,13 @@ cache-hit path, so it uses plain classes (no dataclasses) and imports almost not
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from keybroker.durations import parse_duration
 from keybroker.errors import ConfigError, UsageError
+
+TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 DEFAULT_TTL = 300.0
 DEFAULT_MARGIN = 60.0

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
 APP = "keybroker"

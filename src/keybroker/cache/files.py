@@ -8,7 +8,6 @@ old file or the new one, never half of one.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import sys
@@ -102,26 +101,37 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, durable: bool = True
             os.fsync(fd)
     except BaseException:
         os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _unlink_quietly(tmp)
         raise
     os.close(fd)
     try:
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _unlink_quietly(tmp)
         raise
     if _POSIX and durable:
-        with contextlib.suppress(OSError):
+        try:
             dfd = os.open(directory or ".", os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+        except OSError:
+            return
+        try:
+            os.fsync(dfd)
+        except OSError:
+            pass  # the file is in place; the directory entry's durability is best effort
+        finally:
+            os.close(dfd)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:  # noqa: SIM105 - no contextlib import on the hit path
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def remove(path: str | os.PathLike[str]) -> None:
     """Delete a file if it is there; never fail for a file that is already gone."""
-    with contextlib.suppress(FileNotFoundError):
+    try:  # noqa: SIM105 - no contextlib import on the hit path
         os.unlink(path)
+    except FileNotFoundError:
+        pass

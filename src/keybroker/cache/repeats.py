@@ -7,7 +7,6 @@ same way. It holds no secret and its loss is harmless, so it is written without 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 
@@ -35,8 +34,10 @@ def read(path: str | os.PathLike[str]) -> dict[str, float]:
 
 
 def write(path: str | os.PathLike[str], seen: dict[str, float]) -> None:
-    with contextlib.suppress(OSError):
+    try:  # noqa: SIM105 - no contextlib import on the hit path
         atomic_write(path, json.dumps(seen).encode(), durable=False)
+    except OSError:
+        pass  # a lost record costs at most one missed repeat detection
 
 
 def classify(

@@ -7,9 +7,11 @@ the proper usage message.
 
 from __future__ import annotations
 
-from typing import Any
-
 from keybroker.cli.runner import arm_watchdog, debug_enabled, run_helper
+
+TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def parse(argv: list[str]) -> dict[str, Any] | None:

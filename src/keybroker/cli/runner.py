@@ -9,15 +9,16 @@ even if a library ignores its timeouts, so a helper never hangs Claude Code.
 from __future__ import annotations
 
 import os
-import signal
 import sys
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, NoReturn
 
 from keybroker.errors import DeadlineExceeded, KeybrokerError
 from keybroker.redact import emit
 
+TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import NoReturn
+
     from keybroker.resolve import Outcome
 
 EXIT_INTERNAL = 1
@@ -38,12 +39,16 @@ def _on_alarm(signum: int, frame: object) -> NoReturn:
 
 def arm_watchdog(seconds: float) -> None:
     """Abort the call with exit 3 if it is still running ``seconds`` (+ grace) from now."""
+    import signal  # noqa: PLC0415 - not needed on the hit path
+
     if hasattr(signal, "setitimer"):
         signal.signal(signal.SIGALRM, _on_alarm)
         signal.setitimer(signal.ITIMER_REAL, seconds + WATCHDOG_GRACE)
 
 
 def disarm_watchdog() -> None:
+    import signal  # noqa: PLC0415
+
     if hasattr(signal, "setitimer"):
         signal.setitimer(signal.ITIMER_REAL, 0)
 
