@@ -185,3 +185,19 @@ def test_cache_list_and_clear(kb_env):
 def test_cheap_aesgcm_is_cryptographys_public_class():
     """The hit path takes AES-GCM from the binding; it must be the documented class."""
     assert aesgcm() is AESGCM
+
+
+def test_clear_keeps_young_temp_files_and_removes_orphans(kb_env):
+    """A young .tmp may be a concurrent writer's (just before os.replace); an old one is an
+    orphan of a killed writer."""
+    cache = Cache.open(kb_env)
+    cache.write(make_entry())
+    young = kb_env.cache_dir / ".x.entry.1.aa.tmp"
+    old = kb_env.cache_dir / ".y.entry.2.bb.tmp"
+    young.write_bytes(b"in flight")
+    old.write_bytes(b"orphan")
+    os.utime(old, (1_000_000, 1_000_000))
+    assert cache.clear_all() == 1
+    assert young.exists()
+    assert not old.exists()
+    assert list(kb_env.cache_dir.glob("*.entry")) == []

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from keybroker.options import (  # re-exported: callers build options through th
     helper_ttl,
 )
 from keybroker.options import parse_option as _option
+from keybroker.record import field, record
 
 __all__ = [
     "OPTION_KEYS",
@@ -57,7 +57,7 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass
+@record
 class Profile:
     name: str
     source: str
@@ -67,7 +67,7 @@ class Profile:
     builtin: bool = False
 
 
-@dataclass
+@record
 class Config:
     path: Path
     exists: bool

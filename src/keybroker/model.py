@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from keybroker.deadline import Deadline
@@ -15,6 +14,7 @@ from keybroker.options import (
     DEFAULT_TTL,
     Options,
 )
+from keybroker.record import field, record
 
 __all__ = [
     "DEFAULT_ADVISORY",
@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Secret:
     """A source's answer. ``value`` is excluded from repr so a stray log line cannot show it."""
 
@@ -40,7 +40,7 @@ class Secret:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Request:
     """One credential to resolve: the source, its settings, and the serving options.
 

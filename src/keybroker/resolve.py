@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from keybroker import clock
@@ -18,6 +17,7 @@ from keybroker.cache.freshness import Policy, State, Verdict, assess
 from keybroker.cache.store import Cache, CacheAux, Entry, entry_id
 from keybroker.errors import InvalidSecret, KeybrokerError, UsageError
 from keybroker.model import Deadline, Request, Secret
+from keybroker.record import field, record
 from keybroker.redact import sensitive
 from keybroker.sources.base import FetchContext, Source, get_source
 from keybroker.validate import validate_key
@@ -27,7 +27,7 @@ REPEAT_FRACTION = repeats.REPEAT_FRACTION
 REPEAT_MIN_INTERVAL = repeats.REPEAT_MIN_INTERVAL
 
 
-@dataclass
+@record
 class Outcome:
     """What resolve did, for the helper (value) and for print-token (everything else)."""
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,12 @@ from keybroker.cache.crypto import CorruptEntry, DataKey, load_data_key, parse_h
 from keybroker.cache.files import atomic_write, ensure_private_dir, read_bytes, remove
 from keybroker.cache.lock import EntryLock
 from keybroker.model import Deadline
+from keybroker.record import field, record
 from keybroker.sources.base import AuxEntry
 
 ENTRY_SUFFIX = ".entry"
+#: A temp file older than this cannot belong to a live writer (writes take milliseconds).
+ORPHAN_TMP_AGE = 60.0
 
 
 def entry_id(source: str, canonical: Mapping[str, Any]) -> str:
@@ -33,7 +36,7 @@ def entry_id(source: str, canonical: Mapping[str, Any]) -> str:
     return hexdigest(text.encode())
 
 
-@dataclass
+@record
 class Entry:
     id: str
     value: str = field(repr=False)
@@ -56,7 +59,7 @@ class Entry:
         }
 
 
-@dataclass
+@record
 class EntryInfo:
     """What ``cache list`` shows: the clear header, never the value."""
 
@@ -160,10 +163,19 @@ class Cache:
             )
 
     def clear_all(self) -> int:
-        """Remove every entry, side file and the profile index. Returns entries removed."""
+        """Remove every entry, side file and the profile index. Returns entries removed.
+
+        Temp files are removed only once they are old enough to be orphans of a killed
+        writer: a younger one may be a concurrent writer's, just before its ``os.replace``.
+        """
         count = 0
+        now = time.time()
         for path in list(self.root.iterdir()):
-            if path.suffix in (ENTRY_SUFFIX, ".seen", ".tmp") or path.name.startswith("index-"):
+            if path.suffix == ".tmp":
+                with contextlib.suppress(OSError):
+                    if now - path.stat().st_mtime > ORPHAN_TMP_AGE:
+                        remove(path)
+            elif path.suffix in (ENTRY_SUFFIX, ".seen") or path.name.startswith("index-"):
                 count += path.suffix == ENTRY_SUFFIX
                 with contextlib.suppress(OSError):
                     remove(path)

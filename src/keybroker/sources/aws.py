@@ -22,7 +22,6 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +36,7 @@ from keybroker.errors import (
     UsageError,
 )
 from keybroker.model import Request, Secret
+from keybroker.record import record
 from keybroker.sources.base import AuxEntry, BaseSource, Check, FetchContext, Setting
 
 DEFAULT_STAGE = "AWSCURRENT"
@@ -89,7 +89,7 @@ def _arn_region(secret_id: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Target:
     """A request's settings with defaults filled in and environment fallbacks resolved.
 
@@ -189,7 +189,7 @@ def _botocore() -> Any:
     return botocore
 
 
-@dataclass
+@record
 class _Clients:
     """The botocore session and client config of one call, shared by its clients."""
 

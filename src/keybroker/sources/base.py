@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from keybroker.errors import SourceUnavailable, UsageError
 from keybroker.model import Deadline, Request, Secret
+from keybroker.record import field, record
 from keybroker.redact import sensitive
 
 ENTRY_POINT_GROUP = "keybroker.sources"
@@ -34,7 +34,7 @@ BUILTINS: dict[str, str] = {
 KINDS = ("str", "int", "bool", "duration", "argv", "str_list", "str_or_argv", "table")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Setting:
     """One key a source accepts, in config (``name``) and as a standalone flag.
 
@@ -55,7 +55,7 @@ class Setting:
         return self.flag or "--" + self.name.replace("_", "-")
 
 
-@dataclass
+@record
 class AuxEntry:
     """A side secret (login token, refresh token) kept encrypted next to the cache."""
 
@@ -74,7 +74,7 @@ class AuxStore(Protocol):
     def delete(self, name: str) -> None: ...
 
 
-@dataclass
+@record
 class FetchContext:
     """What a fetch may use: the deadline, the environment, side storage, flags."""
 
@@ -95,7 +95,7 @@ class FetchContext:
         sensitive(value)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Check:
     """One ``doctor`` line: ok or not, what was checked, and the fix when it failed."""
 

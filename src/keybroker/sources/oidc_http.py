@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +21,7 @@ from keybroker.errors import (
     Unreachable,
     UsageError,
 )
+from keybroker.record import record
 from keybroker.sources.base import AuxEntry, FetchContext
 
 #: Discovery documents change rarely; refetched after this long (or when an endpoint fails).
@@ -31,7 +31,7 @@ DEFAULT_STEP_TIMEOUT = 10.0
 MAX_DESCRIPTION = 200
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Http:
     """How to talk to one provider: TLS trust and the per-request timeout."""
 

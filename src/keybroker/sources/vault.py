@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from keybroker import clock
 from keybroker.errors import InvalidSecret, KeybrokerError, SecretNotFound, UsageError
 from keybroker.model import Request, Secret
+from keybroker.record import record
 from keybroker.sources.base import BaseSource, Check, FetchContext, Setting
 
 DEFAULT_MOUNT = "secret"
@@ -47,7 +47,7 @@ def env_first(env: Mapping[str, str], *names: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Spec:
     """A vault request with defaults filled in and env fallbacks resolved (validated)."""
 
@@ -219,7 +219,7 @@ def _verify(settings: Mapping[str, Any], env: Mapping[str, str]) -> bool | str:
     return True
 
 
-@dataclass
+@record
 class Read:
     """What one read returned: the secret's data and what the server said about it."""
 

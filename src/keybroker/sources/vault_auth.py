@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from keybroker.errors import (
     Unreachable,
     UsageError,
 )
+from keybroker.record import record
 from keybroker.sources.base import AuxEntry, Check, FetchContext
 from keybroker.sources.vault import Read, Spec, env_first
 
@@ -281,7 +281,7 @@ def github_id_token(spec: Spec, settings: Mapping[str, Any], ctx: FetchContext) 
 # --- logins and the login-token cache ---
 
 
-@dataclass
+@record
 class Login:
     """The token requests use now, and where it came from (for messages and doctor)."""
 
