@@ -106,3 +106,34 @@ def test_index_remembers_entry_ids_per_environment(kb_env):
             assert first[0] != key  # two environments, two entries
     finally:
         scripted.uninstall()
+
+
+def test_standalone_hits_skip_the_full_machinery(keychain_env):
+    """keybroker-keychain by flags and by --profile: a hit loads neither resolve nor keyring."""
+    keychain_env.write_config('[profiles.kc]\nsource = "keychain"\nservice = "solo-hot"\n')
+    run(["keybroker", "keychain", "set", "solo-hot"], keychain_env, stdin=b"sk-solo-1\n")
+    assert run(["keybroker", "get", "kc"], keychain_env).out == b"sk-solo-1\n"  # fill + index
+    heavy = (*HEAVY, "keybroker.resolve", "argparse")
+    for argv in (
+        ["keybroker-keychain", "--service", "solo-hot"],
+        ["keybroker-keychain", "--service=solo-hot", "--username", "keybroker"],
+        ["keybroker-keychain", "--profile", "kc"],
+    ):
+        code = PROBE.format(module="standalone", func="keychain_main", argv=argv)
+        code = code.replace(repr(HEAVY), repr(heavy))
+        proc = subprocess.run([sys.executable, "-c", code], env=keychain_env,
+                              capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
+                              check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == b"sk-solo-1\n"
+        assert proc.stderr.decode().strip().splitlines()[-1] == "LOADED=", (argv, proc.stderr)
+
+
+def test_standalone_profile_of_another_source_is_still_an_error(kb_env):
+    kb_env.write_config('[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n')
+    env = dict(kb_env, K="sk-env-1")
+    assert run(["keybroker", "get", "e"], env).out == b"sk-env-1\n"
+    result = run(["keybroker-keychain", "--profile", "e"], env)
+    assert result.code == 2
+    assert result.out == b""
+    assert b"uses source 'env', not 'keychain'" in result.err

@@ -32,24 +32,38 @@ ENV_CHANGED = "env"
 NOT_HIT = "not-hit"
 
 
-def lookup(profile: str, env: Mapping[str, str], flags: Mapping[str, Any]) -> tuple[Any, str]:
-    """(entry id, Options) of ``profile`` from the index, or (None, reason)."""
+def index_data(env: Mapping[str, str]) -> Any:
+    """The profile index if it is current for the config file, else None."""
     from keybroker.cache.index import INDEX_VERSION, index_path, signature  # noqa: PLC0415
 
     cache_dir = paths.cache_dir_str(env)
     config_path = paths.config_file_str(env)
     blob = read_bytes(index_path(cache_dir, config_path))
     if blob is None:
-        return None, NO_INDEX
+        return None
     data = json.loads(blob)
     if (
         data.get("v") != INDEX_VERSION
         or data.get("path") != config_path
         or data.get("sig") != signature(config_path)
     ):
+        return None
+    return data
+
+
+def lookup(
+    profile: str, env: Mapping[str, str], flags: Mapping[str, Any], source: str | None = None
+) -> tuple[Any, str]:
+    """(entry id, Options) of ``profile`` from the index, or (None, reason).
+
+    ``source``: the standalone executable's source; another source's profile is not a hit
+    (the full path says what is wrong).
+    """
+    data = index_data(env)
+    if data is None:
         return None, NO_INDEX
     raw = data["profiles"].get(profile)
-    if raw is None:
+    if raw is None or (source is not None and raw["source"] != source):
         return None, NOT_HIT
     for variant in raw["hot"]:
         if all(env.get(k) == v for k, v in variant["env"].items()):
@@ -117,3 +131,88 @@ def try_profile(
         return serve(eid, options, env)
     except Exception:
         return None, NOT_HIT
+
+
+def try_standalone(source_name: str, argv: list[str]) -> tuple[str | None, str]:
+    """A plain cache hit for ``keybroker-<source> …``, or (None, why not). Never raises.
+
+    Only simple command lines qualify: ``--profile P``, ``--config F`` and the source's
+    string/number settings as ``--flag value`` or ``--flag=value``. Anything else — help,
+    ``--no-cache``, booleans, unknown flags — goes to the full path and its argparse.
+    """
+    try:
+        return _standalone(source_name, argv)
+    except Exception:
+        return None, NOT_HIT
+
+
+def _split(argv: list[str]) -> dict[str, str] | None:
+    given: dict[str, str] = {}
+    args = iter(argv)
+    for arg in args:
+        if not arg.startswith("--") or arg == "--":
+            return None
+        name, eq, value = arg[2:].partition("=")
+        if not eq:
+            nxt = next(args, None)
+            if nxt is None or nxt.startswith("--"):
+                return None
+            value = nxt
+        if name in given:
+            return None
+        given[name] = value
+    return given
+
+
+def _standalone(source_name: str, argv: list[str]) -> tuple[str | None, str]:
+    import os  # noqa: PLC0415
+
+    given = _split(argv)
+    if given is None:
+        return None, NOT_HIT
+    env: Any = os.environ
+    config = given.pop("config", None)
+    if config is not None:
+        env = dict(os.environ, KEYBROKER_CONFIG=config)
+    profile = given.pop("profile", None)
+    if not given:
+        if profile is None:
+            return None, NOT_HIT
+        found, why = lookup(profile, env, {}, source=source_name)
+        if found is None:
+            return None, why
+        eid, options = found
+        return serve(eid, options, env)
+    return _standalone_settings(source_name, profile, given, env)
+
+
+def _standalone_settings(
+    source_name: str, profile: str | None, given: dict[str, str], env: Mapping[str, str]
+) -> tuple[str | None, str]:
+    """Flags that set source settings: the entry id needs the source's ``canonical``."""
+    from keybroker.cache.store import entry_id  # noqa: PLC0415
+    from keybroker.sources.base import coerce, get_source  # noqa: PLC0415
+
+    source = get_source(source_name)
+    by_flag = {s.cli_flag[2:]: s for s in source.settings}
+    data = index_data(env)
+    if data is None:
+        return None, NO_INDEX
+    if profile is not None:
+        raw = data["profiles"].get(profile)
+        if raw is None or raw["source"] != source_name:
+            return None, NOT_HIT
+        settings, profile_options = dict(raw["settings"]), raw["options"]
+    else:
+        settings = dict(data.get("source_defaults", {}).get(source_name, {}))
+        profile_options = {}
+    for flag, text in given.items():
+        setting = by_flag.get(flag)
+        if setting is None or setting.kind not in ("str", "int", "duration"):
+            return None, NOT_HIT
+        settings[setting.name] = coerce(setting, text, "--" + flag)
+    if any(s.required and settings.get(s.name) is None for s in source.settings):
+        return None, NOT_HIT
+    eid = entry_id(source_name, source.canonical(settings, env))
+    options = build_options(source.default_storage, profile_options, data["defaults"], env, {})
+    return serve(eid, options, env)

@@ -43,8 +43,14 @@ def _parser(source: Any) -> Any:
 
 
 def standalone(source_name: str, argv: list[str]) -> int:
+    from keybroker.hot import try_standalone  # noqa: PLC0415
     from keybroker.sources.base import UnavailableSource, coerce, get_source  # noqa: PLC0415
 
+    key, _ = try_standalone(source_name, argv)
+    if key is not None:
+        from keybroker.cli.runner import write_stdout  # noqa: PLC0415
+
+        return write_stdout(key + "\n")
     debug = debug_enabled("--debug" in argv)
     try:
         source = get_source(source_name)
