@@ -38,6 +38,7 @@ from keybroker.errors import (
 from keybroker.model import Request, Secret
 from keybroker.record import record
 from keybroker.sources.base import AuxEntry, BaseSource, Check, FetchContext, Setting
+from keybroker.sources.values import field_names, parse_time, register_leaves
 
 DEFAULT_STAGE = "AWSCURRENT"
 DEFAULT_SESSION_NAME = "keybroker"
@@ -55,7 +56,6 @@ EXPIRES_FIELD = "expires_at"
 #: ``keybroker aws-credentials``), instead of one of its fields.
 WHOLE_DOCUMENT = "*"
 #: How many field names an error lists (names only, never values).
-MAX_LISTED_FIELDS = 20
 OUTPUTS = ("secret", "credentials")
 
 _THROTTLING = frozenset({
@@ -428,26 +428,6 @@ def translate(
 # --- reading the value ---
 
 
-def _register_strings(value: Any, ctx: FetchContext) -> None:
-    """Every string in a JSON secret may be a credential: none may reach a diagnostic."""
-    if isinstance(value, str):
-        ctx.sensitive(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _register_strings(item, ctx)
-    elif isinstance(value, list):
-        for item in value:
-            _register_strings(item, ctx)
-
-
-def _field_names(doc: Mapping[str, Any]) -> str:
-    names = sorted(str(k) for k in doc)
-    shown = ", ".join(names[:MAX_LISTED_FIELDS])
-    if len(names) > MAX_LISTED_FIELDS:
-        shown += f", … ({len(names)} in all)"
-    return shown or "none (empty object)"
-
-
 def _parse_json_object(text: str) -> dict[str, Any] | None:
     if not text.lstrip().startswith("{"):
         return None
@@ -460,26 +440,13 @@ def _parse_json_object(text: str) -> dict[str, Any] | None:
 
 def parse_expiry(raw: Any, where: str) -> float:
     """``expires_at`` as epoch seconds (a number) or an ISO 8601 time (``…Z`` or offset)."""
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return float(raw)
-    if isinstance(raw, str):
-        text = raw.strip()
-        try:
-            return float(text)
-        except ValueError:
-            pass
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            return moment.timestamp()
-    raise InvalidSecret(
-        f"{where}: the secret's '{EXPIRES_FIELD}' is not a time",
-        "write epoch seconds or an ISO 8601 time such as 2026-01-31T12:00:00Z",
-    )
+    when = parse_time(raw)
+    if when is None:
+        raise InvalidSecret(
+            f"{where}: the secret's '{EXPIRES_FIELD}' is not a time",
+            "write epoch seconds or an ISO 8601 time such as 2026-01-31T12:00:00Z",
+        )
+    return when
 
 
 def extract(response: Mapping[str, Any], target: Target, where: str,
@@ -508,12 +475,12 @@ def extract(response: Mapping[str, Any], target: Target, where: str,
 
     doc = _parse_json_object(text)
     if doc is not None:
-        _register_strings(doc, ctx)
+        register_leaves(doc)
     if target.field is None:
         if doc is not None:
             raise InvalidSecret(
                 f"{where}: {resource} is a JSON object, not a key; "
-                f"fields: {_field_names(doc)}",
+                f"fields: {field_names(doc)}",
                 f"set field (--field) to the one that holds the key, or field = "
                 f"\"{WHOLE_DOCUMENT}\" for the whole object as compact JSON",
             )
@@ -531,7 +498,7 @@ def extract(response: Mapping[str, Any], target: Target, where: str,
     if target.field not in doc:
         raise SecretNotFound(
             f"{where}: field '{target.field}' is not in {resource}; "
-            f"fields: {_field_names(doc)}",
+            f"fields: {field_names(doc)}",
             "fix field (--field)",
         )
     value = doc[target.field]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from keybroker import clock
@@ -30,6 +29,7 @@ from keybroker.errors import InvalidSecret, KeybrokerError, SecretNotFound, Usag
 from keybroker.model import Request, Secret
 from keybroker.record import record
 from keybroker.sources.base import BaseSource, Check, FetchContext, Setting
+from keybroker.sources.values import field_names, parse_time, register_leaves
 
 DEFAULT_MOUNT = "secret"
 DEFAULT_KV_VERSION = 2
@@ -228,46 +228,12 @@ class Read:
     lease_duration: int = 0
 
 
-def parse_time(value: Any) -> float | None:
-    """Epoch seconds (number or numeric string) or RFC 3339 text; None if it is neither."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return float(text)
-        except ValueError:
-            pass
-        try:
-            stamp = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            return None
-        if stamp.tzinfo is None:
-            return None
-        return stamp.timestamp()
-    return None
-
-
-def register_leaves(ctx: FetchContext, value: Any) -> None:
-    """Register every string in a secret's data, so no other field can leak either."""
-    if isinstance(value, str):
-        ctx.sensitive(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            register_leaves(ctx, item)
-    elif isinstance(value, list):
-        for item in value:
-            register_leaves(ctx, item)
-
-
 def select_value(spec: Spec, read: Read) -> str:
     """The field's value, or the whole data object as compact JSON when no field is set."""
     if not spec.field:
         return json.dumps(read.data, sort_keys=True, separators=(",", ":"))
     if spec.field not in read.data:
-        present = ", ".join(sorted(str(k) for k in read.data)) or "none"
+        present = field_names(read.data)
         raise SecretNotFound(
             f"{spec.label}: field '{spec.field}' not found in {spec.api_path}",
             f"fields present: {present}",
@@ -365,7 +331,7 @@ class VaultSource(BaseSource):
         spec = build_spec(request.settings, ctx.env, request.profile)
         session = Session(spec, request.settings, ctx)
         read = session.read()
-        register_leaves(ctx, read.data)
+        register_leaves(read.data)
         value = select_value(spec, read)
         ctx.sensitive(value)
         metadata: dict[str, Any] = {"path": spec.api_path, "auth": spec.auth_method}
@@ -395,14 +361,14 @@ class VaultSource(BaseSource):
             what.append(f"lease {read.lease_duration}s")
         if spec.field:
             if spec.field not in read.data:
-                present = ", ".join(sorted(str(k) for k in read.data)) or "none"
+                present = field_names(read.data)
                 return Check(
                     False, "read", f"{spec.api_path}: allowed, but field '{spec.field}' is "
                     f"missing (fields present: {present})", "set field to one of those",
                 )
             what.append(f"field '{spec.field}' present")
         else:
-            what.append(f"fields: {', '.join(sorted(str(k) for k in read.data)) or 'none'}")
+            what.append(f"fields: {field_names(read.data)}")
         return Check(True, "read", f"{spec.api_path}: allowed ({'; '.join(what)})")
 
 
