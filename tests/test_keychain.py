@@ -86,3 +86,36 @@ def test_unreachable_secret_service_is_3(kb_env):
     )
     result = run(["keybroker-keychain", "--service", "svc"], env)
     assert_fails(result, 3, "keychain service is not reachable", "DBUS_SESSION_BUS_ADDRESS")
+
+
+def test_data_key_in_the_keychain(keychain_env):
+    """KEYBROKER_DATA_KEY_STORE=keychain: no key file on disk, the cache still works."""
+    env = dict(keychain_env, KEYBROKER_DATA_KEY_STORE="keychain")
+    first = run(["keybroker", "get", "demo"], env)
+    assert first.code == 0, first
+    assert_key(run(["keybroker", "get", "demo"], env), first.stdout.strip())  # a hit
+    assert not (keychain_env.data_dir / "cache.key").exists()
+    stored = run(["keybroker-keychain", "--service", "keybroker", "--username", "cache-data-key",
+                  "--no-cache"], keychain_env)
+    assert stored.code == 0
+    assert len(stored.stdout.strip()) == 64  # 32 bytes, hex
+    assert_nowhere(stored.stdout.strip(), first, dirs=[keychain_env.cache_dir])
+    # the file-kept key is a different key: its entries are misses, never wrong answers
+    other = run(["keybroker", "get", "demo"], keychain_env)
+    assert other.code == 0
+    assert other.stdout != first.stdout
+
+
+def test_damaged_keychain_data_key_is_exit_7(keychain_env):
+    env = dict(keychain_env, KEYBROKER_DATA_KEY_STORE="keychain")
+    run(["keybroker", "keychain", "set", "keybroker", "cache-data-key"], keychain_env,
+        stdin=b"not-hex\n")
+    assert_fails(run(["keybroker", "get", "demo"], env), 7, "damaged",
+                 "keybroker keychain delete keybroker cache-data-key")
+    run(["keybroker", "keychain", "delete", "keybroker", "cache-data-key"], keychain_env)
+    assert run(["keybroker", "get", "demo"], env).code == 0  # a new key is made
+
+
+def test_bad_data_key_store_value_is_exit_7(kb_env):
+    result = run(["keybroker", "get", "demo"], dict(kb_env, KEYBROKER_DATA_KEY_STORE="vault"))
+    assert_fails(result, 7, "KEYBROKER_DATA_KEY_STORE")

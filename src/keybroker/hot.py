@@ -83,9 +83,9 @@ def serve(eid: str, options: Any, env: Mapping[str, str]) -> tuple[str | None, s
     blob = read_bytes(os.path.join(cache_dir, eid + ".entry"))
     if blob is None:
         return None, NOT_HIT
-    from keybroker.cache.crypto import load_data_key, unseal  # noqa: PLC0415
+    from keybroker.cache.crypto import key_store, load_data_key, unseal  # noqa: PLC0415
 
-    key = load_data_key(paths.data_dir_str(env), create=False)
+    key = load_data_key(paths.data_dir_str(env), create=False, store=key_store(env))
     if key is None:
         return None, NOT_HIT
     header, value = unseal(key, eid, blob)

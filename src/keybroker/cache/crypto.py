@@ -19,6 +19,7 @@ from keybroker.errors import CacheError
 
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
     from typing import Any
 
@@ -69,8 +70,28 @@ class CorruptEntry(Exception):
     """The bytes on disk are not an entry this key sealed for this id."""
 
 
-def load_data_key(data_dir: Path | str, create: bool = True) -> DataKey | None:
+#: Where the data key may live: a file in the user data dir (default) or the OS keychain.
+KEY_STORES = ("file", "keychain")
+KEYCHAIN_SERVICE = "keybroker"
+KEYCHAIN_ACCOUNT = "cache-data-key"
+
+
+def key_store(env: Mapping[str, str]) -> str:
+    """``KEYBROKER_DATA_KEY_STORE``: ``file`` (default) or ``keychain``."""
+    store = env.get("KEYBROKER_DATA_KEY_STORE", "").strip().lower() or "file"
+    if store not in KEY_STORES:
+        raise CacheError(
+            f"KEYBROKER_DATA_KEY_STORE={store!r} is not one of {', '.join(KEY_STORES)}"
+        )
+    return store
+
+
+def load_data_key(
+    data_dir: Path | str, create: bool = True, store: str = "file"
+) -> DataKey | None:
     """Read the data key, creating it (atomically, once) if it does not exist yet."""
+    if store == "keychain":
+        return _keychain_key(create)
     path = os.path.join(data_dir, KEY_FILE)
     raw = _read_key_file(path)
     if raw is None:
@@ -84,6 +105,46 @@ def load_data_key(data_dir: Path | str, create: bool = True) -> DataKey | None:
             f"delete it (cached keys will be fetched again): rm {path}",
         )
     return DataKey(raw[len(KEY_MAGIC) :])
+
+
+def _keychain_key(create: bool) -> DataKey | None:
+    """The data key kept in the OS keychain instead of a file.
+
+    Costs a keyring import (~140 ms) on every call, hits included: for machines where a key
+    file next to the user's other files is not acceptable. Two processes creating it at once
+    converge on whichever write landed last (entries sealed with the other are misses).
+    """
+    from keybroker.redact import sensitive  # noqa: PLC0415
+    from keybroker.sources.keychain import backend, load_keyring  # noqa: PLC0415
+
+    where = f"the cache data key in the keychain ({KEYCHAIN_SERVICE}/{KEYCHAIN_ACCOUNT})"
+    try:
+        active = backend(load_keyring())
+        text = active.get_password(KEYCHAIN_SERVICE, KEYCHAIN_ACCOUNT)
+        if text is None:
+            if not create:
+                return None
+            active.set_password(KEYCHAIN_SERVICE, KEYCHAIN_ACCOUNT, os.urandom(_KEY_LEN).hex())
+            text = active.get_password(KEYCHAIN_SERVICE, KEYCHAIN_ACCOUNT)
+    except CacheError:
+        raise
+    except Exception as exc:
+        raise CacheError(
+            f"cannot use {where} ({type(exc).__name__})",
+            "unlock the keychain, or unset KEYBROKER_DATA_KEY_STORE to keep the key in a file",
+        ) from None
+    sensitive(text)
+    try:
+        raw = bytes.fromhex(text or "")
+    except ValueError:
+        raw = b""
+    if len(raw) != _KEY_LEN:
+        raise CacheError(
+            f"{where} is damaged",
+            f"delete it (cached keys will be fetched again): "
+            f"keybroker keychain delete {KEYCHAIN_SERVICE} {KEYCHAIN_ACCOUNT}",
+        )
+    return DataKey(raw)
 
 
 def _read_key_file(path: str) -> bytes | None:

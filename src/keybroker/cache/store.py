@@ -18,7 +18,15 @@ from typing import Any
 from keybroker import paths
 from keybroker._hash import hexdigest
 from keybroker.cache import repeats
-from keybroker.cache.crypto import CorruptEntry, DataKey, load_data_key, parse_header, seal, unseal
+from keybroker.cache.crypto import (
+    CorruptEntry,
+    DataKey,
+    key_store,
+    load_data_key,
+    parse_header,
+    seal,
+    unseal,
+)
 from keybroker.cache.files import atomic_write, ensure_private_dir, read_bytes, remove
 from keybroker.cache.lock import EntryLock
 from keybroker.model import Deadline
@@ -75,9 +83,10 @@ class EntryInfo:
 class Cache:
     """One user's cache directory and the data key that seals it."""
 
-    def __init__(self, root: Path, data_dir: Path) -> None:
+    def __init__(self, root: Path, data_dir: Path, key_store: str = "file") -> None:
         self.root = root
         self.data_dir = data_dir
+        self.key_store = key_store
         self._key: DataKey | None = None
         self.warnings: list[str] = []
 
@@ -86,11 +95,11 @@ class Cache:
         """The cache for this environment; exit 7 if its directory is unsafe."""
         root = paths.cache_dir(env)
         ensure_private_dir(root, "cache directory")
-        return cls(root, paths.data_dir(env))
+        return cls(root, paths.data_dir(env), key_store(env))
 
     def key(self) -> DataKey:
         if self._key is None:
-            key = load_data_key(self.data_dir, create=True)
+            key = load_data_key(self.data_dir, create=True, store=self.key_store)
             assert key is not None
             self._key = key
         return self._key

@@ -61,14 +61,18 @@ def check_cache_dir(env: Mapping[str, str]) -> Check:
 
 def check_data_key(env: Mapping[str, str]) -> Check:
     from keybroker import paths  # noqa: PLC0415
-    from keybroker.cache.crypto import load_data_key  # noqa: PLC0415
+    from keybroker.cache.crypto import KEYCHAIN_ACCOUNT, key_store, load_data_key  # noqa: PLC0415
     from keybroker.errors import CacheError  # noqa: PLC0415
 
     data_dir = paths.data_dir(env)
     try:
-        key = load_data_key(data_dir, create=False)
+        store = key_store(env)
+        key = load_data_key(data_dir, create=False, store=store)
     except CacheError as exc:
         return Check(False, "data key", exc.message, exc.hint or "")
+    if store == "keychain":
+        state = "present" if key is not None else "created on first use"
+        return Check(True, "data key", f"OS keychain, keybroker/{KEYCHAIN_ACCOUNT} ({state})")
     if key is None:
         return Check(True, "data key", f"{data_dir} (created on first use)")
     return Check(True, "data key", f"{data_dir}/cache.key (present, private)")
