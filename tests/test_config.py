@@ -113,7 +113,7 @@ def test_index_is_reused_and_invalidated_by_changes(kb_env):
     kb_env.write_config(GOOD)
     kb_env.cache_dir.mkdir(parents=True, mode=0o700)
     first = config.load_fast(kb_env, kb_env.cache_dir)
-    assert list(kb_env.cache_dir.glob("index-*.json"))
+    assert list(kb_env.cache_dir.glob("index-*.bin"))
     # A config change (different size and mtime) must be seen at once.
     kb_env.write_config(GOOD.replace('var = "LITELLM_KEY"', 'var = "OTHER_KEY_NAME"'))
     st = os.stat(kb_env.config_path)
@@ -127,6 +127,6 @@ def test_index_garbage_is_ignored(kb_env):
     kb_env.write_config(GOOD)
     kb_env.cache_dir.mkdir(parents=True, mode=0o700)
     config.load_fast(kb_env, kb_env.cache_dir)
-    for index in kb_env.cache_dir.glob("index-*.json"):
+    for index in kb_env.cache_dir.glob("index-*.bin"):
         index.write_bytes(b"\x00garbage{")
     assert config.load_fast(kb_env, kb_env.cache_dir).profiles["litellm"].source == "env"

@@ -36,6 +36,7 @@ from pathlib import Path
 import pytest
 
 from keybroker import config as configmod
+from keybroker.cache.crypto import MAGIC
 from keybroker.cache.store import Cache, Entry, entry_id
 from keybroker.sources.base import get_source
 from tests.kb import Result, assert_fails, assert_key, exe, run
@@ -241,7 +242,7 @@ def test_kill_9_at_random_points_of_fetch_and_write(kb_env):
         # every entry on disk is whole: it opens, or is not there at all
         for path in cache.root.glob("*.entry"):
             blob = path.read_bytes()
-            assert blob.startswith(b"KBC1"), (seed, trial)
+            assert blob.startswith(MAGIC), (seed, trial)
             entry = cache.read(path.name.removesuffix(".entry"))
             assert entry is not None, f"seed {seed} trial {trial}: a torn entry on disk"
             assert entry.value.startswith("sk-")

@@ -4,21 +4,20 @@ Precedence: flags > the profile's table > environment (``KEYBROKER_*``) > ``[def
 built-in defaults. ``[defaults.<source>]`` tables give source settings every profile of that
 source inherits. Every error names the file, the table and the key.
 
-The hot path does not parse TOML: the validated profiles are kept as JSON in a small index
+The hot path does not parse TOML: the validated profiles are kept in a small sealed index
 next to the cache, reused while the config file's mtime, size and inode are unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from keybroker import paths
-from keybroker.cache.index import INDEX_VERSION, index_path, signature
+from keybroker.cache.index import INDEX_VERSION, read_index, signature, write_index
 from keybroker.errors import ConfigError, UsageError
 from keybroker.model import Request
 from keybroker.options import (  # re-exported: callers build options through this module
@@ -265,7 +264,7 @@ def _to_index(
 ) -> dict[str, Any]:
     return {
         "v": INDEX_VERSION,
-        "path": str(config.path),
+        "path": os.path.abspath(config.path),
         "sig": signature,
         "defaults": config.defaults,
         "extra": config.extra,
@@ -296,25 +295,29 @@ def _from_index(data: dict[str, Any], path: Path) -> Config:
     return config
 
 
+def _index_key(env: Mapping[str, str]) -> Any:
+    """The data key that seals the index, or None when it cannot be had (no index then)."""
+    from keybroker.cache.crypto import key_store, load_data_key  # noqa: PLC0415
+    from keybroker.errors import KeybrokerError  # noqa: PLC0415
+
+    try:
+        return load_data_key(paths.data_dir(env), create=True, store=key_store(env))
+    except (KeybrokerError, OSError):
+        return None
+
+
 def load_fast(env: Mapping[str, str], cache_dir: Path | None) -> Config:
     """The config via the index when it is current; otherwise parse and refresh the index."""
     path = paths.config_file(env)
-    sig = signature(path)
-    if cache_dir is None:
+    key = _index_key(env) if cache_dir is not None else None
+    if cache_dir is None or key is None:
         return load(env, path)
-    index = index_path(str(cache_dir), str(path))
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        with open(index, "rb") as handle:
-            data = json.loads(handle.read())
-        if data.get("v") == INDEX_VERSION and data.get("sig") == sig and data.get(
-            "path"
-        ) == str(path):
+    data = read_index(str(cache_dir), str(path), key)
+    if data is not None:
+        with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
             return _from_index(data, path)
     config = load(env, path)
-    from keybroker.cache.files import atomic_write  # noqa: PLC0415
-
-    with contextlib.suppress(OSError):
-        atomic_write(index, json.dumps(_to_index(config, sig, env)).encode())
+    write_index(str(cache_dir), str(path), key, _to_index(config, signature(path), env))
     return config
 
 
@@ -348,16 +351,16 @@ def remember_hot(cache_dir: str, env: Mapping[str, str], name: str) -> None:
     Called after the hit path could not use the index because the environment a source's
     entry id depends on (``VAULT_ADDR`` …) differs from the one the index was built with.
     """
-    path = index_path(cache_dir, str(paths.config_file(env)))
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
-        with open(path, "rb") as handle:
-            data = json.loads(handle.read())
+    config_path = str(paths.config_file(env))
+    key = _index_key(env)
+    data = None if key is None else read_index(cache_dir, config_path, key)
+    if data is None:
+        return
+    with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
         raw = data["profiles"][name]
         profile = Profile(name, raw["source"], dict(raw["settings"]), dict(raw["options"]))
         variant = hot_entry(profile, env)
         if variant is None or variant in raw["hot"]:
             return
         raw["hot"] = [variant, *raw["hot"]][:HOT_VARIANTS]
-        from keybroker.cache.files import atomic_write  # noqa: PLC0415
-
-        atomic_write(path, json.dumps(data).encode())
+        write_index(cache_dir, config_path, key, data)

@@ -13,7 +13,6 @@ same rules through the same functions and reports problems properly) takes over.
 
 from __future__ import annotations
 
-import json
 import os
 
 from keybroker import clock, paths
@@ -32,34 +31,35 @@ ENV_CHANGED = "env"
 NOT_HIT = "not-hit"
 
 
-def index_data(env: Mapping[str, str]) -> Any:
-    """The profile index if it is current for the config file, else None."""
-    from keybroker.cache.index import INDEX_VERSION, index_path, signature  # noqa: PLC0415
+def _key(env: Mapping[str, str]) -> Any:
+    """The data key, once the cache dir is known to be safe; None if there is none yet."""
+    from keybroker.cache.crypto import key_store, load_data_key  # noqa: PLC0415
 
     cache_dir = paths.cache_dir_str(env)
-    config_path = paths.config_file_str(env)
-    blob = read_bytes(index_path(cache_dir, config_path))
-    if blob is None:
-        return None
-    data = json.loads(blob)
-    if (
-        data.get("v") != INDEX_VERSION
-        or data.get("path") != config_path
-        or data.get("sig") != signature(config_path)
-    ):
-        return None
-    return data
+    check_private_dir(cache_dir, os.lstat(cache_dir), "cache directory")
+    return load_data_key(paths.data_dir_str(env), create=False, store=key_store(env))
+
+
+def index_data(env: Mapping[str, str], key: Any) -> Any:
+    """The profile index if it opens and is current for the config file, else None."""
+    from keybroker.cache.index import read_index  # noqa: PLC0415
+
+    return read_index(paths.cache_dir_str(env), paths.config_file_str(env), key)
 
 
 def lookup(
-    profile: str, env: Mapping[str, str], flags: Mapping[str, Any], source: str | None = None
+    profile: str,
+    env: Mapping[str, str],
+    flags: Mapping[str, Any],
+    key: Any,
+    source: str | None = None,
 ) -> tuple[Any, str]:
     """(entry id, Options) of ``profile`` from the index, or (None, reason).
 
     ``source``: the standalone executable's source; another source's profile is not a hit
     (the full path says what is wrong).
     """
-    data = index_data(env)
+    data = index_data(env, key)
     if data is None:
         return None, NO_INDEX
     raw = data["profiles"].get(profile)
@@ -74,20 +74,16 @@ def lookup(
     return None, ENV_CHANGED
 
 
-def serve(eid: str, options: Any, env: Mapping[str, str]) -> tuple[str | None, str]:
+def serve(eid: str, options: Any, env: Mapping[str, str], key: Any) -> tuple[str | None, str]:
     """The cached key for entry ``eid`` if the freshness rules allow serving it as it is."""
     if options.storage != "disk":
         return None, NOT_HIT
     cache_dir = paths.cache_dir_str(env)
-    check_private_dir(cache_dir, os.lstat(cache_dir), "cache directory")
     blob = read_bytes(os.path.join(cache_dir, eid + ".entry"))
     if blob is None:
         return None, NOT_HIT
-    from keybroker.cache.crypto import key_store, load_data_key, unseal  # noqa: PLC0415
+    from keybroker.cache.crypto import unseal  # noqa: PLC0415
 
-    key = load_data_key(paths.data_dir_str(env), create=False, store=key_store(env))
-    if key is None:
-        return None, NOT_HIT
     header, value = unseal(key, eid, blob)
     fetched_at = float(header["fetched_at"])
     expires_at = header.get("expires_at")
@@ -119,16 +115,30 @@ def _first_call(cache_dir: str, eid: str, fetched_at: float, options: Any) -> bo
     return True
 
 
+def try_get(opts: dict[str, Any]) -> tuple[str | None, str]:
+    """A plain hit for ``keybroker get`` with these parsed options, or (None, why not)."""
+    if opts.get("no_cache") or opts.get("debug") or opts.get("max_age") is not None:
+        return None, "flags"
+    env: Any = os.environ
+    if opts.get("config"):
+        env = dict(os.environ, KEYBROKER_CONFIG=opts["config"])
+    flags = {"repeat": "on"} if opts.get("reject_repeats") else {}
+    return try_profile(opts["profile"], env, flags)
+
+
 def try_profile(
     profile: str, env: Mapping[str, str], flags: Mapping[str, Any]
 ) -> tuple[str | None, str]:
     """The key for ``profile`` on a plain cache hit, else (None, why not). Never raises."""
     try:
-        found, why = lookup(profile, env, flags)
+        key = _key(env)
+        if key is None:
+            return None, NO_INDEX
+        found, why = lookup(profile, env, flags, key)
         if found is None:
             return None, why
         eid, options = found
-        return serve(eid, options, env)
+        return serve(eid, options, env, key)
     except Exception:
         return None, NOT_HIT
 
@@ -175,19 +185,26 @@ def _standalone(source_name: str, argv: list[str]) -> tuple[str | None, str]:
     if config is not None:
         env = dict(os.environ, KEYBROKER_CONFIG=config)
     profile = given.pop("profile", None)
-    if not given:
-        if profile is None:
-            return None, NOT_HIT
-        found, why = lookup(profile, env, {}, source=source_name)
+    if not given and profile is None:
+        return None, NOT_HIT
+    key = _key(env)
+    if key is None:
+        return None, NO_INDEX
+    if profile is not None and not given:
+        found, why = lookup(profile, env, {}, key, source=source_name)
         if found is None:
             return None, why
         eid, options = found
-        return serve(eid, options, env)
-    return _standalone_settings(source_name, profile, given, env)
+        return serve(eid, options, env, key)
+    return _standalone_settings(source_name, profile, given, env, key)
 
 
 def _standalone_settings(
-    source_name: str, profile: str | None, given: dict[str, str], env: Mapping[str, str]
+    source_name: str,
+    profile: str | None,
+    given: dict[str, str],
+    env: Mapping[str, str],
+    key: Any,
 ) -> tuple[str | None, str]:
     """Flags that set source settings: the entry id needs the source's ``canonical``."""
     from keybroker.cache.store import entry_id  # noqa: PLC0415
@@ -195,7 +212,7 @@ def _standalone_settings(
 
     source = get_source(source_name)
     by_flag = {s.cli_flag[2:]: s for s in source.settings}
-    data = index_data(env)
+    data = index_data(env, key)
     if data is None:
         return None, NO_INDEX
     if profile is not None:
@@ -215,4 +232,4 @@ def _standalone_settings(
         return None, NOT_HIT
     eid = entry_id(source_name, source.canonical(settings, env))
     options = build_options(source.default_storage, profile_options, data["defaults"], env, {})
-    return serve(eid, options, env)
+    return serve(eid, options, env, key)

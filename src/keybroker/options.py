@@ -7,9 +7,6 @@ cache-hit path, so it uses plain classes (no dataclasses) and imports almost not
 
 from __future__ import annotations
 
-from keybroker.durations import parse_duration
-from keybroker.errors import ConfigError, UsageError
-
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -76,6 +73,9 @@ class Options:
 
 def parse_option(key: str, value: Any, where: str) -> Any:
     """Validate one option value; durations become seconds. Errors name ``where`` and key."""
+    from keybroker.durations import parse_duration  # noqa: PLC0415 - off the hit path
+    from keybroker.errors import ConfigError  # noqa: PLC0415
+
     if key in ("max_age", "margin", "advisory", "max_stale", "timeout"):
         try:
             return parse_duration(value)
@@ -97,6 +97,8 @@ def helper_ttl(env: Mapping[str, str]) -> float:
     raw = env.get("CLAUDE_CODE_API_KEY_HELPER_TTL_MS", "").strip()
     if not raw:
         return DEFAULT_TTL
+    from keybroker.errors import UsageError  # noqa: PLC0415 - only when the variable is set
+
     try:
         value = float(raw) / 1000.0
     except ValueError:
@@ -120,6 +122,8 @@ def build_options(
     merged.update(defaults)
     for var, key in _ENV_OPTIONS.items():
         if env.get(var):
+            from keybroker.errors import ConfigError, UsageError  # noqa: PLC0415
+
             try:
                 merged[key] = parse_option(key, env[var], f"environment variable {var}")
             except ConfigError as exc:

@@ -8,14 +8,13 @@ under another key fails to open and is treated as a miss.
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import stat
 import sys
 
 from keybroker._hash import hexdigest
 from keybroker.cache.files import ensure_private_dir, read_bytes, remove
-from keybroker.errors import CacheError
 
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
 if TYPE_CHECKING:
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-MAGIC = b"KBC1"
+MAGIC = b"KBC2"  # KBC1 had a JSON header
 KEY_FILE = "cache.key"
 KEY_MAGIC = b"KBK1"
 _KEY_LEN = 32
@@ -31,6 +30,13 @@ _KEY_LEN = 32
 
 _AESGCM: Any = None
 
+
+
+def _cache_error(message: str, hint: str | None = None) -> Exception:
+    """A CacheError (exit 7), importing the errors module only when one is raised."""
+    from keybroker.errors import CacheError  # noqa: PLC0415 - off the hit path
+
+    return CacheError(message, hint)
 
 def aesgcm() -> Any:
     """cryptography's AES-GCM class, loaded the cheap way.
@@ -80,7 +86,7 @@ def key_store(env: Mapping[str, str]) -> str:
     """``KEYBROKER_DATA_KEY_STORE``: ``file`` (default) or ``keychain``."""
     store = env.get("KEYBROKER_DATA_KEY_STORE", "").strip().lower() or "file"
     if store not in KEY_STORES:
-        raise CacheError(
+        raise _cache_error(
             f"KEYBROKER_DATA_KEY_STORE={store!r} is not one of {', '.join(KEY_STORES)}"
         )
     return store
@@ -100,7 +106,7 @@ def load_data_key(
         ensure_private_dir(data_dir, "data directory")
         raw = _create_key_file(path)
     if len(raw) != len(KEY_MAGIC) + _KEY_LEN or not raw.startswith(KEY_MAGIC):
-        raise CacheError(
+        raise _cache_error(
             f"the cache data key {path} is damaged",
             f"delete it (cached keys will be fetched again): rm {path}",
         )
@@ -126,10 +132,12 @@ def _keychain_key(create: bool) -> DataKey | None:
                 return None
             active.set_password(KEYCHAIN_SERVICE, KEYCHAIN_ACCOUNT, os.urandom(_KEY_LEN).hex())
             text = active.get_password(KEYCHAIN_SERVICE, KEYCHAIN_ACCOUNT)
-    except CacheError:
-        raise
     except Exception as exc:
-        raise CacheError(
+        from keybroker.errors import KeybrokerError  # noqa: PLC0415
+
+        if isinstance(exc, KeybrokerError) and exc.exit_code == 7:
+            raise
+        raise _cache_error(
             f"cannot use {where} ({type(exc).__name__})",
             "unlock the keychain, or unset KEYBROKER_DATA_KEY_STORE to keep the key in a file",
         ) from None
@@ -139,7 +147,7 @@ def _keychain_key(create: bool) -> DataKey | None:
     except ValueError:
         raw = b""
     if len(raw) != _KEY_LEN:
-        raise CacheError(
+        raise _cache_error(
             f"{where} is damaged",
             f"delete it (cached keys will be fetched again): "
             f"keybroker keychain delete {KEYCHAIN_SERVICE} {KEYCHAIN_ACCOUNT}",
@@ -154,11 +162,11 @@ def _read_key_file(path: str) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise CacheError(f"cannot read the cache data key {path}: {exc.strerror}") from None
+        raise _cache_error(f"cannot read the cache data key {path}: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
         if sys.platform != "win32" and (st.st_uid != os.getuid() or st.st_mode & 0o077):
-            raise CacheError(
+            raise _cache_error(
                 f"the cache data key {path} is readable by others or not yours "
                 f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing to use it",
                 f"delete it and clear the cache: rm {path}; keybroker cache clear",
@@ -189,17 +197,22 @@ def _create_key_file(path: str) -> bytes:
     return data
 
 
-def seal(key: DataKey, entry_id: str, header: dict[str, Any], value: str) -> bytes:
-    """Encrypt ``value``; ``header`` (with id and key id added) is stored in clear but bound."""
+def seal(key: DataKey, entry_id: str, header: dict[str, Any], value: str | bytes) -> bytes:
+    """Encrypt ``value``; ``header`` (with id and key id added) is stored in clear but bound.
+
+    The header is marshalled (a builtin: no json import on the hit path) and is only ever
+    unmarshalled after AES-GCM has authenticated it, so marshal never reads foreign bytes.
+    """
     full = dict(header, id=entry_id, kid=key.kid)
-    header_bytes = json.dumps(full, sort_keys=True, separators=(",", ":")).encode()
+    header_bytes = marshal.dumps(full)
+    plain = value.encode() if isinstance(value, str) else value
     nonce = os.urandom(12)
-    ciphertext: bytes = aesgcm()(key.key).encrypt(nonce, value.encode(), MAGIC + header_bytes)
+    ciphertext: bytes = aesgcm()(key.key).encrypt(nonce, plain, MAGIC + header_bytes)
     return MAGIC + len(header_bytes).to_bytes(4, "big") + header_bytes + nonce + ciphertext
 
 
-def parse_header(blob: bytes) -> tuple[dict[str, Any], bytes, bytes]:
-    """Split an entry into (header, header bytes, nonce+ciphertext) or raise CorruptEntry."""
+def _split(blob: bytes) -> tuple[bytes, bytes]:
+    """(header bytes, nonce+ciphertext), or CorruptEntry for anything not shaped like an entry."""
     if len(blob) < 8 or not blob.startswith(MAGIC):
         raise CorruptEntry("bad magic")
     size = int.from_bytes(blob[4:8], "big")
@@ -207,23 +220,32 @@ def parse_header(blob: bytes) -> tuple[dict[str, Any], bytes, bytes]:
     rest = blob[8 + size :]
     if len(header_bytes) != size or len(rest) < 12 + 16:
         raise CorruptEntry("truncated")
+    return header_bytes, rest
+
+
+def unseal_bytes(key: DataKey, entry_id: str, blob: bytes) -> tuple[dict[str, Any], bytes]:
+    """Return (header, plaintext), or raise CorruptEntry for anything not sealed here for this id.
+
+    Decrypt first (which authenticates the header bytes), parse the header after.
+    """
+    header_bytes, rest = _split(blob)
+    cipher = aesgcm()(key.key)
     try:
-        header = json.loads(header_bytes)
-    except ValueError:
-        raise CorruptEntry("bad header") from None
-    if not isinstance(header, dict):
-        raise CorruptEntry("bad header")
-    return header, header_bytes, rest
+        plain: bytes = cipher.decrypt(rest[:12], rest[12:], MAGIC + header_bytes)
+        header = marshal.loads(header_bytes)  # noqa: S302 - bytes AES-GCM just authenticated
+    except Exception:
+        raise CorruptEntry("does not decrypt") from None
+    if not isinstance(header, dict) or header.get("id") != entry_id or (
+        header.get("kid") != key.kid
+    ):
+        raise CorruptEntry("foreign entry")
+    return header, plain
 
 
 def unseal(key: DataKey, entry_id: str, blob: bytes) -> tuple[dict[str, Any], str]:
-    """Return (header, value), or raise CorruptEntry for anything not sealed here for this id."""
-    header, header_bytes, rest = parse_header(blob)
-    if header.get("id") != entry_id or header.get("kid") != key.kid:
-        raise CorruptEntry("foreign entry")
-    cipher = aesgcm()(key.key)
+    """Return (header, value) of an entry sealed here for ``entry_id``."""
+    header, plain = unseal_bytes(key, entry_id, blob)
     try:
-        plain = cipher.decrypt(rest[:12], rest[12:], MAGIC + header_bytes)
         return header, plain.decode()
-    except Exception:
-        raise CorruptEntry("does not decrypt") from None
+    except UnicodeDecodeError:
+        raise CorruptEntry("not text") from None

@@ -12,10 +12,15 @@ import os
 import stat
 import sys
 
-from keybroker.errors import CacheError
-
 _POSIX = sys.platform != "win32"
 
+
+
+def _cache_error(message: str, hint: str | None = None) -> Exception:
+    """A CacheError (exit 7), importing the errors module only when one is raised."""
+    from keybroker.errors import CacheError  # noqa: PLC0415 - off the hit path
+
+    return CacheError(message, hint)
 
 def ensure_private_dir(path: str | os.PathLike[str], what: str) -> None:
     """Create ``path`` (0700) if missing; refuse it if it is unsafe (exit 7).
@@ -31,33 +36,33 @@ def ensure_private_dir(path: str | os.PathLike[str], what: str) -> None:
         except FileExistsError:
             pass
         except OSError as exc:
-            raise CacheError(
+            raise _cache_error(
                 f"cannot create the {what} {path}: {exc.strerror}",
                 "check permissions or set KEYBROKER_CACHE_DIR",
             ) from None
         st = os.lstat(path)
     except OSError as exc:
-        raise CacheError(f"cannot inspect the {what} {path}: {exc.strerror}") from None
+        raise _cache_error(f"cannot inspect the {what} {path}: {exc.strerror}") from None
     check_private_dir(path, st, what)
 
 
 def check_private_dir(path: str | os.PathLike[str], st: os.stat_result, what: str) -> None:
     """Refuse a symlink, a non-directory, a foreign owner, or group/world write access."""
     if stat.S_ISLNK(st.st_mode):
-        raise CacheError(
+        raise _cache_error(
             f"the {what} {path} is a symlink; refusing to use it",
             "remove the link or point KEYBROKER_CACHE_DIR at a real private directory",
         )
     if not stat.S_ISDIR(st.st_mode):
-        raise CacheError(f"the {what} {path} is not a directory")
+        raise _cache_error(f"the {what} {path} is not a directory")
     if _POSIX:
         if st.st_uid != os.getuid():
-            raise CacheError(
+            raise _cache_error(
                 f"the {what} {path} belongs to uid {st.st_uid}, not to you; refusing to use it",
                 "remove it or set KEYBROKER_CACHE_DIR",
             )
         if st.st_mode & 0o022:
-            raise CacheError(
+            raise _cache_error(
                 f"the {what} {path} is writable by group or others "
                 f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing to use it",
                 f"run: chmod 700 {path}",

@@ -7,7 +7,6 @@ same way. It holds no secret and its loss is harmless, so it is written without 
 
 from __future__ import annotations
 
-import json
 import os
 
 from keybroker.cache.files import atomic_write, read_bytes
@@ -23,19 +22,22 @@ TOO_SOON = "too-soon"  # asked again within a second of a fetch: serve the same 
 
 
 def read(path: str | os.PathLike[str]) -> dict[str, float]:
+    """``caller time`` lines (plain text: parsed with split, no json on the hit path)."""
     blob = read_bytes(path, limit=1 << 16)
-    if not blob:
-        return {}
-    try:
-        data = json.loads(blob)
-        return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
-    except (ValueError, TypeError, AttributeError):
-        return {}
+    seen: dict[str, float] = {}
+    for line in (blob or b"").decode("ascii", "replace").splitlines():
+        caller, _, when = line.partition(" ")
+        try:
+            seen[caller] = float(when)
+        except ValueError:
+            continue  # a damaged line costs at most one missed repeat detection
+    return seen
 
 
 def write(path: str | os.PathLike[str], seen: dict[str, float]) -> None:
+    text = "".join(f"{caller} {when!r}\n" for caller, when in seen.items())
     try:  # noqa: SIM105 - no contextlib import on the hit path
-        atomic_write(path, json.dumps(seen).encode(), durable=False)
+        atomic_write(path, text.encode(), durable=False)
     except OSError:
         pass  # a lost record costs at most one missed repeat detection
 

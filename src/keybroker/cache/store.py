@@ -23,9 +23,9 @@ from keybroker.cache.crypto import (
     DataKey,
     key_store,
     load_data_key,
-    parse_header,
     seal,
     unseal,
+    unseal_bytes,
 )
 from keybroker.cache.files import atomic_write, ensure_private_dir, read_bytes, remove
 from keybroker.cache.lock import EntryLock
@@ -151,14 +151,14 @@ class Cache:
                 remove(self.path(eid, suffix))
 
     def entries(self) -> Iterator[EntryInfo]:
-        """Headers of every entry, for listing; values are not decrypted."""
+        """Headers of every entry, for listing (authenticated; values are never shown)."""
         for path in sorted(self.root.glob(f"*{ENTRY_SUFFIX}")):
             blob = read_bytes(path)
             if blob is None:
                 continue
             eid = path.name[: -len(ENTRY_SUFFIX)]
             try:
-                header, _, _ = parse_header(blob)
+                header, _ = unseal_bytes(self.key(), eid, blob)
             except CorruptEntry:
                 header = {"label": "(unreadable entry)"}
             yield EntryInfo(
