@@ -88,8 +88,7 @@ def serve(eid: str, options: Any, env: Mapping[str, str], key: Any) -> tuple[str
     fetched_at = float(header["fetched_at"])
     expires_at = header.get("expires_at")
     expires = None if expires_at is None else float(expires_at)
-    policy = Policy(options.ttl, options.margin, options.advisory, options.max_age,
-                    options.max_stale)
+    policy = Policy.of(options)
     if assess(fetched_at, expires, clock.now(), policy).state != State.FRESH:
         return None, NOT_HIT
     if repeat_mode(options, env) and not _first_call(cache_dir, eid, fetched_at, options):

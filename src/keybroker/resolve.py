@@ -63,8 +63,7 @@ class _Timer:
 
 
 def policy_for(request: Request) -> Policy:
-    o = request.options
-    return Policy(o.ttl, o.margin, o.advisory, o.max_age, o.max_stale)
+    return Policy.of(request.options)
 
 
 def repeat_mode(request: Request, env: Mapping[str, str]) -> bool:

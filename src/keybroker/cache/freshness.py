@@ -10,6 +10,10 @@ so the rules are tested against any clock, including one that jumps backwards.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
+if TYPE_CHECKING:
+    from keybroker.options import Options
+
 #: A clock this far behind an entry's fetch time means the clock moved back: distrust the entry.
 CLOCK_SKEW = 5.0
 
@@ -52,6 +56,12 @@ class Policy:
         self.advisory = advisory
         self.max_age = max_age
         self.max_stale = max_stale
+
+    @classmethod
+    def of(cls, options: Options) -> Policy:
+        """The freshness policy of a request's options: the one place both paths build it."""
+        return cls(options.ttl, options.margin, options.advisory, options.max_age,
+                   options.max_stale)
 
     @property
     def need(self) -> float:
