@@ -1,0 +1,304 @@
+"""``aws`` source: botocore clients, bounded retries, and AWS errors mapped to exit codes.
+
+botocore (~100 ms to import, ~200 ms more to build a client) is imported only here, only when
+a network call is needed. Its own retries are off: :func:`call` retries transient failures a
+few times with a short backoff, never past the call's deadline.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from keybroker.errors import (
+    AccessDenied,
+    KeybrokerError,
+    SecretNotFound,
+    SourceUnavailable,
+    Unreachable,
+    UsageError,
+)
+from keybroker.record import record
+from keybroker.sources.aws_target import (
+    BACKOFF_BASE,
+    BACKOFF_CAP,
+    DEFAULT_STAGE,
+    Target,
+)
+from keybroker.sources.base import FetchContext
+
+_THROTTLING = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "RequestLimitExceeded", "RequestThrottled", "SlowDown",
+    "BandwidthLimitExceeded", "PriorRequestNotComplete",
+})
+_TRANSIENT = frozenset({
+    "InternalServiceError", "InternalServiceErrorException", "InternalFailure", "InternalError",
+    "ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout",
+    "RequestTimeoutException",
+})
+_EXPIRED = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+_REJECTED = frozenset({
+    "InvalidClientTokenId", "UnrecognizedClientException", "InvalidSignatureException",
+    "SignatureDoesNotMatch", "IncompleteSignature", "MissingAuthenticationToken",
+    "InvalidAccessKeyId", "AuthFailure",
+})
+_DENIED = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"})
+
+
+
+# --- botocore, loaded only when a network call is needed ---
+
+
+def load_botocore() -> Any:
+    """Import botocore (boto3's core) or say what to install (exit 2)."""
+    try:
+        import botocore.config  # noqa: PLC0415
+        import botocore.exceptions  # noqa: PLC0415
+        import botocore.session  # noqa: PLC0415
+    except ImportError:
+        raise SourceUnavailable(
+            "the aws source needs boto3",
+            "install it: pip install 'keybroker[aws]'",
+        ) from None
+    return botocore
+
+
+@record
+class Clients:
+    """The botocore session and client config of one call, shared by its clients."""
+
+    session: Any
+    config: Any
+    target: Target
+    #: the longest a single attempt may take (connect or read), for the retry decision
+    attempt_bound: float
+
+
+def clients_for(target: Target, ctx: FetchContext) -> Clients:
+    botocore = load_botocore()
+    left = ctx.timeout()
+    connect = max(0.1, min(target.connect_timeout, left))
+    read = max(0.1, min(target.read_timeout, left))
+    config = botocore.config.Config(
+        connect_timeout=connect,
+        read_timeout=read,
+        # keybroker retries itself (see call) so that no retry runs past the deadline
+        retries={"total_max_attempts": 1, "mode": "standard"},
+    )
+    try:
+        session = botocore.session.Session(
+            profile=target.aws_profile if target.explicit_profile else None
+        )
+    except botocore.exceptions.ProfileNotFound:
+        raise _profile_not_found(target) from None
+    return Clients(session, config, target, max(connect, read))
+
+
+def _profile_not_found(target: Target) -> UsageError:
+    return UsageError(
+        f"aws: AWS profile '{target.aws_profile}' is not in ~/.aws/config or ~/.aws/credentials",
+        "fix aws_profile / AWS_PROFILE, or run: aws configure list-profiles",
+    )
+
+
+def make_client(
+    clients: Clients, service: str, where: str, credentials: Mapping[str, str] | None = None
+) -> Any:
+    botocore = load_botocore()
+    target = clients.target
+    kwargs: dict[str, Any] = {"region_name": target.region, "config": clients.config}
+    if service == "secretsmanager" and target.endpoint_url:
+        kwargs["endpoint_url"] = target.endpoint_url
+    if credentials is not None:
+        kwargs.update(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+    try:
+        return clients.session.create_client(service, **kwargs)
+    except botocore.exceptions.NoRegionError:
+        raise UsageError(
+            f"{where}: no AWS region is set",
+            "set region in the profile, pass --region, or export AWS_REGION",
+        ) from None
+    except botocore.exceptions.ProfileNotFound:
+        raise _profile_not_found(target) from None
+    except (botocore.exceptions.InvalidRegionError, ValueError) as exc:
+        raise UsageError(f"{where}: invalid AWS client setting ({type(exc).__name__})",
+                         "check region and endpoint_url") from None
+
+
+def call(
+    client: Any,
+    operation: str,
+    params: Mapping[str, Any],
+    ctx: FetchContext,
+    clients: Clients,
+    describe_error: Callable[[BaseException, int], KeybrokerError],
+) -> dict[str, Any]:
+    """One API call with a few retries for transient failures, all within the deadline."""
+    attempt = 0
+    while True:
+        attempt += 1
+        ctx.timeout()  # raises DeadlineExceeded (exit 3) once the budget is spent
+        try:
+            result: dict[str, Any] = getattr(client, operation)(**params)
+            return result
+        except KeybrokerError:
+            raise
+        except Exception as exc:
+            error = describe_error(exc, attempt)
+            if attempt >= clients.target.max_attempts or not _retryable(exc):
+                raise error from None
+            delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
+            delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+            if ctx.deadline.remaining() - delay < clients.attempt_bound:
+                raise error from None
+            time.sleep(delay)
+
+
+def _error_code(exc: BaseException) -> tuple[str, int]:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return "", 0
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return code, status
+
+
+def _retryable(exc: BaseException) -> bool:
+    botocore = load_botocore()
+    errors = botocore.exceptions
+    if isinstance(exc, errors.ClientError):
+        code, status = _error_code(exc)
+        return code in _THROTTLING or code in _TRANSIENT or status >= 500 or status == 429
+    return isinstance(exc, errors.ConnectionError | errors.HTTPClientError)
+
+
+def translate(
+    exc: BaseException,
+    *,
+    where: str,
+    action: str,
+    resource: str,
+    endpoint: str,
+    attempts: int = 1,
+    target: Target | None = None,
+) -> KeybrokerError:
+    """Map a botocore failure to a keybroker error with the right exit code.
+
+    ``action`` is the IAM action (``secretsmanager:GetSecretValue``), ``resource`` what it was
+    about (``secret 'litellm'``). Messages use the AWS error *code* only: AWS messages are
+    free text, and the code is what a person searches for.
+    """
+    botocore = load_botocore()
+    errors = botocore.exceptions
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    region = target.where_region() if target else "the configured region"
+    if isinstance(exc, errors.ClientError):
+        code, status = _error_code(exc)
+        if code == "DecryptionFailure":
+            return AccessDenied(
+                f"{where}: Secrets Manager could not decrypt {resource} with its KMS key "
+                "(DecryptionFailure)",
+                "allow kms:Decrypt on the secret's KMS key for this identity (key policy or "
+                "IAM), and check the key is enabled",
+            )
+        if code == "ResourceNotFoundException":
+            pinned = ""
+            if target and target.version_id:
+                pinned = f" (version {target.version_id})"
+            elif target and target.version_stage and target.version_stage != DEFAULT_STAGE:
+                pinned = f" (no version has stage {target.version_stage})"
+            return SecretNotFound(
+                f"{where}: {resource} not found in {region}{pinned}",
+                "check secret_id and region; list secrets with: aws secretsmanager list-secrets",
+            )
+        if code in _EXPIRED:
+            return AccessDenied(
+                f"{where}: the AWS credentials have expired ({code}) calling {action}",
+                "refresh them (aws sso login, or renew the session credentials) and retry",
+            )
+        if code in _REJECTED:
+            return AccessDenied(
+                f"{where}: AWS rejected the credentials ({code}) calling {action}",
+                "check the access key / session token, or the profile, in use; "
+                "run: aws sts get-caller-identity",
+            )
+        if code in _DENIED or status == 403:
+            hint = f"grant {action} on {resource} to this identity (IAM policy)"
+            if action == "sts:AssumeRole":
+                hint = "check the role's trust policy (and external_id) allows this identity"
+            return AccessDenied(f"{where}: access denied: {action} on {resource} ({code})", hint)
+        if code == "InvalidRequestException":
+            return SecretNotFound(
+                f"{where}: Secrets Manager refused {action} on {resource} ({code})",
+                "is the secret marked for deletion? restore it with: "
+                "aws secretsmanager restore-secret",
+            )
+        if code in _THROTTLING or status == 429:
+            return Unreachable(
+                f"{where}: AWS throttled {action} ({code}){tries}",
+                "retry later; many callers at once? keep the shared cache enabled",
+            )
+        if status >= 500 or code in _TRANSIENT:
+            return Unreachable(
+                f"{where}: AWS failed {action} with HTTP {status} ({code}){tries}",
+                "a Secrets Manager or endpoint problem; retry later",
+            )
+        if code in ("InvalidParameterException", "ValidationException"):
+            return UsageError(
+                f"{where}: AWS rejected the request for {resource} ({code})",
+                "check secret_id, version_stage and version_id",
+            )
+        return Unreachable(f"{where}: AWS refused {action} on {resource} ({code or status})")
+    if isinstance(exc, errors.ReadTimeoutError):
+        return Unreachable(
+            f"{where}: no answer from {endpoint}{tries}",
+            "check the network, region and endpoint_url / AWS_ENDPOINT_URL; "
+            "raise read_timeout or KEYBROKER_TIMEOUT if it is just slow",
+        )
+    if isinstance(exc, errors.ConnectionError | errors.HTTPClientError):
+        return Unreachable(
+            f"{where}: cannot reach {endpoint} ({type(exc).__name__}){tries}",
+            "check the network, region and endpoint_url / AWS_ENDPOINT_URL",
+        )
+    if isinstance(exc, errors.NoCredentialsError):
+        return AccessDenied(
+            f"{where}: no AWS credentials found (environment, shared files, SSO, "
+            "container or instance role)",
+            "configure credentials (aws configure, aws sso login) or set aws_profile",
+        )
+    if isinstance(exc, errors.SSOError | errors.TokenRetrievalError):
+        return AccessDenied(
+            f"{where}: the AWS SSO session has expired or is missing ({type(exc).__name__})",
+            "run: aws sso login" + (f" --profile {target.aws_profile}"
+                                    if target and target.aws_profile else ""),
+        )
+    if isinstance(exc, errors.CredentialRetrievalError):
+        return AccessDenied(
+            f"{where}: could not obtain AWS credentials ({type(exc).__name__})",
+            "check the credential_process / SSO / role settings of the AWS profile",
+        )
+    if isinstance(exc, errors.ProfileNotFound) and target is not None:
+        return _profile_not_found(target)
+    if isinstance(exc, errors.NoRegionError):
+        return UsageError(
+            f"{where}: no AWS region is set",
+            "set region in the profile, pass --region, or export AWS_REGION",
+        )
+    if isinstance(exc, errors.PartialCredentialsError | errors.InvalidConfigError):
+        return UsageError(f"{where}: the AWS configuration is incomplete ({type(exc).__name__})",
+                          "check ~/.aws/config, ~/.aws/credentials and AWS_* variables")
+    if isinstance(exc, errors.ParamValidationError):
+        return UsageError(f"{where}: invalid request for {resource} ({type(exc).__name__})",
+                          "check secret_id, version_stage and version_id")
+    if isinstance(exc, errors.BotoCoreError):
+        return Unreachable(f"{where}: AWS SDK error calling {action} ({type(exc).__name__})")
+    return Unreachable(f"{where}: unexpected error calling {action} ({type(exc).__name__})")
+
+
