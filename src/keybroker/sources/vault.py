@@ -2,7 +2,8 @@
 
 This module is imported on the cache-hit path (to compute the entry's hash with
 :meth:`VaultSource.canonical`), so it uses only the standard library; hvac, requests and the
-login logic (:mod:`keybroker.sources.vault_auth`) load inside ``fetch`` and ``doctor``.
+login logic (:mod:`keybroker.sources.vault_auth`, :mod:`keybroker.sources.vault_client`) load
+inside ``fetch`` and ``doctor``.
 
 What it reads:
 - ``engine = "kv"`` (default): KV v2 (``mount``/data/``path``, optionally a pinned

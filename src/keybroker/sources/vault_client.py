@@ -1,0 +1,150 @@
+"""The vault source's HTTP side: an hvac client bounded by the deadline, and its errors.
+
+Imported only when a fetch or doctor needs the server (it loads hvac and requests). Every
+request carries a timeout bounded by the call's deadline (a custom hvac adapter), so an address
+that accepts connections and never answers still ends with exit 3 in time. Errors become
+keybroker errors built from names only (address, API path, variable names): never from the
+response body, which can echo what was sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keybroker.errors import (
+    AccessDenied,
+    KeybrokerError,
+    SecretNotFound,
+    Unreachable,
+    UsageError,
+)
+from keybroker.sources.base import FetchContext
+from keybroker.sources.vault import Spec, env_first
+
+#: Longest any single HTTP request may take (always also bounded by the call's deadline).
+STEP_TIMEOUT = 10.0
+_DEBUG_DETAIL = 200
+
+
+# --- the client ---
+
+
+def _adapter_class(ctx: FetchContext) -> Any:
+    """hvac's JSON adapter with a per-request timeout taken from the call's deadline."""
+    from hvac.adapters import JSONAdapter  # noqa: PLC0415
+
+    class DeadlineAdapter(JSONAdapter):
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs["timeout"] = ctx.timeout(STEP_TIMEOUT)
+            return super().request(*args, **kwargs)
+
+    return DeadlineAdapter
+
+
+def make_client(spec: Spec, ctx: FetchContext) -> Any:
+    """An hvac client with everything explicit: hvac must not read os.environ on its own."""
+    import hvac  # noqa: PLC0415
+
+    if spec.verify is False:
+        # The user turned verification off on purpose; urllib3's per-request warning on the
+        # helper's stderr would only clutter Claude Code's /status (doctor says it instead).
+        import urllib3  # noqa: PLC0415
+
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    cert = None
+    client_cert = env_first(ctx.env, "VAULT_CLIENT_CERT", "BAO_CLIENT_CERT")
+    client_key = env_first(ctx.env, "VAULT_CLIENT_KEY", "BAO_CLIENT_KEY")
+    if client_cert and client_key:
+        cert = (client_cert, client_key)
+    return hvac.Client(
+        url=spec.addr,
+        token="",  # not None: hvac would read VAULT_TOKEN/~/.vault-token itself
+        cert=cert,
+        verify=spec.verify,
+        timeout=int(STEP_TIMEOUT),
+        namespace=spec.namespace,
+        adapter=_adapter_class(ctx),
+    )
+
+
+# --- errors ---
+
+
+def _debug_detail(exc: Exception, ctx: FetchContext) -> str:
+    """With --debug only: the server's error strings, short (emit() scrubs them again)."""
+    if not ctx.debug:
+        return ""
+    errors = getattr(exc, "errors", None)
+    if not errors:
+        return ""
+    text = "; ".join(str(e) for e in errors) if isinstance(errors, list) else str(errors)
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)[:_DEBUG_DETAIL]
+    return f" (server said: {text})"
+
+
+def translate(
+    exc: Exception,
+    spec: Spec,
+    ctx: FetchContext,
+    *,
+    doing: str,
+    login: bool = False,
+    denied_hint: str = "",
+    missing: KeybrokerError | None = None,
+) -> KeybrokerError:
+    """Map hvac/requests exceptions to the exit-code table; ``doing`` names the step."""
+    if isinstance(exc, KeybrokerError):
+        return exc
+    import hvac.exceptions as hx  # noqa: PLC0415
+    import requests  # noqa: PLC0415
+
+    where = f"{spec.label}: {spec.addr}"
+    detail = _debug_detail(exc, ctx)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return Unreachable(
+            f"{where}: TLS verification failed while {doing}",
+            "set ca_cert (or VAULT_CACERT) to the CA that signed the server's certificate",
+        )
+    if isinstance(exc, requests.exceptions.Timeout):
+        return Unreachable(
+            f"{where} did not answer in time while {doing}",
+            "is the server up and the address right? raise KEYBROKER_TIMEOUT if it is just slow",
+        )
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema |
+                  requests.exceptions.MissingSchema):
+        return UsageError(f"{spec.label}: addr {spec.addr!r} is not a usable URL")
+    if isinstance(exc, requests.exceptions.RequestException):
+        return Unreachable(
+            f"{where}: cannot connect while {doing}",
+            "check addr / VAULT_ADDR and that the server is running",
+        )
+    if isinstance(exc, hx.VaultDown):
+        return Unreachable(
+            f"{where} is sealed or unavailable (HTTP 503) while {doing}{detail}",
+            "unseal it, or point addr at an active node",
+        )
+    if isinstance(exc, hx.Forbidden | hx.Unauthorized):
+        return AccessDenied(f"{spec.label}: permission denied {doing}{detail}", denied_hint)
+    if isinstance(exc, hx.InvalidPath):
+        if missing is not None:
+            return missing
+        return SecretNotFound(f"{spec.label}: nothing at the path used while {doing}{detail}")
+    if isinstance(exc, hx.InvalidRequest):
+        if login:
+            return AccessDenied(f"{spec.label}: login refused while {doing}{detail}", denied_hint)
+        return UsageError(f"{spec.label}: the server rejected the request while {doing}{detail}")
+    if isinstance(exc, hx.RateLimitExceeded):
+        return Unreachable(f"{where} is rate limiting (HTTP 429) while {doing}", "retry later")
+    if isinstance(exc, hx.VaultError):
+        return Unreachable(
+            f"{where}: server error ({type(exc).__name__}) while {doing}{detail}",
+            "check the server's health: 'keybroker doctor'",
+        )
+    if isinstance(exc, ValueError | KeyError | TypeError):
+        return Unreachable(
+            f"{where}: unexpected answer while {doing}",
+            "is addr a Vault/OpenBao server (not a proxy page)?",
+        )
+    raise exc
+
+
