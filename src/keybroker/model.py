@@ -6,27 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from keybroker.deadline import Deadline
-from keybroker.options import (
-    DEFAULT_ADVISORY,
-    DEFAULT_MARGIN,
-    DEFAULT_MAX_STALE,
-    DEFAULT_TIMEOUT,
-    DEFAULT_TTL,
-    Options,
-)
+from keybroker.options import Options
 from keybroker.record import field, record
 
-__all__ = [
-    "DEFAULT_ADVISORY",
-    "DEFAULT_MARGIN",
-    "DEFAULT_MAX_STALE",
-    "DEFAULT_TIMEOUT",
-    "DEFAULT_TTL",
-    "Deadline",
-    "Options",
-    "Request",
-    "Secret",
-]
+__all__ = ["Deadline", "Options", "Request", "Secret"]
 
 
 @record(frozen=True)

@@ -17,14 +17,11 @@ from keybroker.cache.freshness import Policy, State, Verdict, assess
 from keybroker.cache.store import Cache, CacheAux, Entry, entry_id
 from keybroker.errors import InvalidSecret, KeybrokerError, UsageError
 from keybroker.model import Deadline, Request, Secret
+from keybroker.options import repeat_mode
 from keybroker.record import field, record
 from keybroker.redact import sensitive
 from keybroker.sources.base import FetchContext, Source, get_source
 from keybroker.validate import validate_key
-
-#: re-exported for callers that tune or document them
-REPEAT_FRACTION = repeats.REPEAT_FRACTION
-REPEAT_MIN_INTERVAL = repeats.REPEAT_MIN_INTERVAL
 
 
 @record
@@ -62,17 +59,6 @@ class _Timer:
         return self.timings
 
 
-def policy_for(request: Request) -> Policy:
-    return Policy.of(request.options)
-
-
-def repeat_mode(request: Request, env: Mapping[str, str]) -> bool:
-    """Repeat = rejected applies under Claude Code, or when the profile/flag asks for it."""
-    from keybroker.options import repeat_mode as mode  # noqa: PLC0415
-
-    return mode(request.options, env)
-
-
 def check_required(source: Source, request: Request) -> None:
     for setting in source.settings:
         if setting.required and request.settings.get(setting.name) is None:
@@ -98,7 +84,7 @@ def resolve(
     check_required(source, request)
     canonical = source.canonical(request.settings, env)
     label = source.describe(request.settings)
-    policy = policy_for(request)
+    policy = Policy.of(request.options)
     deadline = Deadline(request.options.timeout)
     mark = timer.add("source setup", mark)
 
@@ -113,7 +99,7 @@ def resolve(
 
     cache = cache or Cache.open(env)
     eid = entry_id(request.source, canonical)
-    repeating = repeat_mode(request, env)
+    repeating = repeat_mode(request.options, env)
     mark = timer.add("cache open", mark)
     entry = cache.read(eid)
     now = clock.now()

@@ -51,18 +51,15 @@ class EntryLock:
         self.path = path
         self.deadline = deadline
         self.waited = 0.0
-        #: why the lock file could not be opened (then the call runs unlocked), else None
-        self.error: str | None = None
         self._fd: int | None = None
 
     def __enter__(self) -> EntryLock:
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
         try:
             fd = os.open(self.path, flags, 0o600)
-        except OSError as exc:
+        except OSError:
             # A read-only or full cache dir: nothing can be cached, so there is nothing to
             # serialise. Go on unlocked (the failed write then warns) rather than fail the call.
-            self.error = exc.strerror or type(exc).__name__
             return self
         start = time.monotonic()
         delay = 0.002

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -247,8 +246,3 @@ def _opt_float(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
 
-
-def ensure_dir_exists(path: Path) -> None:
-    """For tests and doctor: create a private dir (0700) the way the cache does."""
-    ensure_private_dir(path, "directory")
-    os.chmod(path, 0o700)

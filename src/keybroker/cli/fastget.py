@@ -7,11 +7,9 @@ goes to the click command instead, which gives the proper usage message.
 
 from __future__ import annotations
 
-from keybroker.cli.runner import arm_watchdog, debug_enabled, run_helper
+from typing import Any
 
-TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
-if TYPE_CHECKING:
-    from typing import Any
+from keybroker.cli.runner import arm_watchdog, debug_enabled, run_helper
 
 
 def run_get(opts: dict[str, Any], why_not_hot: str = "") -> int:

@@ -44,7 +44,7 @@ def _parser(source: Any) -> Any:
 
 def standalone(source_name: str, argv: list[str]) -> int:
     from keybroker.hot import try_standalone  # noqa: PLC0415
-    from keybroker.sources.base import UnavailableSource, coerce, get_source  # noqa: PLC0415
+    from keybroker.sources.base import coerce, get_source  # noqa: PLC0415
 
     key, _ = try_standalone(source_name, argv)
     if key is not None:
@@ -54,8 +54,6 @@ def standalone(source_name: str, argv: list[str]) -> int:
     debug = debug_enabled("--debug" in argv)
     try:
         source = get_source(source_name)
-        if isinstance(source, UnavailableSource):
-            source.fetch(None, None)  # type: ignore[arg-type]  # raises: says what is missing
     except BaseException as exc:
         return report(exc, debug)
     ns = _parser(source).parse_args(argv)

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from keybroker.errors import SourceUnavailable, UsageError
+from keybroker.errors import UsageError
 from keybroker.model import Deadline, Request, Secret
 from keybroker.record import field, record
 from keybroker.redact import sensitive
@@ -30,8 +30,6 @@ BUILTINS: dict[str, str] = {
     "oidc": "keybroker.sources.oidc:SOURCE",
     "demo": "keybroker.sources.demo:SOURCE",
 }
-
-KINDS = ("str", "int", "bool", "duration", "argv", "str_list", "str_or_argv", "table")
 
 
 @record(frozen=True)
@@ -169,18 +167,6 @@ class BaseSource:
 
     def doctor(self, request: Request, ctx: FetchContext) -> list[Check]:
         return []
-
-
-class UnavailableSource(BaseSource):
-    """A source whose implementation or SDK is missing: every use says how to get it."""
-
-    def __init__(self, name: str, why: str, hint: str) -> None:
-        self.name = name
-        self._why = why
-        self._hint = hint
-
-    def fetch(self, request: Request, ctx: FetchContext) -> Secret:
-        raise SourceUnavailable(self._why, self._hint)
 
 
 _LOADED: dict[str, Source] = {}
