@@ -12,9 +12,14 @@ class Deadline:
 
     __slots__ = ("_end", "seconds")
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, started: float | None = None) -> None:
+        """``started``: the ``time.monotonic()`` at which the call began (default: now).
+
+        A call has exactly one deadline, anchored where the process started handling it:
+        the entry point notes the start time and every later layer builds on it.
+        """
         self.seconds = seconds
-        self._end = time.monotonic() + seconds
+        self._end = (time.monotonic() if started is None else started) + seconds
 
     def remaining(self) -> float:
         return self._end - time.monotonic()
@@ -28,3 +33,18 @@ class Deadline:
                 "the source is slow or unreachable; raise KEYBROKER_TIMEOUT or check the network",
             )
         return left if step is None else min(step, left)
+
+
+#: When this process began handling its call (``time.monotonic()``), set by the entry point.
+_CALL_START: list[float] = []
+
+
+def mark_call_start(started: float | None = None) -> float:
+    """Note when the call began; every deadline of this call is anchored there."""
+    _CALL_START[:] = [time.monotonic() if started is None else started]
+    return _CALL_START[0]
+
+
+def for_call(seconds: float) -> Deadline:
+    """The call's deadline: ``seconds`` from when the call began (or from now)."""
+    return Deadline(seconds, _CALL_START[0] if _CALL_START else None)

@@ -9,7 +9,16 @@ from keybroker.deadline import Deadline
 from keybroker.options import Options
 from keybroker.record import field, record
 
-__all__ = ["Deadline", "Options", "Request", "Secret"]
+__all__ = ["AuxEntry", "Deadline", "Options", "Request", "Secret"]
+
+
+@record
+class AuxEntry:
+    """A side secret (login token, refresh token) kept encrypted next to the cache."""
+
+    value: str = field(repr=False)
+    expires_at: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @record(frozen=True)

@@ -13,8 +13,8 @@ import os
 import stat
 import sys
 
-from keybroker._hash import hexdigest
-from keybroker.cache.files import ensure_private_dir, read_bytes, remove
+from keybroker._hash import hexdigest, hmac_sha256
+from keybroker.cache.files import check_private_dir, ensure_private_dir, read_bytes, remove
 
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
 if TYPE_CHECKING:
@@ -62,11 +62,17 @@ def aesgcm() -> Any:
 class DataKey:
     """The 256-bit cache key; its id (a hash) is stored with entries, the key never is."""
 
-    __slots__ = ("key", "kid")
+    __slots__ = ("id_key", "key", "kid")
 
     def __init__(self, key: bytes) -> None:
         self.key = key
         self.kid = hexdigest(b"keybroker-kid\0" + key)[:16]
+        #: a separate key for naming entries (identity fingerprints), derived, never stored
+        self.id_key = bytes.fromhex(hexdigest(b"keybroker-ids\0" + key))
+
+    def fingerprint(self, data: bytes) -> str:
+        """A keyed, non-reversible name for ``data`` (entry ids, credential fingerprints)."""
+        return hmac_sha256(self.id_key, data)
 
     def __repr__(self) -> str:
         return f"DataKey(kid={self.kid!r})"
@@ -99,7 +105,19 @@ def load_data_key(
     if store == "keychain":
         return _keychain_key(create)
     path = os.path.join(data_dir, KEY_FILE)
-    raw = _read_key_file(path)
+    try:
+        dir_stat = os.lstat(data_dir)
+    except FileNotFoundError:
+        dir_stat = None
+    except OSError as exc:
+        raise _cache_error(
+            f"cannot inspect the data directory {data_dir}: {exc.strerror}"
+        ) from None
+    if dir_stat is not None:
+        # the key is only as private as its directory: another user able to write there
+        # could swap in a key of their choosing and read what we seal with it
+        check_private_dir(data_dir, dir_stat, "data directory")
+    raw = _read_key_file(path) if dir_stat is not None else None
     if raw is None:
         if not create:
             return None
@@ -120,8 +138,8 @@ def _keychain_key(create: bool) -> DataKey | None:
     file next to the user's other files is not acceptable. Two processes creating it at once
     converge on whichever write landed last (entries sealed with the other are misses).
     """
+    from keybroker.keyrings import backend, load_keyring  # noqa: PLC0415
     from keybroker.redact import sensitive  # noqa: PLC0415
-    from keybroker.sources.keychain import backend, load_keyring  # noqa: PLC0415
 
     where = f"the cache data key in the keychain ({KEYCHAIN_SERVICE}/{KEYCHAIN_ACCOUNT})"
     try:
@@ -157,6 +175,7 @@ def _keychain_key(create: bool) -> DataKey | None:
 
 def _read_key_file(path: str) -> bytes | None:
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    flags |= getattr(os, "O_NONBLOCK", 0)  # a FIFO squatting the name must not hang the call
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
@@ -165,6 +184,11 @@ def _read_key_file(path: str) -> bytes | None:
         raise _cache_error(f"cannot read the cache data key {path}: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _cache_error(
+                f"the cache data key {path} is not a regular file; refusing to use it",
+                f"remove it (cached keys will be fetched again): rm {path}",
+            )
         if sys.platform != "win32" and (st.st_uid != os.getuid() or st.st_mode & 0o077):
             raise _cache_error(
                 f"the cache data key {path} is readable by others or not yours "
@@ -182,10 +206,14 @@ def _create_key_file(path: str) -> bytes:
     tmp = os.path.join(os.path.dirname(path), f".{KEY_FILE}.{os.getpid()}.{os.urandom(4).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, data)
+        if os.write(fd, data) != len(data):
+            raise OSError(28, "short write")
         os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        remove(tmp)  # a full disk must not leave key material behind in temp files
+        raise
+    os.close(fd)
     try:
         os.link(tmp, path)
     except FileExistsError:

@@ -31,7 +31,7 @@ def ensure_private_dir(path: str | os.PathLike[str], what: str) -> None:
         st = os.lstat(path)
     except FileNotFoundError:
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            make_dirs(os.path.dirname(os.path.abspath(path)), 0o700)
             os.mkdir(path, 0o700)
         except FileExistsError:
             pass
@@ -44,6 +44,28 @@ def ensure_private_dir(path: str | os.PathLike[str], what: str) -> None:
     except OSError as exc:
         raise _cache_error(f"cannot inspect the {what} {path}: {exc.strerror}") from None
     check_private_dir(path, st, what)
+
+
+def make_dirs(path: str | os.PathLike[str], mode: int) -> None:
+    """``os.makedirs`` whose every created directory gets ``mode``, whatever the umask.
+
+    ``os.makedirs(mode=…)`` applies the mode to the last directory only; the parents it creates
+    (``~/.cache``, ``~/.local/share``) would follow the umask, i.e. 0777 under ``umask 000``.
+    """
+    path = os.fspath(path)
+    missing: list[str] = []
+    while path and not os.path.lexists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode)
+        except FileExistsError:
+            continue
+        os.chmod(directory, mode)  # mkdir's mode is masked by the umask; chmod is not
 
 
 def check_private_dir(path: str | os.PathLike[str], st: os.stat_result, what: str) -> None:
@@ -69,16 +91,27 @@ def check_private_dir(path: str | os.PathLike[str], st: os.stat_result, what: st
             )
 
 
+_READ_FLAGS = (
+    os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_NONBLOCK", 0)  # opening a FIFO must not wait for a writer
+)
+
+
 def read_bytes(path: str | os.PathLike[str], limit: int = 1 << 20) -> bytes | None:
-    """The file's bytes, or None if it does not exist. Symlinks are not followed."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    """A regular file's bytes, or None if it is missing or not a regular file.
+
+    Symlinks are not followed, and a FIFO, socket or device squatting the name is a miss:
+    reading one could block past the call's deadline.
+    """
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
         return None
     except OSError:
         return None  # a link, or unreadable: treated as a miss by callers
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         return os.read(fd, limit)
     except OSError:
         return None  # e.g. a directory squatting the name: a miss, never a crash

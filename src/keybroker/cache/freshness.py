@@ -123,3 +123,18 @@ def covers(expires_at: float | None, now: float, policy: Policy) -> bool | None:
     if expires_at is None:
         return None
     return expires_at - now >= policy.need
+
+
+def stale_ok(fetched_at: float, expires_at: float | None, now: float, policy: Policy) -> bool:
+    """Whether a cached key may still be served when it cannot be refreshed (with a warning).
+
+    Never past its expiry; never when the clock moved back past the fetch (its expiry can no
+    longer be trusted); a key without known expiry at most ``max_stale`` past its reuse window.
+    Callers pass the clock read *now*, not the one read before a slow fetch.
+    """
+    if now < fetched_at - CLOCK_SKEW:
+        return False
+    if expires_at is not None:
+        return now < expires_at
+    reuse = policy.max_age if policy.max_age is not None else policy.ttl
+    return now - fetched_at < reuse + policy.max_stale

@@ -44,29 +44,48 @@ else:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-class EntryLock:
-    """Context manager: exclusive lock on ``path`` or DeadlineExceeded (exit 3)."""
+class LockTimeout(DeadlineExceeded):
+    """Another process held the entry's lock until the call's deadline (exit 3 if not served)."""
 
-    def __init__(self, path: str | os.PathLike[str], deadline: Deadline) -> None:
+
+class EntryLock:
+    """Context manager: an exclusive lock on ``path``.
+
+    ``wait=True`` waits, bounded by the deadline, then raises :class:`LockTimeout`;
+    ``wait=False`` tries once, and ``held`` says whether the lock was taken (the advisory
+    window uses this: a process already refreshing means the cached key can be served).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], deadline: Deadline, wait: bool = True
+    ) -> None:
         self.path = path
         self.deadline = deadline
+        self.wait = wait
         self.waited = 0.0
+        self.held = False
         self._fd: int | None = None
 
     def __enter__(self) -> EntryLock:
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
             fd = os.open(self.path, flags, 0o600)
         except OSError:
-            # A read-only or full cache dir: nothing can be cached, so there is nothing to
-            # serialise. Go on unlocked (the failed write then warns) rather than fail the call.
+            # A read-only or full cache dir (or something squatting the name): nothing can be
+            # cached, so there is nothing to serialise. Go on unlocked (the failed write then
+            # warns) rather than fail the call.
+            self.held = True
             return self
         start = time.monotonic()
         delay = 0.002
         while not _try_lock(fd):
+            if not self.wait:
+                os.close(fd)
+                return self
             if self.deadline.remaining() <= 0:
                 os.close(fd)
-                raise DeadlineExceeded(
+                self.waited = time.monotonic() - start
+                raise LockTimeout(
                     f"timed out after {self.deadline.seconds:g}s waiting for another keybroker "
                     "process that is fetching the same key",
                     "the source may be slow; raise KEYBROKER_TIMEOUT or run "
@@ -76,6 +95,7 @@ class EntryLock:
             delay = min(delay * 2, 0.05)
         self.waited = time.monotonic() - start
         self._fd = fd
+        self.held = True
         return self
 
     def __exit__(

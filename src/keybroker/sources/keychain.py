@@ -13,39 +13,16 @@ from typing import Any
 from keybroker.errors import (
     AccessDenied,
     SecretNotFound,
-    SourceUnavailable,
     Unreachable,
     UsageError,
 )
+from keybroker.keyrings import backend, load_keyring
+
+__all__ = ["DEFAULT_USERNAME", "SOURCE", "KeychainSource", "backend", "load_keyring", "translate"]
 from keybroker.model import Request, Secret
 from keybroker.sources.base import BaseSource, Check, FetchContext, Setting
 
 DEFAULT_USERNAME = "keybroker"
-
-
-def load_keyring() -> Any:
-    """Import keyring and return it, or raise exit 2 saying what to install."""
-    try:
-        import keyring  # noqa: PLC0415
-    except ImportError:
-        raise SourceUnavailable(
-            "the keychain source needs the 'keyring' package",
-            "install it: pip install 'keybroker[keychain]'",
-        ) from None
-    return keyring
-
-
-def backend(keyring: Any) -> Any:
-    """The active backend, or exit 2 naming what is missing (keyring's 'fail' backend)."""
-    active = keyring.get_keyring()
-    module = type(active).__module__
-    if module.startswith("keyring.backends.fail") or module.startswith("keyring.backends.null"):
-        raise SourceUnavailable(
-            f"no OS keychain backend is available (keyring chose {type(active).__name__})",
-            "on Linux install and unlock a Secret Service (gnome-keyring or KeePassXC) and "
-            "pip install secretstorage; or set PYTHON_KEYRING_BACKEND",
-        )
-    return active
 
 
 def _name(active: Any) -> str:
