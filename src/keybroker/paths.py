@@ -34,11 +34,53 @@ def _platformdirs(kind: str) -> str:
     return str(getter(APP, appauthor=False))
 
 
+#: Variables that name one CI job, by platform (GitHub Actions' RUNNER_TEMP is per job).
+_JOB_IDS = ("CI_JOB_ID", "BUILDKITE_JOB_ID", "CIRCLE_WORKFLOW_JOB_ID", "TRAVIS_JOB_ID",
+            "BUILD_TAG", "SYSTEM_JOBID", "BITBUCKET_STEP_UUID", "DRONE_BUILD_NUMBER")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def ci_job_dir(env: Mapping[str, str]) -> str | None:
+    """Under CI, a private directory of this job for the cache, the data key and logins.
+
+    On shell-executor and self-hosted runners, jobs of many repositories run as one OS user
+    with a persistent home: a shared ``~/.cache`` would let one job's cached key or login serve
+    another. So under ``CI=true`` (or GitHub Actions / GitLab CI) everything lives in a per-job
+    dir: ``$RUNNER_TEMP/keybroker`` on GitHub, else ``<tmp>/keybroker-<uid>-<job id>`` from the
+    platform's job id, else per login session. ``KEYBROKER_CI_ISOLATION=off`` (or explicit
+    ``KEYBROKER_CACHE_DIR``/``KEYBROKER_DATA_DIR``) keeps the user's dirs.
+    """
+    if not (_truthy(env.get("CI")) or _truthy(env.get("GITHUB_ACTIONS"))
+            or _truthy(env.get("GITLAB_CI"))):
+        return None
+    if env.get("KEYBROKER_CI_ISOLATION", "").strip().lower() in ("off", "0", "false", "no"):
+        return None
+    runner_temp = env.get("RUNNER_TEMP", "").strip()
+    if runner_temp and _truthy(env.get("GITHUB_ACTIONS")):
+        return os.path.join(runner_temp, APP)
+    job = next((env[k] for k in _JOB_IDS if env.get(k, "").strip()), "")
+    if not job and env.get("GITHUB_RUN_ID"):
+        parts = (env["GITHUB_RUN_ID"], env.get("GITHUB_JOB", ""), env.get("GITHUB_RUN_ATTEMPT", ""))
+        job = "-".join(parts)
+    if not job:
+        job = f"sid{os.getsid(0)}" if hasattr(os, "getsid") else "ci"
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in job)[:80]
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    base = env.get("TMPDIR", "").strip() or "/tmp"  # noqa: S108 - a private 0700 dir is made in it
+    return os.path.join(base, f"{APP}-{uid}-{safe}")
+
+
 def cache_dir_str(env: Mapping[str, str] = os.environ) -> str:
     """Where cache entries, locks and the profile index live (``KEYBROKER_CACHE_DIR``)."""
     override = env.get("KEYBROKER_CACHE_DIR")
     if override:
         return override
+    job = ci_job_dir(env)
+    if job:
+        return os.path.join(job, "cache")
     if sys.platform == "darwin":
         return os.path.join(_home(), "Library", "Caches", APP)
     if sys.platform == "win32":
@@ -58,11 +100,28 @@ def config_file_str(env: Mapping[str, str] = os.environ) -> str:
     return os.path.join(_xdg(env, "XDG_CONFIG_HOME", ".config"), APP, "config.toml")
 
 
+#: The system layer an administrator ships (profiles for everyone on the machine).
+SYSTEM_CONFIG = "/etc/keybroker/config.toml"
+
+
+def system_config_str(env: Mapping[str, str] = os.environ) -> str | None:
+    """The system config (``KEYBROKER_SYSTEM_CONFIG``; ``""`` or ``none`` turns it off)."""
+    override = env.get("KEYBROKER_SYSTEM_CONFIG")
+    if override is not None:
+        return None if override.strip().lower() in ("", "none", "off") else override
+    if sys.platform == "win32":
+        return None
+    return SYSTEM_CONFIG
+
+
 def data_dir_str(env: Mapping[str, str] = os.environ) -> str:
     """Where the cache's data key lives, apart from the cache (``KEYBROKER_DATA_DIR``)."""
     override = env.get("KEYBROKER_DATA_DIR")
     if override:
         return override
+    job = ci_job_dir(env)
+    if job:
+        return os.path.join(job, "data")
     if sys.platform == "darwin":
         return os.path.join(_home(), "Library", "Application Support", APP)
     if sys.platform == "win32":

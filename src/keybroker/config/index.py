@@ -1,0 +1,218 @@
+"""Building the hit path's narrow index from a validated config (see keybroker.cache.index).
+
+Per profile it records only primitives: the source name, the source's default storage, the
+profile's options, and per environment *variant* the request digest, the identity inputs and,
+for ``env``/``file`` profiles, where the key can be read directly. A source's ``canonical()``
+and ``identity_inputs()`` may read the environment (``VAULT_ADDR``, ``AWS_PROFILE``): each
+variant records the variables they read, and the hit path uses a variant only while those are
+unchanged; the full path adds the variant of a new environment (:func:`remember`).
+
+When a profile cannot be indexed (its source fails to load, a setting is invalid) the reason
+is kept in the index's ``problems``, which ``print-token`` and ``doctor`` show: a profile that
+silently never gets a fast hit would be a slow mystery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from keybroker import paths
+from keybroker.cache.index import INDEX_VERSION, read_index, signatures, write_index
+
+#: How many environment variants of a profile the index keeps.
+MAX_VARIANTS = 4
+
+
+class RecordingEnv(Mapping[str, str]):
+    """An environment that remembers which variables were looked up, and their values."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self.seen: dict[str, str | None] = {}
+
+    def __getitem__(self, key: str) -> str:
+        self.seen[key] = self._env.get(key)
+        return self._env[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.seen[key] = self._env.get(key)
+        return self._env.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.seen[key] = self._env.get(key)
+        return key in self._env
+
+    def __iter__(self) -> Any:
+        raise TypeError("a source's canonical() must look variables up by name")
+
+    def __len__(self) -> int:
+        return len(self._env)
+
+
+def variant(
+    source_name: str, settings: Mapping[str, Any], env: Mapping[str, str]
+) -> dict[str, Any]:
+    """The index variant of a request in this environment (raises what the source raises)."""
+    from keybroker.cache.digest import request_digest  # noqa: PLC0415
+    from keybroker.sources.base import get_source  # noqa: PLC0415
+
+    source = get_source(source_name)
+    recording = RecordingEnv(env)
+    canonical = source.canonical(settings, recording)
+    inputs = [list(item) for item in identity_inputs(source, settings, recording)]
+    direct_fn = getattr(source, "direct_read", None)
+    direct = direct_fn(settings) if direct_fn is not None else None
+    return {
+        "env": recording.seen,
+        "digest": request_digest(source_name, canonical),
+        "inputs": inputs,
+        "direct": list(direct) if direct else None,
+    }
+
+
+def identity_inputs(source: Any, settings: Mapping[str, Any],
+                    env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The source's identity inputs (none for a plugin that predates the contract)."""
+    fn = getattr(source, "identity_inputs", None)
+    return [] if fn is None else [(str(k), str(v)) for k, v in fn(settings, env)]
+
+
+def _entry(source_name: str, settings: Mapping[str, Any], options: Mapping[str, Any],
+           env: Mapping[str, str]) -> dict[str, Any]:
+    from keybroker.sources.base import get_source  # noqa: PLC0415
+
+    return {
+        "source": source_name,
+        "storage": get_source(source_name).default_storage,
+        "options": dict(options),
+        "variants": [variant(source_name, settings, env)],
+    }
+
+
+def build(config: Any, env: Mapping[str, str]) -> dict[str, Any]:
+    """The index of ``config`` in this environment."""
+    data: dict[str, Any] = {
+        "v": INDEX_VERSION,
+        "files": signatures(_files(config, env)),
+        "defaults": dict(config.defaults),
+        "profiles": {},
+        "standalone": {},
+        "problems": {},
+    }
+    for name, profile in config.profiles.items():
+        try:
+            data["profiles"][name] = _entry(profile.source, profile.settings, profile.options,
+                                            env)
+        except Exception as exc:
+            data["problems"][name] = _why(exc)
+    return data
+
+
+def _files(config: Any, env: Mapping[str, str]) -> list[str]:
+    system = paths.system_config_str(env)
+    return [str(config.path)] + ([system] if system else [])
+
+
+def _why(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or type(exc).__name__
+    return f"not indexed: {message}"
+
+
+def _key(env: Mapping[str, str]) -> Any:
+    from keybroker.cache.crypto import key_store, load_data_key  # noqa: PLC0415
+    from keybroker.errors import KeybrokerError  # noqa: PLC0415
+
+    try:
+        return load_data_key(paths.data_dir(env), create=True, store=key_store(env))
+    except (KeybrokerError, OSError):
+        return None
+
+
+def _read(config: Any, env: Mapping[str, str], cache_dir: str, key: Any) -> dict[str, Any] | None:
+    system = paths.system_config_str(env)
+    return read_index(cache_dir, str(config.path), key, system)
+
+
+def refresh(config: Any, env: Mapping[str, str], cache_dir: str) -> str:
+    """Rebuild the index when it is missing or stale; returns why it could not be, or ""."""
+    key = _key(env)
+    if key is None:
+        return "no data key (the cache directory or data key cannot be used)"
+    if _read(config, env, cache_dir, key) is not None:
+        return ""
+    return write_index(cache_dir, str(config.path), key, build(config, env))
+
+
+def status(config: Any, env: Mapping[str, str], cache_dir: str, profile: str) -> str:
+    """Why ``profile`` would not be served by the fast path here, or "" when it would be."""
+    key = _key(env)
+    if key is None:
+        return "no data key yet"
+    data = _read(config, env, cache_dir, key)
+    if data is None:
+        why = write_index(cache_dir, str(config.path), key, build(config, env))
+        if why:
+            return why
+        data = _read(config, env, cache_dir, key)
+        if data is None:
+            return "the index could not be read back"
+    if profile in data["problems"]:
+        return str(data["problems"][profile])
+    raw = data["profiles"].get(profile)
+    if raw is None:
+        return "not in the index"
+    for item in raw["variants"]:
+        if all(env.get(k) == v for k, v in item["env"].items()):
+            return ""
+    return "this environment differs from the indexed ones (it is added after the next call)"
+
+
+def remember(env: Mapping[str, str], config_path: str, cache_dir: str, slot: str,
+             name: str, entry: dict[str, Any]) -> None:
+    """Add ``entry``'s variant for this environment under ``slot`` ("profiles"/"standalone")."""
+    key = _key(env)
+    if key is None:
+        return
+    data = read_index(cache_dir, config_path, key, paths.system_config_str(env))
+    if data is None:
+        return
+    current = data[slot].get(name)
+    if current is None or current.get("options") != entry.get("options") or (
+        current.get("source") != entry.get("source")
+    ):
+        data[slot][name] = entry
+    else:
+        fresh = entry["variants"][0]
+        if fresh in current["variants"]:
+            return
+        current["variants"] = [fresh, *current["variants"]][:MAX_VARIANTS]
+    write_index(cache_dir, config_path, key, data)
+
+
+def remember_profile(config: Any, env: Mapping[str, str], cache_dir: str, name: str) -> None:
+    """After the fast path missed this environment's variant: add it."""
+    profile = config.profiles.get(name)
+    if profile is None:
+        return
+    try:
+        entry = _entry(profile.source, profile.settings, profile.options, env)
+    except Exception:
+        return
+    remember(env, str(config.path), cache_dir, "profiles", name, entry)
+
+
+def remember_standalone(config: Any, env: Mapping[str, str], cache_dir: str, slot_key: str,
+                        source_name: str, settings: Mapping[str, Any],
+                        options: Mapping[str, Any]) -> None:
+    """After a standalone call (``keybroker-vault --addr … --path …``): index its flags."""
+    try:
+        entry = _entry(source_name, settings, options, env)
+    except Exception:
+        return
+    remember(env, str(config.path), cache_dir, "standalone", slot_key, entry)
+
+
+__all__ = ["RecordingEnv", "build", "refresh", "remember_profile", "remember_standalone",
+           "status", "variant"]
