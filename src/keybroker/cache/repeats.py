@@ -1,12 +1,23 @@
-"""Repeat = rejected (DESIGN section 4): the per-entry record of who was served when.
+"""Repeat = rejected (DESIGN section 4): who was served when, and the refusal backoff.
 
-``<id>.seen`` maps a caller (pid:start time of the process that runs the helper) to the time
-it was last served. Shared by the full resolve path and the cache-hit path so both decide the
-same way. It holds no secret and its loss is harmless, so it is written without fsync.
+``<id>.seen`` maps a caller (see :mod:`keybroker.cache.caller`: the Claude Code process and
+the helper command it re-runs) to the time it was last served. A caller that asks again well
+before Claude Code's TTL has passed had its key refused (HTTP 401): the full path fetches anew.
+
+When that refetch returns the very key that was refused, the 401 was not about the key (a
+proxy whose own upstream credential is refused, a route with no backend). Fetching again at
+every retry would turn a gateway fault into an outage of the key source, so the entry backs
+off, across processes: it serves that key and asks the source again only after 1 s, 2 s,
+4 s … (capped). A real rotation is still picked up at the first retry after the backoff.
+
+Shared by the fast path and the full path so both decide the same way. The record holds no
+secret (the refused key is named by a keyed fingerprint) and its loss is harmless, so it is
+written without fsync. Plain text, parsed with split: no json on the hit path.
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 from keybroker.cache.files import atomic_write, read_bytes
@@ -15,45 +26,91 @@ from keybroker.cache.files import atomic_write, read_bytes
 REPEAT_FRACTION = 0.8
 #: Single flight for rejections: at most one refetch a second per entry.
 REPEAT_MIN_INTERVAL = 1.0
+#: Refusal backoff: the first wait, and the longest.
+BACKOFF_FIRST = 1.0
+BACKOFF_CAP = 60.0
 
 FIRST = "first"  # not served recently: a normal call
 REJECTED = "rejected"  # asked again too soon: the key it got was refused, fetch anew
 TOO_SOON = "too-soon"  # asked again within a second of a fetch: serve the same key
 
 
-def read(path: str | os.PathLike[str]) -> dict[str, float]:
-    """``caller time`` lines (plain text: parsed with split, no json on the hit path)."""
+class Seen:
+    """The record of one entry: callers served, and the backoff after same-key refetches."""
+
+    __slots__ = ("backoff_level", "backoff_until", "callers", "refused")
+
+    def __init__(self) -> None:
+        self.callers: dict[str, float] = {}
+        self.backoff_until = 0.0
+        self.backoff_level = 0
+        #: keyed fingerprint of the key that was refused and came back unchanged
+        self.refused = ""
+
+    def backing_off(self, now: float, fingerprint: str) -> bool:
+        """Whether a refusal of the key named ``fingerprint`` must not refetch yet."""
+        return bool(self.refused) and self.refused == fingerprint and now < self.backoff_until
+
+    def same_key_again(self, now: float, fingerprint: str) -> float:
+        """A refetch returned the refused key: back off longer. Returns the wait chosen."""
+        self.backoff_level = self.backoff_level + 1 if self.refused == fingerprint else 1
+        wait = min(BACKOFF_FIRST * 2.0 ** (self.backoff_level - 1), BACKOFF_CAP)
+        self.backoff_until = now + wait
+        self.refused = fingerprint
+        return wait
+
+    def new_key(self) -> None:
+        """The source answered with another key: the backoff is over."""
+        self.backoff_until = 0.0
+        self.backoff_level = 0
+        self.refused = ""
+
+
+def read(path: str | os.PathLike[str]) -> Seen:
+    """``caller time`` lines, and one ``!backoff until level fingerprint`` line."""
     blob = read_bytes(path, limit=1 << 16)
-    seen: dict[str, float] = {}
+    seen = Seen()
     for line in (blob or b"").decode("ascii", "replace").splitlines():
+        if line.startswith("!backoff "):
+            parts = line.split()
+            try:
+                until, level = float(parts[1]), int(parts[2])
+            except (IndexError, ValueError):
+                continue
+            if math.isfinite(until) and level >= 0:
+                seen.backoff_until, seen.backoff_level = until, level
+                seen.refused = parts[3] if len(parts) > 3 else ""
+            continue
         caller, _, when = line.partition(" ")
         try:
-            seen[caller] = float(when)
+            value = float(when)
         except ValueError:
             continue  # a damaged line costs at most one missed repeat detection
+        if math.isfinite(value):
+            seen.callers[caller] = value
     return seen
 
 
-def write(path: str | os.PathLike[str], seen: dict[str, float]) -> None:
-    text = "".join(f"{caller} {when!r}\n" for caller, when in seen.items())
+def write(path: str | os.PathLike[str], seen: Seen) -> None:
+    text = "".join(f"{caller} {when!r}\n" for caller, when in seen.callers.items())
+    if seen.refused:
+        text += f"!backoff {seen.backoff_until!r} {seen.backoff_level} {seen.refused}\n"
     try:  # noqa: SIM105 - no contextlib import on the hit path
         atomic_write(path, text.encode(), durable=False)
     except OSError:
         pass  # a lost record costs at most one missed repeat detection
 
 
-def classify(
-    seen: dict[str, float], caller: str, now: float, fetched_at: float, ttl: float
-) -> str:
+def classify(seen: Seen, caller: str, now: float, fetched_at: float, ttl: float) -> str:
     """Is this call a repeat of ``caller`` for an entry fetched at ``fetched_at``?"""
-    last = seen.get(caller)
+    last = seen.callers.get(caller)
     if last is None or not 0 <= now - last < REPEAT_FRACTION * ttl or fetched_at > last:
         return FIRST  # not served lately, or the entry changed since it was served
     return REJECTED if now - fetched_at >= REPEAT_MIN_INTERVAL else TOO_SOON
 
 
-def served(seen: dict[str, float], caller: str, now: float, ttl: float) -> dict[str, float]:
+def served(seen: Seen, caller: str, now: float, ttl: float) -> Seen:
     """The record after serving ``caller`` at ``now``, pruned of callers older than T."""
-    kept = {k: v for k, v in seen.items() if 0 <= now - v < ttl}
-    kept[caller] = now
-    return kept
+    seen.callers = {k: v for k, v in seen.callers.items() if 0 <= now - v < ttl}
+    seen.callers[caller] = now
+    return seen

@@ -8,7 +8,6 @@ another key) is removed and reported as a miss, never as a crash.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from keybroker import paths
 from keybroker._hash import hexdigest
-from keybroker.cache import repeats
+from keybroker.cache import ids, repeats
 from keybroker.cache.crypto import (
     CorruptEntry,
     DataKey,
@@ -26,21 +25,16 @@ from keybroker.cache.crypto import (
     unseal,
     unseal_bytes,
 )
+from keybroker.cache.digest import request_digest
+from keybroker.cache.entry import Header, decode
 from keybroker.cache.files import atomic_write, ensure_private_dir, read_bytes, remove
 from keybroker.cache.lock import EntryLock
-from keybroker.model import Deadline
+from keybroker.model import AuxEntry, Deadline
 from keybroker.record import field, record
-from keybroker.sources.base import AuxEntry
 
 ENTRY_SUFFIX = ".entry"
 #: A temp file older than this cannot belong to a live writer (writes take milliseconds).
 ORPHAN_TMP_AGE = 60.0
-
-
-def entry_id(source: str, canonical: Mapping[str, Any]) -> str:
-    """The cache key: a hash of the source and every setting that changes the answer."""
-    text = json.dumps({"source": source, "settings": canonical}, sort_keys=True, default=str)
-    return hexdigest(text.encode())
 
 
 @record
@@ -55,15 +49,18 @@ class Entry:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def header(self) -> dict[str, Any]:
-        return {
-            "v": 1,
-            "fetched_at": self.fetched_at,
-            "expires_at": self.expires_at,
-            "version": self.version,
-            "source": self.source,
-            "label": self.label,
-            "meta": self.meta,
-        }
+        """The sealed header, through the one codec both paths decode with."""
+        return Header(
+            self.fetched_at, self.expires_at, self.version, self.source, self.label, self.meta
+        ).encode()
+
+    @classmethod
+    def of(cls, eid: str, header: Header, value: str) -> Entry:
+        return cls(
+            id=eid, value=value, fetched_at=header.fetched_at, expires_at=header.expires_at,
+            version=header.version, source=header.source, label=header.label,
+            meta=dict(header.meta),
+        )
 
 
 @record
@@ -103,11 +100,26 @@ class Cache:
             self._key = key
         return self._key
 
+    def entry_id(
+        self,
+        source: str,
+        canonical: Mapping[str, Any],
+        identity: Any = (),
+        env: Mapping[str, str] | None = None,
+    ) -> str:
+        """The entry name of a request for this caller (see :mod:`keybroker.cache.ids`)."""
+        material = ids.material(identity, env if env is not None else {})
+        return ids.entry_id(self.key(), request_digest(source, canonical), material)
+
+    def fingerprint(self, *parts: str) -> str:
+        """A keyed, non-reversible id of credentials, for naming cached logins."""
+        return self.key().fingerprint(b"aux\x00" + "\x00".join(parts).encode())
+
     def path(self, eid: str, suffix: str = ENTRY_SUFFIX) -> Path:
         return self.root / f"{eid}{suffix}"
 
-    def lock(self, eid: str, deadline: Deadline) -> EntryLock:
-        return EntryLock(self.path(eid, ".lock"), deadline)
+    def lock(self, eid: str, deadline: Deadline, wait: bool = True) -> EntryLock:
+        return EntryLock(self.path(eid, ".lock"), deadline, wait)
 
     def read(self, eid: str) -> Entry | None:
         """The entry, or None for a miss (missing, or unusable and therefore removed)."""
@@ -116,17 +128,8 @@ class Cache:
         if blob is None:
             return None
         try:
-            header, value = unseal(self.key(), eid, blob)
-            return Entry(
-                id=eid,
-                value=value,
-                fetched_at=float(header["fetched_at"]),
-                expires_at=_opt_float(header.get("expires_at")),
-                version=header.get("version"),
-                source=str(header.get("source", "")),
-                label=str(header.get("label", "")),
-                meta=dict(header.get("meta") or {}),
-            )
+            raw, value = unseal(self.key(), eid, blob)
+            return Entry.of(eid, decode(raw), value)
         except (CorruptEntry, KeyError, TypeError, ValueError):
             with contextlib.suppress(OSError):
                 remove(path)
@@ -145,7 +148,7 @@ class Cache:
         return True
 
     def remove(self, eid: str) -> None:
-        for suffix in (ENTRY_SUFFIX, ".seen"):
+        for suffix in (ENTRY_SUFFIX, ".seen", ".seenlock"):
             with contextlib.suppress(OSError):
                 remove(self.path(eid, suffix))
 
@@ -157,16 +160,21 @@ class Cache:
                 continue
             eid = path.name[: -len(ENTRY_SUFFIX)]
             try:
-                header, _ = unseal_bytes(self.key(), eid, blob)
+                raw, _ = unseal_bytes(self.key(), eid, blob)
+                header: Header | None = decode(raw)
             except CorruptEntry:
-                header = {"label": "(unreadable entry)"}
+                header = None
+            if header is None:
+                yield EntryInfo(id=eid, fetched_at=None, expires_at=None, version=None,
+                                source="", label="(unreadable entry)", size=len(blob))
+                continue
             yield EntryInfo(
                 id=eid,
-                fetched_at=_opt_float(header.get("fetched_at")),
-                expires_at=_opt_float(header.get("expires_at")),
-                version=header.get("version"),
-                source=str(header.get("source", "")),
-                label=str(header.get("label", "")),
+                fetched_at=header.fetched_at,
+                expires_at=header.expires_at,
+                version=header.version,
+                source=header.source,
+                label=header.label,
                 size=len(blob),
             )
 
@@ -191,19 +199,26 @@ class Cache:
 
     # --- the "seen" record for repeat detection: caller id -> when it was last served ---
 
-    def read_seen(self, eid: str) -> dict[str, float]:
+    def read_seen(self, eid: str) -> repeats.Seen:
         return repeats.read(self.path(eid, ".seen"))
-
-    def write_seen(self, eid: str, seen: dict[str, float]) -> None:
-        repeats.write(self.path(eid, ".seen"), seen)
 
 
 class CacheAux:
-    """The AuxStore sources use for their own credentials, sealed like any entry."""
+    """The AuxStore sources use for their own credentials, sealed like any entry.
 
-    def __init__(self, cache: Cache, source: str) -> None:
+    ``reuse=False`` (``--no-cache``) hides what is stored from ``get`` — a cached machine login
+    (Vault token from AppRole/JWT, assumed-role credentials) is not reused — except a person's
+    own login (``metadata["login"] == "person"``: an OIDC refresh token, a Vault token from
+    ``keybroker login``), which is a credential, not a cached answer.
+    """
+
+    def __init__(self, cache: Cache, source: str, reuse: bool = True) -> None:
         self.cache = cache
         self.source = source
+        self.reuse = reuse
+
+    def fingerprint(self, *parts: str) -> str:
+        return self.cache.fingerprint(self.source, *parts)
 
     def _id(self, name: str) -> str:
         return "aux-" + hexdigest(f"{self.source}\0{name}".encode())[:40]
@@ -211,6 +226,10 @@ class CacheAux:
     def get(self, name: str) -> AuxEntry | None:
         entry = self.cache.read(self._id(name))
         if entry is None:
+            return None
+        if not self.reuse and entry.meta.get("login") != "person" and not name.startswith(
+            "refresh:"
+        ):
             return None
         return AuxEntry(entry.value, entry.expires_at, dict(entry.meta))
 
@@ -236,13 +255,3 @@ class CacheAux:
         """An exclusive lock for ``name`` across processes (e.g. to use and rotate a refresh
         token once: two processes presenting the same rotated token would revoke the login)."""
         return self.cache.lock(self._id(name), deadline)
-
-
-def _opt_float(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-

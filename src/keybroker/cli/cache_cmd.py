@@ -15,16 +15,14 @@ from keybroker.durations import format_duration
 
 def _profile_ids(env: dict[str, str], cache: Any) -> dict[str, list[str]]:
     """entry id → names of the configured profiles that use it."""
-    from keybroker.cache.store import entry_id  # noqa: PLC0415
     from keybroker.cli.common import load_config  # noqa: PLC0415
-    from keybroker.sources.base import get_source  # noqa: PLC0415
+    from keybroker.resolve import entry_name  # noqa: PLC0415
 
     config = load_config(env, cache)
     ids: dict[str, list[str]] = {}
     for name, profile in config.profiles.items():
         try:
-            source = get_source(profile.source)
-            eid = entry_id(profile.source, source.canonical(profile.settings, env))
+            eid = entry_name(cache, profile.source, profile.settings, env)
         except Exception:  # noqa: S112 - a broken profile must not hide the others
             continue
         ids.setdefault(eid, []).append(name)
@@ -100,9 +98,9 @@ def list_(as_json: bool, config_path: str | None, debug: bool) -> None:
 @handles_errors
 def clear(profile: str | None, config_path: str | None, debug: bool) -> None:
     """Remove PROFILE's cached key, or every entry (and login tokens) without PROFILE."""
-    from keybroker.cache.store import Cache, entry_id  # noqa: PLC0415
+    from keybroker.cache.store import Cache  # noqa: PLC0415
     from keybroker.cli.common import environment, load_config  # noqa: PLC0415
-    from keybroker.sources.base import get_source  # noqa: PLC0415
+    from keybroker.resolve import entry_name  # noqa: PLC0415
 
     env = environment(config_path)
     store = Cache.open(env)
@@ -112,8 +110,7 @@ def clear(profile: str | None, config_path: str | None, debug: bool) -> None:
         return
     config = load_config(env, store)
     prof = config.profile(profile)
-    source = get_source(prof.source)
-    eid = entry_id(prof.source, source.canonical(prof.settings, env))
+    eid = entry_name(store, prof.source, prof.settings, env)
     existed = store.path(eid).exists()
     store.remove(eid)
     click.echo(

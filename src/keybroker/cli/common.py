@@ -17,6 +17,7 @@ def environment(config_path: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     if config_path:
         env["KEYBROKER_CONFIG"] = config_path
+        env["KEYBROKER_CONFIG_FROM"] = "flag"  # for the message when it does not exist
     return env
 
 

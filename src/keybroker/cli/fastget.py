@@ -12,11 +12,14 @@ from typing import Any
 from keybroker.cli.runner import arm_watchdog, debug_enabled, run_helper
 
 
-def run_get(opts: dict[str, Any], why_not_hot: str = "") -> int:
+def run_get(opts: dict[str, Any], why_not_hot: str = "", started: float | None = None) -> int:
     """Resolve the profile and print its key (shared by the fast path and the click command)."""
     from keybroker.cli.common import environment, open_cache, profile_request  # noqa: PLC0415
+    from keybroker.deadline import mark_call_start  # noqa: PLC0415
     from keybroker.resolve import resolve  # noqa: PLC0415
 
+    if started is not None:
+        mark_call_start(started)
     env = environment(opts.get("config"))
     debug = debug_enabled(bool(opts.get("debug")), env)
 
@@ -39,9 +42,10 @@ def run_get(opts: dict[str, Any], why_not_hot: str = "") -> int:
             request, env, no_cache=bool(opts.get("no_cache")), debug=debug, cache=cache
         )
         if why_not_hot == "env" and cache is not None:
-            from keybroker.config import remember_hot  # noqa: PLC0415
+            from keybroker.config import load  # noqa: PLC0415
+            from keybroker.config.index import remember_profile  # noqa: PLC0415
 
-            remember_hot(str(cache.root), env, opts["profile"])
+            remember_profile(load(env), env, str(cache.root), opts["profile"])
         return outcome
 
     return run_helper(body, debug)

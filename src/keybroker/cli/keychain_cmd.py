@@ -18,16 +18,16 @@ from keybroker.sources.keychain import DEFAULT_USERNAME
 def _invalidate(service: str, username: str) -> None:
     import os  # noqa: PLC0415
 
-    from keybroker.cache.store import Cache, entry_id  # noqa: PLC0415
+    from keybroker.cache.store import Cache  # noqa: PLC0415
     from keybroker.errors import KeybrokerError  # noqa: PLC0415
-    from keybroker.sources.keychain import SOURCE  # noqa: PLC0415
+    from keybroker.resolve import entry_name  # noqa: PLC0415
 
     try:
         store = Cache.open(os.environ)
+        settings = {"service": service, "username": username}
+        store.remove(entry_name(store, "keychain", settings, os.environ))
     except KeybrokerError:
         return
-    settings = {"service": service, "username": username}
-    store.remove(entry_id("keychain", SOURCE.canonical(settings, os.environ)))
 
 
 def _read_value() -> str:

@@ -38,12 +38,19 @@ def _on_alarm(signum: int, frame: object) -> NoReturn:
 
 
 def arm_watchdog(seconds: float) -> None:
-    """Abort the call with exit 3 if it is still running ``seconds`` (+ grace) from now."""
+    """Abort the call with exit 3 if it still runs ``seconds`` (+ grace) after it *began*.
+
+    The call's start is the entry point's (:func:`keybroker.deadline.mark_call_start`), so
+    time spent before this point (fast path, config, lock waits) counts against the deadline.
+    """
     import signal  # noqa: PLC0415 - not needed on the hit path
+
+    from keybroker.deadline import for_call  # noqa: PLC0415
 
     if hasattr(signal, "setitimer"):
         signal.signal(signal.SIGALRM, _on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, seconds + WATCHDOG_GRACE)
+        signal.setitimer(signal.ITIMER_REAL, max(for_call(seconds).remaining(), 0.01)
+                         + WATCHDOG_GRACE)
 
 
 def disarm_watchdog() -> None:
@@ -96,4 +103,22 @@ def run_helper(body: Callable[[], Outcome], debug: bool) -> int:
         disarm_watchdog()
     for warning in outcome.warnings:
         emit(f"keybroker: {warning}")
+    if not still_valid(outcome.expires_at):
+        return report(expired_error(), debug)
     return write_stdout(outcome.value + "\n")
+
+
+def still_valid(expires_at: float | None) -> bool:
+    """The last look at the clock before a key leaves the process: never print it expired."""
+    from keybroker import clock  # noqa: PLC0415
+
+    return expires_at is None or clock.now() < expires_at
+
+
+def expired_error() -> KeybrokerError:
+    from keybroker.errors import Unreachable  # noqa: PLC0415
+
+    return Unreachable(
+        "the key expired before it could be printed and no fresh one could be had in time",
+        "run the command again; if it keeps failing, check the source ('keybroker doctor')",
+    )

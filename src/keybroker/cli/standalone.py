@@ -42,15 +42,13 @@ def _parser(source: Any) -> Any:
     return parser
 
 
-def standalone(source_name: str, argv: list[str]) -> int:
-    from keybroker.hot import try_standalone  # noqa: PLC0415
+def run_full(source_name: str, argv: list[str], why_not: str = "",
+             started: float | None = None) -> int:
+    """The full path of ``keybroker-<source>``: parse, resolve, print (or report)."""
+    from keybroker.deadline import mark_call_start  # noqa: PLC0415
     from keybroker.sources.base import coerce, get_source  # noqa: PLC0415
 
-    key, _ = try_standalone(source_name, argv)
-    if key is not None:
-        from keybroker.cli.runner import write_stdout  # noqa: PLC0415
-
-        return write_stdout(key + "\n")
+    mark_call_start(started)
     debug = debug_enabled("--debug" in argv)
     try:
         source = get_source(source_name)
@@ -99,9 +97,36 @@ def standalone(source_name: str, argv: list[str]) -> int:
             settings.update(flag_settings)
             request = Request(source_name, settings, options)
         arm_watchdog(request.options.timeout)
-        return resolve(request, env, no_cache=ns.no_cache, debug=debug, cache=cache)
+        outcome = resolve(request, env, no_cache=ns.no_cache, debug=debug, cache=cache)
+        if cache is not None and why_not in ("not-indexed", "env") and not ns.no_cache:
+            _remember(source_name, argv, ns, config, request, env, str(cache.root))
+        return outcome
 
     return run_helper(body, debug)
+
+
+def _remember(source_name: str, argv: list[str], ns: Any, config: Any, request: Any,
+              env: Any, cache_dir: str) -> None:
+    """Let the fast path answer this command line next time (plain flag lines only)."""
+    from keybroker.config.index import remember_profile, remember_standalone  # noqa: PLC0415
+    from keybroker.fastpath.argv import parse_standalone, standalone_key  # noqa: PLC0415
+
+    given = parse_standalone(argv)
+    if given is None:
+        return
+    given.pop("config", None)
+    if list(given) == ["profile"]:
+        remember_profile(config, env, cache_dir, ns.profile)
+        return
+    profile_options = config.profiles[ns.profile].options if ns.profile else {}
+    remember_standalone(config, env, cache_dir, standalone_key(source_name, given),
+                        source_name, request.settings, profile_options)
+
+
+def standalone(source_name: str, argv: list[str]) -> int:
+    from keybroker.cli.entry import standalone as entry  # noqa: PLC0415
+
+    return entry(source_name, argv)
 
 
 def vault_main() -> int:

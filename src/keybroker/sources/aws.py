@@ -56,6 +56,15 @@ from keybroker.sources.base import AuxEntry, BaseSource, Check, FetchContext, Se
 
 __all__ = ["SOURCE", "AwsSource", "Target", "parse_expiry"]
 
+#: Environment variables through which botocore's chain takes credentials.
+AWS_IDENTITY_ENV = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+)
+
 # --- the source ---
 
 
@@ -112,6 +121,20 @@ class AwsSource(BaseSource):
                      "region": target.region, "aws_profile": target.aws_profile,
                      "external_id": target.external_id}
         return {k: v for k, v in items.items() if v is not None}
+
+    def identity_inputs(
+        self, settings: Mapping[str, Any], env: Mapping[str, str]
+    ) -> list[tuple[str, str]]:
+        """Everything botocore's credential chain could present (keys, profile files, web
+        identity and container tokens); an instance role is the machine's, the same for all."""
+        inputs = [("env", name) for name in AWS_IDENTITY_ENV]
+        config = env.get("AWS_CONFIG_FILE") or "~/.aws/config"
+        shared = env.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials"
+        inputs += [("file", config), ("file", shared)]
+        for var in ("AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"):
+            if env.get(var):
+                inputs.append(("file", env[var]))
+        return inputs
 
     def describe(self, settings: Mapping[str, Any]) -> str:
         target = Target.of(settings, {})
@@ -205,10 +228,16 @@ class AwsSource(BaseSource):
 
     # --- roles ---
 
-    def _role_key(self, target: Target) -> str:
+    def _role_key(self, target: Target, ctx: FetchContext) -> str:
+        """Assumed-role credentials are named by the role *and* the credentials that assumed
+        it: another caller's keys must not reuse them."""
+        from keybroker.cache.ids import material  # noqa: PLC0415
+
         text = json.dumps([target.role_arn, target.aws_profile, target.region,
                            target.external_id, target.role_session_name, target.role_duration])
-        return "role-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+        base = material(self.identity_inputs({}, ctx.env), ctx.env)
+        who = hashlib.sha256(base).hexdigest()
+        return "role-" + ctx.fingerprint(text, who)[:32]
 
     def _role_credentials(
         self, clients: Clients, where: str, ctx: FetchContext
@@ -222,7 +251,7 @@ class AwsSource(BaseSource):
         target = clients.target
         if not target.role_arn:
             return None
-        name = self._role_key(target)
+        name = self._role_key(target, ctx)
         if ctx.aux is not None and target.output == "secret":
             cached = ctx.aux.get(name)
             if cached is not None and cached.expires_at is not None and (

@@ -13,9 +13,24 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from keybroker.errors import UsageError
-from keybroker.model import Deadline, Request, Secret
-from keybroker.record import field, record
+from keybroker.model import AuxEntry, Deadline, Request, Secret
+from keybroker.record import record
 from keybroker.redact import sensitive
+
+__all__ = [
+    "BUILTINS",
+    "ENTRY_POINT_GROUP",
+    "AuxEntry",
+    "AuxStore",
+    "BaseSource",
+    "Check",
+    "FetchContext",
+    "Setting",
+    "Source",
+    "available_sources",
+    "coerce",
+    "get_source",
+]
 
 ENTRY_POINT_GROUP = "keybroker.sources"
 
@@ -53,15 +68,6 @@ class Setting:
         return self.flag or "--" + self.name.replace("_", "-")
 
 
-@record
-class AuxEntry:
-    """A side secret (login token, refresh token) kept encrypted next to the cache."""
-
-    value: str = field(repr=False)
-    expires_at: float | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
 class AuxStore(Protocol):
     """Encrypted storage for a source's own credentials (e.g. a Vault login token)."""
 
@@ -86,6 +92,19 @@ class FetchContext:
 
     def timeout(self, step: float | None = None) -> float:
         return self.deadline.timeout(step)
+
+    def fingerprint(self, *parts: str) -> str:
+        """A keyed, non-reversible id of credentials (never store them in clear).
+
+        Sources name cached logins with it, so a login made with one credential (a CI job's
+        ID token, an AppRole secret id) is never reused by a caller presenting another.
+        """
+        fn = getattr(self.aux, "fingerprint", None)
+        if fn is not None:
+            return str(fn(*parts))
+        import hashlib  # noqa: PLC0415 - no cache: nothing is stored under this name anyway
+
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
     @staticmethod
     def sensitive(value: str | None) -> None:
@@ -156,6 +175,25 @@ class BaseSource:
 
     def describe(self, settings: Mapping[str, Any]) -> str:
         return self.name
+
+    def identity_inputs(
+        self, settings: Mapping[str, Any], env: Mapping[str, str]
+    ) -> list[tuple[str, str]]:
+        """Where the credentials this request would present come from.
+
+        ``("env", NAME)``, ``("file", PATH)`` or ``("literal", TEXT)`` items; the cache binds
+        each entry to their current content (see :mod:`keybroker.cache.ids`). Pure: no
+        network, no SDK import, environment read by key only. A source that needs no
+        credentials of its own (the OS keychain of this user, the demo) returns none.
+        """
+        return []
+
+    def direct_read(self, settings: Mapping[str, Any]) -> tuple[str, str] | None:
+        """``("env", NAME)`` or ``("file", PATH)`` when the key is exactly that, stripped.
+
+        Lets the fast path answer ``env``/``file`` profiles without importing the source.
+        """
+        return None
 
     def fetch(self, request: Request, ctx: FetchContext) -> Secret:  # pragma: no cover
         raise NotImplementedError

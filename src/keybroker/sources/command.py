@@ -33,11 +33,26 @@ class CommandSource(BaseSource):
         ),
         Setting("shell", kind="bool", help="run a string command through /bin/sh -c"),
         Setting("cwd", help="working directory for the command", identity=False),
+        Setting("identity_env", kind="str_list", identity=False,
+                help="variables holding the credentials the command uses (e.g. "
+                     "[\"OP_SERVICE_ACCOUNT_TOKEN\"]): cached keys are bound to their values"),
+        Setting("identity_files", kind="str_list", identity=False,
+                help="files holding the credentials the command uses; cached keys are bound "
+                     "to their content"),
     )
 
     def canonical(self, settings: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
         command = settings["command"]
         return {"command": command, "shell": bool(settings.get("shell", False))}
+
+    def identity_inputs(
+        self, settings: Mapping[str, Any], env: Mapping[str, str]
+    ) -> list[tuple[str, str]]:
+        """The command's credentials are its own business: the profile may name them."""
+        inputs = [("env", str(name)) for name in settings.get("identity_env") or ()]
+        files = settings.get("identity_files") or ()
+        inputs += [("file", os.path.expanduser(str(p))) for p in files]
+        return inputs
 
     def describe(self, settings: Mapping[str, Any]) -> str:
         command = settings.get("command")

@@ -21,6 +21,16 @@ class EnvSource(BaseSource):
     def describe(self, settings: Mapping[str, Any]) -> str:
         return f"${settings.get('var')}"
 
+    def identity_inputs(
+        self, settings: Mapping[str, Any], env: Mapping[str, str]
+    ) -> list[tuple[str, str]]:
+        # With storage = "disk" a caller whose variable holds another value must not get
+        # the cached one: the value is the credential.
+        return [("env", str(settings["var"]))]
+
+    def direct_read(self, settings: Mapping[str, Any]) -> tuple[str, str] | None:
+        return ("env", str(settings["var"]))
+
     def fetch(self, request: Request, ctx: FetchContext) -> Secret:
         var = str(request.settings["var"])
         value = ctx.env.get(var)

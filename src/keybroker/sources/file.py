@@ -29,6 +29,14 @@ class FileSource(BaseSource):
     def describe(self, settings: Mapping[str, Any]) -> str:
         return str(settings.get("path"))
 
+    def identity_inputs(
+        self, settings: Mapping[str, Any], env: Mapping[str, str]
+    ) -> list[tuple[str, str]]:
+        return [("file", os.path.abspath(os.path.expanduser(str(settings["path"]))))]
+
+    def direct_read(self, settings: Mapping[str, Any]) -> tuple[str, str] | None:
+        return ("file", os.path.abspath(os.path.expanduser(str(settings["path"]))))
+
     def fetch(self, request: Request, ctx: FetchContext) -> Secret:
         path = Path(os.path.expanduser(str(request.settings["path"])))
         try:

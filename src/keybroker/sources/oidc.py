@@ -108,6 +108,36 @@ class OidcSource(BaseSource):
             out["requested_token_type"] = settings.get("requested_token_type") or None
         return out
 
+    def identity_inputs(
+        self, settings: Mapping[str, Any], env: Mapping[str, str]
+    ) -> list[tuple[str, str]]:
+        """The client's credentials and, for token exchange, the CI job's own identity."""
+        inputs: list[tuple[str, str]] = []
+        if settings.get("client_secret_env"):
+            inputs.append(("env", str(settings["client_secret_env"])))
+        if settings.get("client_secret_file"):
+            inputs.append(("file", str(settings["client_secret_file"])))
+        if settings.get("client_secret_keychain"):
+            # the user's own keychain: whoever can read it can present the secret
+            inputs.append(("literal", "keychain:" + str(settings["client_secret_keychain"])))
+        if settings.get("private_key_file"):
+            inputs.append(("file", str(settings["private_key_file"])))
+        grant = settings.get("grant") or DEFAULT_GRANT
+        if grant == "token_exchange":
+            kind = settings.get("subject_token")
+            if kind == "github":
+                inputs += [("env", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+                           ("env", "ACTIONS_ID_TOKEN_REQUEST_URL")]
+            elif settings.get("subject_token_env"):
+                inputs.append(("env", str(settings["subject_token_env"])))
+            elif kind == "gitlab":
+                inputs.append(("env-suffix", "_ID_TOKEN"))
+            if kind == "file" and settings.get("subject_token_file"):
+                inputs.append(("file", str(settings["subject_token_file"])))
+        if grant in LOGIN_GRANTS and settings.get("refresh_token_env"):
+            inputs.append(("env", str(settings["refresh_token_env"])))
+        return inputs
+
     def describe(self, settings: Mapping[str, Any]) -> str:
         grant = settings.get("grant") or DEFAULT_GRANT
         issuer = str(settings.get("issuer") or "").rstrip("/")

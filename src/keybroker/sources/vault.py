@@ -314,6 +314,41 @@ class VaultSource(BaseSource):
             ident["role_id_sha256"] = hashlib.sha256(str(settings["role_id"]).encode()).hexdigest()
         return ident
 
+    def identity_inputs(
+        self, settings: Mapping[str, Any], env: Mapping[str, str]
+    ) -> list[tuple[str, str]]:
+        """What the read's token is made of, per auth method (every candidate place)."""
+        method = settings.get("auth_method") or "token"
+        inputs: list[tuple[str, str]] = []
+
+        def where(env_key: str, file_key: str) -> None:
+            if settings.get(env_key):
+                inputs.append(("env", str(settings[env_key])))
+            if settings.get(file_key):
+                inputs.append(("file", str(settings[file_key])))
+
+        if method == "token":
+            if settings.get("token_env"):
+                inputs.append(("env", str(settings["token_env"])))
+            inputs += [("env", "VAULT_TOKEN"), ("env", "BAO_TOKEN"), ("file", "~/.vault-token")]
+        elif method == "approle":
+            if settings.get("role_id"):
+                inputs.append(("literal", "role_id:" + str(settings["role_id"])))
+            where("role_id_env", "role_id_file")
+            where("secret_id_env", "secret_id_file")
+        elif method == "jwt":
+            where("jwt_env", "jwt_file")
+            if not settings.get("jwt_env") and not settings.get("jwt_file"):
+                inputs += [("env", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+                           ("env", "ACTIONS_ID_TOKEN_REQUEST_URL")]
+        elif method == "kubernetes":
+            inputs.append(("file", str(settings.get("kubernetes_token_file")
+                                       or "/var/run/secrets/kubernetes.io/serviceaccount/token")))
+        else:  # a person's own login, kept by keybroker login
+            inputs.append(("literal", f"{method}:{settings.get('auth_mount') or method}:"
+                                      f"{settings.get('username') or settings.get('role') or ''}"))
+        return inputs
+
     def describe(self, settings: Mapping[str, Any]) -> str:
         mount = _clean(settings.get("mount"))
         path = _clean(settings.get("path")) or "?"
