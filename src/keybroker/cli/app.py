@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "claude": "keybroker.cli.claude:claude",
     "headers": "keybroker.cli.headers:headers",
     "aws-credentials": "keybroker.cli.aws_credentials:aws_credentials",
+    "events": "keybroker.cli.events_cmd:events_cmd",
+    "config": "keybroker.cli.config_cmd:config",
 }
 
 

@@ -106,6 +106,7 @@ def check_profile(name: str, config: Any, env: Mapping[str, str], cache: Any) ->
     except Exception as exc:  # a plugin's broken hook must not stop the other checks
         checks.append(Check(False, f"{label} {source.name} check",
                             f"the check itself failed ({type(exc).__name__})"))
+    checks.extend(fast_path_and_events(name, config, env, cache))
     try:
         outcome = resolve(request, env, cache=cache)
     except KeybrokerError as exc:
@@ -134,6 +135,26 @@ def check_profile(name: str, config: Any, env: Mapping[str, str], cache: Any) ->
         checks.append(Check(True, f"{label} lifetime",
                             f"valid {format_duration(left)} more ≥ TTL + margin "
                             f"{format_duration(need)}"))
+    return checks
+
+
+def fast_path_and_events(name: str, config: Any, env: Mapping[str, str],
+                         cache: Any) -> list[Check]:
+    """Whether the fast path serves the profile (and why not), and its recent warnings."""
+    from keybroker import events  # noqa: PLC0415
+    from keybroker.config.index import status  # noqa: PLC0415
+
+    label = f"profile '{name}'"
+    checks: list[Check] = []
+    if cache is not None:
+        why = status(config, env, str(cache.root), name)
+        checks.append(Check(not why, f"{label} fast path", why or "ready",
+                            "" if not why else "fix what it names; until then every call takes "
+                            "the full path (about twice as slow)"))
+    for event in events.recent(env, name, 3):
+        if event.get("kind") in ("stale-served", "refresh-failed", "backoff", "refusal",
+                                 "short-lived"):
+            checks.append(Check(True, f"{label} event", events.render(event)))
     return checks
 
 

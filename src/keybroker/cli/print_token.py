@@ -90,6 +90,14 @@ def render_human(doc: dict[str, Any]) -> str:
         f"{name} {ms:.1f} ms" for name, ms in doc["timings_ms"].items() if name != "total"
     )
     rows.append(("timings", f"{timings} · total {doc['timings_ms'].get('total', 0):.1f} ms"))
+    fast = doc.get("fast_path")
+    if fast is not None:
+        rows.append(("fast path", "ready: a hit is answered without config or source"
+                     if not fast else f"not used: {fast}"))
+    for event in doc.get("events", []):
+        from keybroker.events import render  # noqa: PLC0415
+
+        rows.append(("event", render(event)))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
@@ -107,7 +115,10 @@ def print_token(
     config_path: str | None, debug: bool,
 ) -> None:
     """Explain how PROFILE's key is obtained: source, cache state, expiry, timings."""
+    from keybroker import events  # noqa: PLC0415
     from keybroker.cli.common import environment, open_cache, profile_request  # noqa: PLC0415
+    from keybroker.config import load  # noqa: PLC0415
+    from keybroker.config.index import status  # noqa: PLC0415
     from keybroker.redact import emit  # noqa: PLC0415
     from keybroker.resolve import resolve  # noqa: PLC0415
 
@@ -118,4 +129,7 @@ def print_token(
     for warning in outcome.warnings:
         emit(f"keybroker: {warning}")
     doc = report_dict(profile, outcome, reveal)
+    doc["fast_path"] = (status(load(env), env, str(cache.root), profile) if cache is not None
+                        else "the cache directory cannot be used")
+    doc["events"] = events.recent(env, profile, 5)
     click.echo(json.dumps(doc, indent=2) if as_json else render_human(doc))
