@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.openbao",
     "tests.fixtures.moto_server",
     "tests.fixtures.oidc_provider",
+    "tests.fixtures.users",
 ]
 
 

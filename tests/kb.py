@@ -144,8 +144,10 @@ def isolated_env(base: Path, **extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("KEYBROKER_", "CLAUDE_CODE_", "VAULT_", "AWS_", "XDG_"))
-        and k not in ("PYTHON_KEYRING_BACKEND", "ANTHROPIC_API_KEY", "GITHUB_ENV")
+        if not k.startswith(("KEYBROKER_", "CLAUDE_CODE_", "VAULT_", "AWS_", "XDG_", "GITHUB_",
+                             "GITLAB_", "RUNNER_", "CI_", "BAO_"))
+        and k not in ("PYTHON_KEYRING_BACKEND", "ANTHROPIC_API_KEY", "CI", "CLAUDECODE",
+                      "CLAUDE_PROJECT_DIR")
     }
     home = base / "home"
     for sub in ("cache", "config", "data"):
@@ -158,6 +160,8 @@ def isolated_env(base: Path, **extra: str) -> dict[str, str]:
         XDG_DATA_HOME=str(base / "data"),
         PATH=f"{SCRIPTS}{os.pathsep}{env.get('PATH', '')}",
         PYTHONDONTWRITEBYTECODE="1",
+        # no system layer unless a test ships one (the machine's /etc must not leak in)
+        KEYBROKER_SYSTEM_CONFIG="",
     )
     env.update(extra)
     return env

@@ -372,10 +372,14 @@ def test_assume_role_then_read_reuses_role_credentials(
     name = unique_name()
     secretsmanager.create_secret(Name=name, SecretString=key)
     env.write_config(profile("p", secret_id=name, role_arn=ROLE_ARN, external_id="ext-1"))
-    assert_key(run(["keybroker", "get", "p", "--no-cache"], env), key)
-    assert_key(run(["keybroker", "get", "p", "--no-cache"], env), key)
+    assert_key(run(["keybroker", "get", "p"], env), key)
+    assert run(["keybroker", "cache", "clear", "p"], env).code == 0  # the key, not the role
+    assert_key(run(["keybroker", "get", "p"], env), key)
     assert aws_proxy.count("AssumeRole") == 1, aws_proxy.operations
     assert aws_proxy.count("GetSecretValue") == 2, aws_proxy.operations
+    # --no-cache skips cached logins too (issue 12): a fresh AssumeRole
+    assert_key(run(["keybroker", "get", "p", "--no-cache"], env), key)
+    assert aws_proxy.count("AssumeRole") == 2, aws_proxy.operations
 
     aws_proxy.faults["sts.AssumeRole"] = (403, "AccessDenied")
     denied = run(["keybroker-aws", "--secret-id", name, "--role-arn", ROLE_ARN + "-other"], env)

@@ -5,13 +5,17 @@ Speed itself is measured in benchmarks/, not asserted here; this pins the import
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from unittest.mock import patch
 
 from freezegun import freeze_time
 
-from keybroker import config, hot
+from keybroker import config
 from keybroker.cache.store import Cache
+from keybroker.config import index
+from keybroker.fastpath import main as fast
 from keybroker.resolve import resolve
 from keybroker.sources import base
 from tests import scripted
@@ -51,13 +55,17 @@ def test_keychain_hit_does_not_import_keyring(keychain_env):
     run(["keybroker", "keychain", "set", "hot"], keychain_env, stdin=b"sk-hot-1\n")
     assert run(["keybroker", "get", "kc"], keychain_env).code == 0
     assert probe(keychain_env, "entry", "main", ["keybroker", "get", "kc"]) == []
+    # the first standalone call of a command line takes the full path and indexes it
+    assert run(["keybroker-keychain", "--service", "hot"], keychain_env).code == 0
     loaded = probe(keychain_env, "standalone", "keychain_main",
                    ["keybroker-keychain", "--service", "hot"])
     assert loaded == []
 
 
 # (pathlib is not listed: cryptography itself imports it, so it is part of the floor)
-FULL_PATH_MODULES = ("keybroker.resolve", "keybroker.config", "dataclasses", "hashlib")
+FULL_PATH_MODULES = ("keybroker.resolve", "keybroker.config", "keybroker.sources",
+                     "keybroker.sources.base", "keybroker.sources.demo", "dataclasses",
+                     "hashlib", "json", "argparse")
 
 
 def test_hit_is_served_without_the_full_machinery(kb_env):
@@ -95,13 +103,16 @@ def test_index_remembers_entry_ids_per_environment(kb_env):
                 cache = Cache.open(env)
                 cfg = config.load_fast(env, cache.root)
                 resolve(config.request_for(cfg, "s", env), env, cache=cache)
-                key, why = hot.try_profile("s", env, {})
-                if addr == "https://b.example":
-                    assert (key, why) == (None, hot.ENV_CHANGED)
-                    config.remember_hot(str(cache.root), env, "s")
-                    key, why = hot.try_profile("s", env, {})
+                with patch.dict(os.environ, env, clear=True):
+                    key, why = fast.try_get({"profile": "s"}, 0.0)
+                    if addr == "https://b.example":
+                        assert (key, why) == (None, fast.ENV_CHANGED)
+                        index.remember_profile(cfg, env, str(cache.root), "s")
+                        key, why = fast.try_get({"profile": "s"}, 0.0)
                 assert key is not None, why
-            first = hot.try_profile("s", dict(kb_env, SCRIPTED_ADDR="https://a.example"), {})
+            with patch.dict(os.environ, dict(kb_env, SCRIPTED_ADDR="https://a.example"),
+                            clear=True):
+                first = fast.try_get({"profile": "s"}, 0.0)
             assert first[0] is not None
             assert first[0] != key  # two environments, two entries
     finally:
@@ -113,6 +124,10 @@ def test_standalone_hits_skip_the_full_machinery(keychain_env):
     keychain_env.write_config('[profiles.kc]\nsource = "keychain"\nservice = "solo-hot"\n')
     run(["keybroker", "keychain", "set", "solo-hot"], keychain_env, stdin=b"sk-solo-1\n")
     assert run(["keybroker", "get", "kc"], keychain_env).out == b"sk-solo-1\n"  # fill + index
+    # a standalone command line is indexed the first time the full path answers it
+    for argv in (["keybroker-keychain", "--service", "solo-hot"],
+                 ["keybroker-keychain", "--service=solo-hot", "--username", "keybroker"]):
+        assert run(argv, keychain_env).out == b"sk-solo-1\n"
     heavy = (*HEAVY, "keybroker.resolve", "argparse")
     for argv in (
         ["keybroker-keychain", "--service", "solo-hot"],

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from freezegun import freeze_time
 
+from keybroker import events
 from keybroker.cache.store import Cache
 from keybroker.errors import InvalidSecret, Unreachable
 from keybroker.model import Options, Request
@@ -61,17 +62,25 @@ def test_advisory_window_serves_cached_key_when_refresh_fails(kb_env, src):
     assert any("could not refresh" in w and "upstream down" in w for w in out.warnings)
 
 
-def test_mandatory_window_refreshes_or_fails(kb_env, src):
+def test_mandatory_window_refreshes_or_serves_the_still_valid_key(kb_env, src):
+    """Issue 14: in the mandatory window a failed refresh serves the cached key while it has
+    not expired (with a warning and an event); only an expired key makes the call fail."""
     with freeze_time(T0) as clock:
         resolve(req(), kb_env)
         clock.tick(3600 - 300)  # remaining 300 < T + m = 360
         src.error = Unreachable("upstream down")
+        stale = resolve(req(), kb_env)
+        assert (stale.state, stale.value) == ("stale", "sk-scripted-0001")
+        assert any("valid for 300s more" in w for w in stale.warnings)
+        clock.tick(301)  # now expired
         with pytest.raises(Unreachable):
             resolve(req(), kb_env)
         src.error = None
         out = resolve(req(), kb_env)
     assert out.state == "refresh"
     assert out.value == "sk-scripted-0002"
+    kinds = [e["kind"] for e in events.read(kb_env, "p")]
+    assert kinds == ["refresh", "stale-served", "refresh-failed", "refresh"]
 
 
 def test_never_serves_an_expired_key_even_when_refresh_fails(kb_env, src):
@@ -181,20 +190,51 @@ def test_storage_none_and_no_cache_bypass(kb_env, src):
 
 
 def test_repeat_from_same_caller_is_a_rejection(kb_env, src):
-    kb_env["CLAUDE_CODE_ENTRYPOINT"] = "cli"
+    # in-process there is no claude parent: repeat = "on" asks for detection explicitly
     with freeze_time(T0) as clock:
-        assert resolve(req(), kb_env).state == "miss"
+        assert resolve(req(repeat="on"), kb_env).state == "miss"
         clock.tick(0.5)
-        again = resolve(req(), kb_env)  # within 1 s of the fetch: single flight, same key
+        again = resolve(req(repeat="on"), kb_env)  # within 1 s of the fetch: same key
         assert (again.state, again.value) == ("hit", "sk-scripted-0001")
         clock.tick(1.0)
-        out = resolve(req(), kb_env)
+        out = resolve(req(repeat="on"), kb_env)
         assert out.state == "refresh"
         assert "refused" in out.reason
         assert out.value == "sk-scripted-0002"
         clock.tick(250)  # 0.8 T has passed since it was served: a normal call
-        assert resolve(req(), kb_env).state == "hit"
+        assert resolve(req(repeat="on"), kb_env).state == "hit"
     assert src.fetches == 2
+
+
+def test_refusal_refetch_of_the_same_key_backs_off(kb_env, src):
+    """Issue 14: a 401 that is not about the key (the source keeps returning the same key)
+    must not refetch at every retry: 1 s, 2 s, 4 s … across processes, serving that key."""
+    src.value_fn = lambda n: "sk-same-every-time"
+    times = []
+    with freeze_time(T0) as clock:
+        resolve(req(repeat="on"), kb_env)
+        for _ in range(12):  # Claude Code's retries, ~1-2 s apart, for 20 s
+            clock.tick(1.7)
+            out = resolve(req(repeat="on"), kb_env)
+            assert out.value == "sk-same-every-time"
+            times.append((round(clock.time_to_freeze.timestamp() - 1767268800.0, 1), out.state))
+    # without backoff each of the 12 retries fetched; now far fewer
+    assert src.fetches <= 6, (src.fetches, times)  # 0, 1.7, 3.4, 6.8, 11.9, 20.4 s: doubling
+    assert any(state == "backoff" for _, state in times)
+    kinds = [e["kind"] for e in events.read(kb_env, "p")]
+    assert "backoff" in kinds
+    assert "refusal" in kinds
+
+
+def test_refusal_after_a_real_rotation_gets_the_new_key(kb_env, src):
+    src.value_fn = lambda n: "sk-old" if n < 3 else "sk-rotated"
+    with freeze_time(T0) as clock:
+        resolve(req(repeat="on"), kb_env)
+        clock.tick(1.5)
+        assert resolve(req(repeat="on"), kb_env).value == "sk-old"  # refetch: same key
+        clock.tick(1.5)  # past the 1 s backoff: the next refusal asks again
+        out = resolve(req(repeat="on"), kb_env)
+    assert (out.state, out.value) == ("refresh", "sk-rotated")
 
 
 def test_repeat_detection_off_without_claude_code(kb_env, src):
@@ -211,12 +251,11 @@ def test_repeat_detection_off_without_claude_code(kb_env, src):
 
 
 def test_repeat_fetch_failure_serves_cached_key_with_warning(kb_env, src):
-    kb_env["CLAUDE_CODE_ENTRYPOINT"] = "cli"
     with freeze_time(T0) as clock:
-        resolve(req(), kb_env)
+        resolve(req(repeat="on"), kb_env)
         clock.tick(2)
         src.error = Unreachable("upstream down")
-        out = resolve(req(), kb_env)
+        out = resolve(req(repeat="on"), kb_env)
     assert out.state == "stale"
     assert out.warnings
 

@@ -1,0 +1,296 @@
+"""Issue 12, the trust boundary: a key only for a caller the backend would serve, never an
+expired one, from a config no one else controls — each promise through the real executables.
+
+Every test here failed on the code before the change (noted per test).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from keybroker import config as configmod
+from keybroker.cache.store import Cache, Entry
+from keybroker.resolve import entry_name
+from tests.fixtures.openbao import OpenBao
+from tests.fixtures.users import OsUser
+from tests.kb import assert_fails, assert_key, assert_nowhere, exe, run
+from tests.test_vault import bao, child_token, new_key, read_policy, uid, vault_env  # noqa: F401
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX ownership and modes")
+
+
+def vault_profile(kb_env, server: OpenBao, path: str, name: str = "v") -> None:
+    kb_env.write_config(
+        f'[profiles.{name}]\nsource = "vault"\naddr = "{server.addr}"\npath = "{path}"\n'
+        'field = "key"\n'
+    )
+
+
+def state(profile: str, env) -> str:
+    result = run(["keybroker", "print-token", profile, "--json"], env)
+    assert result.code == 0, result
+    return str(json.loads(result.out)["cache"]["state"])
+
+
+# --- 1. identity-bound entries -------------------------------------------------------------
+
+
+def test_a_token_vault_refuses_never_gets_the_cached_key(bao, kb_env):  # noqa: F811
+    """Before: the entry was keyed by location only, so any process of the user got the key
+    another token had fetched (exit 0), even with no token at all."""
+    path = f"trust/{uid()}"
+    key = new_key()
+    bao.kv_put(path, {"key": key})
+    good = child_token(bao, read_policy(bao, f"secret/data/{path}"))
+    refused = child_token(bao, read_policy(bao, "secret/data/elsewhere"))
+    vault_profile(kb_env, bao, path)
+    env = vault_env(kb_env, bao, good)
+    assert_key(run(["keybroker", "get", "v"], env), key)
+    assert_key(run(["keybroker", "get", "v"], env), key)  # the fast path's hit
+
+    other = run(["keybroker", "get", "v"], dict(env, VAULT_TOKEN=refused))
+    assert_fails(other, 4, "permission denied", secrets=[key, good, refused])
+    standalone = run(["keybroker-vault", "--addr", bao.addr, "--path", path, "--field", "key"],
+                     dict(env, VAULT_TOKEN=refused))
+    assert_fails(standalone, 4, secrets=[key])
+    nobody = {k: v for k, v in env.items() if k != "VAULT_TOKEN"}
+    none = run(["keybroker", "get", "v"], nobody)
+    assert none.code in (4, 8), none
+    assert none.out == b"", none
+
+    assert state("v", env) == "hit"  # the same token in another process: one shared entry
+    assert_nowhere(good, other, none, dirs=[kb_env.cache_dir, kb_env.data_dir])
+    assert_nowhere(refused, other, dirs=[kb_env.cache_dir, kb_env.data_dir])
+
+
+def test_env_profile_cached_on_disk_is_bound_to_its_value(kb_env):
+    """Before: with storage = "disk" a caller whose variable held another value got the key
+    cached by the first caller."""
+    kb_env.write_config('[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n')
+    assert_key(run(["keybroker", "get", "e"], dict(kb_env, K="sk-first-caller-1")),
+               "sk-first-caller-1")
+    assert_key(run(["keybroker", "get", "e"], dict(kb_env, K="sk-second-caller-2")),
+               "sk-second-caller-2")
+
+
+def test_ci_jobs_on_one_runner_user_do_not_share_cache(kb_env):
+    """Before: two CI jobs running as one OS user shared ~/.cache (and its logins)."""
+    counter = kb_env.base / "count"
+    script = kb_env.base / "mint.sh"
+    script.write_text(f"#!/bin/sh\necho x >> '{counter}'\necho sk-minted-$$\n")
+    kb_env.write_config(f'[profiles.p]\nsource = "command"\ncommand = ["/bin/sh", "{script}"]\n')
+    tmp = kb_env.base / "tmp"
+    tmp.mkdir()
+    job1 = dict(kb_env, CI="true", GITLAB_CI="true", CI_JOB_ID="101", TMPDIR=str(tmp))
+    job2 = dict(job1, CI_JOB_ID="102")
+    first = run(["keybroker", "get", "p"], job1)
+    assert run(["keybroker", "get", "p"], job1).out == first.out  # shared within the job
+    second = run(["keybroker", "get", "p"], job2)
+    assert second.code == 0
+    assert second.out != first.out
+    assert counter.read_text().count("x") == 2
+    assert not kb_env.cache_dir.exists()  # nothing in the runner user's ~/.cache
+    job_dirs = sorted(p.name for p in tmp.iterdir())
+    assert job_dirs == [f"keybroker-{os.getuid()}-101", f"keybroker-{os.getuid()}-102"]
+    for job in tmp.iterdir():
+        assert (job.stat().st_mode & 0o777) == 0o700
+    # GitHub Actions: under RUNNER_TEMP, which the runner empties after each job
+    runner_temp = kb_env.base / "runner-temp"
+    runner_temp.mkdir()
+    gh = dict(kb_env, CI="true", GITHUB_ACTIONS="true", RUNNER_TEMP=str(runner_temp))
+    assert run(["keybroker", "get", "p"], gh).code == 0
+    assert (runner_temp / "keybroker" / "cache").is_dir()
+
+
+# --- 2./3. never expired, never a NaN expiry -------------------------------------------------
+
+
+class Stall:
+    """A TCP server that accepts and never answers (an upstream that hangs)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_slow_failing_refresh_never_prints_a_key_that_expired_meanwhile(kb_env):
+    """Before: an advisory-window refresh that stalled past the key's expiry served the key
+    by the clock read *before* the fetch: a key that had expired seconds earlier, exit 0."""
+    stall = Stall()
+    client = f"import socket; socket.create_connection(('127.0.0.1', {stall.port})).recv(1)"
+    argv = json.dumps([sys.executable, "-c", client])
+    kb_env.write_config(f'[profiles.s]\nsource = "command"\ncommand = {argv}\n')
+    env = dict(kb_env, KEYBROKER_TIMEOUT="2", KEYBROKER_MARGIN="0",
+               CLAUDE_CODE_API_KEY_HELPER_TTL_MS="500")
+    config = configmod.load(env)
+    request = configmod.request_for(config, "s", env)
+    cache = Cache.open(env)
+    eid = entry_name(cache, request.source, request.settings, env)
+    now = time.time()
+    # 1.5 s left: in the advisory window (need = 0.5 s), expires during the 2 s stall
+    cache.write(Entry(id=eid, value="sk-about-to-expire", fetched_at=now - 3598.5,
+                      expires_at=now + 1.5, source="command", label="command:planted"))
+    try:
+        result = run(["keybroker", "get", "s"], env)
+    finally:
+        stall.close()
+    assert_fails(result, 3, secrets=["sk-about-to-expire"])
+
+
+@pytest.mark.parametrize("expiry", ["nan", "inf", "-inf", "1e400", "99999999999"])
+def test_non_finite_or_absurd_expiry_is_an_invalid_value(bao, kb_env, expiry):  # noqa: F811
+    """Before: expires_at = "nan" made the entry fresh forever (exit 0)."""
+    path = f"trust/{uid()}"
+    key = new_key()
+    bao.kv_put(path, {"key": key, "expires_at": expiry})
+    vault_profile(kb_env, bao, path)
+    env = vault_env(kb_env, bao, bao.root_token)
+    assert_fails(run(["keybroker", "get", "v"], env), 6, "expir", secrets=[key])
+    assert not list(kb_env.cache_dir.glob("*.entry"))
+
+
+def test_entry_with_a_nan_expiry_is_a_miss_not_a_crash(kb_env):
+    """Before: print-token and cache list crashed (internal error) on such an entry."""
+    kb_env.write_config('[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n')
+    env = dict(kb_env, K="sk-planted-nan")
+    config = configmod.load(env)
+    request = configmod.request_for(config, "e", env)
+    cache = Cache.open(env)
+    eid = entry_name(cache, request.source, request.settings, env)
+    cache.write(Entry(id=eid, value="sk-planted-nan", fetched_at=time.time(),
+                      expires_at=float("nan"), source="env", label="env:$K"))
+    listing = run(["keybroker", "cache", "list"], env)
+    assert listing.code == 0, listing
+    shown = run(["keybroker", "print-token", "e", "--json"], env)
+    assert shown.code == 0, shown
+    assert json.loads(shown.out)["cache"]["state"] == "miss"
+    assert_key(run(["keybroker", "get", "e"], env), "sk-planted-nan")
+
+
+# --- 4. config trust ------------------------------------------------------------------------
+
+
+def marker_profile(kb_env) -> Path:
+    marker = kb_env.base / "ran"
+    kb_env.write_config(
+        f'[profiles.c]\nsource = "command"\ncommand = ["/bin/sh", "-c", '
+        f'"touch {marker}; echo sk-from-command"]\n'
+    )
+    return marker
+
+
+def test_config_writable_by_others_is_refused(kb_env):
+    """Before: a 0666 config was used as is, and its command profile ran as the victim."""
+    marker = marker_profile(kb_env)
+    kb_env.config_path.chmod(0o666)
+    result = run(["keybroker", "get", "c"], kb_env)
+    assert_fails(result, 2, "writable by group or others", "chmod go-w")
+    assert not marker.exists()
+    doctor = run(["keybroker", "doctor"], kb_env)
+    assert doctor.code == 2
+    assert "writable by group or others" in doctor.stdout
+
+
+def test_config_in_a_directory_others_can_write_is_refused(kb_env):
+    marker = marker_profile(kb_env)
+    kb_env.config_path.parent.chmod(0o777)
+    try:
+        result = run(["keybroker", "get", "c"], kb_env)
+    finally:
+        kb_env.config_path.parent.chmod(0o700)
+    assert_fails(result, 2, "writable by group or others")
+    assert not marker.exists()
+
+
+def test_config_owned_by_another_user_is_refused(kb_env, other_user: OsUser):
+    marker = marker_profile(kb_env)
+    os.chown(kb_env.config_path, other_user.uid, other_user.gid)
+    result = run(["keybroker", "get", "c"], kb_env)
+    assert_fails(result, 2, f"belongs to uid {other_user.uid}")
+    assert not marker.exists()
+    system = kb_env.base / "system.toml"
+    system.write_text('[profiles.s]\nsource = "env"\nvar = "X"\n')
+    os.chown(system, other_user.uid, other_user.gid)
+    env = dict(kb_env, KEYBROKER_SYSTEM_CONFIG=str(system), X="sk-x")
+    os.chown(kb_env.config_path, os.getuid(), os.getgid())
+    assert_fails(run(["keybroker", "get", "s"], env), 2, "system config")
+
+
+def test_index_built_from_a_trusted_config_is_not_used_after_chmod(kb_env):
+    """The hit path must notice a config that became writable by others."""
+    kb_env.write_config('[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n')
+    env = dict(kb_env, K="sk-indexed-1")
+    assert_key(run(["keybroker", "get", "e"], env), "sk-indexed-1")
+    assert_key(run(["keybroker", "get", "e"], env), "sk-indexed-1")
+    kb_env.config_path.chmod(0o666)
+    assert_fails(run(["keybroker", "get", "e"], env), 2, "writable by group or others")
+
+
+# --- 5. the cache's own neighbours ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["entry", "index"])
+def test_a_fifo_in_the_cache_never_hangs_the_helper(kb_env, where):
+    """Before: a FIFO in place of an entry or the index hung `get` forever, past the
+    deadline."""
+    kb_env.write_config('[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n')
+    env = dict(kb_env, K="sk-fifo-1", KEYBROKER_TIMEOUT="3")
+    assert_key(run(["keybroker", "get", "e"], env), "sk-fifo-1")
+    pattern = "*.entry" if where == "entry" else "index-*.bin"
+    (target,) = kb_env.cache_dir.glob(pattern)
+    target.unlink()
+    os.mkfifo(target, 0o600)
+    assert_key(run(["keybroker", "get", "e"], env, timeout=15), "sk-fifo-1")
+
+
+def test_a_fifo_as_the_data_key_is_refused_not_waited_on(kb_env):
+    assert run(["keybroker", "get", "demo"], kb_env).code == 0
+    key = kb_env.data_dir / "cache.key"
+    key.unlink()
+    os.mkfifo(key, 0o600)
+    result = run(["keybroker", "get", "demo"], kb_env, timeout=15)
+    assert_fails(result, 7, "not a regular file")
+
+
+def test_directories_keybroker_creates_are_private_under_umask_000(tmp_path):
+    """Before: under umask 000 the parents it created (~/.cache, ~/.local/share) were 0777."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("XDG_", "KEYBROKER_", "CI", "GITHUB_", "GITLAB_", "RUNNER_"))}
+    env.update(HOME=str(home), KEYBROKER_SYSTEM_CONFIG="")
+    proc = subprocess.run([exe("keybroker"), "get", "demo"], env=env, capture_output=True,
+                          preexec_fn=lambda: os.umask(0), timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    for created in (home / ".cache", home / ".cache" / "keybroker", home / ".local",
+                    home / ".local" / "share", home / ".local" / "share" / "keybroker"):
+        assert (created.stat().st_mode & 0o777) == 0o700, created
+
+
+def test_a_failed_data_key_write_leaves_no_key_material_behind(kb_env):
+    """Before: a full disk left `.cache.key.*` temp files (key material) in the data dir."""
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8, 8))
+
+    proc = subprocess.run([exe("keybroker"), "get", "demo"], env=kb_env, capture_output=True,
+                          preexec_fn=small_files, timeout=60, check=False)
+    assert proc.returncode != 0
+    assert b"Traceback" not in proc.stderr
+    leftovers = [p.name for p in kb_env.data_dir.iterdir()] if kb_env.data_dir.exists() else []
+    assert not [n for n in leftovers if n.startswith(".cache.key")], leftovers
