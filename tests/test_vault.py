@@ -203,18 +203,50 @@ def test_kv1_mount(bao: OpenBao, kb_env: Any) -> None:
     assert_fails(flipped, 5, "'secret' is a KV v2 mount: set kv_version = 2", secrets=[key])
 
 
-def test_no_field_prints_compact_json_and_expires_at_field(bao: OpenBao, kb_env: Any) -> None:
+def test_whole_document_with_field_star_and_expires_at_field(bao: OpenBao, kb_env: Any) -> None:
     path = f"json-{uid()}"
     expires = int(time.time()) + 7200
     data = {"api_key": new_key(), "expires_at": iso(expires), "region": "eu"}
     bao.kv_put(path, data)
     env = vault_env(kb_env, bao, bao.root_token)
-    kb_env.write_config(f'[profiles.j]\nsource = "vault"\npath = "{path}"\n')
+    kb_env.write_config(f'[profiles.j]\nsource = "vault"\npath = "{path}"\nfield = "*"\n')
     result = run(["keybroker", "get", "j"], env)
     assert_key(result, json.dumps(data, sort_keys=True, separators=(",", ":")))
     doc = print_token("j", env)
     assert doc["cache"]["state"] == "hit"
     assert doc["expires_at"] == iso(expires)
+
+
+def test_no_field_on_several_fields_exit_6_single_field_printed(bao: OpenBao,
+                                                                kb_env: Any) -> None:
+    """Issue 17: no field used to print the whole JSON as the key (exit 0, doctor ✓)."""
+    several, single = f"many-{uid()}", f"one-{uid()}"
+    key, other = new_key(), new_key()
+    bao.kv_put(several, {"key": key, "admin_key": other, "expires_at": int(time.time()) + 3600})
+    bao.kv_put(single, {"key": key, "expires_at": int(time.time()) + 3600})
+    env = vault_env(kb_env, bao, bao.root_token)
+    kb_env.write_config(f'[profiles.many]\nsource = "vault"\npath = "{several}"\n'
+                        f'[profiles.one]\nsource = "vault"\npath = "{single}"\n')
+    refused = run(["keybroker", "get", "many"], env)
+    assert refused.err == (
+        f"keybroker: profile 'many': vault: the secret at secret/data/{several} has several "
+        "fields: admin_key, expires_at, key; set field (--field) to the one that holds the key, "
+        'or field = "*" for the whole object as compact JSON\n'
+    ).encode()
+    assert_fails(refused, 6, secrets=[key, other])
+    standalone = run(["keybroker-vault", "--path", several], env)
+    assert_fails(standalone, 6, "has several fields: admin_key, expires_at, key",
+                 secrets=[key, other])
+    doctor = run(["keybroker", "doctor", "many"], env)
+    assert doctor.code == 1, doctor
+    assert "✗ profile 'many' read: secret/data/" in doctor.stdout
+    assert "no field is set and the secret has several fields" in doctor.stdout
+    assert_nowhere(key, refused, standalone, doctor, dirs=[kb_env.base])
+    # one field besides its expiry: that field is the key
+    assert_key(run(["keybroker", "get", "one"], env), key)
+    doctor = run(["keybroker", "doctor", "one"], env)
+    assert "✓ profile 'one' read: secret/data/" in doctor.stdout, doctor
+    assert "its only field 'key'" in doctor.stdout
 
 
 def test_invalid_values_exit_6(bao: OpenBao, kb_env: Any) -> None:
@@ -249,7 +281,7 @@ def test_read_engine_lease_gives_expiry(bao: OpenBao, kb_env: Any) -> None:
     bao.api("POST", f"kv1/{path}", creds)
     env = vault_env(kb_env, bao, bao.root_token)
     kb_env.write_config(
-        f'[profiles.dyn]\nsource = "vault"\nengine = "read"\npath = "kv1/{path}"\n'
+        f'[profiles.dyn]\nsource = "vault"\nengine = "read"\npath = "kv1/{path}"\nfield = "*"\n'
     )
     before = time.time()
     result = run(["keybroker", "get", "dyn"], env)
@@ -664,17 +696,23 @@ def test_jwt_from_github_actions_id_token(bao: OpenBao, jwt_role: Any, kb_env: A
                       "--role", role, "--jwt-audience", JWT_AUDIENCE], env)
         assert_key(result, key)
         assert handler.audiences == [JWT_AUDIENCE]
+        again = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method",
+                     "jwt", "--role", role, "--jwt-audience", JWT_AUDIENCE, "--no-cache"], env)
+        # the same job's cached Vault login answers: no new ID token is requested
+        assert_key(again, key)
+        assert len(handler.audiences) == 1
         env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "wrong-bearer"
         refused = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method",
-                       "jwt", "--role", role, "--auth-mount", "jwt", "--no-cache"], env)
-        # the cached Vault token answers: no new ID token is requested
-        assert_key(refused, key)
-        assert len(handler.audiences) == 1
+                       "jwt", "--role", role, "--jwt-audience", JWT_AUDIENCE, "--no-cache"], env)
+        # another job's request token is another identity: it must get its own ID token,
+        # and GitHub refuses this one; the first job's cached login is not used
+        assert_fails(refused, 4, "GitHub Actions refused to issue an ID token")
+        assert len(handler.audiences) == 2
     finally:
         server.shutdown()
         server.server_close()
-    assert_nowhere(handler.jwt, result, refused, dirs=[kb_env.base])
-    assert_nowhere(handler.bearer, result, refused, dirs=[kb_env.base])
+    assert_nowhere(handler.jwt, result, again, refused, dirs=[kb_env.base])
+    assert_nowhere(handler.bearer, result, again, refused, dirs=[kb_env.base])
 
 
 # --- Vault Proxy / Agent listener ---

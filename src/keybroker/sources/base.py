@@ -92,6 +92,15 @@ class FetchContext:
         """Register a secret so no diagnostic can print it."""
         sensitive(value)
 
+    def fingerprint(self, *parts: str) -> str:
+        """A keyed, non-reversible id of credentials (never store them in clear)."""
+        fn = getattr(self.aux, "fingerprint", None)
+        if fn is not None:
+            return str(fn(*parts))
+        import hashlib  # noqa: PLC0415
+
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
 
 @record(frozen=True)
 class Check:
