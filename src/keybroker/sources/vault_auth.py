@@ -356,6 +356,9 @@ class Session:
         )
         if spec.username:
             hint = f"check the username and password, and that {spec.username} may log in there"
+        elif spec.auth_method == "oidc":
+            hint = ("sign in as a user the role's bound claims allow, or ask the Vault admin "
+                    "to check the role's bound claims and audiences")
         try:
             response = call()
             auth = response["auth"]

@@ -145,6 +145,13 @@ def translate(
             "unseal it, or point addr at an active node",
         )
     if isinstance(exc, hx.Forbidden | hx.Unauthorized):
+        if login:
+            # Vault refuses a bad credential with 400; a 403 on a login path without a token
+            # means nothing is mounted there (an unknown path is not public).
+            denied_hint = (
+                f"is the {spec.auth_method} auth method enabled at auth/{spec.auth_mount}? "
+                "set auth_mount to where it is"
+            )
         return AccessDenied(f"{spec.label}: permission denied {doing}{detail}", denied_hint)
     if isinstance(exc, hx.InvalidPath):
         if missing is not None:
