@@ -489,7 +489,7 @@ def test_approle_read_only_policy_and_cached_login(bao: OpenBao, kb_env: Any) ->
     )
     first = run(["keybroker", "get", "ar"], env)
     assert_key(first, key)
-    again = run(["keybroker", "get", "ar", "--no-cache"], env)
+    again = run(["keybroker", "get", "ar"], env)
     assert_key(again, key)
     # read-only policy: another path is denied, with the cached token (no second login)
     denied = run(["keybroker", "get", "ar2"], env)
@@ -696,10 +696,11 @@ def test_jwt_from_github_actions_id_token(bao: OpenBao, jwt_role: Any, kb_env: A
                       "--role", role, "--jwt-audience", JWT_AUDIENCE], env)
         assert_key(result, key)
         assert handler.audiences == [JWT_AUDIENCE]
-        again = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method",
-                     "jwt", "--role", role, "--jwt-audience", JWT_AUDIENCE, "--no-cache"], env)
-        # the same job's cached Vault login answers: no new ID token is requested
-        assert_key(again, key)
+        again = run(["keybroker-vault", "--path", path, "--field", "*", "--auth-method",
+                     "jwt", "--role", role, "--jwt-audience", JWT_AUDIENCE], env)
+        # another entry (the whole document), the same job: its cached Vault login answers,
+        # no new ID token is requested
+        assert_key(again, json.dumps({"key": key}, separators=(",", ":")))
         assert len(handler.audiences) == 1
         env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "wrong-bearer"
         refused = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method",
@@ -1162,3 +1163,34 @@ def test_vaults_own_error_text_is_shown(bao: OpenBao, jwt_role: Any, kb_env: Any
                  secrets=[env["CI_JOB_JWT"]])
     assert len(result.err.split(b"server said: ")[1].split(b")")[0]) <= 200
     assert result.err.count(b"\n") == 1
+
+
+def test_no_cache_context_logs_in_afresh(bao: OpenBao, kb_env: Any) -> None:
+    """The source side of '--no-cache skips cached logins' (issue 12): a context marked
+    ``no_cache`` never uses a cached machine login. resolve() sets the mark (the lead's part);
+    here it is set by hand, in process, with a single-use secret_id to tell the two apart."""
+    from keybroker.cache.store import Cache, CacheAux  # noqa: PLC0415
+    from keybroker.errors import AccessDenied  # noqa: PLC0415
+    from keybroker.model import Deadline, Request  # noqa: PLC0415
+    from keybroker.sources.base import FetchContext  # noqa: PLC0415
+    from keybroker.sources.vault import SOURCE  # noqa: PLC0415
+
+    path = f"nc-{uid()}"
+    key = new_key()
+    bao.kv_put(path, {"key": key})
+    role_id, secret_id = approle(bao, read_policy(bao, f"secret/data/{path}"),
+                                 secret_id_num_uses=1)
+    env = dict(vault_env(kb_env, bao, None), SID=secret_id)
+    settings = {"path": path, "field": "key", "auth_method": "approle", "role_id": role_id,
+                "secret_id_env": "SID"}
+    aux = CacheAux(Cache.open(env), "vault")
+
+    def fetch(no_cache: bool) -> str:
+        ctx = FetchContext(Deadline(20), env, aux)
+        ctx.no_cache = no_cache  # type: ignore[attr-defined]  # until FetchContext has it
+        return SOURCE.fetch(Request("vault", settings), ctx).value
+
+    assert fetch(False) == key
+    assert fetch(False) == key  # the cached login: the single-use secret_id is not spent again
+    with pytest.raises(AccessDenied):
+        fetch(True)  # a fresh login: the spent secret_id is refused

@@ -260,6 +260,9 @@ class Session:
                 )
             login = cached
         else:
+            # --no-cache: a fresh login too (resolve marks the context; a person's login is
+            # the exception above: only 'keybroker login' can make a new one)
+            fresh = fresh or bool(getattr(self.ctx, "no_cache", False))
             login = (None if fresh else self._cached_login()) or self._new_login()
         self.client.token = login.token
         self.client.adapter.token = login.token
