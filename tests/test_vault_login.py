@@ -94,6 +94,11 @@ def test_userpass_login_from_stdin_then_helpers_serve_silently(
     standalone = run(["keybroker-vault", "--path", person["path"], "--field", "key",
                       "--auth-method", "userpass", "--username", user], kb_env)
     assert_fails(standalone, 8, "no userpass login", "keybroker login PROFILE")
+    doctor = run(["keybroker", "doctor", "team"], kb_env)
+    assert doctor.code == 1, doctor
+    assert (f"✗ profile 'team' token: profile 'team': vault: no userpass login as '{user}'"
+            in doctor.stdout), doctor
+    assert "fix: run: keybroker login team" in doctor.stdout
 
     wrong = run(["keybroker", "login", "team", "--password-stdin"], kb_env,
                 stdin=b"not-the-password\n")
@@ -116,6 +121,9 @@ def test_userpass_login_from_stdin_then_helpers_serve_silently(
     assert_key(fresh, key)
     [token] = vault_tokens(kb_env)
     assert openbao.api("POST", "auth/token/lookup", {"token": token})["data"]["renewable"]
+    doctor = run(["keybroker", "doctor", "team"], kb_env)
+    assert "✓ profile 'team' token: valid (cached userpass login; TTL " in doctor.stdout, doctor
+    assert_nowhere(token, doctor)
     for secret in (password, token, key):
         assert_nowhere(secret, before, wrong, login, dirs=[kb_env.base / "config",
                                                            kb_env.base / "data"])
@@ -141,6 +149,8 @@ def test_password_never_from_argv_or_a_missing_terminal(
     assert b"No such option '--password'" in in_argv.err
     assert_fails(run(["keybroker", "login", "team", "--password-stdin"], kb_env, stdin=b"\n"),
                  2, "empty password")
+    assert_fails(run(["keybroker", "login", "team", "--device"], kb_env), 2,
+                 "--device is for oidc-source profiles")
     kb_env.write_config(
         '[profiles.nouser]\nsource = "vault"\npath = "x"\nauth_method = "userpass"\n'
         '[profiles.tok]\nsource = "vault"\npath = "x"\n'

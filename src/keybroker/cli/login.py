@@ -107,6 +107,9 @@ def login(
     cache, cache_error = open_cache(env)
     request = profile_request(env, profile, cache)
     if request.source == "vault":
+        if flow is not None:
+            raise UsageError(f"--{flow} is for oidc-source profiles; a vault profile signs in "
+                             "with its auth_method", f"run: keybroker login {profile}")
         _vault_login(request, env, cache, cache_error, no_open, password_stdin, debug)
         return
     if request.source != "oidc":
