@@ -284,3 +284,64 @@ def test_oidc_login_refused_by_a_bound_claim(
     assert b"login refused while logging in with oidc" in err
     assert b"server said: " in err
     assert_fails(run(["keybroker", "get", "sso"], kb_env), 8, "run: keybroker login sso")
+
+
+def test_person_login_is_renewed_while_renewable(
+    openbao: OpenBao, kb_env: Any, person: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process with an injected clock: a person's cached token near its end is renewed
+    (same token, new TTL) by the helpers' fetch, with no prompt."""
+    import time  # noqa: PLC0415
+
+    from keybroker import clock  # noqa: PLC0415
+    from keybroker.cache.store import Cache, CacheAux  # noqa: PLC0415
+    from keybroker.errors import LoginRequired  # noqa: PLC0415
+    from keybroker.model import Deadline, Request  # noqa: PLC0415
+    from keybroker.sources.base import FetchContext  # noqa: PLC0415
+    from keybroker.sources.vault import SOURCE, build_spec  # noqa: PLC0415
+    from keybroker.sources.vault_login import sign_in  # noqa: PLC0415
+
+    settings = {"path": person["path"], "field": "key", "auth_method": "userpass",
+                "username": person["user"]}
+    aux = CacheAux(Cache.open(kb_env), "vault")
+
+    class Quiet:
+        def say(self, line: str) -> None:
+            pass
+
+        def waiting(self, what: str, elapsed: float) -> None:
+            pass
+
+        def done(self) -> None:
+            pass
+
+    def fetch() -> str:
+        ctx = FetchContext(Deadline(20), kb_env, aux)
+        return SOURCE.fetch(Request("vault", settings, profile="team"), ctx).value
+
+    with pytest.raises(LoginRequired):
+        fetch()
+    ctx = FetchContext(Deadline(20), kb_env, aux, interactive=True)
+    login = sign_in(build_spec(settings, kb_env, "team"), settings, ctx, Quiet(),
+                    lambda: person["password"])
+    assert fetch() == person["key"]
+    [name] = [i.label[len("aux:vault:"):] for i in aux.cache.entries()
+              if i.label.startswith("aux:vault:")]
+    issued = aux.get(name)
+    assert issued is not None
+    assert issued.value == login.token
+    assert issued.expires_at is not None
+    real_now = time.time
+    monkeypatch.setattr(clock, "now", lambda: real_now() + 2400)  # 20 min left of 60
+    assert fetch() == person["key"]
+    renewed = aux.get(name)
+    assert renewed is not None
+    assert renewed.value == issued.value
+    assert renewed.metadata["renewals"] == 1
+    assert renewed.expires_at is not None
+    assert renewed.expires_at > issued.expires_at + 2000
+    # past its expiry the login is dropped: only 'keybroker login' can make a new one
+    monkeypatch.setattr(clock, "now", lambda: real_now() + 3 * 3600)
+    with pytest.raises(LoginRequired) as needed:
+        fetch()
+    assert needed.value.hint == "run: keybroker login team"
