@@ -111,7 +111,7 @@ def test_errors_name_fields_not_values():
 
 @pytest.mark.integration
 def test_vault_aws_engine_shaped_secret_through_openbao(openbao, kb_env):
-    """A real Vault read with no ``field``: the source returns the data object as JSON."""
+    """A real Vault read with ``field = "*"``: the source returns the data object as JSON."""
     import time  # noqa: PLC0415
     import uuid  # noqa: PLC0415
 
@@ -120,7 +120,7 @@ def test_vault_aws_engine_shaped_secret_through_openbao(openbao, kb_env):
     stamp = output.iso8601(expires)
     openbao.kv_put(path, dict(VAULT, expires_at=stamp))
     kb_env.update(VAULT_ADDR=openbao.addr, VAULT_TOKEN=openbao.root_token)
-    kb_env.write_config(f'[profiles.bedrock]\nsource = "vault"\npath = "{path}"\n')
+    kb_env.write_config(f'[profiles.bedrock]\nsource = "vault"\npath = "{path}"\nfield = "*"\n')
     result = run(["keybroker", "aws-credentials", "bedrock"], kb_env)
     assert result.code == 0, result
     assert result.err == b""

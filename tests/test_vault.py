@@ -203,18 +203,50 @@ def test_kv1_mount(bao: OpenBao, kb_env: Any) -> None:
     assert_fails(flipped, 5, "'secret' is a KV v2 mount: set kv_version = 2", secrets=[key])
 
 
-def test_no_field_prints_compact_json_and_expires_at_field(bao: OpenBao, kb_env: Any) -> None:
+def test_whole_document_with_field_star_and_expires_at_field(bao: OpenBao, kb_env: Any) -> None:
     path = f"json-{uid()}"
     expires = int(time.time()) + 7200
     data = {"api_key": new_key(), "expires_at": iso(expires), "region": "eu"}
     bao.kv_put(path, data)
     env = vault_env(kb_env, bao, bao.root_token)
-    kb_env.write_config(f'[profiles.j]\nsource = "vault"\npath = "{path}"\n')
+    kb_env.write_config(f'[profiles.j]\nsource = "vault"\npath = "{path}"\nfield = "*"\n')
     result = run(["keybroker", "get", "j"], env)
     assert_key(result, json.dumps(data, sort_keys=True, separators=(",", ":")))
     doc = print_token("j", env)
     assert doc["cache"]["state"] == "hit"
     assert doc["expires_at"] == iso(expires)
+
+
+def test_no_field_on_several_fields_exit_6_single_field_printed(bao: OpenBao,
+                                                                kb_env: Any) -> None:
+    """Issue 17: no field used to print the whole JSON as the key (exit 0, doctor ✓)."""
+    several, single = f"many-{uid()}", f"one-{uid()}"
+    key, other = new_key(), new_key()
+    bao.kv_put(several, {"key": key, "admin_key": other, "expires_at": int(time.time()) + 3600})
+    bao.kv_put(single, {"key": key, "expires_at": int(time.time()) + 3600})
+    env = vault_env(kb_env, bao, bao.root_token)
+    kb_env.write_config(f'[profiles.many]\nsource = "vault"\npath = "{several}"\n'
+                        f'[profiles.one]\nsource = "vault"\npath = "{single}"\n')
+    refused = run(["keybroker", "get", "many"], env)
+    assert refused.err == (
+        f"keybroker: profile 'many': vault: the secret at secret/data/{several} has several "
+        "fields: admin_key, expires_at, key; set field (--field) to the one that holds the key, "
+        'or field = "*" for the whole object as compact JSON\n'
+    ).encode()
+    assert_fails(refused, 6, secrets=[key, other])
+    standalone = run(["keybroker-vault", "--path", several], env)
+    assert_fails(standalone, 6, "has several fields: admin_key, expires_at, key",
+                 secrets=[key, other])
+    doctor = run(["keybroker", "doctor", "many"], env)
+    assert doctor.code == 1, doctor
+    assert "✗ profile 'many' read: secret/data/" in doctor.stdout
+    assert "no field is set and the secret has several fields" in doctor.stdout
+    assert_nowhere(key, refused, standalone, doctor, dirs=[kb_env.base])
+    # one field besides its expiry: that field is the key
+    assert_key(run(["keybroker", "get", "one"], env), key)
+    doctor = run(["keybroker", "doctor", "one"], env)
+    assert "✓ profile 'one' read: secret/data/" in doctor.stdout, doctor
+    assert "its only field 'key'" in doctor.stdout
 
 
 def test_invalid_values_exit_6(bao: OpenBao, kb_env: Any) -> None:
@@ -249,7 +281,7 @@ def test_read_engine_lease_gives_expiry(bao: OpenBao, kb_env: Any) -> None:
     bao.api("POST", f"kv1/{path}", creds)
     env = vault_env(kb_env, bao, bao.root_token)
     kb_env.write_config(
-        f'[profiles.dyn]\nsource = "vault"\nengine = "read"\npath = "kv1/{path}"\n'
+        f'[profiles.dyn]\nsource = "vault"\nengine = "read"\npath = "kv1/{path}"\nfield = "*"\n'
     )
     before = time.time()
     result = run(["keybroker", "get", "dyn"], env)
@@ -457,7 +489,7 @@ def test_approle_read_only_policy_and_cached_login(bao: OpenBao, kb_env: Any) ->
     )
     first = run(["keybroker", "get", "ar"], env)
     assert_key(first, key)
-    again = run(["keybroker", "get", "ar", "--no-cache"], env)
+    again = run(["keybroker", "get", "ar"], env)
     assert_key(again, key)
     # read-only policy: another path is denied, with the cached token (no second login)
     denied = run(["keybroker", "get", "ar2"], env)
@@ -664,17 +696,24 @@ def test_jwt_from_github_actions_id_token(bao: OpenBao, jwt_role: Any, kb_env: A
                       "--role", role, "--jwt-audience", JWT_AUDIENCE], env)
         assert_key(result, key)
         assert handler.audiences == [JWT_AUDIENCE]
+        again = run(["keybroker-vault", "--path", path, "--field", "*", "--auth-method",
+                     "jwt", "--role", role, "--jwt-audience", JWT_AUDIENCE], env)
+        # another entry (the whole document), the same job: its cached Vault login answers,
+        # no new ID token is requested
+        assert_key(again, json.dumps({"key": key}, separators=(",", ":")))
+        assert len(handler.audiences) == 1
         env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "wrong-bearer"
         refused = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method",
-                       "jwt", "--role", role, "--auth-mount", "jwt", "--no-cache"], env)
-        # the cached Vault token answers: no new ID token is requested
-        assert_key(refused, key)
-        assert len(handler.audiences) == 1
+                       "jwt", "--role", role, "--jwt-audience", JWT_AUDIENCE, "--no-cache"], env)
+        # another job's request token is another identity: it must get its own ID token,
+        # and GitHub refuses this one; the first job's cached login is not used
+        assert_fails(refused, 4, "GitHub Actions refused to issue an ID token")
+        assert len(handler.audiences) == 2
     finally:
         server.shutdown()
         server.server_close()
-    assert_nowhere(handler.jwt, result, refused, dirs=[kb_env.base])
-    assert_nowhere(handler.bearer, result, refused, dirs=[kb_env.base])
+    assert_nowhere(handler.jwt, result, again, refused, dirs=[kb_env.base])
+    assert_nowhere(handler.bearer, result, again, refused, dirs=[kb_env.base])
 
 
 # --- Vault Proxy / Agent listener ---
@@ -936,3 +975,222 @@ def test_kubernetes_login_with_service_account_token(bao: OpenBao, kb_env: Any,
     finally:
         api.shutdown()
         api.server_close()
+
+
+# --- identity binding of cached logins (issue 12) ---
+
+
+def test_cached_jwt_login_is_bound_to_the_jwt_presented(bao: OpenBao, kb_env: Any) -> None:
+    """Job 2 of another project (its JWT refused by Vault) never reuses job 1's login.
+
+    Before: the login was cached by role name only, so job 2 read with job 1's Vault token
+    (exit 0), with a warm cache dir and even with --no-cache.
+    """
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    mount = f"jwt-{uid()}"
+    enable(bao, "auth", mount, {"type": "jwt"})
+    bao.api("POST", f"auth/{mount}/config", {
+        "jwt_validation_pubkeys": [private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()],
+        "bound_issuer": JWT_ISSUER,
+    })
+    first, second = f"bind-a-{uid()}", f"bind-b-{uid()}"
+    key_a, key_b = new_key(), new_key()
+    bao.kv_put(first, {"key": key_a})
+    bao.kv_put(second, {"key": key_b})
+    role = f"proj-{uid()}"
+    bao.api("POST", f"auth/{mount}/role/{role}", {
+        "role_type": "jwt", "bound_audiences": [JWT_AUDIENCE], "user_claim": "sub",
+        "bound_claims": {"repository": "acme/app"},
+        "token_policies": [read_policy(bao, f"secret/data/{first}", f"secret/data/{second}")],
+        "token_ttl": "1h",
+    })
+    profiles = "".join(
+        f'[profiles.{name}]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
+        f'auth_method = "jwt"\nauth_mount = "{mount}"\nrole = "{role}"\njwt_env = "CI_JOB_JWT"\n'
+        for name, path in (("a", first), ("b", second))
+    )
+    kb_env.write_config(profiles)
+    job1 = vault_env(kb_env, bao, None)
+    job1["CI_JOB_JWT"] = sign(private)
+    assert_key(run(["keybroker", "get", "a"], job1), key_a)
+    assert len(aux_tokens(kb_env)) == 1
+
+    job2 = dict(job1, CI_JOB_JWT=sign(private, repository="evil/other"))
+    # a cold entry for profile b, a warm login cache: job 2 must log in itself, and is refused
+    other = run(["keybroker", "get", "b"], job2)
+    assert_fails(other, 4, f"login refused while logging in with jwt as role '{role}'",
+                 "server said: ", secrets=[key_b, *aux_tokens(kb_env)])
+    assert b"claim" in other.err  # OpenBao says which bound claim did not match
+    bypass = run(["keybroker", "get", "a", "--no-cache"], job2)
+    assert_fails(bypass, 4, "login refused", secrets=[key_a, *aux_tokens(kb_env)])
+    # job 1 itself still shares its one login across processes
+    assert_key(run(["keybroker", "get", "b"], job1), key_b)
+    assert len(aux_tokens(kb_env)) == 1
+    for token in aux_tokens(kb_env):
+        for entry in kb_env.cache_dir.rglob("*"):
+            if entry.is_file():
+                assert job1["CI_JOB_JWT"].encode() not in entry.read_bytes()
+                assert token.encode() not in entry.read_bytes()
+
+
+def test_identity_inputs_are_pure_and_name_the_credential(tmp_path: Path) -> None:
+    """What the lead's cache key is built from; no network, no hvac, no file read."""
+    import subprocess  # noqa: PLC0415
+
+    from keybroker.sources.vault import SOURCE  # noqa: PLC0415
+
+    env = {"HOME": str(tmp_path), "VAULT_ADDR": "http://v:8200"}
+    base = {"path": "p"}
+    ident = SOURCE.identity_inputs
+    assert ident(base, env) == [("file", f"{tmp_path}/.vault-token")]
+    assert ident(base, dict(env, BAO_TOKEN="t")) == [("env", "BAO_TOKEN")]
+    assert ident(base, dict(env, VAULT_TOKEN="t", BAO_TOKEN="u")) == [("env", "VAULT_TOKEN")]
+    assert ident(dict(base, token_env="CI_T"), dict(env, VAULT_TOKEN="t")) == [("env", "CI_T")]
+    approle_settings = dict(base, auth_method="approle", role_id="rid", secret_id_file="~/sid")
+    assert ident(approle_settings, env) == [("literal", "role_id:rid"),
+                                            ("file", f"{tmp_path}/sid")]
+    assert ident(dict(base, auth_method="approle", role_id_env="R", secret_id_env="S"), env) == [
+        ("env", "R"), ("env", "S")]
+    assert ident(dict(base, auth_method="jwt", role="r", jwt_env="CI_JOB_JWT"), env) == [
+        ("env", "CI_JOB_JWT")]
+    assert ident(dict(base, auth_method="jwt", role="r", jwt_file="/run/id"), env) == [
+        ("file", "/run/id")]
+    assert ident(dict(base, auth_method="jwt", role="r"), env) == [
+        ("env", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"), ("env", "ACTIONS_ID_TOKEN_REQUEST_URL")]
+    assert ident(dict(base, auth_method="kubernetes", role="r"), env) == [
+        ("file", "/var/run/secrets/kubernetes.io/serviceaccount/token")]
+    assert ident(dict(base, auth_method="userpass", username="alice"), env) == [
+        ("literal", "userpass:userpass:alice")]
+    assert ident(dict(base, auth_method="ldap", auth_mount="corp/", username="bob"), env) == [
+        ("literal", "ldap:corp:bob")]
+    assert ident(dict(base, auth_method="oidc", role="dev"), env) == [
+        ("literal", "oidc:oidc:dev")]
+    code = (
+        "import sys, keybroker.sources.vault as v;"
+        "v.SOURCE.identity_inputs({'path': 'p', 'auth_method': 'jwt'}, {});"
+        "print([m for m in ('hvac', 'requests', 'keybroker.sources.vault_auth') "
+        "if m in sys.modules])"
+    )
+    out = subprocess.run([python(), "-c", code], capture_output=True, check=True, timeout=60)
+    assert out.stdout == b"[]\n"
+
+
+# --- errors that say what to do (issue 17) ---
+
+_HIDE_HVAC = '''
+import sys
+
+class _NoHvac:
+    """Plays a machine where keybroker was installed without the [vault] extra."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "hvac" or name.startswith("hvac."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _NoHvac())
+'''
+
+
+def test_hvac_missing_names_the_install_command(kb_env: Any, tmp_path: Path) -> None:
+    """Before: 'keybroker: internal error (ModuleNotFoundError); rerun with --debug'."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(_HIDE_HVAC)
+    env = dict(kb_env, PYTHONPATH=str(hide), VAULT_ADDR="http://127.0.0.1:9",
+               VAULT_TOKEN="s.never-sent")
+    kb_env.write_config(
+        '[profiles.v]\nsource = "vault"\npath = "p"\nfield = "key"\n'
+        '[profiles.person]\nsource = "vault"\npath = "p"\nauth_method = "userpass"\n'
+        'username = "alice"\n'
+    )
+    expected = ("keybroker: profile 'v': the vault source needs hvac; install it: pip install "
+                "'keybroker[vault]' (or: uv tool install 'keybroker[vault]')\n")
+    get = run(["keybroker", "get", "v"], env)
+    assert get.err.decode() in (expected, expected.replace("profile 'v': ", ""))
+    assert_fails(get, 2)
+    standalone = run(["keybroker-vault", "--path", "p", "--field", "key"], env)
+    assert_fails(standalone, 2, "the vault source needs hvac",
+                 "pip install 'keybroker[vault]'", "uv tool install 'keybroker[vault]'")
+    login = run(["keybroker", "login", "person", "--password-stdin"], env, stdin=b"pw\n")
+    assert_fails(login, 2, "the vault source needs hvac", "pip install 'keybroker[vault]'")
+    doctor = run(["keybroker", "doctor", "v"], env)
+    assert doctor.code == 1, doctor
+    assert "✗ profile 'v'" in doctor.stdout
+    assert "the vault source needs hvac" in doctor.stdout
+    assert "pip install 'keybroker[vault]'" in doctor.stdout
+    assert "internal error" not in doctor.stdout + doctor.stderr
+    for result in (get, standalone, login, doctor):
+        assert b"ModuleNotFoundError" not in result.err + result.out
+
+
+def test_path_copied_from_a_policy_gets_the_right_hint(bao: OpenBao, kb_env: Any) -> None:
+    """Before: path = "secret/data/x" suggested 'try path = "data/x"', also wrong."""
+    name = f"litellm-{uid()}/claude"
+    key = new_key()
+    bao.kv_put(name, {"key": key})
+    env = vault_env(kb_env, bao, bao.root_token)
+    for written in (f"secret/data/{name}", f"secret/metadata/{name}", f"secret/{name}"):
+        result = run(["keybroker-vault", "--path", written, "--field", "key"], env)
+        assert_fails(result, 5, f"path is relative to the mount 'secret': try path = \"{name}\"")
+    # with the least-privilege policy the docs recommend, the same mistake is a 403
+    token = child_token(bao, read_policy(bao, f"secret/data/{name}"))
+    kb_env.write_config(f'[profiles.copied]\nsource = "vault"\npath = "secret/data/{name}"\n'
+                        'field = "key"\n')
+    denied = run(["keybroker", "get", "copied"], dict(env, VAULT_TOKEN=token))
+    assert denied.err == (
+        f"keybroker: profile 'copied': vault: permission denied reading "
+        f"secret/data/secret/data/{name}; path is relative to the mount 'secret': "
+        f"try path = \"{name}\"\n"
+    ).encode()
+    assert_fails(denied, 4, secrets=[token, key])
+
+
+def test_vaults_own_error_text_is_shown(bao: OpenBao, jwt_role: Any, kb_env: Any) -> None:
+    """Before: 'login refused …' only; the reason (the JWT's audience) needed --debug."""
+    private, role, path = jwt_role
+    env = vault_env(kb_env, bao, None)
+    env["CI_JOB_JWT"] = sign(private, aud="someone-else")
+    result = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method", "jwt",
+                  "--role", role, "--jwt-env", "CI_JOB_JWT"], env)
+    assert_fails(result, 4, "login refused while logging in with jwt",
+                 "(server said: error validating token: invalid audience (aud) claim",
+                 secrets=[env["CI_JOB_JWT"]])
+    assert len(result.err.split(b"server said: ")[1].split(b")")[0]) <= 200
+    assert result.err.count(b"\n") == 1
+
+
+def test_no_cache_context_logs_in_afresh(bao: OpenBao, kb_env: Any) -> None:
+    """The source side of '--no-cache skips cached logins' (issue 12): a context marked
+    ``no_cache`` never uses a cached machine login. resolve() sets the mark (the lead's part);
+    here it is set by hand, in process, with a single-use secret_id to tell the two apart."""
+    from keybroker.cache.store import Cache, CacheAux  # noqa: PLC0415
+    from keybroker.errors import AccessDenied  # noqa: PLC0415
+    from keybroker.model import Deadline, Request  # noqa: PLC0415
+    from keybroker.sources.base import FetchContext  # noqa: PLC0415
+    from keybroker.sources.vault import SOURCE  # noqa: PLC0415
+
+    path = f"nc-{uid()}"
+    key = new_key()
+    bao.kv_put(path, {"key": key})
+    role_id, secret_id = approle(bao, read_policy(bao, f"secret/data/{path}"),
+                                 secret_id_num_uses=1)
+    env = dict(vault_env(kb_env, bao, None), SID=secret_id)
+    settings = {"path": path, "field": "key", "auth_method": "approle", "role_id": role_id,
+                "secret_id_env": "SID"}
+    aux = CacheAux(Cache.open(env), "vault")
+
+    def fetch(no_cache: bool) -> str:
+        ctx = FetchContext(Deadline(20), env, aux)
+        ctx.no_cache = no_cache  # type: ignore[attr-defined]  # until FetchContext has it
+        return SOURCE.fetch(Request("vault", settings), ctx).value
+
+    assert fetch(False) == key
+    assert fetch(False) == key  # the cached login: the single-use secret_id is not spent again
+    with pytest.raises(AccessDenied):
+        fetch(True)  # a fresh login: the spent secret_id is refused

@@ -118,7 +118,7 @@ def resolve(
 
     storage = "none" if no_cache else request.options.storage
     if storage == "none":
-        ctx = FetchContext(deadline, env, None, debug, interactive)
+        ctx = FetchContext(deadline, env, None, debug, interactive, no_cache=no_cache)
         if request.options.storage == "disk" or cache is not None:
             ctx.aux = _aux(env, source.name, cache, reuse=not no_cache)
         secret = _fetch(source, request, ctx, timer)

@@ -65,6 +65,16 @@ const clients = [
     redirect_uris: ['http://127.0.0.1/callback'],
   },
   {
+    // OpenBao's OIDC auth method (a confidential client; the person's browser comes back to
+    // keybroker's loopback listener on any port, as RFC 8252 allows for native apps).
+    client_id: 'vault-client',
+    client_secret: config.vault_secret,
+    application_type: 'native',
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    redirect_uris: ['http://127.0.0.1/oidc/callback'],
+  },
+  {
     client_id: 'exchange-client',
     client_secret: config.exchange_secret,
     grant_types: [EXCHANGE],

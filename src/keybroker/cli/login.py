@@ -1,4 +1,9 @@
-"""``keybroker login PROFILE [--device | --browser]``: a person signs in once for an oidc profile.
+"""``keybroker login PROFILE [--device | --browser]``: a person signs in once (oidc or vault).
+
+Vault profiles with ``auth_method`` oidc, userpass or ldap sign in to Vault itself: the browser
+on a loopback callback (oidc), or a password read without echo from the terminal, or one line
+of stdin with ``--password-stdin`` (userpass, ldap; never from argv or config). The Vault token
+is cached encrypted for the helpers, which never prompt.
 
 The only command that may prompt: it prints the verification URL and code (device flow) or
 opens the browser on a loopback redirect (authorization code + PKCE), shows a live waiting
@@ -76,14 +81,18 @@ class Terminal:
 @click.option("--browser", "flow", flag_value="browser",
               help="Sign in in a browser on this machine (authorization code + PKCE).")
 @click.option("--no-open", is_flag=True,
-              help="With --browser: print the URL instead of opening a browser.")
+              help="With --browser (or a vault oidc login): print the URL instead of opening "
+              "a browser.")
+@click.option("--password-stdin", is_flag=True,
+              help="Vault userpass/ldap: read the password from the first line of stdin.")
 @config_option
 @debug_option
 @handles_errors
 def login(
-    profile: str, flow: str | None, no_open: bool, config_path: str | None, debug: bool
+    profile: str, flow: str | None, no_open: bool, password_stdin: bool,
+    config_path: str | None, debug: bool,
 ) -> None:
-    """Sign in for oidc PROFILE and store its refresh token for silent use by helpers."""
+    """Sign in for PROFILE (oidc, or vault with oidc/userpass/ldap) for silent use by helpers."""
     from keybroker import clock  # noqa: PLC0415
     from keybroker.cache.store import CacheAux  # noqa: PLC0415
     from keybroker.cli.common import environment, open_cache, profile_request  # noqa: PLC0415
@@ -97,9 +106,16 @@ def login(
     env = environment(config_path)
     cache, cache_error = open_cache(env)
     request = profile_request(env, profile, cache)
+    if request.source == "vault":
+        if flow is not None:
+            raise UsageError(f"--{flow} is for oidc-source profiles; a vault profile signs in "
+                             "with its auth_method", f"run: keybroker login {profile}")
+        _vault_login(request, env, cache, cache_error, no_open, password_stdin, debug)
+        return
     if request.source != "oidc":
         raise UsageError(
-            f"profile '{profile}' uses source '{request.source}'; only oidc profiles sign in",
+            f"profile '{profile}' uses source '{request.source}'; only oidc and vault "
+            "profiles sign in",
             f"run: keybroker get {profile}",
         )
     grant = request.settings.get("grant") or DEFAULT_GRANT
@@ -128,6 +144,78 @@ def login(
     _prime_cache(request, env, cache, secret, SOURCE)
     who = _who(body)
     ui.say(f"keybroker: signed in{who}; 'keybroker get {profile}' now works without prompting")
+
+
+def _vault_login(
+    request: Any, env: Any, cache: Any, cache_error: Any, no_open: bool, password_stdin: bool,
+    debug: bool,
+) -> None:
+    """Sign in to Vault as a person, cache the token, then read the key once (and cache it)."""
+    from keybroker.cache.store import CacheAux  # noqa: PLC0415
+    from keybroker.errors import KeybrokerError, UsageError  # noqa: PLC0415
+    from keybroker.model import Deadline  # noqa: PLC0415
+    from keybroker.resolve import resolve  # noqa: PLC0415
+    from keybroker.sources.base import FetchContext  # noqa: PLC0415
+    from keybroker.sources.vault import HUMAN_METHODS, build_spec  # noqa: PLC0415
+    from keybroker.sources.vault_client import load_hvac  # noqa: PLC0415
+
+    profile = request.profile
+    spec = build_spec(request.settings, env, profile)
+    if not spec.human:
+        raise UsageError(
+            f"profile '{profile}' logs in to Vault with auth_method \"{spec.auth_method}\", "
+            "which needs no person",
+            f"run: keybroker get {profile} (keybroker login is for "
+            f"{', '.join(HUMAN_METHODS)})",
+        )
+    if cache is None:
+        raise cache_error  # the login is kept in the encrypted cache: without one it is lost
+    load_hvac()
+    ui = Terminal()
+    ctx = FetchContext(
+        Deadline(LOGIN_TIMEOUT), env, CacheAux(cache, "vault"),
+        debug=debug, interactive=True, progress=ui.say,
+    )
+    from keybroker.sources.vault_login import sign_in  # noqa: PLC0415
+
+    sign_in(spec, request.settings, ctx, ui, lambda: _read_password(spec, password_stdin),
+            open_browser=not no_open)
+    who = f" as {spec.username}" if spec.username else ""
+    try:
+        resolve(request, env, cache=cache)
+    except KeybrokerError as exc:
+        ui.say(f"keybroker: signed in to {spec.addr}{who} ({spec.auth_method}), but the key "
+               "could not be read:")
+        raise exc from None
+    ui.say(f"keybroker: signed in to {spec.addr}{who} ({spec.auth_method}); "
+           f"'keybroker get {profile}' now works without prompting")
+
+
+#: A password longer than this on stdin is a mistake (a file piped in by accident).
+MAX_PASSWORD = 4096
+
+
+def _read_password(spec: Any, from_stdin: bool) -> str:
+    """One line of stdin (``--password-stdin``), or a no-echo prompt on the terminal."""
+    from keybroker.errors import UsageError  # noqa: PLC0415
+
+    if from_stdin:
+        line = sys.stdin.readline(MAX_PASSWORD + 1)
+        if len(line) > MAX_PASSWORD:
+            raise UsageError("--password-stdin: the first line of stdin is too long for a "
+                             "password")
+        return line.rstrip("\r\n")
+    import getpass  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        raise UsageError(
+            f"{spec.label}: no terminal to ask {spec.username}'s password on",
+            "pipe it in with --password-stdin (never put it in argv or the config)",
+        ) from None
+    return getpass.getpass(f"Password for {spec.username} ({spec.auth_method} at {spec.addr}): ")
 
 
 def _who(body: dict[str, Any]) -> str:

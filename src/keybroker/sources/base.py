@@ -89,6 +89,9 @@ class FetchContext:
     interactive: bool = False
     #: called by interactive flows (login) to report progress on stderr
     progress: Callable[[str], None] | None = None
+    #: ``--no-cache``: cached machine logins (AppRole/JWT tokens, role credentials) are not
+    #: reused; a person's own login is (a helper cannot prompt)
+    no_cache: bool = False
 
     def timeout(self, step: float | None = None) -> float:
         return self.deadline.timeout(step)

@@ -10,13 +10,18 @@ What it reads:
   ``secret_version``; the KV version number becomes the entry's version) or KV v1.
 - ``engine = "read"``: any other read path (a dynamic engine such as ``aws/creds/ROLE``); the
   lease duration gives the expiry.
-With ``field`` the value is that field; without it, the whole data object as compact JSON (what
-``keybroker aws-credentials`` reads). An ``expires_at`` field in the secret (epoch seconds or
-RFC 3339) also gives an expiry; otherwise the cache reuses the key for the helper TTL or the
-profile's ``max_age``.
+With ``field`` the value is that field; without it, the secret's only field (a secret with
+several fields is refused with their names, exit 6); ``field = "*"`` gives the whole data object
+as compact JSON (what ``keybroker aws-credentials`` reads). An ``expires_at`` field in the
+secret (epoch seconds or RFC 3339) also gives an expiry; otherwise the cache reuses the key for
+the helper TTL or the profile's ``max_age``.
 
-Messages are built from names (address, path, field names) only, never from the server's
-response text, and every token and value obtained is registered for scrubbing.
+Messages are built from names (address, path, field names), plus the server's own error text
+when it explains the failure (printable, short, scrubbed); every token and value obtained is
+registered for scrubbing.
+
+People log in with ``keybroker login PROFILE`` (``auth_method`` oidc, userpass or ldap); the
+helpers only use that cached login and exit 8 without one.
 """
 
 from __future__ import annotations
@@ -35,8 +40,16 @@ from keybroker.sources.values import field_names, parse_time, register_leaves
 DEFAULT_MOUNT = "secret"
 DEFAULT_KV_VERSION = 2
 DEFAULT_EXPIRES_FIELD = "expires_at"
-AUTH_METHODS = ("token", "approle", "jwt", "kubernetes")
+#: Methods where a person signs in (``keybroker login``); helpers never prompt for them.
+HUMAN_METHODS = ("oidc", "userpass", "ldap")
+AUTH_METHODS = ("token", "approle", "jwt", "kubernetes", *HUMAN_METHODS)
+PASSWORD_METHODS = ("userpass", "ldap")
+#: ``field = "*"``: the whole data object as compact JSON (like the aws source).
+WHOLE_DOCUMENT = "*"
+#: Where the browser comes back to for Vault's OIDC method (the vault CLI's default).
+DEFAULT_OIDC_REDIRECT = "http://localhost:8250/oidc/callback"
 ENGINES = ("kv", "read")
+K8S_SA_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 def env_first(env: Mapping[str, str], *names: str) -> str | None:
@@ -64,6 +77,7 @@ class Spec:
     auth_method: str
     auth_mount: str
     role: str | None
+    username: str | None
     verify: bool | str
     label: str  # message prefix: "profile 'x': vault" or "vault"
     profile: str | None
@@ -108,7 +122,21 @@ class Spec:
             ident["auth_mount"] = self.auth_mount
             if self.role:
                 ident["role"] = self.role
+            if self.username:
+                ident["username"] = self.username
         return ident
+
+    @property
+    def human(self) -> bool:
+        """A person's login (``keybroker login``), never performed by a helper."""
+        return self.auth_method in HUMAN_METHODS
+
+    def login_hint(self) -> str:
+        """What to run when a person's login is needed."""
+        if self.profile:
+            return f"run: keybroker login {self.profile}"
+        return (f"add a profile with auth_method = \"{self.auth_method}\" and run: "
+                "keybroker login PROFILE")
 
 
 def _clean(value: Any) -> str | None:
@@ -178,6 +206,12 @@ def build_spec(
     role = settings.get("role") or None
     if method == "kubernetes" and not role:
         raise UsageError(f"{label}: auth_method \"kubernetes\" needs a role", "set role or --role")
+    username = str(settings.get("username") or "").strip() or None
+    if method in PASSWORD_METHODS and not username:
+        raise UsageError(
+            f"{label}: auth_method \"{method}\" needs a username",
+            "set username in the profile (the password is asked by 'keybroker login')",
+        )
     namespace = _clean(settings.get("namespace")) or _clean(
         env_first(env, "VAULT_NAMESPACE", "BAO_NAMESPACE")
     )
@@ -195,6 +229,7 @@ def build_spec(
         auth_method=method,
         auth_mount=auth_mount,
         role=role,
+        username=username if method in PASSWORD_METHODS else None,
         verify=verify,
         label=label,
         profile=profile,
@@ -220,6 +255,31 @@ def _verify(settings: Mapping[str, Any], env: Mapping[str, str]) -> bool | str:
     return True
 
 
+def _expand(env: Mapping[str, str], path: str) -> str:
+    """``~/x`` with the caller's HOME (as the fetch reads it), without touching the disk."""
+    if path == "~" or path.startswith("~/"):
+        import os  # noqa: PLC0415
+
+        home = env.get("HOME") or os.path.expanduser("~")
+        return home + path[1:]
+    return path
+
+
+def _home_path(env: Mapping[str, str], name: str) -> str:
+    return _expand(env, f"~/{name}")
+
+
+def _sources(
+    settings: Mapping[str, Any], env: Mapping[str, str], env_key: str, file_key: str
+) -> list[tuple[str, str]]:
+    """("env", VAR) or ("file", PATH) for a credential read from ``*_env`` / ``*_file``."""
+    if settings.get(env_key):
+        return [("env", str(settings[env_key]))]
+    if settings.get(file_key):
+        return [("file", _expand(env, str(settings[file_key])))]
+    return []
+
+
 @record
 class Read:
     """What one read returned: the secret's data and what the server said about it."""
@@ -229,23 +289,64 @@ class Read:
     lease_duration: int = 0
 
 
+def path_fix(spec: Spec) -> str | None:
+    """``path = "litellm/claude"`` when ``path`` was written with the mount in it.
+
+    A path copied from a policy or the API (``secret/data/litellm/claude``,
+    ``secret/metadata/…``) or from the UI (``secret/litellm/claude``) is relative to the mount
+    in keybroker, as in ``vault kv get -mount=secret litellm/claude``.
+    """
+    if spec.engine != "kv" or not spec.path.startswith(spec.mount + "/"):
+        return None
+    rest = spec.path[len(spec.mount) + 1:]
+    if spec.kv_version == 2:
+        for api in ("data/", "metadata/"):
+            if rest.startswith(api) and len(rest) > len(api):
+                rest = rest[len(api):]
+                break
+    return f"path is relative to the mount '{spec.mount}': try path = \"{rest}\""
+
+
+def _key_fields(spec: Spec, read: Read) -> list[str]:
+    """The fields that may hold the key: all but the expiry field (unless it is the only one)."""
+    names = [str(k) for k in read.data if k != spec.expires_field]
+    return names or [str(k) for k in read.data]
+
+
+def _only_field(spec: Spec, read: Read) -> str:
+    """The one field a secret without ``field`` may have (besides its expires_at)."""
+    names = _key_fields(spec, read)
+    if len(names) == 1:
+        return str(names[0])
+    if not names:
+        raise SecretNotFound(f"{spec.label}: the secret at {spec.api_path} has no fields",
+                             "write the key into it, e.g. vault kv put … key=…")
+    raise InvalidSecret(
+        f"{spec.label}: the secret at {spec.api_path} has several fields: "
+        f"{field_names(read.data)}",
+        f"set field (--field) to the one that holds the key, or field = \"{WHOLE_DOCUMENT}\" "
+        "for the whole object as compact JSON",
+    )
+
+
 def select_value(spec: Spec, read: Read) -> str:
-    """The field's value, or the whole data object as compact JSON when no field is set."""
-    if not spec.field:
+    """The field's value: ``field``, else the secret's only field; ``*``: the whole document."""
+    if spec.field == WHOLE_DOCUMENT:
         return json.dumps(read.data, sort_keys=True, separators=(",", ":"))
-    if spec.field not in read.data:
+    name = spec.field or _only_field(spec, read)
+    if name not in read.data:
         present = field_names(read.data)
         raise SecretNotFound(
-            f"{spec.label}: field '{spec.field}' not found in {spec.api_path}",
+            f"{spec.label}: field '{name}' not found in {spec.api_path}",
             f"fields present: {present}",
         )
-    value = read.data[spec.field]
+    value = read.data[name]
     if isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise InvalidSecret(
-        f"{spec.label}: field '{spec.field}' of {spec.api_path} is "
+        f"{spec.label}: field '{name}' of {spec.api_path} is "
         f"{'empty' if value is None else 'a ' + type(value).__name__}, not a string",
         "point field at a string value",
     )
@@ -279,13 +380,18 @@ class VaultSource(BaseSource):
         Setting("mount", help=f"KV mount (default '{DEFAULT_MOUNT}'); with engine read, a prefix"),
         Setting("path", help="secret path inside the mount (engine read: the whole API path)",
                 required=True),
-        Setting("field", help="field to print (default: the whole data object as JSON)"),
+        Setting("field", help="field to print (default: the secret's only field; "
+                f"'{WHOLE_DOCUMENT}': the whole data object as JSON)"),
         Setting("kv_version", kind="int", help="KV engine version: 1 or 2 (default 2)"),
         Setting("secret_version", kind="int", help="pin a KV v2 version number"),
-        Setting("auth_method", help="token (default), approle, jwt or kubernetes",
-                choices=AUTH_METHODS),
+        Setting("auth_method", help="token (default), approle, jwt, kubernetes; for people "
+                "(keybroker login): oidc, userpass, ldap", choices=AUTH_METHODS),
         Setting("auth_mount", help="where the auth method is mounted (default: its name)"),
-        Setting("role", help="role for jwt/kubernetes login (a label for approle)"),
+        Setting("role", help="role for jwt/kubernetes/oidc login (a label for approle)"),
+        Setting("username", help="userpass/ldap user (the password is asked by keybroker login)"),
+        Setting("redirect_uri", help="oidc: loopback URL the browser returns to (default "
+                f"{DEFAULT_OIDC_REDIRECT}); must be in the role's allowed_redirect_uris",
+                identity=False),
         Setting("role_id", help="AppRole role_id"),
         Setting("token_env", help="variable holding the token (default VAULT_TOKEN, "
                 "then ~/.vault-token)", identity=False),
@@ -317,37 +423,36 @@ class VaultSource(BaseSource):
     def identity_inputs(
         self, settings: Mapping[str, Any], env: Mapping[str, str]
     ) -> list[tuple[str, str]]:
-        """What the read's token is made of, per auth method (every candidate place)."""
+        """What this read's credentials are made of: ("env", VAR), ("file", PATH), ("literal", …).
+
+        Pure (no network, no hvac, no file read): the cache keys an entry by a fingerprint of
+        these, so a caller whose credentials differ never gets another caller's key. A person's
+        login (oidc/userpass/ldap) is identified by method, mount and user or role.
+        """
         method = settings.get("auth_method") or "token"
-        inputs: list[tuple[str, str]] = []
-
-        def where(env_key: str, file_key: str) -> None:
-            if settings.get(env_key):
-                inputs.append(("env", str(settings[env_key])))
-            if settings.get(file_key):
-                inputs.append(("file", str(settings[file_key])))
-
+        mount = _clean(settings.get("auth_mount")) or str(method)
         if method == "token":
             if settings.get("token_env"):
-                inputs.append(("env", str(settings["token_env"])))
-            inputs += [("env", "VAULT_TOKEN"), ("env", "BAO_TOKEN"), ("file", "~/.vault-token")]
-        elif method == "approle":
+                return [("env", str(settings["token_env"]))]
+            used = next((n for n in ("VAULT_TOKEN", "BAO_TOKEN") if env.get(n, "").strip()), None)
+            if used:
+                return [("env", used)]
+            return [("file", _home_path(env, ".vault-token"))]
+        if method == "approle":
+            items: list[tuple[str, str]] = []
             if settings.get("role_id"):
-                inputs.append(("literal", "role_id:" + str(settings["role_id"])))
-            where("role_id_env", "role_id_file")
-            where("secret_id_env", "secret_id_file")
-        elif method == "jwt":
-            where("jwt_env", "jwt_file")
-            if not settings.get("jwt_env") and not settings.get("jwt_file"):
-                inputs += [("env", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
-                           ("env", "ACTIONS_ID_TOKEN_REQUEST_URL")]
-        elif method == "kubernetes":
-            inputs.append(("file", str(settings.get("kubernetes_token_file")
-                                       or "/var/run/secrets/kubernetes.io/serviceaccount/token")))
-        else:  # a person's own login, kept by keybroker login
-            inputs.append(("literal", f"{method}:{settings.get('auth_mount') or method}:"
-                                      f"{settings.get('username') or settings.get('role') or ''}"))
-        return inputs
+                items.append(("literal", f"role_id:{settings['role_id']}"))
+            items += _sources(settings, env, "role_id_env", "role_id_file")
+            return items + _sources(settings, env, "secret_id_env", "secret_id_file")
+        if method == "jwt":
+            return _sources(settings, env, "jwt_env", "jwt_file") or [
+                ("env", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"), ("env", "ACTIONS_ID_TOKEN_REQUEST_URL"),
+            ]
+        if method == "kubernetes":
+            token_file = str(settings.get("kubernetes_token_file") or K8S_SA_JWT_PATH)
+            return [("file", _expand(env, token_file))]
+        who = str(settings.get("username") or settings.get("role") or "")
+        return [("literal", f"{method}:{mount}:{who}")]
 
     def describe(self, settings: Mapping[str, Any]) -> str:
         mount = _clean(settings.get("mount"))
@@ -395,7 +500,9 @@ class VaultSource(BaseSource):
         what = [f"version {read.version}"] if read.version else []
         if spec.engine == "read" and read.lease_duration:
             what.append(f"lease {read.lease_duration}s")
-        if spec.field:
+        if spec.field == WHOLE_DOCUMENT:
+            what.append(f"whole document; fields: {field_names(read.data)}")
+        elif spec.field:
             if spec.field not in read.data:
                 present = field_names(read.data)
                 return Check(
@@ -404,7 +511,15 @@ class VaultSource(BaseSource):
                 )
             what.append(f"field '{spec.field}' present")
         else:
-            what.append(f"fields: {field_names(read.data)}")
+            names = _key_fields(spec, read)
+            if len(names) != 1:
+                return Check(
+                    False, "read", f"{spec.api_path}: allowed, but no field is set and the "
+                    f"secret has {'several fields' if names else 'no fields'}: "
+                    f"{field_names(read.data)}",
+                    f"set field to the one that holds the key, or field = \"{WHOLE_DOCUMENT}\"",
+                )
+            what.append(f"its only field '{names[0]}'")
         return Check(True, "read", f"{spec.api_path}: allowed ({'; '.join(what)})")
 
 

@@ -5,15 +5,20 @@ and its error mapping are in :mod:`keybroker.sources.vault_client`).
 
 - Tokens: ``token`` auth reads ``token_env``, ``VAULT_TOKEN``/``BAO_TOKEN`` or
   ``~/.vault-token``; with none, requests go out without a token, which is how a Vault Agent or
-  Proxy listener with ``use_auto_auth_token`` is used. AppRole, JWT/OIDC and Kubernetes logins
+  Proxy listener with ``use_auto_auth_token`` is used. AppRole, JWT and Kubernetes logins
   are cached encrypted in the cache's side store (with their TTL), keyed by address, namespace,
-  auth mount and role, so a miss on the key does not log in again; a renewable token near the
+  auth mount, role and a keyed fingerprint of the credential presented (role_id + secret_id,
+  the JWT or the GitHub ID-token request, the service-account token): a caller whose own
+  credential Vault would refuse never reuses another caller's login. A renewable token near the
   end of its TTL is renewed instead of re-created. A cached token the server refuses is dropped
   and replaced by one fresh login.
+- People (oidc, userpass, ldap) sign in with ``keybroker login`` (:meth:`Session.sign_in`);
+  their login is cached the same way, keyed by method, mount and user, and the helpers only
+  use it: without one they exit 8 naming the command.
 """
 
+from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -31,14 +36,13 @@ from keybroker.errors import (
 )
 from keybroker.record import record
 from keybroker.sources.base import AuxEntry, Check, FetchContext
-from keybroker.sources.vault import Read, Spec
+from keybroker.sources.vault import K8S_SA_JWT_PATH, Read, Spec, path_fix
 from keybroker.sources.vault_client import STEP_TIMEOUT, make_client, translate
 
 #: A cached login token with less than this left is not used: it must outlive the read.
 MIN_TOKEN_LEFT = 30.0
 #: A renewable cached token is renewed once less than this fraction of its TTL is left.
 RENEW_FRACTION = 0.5
-K8S_SA_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 # --- where credentials come from ---
@@ -150,6 +154,14 @@ def github_id_token(spec: Spec, settings: Mapping[str, Any], ctx: FetchContext) 
     return value
 
 
+def _no_jwt(spec: Spec) -> UsageError:
+    return UsageError(
+        f"{spec.label}: JWT login needs a token",
+        "set jwt_env or jwt_file (GitLab: an id_tokens variable), or run in GitHub "
+        "Actions with 'permissions: id-token: write'",
+    )
+
+
 # --- logins and the login-token cache ---
 
 
@@ -171,32 +183,56 @@ class Session:
         self.ctx = ctx
         self.client = make_client(spec, ctx)
         self.login: Login | None = None
+        self._aux_cached: str | None = None
 
     # -- names and hints --
 
     def _aux_name(self) -> str:
-        """The login token's side-store name: address, namespace, auth mount, role (no secret)."""
-        spec = self.spec
-        who = spec.role or ""
-        role_id = self.settings.get("role_id")
+        """The login token's side-store name: address, namespace, auth mount, role, identity.
+
+        The identity is a keyed fingerprint of the credential this call would log in with, so
+        another CI job (another JWT, secret_id or service account) never reuses this login:
+        it must log in itself, and Vault decides. A person's login is theirs by method, mount
+        and user. The name is shown by 'cache list': it holds no credential in clear.
+        """
+        if self._aux_cached is None:
+            spec = self.spec
+            who = spec.username or spec.role or ""
+            parts = [spec.auth_method, spec.auth_mount, spec.addr, spec.namespace or ""]
+            fp = self.ctx.fingerprint(*parts, *self._identity())
+            self._aux_cached = (
+                f"token {spec.auth_method}:{spec.auth_mount}/{who} "
+                f"{spec.addr} ns={spec.namespace or '-'} id={fp[:16]}"
+            )
+        return self._aux_cached
+
+    def _identity(self) -> list[str]:
+        """The credential a login would present (read, not sent): what a cached login is for."""
+        spec, settings, ctx = self.spec, self.settings, self.ctx
         if spec.auth_method == "approle":
-            # The role is identified by its role_id, which may come from env or a file: only
-            # its hash goes into the name (shown by 'cache list').
-            try:
-                rid = role_id or _one_of(
-                    self.ctx, spec, self.settings, None, "role_id_env", "role_id_file"
-                )
-            except UsageError:
-                rid = None
-            if rid:
-                who = f"{who}#{hashlib.sha256(str(rid).encode()).hexdigest()[:12]}"
-        return (
-            f"token {spec.auth_method}:{spec.auth_mount}/{who} "
-            f"{spec.addr} ns={spec.namespace or '-'}"
-        )
+            role_id = _one_of(ctx, spec, settings, "role_id", "role_id_env", "role_id_file")
+            secret_id = _one_of(ctx, spec, settings, None, "secret_id_env", "secret_id_file")
+            return ["approle", role_id or "", secret_id or ""]
+        if spec.auth_method == "jwt":
+            jwt = _one_of(ctx, spec, settings, None, "jwt_env", "jwt_file")
+            if jwt:
+                return ["jwt", jwt]
+            url = ctx.env.get("ACTIONS_ID_TOKEN_REQUEST_URL", "").strip()
+            bearer = ctx.env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "").strip()
+            if url and bearer:
+                ctx.sensitive(bearer)
+                return ["github", url, bearer, str(settings.get("jwt_audience") or "")]
+            raise _no_jwt(spec)
+        if spec.auth_method == "kubernetes":
+            token_file = str(settings.get("kubernetes_token_file") or K8S_SA_JWT_PATH)
+            return ["kubernetes", _from_file(ctx, spec, "kubernetes_token_file", token_file)]
+        return ["person", spec.username or spec.role or ""]
 
     def _denied_hint(self) -> str:
         spec = self.spec
+        fix = path_fix(spec)
+        if fix:
+            return fix
         origin = self.login.origin if self.login else spec.auth_method
         hint = (
             f"the token ({origin}) may be expired, or its policies may not allow "
@@ -213,7 +249,20 @@ class Session:
         if spec.auth_method == "token":
             token, origin = find_token(spec, self.settings, self.ctx)
             login = Login(token, origin)
+        elif spec.human:
+            cached = None if fresh else self._cached_login()
+            if cached is None:
+                who = f" as '{spec.username}'" if spec.username else ""
+                raise LoginRequired(
+                    f"{spec.label}: no {spec.auth_method} login{who} to {spec.addr} is cached "
+                    "(or it expired); helpers never prompt",
+                    spec.login_hint(),
+                )
+            login = cached
         else:
+            # --no-cache: a fresh login too (resolve marks the context; a person's login is
+            # the exception above: only 'keybroker login' can make a new one)
+            fresh = fresh or bool(getattr(self.ctx, "no_cache", False))
             login = (None if fresh else self._cached_login()) or self._new_login()
         self.client.token = login.token
         self.client.adapter.token = login.token
@@ -284,11 +333,7 @@ class Session:
                 spec, settings, ctx
             )
             if not jwt:
-                raise UsageError(
-                    f"{spec.label}: JWT login needs a token",
-                    "set jwt_env or jwt_file (GitLab: an id_tokens variable), or run in GitHub "
-                    "Actions with 'permissions: id-token: write'",
-                )
+                raise _no_jwt(spec)
             return f"auth/{mount}/login", lambda: auth.jwt.jwt_login(
                 spec.role, jwt, use_token=False, path=mount
             )
@@ -299,13 +344,24 @@ class Session:
         )
 
     def _new_login(self) -> Login:
-        spec = self.spec
         path, call = self._credentials()
+        return self.complete_login(path, call)
+
+    def complete_login(self, path: str, call: Callable[[], Any]) -> Login:
+        """Run the login ``call`` (at ``path``), cache its token encrypted, and use it."""
+        spec = self.spec
         role = f" as role '{spec.role}'" if spec.role else ""
+        if spec.username:
+            role = f" as '{spec.username}'"
         doing = f"logging in with {spec.auth_method}{role} at {path}"
         hint = (
             f"check the credentials and that the {spec.auth_method} role exists at {path}"
         )
+        if spec.username:
+            hint = f"check the username and password, and that {spec.username} may log in there"
+        elif spec.auth_method == "oidc":
+            hint = ("sign in as a user the role's bound claims allow, or ask the Vault admin "
+                    "to check the role's bound claims and audiences")
         try:
             response = call()
             auth = response["auth"]
@@ -330,7 +386,11 @@ class Session:
                     {"ttl": ttl, "renewable": renewable, "method": spec.auth_method},
                 ),
             )
-        return Login(token, f"{spec.auth_method} login")
+        login = Login(token, f"{spec.auth_method} login")
+        self.client.token = token
+        self.client.adapter.token = token
+        self.login = login
+        return login
 
     def forget_login(self) -> None:
         if self.ctx.aux is not None and self.spec.auth_method != "token":
@@ -347,11 +407,8 @@ class Session:
         version = f" (version {spec.secret_version})" if spec.secret_version else ""
         if spec.engine == "kv" and spec.kv_version == 1 and "versioned" in warnings:
             hint = f"'{spec.mount}' is a KV v2 mount: set kv_version = 2"
-        elif spec.engine == "kv" and spec.path.startswith(spec.mount + "/"):
-            hint = (
-                f"path is relative to the mount '{spec.mount}': try path = "
-                f"\"{spec.path[len(spec.mount) + 1:]}\""
-            )
+        elif path_fix(spec):
+            hint = str(path_fix(spec))
         elif spec.secret_version:
             hint = f"version {spec.secret_version} does not exist or was deleted or destroyed"
         elif spec.engine == "kv" and spec.kv_version == 2:

@@ -3,8 +3,9 @@
 Imported only when a fetch or doctor needs the server (it loads hvac and requests). Every
 request carries a timeout bounded by the call's deadline (a custom hvac adapter), so an address
 that accepts connections and never answers still ends with exit 3 in time. Errors become
-keybroker errors built from names only (address, API path, variable names): never from the
-response body, which can echo what was sent.
+keybroker errors built from names (address, API path, variable names), plus Vault's own error
+strings when they say more than the status does (``invalid audience (aud) claim``): printable,
+at most 200 characters, and scrubbed of every registered secret when printed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from keybroker.errors import (
     AccessDenied,
     KeybrokerError,
     SecretNotFound,
+    SourceUnavailable,
     Unreachable,
     UsageError,
 )
@@ -23,7 +25,20 @@ from keybroker.sources.vault import Spec, env_first
 
 #: Longest any single HTTP request may take (always also bounded by the call's deadline).
 STEP_TIMEOUT = 10.0
-_DEBUG_DETAIL = 200
+SERVER_DETAIL = 200
+INSTALL_HINT = "install it: pip install 'keybroker[vault]' (or: uv tool install 'keybroker[vault]')"
+#: Vault's texts that only repeat the status: not worth a "server said".
+_SAYS_NOTHING = frozenset({"", "permission denied", "1 error occurred: * permission denied"})
+
+
+def load_hvac() -> Any:
+    """Import hvac or say what to install (exit 2)."""
+    try:
+        import hvac  # noqa: PLC0415
+        import requests  # noqa: PLC0415, F401
+    except ImportError:
+        raise SourceUnavailable("the vault source needs hvac", INSTALL_HINT) from None
+    return hvac
 
 
 # --- the client ---
@@ -43,7 +58,7 @@ def _adapter_class(ctx: FetchContext) -> Any:
 
 def make_client(spec: Spec, ctx: FetchContext) -> Any:
     """An hvac client with everything explicit: hvac must not read os.environ on its own."""
-    import hvac  # noqa: PLC0415
+    hvac = load_hvac()
 
     if spec.verify is False:
         # The user turned verification off on purpose; urllib3's per-request warning on the
@@ -70,15 +85,21 @@ def make_client(spec: Spec, ctx: FetchContext) -> Any:
 # --- errors ---
 
 
-def _debug_detail(exc: Exception, ctx: FetchContext) -> str:
-    """With --debug only: the server's error strings, short (emit() scrubs them again)."""
-    if not ctx.debug:
-        return ""
+def server_said(exc: Exception) -> str:
+    """`` (server said: …)``: Vault's error strings, printable and short, when they add anything.
+
+    Vault's errors name the check that failed (a JWT's audience or bound claim, an unknown
+    role, a bad password) and never carry a token; emit() still scrubs every registered secret.
+    """
     errors = getattr(exc, "errors", None)
     if not errors:
         return ""
     text = "; ".join(str(e) for e in errors) if isinstance(errors, list) else str(errors)
-    text = "".join(ch if ch.isprintable() else "?" for ch in text)[:_DEBUG_DETAIL]
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    if text.lower().strip(" .") in _SAYS_NOTHING:
+        return ""
+    if len(text) > SERVER_DETAIL:
+        text = text[: SERVER_DETAIL - 1] + "…"
     return f" (server said: {text})"
 
 
@@ -99,7 +120,7 @@ def translate(
     import requests  # noqa: PLC0415
 
     where = f"{spec.label}: {spec.addr}"
-    detail = _debug_detail(exc, ctx)
+    detail = server_said(exc)
     if isinstance(exc, requests.exceptions.SSLError):
         return Unreachable(
             f"{where}: TLS verification failed while {doing}",
@@ -124,6 +145,13 @@ def translate(
             "unseal it, or point addr at an active node",
         )
     if isinstance(exc, hx.Forbidden | hx.Unauthorized):
+        if login:
+            # Vault refuses a bad credential with 400; a 403 on a login path without a token
+            # means nothing is mounted there (an unknown path is not public).
+            denied_hint = (
+                f"is the {spec.auth_method} auth method enabled at auth/{spec.auth_mount}? "
+                "set auth_mount to where it is"
+            )
         return AccessDenied(f"{spec.label}: permission denied {doing}{detail}", denied_hint)
     if isinstance(exc, hx.InvalidPath):
         if missing is not None:
