@@ -120,7 +120,7 @@ def resolve(
     if storage == "none":
         ctx = FetchContext(deadline, env, None, debug, interactive, no_cache=no_cache)
         if request.options.storage == "disk" or cache is not None:
-            ctx.aux = _aux(env, source.name, cache, reuse=not no_cache)
+            ctx.aux = _aux(env, source.name, cache)
         secret = _fetch(source, request, ctx, timer)
         reason = "--no-cache" if no_cache else "storage = \"none\""
         return _fresh_outcome(secret, "bypass", reason, request, label, None, policy, timer, env)
@@ -336,12 +336,11 @@ def _entry_label(request: Request, label: str) -> str:
     return f"{request.source}:{label}" if label and label != request.source else request.source
 
 
-def _aux(env: Mapping[str, str], source: str, cache: Cache | None,
-         reuse: bool = True) -> CacheAux | None:
-    """Side storage for --no-cache calls too (a login token is not the key being bypassed);
-    with ``reuse=False`` cached machine logins are not reused."""
+def _aux(env: Mapping[str, str], source: str, cache: Cache | None) -> CacheAux | None:
+    """Side storage for --no-cache calls too: a person's login is not the key being bypassed
+    (sources skip cached *machine* logins themselves when ``ctx.no_cache`` is set)."""
     try:
-        return CacheAux(cache or Cache.open(env), source, reuse=reuse)
+        return CacheAux(cache or Cache.open(env), source)
     except KeybrokerError:
         return None
 

@@ -204,18 +204,11 @@ class Cache:
 
 
 class CacheAux:
-    """The AuxStore sources use for their own credentials, sealed like any entry.
+    """The AuxStore sources use for their own credentials, sealed like any entry."""
 
-    ``reuse=False`` (``--no-cache``) hides what is stored from ``get`` — a cached machine login
-    (Vault token from AppRole/JWT, assumed-role credentials) is not reused — except a person's
-    own login (``metadata["login"] == "person"``: an OIDC refresh token, a Vault token from
-    ``keybroker login``), which is a credential, not a cached answer.
-    """
-
-    def __init__(self, cache: Cache, source: str, reuse: bool = True) -> None:
+    def __init__(self, cache: Cache, source: str) -> None:
         self.cache = cache
         self.source = source
-        self.reuse = reuse
 
     def fingerprint(self, *parts: str) -> str:
         return self.cache.fingerprint(self.source, *parts)
@@ -226,10 +219,6 @@ class CacheAux:
     def get(self, name: str) -> AuxEntry | None:
         entry = self.cache.read(self._id(name))
         if entry is None:
-            return None
-        if not self.reuse and entry.meta.get("login") != "person" and not name.startswith(
-            "refresh:"
-        ):
             return None
         return AuxEntry(entry.value, entry.expires_at, dict(entry.meta))
 

@@ -252,7 +252,7 @@ class AwsSource(BaseSource):
         if not target.role_arn:
             return None
         name = self._role_key(target, ctx)
-        if ctx.aux is not None and target.output == "secret":
+        if ctx.aux is not None and target.output == "secret" and not ctx.no_cache:
             cached = ctx.aux.get(name)
             if cached is not None and cached.expires_at is not None and (
                 cached.expires_at - clock.now() > ROLE_MIN_LEFT
