@@ -175,7 +175,50 @@ def run_child(
     return exit_status(returncode)
 
 
-@click.command("exec")
+class _ExecCommand(click.Command):
+    """``exec``'s parser: keybroker's options go before COMMAND, ``--`` is optional.
+
+    ``keybroker exec P sh -c 'echo hi'`` must not read ``-c`` as keybroker's option. So
+    the arguments are split once, before click sees them: keybroker's own options are taken
+    before PROFILE and between PROFILE and the first word of COMMAND (or ``--``); from that
+    word on, everything belongs to COMMAND, options included.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, split_command(args, self.get_params(ctx)))
+
+
+def split_command(args: Sequence[str], params: Sequence[click.Parameter]) -> list[str]:
+    """``args`` rearranged as ``[OPTIONS…] PROFILE -- COMMAND…`` (see :class:`_ExecCommand`)."""
+    takes_value: dict[str, bool] = {}
+    for param in params:
+        if isinstance(param, click.Option):
+            for name in (*param.opts, *param.secondary_opts):
+                takes_value[name] = not param.is_flag and not param.count
+    options: list[str] = []
+    positional: list[str] = []
+    command: list[str] | None = None
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            command = list(args[i + 1 :])
+            break
+        if arg.startswith("-") and arg != "-":
+            options.append(arg)
+            if takes_value.get(arg) and i + 1 < len(args):
+                options.append(args[i + 1])  # --var NAME (not --var=NAME)
+                i += 1
+        elif positional:
+            command = list(args[i:])  # the first word after PROFILE starts COMMAND
+            break
+        else:
+            positional.append(arg)
+        i += 1
+    return options + positional + (["--", *command] if command is not None else [])
+
+
+@click.command("exec", cls=_ExecCommand)
 @click.argument("profile")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--var", "variables", multiple=True, metavar="NAME[=PROFILE]",
@@ -196,6 +239,10 @@ def exec_(
     \b
     keybroker exec litellm -- claude -p "hello"
     keybroker exec litellm --var OPENAI_API_KEY --mask -- ./run-tests.sh
+    keybroker exec --mask litellm sh -c 'make test'
+
+    keybroker's options go before COMMAND; from COMMAND's first word on (or after --),
+    every argument is COMMAND's, so "-c" above reaches sh.
 
     Signals are passed on to COMMAND and its exit status is returned (128+N for signal N).
     """
