@@ -8,16 +8,48 @@ cannot carry a registered secret to stderr.
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 import sys
+import urllib.parse
 
 _SECRETS: set[str] = set()
 _MIN_LENGTH = 4
+#: In text a third party wrote (a provider's error_description, a command's stderr, an AWS
+#: error), a run this long of token characters is taken for a credential: it may be one
+#: keybroker never saw (a signed request, another token), or an encoding of one it did.
+_OPAQUE = re.compile(r"[A-Za-z0-9+/=_.~%-]{24,}")
+
+
+def derived_forms(value: str) -> list[str]:
+    """The value and the encodings of it a tool may log or echo back, value first.
+
+    JSON-escaped, URL-encoded (``quote`` and ``quote_plus``, as in a form body), base64
+    standard and URL-safe, each with and without padding. Masking (GitHub's, ``exec
+    --mask``) and scrubbing match exact substrings only, so each form is matched on its own.
+    """
+    raw = value.encode()
+    forms = [value]
+    candidates = [
+        json.dumps(value)[1:-1],
+        urllib.parse.quote(value, safe=""),
+        urllib.parse.quote_plus(value, safe=""),
+        base64.b64encode(raw).decode(),
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    ]
+    for form in candidates:
+        if form and form not in forms:
+            forms.append(form)
+    return forms
 
 
 def sensitive(value: str | None) -> None:
-    """Remember ``value`` so that :func:`scrub` removes it from any text."""
+    """Remember ``value`` and its :func:`derived_forms` so :func:`scrub` removes them."""
     if value and len(value) >= _MIN_LENGTH:
-        _SECRETS.add(value)
+        _SECRETS.update(derived_forms(value))
 
 
 def scrub(text: str) -> str:
@@ -26,6 +58,15 @@ def scrub(text: str) -> str:
         if secret in text:
             text = text.replace(secret, "***")
     return text
+
+
+def scrub_quoted(text: str) -> str:
+    """Third-party text made fit to quote: registered secrets, then any long opaque run, out.
+
+    For messages that quote what a server or a command said (never for keybroker's own
+    text, whose URLs and paths must stay readable).
+    """
+    return _OPAQUE.sub("***", scrub(text))
 
 
 #: A diagnostic line longer than this is cut: a 5 MB config value must not become 5 MB of
