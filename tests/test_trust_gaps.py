@@ -15,11 +15,14 @@ import os
 import pwd
 import secrets
 import shutil
+import ssl
 import stat
 import subprocess
 import sys
+import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,90 @@ def file_profile(env: KbEnv, value: str, name: str = "k") -> None:
         f'[profiles.{name}]\nsource = "file"\n'
         f'path = {json.dumps(str(env.base / f"{name}.txt"))}\n'
     )
+
+
+# --- a stand-in server: canned answers a real provider will not give ---
+
+#: path → answer(request body, headers) → (status, JSON document or raw text)
+Route = Callable[[bytes, Mapping[str, str]], tuple[int, Any]]
+
+
+class StandIn:
+    """A few canned HTTP(S) answers on 127.0.0.1; each request is recorded (path, body)."""
+
+    def __init__(self, routes: dict[str, Route], tls: ssl.SSLContext | None = None) -> None:
+        self.routes = routes
+        self.requests: list[tuple[str, bytes]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path = urllib.parse.urlsplit(self.path).path
+                owner.requests.append((path, body))
+                route = owner.routes.get(path)
+                status, doc = (404, {"error": "not_found"}) if route is None else route(
+                    body, dict(self.headers.items()))
+                data = doc.encode() if isinstance(doc, str) else json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        host = "localhost" if tls is not None else "127.0.0.1"
+        self.url = f"{scheme}://{host}:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stand_in() -> Iterator[Callable[..., StandIn]]:
+    servers: list[StandIn] = []
+
+    def start(routes: dict[str, Route], tls: ssl.SSLContext | None = None) -> StandIn:
+        servers.append(StandIn(routes, tls))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def fixed(status: int, doc: Any) -> Route:
+    return lambda body, headers: (status, doc)
+
+
+def discovery(server: StandIn, **endpoints: str) -> Route:
+    """An OpenID discovery document for ``server`` (endpoints on it unless overridden)."""
+    def answer(body: bytes, headers: Mapping[str, str]) -> tuple[int, Any]:
+        doc = {"issuer": server.url, "token_endpoint": server.url + "/token",
+               "device_authorization_endpoint": server.url + "/device",
+               "authorization_endpoint": server.url + "/authorize",
+               "jwks_uri": server.url + "/jwks"}
+        doc.update(endpoints)
+        return 200, doc
+    return answer
+
+
+def oidc_profile(issuer: str, name: str = "o", extra: str = "") -> str:
+    return (f'[profiles.{name}]\nsource = "oidc"\nissuer = "{issuer}"\n'
+            f'client_id = "kb-client"\nclient_secret_env = "KB_CLIENT_SECRET"\n'
+            f'client_auth = "client_secret_post"\n{extra}\n')
 
 
 # --- a second OS user, for ownership ---
@@ -213,10 +300,6 @@ def test_exec_with_double_dash_still_works(kb_env: KbEnv) -> None:
     assert b"No such option" in result.err
 
 
-def _unused(*_: Any) -> None:  # keep imports used while later sections grow
-    _ = (base64, urllib.parse, Result, assert_fails)
-
-
 # --- 5. exec --mask: encoded forms, and a value split across stdout and stderr ---
 
 #: a key whose JSON, URL and base64 forms all differ from it
@@ -263,3 +346,133 @@ def test_mask_hides_encoded_forms(kb_env: KbEnv) -> None:
         assert form.encode() not in result.out + result.err, form
     assert result.out == b"***\n" * 6, result
     assert result.err == b"***\n", result
+
+
+# --- 2. server strings reach the terminal neutralised ---
+
+ESC_CODE = "AB\x1b[31mCD"
+ESC_URI = "http://127.0.0.1:1/device\x1b]0;owned\x07"
+
+
+def test_login_shows_the_providers_escape_sequences_as_text(
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
+) -> None:
+    server = stand_in({})
+    server.routes.update({
+        "/.well-known/openid-configuration": discovery(server),
+        "/device": fixed(200, {"device_code": "dev-code-1234", "user_code": ESC_CODE,
+                               "verification_uri": ESC_URI,
+                               "verification_uri_complete": ESC_URI + "?c=1",
+                               "expires_in": 60, "interval": 1}),
+        "/token": fixed(400, {"error": "access_denied",
+                              "error_description": "no\x1b[2J way"}),
+    })
+    kb_env.write_config(oidc_profile(server.url, extra='grant = "device_code"'))
+    result = run(["keybroker", "login", "o", "--device"],
+                 dict(kb_env, KB_CLIENT_SECRET="client-secret-1"))
+    assert result.code == 4, result
+    assert b"\x1b" not in result.out + result.err, result
+    assert b"AB\\x1b[31mCD" in result.err  # shown, as text
+    assert b"\\x1b]0;owned\\x07" in result.err
+
+
+def aws_stand_in_env(kb_env: KbEnv, url: str, **extra: str) -> dict[str, str]:
+    kb_env.write_config('[profiles.a]\nsource = "aws"\nsecret_id = "litellm"\n')
+    return dict(kb_env, AWS_ACCESS_KEY_ID="AKIAKBTEST0000000000",
+                AWS_SECRET_ACCESS_KEY="kbtest-secret-access-key-0000000000000000",
+                AWS_REGION="eu-west-1", AWS_ENDPOINT_URL=url, AWS_EC2_METADATA_DISABLED="true",
+                **extra)
+
+
+def test_print_token_shows_a_servers_escape_sequences_as_text(
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
+) -> None:
+    # a Secrets Manager endpoint (endpoint_url may point anywhere) with a hostile VersionId
+    answer = {"ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:litellm-AbCdEf",
+              "Name": "litellm", "SecretString": KEY, "VersionId": "v1\x1b[2J\x1b]0;x\x07",
+              "VersionStages": ["AWSCURRENT"], "CreatedDate": 1700000000}
+    server = stand_in({"/": fixed(200, answer)})
+    result = run(["keybroker", "print-token", "a"], aws_stand_in_env(kb_env, server.url))
+    assert result.code == 0, result
+    assert b"\x1b" not in result.out + result.err, result
+    assert b"v1\\x1b[2J\\x1b]0;x\\x07" in result.out
+
+
+# --- 3. scrubbing of encoded forms and of quoted third-party text ---
+
+#: a client secret whose URL-encoded and base64 forms differ from it
+CLIENT_SECRET = "cs/Zx+9q=Wm!7Lp~Rt#4"
+
+
+def all_forms(value: str) -> list[str]:
+    raw = value.encode()
+    return [value, json.dumps(value)[1:-1], urllib.parse.quote(value, safe=""),
+            urllib.parse.quote_plus(value), base64.b64encode(raw).decode(),
+            base64.urlsafe_b64encode(raw).decode().rstrip("=")]
+
+
+def test_oidc_error_description_echoing_the_encoded_client_secret(
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
+) -> None:
+    def echo(body: bytes, headers: Mapping[str, str]) -> tuple[int, Any]:
+        # the form field as it arrived (URL-encoded), as careless providers echo it
+        sent = [p for p in body.decode().split("&") if p.startswith("client_secret=")]
+        return 401, {"error": "invalid_client",
+                     "error_description": f"bad credentials {sent[0]} for kb-client "
+                                          f"(b64 {base64.b64encode(CLIENT_SECRET.encode())!r}); "
+                                          f"signature {secrets.token_urlsafe(32)} rejected"}
+    server = stand_in({})
+    server.routes.update({"/.well-known/openid-configuration": discovery(server),
+                          "/token": echo})
+    kb_env.write_config(oidc_profile(server.url))
+    result = run(["keybroker", "get", "o"], dict(kb_env, KB_CLIENT_SECRET=CLIENT_SECRET))
+    assert_fails(result, 4, "invalid_client", "bad credentials")
+    for form in all_forms(CLIENT_SECRET):
+        assert form.encode() not in result.err, (form, result)
+    assert b"rejected" in result.err and b"signature *** rejected" in result.err, result
+    assert any(b"client_secret=" in body for _, body in server.requests)  # it was sent
+
+
+def test_failing_command_that_prints_its_token_to_stderr(kb_env: KbEnv) -> None:
+    token = "ghp_" + secrets.token_urlsafe(30)
+    script = ('echo "error: token $UPSTREAM_TOKEN was refused" >&2; '
+              'printf "%s" "$UPSTREAM_TOKEN" | base64 >&2; exit 1')
+    kb_env.write_config(f'[profiles.c]\nsource = "command"\nshell = true\n'
+                        f'command = {json.dumps(script)}\n')
+    result = run(["keybroker", "get", "c"], dict(kb_env, UPSTREAM_TOKEN=token))
+    assert_fails(result, 3, "exited with status 1", "was refused")
+    for form in all_forms(token):
+        assert form.encode() not in result.err, (form, result)
+
+
+def test_aws_error_code_carrying_the_session_token(
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
+) -> None:
+    session_token = "IQoJb3JpZ2luX2VjE" + secrets.token_urlsafe(40)
+    # moto never echoes a session token; a stand-in endpoint answers with it as the error
+    # code and message, as a hostile or broken endpoint_url could
+    server = stand_in({"/": fixed(400, {"__type": f"Token{session_token}",
+                                        "message": f"session {session_token} invalid"})})
+    env = aws_stand_in_env(kb_env, server.url, AWS_SESSION_TOKEN=session_token)
+    result = run(["keybroker", "get", "a"], env)
+    assert result.code != 0 and result.out == b"", result
+    for form in all_forms(session_token):
+        assert form.encode() not in result.err, (form, result)
+    debug = run(["keybroker", "get", "a", "--debug"], env)
+    for form in all_forms(session_token):
+        assert form.encode() not in debug.err, (form, debug)
+
+
+def test_scrub_quoted_on_botocores_own_exception_text() -> None:
+    """The exact text botocore builds for such an error (what --debug would quote)."""
+    from botocore.exceptions import ClientError
+
+    from keybroker.redact import scrub_quoted
+
+    token = "IQoJb3JpZ2luX2VjE" + secrets.token_urlsafe(40)
+    exc = ClientError({"Error": {"Code": "ExpiredToken", "Message": f"token {token} expired"}},
+                      "GetSecretValue")
+    text = scrub_quoted(str(exc))
+    assert token not in text
+    assert text == ("An error occurred (ExpiredToken) when calling the GetSecretValue "
+                    "operation: token *** expired")

@@ -74,24 +74,25 @@ def scrub_quoted(text: str) -> str:
 MAX_LINE = 2000
 
 
-def neutralise(text: str) -> str:
+def neutralise(text: str, limit: int | None = MAX_LINE) -> str:
     """Show control and format characters (ESC, NUL, CR, BEL, bidi overrides) as escapes.
 
-    Messages quote names from config files and environment variables; raw, such characters
-    could drive the terminal or hide part of the message. Overlong lines are shortened.
+    Messages quote names from config files, environment variables and servers; raw, such
+    characters could drive the terminal or hide part of the message. Lines longer than
+    ``limit`` are shortened (None: never, for a value the user asked to see whole).
     """
-    return "\n".join(_neutral_line(line) for line in text.split("\n"))
+    return "\n".join(_neutral_line(line, limit) for line in text.split("\n"))
 
 
-def _neutral_line(line: str) -> str:
+def _neutral_line(line: str, limit: int | None) -> str:
     if not line.isprintable():
         line = "".join(
             ch if ch.isprintable() or ch == "\t"
             else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
             for ch in line
         )
-    if len(line) > MAX_LINE:
-        line = f"{line[:MAX_LINE]}… ({len(line) - MAX_LINE} more characters)"
+    if limit is not None and len(line) > limit:
+        line = f"{line[:limit]}… ({len(line) - limit} more characters)"
     return line
 
 

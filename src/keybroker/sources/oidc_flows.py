@@ -300,9 +300,11 @@ def browser_flow(
         raise AccessDenied(f"{where}: the browser redirect did not carry this login's state",
                            "run the login again; close other sign-in tabs")
     if "error" in answer:
-        detail = answer.get("error_description", "")
-        detail = f" ({detail[:200]})" if detail else ""
-        raise AccessDenied(f"{where}: the sign-in failed: {answer['error'][:60]}{detail}")
+        from keybroker.sources.oidc_http import _clean  # noqa: PLC0415
+
+        detail = _clean(answer.get("error_description"))
+        detail = f" ({detail})" if detail else ""
+        raise AccessDenied(f"{where}: the sign-in failed: {_clean(answer['error'])[:60]}{detail}")
     code = answer.get("code", "")
     ctx.sensitive(code)
     data = {

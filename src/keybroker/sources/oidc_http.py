@@ -29,6 +29,8 @@ DISCOVERY_TTL = 3600.0
 DEFAULT_STEP_TIMEOUT = 10.0
 #: Provider error descriptions are echoed (scrubbed) up to this length.
 MAX_DESCRIPTION = 200
+#: An OAuth error code is a short word; a longer one is cut.
+MAX_ERROR = 60
 
 
 @record(frozen=True)
@@ -208,7 +210,7 @@ def post_form(
             "the provider is busy or failing; try again later",
         )
     if isinstance(body, dict) and isinstance(body.get("error"), str):
-        raise TokenError(body["error"], _clean(body.get("error_description")),
+        raise TokenError(_clean(body["error"])[:MAX_ERROR], _clean(body.get("error_description")),
                          response.status_code)
     if response.status_code in (401, 403):
         raise AccessDenied(f"{what}: refused with HTTP {response.status_code}")
@@ -219,11 +221,18 @@ def post_form(
 
 
 def _clean(text: Any) -> str:
-    """A provider's error_description made safe for one stderr line."""
+    """A provider's error_description made safe for one stderr line.
+
+    Providers echo request fields back (a URL-encoded client secret, a token), so besides
+    the registered secrets and their encodings any long opaque run is cut
+    (:func:`~keybroker.redact.scrub_quoted`).
+    """
+    from keybroker.redact import scrub_quoted  # noqa: PLC0415
+
     if not isinstance(text, str):
         return ""
     cleaned = "".join(ch if ch.isprintable() else " " for ch in text).strip()
-    return cleaned[:MAX_DESCRIPTION]
+    return scrub_quoted(cleaned)[:MAX_DESCRIPTION]
 
 
 def get_json(url: str, ctx: FetchContext, http: Http, what: str,
