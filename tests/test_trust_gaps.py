@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import os
 import pwd
 import secrets
@@ -476,3 +477,142 @@ def test_scrub_quoted_on_botocores_own_exception_text() -> None:
     assert token not in text
     assert text == ("An error occurred (ExpiredToken) when calling the GetSecretValue "
                     "operation: token *** expired")
+
+
+# --- 4. OIDC: https all the way, finite lifetimes, bounded device polling ---
+
+
+def jwt_with(claims: dict[str, Any]) -> str:
+    def part(doc: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+    return f"{part({'alg': 'none'})}.{part(claims)}.c2ln"
+
+
+def token_answer(body: str) -> Route:
+    """A token endpoint answering ``body`` as raw text (NaN and Infinity are not JSON)."""
+    return lambda data, headers: (200, body)
+
+
+@pytest.fixture(scope="module")
+def tls_localhost(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Path]:
+    """A server context with a self-signed certificate for localhost, and the cert file."""
+    import datetime as dt  # noqa: PLC0415
+
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    workdir = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = workdir / "cert.pem", workdir / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file
+
+
+GOOD_TOKEN = json.dumps({"access_token": "at-" + "x" * 30, "token_type": "Bearer",
+                         "expires_in": 300})
+
+
+@pytest.mark.parametrize("key", ["token_endpoint", "device_authorization_endpoint", "jwks_uri"])
+def test_https_issuer_naming_an_http_endpoint_is_refused(
+    kb_env: KbEnv, stand_in: Callable[..., StandIn],
+    tls_localhost: tuple[ssl.SSLContext, Path], key: str,
+) -> None:
+    context, cert = tls_localhost
+    server = stand_in({}, tls=context)
+    server.routes.update({
+        "/.well-known/openid-configuration": discovery(server, **{key: "http://login.invalid/x"}),
+        "/token": token_answer(GOOD_TOKEN),
+    })
+    kb_env.write_config(oidc_profile(server.url, extra=f"ca_bundle = {json.dumps(str(cert))}"))
+    result = run(["keybroker", "get", "o"], dict(kb_env, KB_CLIENT_SECRET=CLIENT_SECRET))
+    assert_fails(result, 2, f"publishes {key} 'http://login.invalid/x', which is not https",
+                 secrets=[CLIENT_SECRET])
+    assert all(path != "/token" for path, _ in server.requests)  # the secret never left
+
+
+def test_https_issuer_with_a_loopback_http_endpoint_still_works(
+    kb_env: KbEnv, stand_in: Callable[..., StandIn],
+    tls_localhost: tuple[ssl.SSLContext, Path],
+) -> None:
+    context, cert = tls_localhost
+    plain = stand_in({"/token": token_answer(GOOD_TOKEN)})
+    server = stand_in({}, tls=context)
+    server.routes["/.well-known/openid-configuration"] = discovery(
+        server, token_endpoint=plain.url + "/token")
+    kb_env.write_config(oidc_profile(server.url, extra=f"ca_bundle = {json.dumps(str(cert))}"))
+    result = run(["keybroker", "get", "o"], dict(kb_env, KB_CLIENT_SECRET=CLIENT_SECRET))
+    assert result.code == 0, result
+    assert result.out == b"at-" + b"x" * 30 + b"\n"
+
+
+@pytest.mark.parametrize("body", [
+    '{"access_token": "at-%s", "expires_in": NaN}',
+    '{"access_token": "at-%s", "expires_in": Infinity}',
+    '{"access_token": "at-%s", "expires_in": "Infinity"}',
+    '{"access_token": "at-%s", "expires_in": -60}',
+    '{"access_token": "at-%s", "expires_in": 400000000}',
+    '{"access_token": "%s"}',
+], ids=["nan", "infinity", "infinity-text", "negative", "13-years", "jwt-exp-infinity"])
+def test_impossible_token_lifetimes_are_invalid_values(
+    kb_env: KbEnv, stand_in: Callable[..., StandIn], body: str
+) -> None:
+    # the JWT's claims read {"exp": Infinity}, which Python's json module accepts
+    token = jwt_with({"exp": math.inf}) if body == '{"access_token": "%s"}' else "y" * 30
+    server = stand_in({"/token": token_answer(body % token)})
+    server.routes["/.well-known/openid-configuration"] = discovery(server)
+    kb_env.write_config(oidc_profile(server.url))
+    env = dict(kb_env, KB_CLIENT_SECRET=CLIENT_SECRET)
+    result = run(["keybroker", "get", "o"], env)
+    assert_fails(result, 6, "impossible lifetime", secrets=[token])
+    again = run(["keybroker", "get", "o"], env)  # nothing fresh-forever was cached
+    assert_fails(again, 6)
+
+
+def test_device_login_with_an_infinite_interval_still_polls(
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
+) -> None:
+    server = stand_in({})
+    server.routes.update({
+        "/.well-known/openid-configuration": discovery(server),
+        "/device": lambda body, headers: (200, '{"device_code": "dc-1234", "user_code": "U-1", '
+                                               '"verification_uri": "https://example.test/d", '
+                                               '"interval": Infinity, "expires_in": Infinity}'),
+        "/token": fixed(400, {"error": "access_denied"}),
+    })
+    kb_env.write_config(oidc_profile(server.url, extra='grant = "device_code"'))
+    # before the fix this waited forever (run() fails the test after 45 s)
+    result = run(["keybroker", "login", "o", "--device"],
+                 dict(kb_env, KB_CLIENT_SECRET=CLIENT_SECRET), timeout=45)
+    assert result.code == 4, result
+    assert b"the sign-in was declined" in result.err
+    assert any(path == "/token" for path, _ in server.requests)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("when", ["inf", "-Infinity", "nan", "NaN"])
+def test_vault_expires_at_that_is_not_finite_is_exit_6(
+    openbao: Any, kb_env: KbEnv, when: str
+) -> None:
+    path = f"gap-{secrets.token_hex(5)}"
+    openbao.kv_put(path, {"key": KEY, "expires_at": when})
+    kb_env.write_config(f'[profiles.v]\nsource = "vault"\npath = "{path}"\nfield = "key"\n')
+    env = dict(kb_env, VAULT_ADDR=openbao.addr, VAULT_TOKEN=openbao.root_token)
+    result = run(["keybroker", "get", "v"], env)
+    assert_fails(result, 6, "field 'expires_at'", "is not a time", secrets=[KEY])
