@@ -616,3 +616,20 @@ def test_vault_expires_at_that_is_not_finite_is_exit_6(
     env = dict(kb_env, VAULT_ADDR=openbao.addr, VAULT_TOKEN=openbao.root_token)
     result = run(["keybroker", "get", "v"], env)
     assert_fails(result, 6, "field 'expires_at'", "is not a time", secrets=[KEY])
+
+
+def test_export_into_a_directory_others_can_write_is_refused(kb_env: KbEnv) -> None:
+    file_profile(kb_env, KEY)
+    shared = kb_env.base / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # no sticky bit: anyone could swap the file after it is written
+    target = shared / "ci.env"
+    result = run(["keybroker", "ci", "export", "k", "--format", "dotenv", "-o", str(target)],
+                 kb_env)
+    assert_fails(result, 2, "not a safe place for a key file", secrets=[KEY])
+    assert list(shared.iterdir()) == []
+    shared.chmod(0o1777)  # sticky, like /tmp: others cannot rename or delete our file
+    result = run(["keybroker", "ci", "export", "k", "--format", "dotenv", "-o", str(target)],
+                 kb_env)
+    assert result.code == 0, result
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600

@@ -128,6 +128,29 @@ def check_target(path: Path) -> bool:
     return True
 
 
+def check_directory(directory: Path) -> None:
+    """Exit 2 if someone else could swap the file after keybroker wrote it.
+
+    Nobody else can read the 0600 file, but in a directory group or others may write without
+    the sticky bit they could replace it by theirs before the next CI step reads it, and
+    choose its variables. (A directory another user owns is accepted: CI jobs running as
+    root in a container write into the runner user's workspace.)
+    """
+    from keybroker.errors import UsageError  # noqa: PLC0415
+
+    try:
+        info = directory.stat()
+    except OSError as exc:
+        raise UsageError(f"cannot use {directory}: {exc.strerror}") from None
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+        raise UsageError(
+            f"{directory} is not a safe place for a key file: others can write it, so the "
+            "file could be swapped after keybroker writes it",
+            "write to a directory only you (or root) can change, e.g. $RUNNER_TEMP or the "
+            "job's build directory",
+        )
+
+
 def replace_private(path: Path, text: str) -> None:
     """Put ``text`` at ``path`` as a new 0600 file of ours, atomically.
 
@@ -139,6 +162,7 @@ def replace_private(path: Path, text: str) -> None:
 
     check_target(path)
     directory = path.parent
+    check_directory(directory)
     temp = directory / f".{path.name}.keybroker-{secrets.token_hex(8)}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
