@@ -8,18 +8,14 @@ cannot carry a registered secret to stderr.
 
 from __future__ import annotations
 
-import base64
-import json
-import re
 import sys
-import urllib.parse
 
 _SECRETS: set[str] = set()
 _MIN_LENGTH = 4
 #: In text a third party wrote (a provider's error_description, a command's stderr, an AWS
 #: error), a run this long of token characters is taken for a credential: it may be one
 #: keybroker never saw (a signed request, another token), or an encoding of one it did.
-_OPAQUE = re.compile(r"[A-Za-z0-9+/=_.~%-]{24,}")
+_OPAQUE = r"[A-Za-z0-9+/=_.~%-]{24,}"
 
 
 def derived_forms(value: str) -> list[str]:
@@ -29,6 +25,10 @@ def derived_forms(value: str) -> list[str]:
     standard and URL-safe, each with and without padding. Masking (GitHub's, ``exec
     --mask``) and scrubbing match exact substrings only, so each form is matched on its own.
     """
+    import base64  # noqa: PLC0415 - redact is imported by every command; keep it light
+    import json  # noqa: PLC0415
+    import urllib.parse  # noqa: PLC0415
+
     raw = value.encode()
     forms = [value]
     candidates = [
@@ -66,7 +66,9 @@ def scrub_quoted(text: str) -> str:
     For messages that quote what a server or a command said (never for keybroker's own
     text, whose URLs and paths must stay readable).
     """
-    return _OPAQUE.sub("***", scrub(text))
+    import re  # noqa: PLC0415
+
+    return re.sub(_OPAQUE, "***", scrub(text))
 
 
 #: A diagnostic line longer than this is cut: a 5 MB config value must not become 5 MB of
