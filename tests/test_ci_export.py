@@ -173,7 +173,9 @@ def test_dotenv_and_json(ci_env):
     dotenv = run(["keybroker", "ci", "export", "k", "--format", "dotenv", "--var", "A",
                   "--var", "B=o"], ci_env)
     assert dotenv.code == 0, dotenv
-    assert dotenv.out == f"A={VALUE}\nB={OTHER}\n".encode()
+    assert dotenv.out == (f"A={output.dotenv_quote(VALUE)}\n"
+                          f"B={output.dotenv_quote(OTHER)}\n").encode()
+    assert dotenv.out.startswith(b"A='sk-\\'q")  # single-quoted, python-dotenv's escapes
     assert dotenv.err == b""
     as_json = run(["keybroker", "ci", "export", "k", "--format", "json"], ci_env)
     assert as_json.code == 0, as_json
@@ -215,7 +217,7 @@ def test_gitlab_needs_a_dotenv_file(ci_env):
 def test_var_pairs_without_profile_argument(ci_env):
     result = run(["keybroker", "ci", "export", "--var", "X=o", "--format", "dotenv"], ci_env)
     assert result.code == 0, result
-    assert result.out == f"X={OTHER}\n".encode()
+    assert result.out == f"X='{OTHER}'\n".encode()
 
 
 @pytest.mark.parametrize(("args", "needle"), [

@@ -240,3 +240,23 @@ def test_exit_status():
     assert exit_status(0) == 0
     assert exit_status(5) == 5
     assert exit_status(-signal.SIGTERM) == 143
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=st.binary(min_size=1, max_size=12),
+    parts=st.lists(st.binary(max_size=8), max_size=6),
+    cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=10),
+    streams=st.lists(st.integers(min_value=0, max_value=1), min_size=12, max_size=12),
+)
+def test_masker_across_two_streams_equals_replace_of_the_merged_log(secret, parts, cuts,
+                                                                     streams):
+    """Pieces arrive from stdout and stderr in turn: the merged log is masked as one text."""
+    text = secret.join(parts) if parts else secret
+    masker = Masker([secret])
+    bounds = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
+    written: list[tuple[int, bytes]] = []
+    for n, (a, b) in enumerate(itertools.pairwise(bounds)):
+        written += masker.feed_from(streams[n % len(streams)], text[a:b])
+    written += masker.flush_all()
+    assert b"".join(data for _, data in written) == text.replace(secret, b"***")

@@ -9,16 +9,15 @@ may go to stdout, is the commands' job. Values reaching here already passed ``va
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import secrets
-import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from keybroker.errors import InvalidSecret, SecretNotFound, UsageError
+from keybroker.redact import derived_forms
 
 #: Portable environment variable names (POSIX shells, dotenv, GitHub, GitLab).
 VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -53,16 +52,39 @@ def shell(pairs: Pairs) -> str:
     return "".join(f"export {check_var_name(n)}={shell_quote(v)}\n" for n, v in pairs)
 
 
-def dotenv(pairs: Pairs) -> str:
-    """``NAME=value`` lines, unquoted.
+def _check_line(name: str, value: str) -> None:
+    check_var_name(name)
+    if "\n" in value or "\r" in value:  # pragma: no cover - validate_key forbids it
+        raise InvalidSecret(f"the value of {name} contains a line break")
 
-    GitLab's dotenv reports keep quotes as part of the value, and keys have no whitespace or
-    newlines (validate_key), so the plain form is the one every dotenv reader agrees on.
+
+def dotenv_quote(value: str) -> str:
+    """``value`` as python-dotenv reads it back unchanged, interpolation on (its default).
+
+    Single quotes, in which python-dotenv decodes only ``\\`` and ``\'``. It then expands
+    ``${NAME}`` and ``${NAME:-default}`` even there, and has no escape for ``$``; but a
+    variable with an empty name (which no environment or dotenv file can define) falls back
+    to its default, so each ``${`` is written ``${:-$}{``, which reads back as ``${``.
+    """
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("${", "${:-$}{")
+    return f"'{escaped}'"
+
+
+def dotenv(pairs: Pairs) -> str:
+    """``NAME='value'`` lines in python-dotenv's syntax (see :func:`dotenv_quote`)."""
+    for name, value in pairs:
+        _check_line(name, value)
+    return "".join(f"{n}={dotenv_quote(v)}\n" for n, v in pairs)
+
+
+def plain_env(pairs: Pairs) -> str:
+    """``NAME=value`` lines, unquoted: GitLab's dotenv reports (and ``docker --env-file``).
+
+    GitLab's reader keeps quotes as part of the value and expands nothing, and keys have no
+    whitespace or newlines (validate_key), so the plain form is the faithful one there.
     """
     for name, value in pairs:
-        check_var_name(name)
-        if "\n" in value or "\r" in value:  # pragma: no cover - validate_key forbids it
-            raise InvalidSecret(f"the value of {name} contains a line break")
+        _check_line(name, value)
     return "".join(f"{n}={v}\n" for n, v in pairs)
 
 
@@ -77,26 +99,6 @@ def json_object(pairs: Pairs) -> str:
 def github_escape_data(text: str) -> str:
     """Escape workflow-command data as @actions/core does, so the runner reads back ``text``."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def derived_forms(value: str) -> list[str]:
-    """The value and the encodings of it a tool may log (JSON-escaped, URL-encoded, base64).
-
-    GitHub masks exact substrings only, so each form that differs from the value is masked
-    too. The value itself comes first.
-    """
-    forms = [value]
-    candidates = [
-        json.dumps(value)[1:-1],
-        urllib.parse.quote(value, safe=""),
-        urllib.parse.quote_plus(value, safe=""),
-        base64.b64encode(value.encode()).decode(),
-        base64.urlsafe_b64encode(value.encode()).decode().rstrip("="),
-    ]
-    for form in candidates:
-        if form and form not in forms:
-            forms.append(form)
-    return forms
 
 
 def github_mask_lines(values: Iterable[str]) -> str:

@@ -12,12 +12,44 @@ import sys
 
 _SECRETS: set[str] = set()
 _MIN_LENGTH = 4
+#: In text a third party wrote (a provider's error_description, a command's stderr, an AWS
+#: error), a run this long of token characters is taken for a credential: it may be one
+#: keybroker never saw (a signed request, another token), or an encoding of one it did.
+_OPAQUE = r"[A-Za-z0-9+/=_.~%-]{24,}"
+
+
+def derived_forms(value: str) -> list[str]:
+    """The value and the encodings of it a tool may log or echo back, value first.
+
+    JSON-escaped, URL-encoded (``quote`` and ``quote_plus``, as in a form body), base64
+    standard and URL-safe, each with and without padding. Masking (GitHub's, ``exec
+    --mask``) and scrubbing match exact substrings only, so each form is matched on its own.
+    """
+    import base64  # noqa: PLC0415 - redact is imported by every command; keep it light
+    import json  # noqa: PLC0415
+    import urllib.parse  # noqa: PLC0415
+
+    raw = value.encode()
+    forms = [value]
+    candidates = [
+        json.dumps(value)[1:-1],
+        urllib.parse.quote(value, safe=""),
+        urllib.parse.quote_plus(value, safe=""),
+        base64.b64encode(raw).decode(),
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    ]
+    for form in candidates:
+        if form and form not in forms:
+            forms.append(form)
+    return forms
 
 
 def sensitive(value: str | None) -> None:
-    """Remember ``value`` so that :func:`scrub` removes it from any text."""
+    """Remember ``value`` and its :func:`derived_forms` so :func:`scrub` removes them."""
     if value and len(value) >= _MIN_LENGTH:
-        _SECRETS.add(value)
+        _SECRETS.update(derived_forms(value))
 
 
 def scrub(text: str) -> str:
@@ -28,29 +60,41 @@ def scrub(text: str) -> str:
     return text
 
 
+def scrub_quoted(text: str) -> str:
+    """Third-party text made fit to quote: registered secrets, then any long opaque run, out.
+
+    For messages that quote what a server or a command said (never for keybroker's own
+    text, whose URLs and paths must stay readable).
+    """
+    import re  # noqa: PLC0415
+
+    return re.sub(_OPAQUE, "***", scrub(text))
+
+
 #: A diagnostic line longer than this is cut: a 5 MB config value must not become 5 MB of
 #: stderr (Claude Code shows the helper's stderr in /status).
 MAX_LINE = 2000
 
 
-def neutralise(text: str) -> str:
+def neutralise(text: str, limit: int | None = MAX_LINE) -> str:
     """Show control and format characters (ESC, NUL, CR, BEL, bidi overrides) as escapes.
 
-    Messages quote names from config files and environment variables; raw, such characters
-    could drive the terminal or hide part of the message. Overlong lines are shortened.
+    Messages quote names from config files, environment variables and servers; raw, such
+    characters could drive the terminal or hide part of the message. Lines longer than
+    ``limit`` are shortened (None: never, for a value the user asked to see whole).
     """
-    return "\n".join(_neutral_line(line) for line in text.split("\n"))
+    return "\n".join(_neutral_line(line, limit) for line in text.split("\n"))
 
 
-def _neutral_line(line: str) -> str:
+def _neutral_line(line: str, limit: int | None) -> str:
     if not line.isprintable():
         line = "".join(
             ch if ch.isprintable() or ch == "\t"
             else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
             for ch in line
         )
-    if len(line) > MAX_LINE:
-        line = f"{line[:MAX_LINE]}… ({len(line) - MAX_LINE} more characters)"
+    if limit is not None and len(line) > limit:
+        line = f"{line[:limit]}… ({len(line) - limit} more characters)"
     return line
 
 

@@ -8,7 +8,10 @@ value goes to ``$GITHUB_ENV`` and nowhere else. ``gitlab`` writes a dotenv repor
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,36 +80,138 @@ def resolve_profiles(
 
 
 def write_private(path: Path, text: str, *, append: bool) -> None:
-    """Write ``text`` to ``path`` created 0600; never through a symlink someone planted."""
+    """Append/write ``text`` to ``path`` created 0600; never through a symlink someone planted.
+
+    Only for ``$GITHUB_ENV``, a file the runner owns and reads back by path. Files keybroker
+    chooses the content of go through :func:`replace_private`.
+    """
     flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
     flags |= os.O_APPEND if append else os.O_TRUNC
     fd = os.open(path, flags, 0o600)
     try:
-        data = text.encode()
-        while data:
-            data = data[os.write(fd, data) :]
+        _write_fd(fd, text.encode())
     finally:
         os.close(fd)
 
 
+def _write_fd(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def check_target(path: Path) -> bool:
+    """Whether ``path`` exists; exit 2 if it is something keybroker must not replace.
+
+    A symlink (it could lead anywhere), anything but a regular file, or a file another user
+    owns: writing into such a file would keep its owner and mode, so whoever could read it
+    before could read the key.
+    """
+    from keybroker.errors import UsageError  # noqa: PLC0415
+
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise UsageError(f"cannot use {path}: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise UsageError(f"{path} is a symlink; keybroker does not write keys through symlinks",
+                         "remove it, or give the path of a regular file")
+    if not stat.S_ISREG(info.st_mode):
+        raise UsageError(f"{path} is not a regular file", "give another path")
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise UsageError(
+            f"{path} belongs to another user (uid {info.st_uid}); keybroker will not put a key "
+            "in a file someone else owns",
+            "remove the file first, or choose a path in a directory only you can write",
+        )
+    return True
+
+
+def check_directory(directory: Path) -> None:
+    """Exit 2 if someone else could swap the file after keybroker wrote it.
+
+    Nobody else can read the 0600 file, but in a directory group or others may write without
+    the sticky bit they could replace it by theirs before the next CI step reads it, and
+    choose its variables. (A directory another user owns is accepted: CI jobs running as
+    root in a container write into the runner user's workspace.)
+    """
+    from keybroker.errors import UsageError  # noqa: PLC0415
+
+    try:
+        info = directory.stat()
+    except OSError as exc:
+        raise UsageError(f"cannot use {directory}: {exc.strerror}") from None
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+        raise UsageError(
+            f"{directory} is not a safe place for a key file: others can write it, so the "
+            "file could be swapped after keybroker writes it",
+            "write to a directory only you (or root) can change, e.g. $RUNNER_TEMP or the "
+            "job's build directory",
+        )
+
+
+def replace_private(path: Path, text: str) -> None:
+    """Put ``text`` at ``path`` as a new 0600 file of ours, atomically.
+
+    The text goes to a fresh file (``O_EXCL``, random name) in the same directory, which then
+    replaces ``path`` by ``rename``: whatever file was there before (its owner, mode and any
+    open descriptors) never sees the key, and a reader sees the old or the new file whole.
+    """
+    from keybroker.errors import UsageError  # noqa: PLC0415
+
+    check_target(path)
+    directory = path.parent
+    check_directory(directory)
+    temp = directory / f".{path.name}.keybroker-{secrets.token_hex(8)}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(temp, flags, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot write in {directory}: {exc.strerror}",
+                         "choose a directory you can write") from None
+    try:
+        try:
+            os.fchmod(fd, 0o600)  # whatever the umask
+            _write_fd(fd, text.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        check_target(path)  # again, just before the swap
+        os.replace(temp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        if isinstance(exc, OSError):
+            raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+        raise
+
+
 def _replace_dotenv(path: Path, pairs: Sequence[tuple[str, str]]) -> str:
-    """The file's existing lines minus the names being set, then the new lines."""
-    from keybroker.output import dotenv  # noqa: PLC0415
+    """The file's existing lines minus the names being set, then the new lines (GitLab's
+    plain ``NAME=value``)."""
+    from keybroker.output import plain_env  # noqa: PLC0415
 
     names = {name for name, _ in pairs}
     kept: list[str] = []
-    try:
-        old = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        old = ""
-    except OSError as exc:
-        from keybroker.errors import UsageError  # noqa: PLC0415
+    old = ""
+    if check_target(path):
+        try:
+            with open(path, encoding="utf-8", opener=_no_follow) as handle:
+                old = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            from keybroker.errors import UsageError  # noqa: PLC0415
 
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+            reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise UsageError(f"cannot read {path}: {reason}") from None
     for line in old.splitlines():
         if line.partition("=")[0].strip() not in names:
             kept.append(line + "\n")
-    return "".join(kept) + dotenv(pairs)
+    return "".join(kept) + plain_env(pairs)
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
 
 
 def export(
@@ -149,7 +254,7 @@ def export(
                 "PROFILE --format shell)\"",
             )
         path = Path(output)
-        write_private(path, _replace_dotenv(path, pairs), append=False)
+        replace_private(path, _replace_dotenv(path, pairs))
         emit(
             f"keybroker: wrote {names} to {path}; GitLab does not mask dotenv variables: "
             "keep the key out of job output"
@@ -158,7 +263,7 @@ def export(
     render = {"shell": formats.shell, "dotenv": formats.dotenv, "json": formats.json_object}
     text = render[fmt](pairs)
     if output:
-        write_private(Path(output), text, append=False)
+        replace_private(Path(output), text)
         emit(f"keybroker: wrote {names} to {output}")
     else:
         click.echo(text, nl=False)

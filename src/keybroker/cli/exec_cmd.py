@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -32,35 +33,68 @@ MASK = b"***"
 
 
 class Masker:
-    """Streaming replacement of secrets: holds back only a tail that could start one."""
+    """Streaming replacement of secrets: holds back only a tail that could start one.
+
+    One masker serves both of the child's streams, fed in the order the bytes arrive, the
+    order a CI log that merges stdout and stderr shows them: a value whose first half goes
+    to stdout and the rest to stderr is still one value there. Each byte remembers its
+    stream; ``***`` goes to the stream where the match began.
+    """
 
     def __init__(self, secrets: Sequence[bytes]) -> None:
         # Longest first, so a secret that contains another is replaced whole.
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self.pending = b""
+        self.owners = bytearray()  # the stream of each pending byte
 
     def feed(self, chunk: bytes) -> bytes:
+        """One stream's view: masked bytes that can go out now."""
+        return b"".join(data for _, data in self.feed_from(0, chunk))
+
+    def flush(self) -> bytes:
+        """End of stream: the held-back tail is not a whole secret, so it can go out."""
+        return b"".join(data for _, data in self.flush_all())
+
+    def feed_from(self, stream: int, chunk: bytes) -> list[tuple[int, bytes]]:
+        """``chunk`` of ``stream`` (0 or 1) arrived: ``(stream, bytes)`` to write, in order."""
         data = self.pending + chunk
-        out: list[bytes] = []
+        owners = self.owners + bytes([stream]) * len(chunk)
+        out: list[tuple[int, bytes]] = []
         start = 0
         while True:
             hit = self._next_hit(data, start)
             if hit is None:
                 break
             index, secret = hit
-            out.append(data[start:index])
-            out.append(MASK)
+            self._emit(out, data, owners, start, index)
+            out.append((owners[index], MASK))
             start = index + len(secret)
-        tail = data[start:]
-        keep = self._prefix_len(tail)
-        out.append(tail[: len(tail) - keep])
-        self.pending = tail[len(tail) - keep :]
-        return b"".join(out)
+        keep = self._prefix_len(data[start:])
+        self._emit(out, data, owners, start, len(data) - keep)
+        self.pending = data[len(data) - keep :]
+        self.owners = owners[len(owners) - keep :]
+        return out
 
-    def flush(self) -> bytes:
-        """End of stream: the held-back tail is not a whole secret, so it can go out."""
-        rest, self.pending = self.pending, b""
-        return rest
+    def flush_all(self) -> list[tuple[int, bytes]]:
+        """Every stream ended: the held-back tail goes to the streams it came from."""
+        out: list[tuple[int, bytes]] = []
+        self._emit(out, self.pending, self.owners, 0, len(self.pending))
+        self.pending, self.owners = b"", bytearray()
+        return out
+
+    @staticmethod
+    def _emit(out: list[tuple[int, bytes]], data: bytes, owners: bytearray, start: int,
+              end: int) -> None:
+        """Append ``data[start:end]`` cut into runs of one stream each."""
+        while start < end:
+            stream = owners[start]
+            run_end = owners.find(1 - stream, start, end)  # two streams: 0 and 1
+            run_end = end if run_end < 0 else run_end
+            if out and out[-1][0] == stream:
+                out[-1] = (stream, out[-1][1] + data[start:run_end])
+            else:
+                out.append((stream, data[start:run_end]))
+            start = run_end
 
     def _next_hit(self, data: bytes, start: int) -> tuple[int, bytes] | None:
         best: tuple[int, bytes] | None = None
@@ -81,19 +115,30 @@ class Masker:
         return longest
 
 
-def _pump(source: IO[bytes], fd: int, masker: Masker) -> None:
-    """Copy the child's pipe to our ``fd``, masked, chunk by chunk as it arrives."""
-    reader = source.fileno()
-    while True:
-        try:
-            chunk = os.read(reader, _CHUNK)
-        except InterruptedError:  # pragma: no cover - PEP 475 retries
-            continue
-        data = masker.feed(chunk) if chunk else masker.flush()
-        _write_all(fd, data)
-        if not chunk:
-            break
-    source.close()
+def _pump(sources: Sequence[tuple[IO[bytes], int]], masker: Masker) -> None:
+    """Copy the child's pipes to our fds, masked, in the order the bytes arrive."""
+    targets = {}
+    with selectors.DefaultSelector() as selector:
+        for stream, (source, fd) in enumerate(sources):
+            selector.register(source.fileno(), selectors.EVENT_READ, stream)
+            targets[stream] = fd
+        live = len(sources)
+        while live:
+            for key, _ in selector.select():
+                try:
+                    chunk = os.read(key.fd, _CHUNK)
+                except InterruptedError:  # pragma: no cover - PEP 475 retries
+                    continue
+                if not chunk:
+                    selector.unregister(key.fd)
+                    live -= 1
+                    continue
+                for stream, data in masker.feed_from(key.data, chunk):
+                    _write_all(targets[stream], data)
+    for stream, data in masker.flush_all():
+        _write_all(targets[stream], data)
+    for source, _ in sources:
+        source.close()
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -161,21 +206,65 @@ def run_child(
     _forward_signals(proc)
     pumps: list[threading.Thread] = []
     if mask_values is not None:
-        secrets = [v.encode() for v in mask_values]
-        for stream, fd in ((proc.stdout, sys.stdout.fileno()), (proc.stderr,
-                                                                 sys.stderr.fileno())):
-            assert stream is not None
-            pump = threading.Thread(target=_pump, args=(stream, fd, Masker(secrets)),
-                                    daemon=True)
-            pump.start()
-            pumps.append(pump)
+        from keybroker.redact import derived_forms  # noqa: PLC0415
+
+        secrets = [form.encode() for v in mask_values for form in derived_forms(v)]
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        sources = [(proc.stdout, sys.stdout.fileno()), (proc.stderr, sys.stderr.fileno())]
+        pump = threading.Thread(target=_pump, args=(sources, Masker(secrets)), daemon=True)
+        pump.start()
+        pumps.append(pump)
     returncode = proc.wait()
     for pump in pumps:
         pump.join()
     return exit_status(returncode)
 
 
-@click.command("exec")
+class _ExecCommand(click.Command):
+    """``exec``'s parser: keybroker's options go before COMMAND, ``--`` is optional.
+
+    ``keybroker exec P sh -c 'echo hi'`` must not read ``-c`` as keybroker's option. So
+    the arguments are split once, before click sees them: keybroker's own options are taken
+    before PROFILE and between PROFILE and the first word of COMMAND (or ``--``); from that
+    word on, everything belongs to COMMAND, options included.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, split_command(args, self.get_params(ctx)))
+
+
+def split_command(args: Sequence[str], params: Sequence[click.Parameter]) -> list[str]:
+    """``args`` rearranged as ``[OPTIONS…] PROFILE -- COMMAND…`` (see :class:`_ExecCommand`)."""
+    takes_value: dict[str, bool] = {}
+    for param in params:
+        if isinstance(param, click.Option):
+            for name in (*param.opts, *param.secondary_opts):
+                takes_value[name] = not param.is_flag and not param.count
+    options: list[str] = []
+    positional: list[str] = []
+    command: list[str] | None = None
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            command = list(args[i + 1 :])
+            break
+        if arg.startswith("-") and arg != "-":
+            options.append(arg)
+            if takes_value.get(arg) and i + 1 < len(args):
+                options.append(args[i + 1])  # --var NAME (not --var=NAME)
+                i += 1
+        elif positional:
+            command = list(args[i:])  # the first word after PROFILE starts COMMAND
+            break
+        else:
+            positional.append(arg)
+        i += 1
+    return options + positional + (["--", *command] if command is not None else [])
+
+
+@click.command("exec", cls=_ExecCommand)
 @click.argument("profile")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--var", "variables", multiple=True, metavar="NAME[=PROFILE]",
@@ -196,6 +285,10 @@ def exec_(
     \b
     keybroker exec litellm -- claude -p "hello"
     keybroker exec litellm --var OPENAI_API_KEY --mask -- ./run-tests.sh
+    keybroker exec --mask litellm sh -c 'make test'
+
+    keybroker's options go before COMMAND; from COMMAND's first word on (or after --),
+    every argument is COMMAND's, so "-c" above reaches sh.
 
     Signals are passed on to COMMAND and its exit status is returned (128+N for signal N).
     """

@@ -24,10 +24,14 @@ from keybroker.cli.errors import config_option, debug_option, handles_errors
 #: A person gets this long to sign in (device codes usually live 5-15 minutes).
 LOGIN_TIMEOUT = 900.0
 SPINNER = "|/-\\"
+#: Lines here carry URLs a person must copy whole; only an absurd one is cut.
+LINE_LIMIT = 16384
 
 
 class Terminal:
-    """Lines and a live waiting indicator on stderr, scrubbed like every diagnostic.
+    """Lines and a live waiting indicator on stderr, scrubbed and neutralised like every
+    diagnostic: the lines quote what the provider sent (``verification_uri``, ``user_code``),
+    and an escape sequence in them must not reach the terminal raw.
 
     On a terminal the indicator redraws one line (spinner and elapsed time); elsewhere (a log,
     a test) it prints the message once and then a dot per second, then a newline.
@@ -50,10 +54,15 @@ class Terminal:
             pass
 
     def say(self, line: str) -> None:
+        from keybroker.redact import neutralise, scrub  # noqa: PLC0415
+
         self.done()
-        self._write(line + "\n")
+        self._write(neutralise(scrub(line), limit=LINE_LIMIT) + "\n")
 
     def waiting(self, what: str, elapsed: float) -> None:
+        from keybroker.redact import neutralise  # noqa: PLC0415
+
+        what = neutralise(what)
         if self.tty:
             self.ticks += 1
             spin = SPINNER[self.ticks % len(SPINNER)]

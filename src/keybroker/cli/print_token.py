@@ -16,7 +16,7 @@ import click
 from keybroker import clock
 from keybroker.cli.errors import config_option, debug_option, handles_errors
 from keybroker.durations import format_duration
-from keybroker.redact import mask
+from keybroker.redact import mask, neutralise
 
 JSON_VERSION = 1
 
@@ -99,7 +99,8 @@ def render_human(doc: dict[str, Any]) -> str:
 
         rows.append(("event", render(event)))
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+    # values quote servers (a version id) and config: control characters shown as escapes
+    return "\n".join(f"{k.ljust(width)}  {neutralise(v, limit=None)}" for k, v in rows)
 
 
 @click.command("print-token")

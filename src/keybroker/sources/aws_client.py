@@ -77,8 +77,14 @@ class Clients:
     attempt_bound: float
 
 
+#: Credentials botocore may take from the environment: secrets, whether or not they are used.
+_ENV_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
 def clients_for(target: Target, ctx: FetchContext) -> Clients:
     botocore = load_botocore()
+    for name in _ENV_SECRETS:  # an AWS error (or a traceback) could echo them
+        ctx.sensitive(ctx.env.get(name))
     left = ctx.timeout()
     connect = max(0.1, min(target.connect_timeout, left))
     read = max(0.1, min(target.read_timeout, left))
@@ -170,6 +176,28 @@ def _error_code(exc: BaseException) -> tuple[str, int]:
     return code, status
 
 
+#: Every code :func:`translate` treats specially; any other is the server's free text.
+_KNOWN = _THROTTLING | _TRANSIENT | _EXPIRED | _REJECTED | _DENIED | {
+    "DecryptionFailure", "ResourceNotFoundException", "InvalidRequestException",
+    "InvalidParameterException", "ValidationException",
+}
+_MAX_CODE = 64
+
+
+def shown_code(code: str) -> str:
+    """An AWS error code fit to quote: a known code as is; any other scrubbed and shortened.
+
+    The code comes from the endpoint (``endpoint_url`` may be anything), so an unknown one is
+    treated like any quoted server text (see :func:`keybroker.redact.scrub_quoted`).
+    """
+    if code in _KNOWN:
+        return code
+    from keybroker.redact import scrub_quoted  # noqa: PLC0415
+
+    cleaned = scrub_quoted(code)
+    return cleaned if len(cleaned) <= _MAX_CODE else cleaned[: _MAX_CODE - 1] + "…"
+
+
 def _retryable(exc: BaseException) -> bool:
     botocore = load_botocore()
     errors = botocore.exceptions
@@ -201,6 +229,7 @@ def translate(
     region = target.where_region() if target else "the configured region"
     if isinstance(exc, errors.ClientError):
         code, status = _error_code(exc)
+        code = shown_code(code)
         if code == "DecryptionFailure":
             return AccessDenied(
                 f"{where}: Secrets Manager could not decrypt {resource} with its KMS key "

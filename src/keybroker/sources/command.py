@@ -123,12 +123,20 @@ class CommandSource(BaseSource):
 
 
 def _summarise(stderr: bytes, stdout_value: str | None) -> str:
-    """The last lines of stderr, shortened, with anything that looks like stdout removed."""
+    """The last lines of stderr, shortened, with stdout's words and anything that looks like
+    a credential (:func:`~keybroker.redact.scrub_quoted`) removed.
+
+    The command had the whole environment, so its stderr may quote a token keybroker never
+    registered (``env | grep TOKEN``, a verbose HTTP client); a long opaque run is cut.
+    """
+    from keybroker.redact import scrub_quoted  # noqa: PLC0415
+
     text = stderr.decode("utf-8", "replace")
     if stdout_value:
         for token in stdout_value.split():
             if len(token) >= 4:
                 text = text.replace(token, "***")
+    text = scrub_quoted(text)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     summary = " / ".join(lines[-3:])
     printable = "".join(ch if ch.isprintable() else "?" for ch in summary)

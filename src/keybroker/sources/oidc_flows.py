@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import math
 import secrets
 import threading
 import time
@@ -24,6 +25,9 @@ from keybroker.sources.base import FetchContext
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_INTERVAL = 5.0
 SLOW_DOWN_STEP = 5.0
+#: Bounds on what the provider says: poll every 1-60 s, give up after 30 min at most.
+MIN_INTERVAL, MAX_INTERVAL = 1.0, 60.0
+MAX_CODE_LIFETIME = 1800.0
 #: How often the waiting indicator is redrawn while a person signs in.
 TICK = 0.2
 
@@ -118,8 +122,8 @@ def device_flow(
         raise UsageError(f"{where}: the provider's device authorization answer is incomplete")
     assert isinstance(device_code, str)
     ctx.sensitive(device_code)
-    interval = _number(start.get("interval"), DEFAULT_INTERVAL)
-    lifetime = _number(start.get("expires_in"), 600.0)
+    interval = bounded(start.get("interval"), DEFAULT_INTERVAL, MIN_INTERVAL, MAX_INTERVAL)
+    lifetime = bounded(start.get("expires_in"), 600.0, MIN_INTERVAL, MAX_CODE_LIFETIME)
     ui.say(f"keybroker: to sign in, open {verify}")
     ui.say(f"keybroker: and enter the code: {user_code}")
     complete = start.get("verification_uri_complete")
@@ -141,7 +145,7 @@ def device_flow(
             if exc.error == "authorization_pending":
                 continue
             if exc.error == "slow_down":
-                interval += SLOW_DOWN_STEP
+                interval = min(interval + SLOW_DOWN_STEP, MAX_INTERVAL)
                 continue
             ui.done()
             if exc.error == "access_denied":
@@ -164,9 +168,16 @@ def device_flow(
         return body
 
 
-def _number(value: Any, default: float) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
+def bounded(value: Any, default: float, low: float, high: float) -> float:
+    """A provider's number of seconds, within ``low``..``high``; ``default`` if not a number.
+
+    NaN, infinities and non-positive values count as absent: ``interval: Infinity`` must
+    not become a wait that never ends.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool) and (
+        math.isfinite(value) and value > 0
+    ):
+        return min(max(float(value), low), high)
     return default
 
 
@@ -300,9 +311,11 @@ def browser_flow(
         raise AccessDenied(f"{where}: the browser redirect did not carry this login's state",
                            "run the login again; close other sign-in tabs")
     if "error" in answer:
-        detail = answer.get("error_description", "")
-        detail = f" ({detail[:200]})" if detail else ""
-        raise AccessDenied(f"{where}: the sign-in failed: {answer['error'][:60]}{detail}")
+        from keybroker.sources.oidc_http import _clean  # noqa: PLC0415
+
+        detail = _clean(answer.get("error_description"))
+        detail = f" ({detail})" if detail else ""
+        raise AccessDenied(f"{where}: the sign-in failed: {_clean(answer['error'])[:60]}{detail}")
     code = answer.get("code", "")
     ctx.sensitive(code)
     data = {

@@ -29,6 +29,8 @@ DISCOVERY_TTL = 3600.0
 DEFAULT_STEP_TIMEOUT = 10.0
 #: Provider error descriptions are echoed (scrubbed) up to this length.
 MAX_DESCRIPTION = 200
+#: An OAuth error code is a short word; a longer one is cut.
+MAX_ERROR = 60
 
 
 @record(frozen=True)
@@ -50,11 +52,25 @@ def requests_module() -> Any:
     return requests
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+#: Discovery fields naming URLs keybroker sends secrets to or trusts keys from.
+ENDPOINTS = ("token_endpoint", "device_authorization_endpoint", "authorization_endpoint",
+             "jwks_uri", "revocation_endpoint", "introspection_endpoint", "userinfo_endpoint")
+
+
+def transport_ok(url: str) -> bool:
+    """https, or http to a loopback address: the only ways a token or secret may travel."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return bool(parts.hostname)
+    return parts.scheme == "http" and (parts.hostname or "") in LOOPBACK
+
+
 def check_issuer(issuer: str) -> str:
     """The issuer without a trailing slash; https only, except on a loopback address (exit 2)."""
     parts = urlsplit(issuer)
     host = parts.hostname or ""
-    loopback = host in ("127.0.0.1", "::1", "localhost")
+    loopback = host in LOOPBACK
     if parts.scheme not in ("https", "http") or not host or parts.query or parts.fragment:
         raise UsageError(
             f"oidc: issuer '{issuer}' is not a valid issuer URL",
@@ -138,6 +154,7 @@ def discover(issuer: str, ctx: FetchContext, http: Http, refresh: bool = False) 
             except ValueError:
                 doc = None
             if isinstance(doc, dict):
+                check_endpoints(doc, issuer)
                 return doc
     url = issuer + "/.well-known/openid-configuration"
     response = _send("GET", url, ctx, http, f"oidc: discovery for {issuer}",
@@ -160,9 +177,26 @@ def discover(issuer: str, ctx: FetchContext, http: Http, refresh: bool = False) 
             f"oidc: {url} names issuer '{doc.get('issuer')}', not '{issuer}'",
             "set issuer to exactly the value the provider publishes",
         )
+    check_endpoints(doc, issuer)
     if ctx.aux is not None:
         ctx.aux.put(name, AuxEntry(json.dumps(doc), expires_at=clock.now() + DISCOVERY_TTL))
     return doc
+
+
+def check_endpoints(doc: Mapping[str, Any], issuer: str) -> None:
+    """Refuse (exit 2) a document that sends secrets anywhere but https (or loopback http).
+
+    An https issuer whose discovery names an http token endpoint would have the client
+    secret, codes and refresh tokens travel in clear; the same rule as the issuer's.
+    """
+    for key in ENDPOINTS:
+        url = doc.get(key)
+        if isinstance(url, str) and url and not transport_ok(url):
+            raise UsageError(
+                f"oidc: {issuer} publishes {key} '{url}', which is not https; tokens and "
+                "secrets must only travel over https",
+                "ask the provider's admin to publish https endpoints",
+            )
 
 
 def endpoint(doc: Mapping[str, Any], key: str, issuer: str, purpose: str) -> str:
@@ -208,7 +242,7 @@ def post_form(
             "the provider is busy or failing; try again later",
         )
     if isinstance(body, dict) and isinstance(body.get("error"), str):
-        raise TokenError(body["error"], _clean(body.get("error_description")),
+        raise TokenError(_clean(body["error"])[:MAX_ERROR], _clean(body.get("error_description")),
                          response.status_code)
     if response.status_code in (401, 403):
         raise AccessDenied(f"{what}: refused with HTTP {response.status_code}")
@@ -219,11 +253,18 @@ def post_form(
 
 
 def _clean(text: Any) -> str:
-    """A provider's error_description made safe for one stderr line."""
+    """A provider's error_description made safe for one stderr line.
+
+    Providers echo request fields back (a URL-encoded client secret, a token), so besides
+    the registered secrets and their encodings any long opaque run is cut
+    (:func:`~keybroker.redact.scrub_quoted`).
+    """
+    from keybroker.redact import scrub_quoted  # noqa: PLC0415
+
     if not isinstance(text, str):
         return ""
     cleaned = "".join(ch if ch.isprintable() else " " for ch in text).strip()
-    return cleaned[:MAX_DESCRIPTION]
+    return scrub_quoted(cleaned)[:MAX_DESCRIPTION]
 
 
 def get_json(url: str, ctx: FetchContext, http: Http, what: str,

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -37,12 +38,30 @@ def jwt_claims(token: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
+#: A lifetime longer than this is not a real token's: treated as an invalid value.
+MAX_LIFETIME = 10 * 365.25 * 86400
+
+
 def jwt_exp(token: str) -> float | None:
+    """The JWT's ``exp`` (may be NaN or infinite: :func:`to_secret` checks it)."""
     claims = jwt_claims(token)
     exp = None if claims is None else claims.get("exp")
     if isinstance(exp, int | float) and not isinstance(exp, bool):
         return float(exp)
     return None
+
+
+def lifetime(value: Any) -> float | None:
+    """``expires_in`` as seconds; None when absent or not a number; NaN when unusable."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        seconds = float(value)
+    except (ValueError, OverflowError):
+        return None
+    if not math.isfinite(seconds) or seconds < 0 or seconds > MAX_LIFETIME:
+        return math.nan
+    return seconds
 
 
 def register_tokens(body: Mapping[str, Any], ctx: FetchContext) -> None:
@@ -63,14 +82,20 @@ def to_secret(
                 if which == "id_token" else "check the grant and scope settings")
         raise InvalidSecret(f"{where}: the token response has no {which}", hint)
     expires_at: float | None = None
-    expires_in = body.get("expires_in")
-    if which == "access_token" and isinstance(expires_in, int | float | str):
-        try:
-            expires_at = received_at + float(expires_in)
-        except ValueError:
-            expires_at = None
+    seconds = lifetime(body.get("expires_in")) if which == "access_token" else None
+    if seconds is not None:
+        expires_at = received_at + seconds
     if expires_at is None:
         expires_at = jwt_exp(value)
+    if expires_at is not None and not (
+        math.isfinite(expires_at) and expires_at <= received_at + MAX_LIFETIME
+    ):
+        # NaN, an infinity, a negative or a ten-year lifetime: cached, it would never expire
+        raise InvalidSecret(
+            f"{where}: the provider gave the {which} an impossible lifetime "
+            "(expires_in / exp not a finite time within 10 years)",
+            "the provider's token response is broken; report it to its admin",
+        )
     metadata: dict[str, Any] = {"grant": grant, "token": which}
     for key in ("token_type", "scope", "issued_token_type"):
         if isinstance(body.get(key), str):
@@ -126,8 +151,9 @@ class RefreshStore:
                 "\"keychain\"",
             )
         expires_at = None
-        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
-            expires_at = clock.now() + float(expires_in)
+        seconds = lifetime(expires_in)
+        if seconds is not None and math.isfinite(seconds):  # else: no known end
+            expires_at = clock.now() + seconds
         self.ctx.aux.put(self.key, AuxEntry(token, expires_at=expires_at))
 
     def delete(self) -> None:

@@ -7,6 +7,7 @@ ISO 8601 / RFC 3339 time.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -40,19 +41,23 @@ def field_names(doc: Mapping[str, Any]) -> str:
 def parse_time(value: Any) -> float | None:
     """Epoch seconds (a number or numeric text) or an ISO 8601 time, as epoch seconds.
 
-    A time without an offset is taken as UTC. Anything else (booleans included) is None.
+    A time without an offset is taken as UTC. Anything else (booleans included) is None, and
+    so are NaN and infinities (``"inf"`` parses as a float): an expiry that never comes
+    would make a cached key fresh forever.
     """
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
+        return float(value) if math.isfinite(value) else None
     if not isinstance(value, str):
         return None
     text = value.strip()
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        return number if math.isfinite(number) else None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
