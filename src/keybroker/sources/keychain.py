@@ -24,15 +24,10 @@ DEFAULT_USERNAME = "keybroker"
 
 
 def load_keyring() -> Any:
-    """Import keyring and return it, or raise exit 2 saying what to install."""
-    try:
-        import keyring  # noqa: PLC0415
-    except ImportError:
-        raise SourceUnavailable(
-            "the keychain source needs the 'keyring' package",
-            "install it: pip install 'keybroker[keychain]'",
-        ) from None
-    return keyring
+    """Import keyring and return it, or raise exit 2 naming the command that installs it."""
+    from keybroker.extras import require  # noqa: PLC0415
+
+    return require("keyring", "keychain", "the keychain source")
 
 
 def backend(keyring: Any) -> Any:

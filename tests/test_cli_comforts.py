@@ -1,0 +1,131 @@
+"""Errors that say what to do, and the CLI's comforts (issue 17), through the real executables.
+
+A missing optional package is hidden for real: a ``sitecustomize`` on PYTHONPATH installs a
+meta-path finder that refuses the package's top-level name, so the installed keybroker meets
+exactly what a user without the extra meets.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.kb import assert_fails, run
+
+HIDER = '''
+import os, sys
+
+HIDDEN = set(filter(None, os.environ.get("KB_TEST_HIDE", "").split(",")))
+
+
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in HIDDEN:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, Hide())
+'''
+
+PROFILES = """
+[profiles.a]
+source = "aws"
+secret_id = "kb-absent"
+region = "us-east-1"
+
+[profiles.k]
+source = "keychain"
+service = "svc"
+
+[profiles.o]
+source = "oidc"
+issuer = "http://127.0.0.1:9"
+client_id = "c"
+client_secret_env = "KB_TEST_CLIENT_SECRET"
+"""
+
+
+def hide(env: dict[str, str], base: Path, *packages: str) -> dict[str, str]:
+    """``env`` in which ``packages`` cannot be imported by any keybroker process."""
+    site = base / "hide-site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(HIDER)
+    return dict(env, PYTHONPATH=str(site), KB_TEST_HIDE=",".join(packages))
+
+
+def install_line(extra: str) -> re.Pattern[str]:
+    """The exact command for this (virtualenv) install: its interpreter's pip and the extra."""
+    return re.compile(rf"install it: /\S+/python[\d.]* -m pip install 'keybroker\[{extra}\]'")
+
+
+# --- 1. missing extras: exit 2 and the exact command, from every command ---
+
+MISSING_EXTRA_CASES = [
+    ("botocore", "aws", "boto3", ["keybroker", "get", "a"]),
+    ("botocore", "aws", "boto3", ["keybroker", "print-token", "a"]),
+    ("botocore", "aws", "boto3", ["keybroker", "aws-credentials", "a"]),
+    ("botocore", "aws", "boto3", ["keybroker-aws", "--secret-id", "x", "--region", "us-east-1"]),
+    ("keyring", "keychain", "keyring", ["keybroker", "get", "k"]),
+    ("keyring", "keychain", "keyring", ["keybroker", "keychain", "delete", "svc"]),
+    ("keyring", "keychain", "keyring", ["keybroker-keychain", "--service", "svc"]),
+    ("requests", "oidc", "requests", ["keybroker", "get", "o"]),
+    ("requests", "oidc", "requests", ["keybroker", "ci", "export", "o"]),
+    ("requests", "oidc", "requests",
+     ["keybroker-oidc", "--issuer", "http://127.0.0.1:9", "--client-id", "c",
+      "--client-secret-env", "KB_TEST_CLIENT_SECRET"]),
+]
+
+
+@pytest.mark.parametrize(("hidden", "extra", "package", "argv"), MISSING_EXTRA_CASES,
+                         ids=[" ".join(c[3][:3]) for c in MISSING_EXTRA_CASES])
+def test_missing_extra_is_a_usage_error_naming_the_command(kb_env, hidden, extra, package,
+                                                           argv):
+    kb_env.write_config(PROFILES)
+    env = hide(kb_env, kb_env.base, hidden)
+    env["KB_TEST_CLIENT_SECRET"] = "not-a-real-secret"
+    result = run(argv, env)
+    assert_fails(result, 2, f"needs {package}, which is not installed")
+    assert install_line(extra).search(result.stderr), result
+    assert result.stderr.count("\n") == 1, result  # one line
+
+
+@pytest.mark.parametrize(("hidden", "extra", "profile"),
+                         [("botocore", "aws", "a"), ("keyring", "keychain", "k"),
+                          ("requests", "oidc", "o")])
+def test_doctor_names_the_install_command(kb_env, hidden, extra, profile):
+    kb_env.write_config(PROFILES)
+    env = dict(hide(kb_env, kb_env.base, hidden), KB_TEST_CLIENT_SECRET="x")
+    result = run(["keybroker", "doctor", profile], env)
+    assert result.code == 1, result
+    assert "Traceback" not in result.stderr + result.stdout
+    assert install_line(extra).search(result.stdout), result
+
+
+def test_a_missing_dependency_of_the_extra_is_named(kb_env):
+    """requests present but urllib3 gone: the same command fixes it, and the line says why."""
+    kb_env.write_config(PROFILES)
+    env = dict(hide(kb_env, kb_env.base, "urllib3"), KB_TEST_CLIENT_SECRET="x")
+    result = run(["keybroker", "get", "o"], env)
+    assert_fails(result, 2, "needs requests, which is not installed (urllib3 is missing)")
+    assert install_line("oidc").search(result.stderr), result
+
+
+def test_install_command_per_installation(monkeypatch):
+    """The hint follows how keybroker was installed (pure function of sys.prefix)."""
+    import sys  # noqa: PLC0415
+
+    from keybroker import extras  # noqa: PLC0415
+
+    monkeypatch.setattr(sys, "prefix", "/home/u/.local/share/uv/tools/keybroker")
+    assert extras.install_command("aws").startswith("uv tool install 'keybroker[")
+    assert "aws" in extras.install_command("aws")
+    monkeypatch.setattr(sys, "prefix", "/home/u/.local/share/pipx/venvs/keybroker")
+    assert extras.install_command("vault") == "pipx inject keybroker hvac"
+    monkeypatch.setattr(sys, "prefix", sys.base_prefix)
+    assert extras.install_command("oidc") == (
+        "pip install 'keybroker[oidc]' (or for a uv tool: uv tool install 'keybroker[oidc]')"
+    )
+
