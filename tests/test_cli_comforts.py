@@ -8,6 +8,7 @@ exactly what a user without the extra meets.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,29 @@ def test_install_command_per_installation(monkeypatch):
         "pip install 'keybroker[oidc]' (or for a uv tool: uv tool install 'keybroker[oidc]')"
     )
 
+
+
+# --- 4. the keychain's no-backend message names the backend and what to do ---
+
+
+def test_no_keychain_backend_names_the_class_and_the_fix(kb_env):
+    kb_env.write_config(PROFILES)
+    env = dict(kb_env, PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
+    for argv in (["keybroker", "get", "k"], ["keybroker-keychain", "--service", "svc"],
+                 ["keybroker", "keychain", "delete", "svc"]):
+        result = run(argv, env)
+        assert_fails(result, 2, "(keyring.backends.fail.Keyring: no recommended backend)",
+                     "unset it, or name a real backend such as keyring.backends.")
+        assert "keyring chose" not in result.stderr
+    doctor = run(["keybroker", "doctor", "k"], env)
+    assert "✗ profile 'k' keychain backend: no OS keychain is available (keyring.backends." \
+           "fail.Keyring: no recommended backend)" in doctor.stdout, doctor
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Secret Service is Linux's")
+def test_no_dbus_session_says_what_to_start(kb_env):
+    kb_env.write_config(PROFILES)
+    env = {k: v for k, v in kb_env.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
+    result = run(["keybroker", "get", "k"], env)
+    assert_fails(result, 2, "no recommended backend", "DBUS_SESSION_BUS_ADDRESS is not set",
+                 "apt install gnome-keyring")

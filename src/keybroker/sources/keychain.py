@@ -7,6 +7,8 @@ install, not as a bare keyring exception.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,17 +32,49 @@ def load_keyring() -> Any:
     return require("keyring", "keychain", "the keychain source")
 
 
-def backend(keyring: Any) -> Any:
-    """The active backend, or exit 2 naming what is missing (keyring's 'fail' backend)."""
+def backend(keyring: Any, env: Mapping[str, str] | None = None) -> Any:
+    """The active backend, or exit 2 naming the placeholder keyring chose and what to do.
+
+    keyring falls back to ``keyring.backends.fail.Keyring`` ("no recommended backend") when
+    no keychain is reachable, and to ``null.Keyring`` when it was disabled; both answer every
+    call with an error or nothing, so they are refused here with the class's full name.
+    """
     active = keyring.get_keyring()
     module = type(active).__module__
-    if module.startswith("keyring.backends.fail") or module.startswith("keyring.backends.null"):
+    if module.startswith(("keyring.backends.fail", "keyring.backends.null")):
+        path = f"{module}.{type(active).__name__}"
+        why = "no recommended backend" if ".fail" in module else "keyring is disabled"
         raise SourceUnavailable(
-            f"no OS keychain backend is available (keyring chose {type(active).__name__})",
-            "on Linux install and unlock a Secret Service (gnome-keyring or KeePassXC) and "
-            "pip install secretstorage; or set PYTHON_KEYRING_BACKEND",
+            f"no OS keychain is available ({path}: {why})",
+            no_backend_hint(module, os.environ if env is None else env),
         )
     return active
+
+
+def no_backend_hint(module: str, env: Mapping[str, str]) -> str:
+    """What to install or change, for this platform and this session."""
+    chosen = env.get("PYTHON_KEYRING_BACKEND", "")
+    if chosen:
+        return (f"PYTHON_KEYRING_BACKEND={chosen} selects it: unset it, or name a real "
+                f"backend such as {_PLATFORM_BACKEND.get(sys.platform, _LINUX_BACKEND)}")
+    if module.startswith("keyring.backends.null"):
+        return ("'keyring --disable' turned keyring off: delete the default-keyring line "
+                "from keyringrc.cfg (run 'keyring diagnose' to find it)")
+    if sys.platform.startswith("linux"):
+        if not env.get("DBUS_SESSION_BUS_ADDRESS"):
+            return ("there is no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set): run "
+                    "in a desktop session, or start dbus and a Secret Service such as "
+                    "gnome-keyring (apt install gnome-keyring) or KeePassXC")
+        return ("install and unlock a Secret Service on this D-Bus session: gnome-keyring "
+                "(apt install gnome-keyring) or KeePassXC with Secret Service enabled")
+    return "run 'keyring diagnose' to see why keyring found no backend"
+
+
+_LINUX_BACKEND = "keyring.backends.SecretService.Keyring"
+_PLATFORM_BACKEND = {
+    "darwin": "keyring.backends.macOS.Keyring",
+    "win32": "keyring.backends.Windows.WinVaultKeyring",
+}
 
 
 def _name(active: Any) -> str:
@@ -89,7 +123,7 @@ class KeychainSource(BaseSource):
         username = str(request.settings.get("username") or DEFAULT_USERNAME)
         keyring = load_keyring()
         try:
-            active = backend(keyring)
+            active = backend(keyring, ctx.env)
             value = active.get_password(service, username)
         except UsageError:
             raise
@@ -107,7 +141,7 @@ class KeychainSource(BaseSource):
     def doctor(self, request: Request, ctx: FetchContext) -> list[Check]:
         try:
             keyring = load_keyring()
-            active = backend(keyring)
+            active = backend(keyring, ctx.env)
         except UsageError as exc:
             return [Check(False, "keychain backend", exc.message, exc.hint or "")]
         return [Check(True, "keychain backend", _name(active))]
