@@ -45,7 +45,7 @@ def backend(keyring: Any, env: Mapping[str, str] | None = None) -> Any:
         path = f"{module}.{type(active).__name__}"
         why = "no recommended backend" if ".fail" in module else "keyring is disabled"
         raise SourceUnavailable(
-            f"no OS keychain is available ({path}: {why})",
+            f"no OS keychain backend is available ({path}: {why})",
             no_backend_hint(module, os.environ if env is None else env),
         )
     return active
@@ -55,8 +55,9 @@ def no_backend_hint(module: str, env: Mapping[str, str]) -> str:
     """What to install or change, for this platform and this session."""
     chosen = env.get("PYTHON_KEYRING_BACKEND", "")
     if chosen:
+        real = _PLATFORM_BACKEND.get(sys.platform, f"{_LINUX_BACKEND} (a Secret Service)")
         return (f"PYTHON_KEYRING_BACKEND={chosen} selects it: unset it, or name a real "
-                f"backend such as {_PLATFORM_BACKEND.get(sys.platform, _LINUX_BACKEND)}")
+                f"backend such as {real}")
     if module.startswith("keyring.backends.null"):
         return ("'keyring --disable' turned keyring off: delete the default-keyring line "
                 "from keyringrc.cfg (run 'keyring diagnose' to find it)")
