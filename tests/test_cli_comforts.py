@@ -145,8 +145,8 @@ def test_no_keychain_backend_names_the_class_and_the_fix(kb_env):
                      "unset it, or name a real backend such as keyring.backends.")
         assert "keyring chose" not in result.stderr
     doctor = run(["keybroker", "doctor", "k"], env)
-    assert "✗ profile 'k' keychain backend: no OS keychain backend is available (keyring.backends." \
-           "fail.Keyring: no recommended backend)" in doctor.stdout, doctor
+    assert ("✗ profile 'k' keychain backend: no OS keychain backend is available "
+            "(keyring.backends.fail.Keyring: no recommended backend)") in doctor.stdout, doctor
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Secret Service is Linux's")
