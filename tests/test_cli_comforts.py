@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kb import assert_fails, run
+from tests.kb import Result, assert_fails, run
 
 HIDER = '''
 import os, sys
@@ -266,3 +266,80 @@ def test_cleared_keys_leave_the_assumed_role_in_place(kb_env, aws_proxy, secrets
     assert run(["keybroker", "get", "r"], kb_env).code == 0
     assert aws_proxy.count("AssumeRole") == 1, aws_proxy.operations
     assert aws_proxy.count("GetSecretValue") == 2, aws_proxy.operations
+
+
+# --- 7. shell completion: the script, and profile names from the config ---
+
+
+def complete(kb_env, words: str, shell: str = "bash") -> Result:
+    """Run the completion protocol the script uses against the real executable."""
+    cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+    incomplete = "" if words.endswith(" ") else words.rsplit(maxsplit=1)[-1]
+    env = dict(kb_env, _KEYBROKER_COMPLETE=f"{shell}_complete", COMP_WORDS=words,
+               COMP_CWORD=incomplete if shell == "fish" else str(cword))  # fish sends the word
+    return run(["keybroker"], env)
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_prints_the_script_for_each_shell(kb_env, shell):
+    result = run(["keybroker", "completion", shell], kb_env)
+    assert result.code == 0, result
+    assert "_KEYBROKER_COMPLETE" in result.stdout
+    assert f"{shell}_complete" in result.stdout
+    assert result.err == b""
+
+
+def test_completion_refuses_an_unknown_shell(kb_env):
+    result = run(["keybroker", "completion", "tcsh"], kb_env)
+    assert result.code == 2, result
+    assert "'tcsh' is not one of 'bash', 'zsh', 'fish'" in result.stderr
+
+
+def test_profile_names_complete_from_the_config(kb_env):
+    kb_env.write_config(PROFILES + '\n[profiles.other]\nsource = "env"\nvar = "X"\n')
+    got = complete(kb_env, "keybroker get ")
+    assert got.code == 0, got
+    assert got.stdout.splitlines() == ["plain,a", "plain,demo", "plain,k", "plain,o",
+                                       "plain,other"]
+    assert complete(kb_env, "keybroker print-token o").stdout.splitlines() == [
+        "plain,o", "plain,other"]
+    for words in ("keybroker doctor ot", "keybroker cache clear ot", "keybroker ci export ot",
+                  "keybroker exec ot", "keybroker login ot", "keybroker aws-credentials ot"):
+        assert complete(kb_env, words).stdout.splitlines() == ["plain,other"], words
+    assert "other" in complete(kb_env, "keybroker get ", shell="zsh").stdout.split("\n")
+    assert complete(kb_env, "keybroker get ", shell="fish").stdout.splitlines()[-1] == \
+        "plain,other"
+
+
+def test_profile_completion_follows_config_flag_and_survives_a_broken_config(kb_env):
+    other = kb_env.base / "other.toml"
+    other.write_text('[profiles.elsewhere]\nsource = "env"\nvar = "X"\n')
+    got = complete(kb_env, f"keybroker get --config {other} e")
+    assert got.stdout.splitlines() == ["plain,elsewhere"], got
+    kb_env.write_config("[profiles.broken\n")
+    broken = complete(kb_env, "keybroker get ")
+    assert broken.code == 0
+    assert broken.out.strip() == b""  # no candidates, and no error text in the prompt
+    assert broken.err == b""
+
+
+def test_command_names_complete(kb_env):
+    assert complete(kb_env, "keybroker pr").stdout.splitlines() == ["plain,print-token"]
+
+
+# --- 8. unknown commands: did you mean ---
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("prnt-token", "print-token"), ("cach", "cache"),
+                                              ("doctr", "doctor"), ("complete", "completion")])
+def test_unknown_command_suggests_the_close_one(kb_env, typed, meant):
+    result = run(["keybroker", typed, "demo"], kb_env)
+    assert result.code == 2, result
+    assert result.out == b""
+    assert f"Error: No such command '{typed}'. Did you mean '{meant}'?" in result.stderr
+
+
+def test_unknown_command_without_a_close_one(kb_env):
+    result = run(["keybroker", "xyzzy"], kb_env)
+    assert result.code == 2, result
+    assert "Error: No such command 'xyzzy'.\n" in result.stderr
