@@ -388,3 +388,110 @@ def test_doctor_still_fails_sts_when_secrets_manager_fails_too(kb_env, moto_endp
     assert "✗ profile 'vpc' AWS credentials (sts:GetCallerIdentity): cannot reach" \
         in doctor.stdout, doctor
     assert "✗ profile 'vpc' secretsmanager:DescribeSecret" in doctor.stdout
+
+
+# --- terminals: a real pty for the stream that must look like one ---
+
+COLOUR_VARS = ("NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "CLICOLOR", "TERM",
+               "KEYBROKER_QUIET", "CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT")
+
+
+def plain_env(kb_env, **extra: str) -> dict[str, str]:
+    """The test env without the runner's colour/quiet/Claude variables, TERM=xterm."""
+    env = {k: v for k, v in kb_env.items() if k not in COLOUR_VARS}
+    env["TERM"] = "xterm-256color"
+    env.update(extra)
+    return env
+
+
+def run_tty(argv: list[str], env: dict[str, str], on: str, timeout: float = 60) -> Result:
+    """Run with ``on`` ("stdout" or "stderr") attached to a pseudo-terminal, the other a pipe.
+
+    What the terminal received is returned in that stream's slot (the pty turns \\n into
+    \\r\\n), so a test sees exactly what a person would.
+    """
+    import os  # noqa: PLC0415
+    import pty  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from tests.kb import exe  # noqa: PLC0415
+
+    master, slave = pty.openpty()
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, on: slave}
+    proc = subprocess.Popen([exe(argv[0]), *argv[1:]], env=env, stdin=subprocess.PIPE,
+                            stdout=streams["stdout"], stderr=streams["stderr"])
+    os.close(slave)
+    received = bytearray()
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: every writer closed the terminal
+                return
+            if not chunk:
+                return
+            received.extend(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    piped = proc.stderr if on == "stdout" else proc.stdout
+    assert piped is not None
+    other = piped.read()
+    proc.wait(timeout=timeout)
+    reader.join(timeout=10)
+    os.close(master)
+    assert proc.stdin is not None
+    proc.stdin.close()
+    out, err = (bytes(received), other) if on == "stdout" else (other, bytes(received))
+    return Result(proc.returncode, out, err)
+
+
+# --- 6. colour: terminals only, never in pipes, NO_COLOR and TERM=dumb respected ---
+
+ESC = b"\x1b["
+
+
+def test_doctor_colour_only_in_a_terminal(kb_env):
+    piped = run(["keybroker", "doctor", "demo"], plain_env(kb_env))
+    assert piped.code == 0, piped
+    assert "✓ profile 'demo'" in piped.stdout
+    assert ESC not in piped.out + piped.err
+
+    tty = run_tty(["keybroker", "doctor", "demo"], plain_env(kb_env), on="stdout")
+    assert tty.code == 0, tty
+    assert b"\x1b[32m\xe2\x9c\x93\x1b[0m \x1b[1mprofile 'demo'\x1b[0m" in tty.out, tty  # green ✓
+
+    for quiet in ({"NO_COLOR": "1"}, {"TERM": "dumb"}, {"CLICOLOR": "0"},
+                  {"NO_COLOR": "1", "FORCE_COLOR": "1"}):
+        tty = run_tty(["keybroker", "doctor", "demo"], plain_env(kb_env, **quiet), on="stdout")
+        assert tty.code == 0, (quiet, tty)
+        assert "✓ profile 'demo'".encode() in tty.out, (quiet, tty)
+        assert ESC not in tty.out, quiet
+
+
+def test_forced_colour_and_red_failures(kb_env):
+    kb_env.write_config('[profiles.gone]\nsource = "env"\nvar = "KB_TEST_UNSET_VARIABLE"\n')
+    for force in ({"FORCE_COLOR": "1"}, {"CLICOLOR_FORCE": "1"}):
+        tty = run_tty(["keybroker", "doctor", "gone"], plain_env(kb_env, TERM="dumb", **force),
+                      on="stdout")
+        assert tty.code == 1, tty
+        assert b"\x1b[31m\xe2\x9c\x97\x1b[0m \x1b[1mprofile 'gone'\x1b[0m" in tty.out, tty
+        assert b"\x1b[33mfix:\x1b[0m" in tty.out
+        piped = run(["keybroker", "doctor", "gone"], plain_env(kb_env, **force))
+        assert b"\x1b[31m\xe2\x9c\x97" in piped.out, piped  # forced means forced
+    assert ESC not in run(["keybroker", "doctor", "gone"], plain_env(kb_env)).out
+
+
+def test_print_token_headings_in_colour_in_a_terminal(kb_env):
+    tty = run_tty(["keybroker", "print-token", "demo"], plain_env(kb_env), on="stdout")
+    assert tty.code == 0, tty
+    assert b"\x1b[1;36mprofile   \x1b[0m  demo" in tty.out, tty
+    piped = run(["keybroker", "print-token", "demo"], plain_env(kb_env))
+    assert piped.code == 0, piped
+    assert ESC not in piped.out
+    assert piped.stdout.startswith("profile     demo\n")
+    as_json = run_tty(["keybroker", "print-token", "demo", "--json"], plain_env(kb_env),
+                      on="stdout")
+    assert ESC not in as_json.out

@@ -55,7 +55,9 @@ def report_dict(profile: str, outcome: Any, reveal: bool) -> dict[str, Any]:
     }
 
 
-def render_human(doc: dict[str, Any]) -> str:
+def render_human(doc: dict[str, Any], colour: bool = False) -> str:
+    from keybroker.style import paint  # noqa: PLC0415
+
     now = clock.now()
     rows: list[tuple[str, str]] = [
         ("profile", doc["profile"]),
@@ -80,7 +82,8 @@ def render_human(doc: dict[str, Any]) -> str:
         left = format_duration(doc["remaining_seconds"])
         rows.append(("covers TTL", f"yes: {left} ≥ {ttl_text}"))
     else:
-        rows.append(("covers TTL", f"NO: {format_duration(doc['remaining_seconds'])} < "
+        no = paint("NO", "red", "bold", on=colour)
+        rows.append(("covers TTL", f"{no}: {format_duration(doc['remaining_seconds'])} < "
                                    f"{ttl_text} = {format_duration(need)}"))
     if doc["key_version"] is not None:
         rows.append(("version", str(doc["key_version"])))
@@ -91,7 +94,7 @@ def render_human(doc: dict[str, Any]) -> str:
     )
     rows.append(("timings", f"{timings} · total {doc['timings_ms'].get('total', 0):.1f} ms"))
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+    return "\n".join(f"{paint(k.ljust(width), 'bold', 'cyan', on=colour)}  {v}" for k, v in rows)
 
 
 @click.command("print-token")
@@ -118,4 +121,10 @@ def print_token(
     for warning in outcome.warnings:
         emit(f"keybroker: {warning}")
     doc = report_dict(profile, outcome, reveal)
-    click.echo(json.dumps(doc, indent=2) if as_json else render_human(doc))
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        from keybroker.style import enabled  # noqa: PLC0415
+
+        colour = enabled(env=env)
+        click.echo(render_human(doc, colour), color=colour)
