@@ -178,11 +178,14 @@ class Cache:
                 size=len(blob),
             )
 
-    def clear_all(self) -> int:
+    def clear_all(self, keep_logins: bool = False) -> int:
         """Remove every entry, side file and the profile index. Returns entries removed.
 
-        Temp files are removed only once they are old enough to be orphans of a killed
-        writer: a younger one may be a concurrent writer's, just before its ``os.replace``.
+        With ``keep_logins`` the side store's entries (``aux-*``: login and refresh tokens,
+        role credentials, discovery documents) stay: removing them forces a new login, which
+        a helper cannot do (exit 8). Temp files are removed only once they are old enough to
+        be orphans of a killed writer: a younger one may be a concurrent writer's, just before
+        its ``os.replace``.
         """
         count = 0
         now = time.time()
@@ -192,6 +195,18 @@ class Cache:
                     if now - path.stat().st_mtime > ORPHAN_TMP_AGE:
                         remove(path)
             elif path.suffix in (ENTRY_SUFFIX, ".seen") or path.name.startswith("index-"):
+                if keep_logins and path.name.startswith("aux-"):
+                    continue
+                count += path.suffix == ENTRY_SUFFIX
+                with contextlib.suppress(OSError):
+                    remove(path)
+        return count
+
+    def clear_logins(self) -> int:
+        """Remove the side store's entries only (``aux-*``); cached keys stay. Returns count."""
+        count = 0
+        for path in list(self.root.glob("aux-*")):
+            if path.suffix in (ENTRY_SUFFIX, ".seen"):
                 count += path.suffix == ENTRY_SUFFIX
                 with contextlib.suppress(OSError):
                     remove(path)

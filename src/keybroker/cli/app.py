@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "aws-credentials": "keybroker.cli.aws_credentials:aws_credentials",
     "events": "keybroker.cli.events_cmd:events_cmd",
     "config": "keybroker.cli.config_cmd:config",
+    "completion": "keybroker.cli.completion:completion",
 }
 
 
@@ -53,7 +54,25 @@ class LazyGroup(click.Group):
                 raise
             return _unavailable(cmd_name)
         command: Any = getattr(module, attr)
+        if ctx.resilient_parsing:  # shell completion: PROFILE arguments from the config
+            from keybroker.cli.completion import attach_profile_completion  # noqa: PLC0415
+
+            attach_profile_completion(command)
         return command  # type: ignore[no-any-return]
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """click's, plus "did you mean" for a mistyped command (exit 2, a usage error)."""
+        name = click.utils.make_str(args[0])
+        if name not in COMMANDS and not name.startswith("-") and not ctx.resilient_parsing:
+            import difflib  # noqa: PLC0415
+
+            close = difflib.get_close_matches(name, COMMANDS, n=2)
+            if close:
+                ctx.fail(f"No such command '{name}'. Did you mean "
+                         f"{' or '.join(repr(c) for c in close)}?")
+        return super().resolve_command(ctx, args)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -39,6 +39,55 @@ def _when(ts: float | None, now: float, future: bool) -> str:
     return f"{text} ago"
 
 
+#: what a side-store entry holds, from the first word of its name (``aux:SOURCE:NAME``)
+AUX_KINDS: tuple[tuple[str, str], ...] = (
+    ("token ", "login token"),  # vault: "token approle:approle/… https://vault ns=-"
+    ("refresh:", "refresh token"),  # oidc
+    ("role-", "role credentials"),  # aws AssumeRole
+    ("discovery:", "discovery"),  # oidc discovery document (public)
+    ("jwks:", "jwks"),  # oidc signing keys (public)
+)
+#: plural forms for the "removed …" line
+PLURALS = {"key": "keys", "login token": "login tokens", "refresh token": "refresh tokens",
+           "role credentials": "role credentials", "discovery": "discovery documents",
+           "jwks": "JWKS documents", "login": "other logins"}
+
+
+def kind_of(eid: str, label: str) -> str:
+    """key, or which kind of login a side-store entry is (``login`` when not recognised)."""
+    if not eid.startswith("aux-"):
+        return "key"
+    _, _, name = label.partition(":")
+    _, _, name = name.partition(":")
+    for prefix, kind in AUX_KINDS:
+        if name.startswith(prefix):
+            return kind
+    return "login"
+
+
+def _kinds(store: Any) -> dict[str, str]:
+    """entry id → kind, for the summary of ``clear``; ids alone when headers cannot be read."""
+    from keybroker.errors import KeybrokerError  # noqa: PLC0415
+
+    try:
+        return {info.id: kind_of(info.id, info.label) for info in store.entries()}
+    except (KeybrokerError, OSError):
+        return {p.name[: -len(".entry")]: kind_of(p.name, "")
+                for p in store.root.glob("*.entry")}
+
+
+def summary(removed: dict[str, int], kept: int, what: str) -> str:
+    if removed:
+        parts = [f"{n} {PLURALS[k] if n != 1 else k}" for k, n in sorted(removed.items())]
+        text = f"keybroker: removed {', '.join(parts)}"
+    else:
+        text = f"keybroker: no {what} to remove"
+    if kept:
+        text += (f"; kept {kept} login{'s' if kept != 1 else ''} (run 'keybroker cache clear "
+                 "--logins' to remove them, or --all for everything)")
+    return text
+
+
 @click.group("cache")
 def cache() -> None:
     """List or clear the shared encrypted cache (values are never shown)."""
@@ -63,7 +112,7 @@ def list_(as_json: bool, config_path: str | None, debug: bool) -> None:
         rows.append({
             "entry": info.id,
             "profiles": owners.get(info.id, []),
-            "kind": "login" if info.id.startswith("aux-") else "key",
+            "kind": kind_of(info.id, info.label).replace(" ", "-"),
             "source": info.source,
             "label": info.label,
             "version": info.version,
@@ -83,7 +132,8 @@ def list_(as_json: bool, config_path: str | None, debug: bool) -> None:
         click.echo("(empty)")
         return
     for row in rows:
-        who = ",".join(row["profiles"]) or ("(login token)" if row["kind"] == "login" else "-")
+        kind = row["kind"].replace("-", " ")
+        who = ",".join(row["profiles"]) or ("-" if kind == "key" else f"({kind})")
         click.echo(
             f"{row['entry'][:12]}  {who:<16} {row['label']:<40} "
             f"fetched {_when(row['fetched_at'], now, False):<12} "
@@ -93,20 +143,49 @@ def list_(as_json: bool, config_path: str | None, debug: bool) -> None:
 
 @cache.command("clear")
 @click.argument("profile", required=False)
+@click.option("--logins", is_flag=True,
+              help="Remove only logins (login and refresh tokens, role credentials, discovery).")
+@click.option("--all", "all_", is_flag=True, help="Remove everything: keys and logins.")
 @config_option
 @debug_option
 @handles_errors
-def clear(profile: str | None, config_path: str | None, debug: bool) -> None:
-    """Remove PROFILE's cached key, or every entry (and login tokens) without PROFILE."""
+def clear(profile: str | None, logins: bool, all_: bool, config_path: str | None,
+          debug: bool) -> None:
+    """Remove PROFILE's cached key, or every cached key without PROFILE.
+
+    Logins (Vault login tokens, OIDC refresh tokens, assumed-role credentials, discovery
+    documents) stay unless --logins (logins only) or --all (everything): without them the
+    next helper call may need an interactive 'keybroker login' (exit 8).
+    """
     from keybroker.cache.store import Cache  # noqa: PLC0415
     from keybroker.cli.common import environment, load_config  # noqa: PLC0415
+    from keybroker.errors import UsageError  # noqa: PLC0415
     from keybroker.resolve import entry_name  # noqa: PLC0415
 
+    if logins and all_:
+        raise UsageError("--logins and --all cannot be used together",
+                         "--all already removes the logins")
+    if profile is not None and (logins or all_):
+        raise UsageError(f"--{'logins' if logins else 'all'} clears the whole cache; "
+                         f"leave out the profile '{profile}'",
+                         f"or run: keybroker cache clear {profile}")
     env = environment(config_path)
     store = Cache.open(env)
     if profile is None:
-        count = store.clear_all()
-        click.echo(f"keybroker: removed {count} cache entr{'y' if count == 1 else 'ies'}", err=True)
+        before = _kinds(store)
+        if logins:
+            store.clear_logins()
+        else:
+            store.clear_all(keep_logins=not all_)
+        removed: dict[str, int] = {}
+        kept = 0
+        for eid, kind in before.items():
+            if store.path(eid).exists():
+                kept += kind != "key"
+            else:
+                removed[kind] = removed.get(kind, 0) + 1
+        what = "logins" if logins else "cache entries"
+        click.echo(summary(removed, 0 if (logins or all_) else kept, what), err=True)
         return
     config = load_config(env, store)
     prof = config.profile(profile)

@@ -23,19 +23,25 @@ import click
 from keybroker.cli.errors import config_option, debug_option, handles_errors
 from keybroker.sources.base import Check
 
-OK, BAD = "✓", "✗"
+OK, BAD, SKIP = "✓", "✗", "–"
 #: What IDEs and launchd give a process: keybroker is rarely on it.
 MINIMAL_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
 
 
-def render(check: Check) -> str:
+def render(check: Check, colour: bool = False) -> str:
+    """One line: ✓ / ✗ / – (a check that was skipped: ok, and its detail says why), the
+    label, the detail and, for a ✗, the fix. Scrubbed; coloured only when ``colour``."""
     from keybroker.redact import scrub  # noqa: PLC0415
+    from keybroker.style import paint  # noqa: PLC0415
 
-    line = f"{OK if check.ok else BAD} {check.label}"
+    skipped = check.ok and check.detail.startswith("skipped")
+    mark = SKIP if skipped else OK if check.ok else BAD
+    tint = "dim" if skipped else "green" if check.ok else "red"
+    line = f"{paint(mark, tint, on=colour)} {paint(check.label, 'bold', on=colour)}"
     if check.detail:
         line += f": {check.detail}"
     if check.fix and not check.ok:
-        line += f"; fix: {check.fix}"
+        line += f"; {paint('fix:', 'yellow', on=colour)} {check.fix}"
     return scrub(line)
 
 
@@ -293,14 +299,16 @@ def doctor(profile: str | None, config_path: str | None, debug: bool) -> None:
     from keybroker.cache.store import Cache  # noqa: PLC0415
     from keybroker.cli.common import environment  # noqa: PLC0415
     from keybroker.errors import ConfigError, KeybrokerError, UsageError  # noqa: PLC0415
+    from keybroker.style import enabled  # noqa: PLC0415
 
     env = environment(config_path)
     failed = False
+    colour = enabled(env=env)
 
     def show(check: Check) -> None:
         nonlocal failed
         failed = failed or not check.ok
-        click.echo(render(check))
+        click.echo(render(check, colour), color=colour)
 
     try:
         config = configmod.load(env)

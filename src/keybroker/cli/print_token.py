@@ -55,7 +55,9 @@ def report_dict(profile: str, outcome: Any, reveal: bool) -> dict[str, Any]:
     }
 
 
-def render_human(doc: dict[str, Any]) -> str:
+def render_human(doc: dict[str, Any], colour: bool = False) -> str:
+    from keybroker.style import paint  # noqa: PLC0415
+
     now = clock.now()
     rows: list[tuple[str, str]] = [
         ("profile", doc["profile"]),
@@ -80,7 +82,8 @@ def render_human(doc: dict[str, Any]) -> str:
         left = format_duration(doc["remaining_seconds"])
         rows.append(("covers TTL", f"yes: {left} ≥ {ttl_text}"))
     else:
-        rows.append(("covers TTL", f"NO: {format_duration(doc['remaining_seconds'])} < "
+        no = paint("NO", "red", "bold", on=colour)
+        rows.append(("covers TTL", f"{no}: {format_duration(doc['remaining_seconds'])} < "
                                    f"{ttl_text} = {format_duration(need)}"))
     if doc["key_version"] is not None:
         rows.append(("version", str(doc["key_version"])))
@@ -100,7 +103,10 @@ def render_human(doc: dict[str, Any]) -> str:
         rows.append(("event", render(event)))
     width = max(len(k) for k, _ in rows)
     # values quote servers (a version id) and config: control characters shown as escapes
-    return "\n".join(f"{k.ljust(width)}  {neutralise(v, limit=None)}" for k, v in rows)
+    return "\n".join(
+        f"{paint(k.ljust(width), 'bold', 'cyan', on=colour)}  {neutralise(v, limit=None)}"
+        for k, v in rows
+    )
 
 
 @click.command("print-token")
@@ -133,4 +139,10 @@ def print_token(
     doc["fast_path"] = (status(load(env), env, str(cache.root), profile) if cache is not None
                         else "the cache directory cannot be used")
     doc["events"] = events.recent(env, profile, 5)
-    click.echo(json.dumps(doc, indent=2) if as_json else render_human(doc))
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        from keybroker.style import enabled  # noqa: PLC0415
+
+        colour = enabled(env=env)
+        click.echo(render_human(doc, colour), color=colour)

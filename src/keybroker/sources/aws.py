@@ -31,6 +31,7 @@ from keybroker.errors import (
     InvalidSecret,
     KeybrokerError,
     SecretNotFound,
+    Unreachable,
     UsageError,
 )
 from keybroker.model import Request, Secret
@@ -366,8 +367,25 @@ class AwsSource(BaseSource):
             method = getattr(creds, "method", None) or "unknown"
             return f"{found.get('Arn')} (credentials from {method})"
 
-        if not attempt("AWS credentials (sts:GetCallerIdentity)", identity):
+        identity_label = "AWS credentials (sts:GetCallerIdentity)"
+        unreachable_sts: Unreachable | None = None
+
+        def identity_or_unreachable() -> str:
+            nonlocal unreachable_sts
+            try:
+                return identity()
+            except Unreachable as exc:
+                # A VPC-endpoint network often reaches Secrets Manager (endpoint_url) but
+                # not STS: the check is then decided by DescribeSecret below.
+                if target.role_arn or not target.endpoint_url:
+                    raise
+                unreachable_sts = exc
+                return ""
+
+        if not attempt(identity_label, identity_or_unreachable):
             return checks
+        if unreachable_sts is not None:
+            checks.pop()  # replaced once DescribeSecret has answered
         credentials: dict[str, str] | None = None
 
         def assume() -> str:
@@ -403,7 +421,16 @@ class AwsSource(BaseSource):
                     "use AWSCURRENT or a stage the secret has")
             return f"{found.get('Name')}: {target.version_stage} is version {holder[0]}"
 
-        attempt("secretsmanager:DescribeSecret", describe)
+        described = attempt("secretsmanager:DescribeSecret", describe)
+        if unreachable_sts is not None:
+            detail = unreachable_sts.message.removeprefix(f"{where}: ")
+            if described:
+                checks.insert(-1, Check(True, identity_label, (
+                    f"skipped: STS is not reachable from here ({detail}); not needed, "
+                    f"Secrets Manager accepts these credentials at {target.endpoint_url}")))
+            else:
+                checks.insert(-1, Check(False, identity_label, detail,
+                                        unreachable_sts.hint or ""))
         return checks
 
 

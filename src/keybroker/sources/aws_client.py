@@ -16,7 +16,6 @@ from keybroker.errors import (
     AccessDenied,
     KeybrokerError,
     SecretNotFound,
-    SourceUnavailable,
     Unreachable,
     UsageError,
 )
@@ -53,17 +52,12 @@ _DENIED = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOpera
 
 
 def load_botocore() -> Any:
-    """Import botocore (boto3's core) or say what to install (exit 2)."""
-    try:
-        import botocore.config  # noqa: PLC0415
-        import botocore.exceptions  # noqa: PLC0415
-        import botocore.session  # noqa: PLC0415
-    except ImportError:
-        raise SourceUnavailable(
-            "the aws source needs boto3",
-            "install it: pip install 'keybroker[aws]'",
-        ) from None
-    return botocore
+    """Import botocore (boto3's core) or say which command installs it (exit 2)."""
+    from keybroker.extras import require  # noqa: PLC0415
+
+    for module in ("botocore.config", "botocore.exceptions", "botocore.session"):
+        require(module, "aws", "the aws source")
+    return require("botocore", "aws", "the aws source")
 
 
 @record

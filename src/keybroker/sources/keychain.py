@@ -71,7 +71,7 @@ class KeychainSource(BaseSource):
         username = str(request.settings.get("username") or DEFAULT_USERNAME)
         keyring = load_keyring()
         try:
-            active = backend(keyring)
+            active = backend(keyring, ctx.env)
             value = active.get_password(service, username)
         except UsageError:
             raise
@@ -89,7 +89,7 @@ class KeychainSource(BaseSource):
     def doctor(self, request: Request, ctx: FetchContext) -> list[Check]:
         try:
             keyring = load_keyring()
-            active = backend(keyring)
+            active = backend(keyring, ctx.env)
         except UsageError as exc:
             return [Check(False, "keychain backend", exc.message, exc.hint or "")]
         return [Check(True, "keychain backend", _name(active))]

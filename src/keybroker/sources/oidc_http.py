@@ -17,7 +17,6 @@ from keybroker import clock
 from keybroker.errors import (
     AccessDenied,
     KeybrokerError,
-    SourceUnavailable,
     Unreachable,
     UsageError,
 )
@@ -42,14 +41,10 @@ class Http:
 
 
 def requests_module() -> Any:
-    try:
-        import requests  # noqa: PLC0415 - heavy, only when a request is made
-    except ImportError:
-        raise SourceUnavailable(
-            "the oidc source needs the 'requests' package",
-            "install it: pip install 'keybroker[oidc]'",
-        ) from None
-    return requests
+    """Import requests (heavy: only when a request is made), or exit 2 naming the command."""
+    from keybroker.extras import require  # noqa: PLC0415
+
+    return require("requests", "oidc", "the oidc source")
 
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
