@@ -519,13 +519,6 @@ print("done")
 """
 
 
-def _resolve_has_the_hook() -> bool:
-    """Whether resolve.py wraps the fetch in progress.status (the lead's three lines)."""
-    import keybroker.resolve  # noqa: PLC0415
-
-    return "progress.status(" in Path(keybroker.resolve.__file__).read_text()
-
-
 def test_status_line_appears_redraws_and_is_erased_on_a_terminal(kb_env):
     from tests.kb import python  # noqa: PLC0415
 
@@ -580,8 +573,6 @@ def test_no_status_line_without_a_terminal(kb_env):
     assert got.err == b"", got
 
 
-@pytest.mark.xfail(not _resolve_has_the_hook(), strict=True,
-                   reason="resolve.py does not wrap the fetch in progress.status yet (lead)")
 def test_get_shows_the_status_while_a_source_stalls(kb_env):
     kb_env.write_config(SLOW)
     result = run_tty(["keybroker", "get", "slow"], plain_env(kb_env), on="stderr")

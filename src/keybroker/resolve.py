@@ -346,9 +346,14 @@ def _aux(env: Mapping[str, str], source: str, cache: Cache | None) -> CacheAux |
 
 
 def _fetch(source: Source, request: Request, ctx: FetchContext, timer: _Timer) -> Secret:
+    from keybroker import progress  # noqa: PLC0415 - the full path only
+
+    what = progress.waiting_for(request.source, request.settings, ctx.env,
+                                source.describe(request.settings))
     mark = time.perf_counter()
     try:
-        secret = source.fetch(request, ctx)
+        with progress.status(what, ctx.env):
+            secret = source.fetch(request, ctx)
     finally:
         timer.add("fetch", mark)
     sensitive(secret.value)

@@ -153,7 +153,7 @@ def _keychain_key(create: bool) -> DataKey | None:
     except Exception as exc:
         from keybroker.errors import KeybrokerError  # noqa: PLC0415
 
-        if isinstance(exc, KeybrokerError) and exc.exit_code == 7:
+        if isinstance(exc, KeybrokerError) and exc.exit_code in (2, 7):
             raise
         raise _cache_error(
             f"cannot use {where} ({type(exc).__name__})",

@@ -194,7 +194,9 @@ class Cache:
                 with contextlib.suppress(OSError):
                     if now - path.stat().st_mtime > ORPHAN_TMP_AGE:
                         remove(path)
-            elif path.suffix in (ENTRY_SUFFIX, ".seen") or path.name.startswith("index-"):
+            elif path.suffix in (ENTRY_SUFFIX, ".seen", ".seenlock") or path.name.startswith(
+                "index-"
+            ):
                 if keep_logins and path.name.startswith("aux-"):
                     continue
                 count += path.suffix == ENTRY_SUFFIX
@@ -206,7 +208,7 @@ class Cache:
         """Remove the side store's entries only (``aux-*``); cached keys stay. Returns count."""
         count = 0
         for path in list(self.root.glob("aux-*")):
-            if path.suffix in (ENTRY_SUFFIX, ".seen"):
+            if path.suffix in (ENTRY_SUFFIX, ".seen", ".seenlock"):
                 count += path.suffix == ENTRY_SUFFIX
                 with contextlib.suppress(OSError):
                     remove(path)

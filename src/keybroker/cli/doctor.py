@@ -37,11 +37,14 @@ def render(check: Check, colour: bool = False) -> str:
     skipped = check.ok and check.detail.startswith("skipped")
     mark = SKIP if skipped else OK if check.ok else BAD
     tint = "dim" if skipped else "green" if check.ok else "red"
-    line = f"{paint(mark, tint, on=colour)} {paint(check.label, 'bold', on=colour)}"
+    from keybroker.redact import neutralise  # noqa: PLC0415
+
+    # details quote servers (a Vault version, policy names) and config: escapes shown as text
+    line = f"{paint(mark, tint, on=colour)} {paint(neutralise(check.label), 'bold', on=colour)}"
     if check.detail:
-        line += f": {check.detail}"
+        line += f": {neutralise(scrub(check.detail))}"
     if check.fix and not check.ok:
-        line += f"; {paint('fix:', 'yellow', on=colour)} {check.fix}"
+        line += f"; {paint('fix:', 'yellow', on=colour)} {neutralise(scrub(check.fix))}"
     return scrub(line)
 
 
