@@ -59,8 +59,11 @@ def hide(env: dict[str, str], base: Path, *packages: str) -> dict[str, str]:
 
 
 def install_line(extra: str) -> re.Pattern[str]:
-    """The exact command for this (virtualenv) install: its interpreter's pip and the extra."""
-    return re.compile(rf"install it: /\S+/python[\d.]* -m pip install 'keybroker\[{extra}\]'")
+    """The exact command for this install (a venv's interpreter, a uv tool, plain pip …): the
+    executables under test run on this same interpreter."""
+    from keybroker.extras import install_command  # noqa: PLC0415
+
+    return re.compile("install it: " + re.escape(install_command(extra)))
 
 
 # --- 1. missing extras: exit 2 and the exact command, from every command ---
