@@ -56,7 +56,7 @@ def simulate(base: Path) -> dict[str, Any]:
     session = ["0"]
     saved = (clock.now, caller.caller_id)
     upstream = Upstream()
-    sources._LOADED["workday"] = upstream  # the registry's cache: how tests add a source too
+    sources.register(upstream, "workday")
     clock.now = lambda: now[0]  # type: ignore[method-assign]
     caller.caller_id = lambda: f"session-{session[0]}"  # type: ignore[method-assign]
     env = {
@@ -84,7 +84,7 @@ def simulate(base: Path) -> dict[str, Any]:
                 heapq.heappush(queue, (when + TTL, who))
     finally:
         clock.now, caller.caller_id = saved  # type: ignore[method-assign]
-        sources._LOADED.pop("workday", None)
+        sources.unregister("workday")
     return {"calls": calls, "with": upstream.requests, "states": states,
             "short": expired_served}
 

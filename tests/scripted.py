@@ -48,9 +48,9 @@ class ScriptedSource(BaseSource):
 
 def install() -> ScriptedSource:
     source = ScriptedSource()
-    base._LOADED["scripted"] = source
+    base.register(source)
     return source
 
 
 def uninstall() -> None:
-    base._LOADED.pop("scripted", None)
+    base.unregister("scripted")

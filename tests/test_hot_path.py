@@ -94,7 +94,7 @@ def test_index_remembers_entry_ids_per_environment(kb_env):
         def canonical(self, settings, env):
             return {"id": settings["id"], "addr": env.get("SCRIPTED_ADDR", "default")}
 
-    base._LOADED["scripted"] = EnvScripted()
+    base.register(EnvScripted())
     try:
         kb_env.write_config('[profiles.s]\nsource = "scripted"\nid = "x"\n')
         with freeze_time("2026-01-01 12:00:00"):

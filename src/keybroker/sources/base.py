@@ -1,16 +1,18 @@
 """The Source protocol, the settings schema, and the registry.
 
-A source module must stay cheap to import: the cache-hit path imports it to compute the
-entry's hash (``canonical``), so hvac/boto3/keyring/requests are imported inside ``fetch``.
+Plugins import the public contract from :mod:`keybroker.sources.api` (which re-exports what is
+defined here); docs/sources/writing-a-source.md explains the rules and
+:mod:`keybroker.testing` checks them. A source module must stay cheap to import: the full path
+imports it on every miss, so hvac/boto3/keyring/requests are imported inside ``fetch``.
 Third-party sources register an object with this interface in the ``keybroker.sources``
-entry-point group.
+entry-point group (or, in tests, with :func:`register`).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from keybroker.errors import UsageError
 from keybroker.model import AuxEntry, Deadline, Request, Secret
@@ -20,17 +22,26 @@ from keybroker.redact import sensitive
 __all__ = [
     "BUILTINS",
     "ENTRY_POINT_GROUP",
+    "SETTING_KINDS",
     "AuxEntry",
     "AuxStore",
     "BaseSource",
     "Check",
     "FetchContext",
     "Setting",
+    "SettingKind",
     "Source",
     "available_sources",
     "coerce",
     "get_source",
+    "register",
+    "unregister",
 ]
+
+#: What a setting's value may be, in config and as a flag (``coerce`` checks it).
+SettingKind = Literal["str", "int", "bool", "duration", "argv", "str_list", "str_or_argv",
+                      "table"]
+SETTING_KINDS: tuple[str, ...] = get_args(SettingKind)
 
 ENTRY_POINT_GROUP = "keybroker.sources"
 
@@ -56,7 +67,7 @@ class Setting:
     """
 
     name: str
-    kind: str = "str"
+    kind: SettingKind = "str"
     help: str = ""
     required: bool = False
     identity: bool = True
@@ -228,6 +239,24 @@ def get_source(name: str) -> Source:
         raise UsageError(f"source '{name}' does not implement the keybroker Source interface")
     _LOADED[name] = source
     return source
+
+
+def register(source: Any, name: str | None = None) -> Source:
+    """Make ``source`` available under ``name`` (default ``source.name``) in this process.
+
+    For tests and embedding; installed plugins use the ``keybroker.sources`` entry point.
+    """
+    if isinstance(source, type):
+        source = source()
+    if not isinstance(source, Source):
+        raise UsageError(f"{source!r} does not implement the keybroker Source interface")
+    _LOADED[name or source.name] = source
+    return source
+
+
+def unregister(name: str) -> None:
+    """Forget a source registered with :func:`register` (or loaded earlier)."""
+    _LOADED.pop(name, None)
 
 
 def _from_entry_points(name: str) -> Any:

@@ -56,7 +56,9 @@ class JsonFileSource(BaseSource):
         except FileNotFoundError:
             raise SecretNotFound(f"{request.where()}: {path} does not exist") from None
         except (OSError, ValueError) as exc:
-            raise Unreachable(f"{request.where()}: cannot read {path} ({type(exc).__name__})") from None
+            raise Unreachable(
+                f"{request.where()}: cannot read {path} ({type(exc).__name__})"
+            ) from None
         if not isinstance(doc, dict) or name not in doc:
             raise SecretNotFound(f"{request.where()}: no key named {name!r} in {path}")
         value = doc[name]
