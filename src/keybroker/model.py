@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from keybroker.deadline import Deadline
 from keybroker.options import Options
-from keybroker.record import field, record
 
 __all__ = ["AuxEntry", "Deadline", "Options", "Request", "Secret"]
 
 
-@record
+@dataclass
 class AuxEntry:
     """A side secret (login token, refresh token) kept encrypted next to the cache."""
 
@@ -21,7 +21,7 @@ class AuxEntry:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Secret:
     """A source's answer. ``value`` is excluded from repr so a stray log line cannot show it."""
 
@@ -32,7 +32,7 @@ class Secret:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Request:
     """One credential to resolve: the source, its settings, and the serving options.
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from keybroker import clock, events
@@ -37,13 +38,12 @@ from keybroker.deadline import for_call
 from keybroker.errors import InvalidSecret, KeybrokerError, UsageError
 from keybroker.fastpath import hit
 from keybroker.model import Deadline, Request, Secret
-from keybroker.record import field, record
 from keybroker.redact import sensitive
 from keybroker.sources.base import FetchContext, Source, get_source
 from keybroker.validate import validate_key
 
 
-@record
+@dataclass
 class Outcome:
     """What resolve did, for the helper (value) and for print-token (everything else)."""
 

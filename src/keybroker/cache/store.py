@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +31,13 @@ from keybroker.cache.entry import Header, decode
 from keybroker.cache.files import atomic_write, ensure_private_dir, read_bytes, remove
 from keybroker.cache.lock import EntryLock
 from keybroker.model import AuxEntry, Deadline
-from keybroker.record import field, record
 
 ENTRY_SUFFIX = ".entry"
 #: A temp file older than this cannot belong to a live writer (writes take milliseconds).
 ORPHAN_TMP_AGE = 60.0
 
 
-@record
+@dataclass
 class Entry:
     id: str
     value: str = field(repr=False)
@@ -63,7 +63,7 @@ class Entry:
         )
 
 
-@record
+@dataclass
 class EntryInfo:
     """What ``cache list`` shows: the clear header, never the value."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,6 @@ from keybroker.options import (  # re-exported: callers build options through th
     helper_ttl,
     parse_option,
 )
-from keybroker.record import field, record
 
 __all__ = [
     "OPTION_KEYS",
@@ -65,7 +65,7 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
 BUILTIN_ORIGIN = "(built-in)"
 
 
-@record
+@dataclass
 class Profile:
     name: str
     source: str
@@ -77,7 +77,7 @@ class Profile:
     origin: str = ""
 
 
-@record
+@dataclass
 class Config:
     path: Path
     exists: bool

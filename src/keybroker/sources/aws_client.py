@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from keybroker.errors import (
@@ -19,7 +20,6 @@ from keybroker.errors import (
     Unreachable,
     UsageError,
 )
-from keybroker.record import record
 from keybroker.sources.aws_target import (
     BACKOFF_BASE,
     BACKOFF_CAP,
@@ -60,7 +60,7 @@ def load_botocore() -> Any:
     return require("botocore", "aws", "the aws source")
 
 
-@record
+@dataclass
 class Clients:
     """The botocore session and client config of one call, shared by its clients."""
 

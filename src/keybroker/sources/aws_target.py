@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
-
-from keybroker.record import record
 
 DEFAULT_STAGE = "AWSCURRENT"
 DEFAULT_SESSION_NAME = "keybroker"
@@ -38,7 +37,7 @@ def _arn_region(secret_id: str) -> str | None:
     return None
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Target:
     """A request's settings with defaults filled in and environment fallbacks resolved.
 

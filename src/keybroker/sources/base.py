@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from keybroker.errors import UsageError
 from keybroker.model import AuxEntry, Deadline, Request, Secret
-from keybroker.record import record
 from keybroker.redact import sensitive
 
 __all__ = [
@@ -58,7 +58,7 @@ BUILTINS: dict[str, str] = {
 }
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Setting:
     """One key a source accepts, in config (``name``) and as a standalone flag.
 
@@ -89,7 +89,7 @@ class AuxStore(Protocol):
     def delete(self, name: str) -> None: ...
 
 
-@record
+@dataclass
 class FetchContext:
     """What a fetch may use: the deadline, the environment, side storage, flags."""
 
@@ -126,7 +126,7 @@ class FetchContext:
         sensitive(value)
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Check:
     """One ``doctor`` line: ok or not, what was checked, and the fix when it failed."""
 

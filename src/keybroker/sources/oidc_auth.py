@@ -13,13 +13,13 @@ import json
 import os
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from keybroker import clock
 from keybroker.errors import AccessDenied, SecretNotFound, UsageError
-from keybroker.record import field, record
 from keybroker.sources.base import FetchContext
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -27,7 +27,7 @@ ASSERTION_LIFETIME = 120
 METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 
 
-@record
+@dataclass
 class ClientAuth:
     """What to add to a token request: form fields and headers (both hold secrets)."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +21,6 @@ from keybroker.errors import (
     Unreachable,
     UsageError,
 )
-from keybroker.record import record
 from keybroker.sources.base import AuxEntry, FetchContext
 
 #: Discovery documents change rarely; refetched after this long (or when an endpoint fails).
@@ -32,7 +32,7 @@ MAX_DESCRIPTION = 200
 MAX_ERROR = 60
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Http:
     """How to talk to one provider: TLS trust and the per-request timeout."""
 

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from keybroker import clock
 from keybroker.errors import InvalidSecret, KeybrokerError, SecretNotFound, UsageError
 from keybroker.model import Request, Secret
-from keybroker.record import record
 from keybroker.sources.base import BaseSource, Check, FetchContext, Setting
 from keybroker.sources.values import field_names, parse_time, register_leaves
 
@@ -61,7 +61,7 @@ def env_first(env: Mapping[str, str], *names: str) -> str | None:
     return None
 
 
-@record(frozen=True)
+@dataclass(frozen=True)
 class Spec:
     """A vault request with defaults filled in and env fallbacks resolved (validated)."""
 
@@ -280,7 +280,7 @@ def _sources(
     return []
 
 
-@record
+@dataclass
 class Read:
     """What one read returned: the secret's data and what the server said about it."""
 

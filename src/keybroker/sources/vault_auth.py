@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,6 @@ from keybroker.errors import (
     Unreachable,
     UsageError,
 )
-from keybroker.record import record
 from keybroker.sources.base import AuxEntry, Check, FetchContext
 from keybroker.sources.vault import K8S_SA_JWT_PATH, Read, Spec, path_fix
 from keybroker.sources.vault_client import STEP_TIMEOUT, make_client, translate
@@ -165,7 +165,7 @@ def _no_jwt(spec: Spec) -> UsageError:
 # --- logins and the login-token cache ---
 
 
-@record
+@dataclass
 class Login:
     """The token requests use now, and where it came from (for messages and doctor)."""
 
