@@ -171,7 +171,7 @@ def test_resolve_never_serves_an_expired_key_through_clock_jumps(
 ):
     options = Options(max_age=max_age)
     request = Request("scripted", {"id": "prop"}, options, profile="prop")
-    policy = Policy.of(options)
+    policy = options
     with tempfile.TemporaryDirectory() as tmp:
         env = isolated_env(Path(tmp))
         cache = Cache.open(env)

@@ -58,6 +58,11 @@ class Options:
         self.repeat = repeat
         self.timeout = timeout
 
+    @property
+    def need(self) -> float:
+        """Remaining lifetime a served key must have: Claude Code's TTL plus the margin."""
+        return self.ttl + self.margin
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"Options({fields})"

@@ -112,7 +112,7 @@ def resolve(
     check_required(source, request)
     canonical = source.canonical(request.settings, env)
     label = source.describe(request.settings)
-    policy = Policy.of(request.options)
+    policy = request.options
     deadline = deadline or for_call(request.options.timeout)
     mark = timer.add("source setup", mark)
 

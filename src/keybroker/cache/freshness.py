@@ -10,9 +10,7 @@ so the rules are tested against any clock, including one that jumps backwards.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
-if TYPE_CHECKING:
-    from keybroker.options import Options
+from keybroker.options import Options
 
 #: A clock this far behind an entry's fetch time means the clock moved back: distrust the entry.
 CLOCK_SKEW = 5.0
@@ -40,39 +38,9 @@ class Verdict:
         return f"Verdict({self.state!r}, {self.reason!r}, short_lived={self.short_lived})"
 
 
-class Policy:
-    __slots__ = ("advisory", "margin", "max_age", "max_stale", "ttl")
-
-    def __init__(
-        self,
-        ttl: float,
-        margin: float,
-        advisory: float,
-        max_age: float | None = None,
-        max_stale: float = 3600.0,
-    ) -> None:
-        self.ttl = ttl
-        self.margin = margin
-        self.advisory = advisory
-        self.max_age = max_age
-        self.max_stale = max_stale
-
-    @classmethod
-    def of(cls, options: Options) -> Policy:
-        """The freshness policy of a request's options: the one place both paths build it."""
-        return cls(options.ttl, options.margin, options.advisory, options.max_age,
-                   options.max_stale)
-
-    @property
-    def need(self) -> float:
-        """Remaining lifetime a served key must have: Claude Code's TTL plus the margin."""
-        return self.ttl + self.margin
-
-    def __repr__(self) -> str:
-        return (
-            f"Policy(ttl={self.ttl}, margin={self.margin}, advisory={self.advisory}, "
-            f"max_age={self.max_age}, max_stale={self.max_stale})"
-        )
+#: The freshness rules read only the serving options (ttl, margin, advisory, max_age,
+#: max_stale): one class, :class:`keybroker.options.Options`, for both paths.
+Policy = Options
 
 
 def advisory_window(policy: Policy, lifetime: float) -> float:

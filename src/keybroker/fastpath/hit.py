@@ -19,7 +19,7 @@ from keybroker.cache import repeats
 from keybroker.cache.crypto import CorruptEntry, unseal
 from keybroker.cache.entry import decode
 from keybroker.cache.files import read_bytes, remove
-from keybroker.cache.freshness import Policy, State, assess
+from keybroker.cache.freshness import State, assess
 
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def serve(
         return attempt
     header, value = found
     attempt.header = header
-    verdict = assess(header.fetched_at, header.expires_at, clock.now(), Policy.of(options))
+    verdict = assess(header.fetched_at, header.expires_at, clock.now(), options)
     attempt.verdict = verdict
     if verdict.state != State.FRESH:
         attempt.why = NOT_FRESH
