@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-from keybroker.errors import DeadlineExceeded
-
 
 class Deadline:
     """Seconds left until the call must give up; each step's timeout is bounded by it."""
@@ -28,6 +26,8 @@ class Deadline:
         """A timeout for the next step: at most ``step``, never past the deadline."""
         left = self.remaining()
         if left <= 0:
+            from keybroker.errors import DeadlineExceeded  # noqa: PLC0415 - only when it fires
+
             raise DeadlineExceeded(
                 f"gave up after {self.seconds:g}s (KEYBROKER_TIMEOUT)",
                 "the source is slow or unreachable; raise KEYBROKER_TIMEOUT or check the network",

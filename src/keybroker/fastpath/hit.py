@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 
 from keybroker import clock
-from keybroker.cache import repeats
 from keybroker.cache.crypto import CorruptEntry, unseal
 from keybroker.cache.entry import decode
 from keybroker.cache.files import read_bytes, remove
@@ -25,6 +24,7 @@ TYPE_CHECKING = False  # typing is not imported at run time: this module is on t
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from keybroker.cache import repeats
     from keybroker.cache.crypto import DataKey
     from keybroker.cache.entry import Header
     from keybroker.cache.freshness import Verdict
@@ -112,6 +112,8 @@ def serve(
         if attempt.caller is not None:
             attempt.kind = _record(cache_dir, eid, attempt.caller, header.fetched_at,
                                    options.ttl, deadline)
+            from keybroker.cache import repeats  # noqa: PLC0415 - only under Claude Code
+
             if attempt.kind == repeats.REJECTED:
                 attempt.why = REPEAT
                 return attempt
@@ -128,6 +130,7 @@ def _record(cache_dir: str, eid: str, caller: str, fetched_at: float, ttl: float
     If the ``.seen`` lock cannot be had in time the hit is served unrecorded: a missed repeat
     costs one 401 retry, a blocked hit costs the call.
     """
+    from keybroker.cache import repeats  # noqa: PLC0415 - only under Claude Code
     from keybroker.cache.lock import EntryLock, LockTimeout  # noqa: PLC0415
 
     seen_path = entry_path(cache_dir, eid, ".seen")
@@ -140,12 +143,13 @@ def _record(cache_dir: str, eid: str, caller: str, fetched_at: float, ttl: float
                 repeats.write(seen_path, repeats.served(seen, caller, now, ttl))
             return kind
     except LockTimeout:
-        return repeats.FIRST
+        return repeats.FIRST  # serve it unrecorded
 
 
 def update_seen(cache_dir: str, eid: str, deadline: Deadline,
                 change: Callable[[repeats.Seen], None]) -> None:
     """Read-modify-write the ``.seen`` record under its lock (best effort, bounded)."""
+    from keybroker.cache import repeats  # noqa: PLC0415
     from keybroker.cache.lock import EntryLock, LockTimeout  # noqa: PLC0415
 
     seen_path = entry_path(cache_dir, eid, ".seen")
