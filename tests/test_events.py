@@ -1,0 +1,53 @@
+"""Issue 14: warnings a person sees. Claude Code drops a successful helper's stderr, so stale
+serves, failures, refusals and backoffs go to the event log that `keybroker events`,
+`print-token` and `doctor` show."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from keybroker import config as configmod
+from keybroker.cache.store import Cache, Entry
+from keybroker.resolve import entry_name
+from tests.kb import assert_key, assert_nowhere, run
+
+
+def test_a_stale_serve_during_an_outage_reaches_events_print_token_and_doctor(kb_env):
+    kb_env.write_config('[profiles.p]\nsource = "command"\ncommand = ["/bin/false"]\n')
+    config = configmod.load(kb_env)
+    request = configmod.request_for(config, "p", kb_env)
+    cache = Cache.open(kb_env)
+    eid = entry_name(cache, request.source, request.settings, kb_env)
+    now = time.time()
+    cache.write(Entry(id=eid, value="sk-still-valid-200s", fetched_at=now - 3400,
+                      expires_at=now + 200, source="command", label="command:false"))
+    served = run(["keybroker", "get", "p"], kb_env)  # mandatory window, the source is down
+    assert_key(served, "sk-still-valid-200s")
+    assert b"serving the cached key" in served.err  # what Claude Code would throw away
+
+    listed = run(["keybroker", "events", "p", "--json"], kb_env)
+    assert listed.code == 0, listed
+    kinds = [json.loads(line)["kind"] for line in listed.out.splitlines()]
+    assert kinds == ["stale-served"]
+    text = run(["keybroker", "events"], kb_env)
+    assert "stale-served" in text.stdout
+    assert "profile 'p'" in text.stdout
+    shown = run(["keybroker", "print-token", "p"], kb_env)
+    assert "stale-served" in shown.stdout, shown
+    doctor = run(["keybroker", "doctor", "p"], kb_env)
+    assert "stale-served" in doctor.stdout, doctor
+    assert_nowhere("sk-still-valid-200s", listed, text, doctor,
+                   dirs=[kb_env.data_dir])  # the log holds names, never the key
+
+
+def test_events_filter_by_kind_and_limit(kb_env):
+    kb_env.write_config('[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n')
+    for i in range(3):
+        assert run(["keybroker", "get", "e"], dict(kb_env, K=f"sk-rotating-{i}")).code == 0
+    every = run(["keybroker", "events", "--json"], kb_env)
+    assert [json.loads(x)["kind"] for x in every.out.splitlines()] == ["refresh"] * 3
+    last = run(["keybroker", "events", "-n", "1", "--kind", "refresh"], kb_env)
+    assert len(last.stdout.splitlines()) == 1
+    none = run(["keybroker", "events", "--kind", "backoff"], kb_env)
+    assert none.stdout.startswith("no events")
