@@ -57,7 +57,7 @@ def test_keychain_hit_does_not_import_keyring(keychain_env):
     assert probe(keychain_env, "entry", "main", ["keybroker", "get", "kc"]) == []
     # the first standalone call of a command line takes the full path and indexes it
     assert run(["keybroker-keychain", "--service", "hot"], keychain_env).code == 0
-    loaded = probe(keychain_env, "standalone", "keychain_main",
+    loaded = probe(keychain_env, "entry", "keychain_main",
                    ["keybroker-keychain", "--service", "hot"])
     assert loaded == []
 
@@ -134,7 +134,7 @@ def test_standalone_hits_skip_the_full_machinery(keychain_env):
         ["keybroker-keychain", "--service=solo-hot", "--username", "keybroker"],
         ["keybroker-keychain", "--profile", "kc"],
     ):
-        code = PROBE.format(module="standalone", func="keychain_main", argv=argv)
+        code = PROBE.format(module="entry", func="keychain_main", argv=argv)
         code = code.replace(repr(HEAVY), repr(heavy))
         proc = subprocess.run([sys.executable, "-c", code], env=keychain_env,
                               capture_output=True, stdin=subprocess.DEVNULL, timeout=60,

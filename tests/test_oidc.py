@@ -23,7 +23,7 @@ from keybroker.cache.store import Cache, CacheAux
 from keybroker.model import Deadline, Request
 from keybroker.sources.base import FetchContext
 from keybroker.sources.oidc import SOURCE
-from keybroker.sources.oidc_tokens import login_key
+from keybroker.sources.oidc.tokens import login_key
 from tests.conftest import KbEnv
 from tests.fixtures.oidc_provider import CI_AUDIENCE, GITLAB_ISSUER, OidcProvider
 from tests.kb import Result, assert_fails, assert_nowhere, exe, run

@@ -823,7 +823,7 @@ def test_source_module_imports_cheaply() -> None:
     code = (
         "import sys, keybroker.sources.vault as v;"
         "v.SOURCE.canonical({'path': 'p'}, {'VAULT_ADDR': 'http://x:1'});"
-        "heavy = [m for m in ('hvac', 'requests', 'keybroker.sources.vault_auth') "
+        "heavy = [m for m in ('hvac', 'requests', 'keybroker.sources.vault.auth') "
         "if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([python(), "-c", code], capture_output=True, check=True, timeout=60)
@@ -1073,7 +1073,7 @@ def test_identity_inputs_are_pure_and_name_the_credential(tmp_path: Path) -> Non
     code = (
         "import sys, keybroker.sources.vault as v;"
         "v.SOURCE.identity_inputs({'path': 'p', 'auth_method': 'jwt'}, {});"
-        "print([m for m in ('hvac', 'requests', 'keybroker.sources.vault_auth') "
+        "print([m for m in ('hvac', 'requests', 'keybroker.sources.vault.auth') "
         "if m in sys.modules])"
     )
     out = subprocess.run([python(), "-c", code], capture_output=True, check=True, timeout=60)

@@ -299,7 +299,7 @@ def test_person_login_is_renewed_while_renewable(
     from keybroker.model import Deadline, Request  # noqa: PLC0415
     from keybroker.sources.base import FetchContext  # noqa: PLC0415
     from keybroker.sources.vault import SOURCE, build_spec  # noqa: PLC0415
-    from keybroker.sources.vault_login import sign_in  # noqa: PLC0415
+    from keybroker.sources.vault.login import sign_in  # noqa: PLC0415
 
     settings = {"path": person["path"], "field": "key", "auth_method": "userpass",
                 "username": person["user"]}

@@ -51,5 +51,21 @@ def standalone(source: str, argv: list[str] | None = None) -> int:
     return run_full(source, args, why, started)
 
 
+def vault_main() -> int:
+    return standalone("vault")
+
+
+def aws_main() -> int:
+    return standalone("aws")
+
+
+def keychain_main() -> int:
+    return standalone("keychain")
+
+
+def oidc_main() -> int:
+    return standalone("oidc")
+
+
 if __name__ == "__main__":
     sys.exit(main())

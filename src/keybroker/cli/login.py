@@ -109,8 +109,8 @@ def login(
     from keybroker.model import Deadline  # noqa: PLC0415
     from keybroker.sources.base import FetchContext  # noqa: PLC0415
     from keybroker.sources.oidc import DEFAULT_GRANT, LOGIN_GRANTS, SOURCE  # noqa: PLC0415
-    from keybroker.sources.oidc_flows import login as run_flow  # noqa: PLC0415
-    from keybroker.sources.oidc_tokens import to_secret  # noqa: PLC0415
+    from keybroker.sources.oidc.flows import login as run_flow  # noqa: PLC0415
+    from keybroker.sources.oidc.tokens import to_secret  # noqa: PLC0415
 
     env = environment(config_path)
     cache, cache_error = open_cache(env)
@@ -166,7 +166,7 @@ def _vault_login(
     from keybroker.resolve import resolve  # noqa: PLC0415
     from keybroker.sources.base import FetchContext  # noqa: PLC0415
     from keybroker.sources.vault import HUMAN_METHODS, build_spec  # noqa: PLC0415
-    from keybroker.sources.vault_client import load_hvac  # noqa: PLC0415
+    from keybroker.sources.vault.client import load_hvac  # noqa: PLC0415
 
     profile = request.profile
     spec = build_spec(request.settings, env, profile)
@@ -185,7 +185,7 @@ def _vault_login(
         Deadline(LOGIN_TIMEOUT), env, CacheAux(cache, "vault"),
         debug=debug, interactive=True, progress=ui.say,
     )
-    from keybroker.sources.vault_login import sign_in  # noqa: PLC0415
+    from keybroker.sources.vault.login import sign_in  # noqa: PLC0415
 
     sign_in(spec, request.settings, ctx, ui, lambda: _read_password(spec, password_stdin),
             open_browser=not no_open)
@@ -229,7 +229,7 @@ def _read_password(spec: Any, from_stdin: bool) -> str:
 
 def _who(body: dict[str, Any]) -> str:
     """``as NAME`` from the ID token's claims, when there is one (claims are not secrets)."""
-    from keybroker.sources.oidc_tokens import jwt_claims  # noqa: PLC0415
+    from keybroker.sources.oidc.tokens import jwt_claims  # noqa: PLC0415
 
     token = body.get("id_token")
     claims = jwt_claims(token) if isinstance(token, str) else None

@@ -9,7 +9,6 @@ argparse, not click: this is a hot path too.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from keybroker.cli.runner import arm_watchdog, debug_enabled, report, run_helper
@@ -121,25 +120,3 @@ def _remember(source_name: str, argv: list[str], ns: Any, config: Any, request: 
     profile_options = config.profiles[ns.profile].options if ns.profile else {}
     remember_standalone(config, env, cache_dir, standalone_key(source_name, given),
                         source_name, request.settings, profile_options)
-
-
-def standalone(source_name: str, argv: list[str]) -> int:
-    from keybroker.cli.entry import standalone as entry  # noqa: PLC0415
-
-    return entry(source_name, argv)
-
-
-def vault_main() -> int:
-    return standalone("vault", sys.argv[1:])
-
-
-def aws_main() -> int:
-    return standalone("aws", sys.argv[1:])
-
-
-def keychain_main() -> int:
-    return standalone("keychain", sys.argv[1:])
-
-
-def oidc_main() -> int:
-    return standalone("oidc", sys.argv[1:])

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from keybroker.errors import LoginRequired, SecretNotFound, UsageError
 from keybroker.sources.base import FetchContext
-from keybroker.sources.oidc_http import Http, get_json
+from keybroker.sources.oidc.http import Http, get_json
 
 TOKEN_TYPES = {
     "jwt": "urn:ietf:params:oauth:token-type:jwt",

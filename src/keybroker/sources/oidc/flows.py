@@ -51,8 +51,8 @@ def login(
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Sign in with ``flow`` (device | browser), store the refresh token, return the response."""
-    from keybroker.sources.oidc import normal_scope, provider  # noqa: PLC0415
-    from keybroker.sources.oidc_http import discover  # noqa: PLC0415
+    from keybroker.sources.oidc.grants import normal_scope, provider  # noqa: PLC0415
+    from keybroker.sources.oidc.http import discover  # noqa: PLC0415
 
     issuer, http = provider(request.settings)
     doc = discover(issuer, ctx, http, refresh=True)
@@ -76,14 +76,14 @@ def login(
 
 
 def _store(request: Request, ctx: FetchContext) -> Any:
-    from keybroker.sources.oidc import refresh_store  # noqa: PLC0415
+    from keybroker.sources.oidc.grants import refresh_store  # noqa: PLC0415
 
     return refresh_store(request, ctx)
 
 
 def _exchange(request: Request, ctx: FetchContext, data: dict[str, str],
               raw_errors: bool = False) -> dict[str, Any]:
-    from keybroker.sources.oidc import token_request  # noqa: PLC0415
+    from keybroker.sources.oidc.grants import token_request  # noqa: PLC0415
 
     return token_request(request, ctx, data, raw_errors=raw_errors)
 
@@ -99,9 +99,9 @@ def device_flow(
     sleep: Callable[[float], None],
 ) -> dict[str, Any]:
     """RFC 8628: show the URL and code, poll (honouring slow_down) until approved."""
-    from keybroker.sources.oidc import provider, target_params  # noqa: PLC0415
-    from keybroker.sources.oidc_auth import client_auth  # noqa: PLC0415
-    from keybroker.sources.oidc_http import TokenError, endpoint, post_form  # noqa: PLC0415
+    from keybroker.sources.oidc.auth import client_auth  # noqa: PLC0415
+    from keybroker.sources.oidc.grants import provider, target_params  # noqa: PLC0415
+    from keybroker.sources.oidc.http import TokenError, endpoint, post_form  # noqa: PLC0415
 
     settings = request.settings
     where = request.where()
@@ -112,7 +112,7 @@ def device_flow(
         start = post_form(url, {**target_params(settings), **auth.data}, ctx, http,
                           f"{where}: device authorization", auth.headers)
     except TokenError as exc:
-        from keybroker.sources.oidc import map_token_error  # noqa: PLC0415
+        from keybroker.sources.oidc.grants import map_token_error  # noqa: PLC0415
 
         raise map_token_error(exc, request, DEVICE_GRANT) from None
     device_code = start.get("device_code")
@@ -155,7 +155,7 @@ def device_flow(
                     f"{where}: the sign-in code expired or was already used",
                     f"run: keybroker login {request.profile or 'PROFILE'} again",
                 ) from None
-            from keybroker.sources.oidc import map_token_error  # noqa: PLC0415
+            from keybroker.sources.oidc.grants import map_token_error  # noqa: PLC0415
 
             raise map_token_error(exc, request, DEVICE_GRANT) from None
         except Unreachable:
@@ -266,8 +266,8 @@ def browser_flow(
     open_browser: bool,
 ) -> dict[str, Any]:
     """Open the authorization URL; take the code on a loopback port; redeem it with PKCE."""
-    from keybroker.sources.oidc import DEFAULT_REDIRECT, provider, target_params  # noqa: PLC0415
-    from keybroker.sources.oidc_http import endpoint  # noqa: PLC0415
+    from keybroker.sources.oidc.grants import DEFAULT_REDIRECT, provider, target_params  # noqa: PLC0415
+    from keybroker.sources.oidc.http import endpoint  # noqa: PLC0415
 
     settings = request.settings
     where = request.where()
@@ -311,7 +311,7 @@ def browser_flow(
         raise AccessDenied(f"{where}: the browser redirect did not carry this login's state",
                            "run the login again; close other sign-in tabs")
     if "error" in answer:
-        from keybroker.sources.oidc_http import _clean  # noqa: PLC0415
+        from keybroker.sources.oidc.http import _clean  # noqa: PLC0415
 
         detail = _clean(answer.get("error_description"))
         detail = f" ({detail})" if detail else ""

@@ -20,7 +20,7 @@ from keybroker.errors import (
     Unreachable,
     UsageError,
 )
-from keybroker.sources.aws_target import (
+from keybroker.sources.aws.target import (
     BACKOFF_BASE,
     BACKOFF_CAP,
     DEFAULT_STAGE,

@@ -35,7 +35,7 @@ from keybroker.errors import (
     UsageError,
 )
 from keybroker.model import Request, Secret
-from keybroker.sources.aws_client import (
+from keybroker.sources.aws.client import (
     Clients,
     call,
     clients_for,
@@ -43,7 +43,7 @@ from keybroker.sources.aws_client import (
     make_client,
     translate,
 )
-from keybroker.sources.aws_target import (
+from keybroker.sources.aws.target import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_READ_TIMEOUT,
@@ -52,7 +52,7 @@ from keybroker.sources.aws_target import (
     ROLE_MIN_LEFT,
     Target,
 )
-from keybroker.sources.aws_values import extract, iso, parse_expiry, timestamp
+from keybroker.sources.aws.values import extract, iso, parse_expiry, timestamp
 from keybroker.sources.base import AuxEntry, BaseSource, Check, FetchContext, Setting
 
 __all__ = ["SOURCE", "AwsSource", "Target", "parse_expiry"]

@@ -21,7 +21,7 @@ from keybroker.errors import (
     UsageError,
 )
 from keybroker.sources.base import FetchContext
-from keybroker.sources.vault import Spec, env_first
+from keybroker.sources.vault.spec import Spec, env_first
 
 #: Longest any single HTTP request may take (always also bounded by the call's deadline).
 STEP_TIMEOUT = 10.0

@@ -1,7 +1,7 @@
 """Logging in to Vault/OpenBao for the vault source, and the login-token cache.
 
 Imported only when a fetch or doctor needs the server (it loads hvac and requests; the client
-and its error mapping are in :mod:`keybroker.sources.vault_client`).
+and its error mapping are in :mod:`keybroker.sources.vault.client`).
 
 - Tokens: ``token`` auth reads ``token_env``, ``VAULT_TOKEN``/``BAO_TOKEN`` or
   ``~/.vault-token``; with none, requests go out without a token, which is how a Vault Agent or
@@ -36,8 +36,8 @@ from keybroker.errors import (
     UsageError,
 )
 from keybroker.sources.base import AuxEntry, Check, FetchContext
-from keybroker.sources.vault import K8S_SA_JWT_PATH, Read, Spec, path_fix
-from keybroker.sources.vault_client import STEP_TIMEOUT, make_client, translate
+from keybroker.sources.vault.client import STEP_TIMEOUT, make_client, translate
+from keybroker.sources.vault.spec import K8S_SA_JWT_PATH, Read, Spec, path_fix
 
 #: A cached login token with less than this left is not used: it must outlive the read.
 MIN_TOKEN_LEFT = 30.0

@@ -11,7 +11,7 @@ from keybroker.errors import (
     InvalidSecret,
     SecretNotFound,
 )
-from keybroker.sources.aws_target import EXPIRES_FIELD, WHOLE_DOCUMENT, Target
+from keybroker.sources.aws.target import EXPIRES_FIELD, WHOLE_DOCUMENT, Target
 from keybroker.sources.base import FetchContext
 from keybroker.sources.values import field_names, parse_time, register_leaves
 

@@ -23,10 +23,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from keybroker.errors import AccessDenied, Unreachable, UsageError
 from keybroker.sources.base import FetchContext
-from keybroker.sources.oidc_flows import TICK, Progress, _Callback
-from keybroker.sources.vault import DEFAULT_OIDC_REDIRECT, PASSWORD_METHODS, Spec
-from keybroker.sources.vault_auth import Login, Session
-from keybroker.sources.vault_client import translate
+from keybroker.sources.oidc.flows import TICK, Progress, _Callback
+from keybroker.sources.vault.auth import Login, Session
+from keybroker.sources.vault.client import translate
+from keybroker.sources.vault.spec import DEFAULT_OIDC_REDIRECT, PASSWORD_METHODS, Spec
 
 #: Longest server-supplied URL shown to the person (a real one is a few hundred characters).
 MAX_URL = 4096

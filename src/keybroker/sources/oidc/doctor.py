@@ -19,7 +19,8 @@ JWKS_TTL = 3600.0
 
 
 def checks(request: Request, ctx: FetchContext) -> list[Check]:
-    from keybroker.sources.oidc import (  # noqa: PLC0415
+    from keybroker.sources.oidc.auth import client_secret, method_for  # noqa: PLC0415
+    from keybroker.sources.oidc.grants import (  # noqa: PLC0415
         DEFAULT_GRANT,
         EXCHANGE_GRANT,
         LOGIN_GRANTS,
@@ -27,8 +28,7 @@ def checks(request: Request, ctx: FetchContext) -> list[Check]:
         provider,
         refresh_store,
     )
-    from keybroker.sources.oidc_auth import client_secret, method_for  # noqa: PLC0415
-    from keybroker.sources.oidc_http import discover  # noqa: PLC0415
+    from keybroker.sources.oidc.http import discover  # noqa: PLC0415
 
     settings = request.settings
     out: list[Check] = []
@@ -76,7 +76,7 @@ def checks(request: Request, ctx: FetchContext) -> list[Check]:
 
 
 def jwks_check(doc: dict[str, Any], issuer: str, ctx: FetchContext, http: Any) -> Check:
-    from keybroker.sources.oidc_http import get_json  # noqa: PLC0415
+    from keybroker.sources.oidc.http import get_json  # noqa: PLC0415
 
     url = doc.get("jwks_uri")
     if not isinstance(url, str):
