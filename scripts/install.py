@@ -114,7 +114,10 @@ def tool_environment() -> dict[str, str]:
 
 def fetch(url: str, accept: str | None = None) -> tuple[bytes, str]:
     """(body, content type) of ``url`` with the configured CA bundle; file:// works too."""
-    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    if url.startswith("file:") and url.endswith("/"):
+        url += "index.html"  # a directory index on disk, as pip reads it
+    # file:// is allowed on purpose: pip accepts file:// indexes, and so does this script.
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})  # noqa: S310
     context = ssl.create_default_context(cafile=ca_bundle())
     with urllib.request.urlopen(request, timeout=120, context=context) as response:  # noqa: S310
         return response.read(), response.headers.get("Content-Type", "")
@@ -234,7 +237,7 @@ def install(kind: str, tool: Path, env: dict[str, str]) -> Path:
         out = run([str(tool), "environment", "--value", "PIPX_BIN_DIR"], env)
         return Path(out.strip())
     command = [str(tool), "tool", "install", "--force", "--reinstall-package", "keybroker"]
-    if sys.version_info >= (3, 11):
+    if sys.version_info >= (3, 11):  # noqa: UP036 - this script itself runs on 3.8+
         command += ["--python", sys.executable]  # else uv finds or fetches a Python >= 3.11
     run([*command, spec], env)
     return Path(run([str(tool), "tool", "dir", "--bin"], env).strip())
