@@ -235,12 +235,12 @@ def install(kind: str, tool: Path, env: dict[str, str]) -> Path:
     if kind == "pipx":
         run([str(tool), "install", "--force", spec], env)
         out = run([str(tool), "environment", "--value", "PIPX_BIN_DIR"], env)
-        return Path(out.strip())
+        return Path(os.path.normpath(out.strip()))
     command = [str(tool), "tool", "install", "--force", "--reinstall-package", "keybroker"]
     if sys.version_info >= (3, 11):  # noqa: UP036 - this script itself runs on 3.8+
         command += ["--python", sys.executable]  # else uv finds or fetches a Python >= 3.11
     run([*command, spec], env)
-    return Path(run([str(tool), "tool", "dir", "--bin"], env).strip())
+    return Path(os.path.normpath(run([str(tool), "tool", "dir", "--bin"], env).strip()))
 
 
 def main() -> int:

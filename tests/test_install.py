@@ -179,7 +179,7 @@ def pep668_env(tmp_path):
 @pytest.mark.timeout(900)
 def test_readme_install_on_externally_managed_python(pep668_env, tmp_path):
     env = pep668_env
-    home = Path(env["HOME"])
+    home = Path(env["HOME"]).parent  # isolated_env: HOME and the XDG dirs under one base
     refused = subprocess.run(["python3", "-m", "pip", "install", "keybroker"], env=env,
                              capture_output=True, check=False)
     assert refused.returncode != 0
@@ -195,8 +195,13 @@ def test_readme_install_on_externally_managed_python(pep668_env, tmp_path):
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     assert DEMO_KEY.fullmatch(result.stdout), result.stdout
     assert b"externally-managed" not in result.stderr
-    bin_keybroker = home / ".local" / "bin" / "keybroker"
+    installed = re.search(rb"install: installed (\S+) ", result.stderr)
+    assert installed, result.stderr
+    bin_keybroker = Path(installed.group(1).decode())
+    # uv's rule: $XDG_BIN_HOME, else $XDG_DATA_HOME/../bin, else ~/.local/bin
+    assert bin_keybroker.parent == Path(env["XDG_DATA_HOME"]).parent / "bin"
     assert bin_keybroker.exists()
+    assert str(home) in str(bin_keybroker)
     assert (Path(env["XDG_DATA_HOME"]) / "uv" / "tools" / "keybroker").is_dir()
     for name in ("keybroker-vault", "keybroker-aws", "keybroker-keychain", "keybroker-oidc"):
         assert (bin_keybroker.parent / name).exists(), name
