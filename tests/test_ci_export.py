@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -482,14 +483,57 @@ def test_github_action_install_step_is_valid_bash():
         assert proc.returncode == 0, (step["id"], proc.stderr)
 
 
-def test_gitlab_snippet_commands_work(ci_env, tmp_path, monkeypatch):
-    """The snippet's keybroker lines, run by /bin/sh with GitLab's variables, as a job would."""
+GITLAB = ACTION.parent.parent / "gitlab" / "keybroker.gitlab-ci.yml"
+
+
+def gitlab_snippet() -> dict:
     import yaml  # noqa: PLC0415
 
-    snippet = yaml.safe_load((ACTION.parent.parent / "gitlab" / "keybroker.gitlab-ci.yml")
-                             .read_text())
-    env = dict(ci_env, **{k: str(v) for k, v in snippet["variables"].items()})
+    return yaml.safe_load(GITLAB.read_text())
+
+
+def gitlab_variables(snippet: dict, project_dir: Path) -> dict[str, str]:
+    """The snippet's variables as a job sees them (GitLab expands $CI_PROJECT_DIR in them)."""
+    return {k: str(v).replace("$CI_PROJECT_DIR", str(project_dir))
+            for k, v in snippet["variables"].items()}
+
+
+def documented_profile() -> str:
+    """The keybroker.toml the snippet's header documents, as a file's text."""
+    lines = GITLAB.read_text().splitlines()
+    start = lines.index("#   # keybroker.toml") + 1
+    body = []
+    for line in lines[start:]:
+        if not line.startswith("#   "):
+            break
+        body.append(line[len("#   "):])
+    return "\n".join(body) + "\n"
+
+
+def test_gitlab_snippet_one_id_token_name_and_audience():
+    """One variable, one audience: the jobs, the documented profile and the vault docs agree."""
+    import tomllib  # noqa: PLC0415
+
+    snippet = gitlab_snippet()
+    profile = tomllib.loads(documented_profile())["profiles"]["litellm"]
+    for job in (".keybroker-in-job", ".keybroker-dotenv"):
+        tokens = snippet[job]["id_tokens"]
+        assert list(tokens) == [profile["jwt_env"]] == ["VAULT_ID_TOKEN"]
+        assert tokens["VAULT_ID_TOKEN"]["aud"] == profile["addr"]
+    vault_doc = (ACTION.parent.parent.parent / "docs" / "sources" / "vault.md").read_text()
+    assert f"{{ VAULT_ID_TOKEN: {{ aud: {profile['addr']} }} }}" in vault_doc
+    assert 'jwt_env = "VAULT_ID_TOKEN"' in vault_doc
+    assert snippet["variables"]["KEYBROKER_PROFILE"] == "litellm"
+    assert "KEYBROKER_PACKAGE" not in snippet["variables"]
+
+
+def test_gitlab_snippet_commands_work(ci_env, tmp_path, monkeypatch):
+    """The snippet's keybroker lines, run by /bin/sh with GitLab's variables, as a job would."""
+    snippet = gitlab_snippet()
+    env = dict(ci_env, **gitlab_variables(snippet, tmp_path), CI_PROJECT_DIR=str(tmp_path))
     env["KEYBROKER_PROFILE"] = "k"
+    Path(env["KEYBROKER_CONFIG"]).write_text(ci_env.config_path.read_text())
+    ci_env.config_path.unlink()  # the job reads the project's keybroker.toml, nothing else
     monkeypatch.chdir(tmp_path)
     dotenv_line = snippet[".keybroker-dotenv"]["script"][-1]
     result = run(["/bin/sh", "-c", dotenv_line], env)
@@ -500,3 +544,84 @@ def test_gitlab_snippet_commands_work(ci_env, tmp_path, monkeypatch):
     eval_line = snippet[".keybroker-in-job"]["before_script"][-1]
     result = run(["/bin/sh", "-c", eval_line + '\nprintf "%s" "$ANTHROPIC_AUTH_TOKEN"'], env)
     assert (result.code, result.out, result.err) == (0, VALUE.encode(), b"")
+
+
+def flatten(script: list[Any]) -> list[str]:
+    """A job's script as GitLab runs it: nested lists (from YAML anchors) flattened."""
+    return [line for item in script
+            for line in (flatten(item) if isinstance(item, list) else [item])]
+
+
+def git_tag(source: Path, tag: str) -> None:
+    """Make ``source`` a git repository with one commit tagged ``tag`` (the pinned ref)."""
+    git = ["git", "-C", str(source), "-c", "user.name=t", "-c", "user.email=t@t",
+           "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "release"], ["tag", tag]):
+        subprocess.run([*git, *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.timeout(900)
+def test_gitlab_snippet_job_as_written_against_openbao(openbao, kb_env, tmp_path):
+    """A .keybroker-in-job job end to end: install at the pinned tag, then the documented
+    profile logs in to (real) OpenBao with the VAULT_ID_TOKEN GitLab would give the job; the
+    next pipeline restores the venv from the GitLab cache and installs nothing."""
+    from tests.test_install import fresh_copy  # noqa: PLC0415
+    from tests.test_vault import enable, read_policy, sign  # noqa: PLC0415
+
+    snippet = gitlab_snippet()
+    job = snippet[".keybroker-in-job"]
+    aud = job["id_tokens"]["VAULT_ID_TOKEN"]["aud"]
+    # Vault's side, as docs/sources/vault.md sets it up: a JWT role bound to that audience.
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    enable(openbao, "auth", "gitlab-jwt", {"type": "jwt"})
+    openbao.api("POST", "auth/gitlab-jwt/config", {"jwt_validation_pubkeys": [public_pem],
+                                                    "bound_issuer": "https://gitlab.example.com"})
+    profile_text = documented_profile()
+    import tomllib  # noqa: PLC0415
+
+    profile = tomllib.loads(profile_text)["profiles"]["litellm"]
+    openbao.api("POST", f"auth/gitlab-jwt/role/{profile['role']}", {
+        "role_type": "jwt", "bound_audiences": [aud], "user_claim": "sub",
+        "token_policies": [read_policy(openbao, f"secret/data/{profile['path']}")],
+        "token_ttl": "1h",
+    })
+    key = "sk-gitlab-" + os.urandom(12).hex()
+    openbao.kv_put(profile["path"], {profile["field"]: key})
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "keybroker.toml").write_text(
+        profile_text.replace(profile["addr"], openbao.addr) + 'auth_mount = "gitlab-jwt"\n')
+    release = fresh_copy(tmp_path / "keybroker-release")
+    git_tag(release, "v-test")
+
+    def pipeline(repo: str) -> Any:
+        env = dict(kb_env, **gitlab_variables(snippet, project), CI_PROJECT_DIR=str(project))
+        env.update(KEYBROKER_REPO=repo, KEYBROKER_REF="v-test",
+                   PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin",
+                   VAULT_ID_TOKEN=sign(private, iss="https://gitlab.example.com", aud=aud))
+        lines = [*flatten(job["before_script"]), 'printf "%s" "$ANTHROPIC_AUTH_TOKEN"']
+        return run(["/bin/sh", "-ec", "\n".join(lines)], env, timeout=800), env
+
+    first, env = pipeline(str(release))
+    assert (first.code, first.out) == (0, key.encode()), first
+    assert_nowhere(key, run(["/bin/true"], env))
+    assert not (project / ".keybroker-src").exists()
+    venv = project / snippet[".keybroker-in-job"]["cache"]["paths"][0]
+    assert (venv / "bin" / "keybroker").exists()
+    # Next pipeline: GitLab restores .keybroker-venv from the cache; nothing is cloned or
+    # installed (the repository address is unreachable now and it still works).
+    kb_env_cache = Path(kb_env["XDG_CACHE_HOME"])
+    shutil.rmtree(kb_env_cache, ignore_errors=True)
+    second, _ = pipeline(str(tmp_path / "gone.git"))
+    assert (second.code, second.out) == (0, key.encode()), second
+    assert b"Cloning" not in second.err
+
+
