@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -251,3 +252,38 @@ def test_installer_refuses_a_wheel_whose_digest_does_not_match(tmp_path):
     assert proc.stdout == b""
     assert b"does not match the index's " + b"0" * 64 in proc.stderr, proc.stderr
     assert not list(Path(env["XDG_DATA_HOME"]).rglob("uv")), "an unverified uv was kept"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_per_machine_install_serves_another_user(pep668_env, tmp_path):
+    """docs/rollout.md's per-machine install (as root, UV_TOOL_DIR/UV_TOOL_BIN_DIR) runs for
+    an unprivileged user who has no config of their own."""
+    shared = Path(tempfile.mkdtemp(prefix="kb-machine-"))  # outside pytest's private tmp
+    try:
+        shared.chmod(0o755)
+        # The tool's venv links to the python3 that ran the installer: one every user reaches.
+        machine_bin = shared / "pybin"
+        machine_bin.mkdir()
+        for tool in Path(pep668_env["PATH"]).iterdir():
+            (machine_bin / tool.name).symlink_to(tool.resolve())
+        env = dict(pep668_env, PATH=str(machine_bin), UV_TOOL_DIR=str(shared / "tools"),
+                   UV_TOOL_BIN_DIR=str(shared / "bin"),
+                   UV_PYTHON_INSTALL_DIR=str(shared / "python"))
+        repo = fresh_copy(tmp_path / "keybroker")
+        result = _run_in(repo, "./install.sh --no-demo", env)
+        assert result.returncode == 0, result.stderr.decode()[-3000:]
+        assert result.stdout == b""
+        user_home = shared / "home-nobody"
+        user_home.mkdir()
+        shutil.chown(user_home, "nobody")
+        command = (f"HOME={user_home} XDG_CACHE_HOME={user_home}/c XDG_DATA_HOME={user_home}/d "
+                   f"XDG_CONFIG_HOME={user_home}/cfg {shared}/bin/keybroker get demo")
+        other = subprocess.run(["su", "nobody", "-s", "/bin/sh", "-c", command],
+                               capture_output=True, check=False, timeout=120,
+                               env={"PATH": "/usr/bin:/bin"})
+        assert DEMO_KEY.fullmatch(other.stdout), other
+        assert not (shared / "tools").stat().st_mode & 0o022  # not writable by others
+    finally:
+        shutil.rmtree(shared)
