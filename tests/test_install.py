@@ -221,14 +221,31 @@ def test_readme_install_on_externally_managed_python(pep668_env, tmp_path):
                              env=env, capture_output=True, check=False, timeout=60)
     assert version.stdout == b"keybroker-vault 99.0.0\n"
 
+    # A uv on PATH is preferred to the bootstrapped one.
+    bootstrapped = next(Path(env["XDG_DATA_HOME"]).glob("keybroker-install/uv-*/uv"))
+    (Path(env["PATH"]) / "uv").symlink_to(bootstrapped)
+    with_uv = _run_in(repo, command, env)
+    assert with_uv.returncode == 0, with_uv.stderr.decode()[-3000:]
+    assert f"$ {Path(env['PATH']) / 'uv'} tool install".encode() in with_uv.stderr
+    assert DEMO_KEY.fullmatch(with_uv.stdout), with_uv.stdout
+
+    # The README's uninstall.
+    gone = subprocess.run([str(bootstrapped), "tool", "uninstall", "keybroker"], env=env,
+                          capture_output=True, check=False, timeout=120)
+    assert gone.returncode == 0, gone
+    assert not bin_keybroker.exists()
+    assert not (Path(env["XDG_DATA_HOME"]) / "uv" / "tools" / "keybroker").exists()
+
 
 def _run_in(repo: Path, command: str, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["sh", "-c", command], cwd=repo, env=env, capture_output=True,
                           check=False, timeout=850)
 
 
-def test_installer_refuses_a_wheel_whose_digest_does_not_match(tmp_path):
-    """The bootstrap checks the uv wheel against the index's sha256 (a file:// index here)."""
+@pytest.mark.parametrize("configured_by", ["UV_DEFAULT_INDEX", "PIP_INDEX_URL", "pip.conf"])
+def test_installer_refuses_a_wheel_whose_digest_does_not_match(tmp_path, configured_by):
+    """The bootstrap reads the index pip is configured with (env or pip.conf; a file:// index
+    here) and checks the uv wheel against the sha256 that index publishes."""
     index = tmp_path / "index" / "uv"
     index.mkdir(parents=True)
     wheel = index / "uv-0.0.1-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
@@ -242,14 +259,22 @@ def test_installer_refuses_a_wheel_whose_digest_does_not_match(tmp_path):
                     for p in sorted(index.iterdir()))
     (index / "index.html").write_text(f"<html><body>{links}</body></html>")
     env = isolated_env(tmp_path / "user")
+    env = {k: v for k, v in env.items()
+           if k not in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL", "PIP_CONFIG_FILE")}
     env.update(PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin",
-               UV_DEFAULT_INDEX=(tmp_path / "index").as_uri(), KEYBROKER_UV_VERSION="0.0.1")
-    env = {k: v for k, v in env.items() if k not in ("UV_INDEX_URL", "PIP_INDEX_URL")}
+               KEYBROKER_UV_VERSION="0.0.1")
+    url = (tmp_path / "index").as_uri()
+    if configured_by == "pip.conf":
+        (tmp_path / "pip.conf").write_text(f"[global]\nindex-url = {url}\n")
+        env["PIP_CONFIG_FILE"] = str(tmp_path / "pip.conf")
+    else:
+        env[configured_by] = url
     assert shutil.which("uv", path=env["PATH"]) is None
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "install.py"), "--with", "uv"],
                           env=env, capture_output=True, check=False, timeout=120)
     assert proc.returncode == 1
     assert proc.stdout == b""
+    assert f"fetching uv 0.0.1 from {url}".encode() in proc.stderr, proc.stderr
     assert b"does not match the index's " + b"0" * 64 in proc.stderr, proc.stderr
     assert not list(Path(env["XDG_DATA_HOME"]).rglob("uv")), "an unverified uv was kept"
 
@@ -287,3 +312,23 @@ def test_per_machine_install_serves_another_user(pep668_env, tmp_path):
         assert not (shared / "tools").stat().st_mode & 0o022  # not writable by others
     finally:
         shutil.rmtree(shared)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_install_with_pipx_when_pipx_is_on_path(pep668_env, tmp_path):
+    """With pipx on PATH (and no uv) the installer uses pipx and still prints the demo key."""
+    tools = tmp_path / "pipx-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(tools)], check=True, timeout=300)
+    proc = subprocess.run([str(tools / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                           "pipx>=1.5"], capture_output=True, check=False, timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    env = dict(pep668_env)
+    (Path(env["PATH"]) / "pipx").symlink_to(tools / "bin" / "pipx")
+    repo = fresh_copy(tmp_path / "keybroker")
+    result = _run_in(repo, "./install.sh", env)
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    assert b"pipx install --force" in result.stderr
+    assert b"fetching uv" not in result.stderr
+    assert b"with pipx" in result.stderr
+    assert DEMO_KEY.fullmatch(result.stdout), result.stdout
