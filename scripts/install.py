@@ -42,6 +42,23 @@ import zipfile
 from pathlib import Path
 
 UV_VERSION = "0.13.9"  # the uv bootstrapped when none is installed (KEYBROKER_UV_VERSION overrides)
+# sha256 of UV_VERSION's wheels for the common platforms, as published when it was pinned: a
+# wheel listed here must match this digest as well as the index's (an index or mirror that
+# serves another file under the same name is refused). Other platforms/versions: the index's.
+PINNED_DIGESTS = {
+    "uv-0.13.9-py3-none-macosx_10_12_x86_64.whl":
+        "c16ed11e013557536b3e60065f1b912f6407bd6518e041b961e23ef9e6b4fbf5",
+    "uv-0.13.9-py3-none-macosx_11_0_arm64.whl":
+        "66c512266d633bef48384a1f53003f41f2a8e7b36fe6e7fbfd3e0fd52d96fa63",
+    "uv-0.13.9-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64.musllinux_1_1_aarch64.whl":
+        "5435c5ce14a56431208ca0996416d310f1598e8c2c8ba707688985a16bb82dbe",
+    "uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl":
+        "d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19",
+    "uv-0.13.9-py3-none-musllinux_1_1_x86_64.whl":
+        "2c45530751517d6c3bbc69a19473f6effe47cce047bede01ffd8af7ea7b36b25",
+    "uv-0.13.9-py3-none-win_amd64.whl":
+        "6a44b2ed8111d2f60d2b92627c5dccda3f7ed7570b18ce115e569cd68c28246b",
+}
 DEFAULT_INDEX = "https://pypi.org/simple"
 REPO = Path(__file__).resolve().parent.parent
 EXTRAS = "all"
@@ -186,6 +203,8 @@ def bootstrap_uv() -> Path:
     name, url, digest = pick_wheel(wheel_files("uv"), version)
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
         fail(f"the index publishes no sha256 for {name}; refusing to run an unverified binary")
+    if PINNED_DIGESTS.get(name, digest) != digest:
+        fail(f"{name}: the index's sha256 {digest} is not the one pinned in this script")
     body, _ = fetch(url)
     actual = hashlib.sha256(body).hexdigest()
     if actual != digest:

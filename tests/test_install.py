@@ -9,6 +9,7 @@ for the user and print a demo key.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import re
@@ -242,28 +243,32 @@ def _run_in(repo: Path, command: str, env: dict[str, str]) -> subprocess.Complet
                           check=False, timeout=850)
 
 
-@pytest.mark.parametrize("configured_by", ["UV_DEFAULT_INDEX", "PIP_INDEX_URL", "pip.conf"])
-def test_installer_refuses_a_wheel_whose_digest_does_not_match(tmp_path, configured_by):
-    """The bootstrap reads the index pip is configured with (env or pip.conf; a file:// index
-    here) and checks the uv wheel against the sha256 that index publishes."""
-    index = tmp_path / "index" / "uv"
+def fake_index(root: Path, version: str, digest: str | None) -> str:
+    """A file:// simple index with a tampered uv ``version`` for every platform; each link
+    carries ``digest`` (None: the file's true sha256). Returns the index URL."""
+    index = root / "index" / "uv"
     index.mkdir(parents=True)
-    wheel = index / "uv-0.0.1-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    plain = "manylinux_2_17_x86_64.manylinux2014_x86_64"
+    wheel = index / f"uv-{version}-py3-none-{plain}.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
-        archive.writestr("uv-0.0.1.data/scripts/uv", "#!/bin/sh\necho tampered\n")
+        archive.writestr(f"uv-{version}.data/scripts/uv", "#!/bin/sh\necho tampered\n")
     for tag in ("macosx_11_0_arm64", "macosx_10_12_x86_64", "musllinux_1_1_x86_64",
-                "manylinux_2_17_aarch64.manylinux2014_aarch64", "win_amd64"):
-        shutil.copy(wheel, index / wheel.name.replace(
-            "manylinux_2_17_x86_64.manylinux2014_x86_64", tag))
-    links = "".join(f'<a href="{p.name}#sha256={"0" * 64}">{p.name}</a>\n'
-                    for p in sorted(index.iterdir()))
+                "manylinux_2_17_aarch64.manylinux2014_aarch64.musllinux_1_1_aarch64",
+                "win_amd64"):
+        shutil.copy(wheel, index / wheel.name.replace(plain, tag))
+    links = "".join(
+        f'<a href="{p.name}#sha256={digest or hashlib.sha256(p.read_bytes()).hexdigest()}">'
+        f"{p.name}</a>\n" for p in sorted(index.iterdir()))
     (index / "index.html").write_text(f"<html><body>{links}</body></html>")
+    return (root / "index").as_uri()
+
+
+def run_installer(tmp_path: Path, version: str, url: str, configured_by: str):
     env = isolated_env(tmp_path / "user")
     env = {k: v for k, v in env.items()
            if k not in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL", "PIP_CONFIG_FILE")}
     env.update(PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin",
-               KEYBROKER_UV_VERSION="0.0.1")
-    url = (tmp_path / "index").as_uri()
+               KEYBROKER_UV_VERSION=version)
     if configured_by == "pip.conf":
         (tmp_path / "pip.conf").write_text(f"[global]\nindex-url = {url}\n")
         env["PIP_CONFIG_FILE"] = str(tmp_path / "pip.conf")
@@ -274,9 +279,35 @@ def test_installer_refuses_a_wheel_whose_digest_does_not_match(tmp_path, configu
                           env=env, capture_output=True, check=False, timeout=120)
     assert proc.returncode == 1
     assert proc.stdout == b""
-    assert f"fetching uv 0.0.1 from {url}".encode() in proc.stderr, proc.stderr
-    assert b"does not match the index's " + b"0" * 64 in proc.stderr, proc.stderr
+    assert f"fetching uv {version} from {url}".encode() in proc.stderr, proc.stderr
     assert not list(Path(env["XDG_DATA_HOME"]).rglob("uv")), "an unverified uv was kept"
+    return proc
+
+
+@pytest.mark.parametrize("configured_by", ["UV_DEFAULT_INDEX", "PIP_INDEX_URL", "pip.conf"])
+def test_installer_refuses_a_wheel_whose_digest_does_not_match(tmp_path, configured_by):
+    """The bootstrap reads the index pip is configured with (env or pip.conf; a file:// index
+    here) and checks the uv wheel against the sha256 that index publishes."""
+    proc = run_installer(tmp_path, "0.0.1", fake_index(tmp_path, "0.0.1", "0" * 64),
+                         configured_by)
+    assert b"does not match the index's " + b"0" * 64 in proc.stderr, proc.stderr
+
+
+def test_installer_refuses_a_pinned_version_served_with_another_digest(tmp_path):
+    """For the pinned uv version, a mirror's consistent but different file is refused too."""
+    version = _installer_module().UV_VERSION
+    proc = run_installer(tmp_path, version, fake_index(tmp_path, version, None),
+                         "UV_DEFAULT_INDEX")
+    assert b"is not the one pinned in this script" in proc.stderr, proc.stderr
+
+
+def _installer_module():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import install  # noqa: PLC0415
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    return install
 
 
 @pytest.mark.slow
