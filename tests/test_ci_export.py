@@ -10,10 +10,12 @@ import base64
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -259,38 +261,93 @@ def test_github_env_block_shape():
 
 ACTION = Path(__file__).resolve().parent.parent / "helpers" / "github-action" / "action.yml"
 EXPR = re.compile(r"\$\{\{\s*([^}]+?)\s*\}\}")
+CACHE_ACTION = "actions/cache@"
 
 
-def run_composite(action: dict, inputs: dict[str, str], env: dict[str, str], tmp: Path):
-    """A minimal composite-action runner: inputs and step outputs in env, bash -eo pipefail."""
+class ActionsCache:
+    """actions/cache as the runner sees it: restore ``path`` when ``key`` was saved by an
+    earlier job, save it after the job when it was not (tar keeps symlinks; so does this)."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self.pending: list[tuple[Path, Path]] = []
+
+    def restore(self, path: Path, key: str) -> bool:
+        saved = self.store / key
+        if saved.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(saved, path, symlinks=True)
+            return True
+        self.pending.append((path, saved))
+        return False
+
+    def post(self) -> None:
+        for path, saved in self.pending:
+            if path.is_dir():
+                shutil.copytree(path, saved, symlinks=True)
+        self.pending.clear()
+
+
+def run_composite(action: dict, inputs: dict[str, str], env: dict[str, str], tmp: Path,
+                  *, action_path: Path | None = None, cache: ActionsCache | None = None):
+    """A minimal composite-action runner: inputs, step outputs, $GITHUB_ENV and $GITHUB_PATH
+    carried from step to step, ``if: inputs.X != 'v'``, and actions/cache (``cache``)."""
     values = {k: v.get("default", "") for k, v in action["inputs"].items()}
     values.update(inputs)
     outputs: dict[str, dict[str, str]] = {}
+    context = {"github.action_path": str(action_path or ACTION.parent), "runner.os": "Linux"}
+    env = dict(env)
     results = []
-    for step in action["runs"]["steps"]:
-        def expand(text: str) -> str:
-            def one(match: re.Match[str]) -> str:
-                expr = match.group(1)
-                if expr.startswith("inputs."):
-                    return values[expr[len("inputs."):]]
-                _, step_id, _, name = expr.split(".")
-                return outputs.get(step_id, {}).get(name, "")
-            return EXPR.sub(one, text)
 
+    def expand(text: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            expr = match.group(1)
+            if expr.startswith("inputs."):
+                return values[expr[len("inputs."):]]
+            if expr in context:
+                return context[expr]
+            _, step_id, _, name = expr.split(".")
+            return outputs.get(step_id, {}).get(name, "")
+        return EXPR.sub(one, text)
+
+    def condition(text: str) -> bool:
+        found = re.fullmatch(r"inputs\.([\w-]+) (==|!=) '([^']*)'", text.strip())
+        assert found, f"the test runner cannot evaluate if: {text}"
+        equal = values[found.group(1)] == found.group(3)
+        return equal if found.group(2) == "==" else not equal
+
+    for step in action["runs"]["steps"]:
+        if "if" in step and not condition(step["if"]):
+            continue
+        if step.get("uses", "").startswith(CACHE_ACTION):
+            assert re.fullmatch(r"actions/cache@[0-9a-f]{40}", step["uses"]), "pin by commit"
+            assert cache is not None, "this run installs: give it an ActionsCache"
+            with_ = {k: expand(str(v)) for k, v in step["with"].items()}
+            hit = cache.restore(Path(with_["path"]), with_["key"])
+            outputs[step["id"]] = {"cache-hit": str(hit).lower()}
+            continue
         output_file = tmp / f"output-{step['id']}"
         output_file.write_text("")
         step_env = dict(env, GITHUB_OUTPUT=str(output_file))
         step_env.update({k: expand(str(v)) for k, v in step.get("env", {}).items()})
         assert "${{" not in step["run"], "inputs must reach scripts through env only"
         result = run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-                     step_env)
+                     step_env, timeout=600)
         results.append(result)
         if result.code != 0:
             break
         outputs[step["id"]] = dict(
             line.split("=", 1) for line in output_file.read_text().splitlines() if "=" in line
         )
-    return results
+        env.update(parse_github_env(Path(env["GITHUB_ENV"]).read_text()))
+        path_file = Path(env["GITHUB_PATH"])
+        if path_file.exists():
+            extra = [line for line in path_file.read_text().splitlines() if line]
+            env["PATH"] = os.pathsep.join([*reversed(extra), env["PATH"]])
+            path_file.write_text("")
+    if cache is not None:
+        cache.post()
+    return results, env, outputs
 
 
 @pytest.fixture
@@ -310,23 +367,110 @@ def test_github_action_exports_masked_with_inline_config(runner_env, ci_env, tmp
     config_toml = ci_env.config_path.read_text()
     env = {k: v for k, v in runner_env.items()}
     env["KEYBROKER_CONFIG"] = str(tmp_path / "no-default-config.toml")  # must come from input
-    results = run_composite(
+    results, later, outputs = run_composite(
         action,
         {"install": "false", "profile": "k", "var": "API_TOKEN", "vars": "  OTHER=o \n\n",
          "config-toml": config_toml},
         env, tmp_path,
     )
-    assert [r.code for r in results] == [0, 0], results
-    export = results[1]
+    assert [r.code for r in results] == [0, 0, 0], results
+    export = results[-1]
     assert export.stdout.startswith("::add-mask::")
     assert VALUE.encode() not in export.out
     assert_nowhere(VALUE, *results)
-    assert parse_github_env(Path(runner_env["GITHUB_ENV"]).read_text()) == {
-        "API_TOKEN": VALUE, "OTHER": OTHER,
-    }
-    written = list(Path(runner_env["RUNNER_TEMP"]).glob("keybroker-config-*.toml"))
+    runner_temp = Path(runner_env["RUNNER_TEMP"])
+    exported = parse_github_env(Path(runner_env["GITHUB_ENV"]).read_text())
+    written = list((runner_temp / "keybroker").glob("config.*"))
     assert len(written) == 1
     assert stat.S_IMODE(written[0].stat().st_mode) == 0o600
+    assert exported == {
+        "API_TOKEN": VALUE, "OTHER": OTHER,
+        "KEYBROKER_CONFIG": str(written[0]),
+        "KEYBROKER_CACHE_DIR": str(runner_temp / "keybroker" / "cache"),
+        "KEYBROKER_DATA_DIR": str(runner_temp / "keybroker" / "data"),
+    }
+    assert outputs["export"]["config"] == str(written[0])
+    for state in ("cache", "data"):
+        assert stat.S_IMODE((runner_temp / "keybroker" / state).stat().st_mode) == 0o700
+    # A later step sees the config and the RUNNER_TEMP cache through the exported variables.
+    later_step = run(["keybroker", "get", "o"], later)
+    assert (later_step.code, later_step.stdout) == (0, OTHER + "\n"), later_step
+    assert list((runner_temp / "keybroker" / "cache").iterdir()), "cache not under RUNNER_TEMP"
+    assert not ci_env.cache_dir.exists()
+
+
+def test_github_action_lock_pins_every_dependency_with_hashes():
+    """requirements.lock covers pyproject's dependencies and extras, each == and hashed."""
+    import tomllib  # noqa: PLC0415
+
+    project = tomllib.loads((ACTION.parent.parent.parent / "pyproject.toml").read_text())
+    wanted = {re.split(r"[<>=\[ ;]", d)[0].lower() for d in project["project"]["dependencies"]}
+    for extra, deps in project["project"]["optional-dependencies"].items():
+        if extra not in ("test", "all"):
+            wanted |= {re.split(r"[<>=\[ ;]", d)[0].lower() for d in deps}
+    wanted.add("hatchling")  # the build backend: the action builds without isolation
+    lock = (ACTION.parent / "requirements.lock").read_text()
+    entry = r"^([A-Za-z0-9_.-]+)==(\S+)(?: ;[^\\]*)? \\\n((?:\s+--hash=sha256:[0-9a-f]{64}.*\n)+)"
+    entries = re.findall(entry, lock, re.M)
+    pinned = {name.lower() for name, _, _ in entries}
+    assert wanted <= pinned, wanted - pinned
+    assert len(entries) == len(re.findall(r"^[A-Za-z0-9_.-]+==", lock, re.M))
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.timeout(900)
+def test_github_action_installs_from_its_checkout_then_hits_the_cache(runner_env, ci_env,
+                                                                        tmp_path):
+    """Two jobs on fresh runners: the first installs (pinned, hashed) and saves the venv, the
+    second restores it and runs no pip. keybroker comes from the action's checkout."""
+    import yaml  # noqa: PLC0415
+
+    from tests.test_install import fresh_copy  # noqa: PLC0415
+
+    checkout = fresh_copy(tmp_path / "_actions" / "keybroker" / "v0")
+    action_path = checkout / "helpers" / "github-action"
+    action = yaml.safe_load((action_path / "action.yml").read_text())
+    cache = ActionsCache(tmp_path / "actions-cache")
+    tool_cache = tmp_path / "hostedtoolcache"
+    config_toml = ci_env.config_path.read_text()
+    jobs = []
+    for job in ("first", "second"):
+        shutil.rmtree(tool_cache, ignore_errors=True)  # every job starts on a fresh runner
+        tool_cache.mkdir()
+        job_tmp = tmp_path / job
+        job_tmp.mkdir()
+        (job_tmp / "runner_temp").mkdir()
+        (job_tmp / "github_env").write_text("")
+        env = dict(runner_env, RUNNER_TOOL_CACHE=str(tool_cache),
+                   RUNNER_TEMP=str(job_tmp / "runner_temp"),
+                   GITHUB_ENV=str(job_tmp / "github_env"),
+                   GITHUB_PATH=str(job_tmp / "github_path"),
+                   PATH="/usr/bin:/bin", KEYBROKER_CONFIG=str(tmp_path / "none.toml"))
+        env["PATH"] = os.path.dirname(sys.executable) + ":" + env["PATH"]  # python3 >= 3.11
+        results, later, outputs = run_composite(
+            action, {"profile": "k", "config-toml": config_toml}, env, job_tmp,
+            action_path=action_path, cache=cache)
+        assert [r.code for r in results] == [0, 0, 0], results
+        assert_nowhere(VALUE, *results)
+        exported = parse_github_env(Path(env["GITHUB_ENV"]).read_text())
+        assert exported["ANTHROPIC_AUTH_TOKEN"] == VALUE
+        venv = Path(outputs["prepare"]["venv"])
+        assert venv.is_relative_to(tool_cache)
+        assert later["PATH"].split(os.pathsep)[0] == str(venv / "bin")
+        where = run(["python3", "-c", "import keybroker; print(keybroker.__file__)"], later)
+        assert where.stdout.startswith(str(venv)), where
+        later_step = run(["keybroker", "get", "o"], later)
+        assert (later_step.code, later_step.stdout) == (0, OTHER + "\n"), later_step
+        jobs.append((outputs, results))
+    (first, first_results), (second, second_results) = jobs
+    assert first["cache"]["cache-hit"] == "false"
+    assert first["install"]["cache-hit"] == "false"
+    assert "(installed)" in first_results[1].stdout
+    assert first["prepare"]["key"] == second["prepare"]["key"]
+    assert second["cache"]["cache-hit"] == "true"
+    assert second["install"]["cache-hit"] == "true"
+    assert "(cached)" in second_results[1].stdout
 
 
 def test_github_action_install_step_is_valid_bash():
@@ -334,19 +478,64 @@ def test_github_action_install_step_is_valid_bash():
 
     action = yaml.safe_load(ACTION.read_text())
     for step in action["runs"]["steps"]:
+        if "run" not in step:
+            continue
         proc = subprocess.run(["bash", "-n", "-c", step["run"]], capture_output=True,
                               check=False, timeout=30)
         assert proc.returncode == 0, (step["id"], proc.stderr)
 
 
-def test_gitlab_snippet_commands_work(ci_env, tmp_path, monkeypatch):
-    """The snippet's keybroker lines, run by /bin/sh with GitLab's variables, as a job would."""
+GITLAB = ACTION.parent.parent / "gitlab" / "keybroker.gitlab-ci.yml"
+
+
+def gitlab_snippet() -> dict:
     import yaml  # noqa: PLC0415
 
-    snippet = yaml.safe_load((ACTION.parent.parent / "gitlab" / "keybroker.gitlab-ci.yml")
-                             .read_text())
-    env = dict(ci_env, **{k: str(v) for k, v in snippet["variables"].items()})
+    return yaml.safe_load(GITLAB.read_text())
+
+
+def gitlab_variables(snippet: dict, project_dir: Path) -> dict[str, str]:
+    """The snippet's variables as a job sees them (GitLab expands $CI_PROJECT_DIR in them)."""
+    return {k: str(v).replace("$CI_PROJECT_DIR", str(project_dir))
+            for k, v in snippet["variables"].items()}
+
+
+def documented_profile() -> str:
+    """The keybroker.toml the snippet's header documents, as a file's text."""
+    lines = GITLAB.read_text().splitlines()
+    start = lines.index("#   # keybroker.toml") + 1
+    body = []
+    for line in lines[start:]:
+        if not line.startswith("#   "):
+            break
+        body.append(line[len("#   "):])
+    return "\n".join(body) + "\n"
+
+
+def test_gitlab_snippet_one_id_token_name_and_audience():
+    """One variable, one audience: the jobs, the documented profile and the vault docs agree."""
+    import tomllib  # noqa: PLC0415
+
+    snippet = gitlab_snippet()
+    profile = tomllib.loads(documented_profile())["profiles"]["litellm"]
+    for job in (".keybroker-in-job", ".keybroker-dotenv"):
+        tokens = snippet[job]["id_tokens"]
+        assert list(tokens) == [profile["jwt_env"]] == ["VAULT_ID_TOKEN"]
+        assert tokens["VAULT_ID_TOKEN"]["aud"] == profile["addr"]
+    vault_doc = (ACTION.parent.parent.parent / "docs" / "sources" / "vault.md").read_text()
+    assert f"{{ VAULT_ID_TOKEN: {{ aud: {profile['addr']} }} }}" in vault_doc
+    assert 'jwt_env = "VAULT_ID_TOKEN"' in vault_doc
+    assert snippet["variables"]["KEYBROKER_PROFILE"] == "litellm"
+    assert "KEYBROKER_PACKAGE" not in snippet["variables"]
+
+
+def test_gitlab_snippet_commands_work(ci_env, tmp_path, monkeypatch):
+    """The snippet's keybroker lines, run by /bin/sh with GitLab's variables, as a job would."""
+    snippet = gitlab_snippet()
+    env = dict(ci_env, **gitlab_variables(snippet, tmp_path), CI_PROJECT_DIR=str(tmp_path))
     env["KEYBROKER_PROFILE"] = "k"
+    Path(env["KEYBROKER_CONFIG"]).write_text(ci_env.config_path.read_text())
+    ci_env.config_path.unlink()  # the job reads the project's keybroker.toml, nothing else
     monkeypatch.chdir(tmp_path)
     dotenv_line = snippet[".keybroker-dotenv"]["script"][-1]
     result = run(["/bin/sh", "-c", dotenv_line], env)
@@ -357,3 +546,84 @@ def test_gitlab_snippet_commands_work(ci_env, tmp_path, monkeypatch):
     eval_line = snippet[".keybroker-in-job"]["before_script"][-1]
     result = run(["/bin/sh", "-c", eval_line + '\nprintf "%s" "$ANTHROPIC_AUTH_TOKEN"'], env)
     assert (result.code, result.out, result.err) == (0, VALUE.encode(), b"")
+
+
+def flatten(script: list[Any]) -> list[str]:
+    """A job's script as GitLab runs it: nested lists (from YAML anchors) flattened."""
+    return [line for item in script
+            for line in (flatten(item) if isinstance(item, list) else [item])]
+
+
+def git_tag(source: Path, tag: str) -> None:
+    """Make ``source`` a git repository with one commit tagged ``tag`` (the pinned ref)."""
+    git = ["git", "-C", str(source), "-c", "user.name=t", "-c", "user.email=t@t",
+           "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "release"], ["tag", tag]):
+        subprocess.run([*git, *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.timeout(900)
+def test_gitlab_snippet_job_as_written_against_openbao(openbao, kb_env, tmp_path):
+    """A .keybroker-in-job job end to end: install at the pinned tag, then the documented
+    profile logs in to (real) OpenBao with the VAULT_ID_TOKEN GitLab would give the job; the
+    next pipeline restores the venv from the GitLab cache and installs nothing."""
+    from tests.test_install import fresh_copy  # noqa: PLC0415
+    from tests.test_vault import enable, read_policy, sign  # noqa: PLC0415
+
+    snippet = gitlab_snippet()
+    job = snippet[".keybroker-in-job"]
+    aud = job["id_tokens"]["VAULT_ID_TOKEN"]["aud"]
+    # Vault's side, as docs/sources/vault.md sets it up: a JWT role bound to that audience.
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    enable(openbao, "auth", "gitlab-jwt", {"type": "jwt"})
+    openbao.api("POST", "auth/gitlab-jwt/config", {"jwt_validation_pubkeys": [public_pem],
+                                                    "bound_issuer": "https://gitlab.example.com"})
+    profile_text = documented_profile()
+    import tomllib  # noqa: PLC0415
+
+    profile = tomllib.loads(profile_text)["profiles"]["litellm"]
+    openbao.api("POST", f"auth/gitlab-jwt/role/{profile['role']}", {
+        "role_type": "jwt", "bound_audiences": [aud], "user_claim": "sub",
+        "token_policies": [read_policy(openbao, f"secret/data/{profile['path']}")],
+        "token_ttl": "1h",
+    })
+    key = "sk-gitlab-" + os.urandom(12).hex()
+    openbao.kv_put(profile["path"], {profile["field"]: key})
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "keybroker.toml").write_text(
+        profile_text.replace(profile["addr"], openbao.addr) + 'auth_mount = "gitlab-jwt"\n')
+    release = fresh_copy(tmp_path / "keybroker-release")
+    git_tag(release, "v-test")
+
+    def pipeline(repo: str) -> Any:
+        env = dict(kb_env, **gitlab_variables(snippet, project), CI_PROJECT_DIR=str(project))
+        env.update(KEYBROKER_REPO=repo, KEYBROKER_REF="v-test",
+                   PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin",
+                   VAULT_ID_TOKEN=sign(private, iss="https://gitlab.example.com", aud=aud))
+        lines = [*flatten(job["before_script"]), 'printf "%s" "$ANTHROPIC_AUTH_TOKEN"']
+        return run(["/bin/sh", "-ec", "\n".join(lines)], env, timeout=800), env
+
+    first, env = pipeline(str(release))
+    assert (first.code, first.out) == (0, key.encode()), first
+    assert_nowhere(key, run(["/bin/true"], env))
+    assert not (project / ".keybroker-src").exists()
+    venv = project / snippet[".keybroker-in-job"]["cache"]["paths"][0]
+    assert (venv / "bin" / "keybroker").exists()
+    # Next pipeline: GitLab restores .keybroker-venv from the cache; nothing is cloned or
+    # installed (the repository address is unreachable now and it still works).
+    kb_env_cache = Path(kb_env["XDG_CACHE_HOME"])
+    shutil.rmtree(kb_env_cache, ignore_errors=True)
+    second, _ = pipeline(str(tmp_path / "gone.git"))
+    assert (second.code, second.out) == (0, key.encode()), second
+    assert b"Cloning" not in second.err
+
+

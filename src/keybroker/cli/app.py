@@ -76,7 +76,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="keybroker")
+@click.version_option(__version__, prog_name="keybroker", message="%(prog)s %(version)s")
 def cli() -> None:
     """keybroker: short-lived keys for Claude Code's apiKeyHelper, people and CI.
 

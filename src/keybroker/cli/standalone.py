@@ -17,10 +17,13 @@ from keybroker.cli.runner import arm_watchdog, debug_enabled, report, run_helper
 def _parser(source: Any) -> Any:
     import argparse  # noqa: PLC0415
 
+    from keybroker import __version__  # noqa: PLC0415
+
     parser = argparse.ArgumentParser(
         prog=f"keybroker-{source.name}",
         description=f"Print a key from the {source.name} source (for Claude Code's apiKeyHelper).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--profile", help="start from this profile of the config file")
     parser.add_argument("--no-cache", action="store_true", help="bypass the shared cache")
     parser.add_argument("--max-age", help="reuse a key without known expiry this long (5m, 1h)")

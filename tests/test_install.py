@@ -1,0 +1,365 @@
+"""Install and packaging: the README's first command, ``--version``, the wheel's contents.
+
+The acceptance test runs the README's main command from a fresh copy of the repository with
+Debian's externally managed ``/usr/bin/python3`` (PEP 668) as the only Python on PATH, HOME
+and the XDG dirs in a temp dir, no uv or pipx anywhere on PATH, and ``pip``, ``venv`` and
+``ensurepip`` made unimportable (stock Debian has no python3-venv): it must install keybroker
+for the user and print a demo key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import keybroker
+from tests.kb import IN_CI, isolated_env, run
+
+REPO = Path(__file__).resolve().parent.parent
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+SOURCES = ("vault", "aws", "keychain", "oidc")
+DEMO_KEY = re.compile(rb"kb-demo-[0-9a-f]+\n")
+
+
+# --- version ---------------------------------------------------------------------------------
+
+
+def test_version_is_single_sourced():
+    assert re.fullmatch(r"\d+\.\d+\.\d+([.+-][0-9A-Za-z.]+)?", keybroker.__version__)
+    assert importlib.metadata.version("keybroker") == keybroker.__version__
+    assert 'dynamic = ["version"]' in (REPO / "pyproject.toml").read_text()
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    assert "## [Unreleased]" in changelog
+
+
+@pytest.mark.parametrize("exe", ["keybroker", *(f"keybroker-{s}" for s in SOURCES)])
+def test_version_flag_on_every_executable(exe, kb_env):
+    result = run([exe, "--version"], kb_env)
+    assert (result.code, result.stdout, result.err) == (0, f"{exe} {keybroker.__version__}\n", b"")
+
+
+@pytest.mark.parametrize("argv", [
+    ["--profile", "demo", "--version"],
+    ["--version", "--profile", "demo"],
+    ["--addr", "http://127.0.0.1:9", "--path", "p", "--version"],
+])
+def test_standalone_version_is_not_swallowed_by_the_hit_path(argv, kb_env):
+    """A warm cache must not answer ``--version`` with a key (the hit path skips unknown flags)."""
+    kb_env.write_config('[profiles.demo]\nsource = "demo"\n')
+    warm = run(["keybroker", "get", "demo"], kb_env)
+    assert warm.code == 0, warm
+    result = run(["keybroker-vault", *argv], kb_env)
+    assert (result.code, result.stdout) == (0, f"keybroker-vault {keybroker.__version__}\n")
+
+
+# --- the wheel's contents --------------------------------------------------------------------
+
+
+def _check_package():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import check_package  # noqa: PLC0415
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    return check_package
+
+
+@pytest.mark.slow
+def test_wheel_lists_every_module_and_a_broken_wheel_is_caught(tmp_path):
+    check_package = _check_package()
+    proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path),
+                           str(REPO)], capture_output=True, check=False, timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    (wheel,) = tmp_path.glob("keybroker-*.whl")
+    assert check_package.wheel_problems(wheel) == []
+    names = zipfile.ZipFile(wheel).namelist()
+    for sub in ("cache", "cli", "sources"):
+        assert f"keybroker/{sub}/__init__.py" in names
+
+    broken = tmp_path / "broken" / wheel.name
+    broken.parent.mkdir()
+    with zipfile.ZipFile(wheel) as good, zipfile.ZipFile(broken, "w") as bad:
+        for item in good.infolist():
+            if item.filename == "keybroker/sources/vault.py":
+                continue
+            data = good.read(item)
+            if item.filename.endswith("entry_points.txt"):
+                data = b"\n".join(line for line in data.splitlines()
+                                  if not line.startswith(b"keybroker-aws"))
+            bad.writestr(item, data)
+        bad.writestr("tests/stray.py", "")
+    problems = check_package.wheel_problems(broken)
+    assert "missing from the wheel: keybroker/sources/vault.py" in problems
+    assert "unexpected file in the wheel: tests/stray.py" in problems
+    missing_script = "console script missing from the wheel: keybroker-aws"
+    assert any(p.startswith(missing_script) for p in problems)
+
+
+# --- the README's first command on a PEP 668 machine -----------------------------------------
+
+
+def readme_commands() -> list[str]:
+    """The README's ```sh blocks, in order."""
+    return re.findall(r"```sh\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+
+
+def test_readme_first_command_installs_and_second_is_the_test_command():
+    first, second = readme_commands()[:2]
+    assert "./install.sh" in first
+    assert "pip install" not in first
+    assert second.strip() == "./scripts/test"
+    ci = (REPO / ".ci" / "run").read_text()
+    assert ci.rstrip().endswith("exec ./scripts/test")
+
+
+def externally_managed(python: Path) -> bool:
+    """pip refuses to install into ``python`` (PEP 668), or it has the marker and no pip."""
+    proc = subprocess.run([str(python), "-m", "pip", "install", "--dry-run", "keybroker-x"],
+                          capture_output=True, check=False, timeout=120)
+    if b"externally-managed-environment" in proc.stdout + proc.stderr:
+        return True
+    marker = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path("
+                             "'stdlib'))"], capture_output=True, check=True, text=True)
+    no_pip = b"No module named pip" in proc.stderr
+    return no_pip and (Path(marker.stdout.strip()) / "EXTERNALLY-MANAGED").exists()
+
+
+def fresh_copy(dest: Path) -> Path:
+    """The tracked files of this checkout as they are on disk: what a fresh clone holds."""
+    listing = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
+                             check=True).stdout.decode().split("\0")
+    for name in filter(None, listing):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+@pytest.fixture
+def pep668_env(tmp_path):
+    """HOME/XDG in tmp; PATH: Debian's python3, sh and dirname only; pip/venv unimportable."""
+    if not SYSTEM_PYTHON.exists() or not externally_managed(SYSTEM_PYTHON):
+        if IN_CI:
+            pytest.fail(f"{SYSTEM_PYTHON} is not an externally managed (PEP 668) interpreter")
+        pytest.skip(f"{SYSTEM_PYTHON} is not an externally managed (PEP 668) interpreter")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(SYSTEM_PYTHON)
+    for tool in ("sh", "dirname"):
+        found = shutil.which(tool, path="/usr/bin:/bin")
+        assert found, tool
+        (bin_dir / tool).symlink_to(found)
+    poison = tmp_path / "no-pip-no-venv"
+    poison.mkdir()
+    for module in ("pip", "venv", "ensurepip"):
+        (poison / f"{module}.py").write_text(
+            f"raise ImportError('{module} is not installed (stock Debian)')\n")
+    env = {k: v for k, v in isolated_env(tmp_path / "user").items()
+           if not k.startswith(("UV_", "PIPX_", "PYENV", "VIRTUAL_ENV", "PYTHON", "CONDA"))}
+    env.update(PATH=str(bin_dir), PYTHONPATH=str(poison))
+    for tool in ("uv", "pipx", "pip", "pip3"):
+        assert shutil.which(tool, path=env["PATH"]) is None
+    proc = subprocess.run(["python3", "-c", "import venv"], env=env, capture_output=True,
+                          check=False)
+    assert b"venv is not installed" in proc.stderr
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_readme_install_on_externally_managed_python(pep668_env, tmp_path):
+    env = pep668_env
+    home = Path(env["HOME"]).parent  # isolated_env: HOME and the XDG dirs under one base
+    refused = subprocess.run(["python3", "-m", "pip", "install", "keybroker"], env=env,
+                             capture_output=True, check=False)
+    assert refused.returncode != 0
+    repo = fresh_copy(tmp_path / "keybroker")
+    first = readme_commands()[0].strip()
+    # The README says `git clone … && cd keybroker && ./install.sh`: run what follows the clone.
+    command = first.split("&& cd keybroker &&", 1)[1].strip()
+
+    started = time.monotonic()
+    result = _run_in(repo, command, env)
+    took = time.monotonic() - started
+    sys.stderr.write(f"\ninstall from a fresh copy took {took:.1f} s\n")
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    assert DEMO_KEY.fullmatch(result.stdout), result.stdout
+    assert b"externally-managed" not in result.stderr
+    installed = re.search(rb"install: installed (\S+) ", result.stderr)
+    assert installed, result.stderr
+    bin_keybroker = Path(installed.group(1).decode())
+    # uv's rule: $XDG_BIN_HOME, else $XDG_DATA_HOME/../bin, else ~/.local/bin
+    assert bin_keybroker.parent == Path(env["XDG_DATA_HOME"]).parent / "bin"
+    assert bin_keybroker.exists()
+    assert str(home) in str(bin_keybroker)
+    assert (Path(env["XDG_DATA_HOME"]) / "uv" / "tools" / "keybroker").is_dir()
+    for name in ("keybroker-vault", "keybroker-aws", "keybroker-keychain", "keybroker-oidc"):
+        assert (bin_keybroker.parent / name).exists(), name
+    again = subprocess.run([str(bin_keybroker), "get", "demo"], env=env, capture_output=True,
+                           check=False, timeout=60)
+    assert DEMO_KEY.fullmatch(again.stdout), again
+
+    # Re-running it from an updated checkout upgrades in place (the documented upgrade).
+    init = repo / "src" / "keybroker" / "__init__.py"
+    init.write_text(init.read_text().replace(
+        f'__version__ = "{keybroker.__version__}"', '__version__ = "99.0.0"'))
+    upgraded = _run_in(repo, command, env)
+    assert upgraded.returncode == 0, upgraded.stderr.decode()[-3000:]
+    assert b"fetching uv" not in upgraded.stderr  # the bootstrapped uv is reused
+    version = subprocess.run([str(bin_keybroker.parent / "keybroker-vault"), "--version"],
+                             env=env, capture_output=True, check=False, timeout=60)
+    assert version.stdout == b"keybroker-vault 99.0.0\n"
+
+    # A uv on PATH is preferred to the bootstrapped one.
+    bootstrapped = next(Path(env["XDG_DATA_HOME"]).glob("keybroker-install/uv-*/uv"))
+    (Path(env["PATH"]) / "uv").symlink_to(bootstrapped)
+    with_uv = _run_in(repo, command, env)
+    assert with_uv.returncode == 0, with_uv.stderr.decode()[-3000:]
+    assert f"$ {Path(env['PATH']) / 'uv'} tool install".encode() in with_uv.stderr
+    assert DEMO_KEY.fullmatch(with_uv.stdout), with_uv.stdout
+
+    # The README's uninstall.
+    gone = subprocess.run([str(bootstrapped), "tool", "uninstall", "keybroker"], env=env,
+                          capture_output=True, check=False, timeout=120)
+    assert gone.returncode == 0, gone
+    assert not bin_keybroker.exists()
+    assert not (Path(env["XDG_DATA_HOME"]) / "uv" / "tools" / "keybroker").exists()
+
+
+def _run_in(repo: Path, command: str, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["sh", "-c", command], cwd=repo, env=env, capture_output=True,
+                          check=False, timeout=850)
+
+
+def fake_index(root: Path, version: str, digest: str | None) -> str:
+    """A file:// simple index with a tampered uv ``version`` for every platform; each link
+    carries ``digest`` (None: the file's true sha256). Returns the index URL."""
+    index = root / "index" / "uv"
+    index.mkdir(parents=True)
+    plain = "manylinux_2_17_x86_64.manylinux2014_x86_64"
+    wheel = index / f"uv-{version}-py3-none-{plain}.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(f"uv-{version}.data/scripts/uv", "#!/bin/sh\necho tampered\n")
+    for tag in ("macosx_11_0_arm64", "macosx_10_12_x86_64", "musllinux_1_1_x86_64",
+                "manylinux_2_17_aarch64.manylinux2014_aarch64.musllinux_1_1_aarch64",
+                "win_amd64"):
+        shutil.copy(wheel, index / wheel.name.replace(plain, tag))
+    links = "".join(
+        f'<a href="{p.name}#sha256={digest or hashlib.sha256(p.read_bytes()).hexdigest()}">'
+        f"{p.name}</a>\n" for p in sorted(index.iterdir()))
+    (index / "index.html").write_text(f"<html><body>{links}</body></html>")
+    return (root / "index").as_uri()
+
+
+def run_installer(tmp_path: Path, version: str, url: str, configured_by: str):
+    env = isolated_env(tmp_path / "user")
+    env = {k: v for k, v in env.items()
+           if k not in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL", "PIP_CONFIG_FILE")}
+    env.update(PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin",
+               KEYBROKER_UV_VERSION=version)
+    if configured_by == "pip.conf":
+        (tmp_path / "pip.conf").write_text(f"[global]\nindex-url = {url}\n")
+        env["PIP_CONFIG_FILE"] = str(tmp_path / "pip.conf")
+    else:
+        env[configured_by] = url
+    assert shutil.which("uv", path=env["PATH"]) is None
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "install.py"), "--with", "uv"],
+                          env=env, capture_output=True, check=False, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stdout == b""
+    assert f"fetching uv {version} from {url}".encode() in proc.stderr, proc.stderr
+    assert not list(Path(env["XDG_DATA_HOME"]).rglob("uv")), "an unverified uv was kept"
+    return proc
+
+
+@pytest.mark.parametrize("configured_by", ["UV_DEFAULT_INDEX", "PIP_INDEX_URL", "pip.conf"])
+def test_installer_refuses_a_wheel_whose_digest_does_not_match(tmp_path, configured_by):
+    """The bootstrap reads the index pip is configured with (env or pip.conf; a file:// index
+    here) and checks the uv wheel against the sha256 that index publishes."""
+    proc = run_installer(tmp_path, "0.0.1", fake_index(tmp_path, "0.0.1", "0" * 64),
+                         configured_by)
+    assert b"does not match the index's " + b"0" * 64 in proc.stderr, proc.stderr
+
+
+def test_installer_refuses_a_pinned_version_served_with_another_digest(tmp_path):
+    """For the pinned uv version, a mirror's consistent but different file is refused too."""
+    version = _installer_module().UV_VERSION
+    proc = run_installer(tmp_path, version, fake_index(tmp_path, version, None),
+                         "UV_DEFAULT_INDEX")
+    assert b"is not the one pinned in this script" in proc.stderr, proc.stderr
+
+
+def _installer_module():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import install  # noqa: PLC0415
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    return install
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_per_machine_install_serves_another_user(pep668_env, tmp_path):
+    """docs/rollout.md's per-machine install (as root, UV_TOOL_DIR/UV_TOOL_BIN_DIR) runs for
+    an unprivileged user who has no config of their own."""
+    shared = Path(tempfile.mkdtemp(prefix="kb-machine-"))  # outside pytest's private tmp
+    try:
+        shared.chmod(0o755)
+        # The tool's venv links to the python3 that ran the installer: one every user reaches.
+        machine_bin = shared / "pybin"
+        machine_bin.mkdir()
+        for tool in Path(pep668_env["PATH"]).iterdir():
+            (machine_bin / tool.name).symlink_to(tool.resolve())
+        env = dict(pep668_env, PATH=str(machine_bin), UV_TOOL_DIR=str(shared / "tools"),
+                   UV_TOOL_BIN_DIR=str(shared / "bin"),
+                   UV_PYTHON_INSTALL_DIR=str(shared / "python"))
+        repo = fresh_copy(tmp_path / "keybroker")
+        result = _run_in(repo, "./install.sh --no-demo", env)
+        assert result.returncode == 0, result.stderr.decode()[-3000:]
+        assert result.stdout == b""
+        user_home = shared / "home-nobody"
+        user_home.mkdir()
+        shutil.chown(user_home, "nobody")
+        command = (f"HOME={user_home} XDG_CACHE_HOME={user_home}/c XDG_DATA_HOME={user_home}/d "
+                   f"XDG_CONFIG_HOME={user_home}/cfg {shared}/bin/keybroker get demo")
+        other = subprocess.run(["su", "nobody", "-s", "/bin/sh", "-c", command],
+                               capture_output=True, check=False, timeout=120,
+                               env={"PATH": "/usr/bin:/bin"})
+        assert DEMO_KEY.fullmatch(other.stdout), other
+        assert not (shared / "tools").stat().st_mode & 0o022  # not writable by others
+    finally:
+        shutil.rmtree(shared)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_install_with_pipx_when_pipx_is_on_path(pep668_env, tmp_path):
+    """With pipx on PATH (and no uv) the installer uses pipx and still prints the demo key."""
+    tools = tmp_path / "pipx-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(tools)], check=True, timeout=300)
+    proc = subprocess.run([str(tools / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                           "pipx>=1.5"], capture_output=True, check=False, timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    env = dict(pep668_env)
+    (Path(env["PATH"]) / "pipx").symlink_to(tools / "bin" / "pipx")
+    repo = fresh_copy(tmp_path / "keybroker")
+    result = _run_in(repo, "./install.sh", env)
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    assert b"pipx install --force" in result.stderr
+    assert b"fetching uv" not in result.stderr
+    assert b"with pipx" in result.stderr
+    assert DEMO_KEY.fullmatch(result.stdout), result.stdout
