@@ -21,7 +21,7 @@ import click
 from keybroker.cli.errors import config_option, debug_option, handles_errors
 
 if TYPE_CHECKING:
-    from keybroker.resolve import Outcome
+    from keybroker.outcome import Outcome
 
 DEFAULT_VAR = "ANTHROPIC_AUTH_TOKEN"
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import NoReturn
 
-    from keybroker.resolve import Outcome
+    from keybroker.outcome import Outcome
 
 EXIT_INTERNAL = 1
 #: The watchdog fires this long after the deadline, giving the normal timeouts a chance first.
