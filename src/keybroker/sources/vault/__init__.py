@@ -180,9 +180,10 @@ class VaultSource(BaseSource):
         try:
             spec = build_spec(request.settings, ctx.env, request.profile)
             from keybroker.sources.vault.auth import Session  # noqa: PLC0415 - loads hvac
+            from keybroker.sources.vault.doctor import checks  # noqa: PLC0415
         except KeybrokerError as exc:
             return [Check(False, "vault settings", exc.message, exc.hint or "")]
-        return Session(spec, request.settings, ctx).doctor(self._read_check)
+        return checks(Session(spec, request.settings, ctx), self._read_check)
 
     @staticmethod
     def _read_check(spec: Spec, read: Read) -> Check:

@@ -19,150 +19,33 @@ and its error mapping are in :mod:`keybroker.sources.vault.client`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from keybroker import clock
-from keybroker.durations import format_duration
 from keybroker.errors import (
     AccessDenied,
-    KeybrokerError,
     LoginRequired,
     SecretNotFound,
     Unreachable,
     UsageError,
 )
-from keybroker.sources.base import AuxEntry, Check, FetchContext
-from keybroker.sources.vault.client import STEP_TIMEOUT, make_client, translate
+from keybroker.sources.base import AuxEntry, FetchContext
+from keybroker.sources.vault.client import make_client, translate
+from keybroker.sources.vault.credentials import (
+    _from_file,
+    _no_jwt,
+    _one_of,
+    find_token,
+    github_id_token,
+)
 from keybroker.sources.vault.spec import K8S_SA_JWT_PATH, Read, Spec, path_fix
 
 #: A cached login token with less than this left is not used: it must outlive the read.
 MIN_TOKEN_LEFT = 30.0
 #: A renewable cached token is renewed once less than this fraction of its TTL is left.
 RENEW_FRACTION = 0.5
-
-
-# --- where credentials come from ---
-
-
-def _from_env(ctx: FetchContext, spec: Spec, setting: str, name: str) -> str:
-    value = ctx.env.get(name, "").strip()
-    if not value:
-        raise UsageError(
-            f"{spec.label}: {setting} names ${name}, which is not set or empty",
-            f"export {name} (in CI: add it as a masked secret variable)",
-        )
-    ctx.sensitive(value)
-    return value
-
-
-def _from_file(ctx: FetchContext, spec: Spec, setting: str, name: str) -> str:
-    path = Path(os.path.expanduser(name))
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise UsageError(f"{spec.label}: {setting} {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise UsageError(f"{spec.label}: cannot read {setting} {path} ({reason})") from None
-    if not value:
-        raise UsageError(f"{spec.label}: {setting} {path} is empty")
-    ctx.sensitive(value)
-    return value
-
-
-def _one_of(
-    ctx: FetchContext, spec: Spec, settings: Mapping[str, Any], literal: str | None,
-    env_key: str, file_key: str,
-) -> str | None:
-    """A credential from the literal setting, its ``*_env`` variable or its ``*_file``."""
-    if literal and settings.get(literal):
-        value = str(settings[literal]).strip()
-        ctx.sensitive(value)
-        return value
-    if settings.get(env_key):
-        return _from_env(ctx, spec, env_key, str(settings[env_key]))
-    if settings.get(file_key):
-        return _from_file(ctx, spec, file_key, str(settings[file_key]))
-    return None
-
-
-def find_token(spec: Spec, settings: Mapping[str, Any], ctx: FetchContext) -> tuple[str, str]:
-    """(token, where it came from) for ``token`` auth; ("", …) means none: Agent/Proxy mode."""
-    if settings.get("token_env"):
-        name = str(settings["token_env"])
-        return _from_env(ctx, spec, "token_env", name), f"${name}"
-    for name in ("VAULT_TOKEN", "BAO_TOKEN"):
-        value = ctx.env.get(name, "").strip()
-        if value:
-            ctx.sensitive(value)
-            return value, f"${name}"
-    home = ctx.env.get("HOME") or os.path.expanduser("~")
-    path = Path(home) / ".vault-token"
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        value = ""
-    if value:
-        ctx.sensitive(value)
-        return value, "~/.vault-token"
-    return "", "no token (Vault Agent/Proxy mode)"
-
-
-def github_id_token(spec: Spec, settings: Mapping[str, Any], ctx: FetchContext) -> str | None:
-    """A GitHub Actions OIDC ID token, when the job has ``permissions: id-token: write``."""
-    url = ctx.env.get("ACTIONS_ID_TOKEN_REQUEST_URL", "").strip()
-    bearer = ctx.env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "").strip()
-    if not url or not bearer:
-        return None
-    import requests  # noqa: PLC0415
-
-    ctx.sensitive(bearer)
-    params = {}
-    if settings.get("jwt_audience"):
-        params["audience"] = str(settings["jwt_audience"])
-    try:
-        response = requests.get(
-            url,
-            params=params,
-            headers={"Authorization": f"bearer {bearer}", "Accept": "application/json"},
-            timeout=ctx.timeout(STEP_TIMEOUT),
-        )
-    except requests.exceptions.RequestException:
-        raise Unreachable(
-            f"{spec.label}: could not get the GitHub Actions ID token "
-            "(ACTIONS_ID_TOKEN_REQUEST_URL unreachable)",
-        ) from None
-    if response.status_code in (401, 403):
-        raise AccessDenied(
-            f"{spec.label}: GitHub Actions refused to issue an ID token "
-            f"(HTTP {response.status_code})",
-            "give the job 'permissions: id-token: write'",
-        )
-    try:
-        response.raise_for_status()
-        value = str(response.json()["value"]).strip()
-    except (requests.exceptions.HTTPError, ValueError, KeyError, TypeError):
-        raise Unreachable(
-            f"{spec.label}: the GitHub Actions ID token request failed "
-            f"(HTTP {response.status_code})",
-        ) from None
-    ctx.sensitive(value)
-    return value
-
-
-def _no_jwt(spec: Spec) -> UsageError:
-    return UsageError(
-        f"{spec.label}: JWT login needs a token",
-        "set jwt_env or jwt_file (GitLab: an id_tokens variable), or run in GitHub "
-        "Actions with 'permissions: id-token: write'",
-    )
-
-
-# --- logins and the login-token cache ---
 
 
 @dataclass
@@ -487,73 +370,3 @@ class Session:
                 raise error from None
             return False
         return True
-
-    # -- doctor --
-
-    def doctor(self, read_check: Callable[[Spec, Read], Check]) -> list[Check]:
-        """Address reachable, sealed or not, token valid and its TTL, read allowed."""
-        spec = self.spec
-        checks: list[Check] = []
-        try:
-            health = self.client.sys.read_health_status(
-                method="GET", standby_ok=True, sealed_code=200, uninit_code=200,
-                performance_standby_code=200, dr_secondary_code=200,
-            )
-            if not isinstance(health, dict):
-                raise ValueError("not JSON")
-        except Exception as exc:
-            error = translate(exc, spec, self.ctx, doing="checking sys/health")
-            checks.append(Check(False, "address", f"{spec.addr}: {error.message}",
-                                error.hint or ""))
-            return checks
-        checks.append(Check(True, "address", f"{spec.addr} reachable "
-                            f"(version {health.get('version', '?')})"))
-        if spec.verify is False and spec.addr.startswith("https://"):
-            checks.append(Check(True, "tls", "certificate verification is OFF (tls_verify = "
-                                "false or VAULT_SKIP_VERIFY): prefer ca_cert with the server's "
-                                "CA bundle"))
-        if health.get("sealed") or not health.get("initialized", True):
-            checks.append(Check(False, "seal", "sealed" if health.get("sealed") else
-                                "not initialized", "unseal the server (or use another node)"))
-            return checks
-        checks.append(Check(True, "seal", "unsealed"))
-        try:
-            login = self.authenticate()
-            token_check = self._token_check(login)
-        except KeybrokerError as exc:
-            checks.append(Check(False, "token", exc.message, exc.hint or ""))
-            return checks
-        try:
-            read = self.read()
-        except KeybrokerError as exc:
-            if token_check is None:
-                token_check = Check(False, "token", f"{login.origin}: refused by the server",
-                                    "log in again (vault login) or check the credentials")
-            checks.append(token_check)
-            checks.append(Check(False, "read", exc.message, exc.hint or ""))
-            return checks
-        if token_check is None:
-            origin = self.login.origin if self.login else login.origin
-            token_check = Check(True, "token", f"accepted ({origin}; TTL unknown: its policies "
-                                "do not let it look itself up, e.g. no 'default' policy)")
-        checks.append(token_check)
-        checks.append(read_check(spec, read))
-        return checks
-
-    def _token_check(self, login: Login) -> Check | None:
-        """Valid and its TTL; None when the token may not look itself up (decided by the read)."""
-        if not login.token:
-            return Check(True, "token", "none sent (Vault Agent/Proxy listener mode): "
-                         "the read below shows whether the listener adds one")
-        try:
-            info = self.client.auth.token.lookup_self()["data"]
-        except Exception as exc:
-            error = translate(exc, self.spec, self.ctx, doing="looking up the token")
-            if isinstance(error, AccessDenied):
-                return None
-            return Check(False, "token", f"{login.origin}: {error.message}", error.hint or "")
-        ttl = int(info.get("ttl") or 0)
-        policies = ", ".join(sorted(str(p) for p in info.get("policies") or [])) or "none"
-        life = "no expiry" if ttl == 0 else f"TTL {format_duration(ttl)}"
-        renew = ", renewable" if info.get("renewable") else ""
-        return Check(True, "token", f"valid ({login.origin}; {life}{renew}; policies: {policies})")
