@@ -43,9 +43,18 @@ def render(check: Check, colour: bool = False) -> str:
     line = f"{paint(mark, tint, on=colour)} {paint(neutralise(check.label), 'bold', on=colour)}"
     if check.detail:
         line += f": {neutralise(scrub(check.detail))}"
-    if check.fix and not check.ok:
-        line += f"; {paint('fix:', 'yellow', on=colour)} {neutralise(scrub(check.fix))}"
+    fix = _outside_doctor(check.fix)
+    if fix and not check.ok:
+        line += f"; {paint('fix:', 'yellow', on=colour)} {neutralise(scrub(fix))}"
     return scrub(line)
+
+
+def _outside_doctor(fix: str) -> str:
+    """A hint minus "run 'keybroker doctor …'": it makes no sense inside doctor's own output."""
+    import re  # noqa: PLC0415
+
+    pattern = r"(;\s*)?(or )?(run:? ?)?[('\"]*keybroker doctor[^;)'\"]*[)'\"]*"
+    return re.sub(pattern, "", fix).strip(" ;,")
 
 
 def check_cache_dir(env: Mapping[str, str]) -> Check:
