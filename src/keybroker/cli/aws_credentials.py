@@ -14,7 +14,10 @@ import json
 
 import click
 
+from keybroker import output
+from keybroker.cli.ci import resolve_profiles
 from keybroker.cli.errors import config_option, debug_option, handles_errors
+from keybroker.redact import sensitive
 
 
 @click.command("aws-credentials")
@@ -28,9 +31,6 @@ def aws_credentials(profile: str, no_cache: bool, config_path: str | None, debug
 
     Expiration comes from the secret itself when it has one, else from the cached expiry.
     """
-    from keybroker import output  # noqa: PLC0415
-    from keybroker.cli.ci import resolve_profiles  # noqa: PLC0415
-    from keybroker.redact import sensitive  # noqa: PLC0415
 
     _, outcomes = resolve_profiles([profile], config_path, no_cache=no_cache, debug=debug)
     outcome = outcomes[profile]

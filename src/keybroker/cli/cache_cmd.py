@@ -9,14 +9,16 @@ from typing import Any
 import click
 
 from keybroker import clock
+from keybroker.cache.store import Cache
+from keybroker.cli.common import environment, load_config
 from keybroker.cli.errors import config_option, debug_option, handles_errors
 from keybroker.durations import format_duration
+from keybroker.errors import KeybrokerError, UsageError
+from keybroker.resolve import entry_name
 
 
 def _profile_ids(env: dict[str, str], cache: Any) -> dict[str, list[str]]:
     """entry id → names of the configured profiles that use it."""
-    from keybroker.cli.common import load_config  # noqa: PLC0415
-    from keybroker.resolve import entry_name  # noqa: PLC0415
 
     config = load_config(env, cache)
     ids: dict[str, list[str]] = {}
@@ -67,7 +69,6 @@ def kind_of(eid: str, label: str) -> str:
 
 def _kinds(store: Any) -> dict[str, str]:
     """entry id → kind, for the summary of ``clear``; ids alone when headers cannot be read."""
-    from keybroker.errors import KeybrokerError  # noqa: PLC0415
 
     try:
         return {info.id: kind_of(info.id, info.label) for info in store.entries()}
@@ -100,8 +101,6 @@ def cache() -> None:
 @handles_errors
 def list_(as_json: bool, config_path: str | None, debug: bool) -> None:
     """List cached entries: profiles, source, fetched and expiry times."""
-    from keybroker.cache.store import Cache  # noqa: PLC0415
-    from keybroker.cli.common import environment  # noqa: PLC0415
 
     env = environment(config_path)
     store = Cache.open(env)
@@ -157,10 +156,6 @@ def clear(profile: str | None, logins: bool, all_: bool, config_path: str | None
     documents) stay unless --logins (logins only) or --all (everything): without them the
     next helper call may need an interactive 'keybroker login' (exit 8).
     """
-    from keybroker.cache.store import Cache  # noqa: PLC0415
-    from keybroker.cli.common import environment, load_config  # noqa: PLC0415
-    from keybroker.errors import UsageError  # noqa: PLC0415
-    from keybroker.resolve import entry_name  # noqa: PLC0415
 
     if logins and all_:
         raise UsageError("--logins and --all cannot be used together",

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING
 
 import click
 
+from keybroker import output as formats
+from keybroker.cli.common import environment, open_cache, profile_request
 from keybroker.cli.errors import config_option, debug_option, handles_errors
+from keybroker.errors import UsageError
+from keybroker.output import check_var_name, plain_env
+from keybroker.redact import emit
+from keybroker.resolve import resolve
 
 if TYPE_CHECKING:
     from keybroker.outcome import Outcome
@@ -32,8 +38,6 @@ def parse_vars(profile: str | None, specs: Sequence[str]) -> list[tuple[str, str
     A bare ``NAME`` takes the PROFILE argument; with no ``--var`` at all the PROFILE goes to
     ``ANTHROPIC_AUTH_TOKEN``. A name given twice is an error (which one would win?).
     """
-    from keybroker.errors import UsageError  # noqa: PLC0415
-    from keybroker.output import check_var_name  # noqa: PLC0415
 
     pairs: list[tuple[str, str]] = []
     for spec in specs or [DEFAULT_VAR]:
@@ -61,9 +65,6 @@ def resolve_profiles(
 
     Returns the environment used and profile → Outcome.
     """
-    from keybroker.cli.common import environment, open_cache, profile_request  # noqa: PLC0415
-    from keybroker.redact import emit  # noqa: PLC0415
-    from keybroker.resolve import resolve  # noqa: PLC0415
 
     env = environment(config_path)
     cache, _ = open_cache(env)
@@ -106,7 +107,6 @@ def check_target(path: Path) -> bool:
     owns: writing into such a file would keep its owner and mode, so whoever could read it
     before could read the key.
     """
-    from keybroker.errors import UsageError  # noqa: PLC0415
 
     try:
         info = path.lstat()
@@ -136,7 +136,6 @@ def check_directory(directory: Path) -> None:
     choose its variables. (A directory another user owns is accepted: CI jobs running as
     root in a container write into the runner user's workspace.)
     """
-    from keybroker.errors import UsageError  # noqa: PLC0415
 
     try:
         info = directory.stat()
@@ -158,7 +157,6 @@ def replace_private(path: Path, text: str) -> None:
     replaces ``path`` by ``rename``: whatever file was there before (its owner, mode and any
     open descriptors) never sees the key, and a reader sees the old or the new file whole.
     """
-    from keybroker.errors import UsageError  # noqa: PLC0415
 
     check_target(path)
     directory = path.parent
@@ -190,7 +188,6 @@ def replace_private(path: Path, text: str) -> None:
 def _replace_dotenv(path: Path, pairs: Sequence[tuple[str, str]]) -> str:
     """The file's existing lines minus the names being set, then the new lines (GitLab's
     plain ``NAME=value``)."""
-    from keybroker.output import plain_env  # noqa: PLC0415
 
     names = {name for name, _ in pairs}
     kept: list[str] = []
@@ -200,7 +197,6 @@ def _replace_dotenv(path: Path, pairs: Sequence[tuple[str, str]]) -> str:
             with open(path, encoding="utf-8", opener=_no_follow) as handle:
                 old = handle.read()
         except (OSError, UnicodeDecodeError) as exc:
-            from keybroker.errors import UsageError  # noqa: PLC0415
 
             reason = getattr(exc, "strerror", None) or "not UTF-8 text"
             raise UsageError(f"cannot read {path}: {reason}") from None
@@ -221,9 +217,6 @@ def export(
     output: str | None,
 ) -> None:
     """Deliver ``(NAME, value)`` pairs in ``fmt``; see the module docstring for where to."""
-    from keybroker import output as formats  # noqa: PLC0415
-    from keybroker.errors import UsageError  # noqa: PLC0415
-    from keybroker.redact import emit  # noqa: PLC0415
 
     names = ", ".join(name for name, _ in pairs)
     if fmt == "github":

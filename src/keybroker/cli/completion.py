@@ -12,7 +12,9 @@ import os
 from typing import Any
 
 import click
-from click.shell_completion import CompletionItem
+from click.shell_completion import CompletionItem, get_completion_class
+
+from keybroker import config as configmod
 
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_KEYBROKER_COMPLETE"
@@ -20,7 +22,6 @@ COMPLETE_VAR = "_KEYBROKER_COMPLETE"
 
 def profile_names(config_path: str | None = None) -> list[str]:
     """Every profile name in the config (built-in ones included); [] if it cannot be read."""
-    from keybroker import config as configmod  # noqa: PLC0415
 
     env = dict(os.environ)
     if config_path:
@@ -66,7 +67,6 @@ def completion(shell: str) -> None:
     or load it in the current shell: eval "$(keybroker completion bash)" (zsh alike),
     keybroker completion fish | source.
     """
-    from click.shell_completion import get_completion_class  # noqa: PLC0415
 
     root: Any = click.get_current_context().find_root().command
     cls = get_completion_class(shell)

@@ -12,7 +12,10 @@ from typing import Any
 
 import click
 
+from keybroker import config as configmod
+from keybroker.cli.common import environment
 from keybroker.cli.errors import config_option, debug_option, handles_errors
+from keybroker.redact import neutralise
 
 
 def effective(config: Any) -> dict[str, Any]:
@@ -60,9 +63,6 @@ def config() -> None:
 @handles_errors
 def show(as_json: bool, config_path: str | None, debug: bool) -> None:
     """Print the effective config with the file each profile and default came from."""
-    from keybroker import config as configmod  # noqa: PLC0415
-    from keybroker.cli.common import environment  # noqa: PLC0415
-    from keybroker.redact import neutralise  # noqa: PLC0415
 
     env = environment(config_path)
     doc = effective(configmod.load(env))

@@ -11,6 +11,8 @@ import json
 
 import click
 
+from keybroker import events
+from keybroker.cli.common import environment
 from keybroker.cli.errors import config_option, debug_option, handles_errors
 
 
@@ -28,8 +30,6 @@ from keybroker.cli.errors import config_option, debug_option, handles_errors
 def events_cmd(profile: str | None, limit: int, kinds: tuple[str, ...], as_json: bool,
                config_path: str | None, debug: bool) -> None:
     """List recent refreshes, failures, stale serves, refusals and backoffs (no secrets)."""
-    from keybroker import events  # noqa: PLC0415
-    from keybroker.cli.common import environment  # noqa: PLC0415
 
     env = environment(config_path)
     found = [e for e in events.read(env, profile) if not kinds or e.get("kind") in kinds]

@@ -22,7 +22,9 @@ from typing import IO, Any
 
 import click
 
+from keybroker.cli.ci import parse_vars, resolve_profiles
 from keybroker.cli.errors import config_option, debug_option, handles_errors
+from keybroker.redact import derived_forms, emit, sensitive
 
 #: Signals passed on to the child. SIGINT and SIGQUIT from a terminal reach the whole
 #: foreground process group (the child included) and are then not sent a second time.
@@ -189,7 +191,6 @@ def run_child(
     argv: Sequence[str], env: dict[str, str], mask_values: Sequence[str] | None
 ) -> int:
     """Start the child, forward signals, (mask its output), return its exit status."""
-    from keybroker.redact import emit  # noqa: PLC0415
 
     piped = subprocess.PIPE if mask_values is not None else None
     try:
@@ -206,7 +207,6 @@ def run_child(
     _forward_signals(proc)
     pumps: list[threading.Thread] = []
     if mask_values is not None:
-        from keybroker.redact import derived_forms  # noqa: PLC0415
 
         secrets = [form.encode() for v in mask_values for form in derived_forms(v)]
         assert proc.stdout is not None
@@ -292,8 +292,6 @@ def exec_(
 
     Signals are passed on to COMMAND and its exit status is returned (128+N for signal N).
     """
-    from keybroker.cli.ci import parse_vars, resolve_profiles  # noqa: PLC0415
-    from keybroker.redact import sensitive  # noqa: PLC0415
 
     pairs = parse_vars(profile, variables)
     env, outcomes = resolve_profiles([p for _, p in pairs], config_path,

@@ -7,20 +7,22 @@ the matching cache entry, so the next ``get`` sees the change at once.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
+from keybroker.cache.store import Cache
 from keybroker.cli.errors import debug_option, handles_errors
-from keybroker.sources.keychain import DEFAULT_USERNAME
+from keybroker.errors import KeybrokerError, UsageError
+from keybroker.redact import sensitive
+from keybroker.resolve import entry_name
+from keybroker.sources.keychain import DEFAULT_USERNAME, backend, load_keyring, translate
+from keybroker.validate import validate_key
 
 
 def _invalidate(service: str, username: str) -> None:
-    import os  # noqa: PLC0415
 
-    from keybroker.cache.store import Cache  # noqa: PLC0415
-    from keybroker.errors import KeybrokerError  # noqa: PLC0415
-    from keybroker.resolve import entry_name  # noqa: PLC0415
 
     try:
         store = Cache.open(os.environ)
@@ -31,7 +33,6 @@ def _invalidate(service: str, username: str) -> None:
 
 
 def _read_value() -> str:
-    from keybroker.errors import UsageError  # noqa: PLC0415
 
     if sys.stdin is None:
         raise UsageError("no value: stdin is closed", "pipe the value in or run in a terminal")
@@ -61,10 +62,6 @@ def keychain() -> None:
 @handles_errors
 def set_(service: str, username: str, extra: tuple[str, ...], debug: bool) -> None:
     """Store a key for SERVICE [USERNAME]: typed without echo, or piped on stdin."""
-    from keybroker.errors import UsageError  # noqa: PLC0415
-    from keybroker.redact import sensitive  # noqa: PLC0415
-    from keybroker.sources.keychain import backend, load_keyring, translate  # noqa: PLC0415
-    from keybroker.validate import validate_key  # noqa: PLC0415
 
     if extra:
         for item in extra:
@@ -94,7 +91,6 @@ def set_(service: str, username: str, extra: tuple[str, ...], debug: bool) -> No
 @handles_errors
 def delete(service: str, username: str, debug: bool) -> None:
     """Delete the key for SERVICE [USERNAME] from the keychain (and the cache)."""
-    from keybroker.sources.keychain import backend, load_keyring, translate  # noqa: PLC0415
 
     keyring = load_keyring()
     active = backend(keyring)

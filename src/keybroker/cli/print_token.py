@@ -13,10 +13,16 @@ from typing import Any
 
 import click
 
-from keybroker import clock
+from keybroker import clock, events
+from keybroker.cli.common import environment, open_cache, profile_request
 from keybroker.cli.errors import config_option, debug_option, handles_errors
+from keybroker.config import load
+from keybroker.config.index import status
 from keybroker.durations import format_duration
-from keybroker.redact import mask, neutralise
+from keybroker.events import render
+from keybroker.redact import emit, mask, neutralise
+from keybroker.resolve import resolve
+from keybroker.style import enabled, paint
 
 JSON_VERSION = 1
 
@@ -56,7 +62,6 @@ def report_dict(profile: str, outcome: Any, reveal: bool) -> dict[str, Any]:
 
 
 def render_human(doc: dict[str, Any], colour: bool = False) -> str:
-    from keybroker.style import paint  # noqa: PLC0415
 
     now = clock.now()
     rows: list[tuple[str, str]] = [
@@ -98,7 +103,6 @@ def render_human(doc: dict[str, Any], colour: bool = False) -> str:
         rows.append(("fast path", "ready: a hit is answered without config or source"
                      if not fast else f"not used: {fast}"))
     for event in doc.get("events", []):
-        from keybroker.events import render  # noqa: PLC0415
 
         rows.append(("event", render(event)))
     width = max(len(k) for k, _ in rows)
@@ -122,12 +126,6 @@ def print_token(
     config_path: str | None, debug: bool,
 ) -> None:
     """Explain how PROFILE's key is obtained: source, cache state, expiry, timings."""
-    from keybroker import events  # noqa: PLC0415
-    from keybroker.cli.common import environment, open_cache, profile_request  # noqa: PLC0415
-    from keybroker.config import load  # noqa: PLC0415
-    from keybroker.config.index import status  # noqa: PLC0415
-    from keybroker.redact import emit  # noqa: PLC0415
-    from keybroker.resolve import resolve  # noqa: PLC0415
 
     env = environment(config_path)
     cache, _ = open_cache(env)
@@ -142,7 +140,6 @@ def print_token(
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:
-        from keybroker.style import enabled  # noqa: PLC0415
 
         colour = enabled(env=env)
         click.echo(render_human(doc, colour), color=colour)
