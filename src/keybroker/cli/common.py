@@ -29,6 +29,23 @@ def open_cache(env: Mapping[str, str]) -> tuple[Cache | None, CacheError | None]
         return None, exc
 
 
+def flag_options(max_age: str | None, reject_repeats: bool) -> dict[str, Any]:
+    """The serving options every helper command takes as flags (``--max-age``,
+    ``--reject-repeats``), validated: shared by ``get`` and ``keybroker-<source>``."""
+    from keybroker.durations import parse_duration  # noqa: PLC0415
+    from keybroker.errors import UsageError  # noqa: PLC0415
+
+    options: dict[str, Any] = {}
+    if max_age is not None:
+        try:
+            options["max_age"] = parse_duration(max_age)
+        except ValueError as exc:
+            raise UsageError(f"--max-age: {exc}") from None
+    if reject_repeats:
+        options["repeat"] = "on"
+    return options
+
+
 def load_config(env: Mapping[str, str], cache: Cache | None) -> configmod.Config:
     return configmod.load_fast(env, cache.root if cache else None)
 

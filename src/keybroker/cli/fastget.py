@@ -1,8 +1,8 @@
 """``keybroker get PROFILE`` beyond a plain cache hit: the full resolve, without click.
 
-``keybroker.cli.entry`` parses the command line by hand and serves plain hits through
-``keybroker.hot``; everything else comes here. Anything unusual (``--help``, an unknown flag)
-goes to the click command instead, which gives the proper usage message.
+``keybroker.cli.entry`` parses the command line (a whitelist) and serves plain hits through
+:mod:`keybroker.fastpath`; everything else comes here. Anything unusual (``--help``, an unknown
+flag) goes to the click command instead, which gives the proper usage message.
 """
 
 from __future__ import annotations
@@ -14,7 +14,12 @@ from keybroker.cli.runner import arm_watchdog, debug_enabled, run_helper
 
 def run_get(opts: dict[str, Any], why_not_hot: str = "", started: float | None = None) -> int:
     """Resolve the profile and print its key (shared by the fast path and the click command)."""
-    from keybroker.cli.common import environment, open_cache, profile_request  # noqa: PLC0415
+    from keybroker.cli.common import (  # noqa: PLC0415
+        environment,
+        flag_options,
+        open_cache,
+        profile_request,
+    )
     from keybroker.deadline import mark_call_start  # noqa: PLC0415
     from keybroker.resolve import resolve  # noqa: PLC0415
 
@@ -24,19 +29,9 @@ def run_get(opts: dict[str, Any], why_not_hot: str = "", started: float | None =
     debug = debug_enabled(bool(opts.get("debug")), env)
 
     def body() -> Any:
-        from keybroker.durations import parse_duration  # noqa: PLC0415
-        from keybroker.errors import UsageError  # noqa: PLC0415
-
-        flag_options: dict[str, Any] = {}
-        if opts.get("max_age") is not None:
-            try:
-                flag_options["max_age"] = parse_duration(opts["max_age"])
-            except ValueError as exc:
-                raise UsageError(f"--max-age: {exc}") from None
-        if opts.get("reject_repeats"):
-            flag_options["repeat"] = "on"
         cache, _ = open_cache(env)
-        request = profile_request(env, opts["profile"], cache, flag_options)
+        options = flag_options(opts.get("max_age"), bool(opts.get("reject_repeats")))
+        request = profile_request(env, opts["profile"], cache, options)
         arm_watchdog(request.options.timeout)
         outcome = resolve(
             request, env, no_cache=bool(opts.get("no_cache")), debug=debug, cache=cache

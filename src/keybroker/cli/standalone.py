@@ -60,8 +60,12 @@ def run_full(source_name: str, argv: list[str], why_not: str = "",
 
     def body() -> Any:
         from keybroker import config as configmod  # noqa: PLC0415
-        from keybroker.cli.common import environment, load_config, open_cache  # noqa: PLC0415
-        from keybroker.durations import parse_duration  # noqa: PLC0415
+        from keybroker.cli.common import (  # noqa: PLC0415
+            environment,
+            flag_options,
+            load_config,
+            open_cache,
+        )
         from keybroker.errors import UsageError  # noqa: PLC0415
         from keybroker.model import Request  # noqa: PLC0415
         from keybroker.resolve import resolve  # noqa: PLC0415
@@ -72,14 +76,7 @@ def run_full(source_name: str, argv: list[str], why_not: str = "",
             for s in source.settings
             if getattr(ns, s.name) is not None
         }
-        flag_options: dict[str, Any] = {}
-        if ns.max_age is not None:
-            try:
-                flag_options["max_age"] = parse_duration(ns.max_age)
-            except ValueError as exc:
-                raise UsageError(f"--max-age: {exc}") from None
-        if ns.reject_repeats:
-            flag_options["repeat"] = "on"
+        options = flag_options(ns.max_age, ns.reject_repeats)
         cache, _ = open_cache(env)
         config = load_config(env, cache)
         if ns.profile:
@@ -90,14 +87,13 @@ def run_full(source_name: str, argv: list[str], why_not: str = "",
                     f"not '{source_name}'",
                     f"run: keybroker get {ns.profile}",
                 )
-            request = configmod.request_for(config, ns.profile, env, flag_options, flag_settings)
+            request = configmod.request_for(config, ns.profile, env, options, flag_settings)
         else:
-            options = configmod.build_options(
-                source.default_storage, {}, config.defaults, env, flag_options
-            )
+            built = configmod.build_options(source.default_storage, {}, config.defaults, env,
+                                            options)
             settings = dict(config.source_defaults.get(source_name, {}))
             settings.update(flag_settings)
-            request = Request(source_name, settings, options)
+            request = Request(source_name, settings, built)
         arm_watchdog(request.options.timeout)
         outcome = resolve(request, env, no_cache=ns.no_cache, debug=debug, cache=cache)
         if cache is not None and why_not in ("not-indexed", "env") and not ns.no_cache:
