@@ -24,7 +24,14 @@ import pytest
 
 from tests.conftest import KbEnv
 from tests.e2e.anthropic_server import DEFAULT_REPLY, AnthropicServer
-from tests.e2e.cli import HELPER_FAILED, ClaudeRun, claude_env, find_claude, run_claude
+from tests.e2e.cli import (
+    HELPER_FAILED,
+    VERSIONS,
+    ClaudeRun,
+    claude_env,
+    find_claude,
+    run_claude,
+)
 from tests.fixtures.moto_server import aws_env, client, unique_name
 from tests.fixtures.openbao import OpenBao
 from tests.kb import Result, assert_fails, assert_key, assert_nowhere, exe, run
@@ -33,9 +40,28 @@ pytestmark = [pytest.mark.claude_e2e, pytest.mark.integration]
 
 
 # --- fixtures ------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def claude_exe() -> Path:
-    return find_claude()
+@dataclass(frozen=True)
+class Claude:
+    """One pinned Claude Code CLI: its version and executable."""
+
+    version: str
+    exe: Path
+
+    def attempts(self, retries: int) -> int:
+        """Requests one prompt makes when every one is refused with 401.
+
+        2.1.197: the first try plus ``CLAUDE_CODE_MAX_RETRIES``. 2.1.332 adds two more
+        authentication retries on top (3 with ``retries=0``, 5 with 2), each after re-running
+        the helper, about one second apart.
+        """
+        return retries + (1 if self.version == "2.1.197" else 3)
+
+
+@pytest.fixture(scope="session", params=sorted(VERSIONS), ids=str)
+def claude_cli(request: pytest.FixtureRequest) -> Claude:
+    """Every e2e test runs once per pinned CLI version (ids ``2.1.197``, ``2.1.332``)."""
+    version = str(request.param)
+    return Claude(version, find_claude(version))
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +75,7 @@ def anthropic_server() -> Iterator[AnthropicServer]:
 class E2E:
     """One test's world: its keybroker env, the shared server, and a project directory."""
 
-    exe: Path = field(repr=False)
+    cli: Claude
     env: KbEnv = field(repr=False)
     api: AnthropicServer = field(repr=False)
     project: Path
@@ -70,7 +96,7 @@ class E2E:
         if not base_url_env:
             del env["ANTHROPIC_BASE_URL"]
         env.update(extra_env or {})
-        return run_claude(self.exe, env, self.project, helper=helper)
+        return run_claude(self.cli.exe, env, self.project, helper=helper)
 
     def dirs(self) -> list[Path]:
         """Everywhere a key must not be readable: HOME (``~/.claude``), config, cache, data."""
@@ -78,11 +104,11 @@ class E2E:
 
 
 @pytest.fixture
-def e2e(claude_exe: Path, anthropic_server: AnthropicServer, kb_env: KbEnv) -> E2E:
+def e2e(claude_cli: Claude, anthropic_server: AnthropicServer, kb_env: KbEnv) -> E2E:
     anthropic_server.reset()
     project = kb_env.base / "project"
     project.mkdir()
-    return E2E(claude_exe, kb_env, anthropic_server, project)
+    return E2E(claude_cli, kb_env, anthropic_server, project)
 
 
 def get(profile: str) -> str:
@@ -322,12 +348,13 @@ def test_each_exit_code_surfaces_as_a_failing_helper(
 
     session = e2e.claude(get(failure.profile), extra_env=failure.env)
     # Claude Code names the exit code and shows keybroker's own line, once per helper run
-    assert session.helper_failures() == [f"{HELPER_FAILED}exited {code}: {line}"], session
+    tries = e2e.cli.attempts(0)
+    assert session.helper_failures() == [f"{HELPER_FAILED}exited {code}: {line}"] * tries, session
     assert session.result.code != 0, session
     assert session.payload["is_error"] is True, session
     assert session.payload["api_error_status"] == 401, session
     # no key went out: the helper printed nothing, so Claude Code sent an empty one
-    assert [m.key or "" for m in e2e.api.messages()] == [""], e2e.api.requests
+    assert [m.key or "" for m in e2e.api.messages()] == [""] * tries, e2e.api.requests
     for secret in failure.secrets:
         assert_nowhere(secret, direct, session.result, dirs=e2e.dirs())
 
@@ -406,7 +433,8 @@ def test_without_repeat_detection_the_revoked_key_keeps_failing(e2e: E2E) -> Non
     session = e2e.claude(get("plain"), retries=2)
     assert not session.ok, session
     assert session.payload["api_error_status"] == 401, session
-    assert [(m.x_api_key, m.status) for m in e2e.api.messages()] == [(old, 401)] * 3
+    tries = e2e.cli.attempts(2)
+    assert [(m.x_api_key, m.status) for m in e2e.api.messages()] == [(old, 401)] * tries
     assert minter.runs() == ["entrypoint=sdk-cli"], minter.runs()
 
 
