@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import KbEnv
-from tests.e2e.anthropic_server import DEFAULT_REPLY, AnthropicServer
+from tests.e2e.anthropic_server import DEFAULT_REPLY, AnthropicServer, Recorded
 from tests.e2e.cli import (
     HELPER_FAILED,
     VERSIONS,
@@ -71,6 +71,25 @@ def anthropic_server() -> Iterator[AnthropicServer]:
         yield server
 
 
+#: What Claude Code's LLM-gateway guide sets for each deployment (LiteLLM's route prefixes).
+DEPLOYMENT_ENV: dict[str, Callable[[str], dict[str, str]]] = {
+    "anthropic": lambda url: {"ANTHROPIC_BASE_URL": url},
+    "bedrock": lambda url: {
+        "CLAUDE_CODE_USE_BEDROCK": "1",
+        "CLAUDE_CODE_SKIP_BEDROCK_AUTH": "1",
+        "ANTHROPIC_BEDROCK_BASE_URL": f"{url}/bedrock",
+        "AWS_REGION": "us-east-1",
+    },
+    "vertex": lambda url: {
+        "CLAUDE_CODE_USE_VERTEX": "1",
+        "CLAUDE_CODE_SKIP_VERTEX_AUTH": "1",
+        "ANTHROPIC_VERTEX_BASE_URL": f"{url}/vertex_ai/v1",
+        "ANTHROPIC_VERTEX_PROJECT_ID": "e2e-project",
+        "CLOUD_ML_REGION": "us-east5",
+    },
+}
+
+
 @dataclass
 class E2E:
     """One test's world: its keybroker env, the shared server, and a project directory."""
@@ -86,15 +105,18 @@ class E2E:
         *,
         retries: int = 0,
         base_url_env: bool = True,
+        deployment: str = "anthropic",
         extra_env: Mapping[str, str] | None = None,
     ) -> ClaudeRun:
         """A fresh Claude Code session (its own process) with ``helper`` as apiKeyHelper.
 
-        ``base_url_env=False`` leaves ``ANTHROPIC_BASE_URL`` out, for settings that set it.
+        ``deployment`` picks the API Claude Code speaks to the gateway (the variables of
+        :data:`DEPLOYMENT_ENV`); ``base_url_env=False`` sets none of them, for settings that do.
         """
         env = claude_env(self.env, self.api.url, retries=retries)
-        if not base_url_env:
-            del env["ANTHROPIC_BASE_URL"]
+        del env["ANTHROPIC_BASE_URL"]
+        if base_url_env:
+            env.update(DEPLOYMENT_ENV[deployment](self.api.url))
         env.update(extra_env or {})
         return run_claude(self.cli.exe, env, self.project, helper=helper)
 
@@ -457,6 +479,71 @@ def test_vault_rotation_recovers_through_the_401_retry(
         (old, old, 401),
         (new, new, 200),
     ]
+    assert_nowhere(new, session.result, dirs=e2e.dirs())
+
+
+# --- 4b. Bedrock and Vertex: the key goes in Authorization only; rotation recovers ----------
+def _assert_deployment_call(e2e: E2E, deployment: str, call: Recorded, key: str | None) -> None:
+    """One model call of ``deployment``: in Anthropic mode the key is in both headers, in
+    Bedrock and Vertex mode (``CLAUDE_CODE_SKIP_*_AUTH=1``) only in ``Authorization: Bearer``."""
+    assert call.kind == deployment, call
+    assert call.bearer == key, call
+    assert call.x_api_key == (key if deployment == "anthropic" else None), call
+    if deployment == "vertex":
+        assert "/projects/e2e-project/locations/us-east5/" in call.path, call
+
+
+@pytest.mark.parametrize("deployment", sorted(DEPLOYMENT_ENV))
+def test_each_deployment_sends_the_key_in_its_own_headers(e2e: E2E, deployment: str) -> None:
+    key = f"sk-e2e-{deployment}-5a7c9e1b"
+    e2e.env["E2E_PROXY_KEY"] = key
+    e2e.env.write_config('[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n')
+    session = e2e.claude(get("main"), deployment=deployment)
+    assert session.ok, session
+    assert session.text == DEFAULT_REPLY, session
+    [call] = e2e.api.messages()
+    _assert_deployment_call(e2e, deployment, call, key)
+    # Bedrock mode first lists inference profiles, without any key
+    profiles = [r for r in e2e.api.requests if r.kind == "bedrock-profiles"]
+    assert [(r.x_api_key, r.bearer) for r in profiles] == (
+        [(None, None)] if deployment == "bedrock" else []
+    ), e2e.api.requests
+    assert "authorization" not in {h for r in profiles for h in r.headers}
+    assert_nowhere(key, session.result, dirs=e2e.dirs())
+
+
+@pytest.mark.parametrize("deployment", ["bedrock", "vertex"])
+def test_rotation_recovers_through_the_401_retry_on_bedrock_and_vertex(
+    e2e: E2E, deployment: str
+) -> None:
+    """As the Anthropic-mode test above, through the Bedrock and Vertex routes.
+
+    2.1.197 in Vertex mode never re-runs apiKeyHelper after a 401: it retries with the key it
+    holds until its retries run out, so only a new session (after the TTL) gets the new key.
+    """
+    old, new = f"sk-e2e-{deployment}-old-2b4d", f"sk-e2e-{deployment}-new-6f8a"
+    minter = Minter(e2e.env.base, old)
+    e2e.env.write_config(minter.profile("rotating"))
+    first = e2e.claude(get("rotating"), deployment=deployment)
+    assert first.ok, first
+    minter.rotate(new)
+    _revoke(e2e, old)
+    session = e2e.claude(get("rotating"), deployment=deployment, retries=3)
+    calls = e2e.api.messages()
+    if deployment == "vertex" and e2e.cli.version == "2.1.197":
+        assert not session.ok, session
+        assert [c.status for c in calls] == [401] * 4, calls
+        for call in calls:
+            _assert_deployment_call(e2e, deployment, call, old)
+        assert minter.runs() == ["entrypoint=sdk-cli"], minter.runs()  # never re-run
+        return
+    assert session.ok, session
+    assert session.text == DEFAULT_REPLY, session
+    assert [c.status for c in calls] == [401, 200], calls
+    _assert_deployment_call(e2e, deployment, calls[0], old)
+    _assert_deployment_call(e2e, deployment, calls[1], new)
+    assert minter.runs() == ["entrypoint=sdk-cli"] * 2, minter.runs()
+    assert session.result.err == b"", session
     assert_nowhere(new, session.result, dirs=e2e.dirs())
 
 
