@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from keybroker.cli.claude import helper_command, parse_helper
+from keybroker.claude.helpers import helper_command, parse_helper
 from tests.kb import SCRIPTS, assert_fails, assert_key, run
 
 KEY = "sk-configure-1a2b3c4d5e"
@@ -111,11 +111,12 @@ def test_merges_keeps_other_keys_and_backs_up(cc_env):
     assert b"already configured" in again.err
     assert not path.with_name("settings.json.bak.1").exists()
 
-    # a change keeps the first backup and adds another
+    # a change replaces the one backup with the version it changes: never a pile
+    before = path.read_text()
     third = configure(cc_env, "other", "--ttl", "10m")
     assert third.code == 0, third
-    assert backup.read_text() == original
-    assert path.with_name("settings.json.bak.1").exists()
+    assert backup.read_text() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["settings.json", "settings.json.bak"]
     settings = json.loads(path.read_text())
     assert settings["apiKeyHelper"].endswith(" get other")
     assert settings["env"]["CLAUDE_CODE_API_KEY_HELPER_TTL_MS"] == "600000"
@@ -195,7 +196,7 @@ def test_switching_deployment_removes_the_other_switches(cc_env):
     assert not {"CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_SKIP_BEDROCK_AUTH",
                 "ANTHROPIC_BEDROCK_BASE_URL"} & set(env)
     assert env["CLAUDE_CODE_USE_VERTEX"] == "1"
-    assert b"removed settings of another deployment" in result.err
+    assert b"removed settings of the previous deployment" in result.err
     assert b"ANTHROPIC_VERTEX_PROJECT_ID" in result.err  # vertex's extra needs are named
 
 
@@ -225,7 +226,7 @@ def test_print_writes_nothing(cc_env):
                        "--base-url", "https://gw/bedrock")
     assert result.code == 0, result
     assert json.loads(result.out) == {
-        "apiKeyHelper": f"{shlex.quote(str(SCRIPTS / 'keybroker'))} get litellm",
+        "apiKeyHelper": "keybroker get litellm",  # portable: printed to be shared
         "env": {
             "CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "300000",
             "ANTHROPIC_BEDROCK_BASE_URL": "https://gw/bedrock",
@@ -280,7 +281,7 @@ def test_executable_with_spaces_and_quotes_is_quoted_for_sh(cc_env):
 
 def test_helper_command_round_trip():
     command = helper_command("/opt/my tools/keybroker", "pro'file", "/etc/kb config.toml")
-    assert parse_helper(command) == {"executable": "/opt/my tools/keybroker",
+    assert parse_helper(command) == {"executable": "/opt/my tools/keybroker", "verb": "get",
                                      "profile": "pro'file", "config": "/etc/kb config.toml"}
     assert parse_helper("~/bin/get-key.sh") is None
     assert parse_helper("keybroker-vault --path x") is None

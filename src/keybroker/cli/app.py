@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "claude": "keybroker.cli.claude:claude",
     "headers": "keybroker.cli.headers:headers",
     "aws-credentials": "keybroker.cli.aws_credentials:aws_credentials",
+    "credential": "keybroker.cli.credential:credential",
 }
 
 
