@@ -331,3 +331,122 @@ def test_wrapper_says_what_to_do_when_nothing_is_found(cc_env):
     assert result.code == 127, result
     assert result.out == b""
     assert b"KEYBROKER_BIN" in result.err
+
+
+# --- issue 15: switching, one backup, portable commands, managed scope, modes ---------------
+def test_switching_deployments_removes_every_variable_of_the_previous_one(cc_env):
+    env_of = lambda: json.loads(user_settings(cc_env).read_text())["env"]  # noqa: E731
+    assert configure(cc_env, "litellm", "--deployment", "bedrock", "--base-url",
+                     "https://gw/bedrock", "--region", "eu-west-1").code == 0
+    assert env_of()["AWS_REGION"] == "eu-west-1"
+    result = configure(cc_env, "litellm", "--deployment", "vertex", "--base-url",
+                       "https://gw/vertex_ai/v1", "--region", "us-east5",
+                       "--vertex-project-id", "proj")
+    assert result.code == 0, result
+    assert set(env_of()) == {"CLAUDE_CODE_API_KEY_HELPER_TTL_MS", "ANTHROPIC_VERTEX_BASE_URL",
+                             "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_SKIP_VERTEX_AUTH",
+                             "CLOUD_ML_REGION", "ANTHROPIC_VERTEX_PROJECT_ID"}
+    assert b"AWS_REGION" in result.err
+    result = configure(cc_env, "litellm", "--base-url", "https://gw")
+    assert result.code == 0, result
+    assert env_of() == {"CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "300000",
+                        "ANTHROPIC_BASE_URL": "https://gw"}
+    # one backup however often it ran
+    assert sorted(p.name for p in user_settings(cc_env).parent.iterdir()) == [
+        "settings.json", "settings.json.bak"]
+
+
+def test_a_region_keybroker_did_not_write_is_kept(cc_env):
+    path = user_settings(cc_env)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"env": {"AWS_REGION": "eu-central-1"}}))
+    result = configure(cc_env, "litellm", "--deployment", "vertex", "--base-url",
+                       "https://gw/vertex_ai/v1")
+    assert result.code == 0, result
+    assert json.loads(path.read_text())["env"]["AWS_REGION"] == "eu-central-1"
+
+
+def test_project_scope_writes_a_portable_command_and_no_backup_inside_git(cc_env, tmp_path):
+    project = tmp_path / "repo"
+    (project / ".git").mkdir(parents=True)
+    (project / ".claude").mkdir()
+    settings_file = project / ".claude" / "settings.json"
+    settings_file.write_text('{"model": "opus"}')
+    result = configure(cc_env, "litellm", "--scope", "project", cwd=project)
+    assert result.code == 0, result
+    assert json.loads(settings_file.read_text())["apiKeyHelper"] == "keybroker get litellm"
+    assert not settings_file.with_name("settings.json.bak").exists()
+    assert b"no backup" in result.err
+    # with keybroker on PATH the bare command works under /bin/sh
+    env = dict(cc_env, PATH=f"{SCRIPTS}:{cc_env['PATH']}")
+    helper = run_helper_like_claude(json.loads(settings_file.read_text()), env)
+    assert (helper.returncode, helper.stdout) == (0, KEY.encode() + b"\n"), helper
+
+
+def test_portable_command_warns_when_keybroker_is_not_on_path(cc_env):
+    env = dict(cc_env, PATH="/usr/bin:/bin")
+    result = configure(env, "litellm", "--print")
+    assert result.code == 0, result
+    assert json.loads(result.out)["apiKeyHelper"] == "keybroker get litellm"
+    assert b"not on this PATH" in result.err
+
+
+def test_inference_helper_is_an_absolute_path_and_args(cc_env):
+    result = configure(cc_env, "litellm", "--inference-helper")
+    assert result.code == 0, result
+    settings = json.loads(user_settings(cc_env).read_text())
+    exe = settings["inferenceCredentialHelper"]
+    assert Path(exe).is_absolute()
+    assert settings["inferenceCredentialHelperArgs"] == ["credential", "litellm"]
+    assert b"organization setting" in result.err
+    # run as Claude Code's contract says: the executable with the args, no shell
+    helper = subprocess.run([exe, *settings["inferenceCredentialHelperArgs"]], env=cc_env,
+                            capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
+                            check=False)
+    assert (helper.returncode, helper.stdout, helper.stderr) == (0, KEY.encode() + b"\n", b"")
+
+
+def test_managed_scope_merges_and_never_replaces_a_foreign_helper(cc_env, tmp_path):
+    managed = tmp_path / "etc" / "claude-code" / "managed-settings.json"
+    result = configure(cc_env, "litellm", "--scope", "managed", "--managed-path", str(managed))
+    assert result.code == 0, result
+    assert json.loads(managed.read_text())["apiKeyHelper"].endswith(" get litellm")
+    assert stat.S_IMODE(managed.stat().st_mode) == 0o644  # every user's Claude Code reads it
+
+    managed.write_text(json.dumps({"apiKeyHelper": "/opt/corp/get-key", "permissions": {}}))
+    for extra in ((), ("--force",)):
+        refused = configure(cc_env, "litellm", "--scope", "managed", "--managed-path",
+                            str(managed), *extra)
+        assert_fails(refused, 2, "managed settings are never replaced")
+    assert json.loads(managed.read_text())["apiKeyHelper"] == "/opt/corp/get-key"
+
+
+def test_managed_path_env_override(cc_env, tmp_path):
+    managed = tmp_path / "m" / "managed-settings.json"
+    env = dict(cc_env, KEYBROKER_CLAUDE_MANAGED_SETTINGS=str(managed))
+    assert configure(env, "litellm", "--scope", "managed").code == 0
+    assert managed.exists()
+
+
+@pytest.mark.parametrize(("scope", "mode"), [("user", 0o700), ("project", 0o755),
+                                             ("local", 0o755), ("managed", 0o755)])
+def test_created_dirs_have_fixed_modes_whatever_the_umask(cc_env, tmp_path, scope, mode):
+    cc_env["CLAUDE_CONFIG_DIR"] = str(tmp_path / "cfg" / "claude")
+    managed = tmp_path / "sys" / "claude-code" / "managed-settings.json"
+    args = ["litellm", "--scope", scope, "--project-dir", str(tmp_path / "proj"),
+            "--managed-path", str(managed)] if scope != "user" else ["litellm"]
+    if scope not in ("managed",):
+        args = [a for a in args if a not in ("--managed-path", str(managed))]
+    proc = subprocess.run(
+        ["/bin/sh", "-c", 'umask 000; exec "$@"', "sh", str(SCRIPTS / "keybroker"), "claude",
+         "configure", *args],
+        env=cc_env, capture_output=True, stdin=subprocess.DEVNULL, timeout=60, check=False)
+    assert proc.returncode == 0, proc
+    created = {
+        "user": [tmp_path / "cfg", tmp_path / "cfg" / "claude"],
+        "project": [tmp_path / "proj", tmp_path / "proj" / ".claude"],
+        "local": [tmp_path / "proj", tmp_path / "proj" / ".claude"],
+        "managed": [tmp_path / "sys", tmp_path / "sys" / "claude-code"],
+    }[scope]
+    for directory in created:
+        assert stat.S_IMODE(directory.stat().st_mode) == mode, directory
