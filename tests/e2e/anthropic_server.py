@@ -118,6 +118,7 @@ class AnthropicServer:
         self._lock = threading.Lock()
         self._requests: list[Recorded] = []
         self._revoked: set[str] = set()
+        self._accepted: set[str] | None = None
         self._ids = itertools.count(1)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -159,6 +160,7 @@ class AnthropicServer:
         with self._lock:
             self._requests.clear()
             self._revoked.clear()
+            self._accepted = None
             self.refuse_status = 401
 
     def revoke(self, *keys: str) -> None:
@@ -166,10 +168,16 @@ class AnthropicServer:
         with self._lock:
             self._revoked.update(keys)
 
+    def only_accept(self, *keys: str) -> None:
+        """From now on, refuse every key but ``keys`` (a gateway that knows its keys)."""
+        with self._lock:
+            self._accepted = set(keys)
+
     def refuses(self, key: str | None) -> bool:
         """A missing or empty key is refused like a revoked one (Anthropic answers 401)."""
         with self._lock:
-            return not key or key in self._revoked
+            unknown = self._accepted is not None and key not in self._accepted
+            return not key or key in self._revoked or unknown
 
     @property
     def requests(self) -> list[Recorded]:
