@@ -547,6 +547,46 @@ def test_rotation_recovers_through_the_401_retry_on_bedrock_and_vertex(
     assert_nowhere(new, session.result, dirs=e2e.dirs())
 
 
+def test_a_gateway_answering_400_is_never_recovered_from(e2e: E2E) -> None:
+    """LiteLLM without its database answers an unknown key with 400 "No connected db.":
+    Claude Code does not ask for a new key (only a 401 does), so the rotated key is not
+    fetched in that session. ``keybroker doctor --probe-gateway`` reports such a gateway."""
+    old, new = "sk-e2e-nodb-old-3c5e", "sk-e2e-nodb-new-7a9b"
+    minter = Minter(e2e.env.base, old)
+    e2e.env.write_config(minter.profile("nodb"))
+    assert e2e.claude(get("nodb")).ok
+    minter.rotate(new)
+    _revoke(e2e, old)
+    e2e.api.refuse_status = 400
+    session = e2e.claude(get("nodb"), retries=3)
+    assert not session.ok, session
+    # 2.1.197 gives up at once; 2.1.332 retries a 400 like a 401 but keeps the key it holds
+    tries = 1 if e2e.cli.version == "2.1.197" else e2e.cli.attempts(3)
+    assert [(c.key, c.status) for c in e2e.api.messages()] == [(old, 400)] * tries
+    assert minter.runs() == ["entrypoint=sdk-cli"], minter.runs()  # never asked upstream
+
+
+@pytest.mark.parametrize("deployment", ["bedrock", "vertex"])
+def test_claude_configure_deployment_settings_work_in_the_real_cli(
+    e2e: E2E, deployment: str
+) -> None:
+    key = f"sk-e2e-configure-{deployment}-1d3f"
+    e2e.env["E2E_PROXY_KEY"] = key
+    e2e.env.write_config('[profiles.litellm]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n')
+    wanted = DEPLOYMENT_ENV[deployment](e2e.api.url)
+    base = wanted["ANTHROPIC_BEDROCK_BASE_URL" if deployment == "bedrock"
+                  else "ANTHROPIC_VERTEX_BASE_URL"]
+    region = wanted["AWS_REGION" if deployment == "bedrock" else "CLOUD_ML_REGION"]
+    extra = ["--vertex-project-id", "e2e-project"] if deployment == "vertex" else []
+    configure = run(["keybroker", "claude", "configure", "litellm", "--deployment", deployment,
+                     "--base-url", base, "--region", region, *extra], e2e.env)
+    assert configure.code == 0, configure
+    session = e2e.claude(None, base_url_env=False)
+    assert session.ok, session
+    [call] = e2e.api.messages()
+    _assert_deployment_call(e2e, deployment, call, key)
+
+
 # --- 5. `keybroker claude configure --scope project` writes settings the real CLI uses -------
 def _configure_available() -> bool:
     return importlib.util.find_spec("keybroker.cli.claude") is not None
