@@ -587,6 +587,22 @@ def test_claude_configure_deployment_settings_work_in_the_real_cli(
     _assert_deployment_call(e2e, deployment, call, key)
 
 
+def test_custom_headers_carry_a_proxy_key_next_to_the_google_token(e2e: E2E) -> None:
+    """The seed's Vertex client-credentials set-up: Google credentials in Authorization, the
+    LiteLLM key in Proxy-Authorization via ANTHROPIC_CUSTOM_HEADERS, rendered by the function
+    ``keybroker exec --header`` uses. Static for the session: no helper re-runs it."""
+    from keybroker.claude.render import custom_headers, parse_header  # noqa: PLC0415
+
+    proxy_key, google = "sk-e2e-proxy-auth-8e0a", "ya29.e2e-google-token"
+    headers = custom_headers([parse_header("Proxy-Authorization: Bearer {}")], proxy_key)
+    session = e2e.claude(f"echo {google}", deployment="vertex",
+                         extra_env={"ANTHROPIC_CUSTOM_HEADERS": headers})
+    assert session.ok, session
+    [call] = e2e.api.messages()
+    assert call.bearer == google, call
+    assert call.headers.get("proxy-authorization") == f"Bearer {proxy_key}", call.headers
+
+
 # --- 5. `keybroker claude configure --scope project` writes settings the real CLI uses -------
 def _configure_available() -> bool:
     return importlib.util.find_spec("keybroker.cli.claude") is not None
