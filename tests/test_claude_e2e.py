@@ -107,6 +107,7 @@ class E2E:
         base_url_env: bool = True,
         deployment: str = "anthropic",
         extra_env: Mapping[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> ClaudeRun:
         """A fresh Claude Code session (its own process) with ``helper`` as apiKeyHelper.
 
@@ -118,7 +119,8 @@ class E2E:
         if base_url_env:
             env.update(DEPLOYMENT_ENV[deployment](self.api.url))
         env.update(extra_env or {})
-        return run_claude(self.cli.exe, env, self.project, helper=helper)
+        return run_claude(self.cli.exe, env, self.project, helper=helper,
+                          extra_args=extra_args)
 
     def dirs(self) -> list[Path]:
         """Everywhere a key must not be readable: HOME (``~/.claude``), config, cache, data."""
@@ -601,6 +603,41 @@ def test_custom_headers_carry_a_proxy_key_next_to_the_google_token(e2e: E2E) -> 
     [call] = e2e.api.messages()
     assert call.bearer == google, call
     assert call.headers.get("proxy-authorization") == f"Bearer {proxy_key}", call.headers
+
+
+def test_one_headers_helper_line_serves_two_mcp_servers_with_their_own_profiles(
+    e2e: E2E,
+) -> None:
+    """MCP ``headersHelper``: Claude Code runs it per server with CLAUDE_CODE_MCP_SERVER_NAME
+    set; keybroker's ``[mcp.servers]`` table maps each server to a profile (and header)."""
+    keys = {"alpha": "sk-e2e-mcp-alpha-2c4e", "beta": "sk-e2e-mcp-beta-6a8c"}
+    secrets = e2e.env.base / "secrets"
+    secrets.mkdir()
+    profiles = ""
+    for name, key in keys.items():
+        (secrets / name).write_text(key + "\n")
+        profiles += f'[profiles.{name}]\nsource = "file"\npath = "{secrets / name}"\n'
+    e2e.env["E2E_PROXY_KEY"] = "sk-e2e-mcp-model-0e2a"
+    e2e.env.write_config(
+        profiles + '[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
+        '[mcp.servers]\nalpha = "alpha"\nbeta = { profile = "beta", header = "X-Api-Key" }\n'
+    )
+    line = f"{shlex.quote(exe('keybroker'))} headers"  # the same line for both servers
+    mcp = {"mcpServers": {
+        name: {"type": "http", "url": f"{e2e.api.url}/mcp/{name}", "headersHelper": line}
+        for name in keys
+    }}
+    session = e2e.claude(get("main"), extra_args=("--mcp-config", json.dumps(mcp)))
+    assert session.ok, session
+    seen = {name: [r.headers for r in e2e.api.requests if r.path == f"/mcp/{name}"]
+            for name in keys}
+    assert seen["alpha"], e2e.api.requests
+    assert seen["beta"], e2e.api.requests
+    assert {h.get("authorization") for h in seen["alpha"]} == {f"Bearer {keys['alpha']}"}
+    assert {h.get("x-api-key") for h in seen["beta"]} == {keys["beta"]}
+    assert all("authorization" not in h for h in seen["beta"]), seen["beta"]
+    for key in keys.values():
+        assert_nowhere(key, session.result, dirs=[e2e.env.base / "home"])
 
 
 # --- 5. `keybroker claude configure --scope project` writes settings the real CLI uses -------

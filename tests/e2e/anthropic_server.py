@@ -14,6 +14,10 @@ the path (as LiteLLM's pass-through routes are):
   ``POST …/projects/{p}/locations/{r}/publishers/anthropic/models/{model}:streamRawPredict``
   (the same SSE as Anthropic's) and ``…:rawPredict`` (JSON).
 
+Besides, ``/mcp/{name}`` is a minimal streamable-HTTP MCP server (JSON-RPC ``initialize`` and
+``tools/list`` with no tools; notifications get 202), recorded like the rest, so a test can
+see the headers a ``headersHelper`` gave each MCP server.
+
 The server records the two headers that can carry the key (``x-api-key`` and
 ``Authorization: Bearer``) for every request, so a test can tell exactly which key reached the
 proxy, in which header, and how often. A key on the revocation list (or none) is refused the
@@ -45,7 +49,7 @@ from urllib.parse import unquote
 DEFAULT_REPLY = "keybroker-e2e-ok"
 MODEL = "claude-e2e-test"
 
-Kind = Literal["anthropic", "bedrock", "vertex", "bedrock-profiles", "other"]
+Kind = Literal["anthropic", "bedrock", "vertex", "bedrock-profiles", "mcp", "other"]
 #: Request kinds that are a model call (what :meth:`AnthropicServer.messages` returns).
 INFERENCE: frozenset[str] = frozenset({"anthropic", "bedrock", "vertex"})
 
@@ -70,6 +74,8 @@ def route(method: str, path: str) -> tuple[Kind, dict[str, str]]:
         return "vertex", m.groupdict()
     if method == "GET" and bare.endswith("/inference-profiles"):
         return "bedrock-profiles", {}
+    if bare.startswith("/mcp/"):
+        return "mcp", {"server": bare[len("/mcp/") :]}
     return "other", {}
 
 
@@ -230,7 +236,9 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("authorization")
         bearer = auth[len("Bearer ") :] if auth and auth.startswith("Bearer ") else None
         kind, parts = route(self.command, self.path)
-        if kind == "bedrock-profiles":
+        if kind == "mcp":
+            status = 200 if self.command == "POST" else 405
+        elif kind == "bedrock-profiles":
             status = 200  # ListInferenceProfiles: the CLI sends it without any key
         elif kind not in INFERENCE:
             status = 404
@@ -254,7 +262,9 @@ class _Handler(BaseHTTPRequestHandler):
                 body=body,
             )
         )
-        if status == 404:
+        if kind == "mcp":
+            self._mcp(body, parts["server"])
+        elif status == 404:
             self._json(404, _error("not_found_error", f"no route for {self.command} {self.path}"))
         elif status == 400:
             self._json(400, NO_DB)
@@ -273,6 +283,27 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, self._message(body, parts.get("model")))
 
     # --- answers ---------------------------------------------------------------------------
+    def _mcp(self, body: Any, server: str) -> None:
+        """Just enough MCP (streamable HTTP, JSON answers) for Claude Code to connect."""
+        if self.command != "POST" or not isinstance(body, dict):
+            self._json(405, {"error": "no SSE stream here"})
+            return
+        if "id" not in body:  # a notification
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        method = body.get("method")
+        result: dict[str, Any] = {}
+        if method == "initialize":
+            params = body.get("params") or {}
+            result = {"protocolVersion": params.get("protocolVersion", "2025-03-26"),
+                      "capabilities": {"tools": {}},
+                      "serverInfo": {"name": server, "version": "1"}}
+        elif method == "tools/list":
+            result = {"tools": []}
+        self._json(200, {"jsonrpc": "2.0", "id": body["id"], "result": result})
+
     def _message(self, body: Any, model: str | None) -> dict[str, Any]:
         if model is None:
             model = body.get("model", MODEL) if isinstance(body, dict) else MODEL

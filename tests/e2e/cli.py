@@ -133,6 +133,7 @@ def run_claude(
     *,
     helper: str | None,
     prompt: str = PROMPT,
+    extra_args: tuple[str, ...] = (),
 ) -> ClaudeRun:
     """``claude -p`` in ``cwd``; ``helper`` goes in ``--settings`` (None: use settings files).
 
@@ -142,6 +143,7 @@ def run_claude(
     argv = [str(executable), "-p", prompt, "--output-format", "json"]
     if helper is not None:
         argv += ["--settings", json.dumps({"apiKeyHelper": helper})]
+    argv += extra_args
     try:
         proc = subprocess.run(
             argv,
