@@ -450,3 +450,64 @@ def test_created_dirs_have_fixed_modes_whatever_the_umask(cc_env, tmp_path, scop
     }[scope]
     for directory in created:
         assert stat.S_IMODE(directory.stat().st_mode) == mode, directory
+
+
+# --- --mcp-server NAME=PROFILE: headersHelper on existing MCP servers -------------------------
+def claude_json(env) -> Path:
+    return Path(env["HOME"]) / ".claude.json"
+
+
+def test_mcp_server_gets_a_headers_helper_in_user_scope(cc_env):
+    path = claude_json(cc_env)
+    original = {"numStartups": 3, "mcpServers": {
+        "alpha": {"type": "http", "url": "https://mcp.example/alpha"},
+        "beta": {"type": "http", "url": "https://mcp.example/beta"}}}
+    path.write_text(json.dumps(original))
+    result = configure(cc_env, "litellm", "--mcp-server", "alpha=other")
+    assert result.code == 0, result
+    data = json.loads(path.read_text())
+    assert data["numStartups"] == 3
+    assert data["mcpServers"]["beta"] == original["mcpServers"]["beta"]
+    helper = data["mcpServers"]["alpha"]["headersHelper"]
+    assert helper == f"{shlex.quote(str(SCRIPTS / 'keybroker'))} headers other"
+    assert json.loads(path.with_name(".claude.json.bak").read_text()) == original
+    # run as Claude Code runs it: /bin/sh -c, with the server's name in the environment
+    proc = subprocess.run(["/bin/sh", "-c", helper], capture_output=True, timeout=60,
+                          env=dict(cc_env, CLAUDE_CODE_MCP_SERVER_NAME="alpha"),
+                          stdin=subprocess.DEVNULL, check=False)
+    assert (proc.returncode, json.loads(proc.stdout)) == (0, {"Authorization": f"Bearer {KEY}"})
+
+
+def test_mcp_server_must_exist_and_nothing_is_written(cc_env):
+    path = claude_json(cc_env)
+    path.write_text('{"mcpServers": {}}')
+    result = configure(cc_env, "litellm", "--mcp-server", "ghost=litellm")
+    assert_fails(result, 2, "no MCP server named 'ghost'", "claude mcp add")
+    assert path.read_text() == '{"mcpServers": {}}'
+    assert not user_settings(cc_env).exists()
+
+
+def test_mcp_server_profile_must_exist(cc_env):
+    claude_json(cc_env).write_text('{"mcpServers": {"alpha": {"type": "http", "url": "u"}}}')
+    assert_fails(configure(cc_env, "litellm", "--mcp-server", "alpha=nosuch"), 2,
+                 "unknown profile 'nosuch'")
+
+
+def test_mcp_server_in_project_and_local_scope(cc_env, tmp_path):
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / ".mcp.json").write_text(
+        '{"mcpServers": {"alpha": {"type": "http", "url": "u"}}}')
+    result = configure(cc_env, "litellm", "--scope", "project", "--mcp-server", "alpha=other",
+                       cwd=project)
+    assert result.code == 0, result
+    data = json.loads((project / ".mcp.json").read_text())
+    assert data["mcpServers"]["alpha"]["headersHelper"] == "keybroker headers other"
+
+    claude_json(cc_env).write_text(json.dumps({"projects": {str(project): {"mcpServers": {
+        "beta": {"type": "sse", "url": "u"}}}}}))
+    result = configure(cc_env, "litellm", "--scope", "local", "--mcp-server", "beta=litellm",
+                       cwd=project)
+    assert result.code == 0, result
+    local = json.loads(claude_json(cc_env).read_text())["projects"][str(project)]
+    assert local["mcpServers"]["beta"]["headersHelper"].endswith(" headers litellm")

@@ -640,6 +640,25 @@ def test_one_headers_helper_line_serves_two_mcp_servers_with_their_own_profiles(
         assert_nowhere(key, session.result, dirs=[e2e.env.base / "home"])
 
 
+def test_configure_mcp_server_writes_a_headers_helper_the_real_cli_runs(e2e: E2E) -> None:
+    key = "sk-e2e-mcp-configured-4b6d"
+    e2e.env["E2E_PROXY_KEY"] = "sk-e2e-model-key-8f0b"
+    e2e.env["E2E_MCP_KEY"] = key
+    e2e.env.write_config('[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
+                         '[profiles.tools]\nsource = "env"\nvar = "E2E_MCP_KEY"\n')
+    home = e2e.env.base / "home"
+    (home / ".claude.json").write_text(json.dumps({"mcpServers": {
+        "tools": {"type": "http", "url": f"{e2e.api.url}/mcp/tools"}}}))
+    configure = run(["keybroker", "claude", "configure", "main", "--base-url", e2e.api.url,
+                     "--mcp-server", "tools=tools"], e2e.env)
+    assert configure.code == 0, configure
+    session = e2e.claude(None, base_url_env=False)
+    assert session.ok, session
+    mcp = [r for r in e2e.api.requests if r.path == "/mcp/tools"]
+    assert mcp, e2e.api.requests
+    assert {r.headers.get("authorization") for r in mcp} == {f"Bearer {key}"}
+
+
 # --- 5. `keybroker claude configure --scope project` writes settings the real CLI uses -------
 def _configure_available() -> bool:
     return importlib.util.find_spec("keybroker.cli.claude") is not None

@@ -66,6 +66,9 @@ def claude() -> None:
 @click.option("--inference-helper", is_flag=True,
               help="Also set inferenceCredentialHelper (+Args) to 'keybroker credential "
                    "PROFILE' (an organization setting of newer Claude Code).")
+@click.option("--mcp-server", "mcp_servers", multiple=True, metavar="NAME=PROFILE",
+              help="Set headersHelper of the existing MCP server NAME (in this scope's MCP "
+                   "file) to 'keybroker headers PROFILE'; repeatable.")
 @click.option("--project-dir", type=click.Path(file_okay=False),
               help="Project root for --scope project/local (default: the current directory).")
 @click.option("--executable", help="Command to put in apiKeyHelper instead of this keybroker "
@@ -82,12 +85,13 @@ def configure(
     base_url: str | None, ttl: str | None, region: str | None,
     vertex_project_id: str | None, model: str | None, opus_model: str | None,
     sonnet_model: str | None, haiku_model: str | None, inference_helper: bool,
-    project_dir: str | None, executable: str | None, print_only: bool, force: bool,
+    mcp_servers: tuple[str, ...], project_dir: str | None, executable: str | None,
+    print_only: bool, force: bool,
     config_path: str | None, debug: bool,
 ) -> None:
     """Point Claude Code's apiKeyHelper at `keybroker get PROFILE` for a deployment."""
     from keybroker.claude import deployments as dep  # noqa: PLC0415
-    from keybroker.claude import helpers, settings  # noqa: PLC0415
+    from keybroker.claude import helpers, mcp, settings  # noqa: PLC0415
     from keybroker.cli.common import environment, load_config, open_cache  # noqa: PLC0415
     from keybroker.errors import UsageError  # noqa: PLC0415
     from keybroker.redact import emit  # noqa: PLC0415
@@ -137,7 +141,13 @@ def configure(
         if missing:
             emit(f"keybroker: note: Claude Code on Vertex also needs {' and '.join(missing)} "
                  "(--vertex-project-id, --region)")
+    mcp_commands = {name: helpers.command_line(exe, "headers", prof, config_abs)
+                    for name, prof in mcp.parse_mapping(mcp_servers).items()}
+    for prof in set(mcp.parse_mapping(mcp_servers).values()):
+        load_config(env, cache).profile(prof)
     if print_only:
+        if mcp_commands:
+            fragment["mcpServers"] = {n: {"headersHelper": c} for n, c in mcp_commands.items()}
         click.echo(json.dumps(fragment, indent=2))
         return
 
@@ -157,6 +167,8 @@ def configure(
                 f"{path} already has a {key} that keybroker did not write; not replacing it",
                 "rerun with --force to replace it (the old file is kept as a .bak backup)",
             )
+    if mcp_commands:  # after every refusal above, so a refused run changes nothing
+        _write_mcp(scope, env, project_dir, mcp_commands)
     merged, removed = dep.merge(current, fragment, deployment, path)
     if existing is not None and merged == existing:
         emit(f"keybroker: {path} is already configured for profile '{profile}'")
@@ -181,3 +193,22 @@ def configure(
     if overriding:
         emit(f"keybroker: warning: {path} also sets {', '.join(overriding)} in env, which "
              "Claude Code uses instead of apiKeyHelper; remove it")
+
+
+def _write_mcp(scope: str, env: Any, project_dir: str | None, commands: dict[str, str]) -> None:
+    """Set headersHelper on existing MCP servers, with the same one-backup rule."""
+    from keybroker.claude import mcp, settings  # noqa: PLC0415
+    from keybroker.redact import emit  # noqa: PLC0415
+
+    path, keys = mcp.mcp_location(scope, env, project_dir)
+    data = settings.read_settings(path) or {}
+    merged = mcp.set_headers_helpers(data, keys, commands, path)
+    if merged == data:
+        return
+    real = Path(os.path.realpath(path))
+    repo = settings.git_root(real.parent) if scope == "project" else None
+    if real.exists() and repo is None:
+        settings.backup(real)
+    mode = real.stat().st_mode & 0o777 if real.exists() else settings.FILE_MODES[scope]
+    settings.write_settings(path, merged, mode, settings.DIR_MODES[scope])
+    emit(f"keybroker: set headersHelper of MCP server(s) {', '.join(sorted(commands))} in {path}")
