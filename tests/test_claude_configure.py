@@ -511,3 +511,12 @@ def test_mcp_server_in_project_and_local_scope(cc_env, tmp_path):
     assert result.code == 0, result
     local = json.loads(claude_json(cc_env).read_text())["projects"][str(project)]
     assert local["mcpServers"]["beta"]["headersHelper"].endswith(" headers litellm")
+
+
+def test_inference_helper_refuses_what_claude_code_would_refuse(cc_env):
+    odd = cc_env.base / "100%.toml"
+    odd.write_text(cc_env.config_path.read_text())
+    odd.chmod(0o600)
+    result = configure(cc_env, "litellm", "--inference-helper", "--config", str(odd))
+    assert_fails(result, 2, "Claude Code would refuse", "percent sign")
+    assert not user_settings(cc_env).exists()

@@ -20,6 +20,8 @@ KEY = "sk-doctor-2b3c4d5e6f"
 def dr_env(kb_env, tmp_path, monkeypatch):
     # project/local scopes are read from the cwd: keep the repo's own .claude out of it
     monkeypatch.chdir(tmp_path)
+    # and this machine's own managed settings, if it has any
+    kb_env["KEYBROKER_CLAUDE_MANAGED_SETTINGS"] = str(tmp_path / "managed-settings.json")
     kb_env["GOOD_KEY"] = KEY
     (kb_env.base / "key.txt").write_text(KEY + "\n")
     kb_env.write_config(

@@ -11,6 +11,7 @@ which works for everyone who has it on PATH.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -25,6 +26,8 @@ HELPER_NAMES = ("keybroker", "keybroker.exe", "keybroker-helper.sh", "keybroker-
 #: keybroker subcommands that can stand in a helper setting.
 HELPER_VERBS = ("get", "credential", "headers")
 PORTABLE = "keybroker"
+#: Claude Code refuses an inferenceCredentialHelper path or argument outside this (2.1.332).
+_INFERENCE_SAFE = re.compile(r'[^"%\x00-\x1f]+\Z')
 
 
 def keybroker_executable() -> str:
@@ -64,6 +67,23 @@ def helper_command(executable: str, profile: str, config: str | None = None) -> 
 def credential_args(profile: str, config: str | None = None) -> list[str]:
     """``inferenceCredentialHelperArgs`` for ``keybroker credential PROFILE``."""
     return ["credential", profile, *(["--config", config] if config else [])]
+
+
+def check_inference_helper(executable: str, args: list[str]) -> None:
+    """What Claude Code checks before it runs inferenceCredentialHelper, checked now.
+
+    The path must be absolute and not end in a dot or space; the path and every argument must
+    be non-empty without a double quote, a percent sign or a control character.
+    """
+    if not os.path.isabs(executable) or executable.endswith((".", " ")):
+        raise UsageError(f"inferenceCredentialHelper must be an absolute path: {executable!r}")
+    for word in (executable, *args):
+        if not _INFERENCE_SAFE.match(word):
+            raise UsageError(
+                f"Claude Code would refuse {word!r} in inferenceCredentialHelper: no double "
+                "quote, percent sign or control character allowed",
+                "rename the profile or move the config file",
+            )
 
 
 def parse_helper(command: Any) -> dict[str, Any] | None:

@@ -130,8 +130,10 @@ def configure(
                                   vertex_project=vertex_project_id, models=models),
     }
     if inference_helper:
+        args = helpers.credential_args(profile, config_abs)
+        helpers.check_inference_helper(absolute, args)
         fragment[dep.INFERENCE_HELPER] = absolute  # the contract: an absolute path, no shell
-        fragment[dep.INFERENCE_ARGS] = helpers.credential_args(profile, config_abs)
+        fragment[dep.INFERENCE_ARGS] = args
         if scope != "managed":
             emit("keybroker: note: Claude Code reads inferenceCredentialHelper as an "
                  "organization setting (managed settings / device management)")

@@ -46,11 +46,19 @@ def credential(profile: str, fmt: str, header_specs: tuple[str, ...], no_cache: 
     try:
         _, outcomes = resolve_profiles([profile], config_path, no_cache=no_cache, debug=debug)
     except LoginRequired:
-        if env.get(CONTEXT_ENV, "") != INTERACTIVE:
+        if env.get(CONTEXT_ENV, "") != INTERACTIVE or not _signs_in(env, profile):
             raise  # never prompt: "run: keybroker login PROFILE", exit 8
         _sign_in(profile, config_path, debug)
         _, outcomes = resolve_profiles([profile], config_path, no_cache=no_cache, debug=debug)
     click.echo(render.credential(outcomes[profile].value, fmt, headers), nl=False)
+
+
+def _signs_in(env: dict[str, str], profile: str) -> bool:
+    """Only oidc profiles have a login flow; any other keeps its exit 8."""
+    from keybroker.cli.common import open_cache, profile_request  # noqa: PLC0415
+
+    cache, _ = open_cache(env)
+    return profile_request(env, profile, cache).source == "oidc"
 
 
 def _sign_in(profile: str, config_path: str | None, debug: bool) -> None:
