@@ -145,3 +145,15 @@ def test_custom_headers_text():
 def test_custom_header_specs_are_checked(spec):
     with pytest.raises(UsageError):
         render.parse_header(spec)
+
+
+def test_credential_interactive_never_runs_a_login_for_a_non_oidc_profile(cred_env, openbao,
+                                                                         tmp_path):
+    """A Vault profile with no token needs 'vault login', which keybroker does not run: even
+    under CLAUDE_HELPER_CONTEXT=interactive it keeps exit 8 and its own hint."""
+    cred_env.write_config(f'[profiles.bao]\nsource = "vault"\naddr = "{openbao.addr}"\n'
+                          'path = "nothing/here"\nfield = "key"\n')
+    env = {k: v for k, v in cred_env.items() if k != "VAULT_TOKEN"}
+    env.update(CLAUDE_HELPER_CONTEXT="interactive", HOME=str(tmp_path))
+    result = run_without_shell(env, "credential", "bao")
+    assert_fails(result, 8, "vault login")
