@@ -520,3 +520,23 @@ def test_inference_helper_refuses_what_claude_code_would_refuse(cc_env):
     result = configure(cc_env, "litellm", "--inference-helper", "--config", str(odd))
     assert_fails(result, 2, "Claude Code would refuse", "percent sign")
     assert not user_settings(cc_env).exists()
+
+
+def test_proxy_auth_helper_is_written_with_its_switch(cc_env):
+    result = configure(cc_env, "litellm", "--proxy-auth-helper", "other")
+    assert result.code == 0, result
+    settings = json.loads(user_settings(cc_env).read_text())
+    assert settings["proxyAuthHelper"] == (
+        f"{shlex.quote(str(SCRIPTS / 'keybroker'))} headers other --format value")
+    assert settings["env"]["CLAUDE_CODE_ENABLE_PROXY_AUTH_HELPER"] == "1"
+    proc = run_helper_like_claude({"apiKeyHelper": settings["proxyAuthHelper"]}, cc_env)
+    assert (proc.returncode, proc.stdout) == (0, f"Bearer {KEY}\n".encode())
+
+
+def test_foreign_proxy_auth_helper_needs_force(cc_env):
+    path = user_settings(cc_env)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"proxyAuthHelper": "/opt/corp/proxy-token"}')
+    assert_fails(configure(cc_env, "litellm", "--proxy-auth-helper", "other"), 2,
+                 "proxyAuthHelper that keybroker did not write")
+    assert configure(cc_env, "litellm", "--proxy-auth-helper", "other", "--force").code == 0

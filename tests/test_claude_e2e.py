@@ -659,6 +659,28 @@ def test_configure_mcp_server_writes_a_headers_helper_the_real_cli_runs(e2e: E2E
     assert {r.headers.get("authorization") for r in mcp} == {f"Bearer {key}"}
 
 
+def test_proxy_auth_helper_sends_the_key_as_proxy_authorization(e2e: E2E) -> None:
+    """``proxyAuthHelper`` (with CLAUDE_CODE_ENABLE_PROXY_AUTH_HELPER=1) is a shell command whose
+    stdout is the Proxy-Authorization value for the HTTP(S) proxy; ``keybroker headers P
+    --format value``, written by ``configure --proxy-auth-helper P``, prints ``Bearer <key>``.
+    The fake gateway stands as the HTTP proxy (HTTP_PROXY) of a plain-http base URL."""
+    model_key, proxy_key = "sk-e2e-model-1357", "sk-e2e-egress-2468"
+    e2e.env.update(E2E_PROXY_KEY=model_key, E2E_EGRESS_KEY=proxy_key)
+    e2e.env.write_config('[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
+                         '[profiles.egress]\nsource = "env"\nvar = "E2E_EGRESS_KEY"\n')
+    configure = run(["keybroker", "claude", "configure", "main", "--base-url",
+                     "http://gateway.invalid", "--proxy-auth-helper", "egress"], e2e.env)
+    assert configure.code == 0, configure
+    session = e2e.claude(None, base_url_env=False,
+                         extra_env={"HTTP_PROXY": e2e.api.url, "NO_PROXY": ""})
+    assert session.ok, session
+    [call] = e2e.api.messages()
+    assert call.path.startswith("http://gateway.invalid/v1/messages"), call
+    assert call.headers.get("proxy-authorization") == f"Bearer {proxy_key}", call.headers
+    assert (call.x_api_key, call.bearer) == (model_key, model_key), call
+    assert_nowhere(proxy_key, session.result, dirs=e2e.dirs())
+
+
 # --- 5. `keybroker claude configure --scope project` writes settings the real CLI uses -------
 def _configure_available() -> bool:
     return importlib.util.find_spec("keybroker.cli.claude") is not None

@@ -14,6 +14,8 @@ the path (as LiteLLM's pass-through routes are):
   ``POST …/projects/{p}/locations/{r}/publishers/anthropic/models/{model}:streamRawPredict``
   (the same SSE as Anthropic's) and ``…:rawPredict`` (JSON).
 
+Requests in absolute form (``POST http://host/v1/messages``) are answered too, so the server
+can stand as the HTTP proxy in ``HTTP_PROXY`` and a test can see ``Proxy-Authorization``.
 Besides, ``/mcp/{name}`` is a minimal streamable-HTTP MCP server (JSON-RPC ``initialize`` and
 ``tools/list`` with no tools; notifications get 202), recorded like the rest, so a test can
 see the headers a ``headersHelper`` gave each MCP server.
@@ -66,6 +68,8 @@ NO_DB = {"error": {"message": "No connected db.", "type": "no_db_connection",
 def route(method: str, path: str) -> tuple[Kind, dict[str, str]]:
     """Which API a request is for, and the parts of its path (model, op, project, region)."""
     bare = unquote(path.split("?", 1)[0])
+    if bare.startswith(("http://", "https://")):  # absolute form: we are the HTTP proxy
+        bare = "/" + bare.split("://", 1)[1].partition("/")[2]
     if method == "POST" and bare == "/v1/messages":
         return "anthropic", {}
     if method == "POST" and (m := _BEDROCK.match(bare)):

@@ -56,6 +56,10 @@ MODEL_VARS = {
 #: Variables that make Claude Code send another credential than the helper's.
 OVERRIDING_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN",
                    "CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR")
+#: proxyAuthHelper: "Shell command that outputs a Proxy-Authorization header value" (early
+#: access in 2.1.197 and 2.1.332; used only with CLAUDE_CODE_ENABLE_PROXY_AUTH_HELPER set).
+PROXY_HELPER = "proxyAuthHelper"
+PROXY_SWITCH = "CLAUDE_CODE_ENABLE_PROXY_AUTH_HELPER"
 INFERENCE_HELPER = "inferenceCredentialHelper"
 INFERENCE_ARGS = "inferenceCredentialHelperArgs"
 

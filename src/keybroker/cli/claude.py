@@ -66,6 +66,9 @@ def claude() -> None:
 @click.option("--inference-helper", is_flag=True,
               help="Also set inferenceCredentialHelper (+Args) to 'keybroker credential "
                    "PROFILE' (an organization setting of newer Claude Code).")
+@click.option("--proxy-auth-helper", metavar="PROFILE",
+              help="Set proxyAuthHelper to 'keybroker headers PROFILE --format value' (the "
+                   "Proxy-Authorization value for HTTPS_PROXY; early-access setting).")
 @click.option("--mcp-server", "mcp_servers", multiple=True, metavar="NAME=PROFILE",
               help="Set headersHelper of the existing MCP server NAME (in this scope's MCP "
                    "file) to 'keybroker headers PROFILE'; repeatable.")
@@ -85,8 +88,8 @@ def configure(
     base_url: str | None, ttl: str | None, region: str | None,
     vertex_project_id: str | None, model: str | None, opus_model: str | None,
     sonnet_model: str | None, haiku_model: str | None, inference_helper: bool,
-    mcp_servers: tuple[str, ...], project_dir: str | None, executable: str | None,
-    print_only: bool, force: bool,
+    proxy_auth_helper: str | None, mcp_servers: tuple[str, ...], project_dir: str | None,
+    executable: str | None, print_only: bool, force: bool,
     config_path: str | None, debug: bool,
 ) -> None:
     """Point Claude Code's apiKeyHelper at `keybroker get PROFILE` for a deployment."""
@@ -137,6 +140,11 @@ def configure(
         if scope != "managed":
             emit("keybroker: note: Claude Code reads inferenceCredentialHelper as an "
                  "organization setting (managed settings / device management)")
+    if proxy_auth_helper:
+        load_config(env, cache).profile(proxy_auth_helper)
+        fragment[dep.PROXY_HELPER] = helpers.command_line(
+            exe, "headers", proxy_auth_helper, config_abs, ("--format", "value"))
+        fragment["env"][dep.PROXY_SWITCH] = "1"
     if deployment == "vertex":
         have = {**settings.settings_env(existing), **fragment["env"]}
         missing = [v for v in ("ANTHROPIC_VERTEX_PROJECT_ID", "CLOUD_ML_REGION") if v not in have]
@@ -154,7 +162,7 @@ def configure(
         return
 
     current = existing or {}
-    for key in ("apiKeyHelper", dep.INFERENCE_HELPER):
+    for key in ("apiKeyHelper", dep.INFERENCE_HELPER, dep.PROXY_HELPER):
         value = current.get(key)
         if key not in fragment or helpers.is_ours(value) or value == fragment[key]:
             continue
