@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from keybroker.cli.claude import helper_command, parse_helper
+from keybroker.claude.helpers import helper_command, parse_helper
 from tests.kb import SCRIPTS, assert_fails, assert_key, run
 
 KEY = "sk-configure-1a2b3c4d5e"
@@ -111,11 +111,12 @@ def test_merges_keeps_other_keys_and_backs_up(cc_env):
     assert b"already configured" in again.err
     assert not path.with_name("settings.json.bak.1").exists()
 
-    # a change keeps the first backup and adds another
+    # a change replaces the one backup with the version it changes: never a pile
+    before = path.read_text()
     third = configure(cc_env, "other", "--ttl", "10m")
     assert third.code == 0, third
-    assert backup.read_text() == original
-    assert path.with_name("settings.json.bak.1").exists()
+    assert backup.read_text() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["settings.json", "settings.json.bak"]
     settings = json.loads(path.read_text())
     assert settings["apiKeyHelper"].endswith(" get other")
     assert settings["env"]["CLAUDE_CODE_API_KEY_HELPER_TTL_MS"] == "600000"
@@ -195,7 +196,7 @@ def test_switching_deployment_removes_the_other_switches(cc_env):
     assert not {"CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_SKIP_BEDROCK_AUTH",
                 "ANTHROPIC_BEDROCK_BASE_URL"} & set(env)
     assert env["CLAUDE_CODE_USE_VERTEX"] == "1"
-    assert b"removed settings of another deployment" in result.err
+    assert b"removed settings of the previous deployment" in result.err
     assert b"ANTHROPIC_VERTEX_PROJECT_ID" in result.err  # vertex's extra needs are named
 
 
@@ -225,7 +226,7 @@ def test_print_writes_nothing(cc_env):
                        "--base-url", "https://gw/bedrock")
     assert result.code == 0, result
     assert json.loads(result.out) == {
-        "apiKeyHelper": f"{shlex.quote(str(SCRIPTS / 'keybroker'))} get litellm",
+        "apiKeyHelper": "keybroker get litellm",  # portable: printed to be shared
         "env": {
             "CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "300000",
             "ANTHROPIC_BEDROCK_BASE_URL": "https://gw/bedrock",
@@ -280,7 +281,7 @@ def test_executable_with_spaces_and_quotes_is_quoted_for_sh(cc_env):
 
 def test_helper_command_round_trip():
     command = helper_command("/opt/my tools/keybroker", "pro'file", "/etc/kb config.toml")
-    assert parse_helper(command) == {"executable": "/opt/my tools/keybroker",
+    assert parse_helper(command) == {"executable": "/opt/my tools/keybroker", "verb": "get",
                                      "profile": "pro'file", "config": "/etc/kb config.toml"}
     assert parse_helper("~/bin/get-key.sh") is None
     assert parse_helper("keybroker-vault --path x") is None
@@ -330,3 +331,212 @@ def test_wrapper_says_what_to_do_when_nothing_is_found(cc_env):
     assert result.code == 127, result
     assert result.out == b""
     assert b"KEYBROKER_BIN" in result.err
+
+
+# --- issue 15: switching, one backup, portable commands, managed scope, modes ---------------
+def test_switching_deployments_removes_every_variable_of_the_previous_one(cc_env):
+    env_of = lambda: json.loads(user_settings(cc_env).read_text())["env"]  # noqa: E731
+    assert configure(cc_env, "litellm", "--deployment", "bedrock", "--base-url",
+                     "https://gw/bedrock", "--region", "eu-west-1").code == 0
+    assert env_of()["AWS_REGION"] == "eu-west-1"
+    result = configure(cc_env, "litellm", "--deployment", "vertex", "--base-url",
+                       "https://gw/vertex_ai/v1", "--region", "us-east5",
+                       "--vertex-project-id", "proj")
+    assert result.code == 0, result
+    assert set(env_of()) == {"CLAUDE_CODE_API_KEY_HELPER_TTL_MS", "ANTHROPIC_VERTEX_BASE_URL",
+                             "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_SKIP_VERTEX_AUTH",
+                             "CLOUD_ML_REGION", "ANTHROPIC_VERTEX_PROJECT_ID"}
+    assert b"AWS_REGION" in result.err
+    result = configure(cc_env, "litellm", "--base-url", "https://gw")
+    assert result.code == 0, result
+    assert env_of() == {"CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "300000",
+                        "ANTHROPIC_BASE_URL": "https://gw"}
+    # one backup however often it ran
+    assert sorted(p.name for p in user_settings(cc_env).parent.iterdir()) == [
+        "settings.json", "settings.json.bak"]
+
+
+def test_a_region_keybroker_did_not_write_is_kept(cc_env):
+    path = user_settings(cc_env)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"env": {"AWS_REGION": "eu-central-1"}}))
+    result = configure(cc_env, "litellm", "--deployment", "vertex", "--base-url",
+                       "https://gw/vertex_ai/v1")
+    assert result.code == 0, result
+    assert json.loads(path.read_text())["env"]["AWS_REGION"] == "eu-central-1"
+
+
+def test_project_scope_writes_a_portable_command_and_no_backup_inside_git(cc_env, tmp_path):
+    project = tmp_path / "repo"
+    (project / ".git").mkdir(parents=True)
+    (project / ".claude").mkdir()
+    settings_file = project / ".claude" / "settings.json"
+    settings_file.write_text('{"model": "opus"}')
+    result = configure(cc_env, "litellm", "--scope", "project", cwd=project)
+    assert result.code == 0, result
+    assert json.loads(settings_file.read_text())["apiKeyHelper"] == "keybroker get litellm"
+    assert not settings_file.with_name("settings.json.bak").exists()
+    assert b"no backup" in result.err
+    # with keybroker on PATH the bare command works under /bin/sh
+    env = dict(cc_env, PATH=f"{SCRIPTS}:{cc_env['PATH']}")
+    helper = run_helper_like_claude(json.loads(settings_file.read_text()), env)
+    assert (helper.returncode, helper.stdout) == (0, KEY.encode() + b"\n"), helper
+
+
+def test_portable_command_warns_when_keybroker_is_not_on_path(cc_env):
+    env = dict(cc_env, PATH="/usr/bin:/bin")
+    result = configure(env, "litellm", "--print")
+    assert result.code == 0, result
+    assert json.loads(result.out)["apiKeyHelper"] == "keybroker get litellm"
+    assert b"not on this PATH" in result.err
+
+
+def test_inference_helper_is_an_absolute_path_and_args(cc_env):
+    result = configure(cc_env, "litellm", "--inference-helper")
+    assert result.code == 0, result
+    settings = json.loads(user_settings(cc_env).read_text())
+    exe = settings["inferenceCredentialHelper"]
+    assert Path(exe).is_absolute()
+    assert settings["inferenceCredentialHelperArgs"] == ["credential", "litellm"]
+    assert b"organization setting" in result.err
+    # run as Claude Code's contract says: the executable with the args, no shell
+    helper = subprocess.run([exe, *settings["inferenceCredentialHelperArgs"]], env=cc_env,
+                            capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
+                            check=False)
+    assert (helper.returncode, helper.stdout, helper.stderr) == (0, KEY.encode() + b"\n", b"")
+
+
+def test_managed_scope_merges_and_never_replaces_a_foreign_helper(cc_env, tmp_path):
+    managed = tmp_path / "etc" / "claude-code" / "managed-settings.json"
+    result = configure(cc_env, "litellm", "--scope", "managed", "--managed-path", str(managed))
+    assert result.code == 0, result
+    assert json.loads(managed.read_text())["apiKeyHelper"].endswith(" get litellm")
+    assert stat.S_IMODE(managed.stat().st_mode) == 0o644  # every user's Claude Code reads it
+
+    managed.write_text(json.dumps({"apiKeyHelper": "/opt/corp/get-key", "permissions": {}}))
+    for extra in ((), ("--force",)):
+        refused = configure(cc_env, "litellm", "--scope", "managed", "--managed-path",
+                            str(managed), *extra)
+        assert_fails(refused, 2, "managed settings are never replaced")
+    assert json.loads(managed.read_text())["apiKeyHelper"] == "/opt/corp/get-key"
+
+
+def test_managed_path_env_override(cc_env, tmp_path):
+    managed = tmp_path / "m" / "managed-settings.json"
+    env = dict(cc_env, KEYBROKER_CLAUDE_MANAGED_SETTINGS=str(managed))
+    assert configure(env, "litellm", "--scope", "managed").code == 0
+    assert managed.exists()
+
+
+@pytest.mark.parametrize(("scope", "mode"), [("user", 0o700), ("project", 0o755),
+                                             ("local", 0o755), ("managed", 0o755)])
+def test_created_dirs_have_fixed_modes_whatever_the_umask(cc_env, tmp_path, scope, mode):
+    cc_env["CLAUDE_CONFIG_DIR"] = str(tmp_path / "cfg" / "claude")
+    managed = tmp_path / "sys" / "claude-code" / "managed-settings.json"
+    args = ["litellm", "--scope", scope, "--project-dir", str(tmp_path / "proj"),
+            "--managed-path", str(managed)] if scope != "user" else ["litellm"]
+    if scope not in ("managed",):
+        args = [a for a in args if a not in ("--managed-path", str(managed))]
+    proc = subprocess.run(
+        ["/bin/sh", "-c", 'umask 000; exec "$@"', "sh", str(SCRIPTS / "keybroker"), "claude",
+         "configure", *args],
+        env=cc_env, capture_output=True, stdin=subprocess.DEVNULL, timeout=60, check=False)
+    assert proc.returncode == 0, proc
+    created = {
+        "user": [tmp_path / "cfg", tmp_path / "cfg" / "claude"],
+        "project": [tmp_path / "proj", tmp_path / "proj" / ".claude"],
+        "local": [tmp_path / "proj", tmp_path / "proj" / ".claude"],
+        "managed": [tmp_path / "sys", tmp_path / "sys" / "claude-code"],
+    }[scope]
+    for directory in created:
+        assert stat.S_IMODE(directory.stat().st_mode) == mode, directory
+
+
+# --- --mcp-server NAME=PROFILE: headersHelper on existing MCP servers -------------------------
+def claude_json(env) -> Path:
+    return Path(env["HOME"]) / ".claude.json"
+
+
+def test_mcp_server_gets_a_headers_helper_in_user_scope(cc_env):
+    path = claude_json(cc_env)
+    original = {"numStartups": 3, "mcpServers": {
+        "alpha": {"type": "http", "url": "https://mcp.example/alpha"},
+        "beta": {"type": "http", "url": "https://mcp.example/beta"}}}
+    path.write_text(json.dumps(original))
+    result = configure(cc_env, "litellm", "--mcp-server", "alpha=other")
+    assert result.code == 0, result
+    data = json.loads(path.read_text())
+    assert data["numStartups"] == 3
+    assert data["mcpServers"]["beta"] == original["mcpServers"]["beta"]
+    helper = data["mcpServers"]["alpha"]["headersHelper"]
+    assert helper == f"{shlex.quote(str(SCRIPTS / 'keybroker'))} headers other"
+    assert json.loads(path.with_name(".claude.json.bak").read_text()) == original
+    # run as Claude Code runs it: /bin/sh -c, with the server's name in the environment
+    proc = subprocess.run(["/bin/sh", "-c", helper], capture_output=True, timeout=60,
+                          env=dict(cc_env, CLAUDE_CODE_MCP_SERVER_NAME="alpha"),
+                          stdin=subprocess.DEVNULL, check=False)
+    assert (proc.returncode, json.loads(proc.stdout)) == (0, {"Authorization": f"Bearer {KEY}"})
+
+
+def test_mcp_server_must_exist_and_nothing_is_written(cc_env):
+    path = claude_json(cc_env)
+    path.write_text('{"mcpServers": {}}')
+    result = configure(cc_env, "litellm", "--mcp-server", "ghost=litellm")
+    assert_fails(result, 2, "no MCP server named 'ghost'", "claude mcp add")
+    assert path.read_text() == '{"mcpServers": {}}'
+    assert not user_settings(cc_env).exists()
+
+
+def test_mcp_server_profile_must_exist(cc_env):
+    claude_json(cc_env).write_text('{"mcpServers": {"alpha": {"type": "http", "url": "u"}}}')
+    assert_fails(configure(cc_env, "litellm", "--mcp-server", "alpha=nosuch"), 2,
+                 "unknown profile 'nosuch'")
+
+
+def test_mcp_server_in_project_and_local_scope(cc_env, tmp_path):
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / ".mcp.json").write_text(
+        '{"mcpServers": {"alpha": {"type": "http", "url": "u"}}}')
+    result = configure(cc_env, "litellm", "--scope", "project", "--mcp-server", "alpha=other",
+                       cwd=project)
+    assert result.code == 0, result
+    data = json.loads((project / ".mcp.json").read_text())
+    assert data["mcpServers"]["alpha"]["headersHelper"] == "keybroker headers other"
+
+    claude_json(cc_env).write_text(json.dumps({"projects": {str(project): {"mcpServers": {
+        "beta": {"type": "sse", "url": "u"}}}}}))
+    result = configure(cc_env, "litellm", "--scope", "local", "--mcp-server", "beta=litellm",
+                       cwd=project)
+    assert result.code == 0, result
+    local = json.loads(claude_json(cc_env).read_text())["projects"][str(project)]
+    assert local["mcpServers"]["beta"]["headersHelper"].endswith(" headers litellm")
+
+
+def test_inference_helper_refuses_what_claude_code_would_refuse(cc_env):
+    odd = cc_env.base / "100%.toml"
+    odd.write_text(cc_env.config_path.read_text())
+    odd.chmod(0o600)
+    result = configure(cc_env, "litellm", "--inference-helper", "--config", str(odd))
+    assert_fails(result, 2, "Claude Code would refuse", "percent sign")
+    assert not user_settings(cc_env).exists()
+
+
+def test_proxy_auth_helper_is_written_with_its_switch(cc_env):
+    result = configure(cc_env, "litellm", "--proxy-auth-helper", "other")
+    assert result.code == 0, result
+    settings = json.loads(user_settings(cc_env).read_text())
+    assert settings["proxyAuthHelper"] == (
+        f"{shlex.quote(str(SCRIPTS / 'keybroker'))} headers other --format value")
+    assert settings["env"]["CLAUDE_CODE_ENABLE_PROXY_AUTH_HELPER"] == "1"
+    proc = run_helper_like_claude({"apiKeyHelper": settings["proxyAuthHelper"]}, cc_env)
+    assert (proc.returncode, proc.stdout) == (0, f"Bearer {KEY}\n".encode())
+
+
+def test_foreign_proxy_auth_helper_needs_force(cc_env):
+    path = user_settings(cc_env)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"proxyAuthHelper": "/opt/corp/proxy-token"}')
+    assert_fails(configure(cc_env, "litellm", "--proxy-auth-helper", "other"), 2,
+                 "proxyAuthHelper that keybroker did not write")
+    assert configure(cc_env, "litellm", "--proxy-auth-helper", "other", "--force").code == 0

@@ -23,8 +23,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import KbEnv
-from tests.e2e.anthropic_server import DEFAULT_REPLY, AnthropicServer
-from tests.e2e.cli import HELPER_FAILED, ClaudeRun, claude_env, find_claude, run_claude
+from tests.e2e.anthropic_server import DEFAULT_REPLY, AnthropicServer, Recorded
+from tests.e2e.cli import (
+    HELPER_FAILED,
+    VERSIONS,
+    ClaudeRun,
+    claude_env,
+    find_claude,
+    run_claude,
+)
 from tests.fixtures.moto_server import aws_env, client, unique_name
 from tests.fixtures.openbao import OpenBao
 from tests.kb import Result, assert_fails, assert_key, assert_nowhere, exe, run
@@ -33,9 +40,28 @@ pytestmark = [pytest.mark.claude_e2e, pytest.mark.integration]
 
 
 # --- fixtures ------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def claude_exe() -> Path:
-    return find_claude()
+@dataclass(frozen=True)
+class Claude:
+    """One pinned Claude Code CLI: its version and executable."""
+
+    version: str
+    exe: Path
+
+    def attempts(self, retries: int) -> int:
+        """Requests one prompt makes when every one is refused with 401.
+
+        2.1.197: the first try plus ``CLAUDE_CODE_MAX_RETRIES``. 2.1.332 adds two more
+        authentication retries on top (3 with ``retries=0``, 5 with 2), each after re-running
+        the helper, about one second apart.
+        """
+        return retries + (1 if self.version == "2.1.197" else 3)
+
+
+@pytest.fixture(scope="session", params=sorted(VERSIONS), ids=str)
+def claude_cli(request: pytest.FixtureRequest) -> Claude:
+    """Every e2e test runs once per pinned CLI version (ids ``2.1.197``, ``2.1.332``)."""
+    version = str(request.param)
+    return Claude(version, find_claude(version))
 
 
 @pytest.fixture(scope="session")
@@ -45,11 +71,30 @@ def anthropic_server() -> Iterator[AnthropicServer]:
         yield server
 
 
+#: What Claude Code's LLM-gateway guide sets for each deployment (LiteLLM's route prefixes).
+DEPLOYMENT_ENV: dict[str, Callable[[str], dict[str, str]]] = {
+    "anthropic": lambda url: {"ANTHROPIC_BASE_URL": url},
+    "bedrock": lambda url: {
+        "CLAUDE_CODE_USE_BEDROCK": "1",
+        "CLAUDE_CODE_SKIP_BEDROCK_AUTH": "1",
+        "ANTHROPIC_BEDROCK_BASE_URL": f"{url}/bedrock",
+        "AWS_REGION": "us-east-1",
+    },
+    "vertex": lambda url: {
+        "CLAUDE_CODE_USE_VERTEX": "1",
+        "CLAUDE_CODE_SKIP_VERTEX_AUTH": "1",
+        "ANTHROPIC_VERTEX_BASE_URL": f"{url}/vertex_ai/v1",
+        "ANTHROPIC_VERTEX_PROJECT_ID": "e2e-project",
+        "CLOUD_ML_REGION": "us-east5",
+    },
+}
+
+
 @dataclass
 class E2E:
     """One test's world: its keybroker env, the shared server, and a project directory."""
 
-    exe: Path = field(repr=False)
+    cli: Claude
     env: KbEnv = field(repr=False)
     api: AnthropicServer = field(repr=False)
     project: Path
@@ -60,17 +105,22 @@ class E2E:
         *,
         retries: int = 0,
         base_url_env: bool = True,
+        deployment: str = "anthropic",
         extra_env: Mapping[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> ClaudeRun:
         """A fresh Claude Code session (its own process) with ``helper`` as apiKeyHelper.
 
-        ``base_url_env=False`` leaves ``ANTHROPIC_BASE_URL`` out, for settings that set it.
+        ``deployment`` picks the API Claude Code speaks to the gateway (the variables of
+        :data:`DEPLOYMENT_ENV`); ``base_url_env=False`` sets none of them, for settings that do.
         """
         env = claude_env(self.env, self.api.url, retries=retries)
-        if not base_url_env:
-            del env["ANTHROPIC_BASE_URL"]
+        del env["ANTHROPIC_BASE_URL"]
+        if base_url_env:
+            env.update(DEPLOYMENT_ENV[deployment](self.api.url))
         env.update(extra_env or {})
-        return run_claude(self.exe, env, self.project, helper=helper)
+        return run_claude(self.cli.exe, env, self.project, helper=helper,
+                          extra_args=extra_args)
 
     def dirs(self) -> list[Path]:
         """Everywhere a key must not be readable: HOME (``~/.claude``), config, cache, data."""
@@ -78,11 +128,11 @@ class E2E:
 
 
 @pytest.fixture
-def e2e(claude_exe: Path, anthropic_server: AnthropicServer, kb_env: KbEnv) -> E2E:
+def e2e(claude_cli: Claude, anthropic_server: AnthropicServer, kb_env: KbEnv) -> E2E:
     anthropic_server.reset()
     project = kb_env.base / "project"
     project.mkdir()
-    return E2E(claude_exe, kb_env, anthropic_server, project)
+    return E2E(claude_cli, kb_env, anthropic_server, project)
 
 
 def get(profile: str) -> str:
@@ -322,12 +372,13 @@ def test_each_exit_code_surfaces_as_a_failing_helper(
 
     session = e2e.claude(get(failure.profile), extra_env=failure.env)
     # Claude Code names the exit code and shows keybroker's own line, once per helper run
-    assert session.helper_failures() == [f"{HELPER_FAILED}exited {code}: {line}"], session
+    tries = e2e.cli.attempts(0)
+    assert session.helper_failures() == [f"{HELPER_FAILED}exited {code}: {line}"] * tries, session
     assert session.result.code != 0, session
     assert session.payload["is_error"] is True, session
     assert session.payload["api_error_status"] == 401, session
     # no key went out: the helper printed nothing, so Claude Code sent an empty one
-    assert [m.key or "" for m in e2e.api.messages()] == [""], e2e.api.requests
+    assert [m.key or "" for m in e2e.api.messages()] == [""] * tries, e2e.api.requests
     for secret in failure.secrets:
         assert_nowhere(secret, direct, session.result, dirs=e2e.dirs())
 
@@ -406,7 +457,8 @@ def test_without_repeat_detection_the_revoked_key_keeps_failing(e2e: E2E) -> Non
     session = e2e.claude(get("plain"), retries=2)
     assert not session.ok, session
     assert session.payload["api_error_status"] == 401, session
-    assert [(m.x_api_key, m.status) for m in e2e.api.messages()] == [(old, 401)] * 3
+    tries = e2e.cli.attempts(2)
+    assert [(m.x_api_key, m.status) for m in e2e.api.messages()] == [(old, 401)] * tries
     assert minter.runs() == ["entrypoint=sdk-cli"], minter.runs()
 
 
@@ -430,6 +482,203 @@ def test_vault_rotation_recovers_through_the_401_retry(
         (new, new, 200),
     ]
     assert_nowhere(new, session.result, dirs=e2e.dirs())
+
+
+# --- 4b. Bedrock and Vertex: the key goes in Authorization only; rotation recovers ----------
+def _assert_deployment_call(e2e: E2E, deployment: str, call: Recorded, key: str | None) -> None:
+    """One model call of ``deployment``: in Anthropic mode the key is in both headers, in
+    Bedrock and Vertex mode (``CLAUDE_CODE_SKIP_*_AUTH=1``) only in ``Authorization: Bearer``."""
+    assert call.kind == deployment, call
+    assert call.bearer == key, call
+    assert call.x_api_key == (key if deployment == "anthropic" else None), call
+    if deployment == "vertex":
+        assert "/projects/e2e-project/locations/us-east5/" in call.path, call
+
+
+@pytest.mark.parametrize("deployment", sorted(DEPLOYMENT_ENV))
+def test_each_deployment_sends_the_key_in_its_own_headers(e2e: E2E, deployment: str) -> None:
+    key = f"sk-e2e-{deployment}-5a7c9e1b"
+    e2e.env["E2E_PROXY_KEY"] = key
+    e2e.env.write_config('[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n')
+    session = e2e.claude(get("main"), deployment=deployment)
+    assert session.ok, session
+    assert session.text == DEFAULT_REPLY, session
+    [call] = e2e.api.messages()
+    _assert_deployment_call(e2e, deployment, call, key)
+    # Bedrock mode first lists inference profiles, without any key
+    profiles = [r for r in e2e.api.requests if r.kind == "bedrock-profiles"]
+    assert [(r.x_api_key, r.bearer) for r in profiles] == (
+        [(None, None)] if deployment == "bedrock" else []
+    ), e2e.api.requests
+    assert "authorization" not in {h for r in profiles for h in r.headers}
+    assert_nowhere(key, session.result, dirs=e2e.dirs())
+
+
+@pytest.mark.parametrize("deployment", ["bedrock", "vertex"])
+def test_rotation_recovers_through_the_401_retry_on_bedrock_and_vertex(
+    e2e: E2E, deployment: str
+) -> None:
+    """As the Anthropic-mode test above, through the Bedrock and Vertex routes.
+
+    2.1.197 in Vertex mode never re-runs apiKeyHelper after a 401: it retries with the key it
+    holds until its retries run out, so only a new session (after the TTL) gets the new key.
+    """
+    old, new = f"sk-e2e-{deployment}-old-2b4d", f"sk-e2e-{deployment}-new-6f8a"
+    minter = Minter(e2e.env.base, old)
+    e2e.env.write_config(minter.profile("rotating"))
+    first = e2e.claude(get("rotating"), deployment=deployment)
+    assert first.ok, first
+    minter.rotate(new)
+    _revoke(e2e, old)
+    session = e2e.claude(get("rotating"), deployment=deployment, retries=3)
+    calls = e2e.api.messages()
+    if deployment == "vertex" and e2e.cli.version == "2.1.197":
+        assert not session.ok, session
+        assert [c.status for c in calls] == [401] * 4, calls
+        for call in calls:
+            _assert_deployment_call(e2e, deployment, call, old)
+        assert minter.runs() == ["entrypoint=sdk-cli"], minter.runs()  # never re-run
+        return
+    assert session.ok, session
+    assert session.text == DEFAULT_REPLY, session
+    assert [c.status for c in calls] == [401, 200], calls
+    _assert_deployment_call(e2e, deployment, calls[0], old)
+    _assert_deployment_call(e2e, deployment, calls[1], new)
+    assert minter.runs() == ["entrypoint=sdk-cli"] * 2, minter.runs()
+    assert session.result.err == b"", session
+    assert_nowhere(new, session.result, dirs=e2e.dirs())
+
+
+def test_a_gateway_answering_400_is_never_recovered_from(e2e: E2E) -> None:
+    """LiteLLM without its database answers an unknown key with 400 "No connected db.":
+    Claude Code does not ask for a new key (only a 401 does), so the rotated key is not
+    fetched in that session. ``keybroker doctor --probe-gateway`` reports such a gateway."""
+    old, new = "sk-e2e-nodb-old-3c5e", "sk-e2e-nodb-new-7a9b"
+    minter = Minter(e2e.env.base, old)
+    e2e.env.write_config(minter.profile("nodb"))
+    assert e2e.claude(get("nodb")).ok
+    minter.rotate(new)
+    _revoke(e2e, old)
+    e2e.api.refuse_status = 400
+    session = e2e.claude(get("nodb"), retries=3)
+    assert not session.ok, session
+    # 2.1.197 gives up at once; 2.1.332 retries a 400 like a 401 but keeps the key it holds
+    tries = 1 if e2e.cli.version == "2.1.197" else e2e.cli.attempts(3)
+    assert [(c.key, c.status) for c in e2e.api.messages()] == [(old, 400)] * tries
+    assert minter.runs() == ["entrypoint=sdk-cli"], minter.runs()  # never asked upstream
+
+
+@pytest.mark.parametrize("deployment", ["bedrock", "vertex"])
+def test_claude_configure_deployment_settings_work_in_the_real_cli(
+    e2e: E2E, deployment: str
+) -> None:
+    key = f"sk-e2e-configure-{deployment}-1d3f"
+    e2e.env["E2E_PROXY_KEY"] = key
+    e2e.env.write_config('[profiles.litellm]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n')
+    wanted = DEPLOYMENT_ENV[deployment](e2e.api.url)
+    base = wanted["ANTHROPIC_BEDROCK_BASE_URL" if deployment == "bedrock"
+                  else "ANTHROPIC_VERTEX_BASE_URL"]
+    region = wanted["AWS_REGION" if deployment == "bedrock" else "CLOUD_ML_REGION"]
+    extra = ["--vertex-project-id", "e2e-project"] if deployment == "vertex" else []
+    configure = run(["keybroker", "claude", "configure", "litellm", "--deployment", deployment,
+                     "--base-url", base, "--region", region, *extra], e2e.env)
+    assert configure.code == 0, configure
+    session = e2e.claude(None, base_url_env=False)
+    assert session.ok, session
+    [call] = e2e.api.messages()
+    _assert_deployment_call(e2e, deployment, call, key)
+
+
+def test_custom_headers_carry_a_proxy_key_next_to_the_google_token(e2e: E2E) -> None:
+    """The seed's Vertex client-credentials set-up: Google credentials in Authorization, the
+    LiteLLM key in Proxy-Authorization via ANTHROPIC_CUSTOM_HEADERS, rendered by the function
+    ``keybroker exec --header`` uses. Static for the session: no helper re-runs it."""
+    from keybroker.claude.render import custom_headers, parse_header  # noqa: PLC0415
+
+    proxy_key, google = "sk-e2e-proxy-auth-8e0a", "ya29.e2e-google-token"
+    headers = custom_headers([parse_header("Proxy-Authorization: Bearer {}")], proxy_key)
+    session = e2e.claude(f"echo {google}", deployment="vertex",
+                         extra_env={"ANTHROPIC_CUSTOM_HEADERS": headers})
+    assert session.ok, session
+    [call] = e2e.api.messages()
+    assert call.bearer == google, call
+    assert call.headers.get("proxy-authorization") == f"Bearer {proxy_key}", call.headers
+
+
+def test_one_headers_helper_line_serves_two_mcp_servers_with_their_own_profiles(
+    e2e: E2E,
+) -> None:
+    """MCP ``headersHelper``: Claude Code runs it per server with CLAUDE_CODE_MCP_SERVER_NAME
+    set; keybroker's ``[mcp.servers]`` table maps each server to a profile (and header)."""
+    keys = {"alpha": "sk-e2e-mcp-alpha-2c4e", "beta": "sk-e2e-mcp-beta-6a8c"}
+    secrets = e2e.env.base / "secrets"
+    secrets.mkdir()
+    profiles = ""
+    for name, key in keys.items():
+        (secrets / name).write_text(key + "\n")
+        profiles += f'[profiles.{name}]\nsource = "file"\npath = "{secrets / name}"\n'
+    e2e.env["E2E_PROXY_KEY"] = "sk-e2e-mcp-model-0e2a"
+    e2e.env.write_config(
+        profiles + '[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
+        '[mcp.servers]\nalpha = "alpha"\nbeta = { profile = "beta", header = "X-Api-Key" }\n'
+    )
+    line = f"{shlex.quote(exe('keybroker'))} headers"  # the same line for both servers
+    mcp = {"mcpServers": {
+        name: {"type": "http", "url": f"{e2e.api.url}/mcp/{name}", "headersHelper": line}
+        for name in keys
+    }}
+    session = e2e.claude(get("main"), extra_args=("--mcp-config", json.dumps(mcp)))
+    assert session.ok, session
+    seen = {name: [r.headers for r in e2e.api.requests if r.path == f"/mcp/{name}"]
+            for name in keys}
+    assert seen["alpha"], e2e.api.requests
+    assert seen["beta"], e2e.api.requests
+    assert {h.get("authorization") for h in seen["alpha"]} == {f"Bearer {keys['alpha']}"}
+    assert {h.get("x-api-key") for h in seen["beta"]} == {keys["beta"]}
+    assert all("authorization" not in h for h in seen["beta"]), seen["beta"]
+    for key in keys.values():
+        assert_nowhere(key, session.result, dirs=[e2e.env.base / "home"])
+
+
+def test_configure_mcp_server_writes_a_headers_helper_the_real_cli_runs(e2e: E2E) -> None:
+    key = "sk-e2e-mcp-configured-4b6d"
+    e2e.env["E2E_PROXY_KEY"] = "sk-e2e-model-key-8f0b"
+    e2e.env["E2E_MCP_KEY"] = key
+    e2e.env.write_config('[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
+                         '[profiles.tools]\nsource = "env"\nvar = "E2E_MCP_KEY"\n')
+    home = e2e.env.base / "home"
+    (home / ".claude.json").write_text(json.dumps({"mcpServers": {
+        "tools": {"type": "http", "url": f"{e2e.api.url}/mcp/tools"}}}))
+    configure = run(["keybroker", "claude", "configure", "main", "--base-url", e2e.api.url,
+                     "--mcp-server", "tools=tools"], e2e.env)
+    assert configure.code == 0, configure
+    session = e2e.claude(None, base_url_env=False)
+    assert session.ok, session
+    mcp = [r for r in e2e.api.requests if r.path == "/mcp/tools"]
+    assert mcp, e2e.api.requests
+    assert {r.headers.get("authorization") for r in mcp} == {f"Bearer {key}"}
+
+
+def test_proxy_auth_helper_sends_the_key_as_proxy_authorization(e2e: E2E) -> None:
+    """``proxyAuthHelper`` (with CLAUDE_CODE_ENABLE_PROXY_AUTH_HELPER=1) is a shell command whose
+    stdout is the Proxy-Authorization value for the HTTP(S) proxy; ``keybroker headers P
+    --format value``, written by ``configure --proxy-auth-helper P``, prints ``Bearer <key>``.
+    The fake gateway stands as the HTTP proxy (HTTP_PROXY) of a plain-http base URL."""
+    model_key, proxy_key = "sk-e2e-model-1357", "sk-e2e-egress-2468"
+    e2e.env.update(E2E_PROXY_KEY=model_key, E2E_EGRESS_KEY=proxy_key)
+    e2e.env.write_config('[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
+                         '[profiles.egress]\nsource = "env"\nvar = "E2E_EGRESS_KEY"\n')
+    configure = run(["keybroker", "claude", "configure", "main", "--base-url",
+                     "http://gateway.invalid", "--proxy-auth-helper", "egress"], e2e.env)
+    assert configure.code == 0, configure
+    session = e2e.claude(None, base_url_env=False,
+                         extra_env={"HTTP_PROXY": e2e.api.url, "NO_PROXY": ""})
+    assert session.ok, session
+    [call] = e2e.api.messages()
+    assert call.path.startswith("http://gateway.invalid/v1/messages"), call
+    assert call.headers.get("proxy-authorization") == f"Bearer {proxy_key}", call.headers
+    assert (call.x_api_key, call.bearer) == (model_key, model_key), call
+    assert_nowhere(proxy_key, session.result, dirs=e2e.dirs())
 
 
 # --- 5. `keybroker claude configure --scope project` writes settings the real CLI uses -------

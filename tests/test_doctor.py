@@ -20,6 +20,8 @@ KEY = "sk-doctor-2b3c4d5e6f"
 def dr_env(kb_env, tmp_path, monkeypatch):
     # project/local scopes are read from the cwd: keep the repo's own .claude out of it
     monkeypatch.chdir(tmp_path)
+    # and this machine's own managed settings, if it has any
+    kb_env["KEYBROKER_CLAUDE_MANAGED_SETTINGS"] = str(tmp_path / "managed-settings.json")
     kb_env["GOOD_KEY"] = KEY
     (kb_env.base / "key.txt").write_text(KEY + "\n")
     kb_env.write_config(
@@ -162,17 +164,19 @@ def test_foreign_helper_is_reported_not_failed(dr_env):
     assert "not keybroker" in line_for(result, "claude user settings")
 
 
-@pytest.mark.parametrize(("settings", "needle"), [
-    ({"apiKeyHelper": "/nonexistent/keybroker get good"}, "does not exist or is not executable"),
-    ({"apiKeyHelper": f"{SCRIPTS / 'keybroker'} get ghost"}, "profile 'ghost'"),
+@pytest.mark.parametrize(("settings", "needle", "label"), [
+    ({"apiKeyHelper": "/nonexistent/keybroker get good"}, "does not exist or is not executable",
+     "claude user settings"),
+    ({"apiKeyHelper": f"{SCRIPTS / 'keybroker'} get ghost"}, "profile 'ghost'",
+     "claude user settings"),
     ({"apiKeyHelper": f"{SCRIPTS / 'keybroker'} get good", "env": {"ANTHROPIC_API_KEY": "x"}},
-     "ANTHROPIC_API_KEY"),
+     "ANTHROPIC_API_KEY is set in the user settings", "claude credentials"),
 ])
-def test_broken_claude_settings(dr_env, settings, needle):
+def test_broken_claude_settings(dr_env, settings, needle, label):
     write_settings(Path(dr_env["HOME"]) / ".claude" / "settings.json", settings)
     result = run(["keybroker", "doctor", "good"], dr_env)
     assert result.code == 1, result
-    bad = line_for(result, "claude user settings")
+    bad = line_for(result, label)
     assert bad.startswith("✗")
     assert needle in bad
     assert "fix: " in bad

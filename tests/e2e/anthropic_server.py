@@ -1,11 +1,31 @@
-"""A small Anthropic-shaped Messages API on 127.0.0.1, for driving the real Claude Code CLI.
+"""A small LLM gateway on 127.0.0.1 speaking the three APIs Claude Code can use through a proxy.
 
-Claude Code only needs ``POST /v1/messages`` to answer a ``claude -p`` prompt: streamed as
-Server-Sent Events when the body says ``"stream": true`` (what the CLI sends), as one JSON
-message otherwise. The server records the two headers that carry the key (``x-api-key`` and
+One server answers all three deployments of Claude Code's "LLM gateway" guide, told apart by
+the path (as LiteLLM's pass-through routes are):
+
+- **anthropic** (``ANTHROPIC_BASE_URL``): ``POST /v1/messages``, streamed as Server-Sent
+  Events when the body says ``"stream": true`` (what the CLI sends), one JSON message otherwise.
+- **bedrock** (``ANTHROPIC_BEDROCK_BASE_URL``, ``CLAUDE_CODE_SKIP_BEDROCK_AUTH=1``):
+  ``POST …/model/{id}/invoke-with-response-stream`` answered in the AWS event-stream framing,
+  one ``chunk`` event per Anthropic stream event (its JSON base64-encoded in ``{"bytes": …}``),
+  ``POST …/model/{id}/invoke`` with the JSON message, and ``GET …/inference-profiles``
+  (Bedrock's ListInferenceProfiles, which the CLI sends without any key) with an empty list.
+- **vertex** (``ANTHROPIC_VERTEX_BASE_URL``, ``CLAUDE_CODE_SKIP_VERTEX_AUTH=1``):
+  ``POST …/projects/{p}/locations/{r}/publishers/anthropic/models/{model}:streamRawPredict``
+  (the same SSE as Anthropic's) and ``…:rawPredict`` (JSON).
+
+Requests in absolute form (``POST http://host/v1/messages``) are answered too, so the server
+can stand as the HTTP proxy in ``HTTP_PROXY`` and a test can see ``Proxy-Authorization``.
+Besides, ``/mcp/{name}`` is a minimal streamable-HTTP MCP server (JSON-RPC ``initialize`` and
+``tools/list`` with no tools; notifications get 202), recorded like the rest, so a test can
+see the headers a ``headersHelper`` gave each MCP server.
+
+The server records the two headers that can carry the key (``x-api-key`` and
 ``Authorization: Bearer``) for every request, so a test can tell exactly which key reached the
-proxy and how often, and answers 401 ``authentication_error`` for keys on its revocation list,
-the way a LiteLLM proxy answers a revoked virtual key.
+proxy, in which header, and how often. A key on the revocation list (or none) is refused the
+way a LiteLLM proxy refuses a revoked virtual key: 401 — or, with ``refuse_status = 400``, the
+400 "No connected db." a LiteLLM proxy without its database answers for any key but the master
+key.
 
 Standard library only (``http.server``), one thread per connection, bound to 127.0.0.1 on a
 free port. Nothing is written to stderr: a test reads :attr:`AnthropicServer.requests`.
@@ -13,18 +33,54 @@ free port. Nothing is written to stderr: a test reads :attr:`AnthropicServer.req
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
+import re
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import unquote
 
 #: What the fake model answers; tests look for it in Claude Code's JSON output.
 DEFAULT_REPLY = "keybroker-e2e-ok"
 MODEL = "claude-e2e-test"
+
+Kind = Literal["anthropic", "bedrock", "vertex", "bedrock-profiles", "mcp", "other"]
+#: Request kinds that are a model call (what :meth:`AnthropicServer.messages` returns).
+INFERENCE: frozenset[str] = frozenset({"anthropic", "bedrock", "vertex"})
+
+_BEDROCK = re.compile(r"^(?:.*)/model/(?P<model>[^/]+)/(?P<op>invoke|invoke-with-response-stream)$")
+_VERTEX = re.compile(
+    r"^(?:.*)/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/publishers/anthropic/"
+    r"models/(?P<model>[^/:]+):(?P<op>rawPredict|streamRawPredict)$"
+)
+#: LiteLLM's answer for a non-master key when it has no database (it is a 400, not a 401).
+NO_DB = {"error": {"message": "No connected db.", "type": "no_db_connection",
+                   "param": "None", "code": "400"}}
+
+
+def route(method: str, path: str) -> tuple[Kind, dict[str, str]]:
+    """Which API a request is for, and the parts of its path (model, op, project, region)."""
+    bare = unquote(path.split("?", 1)[0])
+    if bare.startswith(("http://", "https://")):  # absolute form: we are the HTTP proxy
+        bare = "/" + bare.split("://", 1)[1].partition("/")[2]
+    if method == "POST" and bare == "/v1/messages":
+        return "anthropic", {}
+    if method == "POST" and (m := _BEDROCK.match(bare)):
+        return "bedrock", m.groupdict()
+    if method == "POST" and (m := _VERTEX.match(bare)):
+        return "vertex", m.groupdict()
+    if method == "GET" and bare.endswith("/inference-profiles"):
+        return "bedrock-profiles", {}
+    if bare.startswith("/mcp/"):
+        return "mcp", {"server": bare[len("/mcp/") :]}
+    return "other", {}
 
 
 @dataclass(frozen=True)
@@ -41,8 +97,20 @@ class Recorded:
     body: Any = field(repr=False, default=None)
 
     @property
+    def kind(self) -> Kind:
+        return route(self.method, self.path)[0]
+
+    @property
     def is_message(self) -> bool:
-        return self.method == "POST" and self.path.split("?", 1)[0] == "/v1/messages"
+        return self.kind in INFERENCE
+
+    @property
+    def model(self) -> str | None:
+        """The model the call names: in the body (anthropic) or in the path."""
+        kind, parts = route(self.method, self.path)
+        if kind == "anthropic":
+            return self.body.get("model") if isinstance(self.body, dict) else None
+        return parts.get("model")
 
     @property
     def key(self) -> str | None:
@@ -55,9 +123,12 @@ class AnthropicServer:
 
     def __init__(self, reply: str = DEFAULT_REPLY) -> None:
         self.reply = reply
+        #: What a refused key gets: 401 (a gateway that says so) or 400 (LiteLLM without DB).
+        self.refuse_status = 401
         self._lock = threading.Lock()
         self._requests: list[Recorded] = []
         self._revoked: set[str] = set()
+        self._accepted: set[str] | None = None
         self._ids = itertools.count(1)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -99,16 +170,24 @@ class AnthropicServer:
         with self._lock:
             self._requests.clear()
             self._revoked.clear()
+            self._accepted = None
+            self.refuse_status = 401
 
     def revoke(self, *keys: str) -> None:
         """From now on, answer 401 to requests that carry any of ``keys``."""
         with self._lock:
             self._revoked.update(keys)
 
+    def only_accept(self, *keys: str) -> None:
+        """From now on, refuse every key but ``keys`` (a gateway that knows its keys)."""
+        with self._lock:
+            self._accepted = set(keys)
+
     def refuses(self, key: str | None) -> bool:
         """A missing or empty key is refused like a revoked one (Anthropic answers 401)."""
         with self._lock:
-            return not key or key in self._revoked
+            unknown = self._accepted is not None and key not in self._accepted
+            return not key or key in self._revoked or unknown
 
     @property
     def requests(self) -> list[Recorded]:
@@ -116,7 +195,7 @@ class AnthropicServer:
             return list(self._requests)
 
     def messages(self) -> list[Recorded]:
-        """Only the ``POST /v1/messages`` calls, in arrival order."""
+        """Only the model calls (of any of the three APIs), in arrival order."""
         return [r for r in self.requests if r.is_message]
 
     def keys_seen(self) -> list[str | None]:
@@ -132,7 +211,7 @@ class AnthropicServer:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Answers the Messages API; everything else gets a JSON 404 (and is recorded too)."""
+    """Answers the three model APIs; everything else gets a JSON 404 (and is recorded too)."""
 
     server_state: AnthropicServer
     protocol_version = "HTTP/1.1"
@@ -160,11 +239,19 @@ class _Handler(BaseHTTPRequestHandler):
         x_api_key = self.headers.get("x-api-key")
         auth = self.headers.get("authorization")
         bearer = auth[len("Bearer ") :] if auth and auth.startswith("Bearer ") else None
-        is_message = self.command == "POST" and self.path.split("?", 1)[0] == "/v1/messages"
-        if not is_message:
+        kind, parts = route(self.command, self.path)
+        if kind == "mcp":
+            status = 200 if self.command == "POST" else 405
+        elif kind == "bedrock-profiles":
+            status = 200  # ListInferenceProfiles: the CLI sends it without any key
+        elif kind not in INFERENCE:
             status = 404
-        elif state.refuses(x_api_key) or (auth is not None and state.refuses(bearer)):
-            status = 401
+        elif kind == "anthropic" and (
+            state.refuses(x_api_key) or (auth is not None and state.refuses(bearer))
+        ):
+            status = state.refuse_status
+        elif kind != "anthropic" and state.refuses(bearer):
+            status = state.refuse_status  # Bedrock/Vertex gateways read Authorization only
         else:
             status = 200
         state._record(
@@ -179,18 +266,51 @@ class _Handler(BaseHTTPRequestHandler):
                 body=body,
             )
         )
-        if status == 404:
+        if kind == "mcp":
+            self._mcp(body, parts["server"])
+        elif status == 404:
             self._json(404, _error("not_found_error", f"no route for {self.command} {self.path}"))
+        elif status == 400:
+            self._json(400, NO_DB)
         elif status == 401:
-            self._json(401, _error("authentication_error", "invalid x-api-key"))
-        elif isinstance(body, dict) and body.get("stream"):
-            self._stream(body)
+            self._json(401, _error("authentication_error", "invalid x-api-key")
+                       if kind == "anthropic" else _litellm_auth_error())
+        elif kind == "bedrock-profiles":
+            self._json(200, {"inferenceProfileSummaries": []})
+        elif kind == "bedrock" and parts["op"] == "invoke-with-response-stream":
+            self._event_stream(body, parts["model"])
+        elif kind == "vertex" and parts["op"] == "streamRawPredict":
+            self._stream(body, parts["model"])
+        elif kind == "anthropic" and isinstance(body, dict) and body.get("stream"):
+            self._stream(body, None)
         else:
-            self._json(200, self._message(body))
+            self._json(200, self._message(body, parts.get("model")))
 
     # --- answers ---------------------------------------------------------------------------
-    def _message(self, body: Any) -> dict[str, Any]:
-        model = body.get("model", MODEL) if isinstance(body, dict) else MODEL
+    def _mcp(self, body: Any, server: str) -> None:
+        """Just enough MCP (streamable HTTP, JSON answers) for Claude Code to connect."""
+        if self.command != "POST" or not isinstance(body, dict):
+            self._json(405, {"error": "no SSE stream here"})
+            return
+        if "id" not in body:  # a notification
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        method = body.get("method")
+        result: dict[str, Any] = {}
+        if method == "initialize":
+            params = body.get("params") or {}
+            result = {"protocolVersion": params.get("protocolVersion", "2025-03-26"),
+                      "capabilities": {"tools": {}},
+                      "serverInfo": {"name": server, "version": "1"}}
+        elif method == "tools/list":
+            result = {"tools": []}
+        self._json(200, {"jsonrpc": "2.0", "id": body["id"], "result": result})
+
+    def _message(self, body: Any, model: str | None) -> dict[str, Any]:
+        if model is None:
+            model = body.get("model", MODEL) if isinstance(body, dict) else MODEL
         return {
             "id": f"msg_e2e_{self.server_state.next_id():06d}",
             "type": "message",
@@ -212,13 +332,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    def _stream(self, body: dict[str, Any]) -> None:
-        """The SSE sequence of the Messages streaming API, one text block."""
-        message = self._message(body)
+    def _events(self, body: Any, model: str | None) -> list[tuple[str, dict[str, Any]]]:
+        """The event sequence of the Messages streaming API, one text block."""
+        message = self._message(body, model)
         text = message.pop("content")[0]["text"]
         message.update(content=[], stop_reason=None)
         message["usage"] = {"input_tokens": 12, "output_tokens": 1}
-        events: list[tuple[str, dict[str, Any]]] = [
+        return [
             ("message_start", {"type": "message_start", "message": message}),
             (
                 "content_block_start",
@@ -243,20 +363,37 @@ class _Handler(BaseHTTPRequestHandler):
             ),
             ("message_stop", {"type": "message_stop"}),
         ]
+
+    def _stream(self, body: Any, model: str | None) -> None:
+        """Server-Sent Events (Anthropic's /v1/messages and Vertex's streamRawPredict)."""
+        self._send_stream("text/event-stream", _sse(self._events(body, model)))
+
+    def _event_stream(self, body: Any, model: str) -> None:
+        """Bedrock's invoke-with-response-stream: AWS event-stream messages of ``chunk`` events."""
+        self._send_stream("application/vnd.amazon.eventstream",
+                          (_chunk(payload) for _, payload in self._events(body, model)))
+
+    def _send_stream(self, content_type: str, frames: Iterable[bytes]) -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.send_header("request-id", f"req_e2e_{self.server_state.next_id():06d}")
         self.end_headers()
         self.close_connection = True
-        for data in _sse(events):
+        for data in frames:
             self.wfile.write(data)
             self.wfile.flush()
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def _litellm_auth_error() -> dict[str, Any]:
+    """What LiteLLM answers a revoked virtual key on its pass-through routes."""
+    return {"error": {"message": "Authentication Error, Invalid proxy server token passed.",
+                      "type": "auth_error", "param": "None", "code": "401"}}
 
 
 def _pieces(text: str) -> Iterator[str]:
@@ -270,3 +407,23 @@ def _pieces(text: str) -> Iterator[str]:
 def _sse(events: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[bytes]:
     for name, payload in events:
         yield f"event: {name}\ndata: {json.dumps(payload)}\n\n".encode()
+
+
+def _chunk(event: dict[str, Any]) -> bytes:
+    """One AWS event-stream message: a Bedrock ``chunk`` event carrying ``event`` base64-encoded.
+
+    Framing (big-endian): total length, headers length, CRC32 of those 8 bytes, the headers
+    (name length, name, type 7 = string, value length, value), the payload, CRC32 of it all.
+    """
+    payload = json.dumps({"bytes": base64.b64encode(json.dumps(event).encode()).decode()}).encode()
+    headers = b"".join(
+        bytes([len(name)]) + name + b"\x07" + struct.pack(">H", len(value)) + value
+        for name, value in (
+            (b":event-type", b"chunk"),
+            (b":content-type", b"application/json"),
+            (b":message-type", b"event"),
+        )
+    )
+    prelude = struct.pack(">II", 12 + len(headers) + len(payload) + 4, len(headers))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + payload
+    return message + struct.pack(">I", zlib.crc32(message))

@@ -1,13 +1,19 @@
-"""Run the pinned Claude Code CLI (``tests/e2e/claude``) in print mode against the test server.
+"""Run the pinned Claude Code CLIs in print mode against the test server.
 
-What the CLI needs, observed with 2.1.197: ``claude -p PROMPT --output-format json`` with a
-fresh ``HOME``, ``ANTHROPIC_BASE_URL`` at the server and the four "no phoning home" variables
-below asks for no login and no onboarding; it runs ``apiKeyHelper`` through ``/bin/sh -c``
-(stdin a socket that is never closed, ``CLAUDE_CODE_ENTRYPOINT=sdk-cli`` in its environment),
-sends the key as ``x-api-key`` and ``Authorization: Bearer``, and on a 401 re-runs the helper
-before each of ``CLAUDE_CODE_MAX_RETRIES`` retries. A failing helper is reported on stderr as
-``apiKeyHelper failed: exited N: <the helper's stderr>`` and the request goes out with an empty
-key; the JSON result then says ``"is_error": true, "api_error_status": 401``.
+Two versions are pinned by lockfile, each in its own npm directory: 2.1.197 in
+``tests/e2e/claude`` and the newest tested, 2.1.332, in ``tests/e2e/claude-latest``. From npm
+both ship as a native executable (``@anthropic-ai/claude-code`` plus a platform package), so
+neither needs a particular Node version.
+
+What the CLI needs, observed with 2.1.197 and 2.1.332: ``claude -p PROMPT --output-format
+json`` with a fresh ``HOME``, ``ANTHROPIC_BASE_URL`` at the server and the four "no phoning
+home" variables below asks for no login and no onboarding; it runs ``apiKeyHelper`` through
+``/bin/sh -c`` (stdin a socket that is never closed, ``CLAUDE_CODE_ENTRYPOINT=sdk-cli`` in its
+environment), sends the key as ``x-api-key`` and ``Authorization: Bearer``, and on a 401
+re-runs the helper before each retry: ``CLAUDE_CODE_MAX_RETRIES`` retries on 2.1.197, two
+more on 2.1.332. A failing helper is reported on stderr as ``apiKeyHelper failed: exited N:
+<the helper's stderr>`` and the request goes out with an empty key; the JSON result then says
+``"is_error": true, "api_error_status": 401``.
 """
 
 from __future__ import annotations
@@ -24,10 +30,13 @@ import pytest
 
 from tests.kb import Result, require_backend
 
-#: The Claude Code version package.json pins; the tests fail if npm installed another one.
-PINNED_VERSION = "2.1.197"
-PACKAGE_DIR = Path(__file__).resolve().parent / "claude"
-EXECUTABLE = PACKAGE_DIR / "node_modules" / ".bin" / "claude"
+_HERE = Path(__file__).resolve().parent
+#: Claude Code version → the npm directory whose lockfile pins it (oldest first).
+VERSIONS: dict[str, Path] = {
+    "2.1.197": _HERE / "claude",
+    "2.1.332": _HERE / "claude-latest",
+}
+NEWEST = max(VERSIONS, key=lambda v: tuple(int(p) for p in v.split(".")))
 
 #: Keep the CLI off the network (besides ANTHROPIC_BASE_URL) and away from its updater.
 QUIET_ENV = {
@@ -42,16 +51,18 @@ PROMPT = "Reply with the test word."
 HELPER_FAILED = "apiKeyHelper failed: "
 
 
-def find_claude() -> Path:
-    """The pinned CLI, checked by running it; fails in CI and skips elsewhere if missing."""
-    if not EXECUTABLE.exists():
+def find_claude(version: str) -> Path:
+    """The CLI pinned at ``version``, checked by running it; fails in CI, skips elsewhere."""
+    package_dir = VERSIONS[version]
+    executable = package_dir / "node_modules" / ".bin" / "claude"
+    if not executable.exists():
         require_backend(
-            "claude",
-            f"{EXECUTABLE} is missing: run 'npm ci' in {PACKAGE_DIR} (scripts/test does)",
+            f"claude {version}",
+            f"{executable} is missing: run 'npm ci' in {package_dir} (scripts/test does)",
         )
     try:
         proc = subprocess.run(
-            [str(EXECUTABLE), "--version"],
+            [str(executable), "--version"],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=RUN_TIMEOUT,
@@ -59,20 +70,21 @@ def find_claude() -> Path:
             env={**os.environ, **QUIET_ENV},
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        require_backend("claude", f"{EXECUTABLE} --version did not run: {exc}")
+        require_backend(f"claude {version}", f"{executable} --version did not run: {exc}")
         raise  # unreachable: require_backend fails or skips
-    version = proc.stdout.decode(errors="replace").strip()
-    if proc.returncode != 0 or not version:
+    printed = proc.stdout.decode(errors="replace").strip()
+    if proc.returncode != 0 or not printed:
         # e.g. npm ran with --ignore-scripts: bin/claude.exe is still the placeholder stub that
         # the postinstall step replaces with the native binary of the optional dependency.
         require_backend(
-            "claude",
-            f"{EXECUTABLE} --version exited {proc.returncode}: "
+            f"claude {version}",
+            f"{executable} --version exited {proc.returncode}: "
             f"{proc.stderr.decode(errors='replace').strip()[:500]}",
         )
-    if version.split()[0] != PINNED_VERSION:
-        pytest.fail(f"tests/e2e/claude installed Claude Code {version!r}, not {PINNED_VERSION}")
-    return EXECUTABLE
+    installed = printed.split()[0]
+    if installed != version:
+        pytest.fail(f"{package_dir} installed Claude Code {installed!r}, not {version}")
+    return executable
 
 
 def claude_env(base: Mapping[str, str], base_url: str, *, retries: int) -> dict[str, str]:
@@ -121,6 +133,7 @@ def run_claude(
     *,
     helper: str | None,
     prompt: str = PROMPT,
+    extra_args: tuple[str, ...] = (),
 ) -> ClaudeRun:
     """``claude -p`` in ``cwd``; ``helper`` goes in ``--settings`` (None: use settings files).
 
@@ -130,6 +143,7 @@ def run_claude(
     argv = [str(executable), "-p", prompt, "--output-format", "json"]
     if helper is not None:
         argv += ["--settings", json.dumps({"apiKeyHelper": helper})]
+    argv += extra_args
     try:
         proc = subprocess.run(
             argv,

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "events": "keybroker.cli.events_cmd:events_cmd",
     "config": "keybroker.cli.config_cmd:config",
     "completion": "keybroker.cli.completion:completion",
+    "credential": "keybroker.cli.credential:credential",
 }
 
 

@@ -183,64 +183,23 @@ def _detail(message: str, where: str, source: str) -> str:
     return message if message.startswith(f"{source}:") else f"{source}: {message}"
 
 
-def check_claude_settings(env: Mapping[str, str], config: Any) -> tuple[list[Check],
-                                                                           list[str]]:
-    """One line per scope; returns the checks and the helper commands found."""
-    from keybroker.cli.claude import (  # noqa: PLC0415
-        OVERRIDING_VARS,
-        SCOPES,
-        parse_helper,
-        read_settings,
-        settings_path,
-    )
-    from keybroker.errors import KeybrokerError  # noqa: PLC0415
+def check_claude_settings(
+    env: Mapping[str, str], config: Any, managed: str | None = None
+) -> tuple[list[Check], list[str], Any]:
+    """The precedence lint of :mod:`keybroker.claude.precedence`.
 
-    checks: list[Check] = []
-    helpers: list[str] = []
-    for scope in SCOPES:
-        path = settings_path(scope, env)
-        label = f"claude {scope} settings"
-        try:
-            data, _ = read_settings(path)
-        except KeybrokerError as exc:
-            checks.append(Check(False, label, exc.message, exc.hint or ""))
-            continue
-        if data is None:
-            checks.append(Check(True, label, f"{path} (none)"))
-            continue
-        helper = data.get("apiKeyHelper")
-        raw_env = data.get("env")
-        env_vars: dict[str, Any] = raw_env if isinstance(raw_env, dict) else {}
-        overriding = [v for v in OVERRIDING_VARS if v in env_vars]
-        if not helper:
-            checks.append(Check(True, label, f"{path} (no apiKeyHelper)"))
-            continue
-        helpers.append(str(helper))
-        parsed = parse_helper(helper)
-        if parsed is None:
-            checks.append(Check(True, label,
-                                f"{path}: apiKeyHelper is not keybroker (left alone)"))
-            continue
-        problems: list[tuple[str, str]] = []
-        exe = parsed["executable"]
-        if os.path.isabs(exe) and not os.access(exe, os.X_OK):
-            problems.append((f"apiKeyHelper runs {exe}, which does not exist or is not "
-                             "executable", "run: keybroker claude configure "
-                             f"{parsed['profile'] or 'PROFILE'} --scope {scope}"))
-        profile = parsed["profile"]
-        if profile and parsed.get("config") is None and profile not in config.profiles:
-            problems.append((f"apiKeyHelper asks for profile '{profile}', which is not in "
-                             f"{config.path}", f"add [profiles.{profile}] to the config"))
-        if overriding:
-            problems.append((f"env sets {', '.join(overriding)}, which Claude Code uses "
-                             "instead of apiKeyHelper", f"remove it from {path}"))
-        if problems:
-            for detail, fix in problems:
-                checks.append(Check(False, label, f"{path}: {detail}", fix))
-        else:
-            checks.append(Check(True, label,
-                                f"{path}: apiKeyHelper → keybroker profile '{profile}'"))
-    return checks, helpers
+    Returns the checks, the helper commands found in any scope, and the merged view
+    (:class:`~keybroker.claude.precedence.Effective`: TTL, winning helper, and where each
+    came from).
+    """
+    from keybroker.claude import precedence  # noqa: PLC0415
+
+    stack = precedence.layers(env, managed=managed)
+    eff = precedence.effective(env, stack)
+    checks = precedence.lint(eff, config.profiles, config.path)
+    helpers = [str(layer.data["apiKeyHelper"]) for layer in stack
+               if layer.data and layer.data.get("apiKeyHelper")]
+    return checks, helpers, eff
 
 
 def _sh_lookup(name: str, path_value: str, env: Mapping[str, str]) -> str | None:
@@ -298,41 +257,75 @@ def check_path(env: Mapping[str, str], helpers: list[str]) -> list[Check]:
 
 @click.command("doctor")
 @click.argument("profile", required=False)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object (checks, effective Claude Code settings).")
+@click.option("--probe-gateway", metavar="URL",
+              help="Send a deliberately invalid key to the gateway and check it answers 401.")
+@click.option("--deployment", type=click.Choice(("anthropic", "bedrock", "vertex")),
+              default="anthropic", show_default=True, help="The API --probe-gateway speaks.")
+@click.option("--managed-path", type=click.Path(dir_okay=False),
+              help="The managed-settings.json to read (default: the platform's).")
 @config_option
 @debug_option
 @handles_errors
-def doctor(profile: str | None, config_path: str | None, debug: bool) -> None:
+def doctor(profile: str | None, as_json: bool, probe_gateway: str | None, deployment: str,
+           managed_path: str | None, config_path: str | None, debug: bool) -> None:
     """Check config, cache, each profile's source, and Claude Code's settings.
 
     Prints one line per check (✓ or ✗ with the fix); exits 1 if any check fails, 2 if the
-    config cannot be read.
+    config cannot be read. Claude Code's settings are read in its own precedence (managed,
+    local, project, user, then the shell), so the TTL and helper shown are the ones it uses.
     """
+    import json  # noqa: PLC0415
+
     from keybroker import config as configmod  # noqa: PLC0415
     from keybroker.cache.store import Cache  # noqa: PLC0415
+    from keybroker.claude.deployments import TTL_VAR  # noqa: PLC0415
     from keybroker.cli.common import environment  # noqa: PLC0415
     from keybroker.errors import ConfigError, KeybrokerError, UsageError  # noqa: PLC0415
+    from keybroker.redact import scrub  # noqa: PLC0415
     from keybroker.style import enabled  # noqa: PLC0415
 
     env = environment(config_path)
     failed = False
-    colour = enabled(env=env)
+    colour = enabled(env=env) and not as_json
+    shown: list[Check] = []
+    claude_view: dict[str, Any] = {}
 
     def show(check: Check) -> None:
         nonlocal failed
         failed = failed or not check.ok
-        click.echo(render(check, colour), color=colour)
+        shown.append(check)
+        if not as_json:
+            click.echo(render(check, colour), color=colour)
+
+    def finish(code: int) -> None:
+        if as_json:
+            click.echo(scrub(json.dumps({
+                "ok": not failed,
+                "checks": [{"ok": c.ok, "label": c.label, "detail": c.detail, "fix": c.fix}
+                           for c in shown],
+                "claude": claude_view,
+            }, ensure_ascii=False)))
+        if code:
+            raise SystemExit(code)
 
     try:
         config = configmod.load(env)
     except ConfigError as exc:
         show(Check(False, "config", exc.message, exc.hint or "fix the file and run again"))
-        raise SystemExit(2) from None
+        finish(2)
+        return
     configured = [n for n, p in config.profiles.items() if not p.builtin]
     where = str(config.path) if config.exists else f"{config.path} (not found)"
     show(Check(True, "config", f"{where}, {len(configured)} profile(s)"))
     show(check_cache_dir(env))
     show(check_data_key(env))
 
+    settings_checks, helpers, eff = check_claude_settings(env, config, managed_path)
+    claude_view = eff.as_json()
+    # the key's lifetime is judged against the TTL Claude Code will use, from any scope
+    profile_env = {**env, TTL_VAR: str(eff.ttl_ms)}
     try:
         cache: Cache | None = Cache.open(env)
     except KeybrokerError:
@@ -349,13 +342,15 @@ def doctor(profile: str | None, config_path: str | None, debug: bool) -> None:
         if not names:
             show(Check(True, "profiles", "none configured yet (add [profiles.NAME] tables)"))
     for name in names:
-        for check in check_profile(name, config, env, cache):
+        for check in check_profile(name, config, profile_env, cache):
             show(check)
 
-    settings_checks, helpers = check_claude_settings(env, config)
     for check in settings_checks:
         show(check)
     for check in check_path(env, helpers):
         show(check)
-    if failed:
-        raise SystemExit(1)
+    if probe_gateway:
+        from keybroker.claude.probe import probe_gateway as probe  # noqa: PLC0415
+
+        show(probe(probe_gateway, deployment))
+    finish(1 if failed else 0)

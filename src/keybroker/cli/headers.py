@@ -9,6 +9,10 @@ profile (and header/scheme) per server, so one helper command serves every serve
     [mcp.servers]
     github = "github-token"
     internal = { profile = "litellm", header = "X-Api-Key" }
+
+``--format value`` prints one header's value instead (``Bearer <key>`` by default), which is
+what ``claude self-hosted-runner --proxy-authorization-command`` reads: "the command's stdout
+is the full header value", run afresh for each new connection to the proxy.
 """
 
 from __future__ import annotations
@@ -62,13 +66,17 @@ def server_choice(extra: Mapping[str, Any], server: str, where: str) -> dict[str
 @click.option("--scheme", default=None,
               help="Prefix of the value (default: Bearer for Authorization, none for other "
                    "headers; '' for none).")
+@click.option("--format", "fmt", type=click.Choice(("json", "value")), default="json",
+              show_default=True,
+              help="json: the headers object; value: one header's value on one line "
+                   "(for --proxy-authorization-command).")
 @click.option("--no-cache", is_flag=True, help="Bypass the shared cache for this call.")
 @config_option
 @debug_option
 @handles_errors
 def headers(
-    profile: str | None, header_names: tuple[str, ...], scheme: str | None, no_cache: bool,
-    config_path: str | None, debug: bool,
+    profile: str | None, header_names: tuple[str, ...], scheme: str | None, fmt: str,
+    no_cache: bool, config_path: str | None, debug: bool,
 ) -> None:
     """Print {"Authorization": "Bearer <key>"} for otelHeadersHelper / MCP headersHelper.
 
@@ -103,6 +111,15 @@ def headers(
                               if server else "PROFILE is required"),
             hint,
         )
+    if fmt == "value" and len(header_names) > 1:
+        raise UsageError("--format value prints one header's value; give at most one --header")
     _, outcomes = resolve_profiles([profile], config_path, no_cache=no_cache, debug=debug)
-    text = output.headers(header_names or ("Authorization",), outcomes[profile].value, scheme)
+    value = outcomes[profile].value
+    if fmt == "value":
+        from keybroker.claude.render import header_value  # noqa: PLC0415
+
+        auth = not header_names or header_names[0].lower().endswith("authorization")
+        click.echo(header_value(value, scheme if scheme is not None or auth else ""))
+        return
+    text = output.headers(header_names or ("Authorization",), value, scheme)
     click.echo(text, nl=False)

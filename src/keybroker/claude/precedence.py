@@ -1,0 +1,180 @@
+"""What Claude Code will actually do with keybroker, given every settings scope it reads.
+
+Claude Code merges its settings files key by key, highest scope first (managed, local,
+project, user), and applies their ``env`` blocks over the shell's environment. Credential
+helpers are taken from the highest scope that sets them, whole. So the TTL that matters, the
+helper that runs and the variables that shadow it can each come from a different file; this
+module works them out and says which file to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keybroker.claude.deployments import OVERRIDING_VARS, TTL_VAR
+from keybroker.claude.helpers import parse_helper
+from keybroker.claude.settings import (
+    PRECEDENCE,
+    git_root,
+    read_settings,
+    settings_env,
+    settings_path,
+)
+from keybroker.errors import KeybrokerError
+from keybroker.sources.base import Check
+
+DEFAULT_TTL_MS = 300_000
+#: Settings that make Claude Code require a claude.ai / Console sign-in instead of a key.
+SIGN_IN_PINS = ("forceLoginMethod", "forceLoginOrgUUID")
+#: Cloud switches whose key comes from the helper only when the matching SKIP is set.
+CLOUD_SWITCHES = {"CLAUDE_CODE_USE_BEDROCK": "CLAUDE_CODE_SKIP_BEDROCK_AUTH",
+                  "CLAUDE_CODE_USE_VERTEX": "CLAUDE_CODE_SKIP_VERTEX_AUTH"}
+
+
+@dataclass
+class Layer:
+    scope: str
+    path: Path
+    data: dict[str, Any] | None
+    error: KeybrokerError | None = None
+
+    @property
+    def env(self) -> dict[str, Any]:
+        return settings_env(self.data)
+
+
+@dataclass
+class Effective:
+    """The winning value of each thing doctor cares about, and where it came from."""
+
+    layers: list[Layer]
+    ttl_ms: int = DEFAULT_TTL_MS
+    ttl_source: str = "default"
+    helper: str | None = None
+    helper_scope: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    env_source: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ttl_ms": self.ttl_ms, "ttl_source": self.ttl_source,
+            "api_key_helper": self.helper, "api_key_helper_scope": self.helper_scope,
+            "scopes": [{"scope": layer.scope, "path": str(layer.path),
+                        "exists": layer.data is not None} for layer in self.layers],
+        }
+
+
+def layers(env: Mapping[str, str], project_dir: str | None = None,
+           managed: str | None = None) -> list[Layer]:
+    """Each scope Claude Code reads, highest precedence first, with its parsed settings."""
+    out: list[Layer] = []
+    for scope in PRECEDENCE:
+        path = settings_path(scope, env, project_dir, managed)
+        try:
+            out.append(Layer(scope, path, read_settings(path)))
+        except KeybrokerError as exc:
+            out.append(Layer(scope, path, None, exc))
+    return out
+
+
+def effective(shell: Mapping[str, str], stack: list[Layer]) -> Effective:
+    """Merge like Claude Code: the first scope that sets a thing wins; the shell comes last."""
+    result = Effective(stack)
+    for name, value in shell.items():
+        result.env[name] = value
+        result.env_source[name] = "shell environment"
+    for layer in reversed(stack):  # lowest first, so higher scopes overwrite
+        for name, value in layer.env.items():
+            result.env[name] = str(value)
+            result.env_source[name] = f"{layer.scope} settings ({layer.path})"
+    for layer in stack:
+        helper = (layer.data or {}).get("apiKeyHelper")
+        if helper:
+            result.helper, result.helper_scope = str(helper), layer.scope
+            break
+    raw = result.env.get(TTL_VAR)
+    if raw is not None:
+        try:
+            result.ttl_ms = int(str(raw).strip())
+            result.ttl_source = result.env_source[TTL_VAR]
+        except ValueError:
+            result.ttl_source = f"invalid {TTL_VAR}={raw!r} in {result.env_source[TTL_VAR]}"
+    return result
+
+
+def lint(eff: Effective, profiles: Mapping[str, Any], config_path: Path) -> list[Check]:
+    """One line per scope plus one per precedence problem (✗ with the file to fix)."""
+    checks: list[Check] = []
+    for layer in eff.layers:
+        checks.extend(_scope_checks(layer, eff, profiles, config_path))
+    ttl_s = eff.ttl_ms / 1000
+    checks.append(Check(True, "claude helper TTL",
+                        f"{TTL_VAR}={eff.ttl_ms} ({ttl_s:g} s) from {eff.ttl_source}"))
+    for name in OVERRIDING_VARS:
+        if name in eff.env:
+            checks.append(Check(
+                False, "claude credentials",
+                f"{name} is set in the {eff.env_source[name]}; Claude Code sends it instead of "
+                "(or next to) the apiKeyHelper key",
+                f"remove {name} from the {eff.env_source[name].split(' (')[0]}",
+            ))
+    for layer in eff.layers:
+        for pin in SIGN_IN_PINS:
+            value = (layer.data or {}).get(pin)
+            if value and (pin != "forceLoginMethod" or value in ("claudeai", "console")):
+                checks.append(Check(
+                    False, "claude sign-in",
+                    f"{layer.path} sets {pin}={value!r}: Claude Code then requires a "
+                    "claude.ai/Console sign-in, which apiKeyHelper does not satisfy",
+                    f"remove {pin} from {layer.path} (or use a gateway sign-in)",
+                ))
+    for switch, skip in CLOUD_SWITCHES.items():
+        if eff.env.get(switch) in ("1", "true") and eff.env.get(skip) not in ("1", "true"):
+            checks.append(Check(
+                False, "claude deployment",
+                f"{switch} is set (in the {eff.env_source[switch]}) without {skip}=1: Claude "
+                "Code signs requests with cloud credentials and ignores apiKeyHelper",
+                f"set {skip}=1 (keybroker claude configure --deployment ... does)",
+            ))
+    return checks
+
+
+def _scope_checks(layer: Layer, eff: Effective, profiles: Mapping[str, Any],
+                  config_path: Path) -> list[Check]:
+    label = f"claude {layer.scope} settings"
+    if layer.error is not None:
+        return [Check(False, label, layer.error.message, layer.error.hint or "")]
+    if layer.data is None:
+        return [Check(True, label, f"{layer.path} (none)")]
+    helper = layer.data.get("apiKeyHelper")
+    if not helper:
+        return [Check(True, label, f"{layer.path} (no apiKeyHelper)")]
+    shadowed = eff.helper_scope != layer.scope
+    note = f" (shadowed by {eff.helper_scope} settings)" if shadowed else ""
+    parsed = parse_helper(helper)
+    if parsed is None:
+        return [Check(True, label, f"{layer.path}: apiKeyHelper is not keybroker "
+                                   f"(left alone){note}")]
+    problems: list[tuple[str, str]] = []
+    exe = parsed["executable"]
+    if os.path.isabs(exe) and not os.access(exe, os.X_OK):
+        problems.append((f"apiKeyHelper runs {exe}, which does not exist or is not executable",
+                         f"run: keybroker claude configure {parsed['profile'] or 'PROFILE'} "
+                         f"--scope {layer.scope}"))
+    profile = parsed["profile"]
+    if profile and parsed.get("config") is None and profile not in profiles:
+        problems.append((f"apiKeyHelper asks for profile '{profile}', which is not in "
+                         f"{config_path}", f"add [profiles.{profile}] to the config"))
+    if layer.scope == "project" and git_root(layer.path.parent) is not None:
+        problems.append(("apiKeyHelper is defined in a shared project file (committed with "
+                         "the repository): it runs for everyone who trusts the repository",
+                         "move it to .claude/settings.local.json or ~/.claude/settings.json "
+                         "(keybroker claude configure --scope local)"))
+    if problems:
+        return [Check(False, label, f"{layer.path}: {detail}", fix) for detail, fix in problems]
+    return [Check(True, label, f"{layer.path}: apiKeyHelper → keybroker profile "
+                               f"'{profile}'{note}")]
