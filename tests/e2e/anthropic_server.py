@@ -311,6 +311,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _message(self, body: Any, model: str | None) -> dict[str, Any]:
         if model is None:
             model = body.get("model", MODEL) if isinstance(body, dict) else MODEL
+        command = bash_request(body)
+        if command is not None:  # the model asks Claude Code to run a Bash command
+            return {
+                "id": f"msg_e2e_{self.server_state.next_id():06d}",
+                "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "tool_use", "id": f"toolu_e2e_{self.server_state.next_id()}",
+                             "name": "Bash", "input": {"command": command,
+                                                        "description": "e2e"}}],
+                "stop_reason": "tool_use", "stop_sequence": None,
+                "usage": {"input_tokens": 12, "output_tokens": 5},
+            }
         return {
             "id": f"msg_e2e_{self.server_state.next_id():06d}",
             "type": "message",
@@ -333,8 +344,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _events(self, body: Any, model: str | None) -> list[tuple[str, dict[str, Any]]]:
-        """The event sequence of the Messages streaming API, one text block."""
+        """The event sequence of the Messages streaming API, one text block (or tool_use)."""
         message = self._message(body, model)
+        if message["stop_reason"] == "tool_use":
+            block = message.pop("content")[0]
+            message.update(content=[], stop_reason=None)
+            arguments = json.dumps(block["input"])
+            return [
+                ("message_start", {"type": "message_start", "message": message}),
+                ("content_block_start", {"type": "content_block_start", "index": 0,
+                                         "content_block": {**block, "input": {}}}),
+                ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                         "delta": {"type": "input_json_delta",
+                                                   "partial_json": arguments}}),
+                ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                ("message_delta", {"type": "message_delta",
+                                   "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                                   "usage": {"output_tokens": 5}}),
+                ("message_stop", {"type": "message_stop"}),
+            ]
         text = message.pop("content")[0]["text"]
         message.update(content=[], stop_reason=None)
         message["usage"] = {"input_tokens": 12, "output_tokens": 1}
@@ -384,6 +412,26 @@ class _Handler(BaseHTTPRequestHandler):
         for data in frames:
             self.wfile.write(data)
             self.wfile.flush()
+
+
+#: A prompt ``RUNBASH: <command>`` makes the model ask for that Bash command once.
+RUNBASH = "RUNBASH:"
+
+
+def bash_request(body: Any) -> str | None:
+    """The command of a ``RUNBASH:`` prompt while no tool result has come back yet."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not messages:
+        return None
+    text = json.dumps(messages[0])
+    if RUNBASH not in text or '"tool_result"' in json.dumps(messages):
+        return None
+    content = messages[0].get("content")
+    if isinstance(content, list):
+        content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+    if not isinstance(content, str) or RUNBASH not in content:
+        return None
+    return content.split(RUNBASH, 1)[1].strip().splitlines()[0]
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:

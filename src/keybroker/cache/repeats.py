@@ -7,8 +7,9 @@ before Claude Code's TTL has passed had its key refused (HTTP 401): the full pat
 When that refetch returns the very key that was refused, the 401 was not about the key (a
 proxy whose own upstream credential is refused, a route with no backend). Fetching again at
 every retry would turn a gateway fault into an outage of the key source, so the entry backs
-off, across processes: it serves that key and asks the source again only after 1 s, 2 s,
-4 s … (capped). A real rotation is still picked up at the first retry after the backoff.
+off, across processes: it serves that key and asks the source again only after 1 s, 4 s,
+16 s … (at most 60 s). A real rotation is still picked up at the first retry after the
+backoff.
 
 Shared by the fast path and the full path so both decide the same way. The record holds no
 secret (the refused key is named by a keyed fingerprint) and its loss is harmless, so it is
@@ -26,8 +27,11 @@ from keybroker.cache.files import atomic_write, read_bytes
 REPEAT_FRACTION = 0.8
 #: Single flight for rejections: at most one refetch a second per entry.
 REPEAT_MIN_INTERVAL = 1.0
-#: Refusal backoff: the first wait, and the longest.
+#: Refusal backoff: the first wait, how much longer each next one is, and the longest. Claude
+#: Code's own retries after a 401 back off roughly ×2 (1 s, 2 s, 4 s, 10 s …); a ×4 backoff
+#: gets ahead of them, so a gateway fault costs a handful of fetches, not one per retry.
 BACKOFF_FIRST = 1.0
+BACKOFF_FACTOR = 4.0
 BACKOFF_CAP = 60.0
 
 FIRST = "first"  # not served recently: a normal call
@@ -54,7 +58,7 @@ class Seen:
     def same_key_again(self, now: float, fingerprint: str) -> float:
         """A refetch returned the refused key: back off longer. Returns the wait chosen."""
         self.backoff_level = self.backoff_level + 1 if self.refused == fingerprint else 1
-        wait = min(BACKOFF_FIRST * 2.0 ** (self.backoff_level - 1), BACKOFF_CAP)
+        wait = min(BACKOFF_FIRST * BACKOFF_FACTOR ** (self.backoff_level - 1), BACKOFF_CAP)
         self.backoff_until = now + wait
         self.refused = fingerprint
         return wait
