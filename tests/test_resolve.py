@@ -6,6 +6,7 @@ Each rule of DESIGN section 4 has a test here; a scripted source stands in for u
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypedDict, Unpack
 
 import pytest
 from freezegun import freeze_time
@@ -27,8 +28,21 @@ def src() -> Iterator[scripted.ScriptedSource]:
     scripted.uninstall()
 
 
-def req(**options: object) -> Request:
-    return Request("scripted", {"id": "a"}, Options(**options), profile="p")  # type: ignore[arg-type]
+class OptionArgs(TypedDict, total=False):
+    """Options' keyword arguments, so req(ttl=...) is checked like Options(ttl=...)."""
+
+    ttl: float
+    margin: float
+    advisory: float
+    max_age: float | None
+    max_stale: float
+    storage: str
+    repeat: str
+    timeout: float
+
+
+def req(**options: Unpack[OptionArgs]) -> Request:
+    return Request("scripted", {"id": "a"}, Options(**options), profile="p")
 
 
 def test_miss_then_hit_one_fetch(kb_env: KbEnv, src: scripted.ScriptedSource) -> None:
