@@ -13,6 +13,7 @@ import sysconfig
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -90,8 +91,8 @@ def _communicate_keep_open(proc: subprocess.Popen[bytes], timeout: float) -> tup
     assert proc.stderr is not None
     chunks: dict[str, bytes] = {}
 
-    def drain(name: str, stream: object) -> None:
-        chunks[name] = stream.read()  # type: ignore[attr-defined]
+    def drain(name: str, stream: IO[bytes]) -> None:
+        chunks[name] = stream.read()
 
     threads = [
         threading.Thread(target=drain, args=("out", proc.stdout)),

@@ -108,7 +108,7 @@ ALLOWED = {("keybroker.keyrings", "keyring"), ("keybroker.paths", "platformdirs"
            ("keybroker.redact", "json")}
 
 
-def test_fastpath_imports_nothing_of_the_full_path():
+def test_fastpath_imports_nothing_of_the_full_path() -> None:
     found = {}
     for name in MODULES:
         if name.startswith("keybroker.fastpath"):
@@ -119,7 +119,7 @@ def test_fastpath_imports_nothing_of_the_full_path():
     assert not bad, f"the hit path reaches full-path modules: {bad}"
 
 
-def test_cache_never_imports_sources_config_or_cli():
+def test_cache_never_imports_sources_config_or_cli() -> None:
     bad = {}
     for name in MODULES:
         if name.startswith("keybroker.cache"):
@@ -130,7 +130,7 @@ def test_cache_never_imports_sources_config_or_cli():
     assert not bad, bad
 
 
-def test_no_import_cycles_not_even_through_lazy_imports():
+def test_no_import_cycles_not_even_through_lazy_imports() -> None:
     """Dependencies point one way: no cycle between modules, counting imports inside
     functions too (a lazy import is still a dependency)."""
     graph = {

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mypy_boto3_secretsmanager import SecretsManagerClient
 
 from keybroker.errors import InvalidSecret
 from keybroker.model import Deadline, Request
@@ -54,13 +55,13 @@ def env(kb_env: KbEnv, aws_proxy: RecordingProxy) -> KbEnv:
     return kb_env
 
 
-def json_secret(secretsmanager: Any, **fields: Any) -> str:
+def json_secret(secretsmanager: SecretsManagerClient, **fields: Any) -> str:
     name = unique_name()
     secretsmanager.create_secret(Name=name, SecretString=json.dumps(fields))
     return name
 
 
-def rotate(secretsmanager: Any, name: str, value: str) -> tuple[str, str]:
+def rotate(secretsmanager: SecretsManagerClient, name: str, value: str) -> tuple[str, str]:
     """Rotation by hand: a new version as AWSPENDING, then AWSCURRENT moved onto it."""
     stages = secretsmanager.describe_secret(SecretId=name)["VersionIdsToStages"]
     current = next(v for v, labels in stages.items() if "AWSCURRENT" in labels)
@@ -70,7 +71,7 @@ def rotate(secretsmanager: Any, name: str, value: str) -> tuple[str, str]:
     return current, pending
 
 
-def promote(secretsmanager: Any, name: str, old: str, new: str) -> None:
+def promote(secretsmanager: SecretsManagerClient, name: str, old: str, new: str) -> None:
     secretsmanager.update_secret_version_stage(
         SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=new, RemoveFromVersionId=old
     )
@@ -80,7 +81,7 @@ def promote(secretsmanager: Any, name: str, old: str, new: str) -> None:
 
 
 def test_json_field_by_profile_and_standalone_share_one_entry(
-    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: Any
+    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient
 ) -> None:
     key, password = new_key(), new_key("pw-")
     name = json_secret(secretsmanager, key=key, password=password)
@@ -102,7 +103,7 @@ def test_json_field_by_profile_and_standalone_share_one_entry(
 
 
 def test_endpoint_flag_and_service_specific_env_share_one_entry(
-    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: Any
+    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient
 ) -> None:
     key = new_key()
     name = unique_name()
@@ -121,7 +122,7 @@ def test_endpoint_flag_and_service_specific_env_share_one_entry(
 
 
 def test_plain_secret_string_as_is_and_arn_gives_the_region(
-    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: Any
+    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient
 ) -> None:
     key = new_key()
     arn = secretsmanager.create_secret(Name=unique_name(), SecretString=key)["ARN"]
@@ -132,7 +133,7 @@ def test_plain_secret_string_as_is_and_arn_gives_the_region(
 
 
 def test_rotation_stages_no_cache_and_previous(
-    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: Any
+    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient
 ) -> None:
     old_key, new_key_ = new_key(), new_key()
     name = unique_name()
@@ -158,7 +159,7 @@ def test_rotation_stages_no_cache_and_previous(
 
 
 def test_describe_secret_revalidation_avoids_a_second_fetch(
-    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: Any
+    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient
 ) -> None:
     """After the reuse window, DescribeSecret decides: same version → extend, moved → fetch."""
     first_key, second_key = new_key(), new_key()
@@ -190,7 +191,7 @@ def test_describe_secret_revalidation_avoids_a_second_fetch(
 
 
 def test_expiry_from_the_json_expires_at_field(
-    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: Any
+    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient
 ) -> None:
     key = new_key()
     expires = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
@@ -205,7 +206,7 @@ def test_expiry_from_the_json_expires_at_field(
 
 
 def test_secret_binary_that_is_a_key_and_one_that_is_not(
-    env: KbEnv, secretsmanager: Any
+    env: KbEnv, secretsmanager: SecretsManagerClient
 ) -> None:
     key = new_key()
     text_name, blob_name = unique_name(), unique_name()
@@ -218,7 +219,7 @@ def test_secret_binary_that_is_a_key_and_one_that_is_not(
     assert result.err.count(b"\n") == 1
 
 
-def test_whole_json_document_with_star(env: KbEnv, secretsmanager: Any) -> None:
+def test_whole_json_document_with_star(env: KbEnv, secretsmanager: SecretsManagerClient) -> None:
     secret_key = new_key("sak-")
     name = json_secret(secretsmanager, AccessKeyId="AKIAEXAMPLE", SecretAccessKey=secret_key)
     result = run(["keybroker-aws", "--secret-id", name, "--field", "*"], env)
@@ -230,7 +231,9 @@ def test_whole_json_document_with_star(env: KbEnv, secretsmanager: Any) -> None:
 # --- failures: exit codes and messages, never a value ---
 
 
-def test_missing_secret_field_and_stage_exit_5(env: KbEnv, secretsmanager: Any) -> None:
+def test_missing_secret_field_and_stage_exit_5(
+    env: KbEnv, secretsmanager: SecretsManagerClient
+) -> None:
     key, password = new_key(), new_key("pw-")
     name = json_secret(secretsmanager, key=key, password=password)
 
@@ -260,7 +263,9 @@ def test_missing_secret_field_and_stage_exit_5(env: KbEnv, secretsmanager: Any) 
     assert_nowhere(password, debug)
 
 
-def test_non_string_field_and_bad_expiry_exit_6(env: KbEnv, secretsmanager: Any) -> None:
+def test_non_string_field_and_bad_expiry_exit_6(
+    env: KbEnv, secretsmanager: SecretsManagerClient
+) -> None:
     key = new_key()
     name = json_secret(secretsmanager, key=key, port=4000, expires_at="next tuesday")
     number = run(["keybroker-aws", "--secret-id", name, "--field", "port"], env)
@@ -282,7 +287,7 @@ def test_non_string_field_and_bad_expiry_exit_6(env: KbEnv, secretsmanager: Any)
     ],
 )
 def test_aws_errors_map_to_exit_codes(
-    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: Any,
+    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient,
     status: int, code: str, exit_code: int, needles: tuple[str, ...],
 ) -> None:
     key = new_key()
@@ -297,7 +302,9 @@ def test_aws_errors_map_to_exit_codes(
     assert aws_proxy.count("GetSecretValue") == expected, aws_proxy.operations
 
 
-def test_no_credentials_exit_4_and_no_region_exit_2(env: KbEnv, secretsmanager: Any) -> None:
+def test_no_credentials_exit_4_and_no_region_exit_2(
+    env: KbEnv, secretsmanager: SecretsManagerClient
+) -> None:
     name = unique_name()
     secretsmanager.create_secret(Name=name, SecretString=new_key())
     bare = {k: v for k, v in env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
@@ -314,7 +321,9 @@ def test_no_credentials_exit_4_and_no_region_exit_2(env: KbEnv, secretsmanager: 
     assert_fails(missing_id, 2, "missing setting 'secret_id'", "--secret-id")
 
 
-def test_named_aws_profile_from_shared_files(env: KbEnv, secretsmanager: Any) -> None:
+def test_named_aws_profile_from_shared_files(
+    env: KbEnv, secretsmanager: SecretsManagerClient
+) -> None:
     key = new_key()
     name = unique_name()
     secretsmanager.create_secret(Name=name, SecretString=key)
@@ -366,7 +375,7 @@ def test_unreachable_endpoints_exit_3_within_the_deadline(env: KbEnv) -> None:
 
 
 def test_assume_role_then_read_reuses_role_credentials(
-    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: Any
+    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient
 ) -> None:
     key = new_key()
     name = unique_name()
@@ -408,7 +417,7 @@ def test_role_credentials_output_for_aws_credentials(
 
 
 def test_concurrent_cold_calls_make_one_fetch(
-    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: Any
+    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient
 ) -> None:
     key = new_key()
     name = unique_name()
@@ -429,7 +438,7 @@ def test_concurrent_cold_calls_make_one_fetch(
 
 
 def test_module_and_hit_path_do_not_import_botocore(
-    env: KbEnv, secretsmanager: Any
+    env: KbEnv, secretsmanager: SecretsManagerClient
 ) -> None:
     light = subprocess.run(
         [python(), "-c", "import sys, keybroker.sources.aws as a; a.SOURCE.canonical("
@@ -505,7 +514,7 @@ def in_process_aws(monkeypatch: pytest.MonkeyPatch, aws_proxy: RecordingProxy,
 
 
 def test_doctor_checks_region_credentials_role_and_describe(
-    in_process_aws: dict[str, str], aws_proxy: RecordingProxy, secretsmanager: Any,
+    in_process_aws: dict[str, str], aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     name = json_secret(secretsmanager, key=new_key())
@@ -543,7 +552,7 @@ def test_doctor_checks_region_credentials_role_and_describe(
 
 
 def test_revalidate_answers_per_stage_and_pinned_version(
-    in_process_aws: dict[str, str], secretsmanager: Any
+    in_process_aws: dict[str, str], secretsmanager: SecretsManagerClient
 ) -> None:
     name = unique_name()
     first = secretsmanager.create_secret(Name=name, SecretString=new_key())["VersionId"]

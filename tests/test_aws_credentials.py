@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from keybroker import output
 from keybroker.errors import InvalidSecret, SecretNotFound
+from tests.conftest import KbEnv
+from tests.fixtures.openbao import OpenBao
 from tests.kb import assert_fails, assert_nowhere, run
 
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -22,7 +26,7 @@ STS = {"AccessKeyId": "ASIASTSEXAMPLE", "SecretAccessKey": SECRET_KEY, "SessionT
        "Expiration": "2030-01-01T00:00:00Z"}
 
 
-def command_profile(base, name: str, payload: str) -> str:
+def command_profile(base: Path, name: str, payload: str) -> str:
     """A profile whose command prints ``payload`` from a file (so the config holds no secret)."""
     path = base / f"{name}.json"
     path.write_text(payload)
@@ -31,22 +35,25 @@ def command_profile(base, name: str, payload: str) -> str:
             f"command = [{json.dumps(sys.executable)}, \"-c\", {json.dumps(script)}]\n")
 
 
+def compact(document: dict[str, Any]) -> str:
+    return json.dumps(document, separators=(",", ":"))
+
+
 @pytest.fixture
-def aws_env(kb_env):
-    compact = {"separators": (",", ":")}
+def aws_env(kb_env: KbEnv) -> KbEnv:
     kb_env.write_config(
-        command_profile(kb_env.base, "vault", json.dumps(VAULT, **compact))
-        + command_profile(kb_env.base, "sts", json.dumps(STS, **compact))
-        + command_profile(kb_env.base, "nested", json.dumps({"Credentials": STS}, **compact))
-        + command_profile(kb_env.base, "static", json.dumps(
-            {"AccessKeyId": "AKIASTATIC", "SecretAccessKey": SECRET_KEY}, **compact))
+        command_profile(kb_env.base, "vault", compact(VAULT))
+        + command_profile(kb_env.base, "sts", compact(STS))
+        + command_profile(kb_env.base, "nested", compact({"Credentials": STS}))
+        + command_profile(kb_env.base, "static", compact(
+            {"AccessKeyId": "AKIASTATIC", "SecretAccessKey": SECRET_KEY}))
         + command_profile(kb_env.base, "notjson", "sk-plain-key-not-json")
-        + command_profile(kb_env.base, "partial", json.dumps({"access_key": "AKIAONLY"}, **compact))
+        + command_profile(kb_env.base, "partial", compact({"access_key": "AKIAONLY"}))
     )
     return kb_env
 
 
-def test_vault_names_become_claude_code_shape(aws_env):
+def test_vault_names_become_claude_code_shape(aws_env: KbEnv) -> None:
     result = run(["keybroker", "aws-credentials", "vault"], aws_env)
     assert result.code == 0, result
     assert result.err == b""
@@ -62,7 +69,7 @@ def test_vault_names_become_claude_code_shape(aws_env):
 
 
 @pytest.mark.parametrize("profile", ["sts", "nested"])
-def test_sts_names_and_expiration_pass_through(aws_env, profile):
+def test_sts_names_and_expiration_pass_through(aws_env: KbEnv, profile: str) -> None:
     result = run(["keybroker", "aws-credentials", profile], aws_env)
     assert result.code == 0, result
     assert json.loads(result.out) == {"Credentials": STS}
@@ -70,29 +77,29 @@ def test_sts_names_and_expiration_pass_through(aws_env, profile):
         "AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"]
 
 
-def test_static_credentials_have_no_session_token(aws_env):
+def test_static_credentials_have_no_session_token(aws_env: KbEnv) -> None:
     result = run(["keybroker", "aws-credentials", "static"], aws_env)
     assert json.loads(result.out) == {"Credentials": {"AccessKeyId": "AKIASTATIC",
                                                       "SecretAccessKey": SECRET_KEY}}
 
 
-def test_not_json_is_invalid(aws_env):
+def test_not_json_is_invalid(aws_env: KbEnv) -> None:
     result = run(["keybroker", "aws-credentials", "notjson"], aws_env)
     assert_fails(result, 6, "not JSON", secrets=["sk-plain-key-not-json"])
 
 
-def test_missing_field_is_not_found(aws_env):
+def test_missing_field_is_not_found(aws_env: KbEnv) -> None:
     result = run(["keybroker", "aws-credentials", "partial"], aws_env)
     assert_fails(result, 5, "SecretAccessKey or secret_key", secrets=["AKIAONLY"])
 
 
-def test_expiration_from_cache_expiry_when_secret_has_none():
+def test_expiration_from_cache_expiry_when_secret_has_none() -> None:
     doc, parts = output.aws_credentials(json.dumps(VAULT), 1893456000.0, "profile 'x'")
     assert doc["Credentials"]["Expiration"] == "2030-01-01T00:00:00Z"
     assert parts == [SECRET_KEY, SESSION]
 
 
-def test_expiration_in_secret_wins_and_epoch_numbers_are_converted():
+def test_expiration_in_secret_wins_and_epoch_numbers_are_converted() -> None:
     doc, _ = output.aws_credentials(json.dumps(STS), 1.0, "p")
     assert doc["Credentials"]["Expiration"] == "2030-01-01T00:00:00Z"
     epoch = dict(VAULT, expiration=1893456000)
@@ -100,7 +107,7 @@ def test_expiration_in_secret_wins_and_epoch_numbers_are_converted():
     assert doc["Credentials"]["Expiration"] == "2030-01-01T00:00:00Z"
 
 
-def test_errors_name_fields_not_values():
+def test_errors_name_fields_not_values() -> None:
     with pytest.raises(InvalidSecret) as not_object:
         output.aws_credentials("[1,2]", None, "p")
     assert "not an object" in not_object.value.message
@@ -110,7 +117,7 @@ def test_errors_name_fields_not_values():
 
 
 @pytest.mark.integration
-def test_vault_aws_engine_shaped_secret_through_openbao(openbao, kb_env):
+def test_vault_aws_engine_shaped_secret_through_openbao(openbao: OpenBao, kb_env: KbEnv) -> None:
     """A real Vault read with ``field = "*"``: the source returns the data object as JSON."""
     import time  # noqa: PLC0415
     import uuid  # noqa: PLC0415

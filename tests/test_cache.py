@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from keybroker.cache.crypto import KEY_FILE, MAGIC, aesgcm, seal, unseal
 from keybroker.cache.store import Cache, Entry
 from keybroker.errors import CacheError
+from tests.conftest import KbEnv
 from tests.kb import assert_fails, assert_key, assert_nowhere, run
 
 SECRET = "sk-cache-test-9b8a7c6d5e"
@@ -24,7 +25,7 @@ def make_entry(eid: str = "a" * 64, value: str = SECRET) -> Entry:
     return Entry(id=eid, value=value, fetched_at=1000.0, expires_at=5000.0, source="t", label="t")
 
 
-def counter_profile(kb_env) -> Path:
+def counter_profile(kb_env: KbEnv) -> Path:
     counter = kb_env.base / "count"
     script = kb_env.base / "src.py"
     script.write_text(f"open({str(counter)!r}, 'a').write('x')\nprint({SECRET!r})\n")
@@ -35,7 +36,7 @@ def counter_profile(kb_env) -> Path:
     return counter
 
 
-def test_round_trip_and_secret_not_on_disk(kb_env):
+def test_round_trip_and_secret_not_on_disk(kb_env: KbEnv) -> None:
     cache = Cache.open(kb_env)
     cache.write(make_entry())
     entry = cache.read("a" * 64)
@@ -44,7 +45,7 @@ def test_round_trip_and_secret_not_on_disk(kb_env):
     assert_nowhere(SECRET, dirs=[kb_env.cache_dir, kb_env.data_dir])
 
 
-def test_modes_0700_and_0600(kb_env):
+def test_modes_0700_and_0600(kb_env: KbEnv) -> None:
     cache = Cache.open(kb_env)
     cache.write(make_entry())
     assert stat.S_IMODE(os.stat(kb_env.cache_dir).st_mode) == 0o700
@@ -53,7 +54,7 @@ def test_modes_0700_and_0600(kb_env):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
 
 
-def test_entry_moved_to_another_id_does_not_open(kb_env):
+def test_entry_moved_to_another_id_does_not_open(kb_env: KbEnv) -> None:
     cache = Cache.open(kb_env)
     cache.write(make_entry("a" * 64))
     os.replace(cache.path("a" * 64), cache.path("b" * 64))
@@ -61,7 +62,7 @@ def test_entry_moved_to_another_id_does_not_open(kb_env):
     assert not cache.path("b" * 64).exists()  # removed as unusable
 
 
-def test_tampered_header_or_ciphertext_does_not_open(kb_env):
+def test_tampered_header_or_ciphertext_does_not_open(kb_env: KbEnv) -> None:
     cache = Cache.open(kb_env)
     key = cache.key()
     blob = seal(key, "a" * 64, make_entry().header(), SECRET)
@@ -76,7 +77,7 @@ def test_tampered_header_or_ciphertext_does_not_open(kb_env):
         unseal(key, "a" * 64, flipped)
 
 
-def test_entry_sealed_with_another_data_key_is_a_miss(kb_env):
+def test_entry_sealed_with_another_data_key_is_a_miss(kb_env: KbEnv) -> None:
     cache = Cache.open(kb_env)
     cache.write(make_entry())
     (kb_env.data_dir / KEY_FILE).unlink()
@@ -84,7 +85,7 @@ def test_entry_sealed_with_another_data_key_is_a_miss(kb_env):
     assert fresh.read("a" * 64) is None
 
 
-def test_garbage_in_every_cache_file_next_call_still_answers(kb_env):
+def test_garbage_in_every_cache_file_next_call_still_answers(kb_env: KbEnv) -> None:
     counter = counter_profile(kb_env)
     assert_key(run(["keybroker", "get", "p"], kb_env), SECRET)
     for path in kb_env.cache_dir.iterdir():
@@ -97,14 +98,14 @@ def test_garbage_in_every_cache_file_next_call_still_answers(kb_env):
     assert counter.read_text() == "xx"  # the rewritten entry is good again
 
 
-def test_damaged_data_key_is_exit_7_with_the_fix(kb_env):
+def test_damaged_data_key_is_exit_7_with_the_fix(kb_env: KbEnv) -> None:
     counter_profile(kb_env)
     assert_key(run(["keybroker", "get", "p"], kb_env), SECRET)
     (kb_env.data_dir / KEY_FILE).write_bytes(b"short")
     assert_fails(run(["keybroker", "get", "p"], kb_env), 7, "damaged", "rm ")
 
 
-def test_symlinked_cache_dir_is_refused(kb_env, tmp_path):
+def test_symlinked_cache_dir_is_refused(kb_env: KbEnv, tmp_path: Path) -> None:
     counter_profile(kb_env)
     real = tmp_path / "elsewhere"
     real.mkdir(mode=0o700)
@@ -113,7 +114,7 @@ def test_symlinked_cache_dir_is_refused(kb_env, tmp_path):
     assert_fails(run(["keybroker", "get", "p"], kb_env), 7, "symlink")
 
 
-def test_group_writable_cache_dir_is_refused(kb_env):
+def test_group_writable_cache_dir_is_refused(kb_env: KbEnv) -> None:
     counter_profile(kb_env)
     kb_env.cache_dir.mkdir(parents=True)
     os.chmod(kb_env.cache_dir, 0o770)
@@ -122,7 +123,7 @@ def test_group_writable_cache_dir_is_refused(kb_env):
         Cache.open(kb_env)
 
 
-def test_foreign_owned_cache_dir_is_refused(kb_env):
+def test_foreign_owned_cache_dir_is_refused(kb_env: KbEnv) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to chown")  # CI runs as root
     kb_env.cache_dir.mkdir(parents=True, mode=0o700)
@@ -131,7 +132,7 @@ def test_foreign_owned_cache_dir_is_refused(kb_env):
         Cache.open(kb_env)
 
 
-def test_readable_data_key_is_refused(kb_env):
+def test_readable_data_key_is_refused(kb_env: KbEnv) -> None:
     cache = Cache.open(kb_env)
     cache.write(make_entry())
     os.chmod(kb_env.data_dir / KEY_FILE, 0o644)
@@ -139,7 +140,7 @@ def test_readable_data_key_is_refused(kb_env):
         Cache.open(kb_env).read("a" * 64)
 
 
-def test_env_source_does_not_need_a_safe_cache(kb_env):
+def test_env_source_does_not_need_a_safe_cache(kb_env: KbEnv) -> None:
     """storage = none never touches the cache, so an unsafe cache dir does not block it."""
     kb_env.cache_dir.mkdir(parents=True)
     os.chmod(kb_env.cache_dir, 0o777)
@@ -147,7 +148,7 @@ def test_env_source_does_not_need_a_safe_cache(kb_env):
     assert_key(run(["keybroker", "get", "e"], dict(kb_env, K=SECRET)), SECRET)
 
 
-def test_unwritable_entry_still_prints_key_with_warning(kb_env):
+def test_unwritable_entry_still_prints_key_with_warning(kb_env: KbEnv) -> None:
     """A cache write that fails (here: a directory squats the entry's name, which defeats
     even root) costs the caching, not the key: printed, with a warning on stderr."""
     counter = counter_profile(kb_env)
@@ -163,7 +164,7 @@ def test_unwritable_entry_still_prints_key_with_warning(kb_env):
     assert counter.read_text() == "xx"
 
 
-def test_cache_list_and_clear(kb_env):
+def test_cache_list_and_clear(kb_env: KbEnv) -> None:
     counter = counter_profile(kb_env)
     assert_key(run(["keybroker", "get", "p"], kb_env), SECRET)
     listed = run(["keybroker", "cache", "list"], kb_env)
@@ -183,12 +184,12 @@ def test_cache_list_and_clear(kb_env):
     assert json.loads(run(["keybroker", "cache", "list", "--json"], kb_env).out)["entries"] == []
 
 
-def test_cheap_aesgcm_is_cryptographys_public_class():
+def test_cheap_aesgcm_is_cryptographys_public_class() -> None:
     """The hit path takes AES-GCM from the binding; it must be the documented class."""
     assert aesgcm() is AESGCM
 
 
-def test_clear_keeps_young_temp_files_and_removes_orphans(kb_env):
+def test_clear_keeps_young_temp_files_and_removes_orphans(kb_env: KbEnv) -> None:
     """A young .tmp may be a concurrent writer's (just before os.replace); an old one is an
     orphan of a killed writer."""
     cache = Cache.open(kb_env)

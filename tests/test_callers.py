@@ -16,6 +16,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from tests.conftest import KbEnv
 from tests.kb import exe
 
 RUNNER = textwrap.dedent(
@@ -41,7 +42,7 @@ RUNNER = textwrap.dedent(
 )
 
 
-def minting(kb_env) -> Path:
+def minting(kb_env: KbEnv) -> Path:
     counter = kb_env.base / "fetches"
     script = kb_env.base / "mint.sh"
     script.write_text(f"#!/bin/sh\necho x >> '{counter}'\necho sk-minted-$$\n")
@@ -53,7 +54,7 @@ def fetches(counter: Path) -> int:
     return counter.read_text().count("x") if counter.exists() else 0
 
 
-def claude(kb_env, plan: list[dict[str, object]], own_env: dict[str, str] | None = None
+def claude(kb_env: KbEnv, plan: list[dict[str, object]], own_env: dict[str, str] | None = None
            ) -> list[str]:
     link = kb_env.base / "claude"
     if not link.exists():
@@ -65,11 +66,11 @@ def claude(kb_env, plan: list[dict[str, object]], own_env: dict[str, str] | None
     return keys
 
 
-def helper(kb_env) -> str:
+def helper(kb_env: KbEnv) -> str:
     return f"{exe('keybroker')} get p"
 
 
-def test_api_key_helper_rerun_is_a_refusal(kb_env):
+def test_api_key_helper_rerun_is_a_refusal(kb_env: KbEnv) -> None:
     counter = minting(kb_env)
     first, second = claude(kb_env, [{"command": helper(kb_env)},
                                     {"command": helper(kb_env), "sleep": 1.2}])
@@ -77,7 +78,7 @@ def test_api_key_helper_rerun_is_a_refusal(kb_env):
     assert fetches(counter) == 2
 
 
-def test_headers_helper_bash_tool_and_hooks_are_never_refusals(kb_env):
+def test_headers_helper_bash_tool_and_hooks_are_never_refusals(kb_env: KbEnv) -> None:
     """Before: caller_id skipped shells up to claude, so a headersHelper, a hook or a Bash
     tool `keybroker get` after the apiKeyHelper each looked like a refusal and refetched."""
     counter = minting(kb_env)
@@ -96,7 +97,7 @@ def test_headers_helper_bash_tool_and_hooks_are_never_refusals(kb_env):
     assert fetches(counter) == 1
 
 
-def test_a_nested_claude_still_detects_its_own_refusals(kb_env):
+def test_a_nested_claude_still_detects_its_own_refusals(kb_env: KbEnv) -> None:
     """A claude started from another claude's Bash tool inherits CLAUDECODE & co and passes
     them unchanged to its apiKeyHelper: that is still an apiKeyHelper run."""
     counter = minting(kb_env)
@@ -107,7 +108,7 @@ def test_a_nested_claude_still_detects_its_own_refusals(kb_env):
     assert fetches(counter) == 2
 
 
-def test_orphaned_helpers_are_never_refusals(kb_env):
+def test_orphaned_helpers_are_never_refusals(kb_env: KbEnv) -> None:
     """Before: every helper re-parented to pid 1 looked like the same caller, so a second
     orphan within 0.8 T refetched."""
     counter = minting(kb_env)

@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 
-from keybroker import output
-from tests.kb import assert_fails, assert_nowhere, run
+from keybroker import output, redact
+from tests.conftest import KbEnv
+from tests.fixtures.openbao import OpenBao
+from tests.kb import Result, assert_fails, assert_nowhere, run
 
 VALUE = "sk-'q\"d$HOME\\n`id`%0Aend"
 OTHER = "sk-other-7f6e5d4c3b"
@@ -28,7 +30,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX shells")
 
 
 @pytest.fixture
-def ci_env(kb_env):
+def ci_env(kb_env: KbEnv) -> KbEnv:
     (kb_env.base / "key.txt").write_text(VALUE + "\n")
     (kb_env.base / "other.txt").write_text(OTHER + "\n")
     kb_env.write_config(
@@ -64,7 +66,7 @@ def parse_github_env(text: str) -> dict[str, str]:
 # --- github ---
 
 
-def test_github_masks_first_and_writes_value_only_to_github_env(ci_env):
+def test_github_masks_first_and_writes_value_only_to_github_env(ci_env: KbEnv) -> None:
     github_env = ci_env.base / "github_env"
     github_env.write_text("EARLIER=kept\n")
     result = run(["keybroker", "ci", "export", "k", "--format", "github"],
@@ -86,7 +88,7 @@ def test_github_masks_first_and_writes_value_only_to_github_env(ci_env):
     assert len(delimiter) > 30
 
 
-def test_github_masks_derived_forms(ci_env):
+def test_github_masks_derived_forms(ci_env: KbEnv) -> None:
     github_env = ci_env.base / "github_env"
     result = run(["keybroker", "ci", "export", "k", "--format", "github"],
                  dict(ci_env, GITHUB_ENV=str(github_env)))
@@ -94,11 +96,11 @@ def test_github_masks_derived_forms(ci_env):
     masked = {line[len("::add-mask::"):].replace("%25", "%") for line in result.stdout.splitlines()}
     assert VALUE in masked
     assert json.dumps(VALUE)[1:-1] in masked  # how a JSON log would show it
-    assert output.derived_forms(VALUE)[2] in masked  # URL-encoded
+    assert redact.derived_forms(VALUE)[2] in masked  # URL-encoded
     assert base64.b64encode(VALUE.encode()).decode() in masked
 
 
-def test_github_several_variables_and_profiles(ci_env):
+def test_github_several_variables_and_profiles(ci_env: KbEnv) -> None:
     github_env = ci_env.base / "github_env"
     result = run(
         ["keybroker", "ci", "export", "k", "--format", "github",
@@ -117,18 +119,18 @@ def test_github_several_variables_and_profiles(ci_env):
     assert len(set(delimiters)) == 2
 
 
-def test_github_without_github_env_is_a_usage_error(ci_env):
+def test_github_without_github_env_is_a_usage_error(ci_env: KbEnv) -> None:
     result = run(["keybroker", "ci", "export", "k", "--format", "github"], ci_env)
     assert_fails(result, 2, "GITHUB_ENV is not set", secrets=[VALUE])
 
 
-def test_github_refuses_an_output_file(ci_env):
+def test_github_refuses_an_output_file(ci_env: KbEnv) -> None:
     result = run(["keybroker", "ci", "export", "k", "--format", "github", "-o", "x.env"],
                  dict(ci_env, GITHUB_ENV=str(ci_env.base / "github_env")))
     assert_fails(result, 2, "not used with --format github", secrets=[VALUE])
 
 
-def test_github_source_failure_prints_nothing(ci_env):
+def test_github_source_failure_prints_nothing(ci_env: KbEnv) -> None:
     github_env = ci_env.base / "github_env"
     result = run(["keybroker", "ci", "export", "missing", "--format", "github"],
                  dict(ci_env, GITHUB_ENV=str(github_env)))
@@ -140,7 +142,7 @@ def test_github_source_failure_prints_nothing(ci_env):
 
 
 @pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
-def test_shell_output_round_trips_through_eval(ci_env, shell):
+def test_shell_output_round_trips_through_eval(ci_env: KbEnv, shell: str) -> None:
     script = 'eval "$(keybroker ci export k --var MY_KEY)" && printf "%s" "$MY_KEY"'
     result = run([shell, "-c", script], ci_env)
     assert result.code == 0, result
@@ -148,7 +150,7 @@ def test_shell_output_round_trips_through_eval(ci_env, shell):
     assert result.err == b""
 
 
-def test_shell_format_byte_for_byte(ci_env):
+def test_shell_format_byte_for_byte(ci_env: KbEnv) -> None:
     result = run(["keybroker", "ci", "export", "k", "--format", "shell"], ci_env)
     assert result.code == 0, result
     assert result.out == b"export ANTHROPIC_AUTH_TOKEN='sk-'\"'\"'q\"d$HOME\\n`id`%0Aend'\n"
@@ -159,7 +161,7 @@ def test_shell_format_byte_for_byte(ci_env):
     "a'b", "a\"b", "$(touch /tmp/kb-pwned)", "a\\b\\\\c", "`id`", "'", "''", "x'\"'\"'y",
     "${HOME}", "!event", "a;b|c&d", "-n",
 ])
-def test_shell_quote_survives_eval_in_sh(value, tmp_path):
+def test_shell_quote_survives_eval_in_sh(value: str, tmp_path: Path) -> None:
     text = output.shell([("V", value)])
     proc = subprocess.run(["/bin/sh", "-c", text + 'printf "%s" "$V"'], capture_output=True,
                           check=False, cwd=tmp_path, timeout=30)
@@ -171,7 +173,7 @@ def test_shell_quote_survives_eval_in_sh(value, tmp_path):
 # --- dotenv, json, gitlab ---
 
 
-def test_dotenv_and_json(ci_env):
+def test_dotenv_and_json(ci_env: KbEnv) -> None:
     dotenv = run(["keybroker", "ci", "export", "k", "--format", "dotenv", "--var", "A",
                   "--var", "B=o"], ci_env)
     assert dotenv.code == 0, dotenv
@@ -185,7 +187,7 @@ def test_dotenv_and_json(ci_env):
     assert as_json.out == (json.dumps({"ANTHROPIC_AUTH_TOKEN": VALUE}) + "\n").encode()
 
 
-def test_output_file_is_private_and_stdout_empty(ci_env):
+def test_output_file_is_private_and_stdout_empty(ci_env: KbEnv) -> None:
     target = ci_env.base / "out.json"
     result = run(["keybroker", "ci", "export", "k", "--format", "json", "-o", str(target)],
                  ci_env)
@@ -196,7 +198,7 @@ def test_output_file_is_private_and_stdout_empty(ci_env):
     assert_nowhere(VALUE, result)
 
 
-def test_gitlab_writes_dotenv_report_and_replaces_same_name(ci_env):
+def test_gitlab_writes_dotenv_report_and_replaces_same_name(ci_env: KbEnv) -> None:
     report = ci_env.base / "build.env"
     report.write_text("KEEP=1\nANTHROPIC_AUTH_TOKEN=stale\n")
     result = run(["keybroker", "ci", "export", "k", "--format", "gitlab", "--dotenv-file",
@@ -208,7 +210,7 @@ def test_gitlab_writes_dotenv_report_and_replaces_same_name(ci_env):
     assert report.read_text() == f"KEEP=1\nANTHROPIC_AUTH_TOKEN={VALUE}\n"
 
 
-def test_gitlab_needs_a_dotenv_file(ci_env):
+def test_gitlab_needs_a_dotenv_file(ci_env: KbEnv) -> None:
     result = run(["keybroker", "ci", "export", "k", "--format", "gitlab"], ci_env)
     assert_fails(result, 2, "--dotenv-file", secrets=[VALUE])
 
@@ -216,7 +218,7 @@ def test_gitlab_needs_a_dotenv_file(ci_env):
 # --- arguments ---
 
 
-def test_var_pairs_without_profile_argument(ci_env):
+def test_var_pairs_without_profile_argument(ci_env: KbEnv) -> None:
     result = run(["keybroker", "ci", "export", "--var", "X=o", "--format", "dotenv"], ci_env)
     assert result.code == 0, result
     assert result.out == f"X='{OTHER}'\n".encode()
@@ -227,17 +229,17 @@ def test_var_pairs_without_profile_argument(ci_env):
     (["--var", "A;rm"], "invalid variable name"),
     (["--var", "A", "--var", "A=o"], "more than once"),
 ])
-def test_bad_var_is_usage_error(ci_env, args, needle):
+def test_bad_var_is_usage_error(ci_env: KbEnv, args: list[str], needle: str) -> None:
     result = run(["keybroker", "ci", "export", "k", *args], ci_env)
     assert_fails(result, 2, needle, secrets=[VALUE])
 
 
-def test_bare_var_without_profile_is_usage_error(ci_env):
+def test_bare_var_without_profile_is_usage_error(ci_env: KbEnv) -> None:
     result = run(["keybroker", "ci", "export", "--var", "X"], ci_env)
     assert_fails(result, 2, "no profile")
 
 
-def test_unknown_profile(ci_env):
+def test_unknown_profile(ci_env: KbEnv) -> None:
     result = run(["keybroker", "ci", "export", "nosuch"], ci_env)
     assert_fails(result, 2, "unknown profile 'nosuch'")
 
@@ -245,14 +247,14 @@ def test_unknown_profile(ci_env):
 # --- pure formatting ---
 
 
-def test_github_mask_escapes_workflow_command_data():
+def test_github_mask_escapes_workflow_command_data() -> None:
     assert output.github_escape_data("a%b\r\nc") == "a%25b%0D%0Ac"
     lines = output.github_mask_lines(["one\ntwo"]).splitlines()
     assert "::add-mask::one" in lines
     assert "::add-mask::two" in lines
 
 
-def test_github_env_block_shape():
+def test_github_env_block_shape() -> None:
     block = output.github_env_block("N", "v", delimiter="ghadelimiter_x")
     assert block == "N<<ghadelimiter_x\nv\nghadelimiter_x\n"
 
@@ -288,16 +290,18 @@ class ActionsCache:
         self.pending.clear()
 
 
-def run_composite(action: dict, inputs: dict[str, str], env: dict[str, str], tmp: Path,
-                  *, action_path: Path | None = None, cache: ActionsCache | None = None):
+def run_composite(
+    action: dict[str, Any], inputs: dict[str, str], env: dict[str, str], tmp: Path,
+    *, action_path: Path | None = None, cache: ActionsCache | None = None,
+) -> tuple[list[Result], dict[str, str], dict[str, dict[str, str]]]:
     """A minimal composite-action runner: inputs, step outputs, $GITHUB_ENV and $GITHUB_PATH
     carried from step to step, ``if: inputs.X != 'v'``, and actions/cache (``cache``)."""
-    values = {k: v.get("default", "") for k, v in action["inputs"].items()}
+    values: dict[str, str] = {k: v.get("default", "") for k, v in action["inputs"].items()}
     values.update(inputs)
     outputs: dict[str, dict[str, str]] = {}
     context = {"github.action_path": str(action_path or ACTION.parent), "runner.os": "Linux"}
     env = dict(env)
-    results = []
+    results: list[Result] = []
 
     def expand(text: str) -> str:
         def one(match: re.Match[str]) -> str:
@@ -351,7 +355,7 @@ def run_composite(action: dict, inputs: dict[str, str], env: dict[str, str], tmp
 
 
 @pytest.fixture
-def runner_env(ci_env, tmp_path):
+def runner_env(ci_env: KbEnv, tmp_path: Path) -> dict[str, str]:
     runner_temp = tmp_path / "runner_temp"
     runner_temp.mkdir()
     github_env = tmp_path / "github_env"
@@ -360,7 +364,9 @@ def runner_env(ci_env, tmp_path):
                 GITHUB_PATH=str(tmp_path / "github_path"))
 
 
-def test_github_action_exports_masked_with_inline_config(runner_env, ci_env, tmp_path):
+def test_github_action_exports_masked_with_inline_config(
+    runner_env: dict[str, str], ci_env: KbEnv, tmp_path: Path
+) -> None:
     import yaml  # noqa: PLC0415 - moto's dependency; only this test reads YAML
 
     action = yaml.safe_load(ACTION.read_text())
@@ -399,7 +405,7 @@ def test_github_action_exports_masked_with_inline_config(runner_env, ci_env, tmp
     assert not ci_env.cache_dir.exists()
 
 
-def test_github_action_lock_pins_every_dependency_with_hashes():
+def test_github_action_lock_pins_every_dependency_with_hashes() -> None:
     """requirements.lock covers pyproject's dependencies and extras, each == and hashed."""
     import tomllib  # noqa: PLC0415
 
@@ -420,8 +426,9 @@ def test_github_action_lock_pins_every_dependency_with_hashes():
 @pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.timeout(900)
-def test_github_action_installs_from_its_checkout_then_hits_the_cache(runner_env, ci_env,
-                                                                        tmp_path):
+def test_github_action_installs_from_its_checkout_then_hits_the_cache(
+    runner_env: dict[str, str], ci_env: KbEnv, tmp_path: Path
+) -> None:
     """Two jobs on fresh runners: the first installs (pinned, hashed) and saves the venv, the
     second restores it and runs no pip. keybroker comes from the action's checkout."""
     import yaml  # noqa: PLC0415
@@ -473,7 +480,7 @@ def test_github_action_installs_from_its_checkout_then_hits_the_cache(runner_env
     assert "(cached)" in second_results[1].stdout
 
 
-def test_github_action_install_step_is_valid_bash():
+def test_github_action_install_step_is_valid_bash() -> None:
     import yaml  # noqa: PLC0415
 
     action = yaml.safe_load(ACTION.read_text())
@@ -488,13 +495,14 @@ def test_github_action_install_step_is_valid_bash():
 GITLAB = ACTION.parent.parent / "gitlab" / "keybroker.gitlab-ci.yml"
 
 
-def gitlab_snippet() -> dict:
+def gitlab_snippet() -> dict[str, Any]:
     import yaml  # noqa: PLC0415
 
-    return yaml.safe_load(GITLAB.read_text())
+    snippet: dict[str, Any] = yaml.safe_load(GITLAB.read_text())
+    return snippet
 
 
-def gitlab_variables(snippet: dict, project_dir: Path) -> dict[str, str]:
+def gitlab_variables(snippet: dict[str, Any], project_dir: Path) -> dict[str, str]:
     """The snippet's variables as a job sees them (GitLab expands $CI_PROJECT_DIR in them)."""
     return {k: str(v).replace("$CI_PROJECT_DIR", str(project_dir))
             for k, v in snippet["variables"].items()}
@@ -512,7 +520,7 @@ def documented_profile() -> str:
     return "\n".join(body) + "\n"
 
 
-def test_gitlab_snippet_one_id_token_name_and_audience():
+def test_gitlab_snippet_one_id_token_name_and_audience() -> None:
     """One variable, one audience: the jobs, the documented profile and the vault docs agree."""
     import tomllib  # noqa: PLC0415
 
@@ -529,7 +537,9 @@ def test_gitlab_snippet_one_id_token_name_and_audience():
     assert "KEYBROKER_PACKAGE" not in snippet["variables"]
 
 
-def test_gitlab_snippet_commands_work(ci_env, tmp_path, monkeypatch):
+def test_gitlab_snippet_commands_work(
+    ci_env: KbEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The snippet's keybroker lines, run by /bin/sh with GitLab's variables, as a job would."""
     snippet = gitlab_snippet()
     env = dict(ci_env, **gitlab_variables(snippet, tmp_path), CI_PROJECT_DIR=str(tmp_path))
@@ -565,7 +575,9 @@ def git_tag(source: Path, tag: str) -> None:
 @pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.timeout(900)
-def test_gitlab_snippet_job_as_written_against_openbao(openbao, kb_env, tmp_path):
+def test_gitlab_snippet_job_as_written_against_openbao(
+    openbao: OpenBao, kb_env: KbEnv, tmp_path: Path
+) -> None:
     """A .keybroker-in-job job end to end: install at the pinned tag, then the documented
     profile logs in to (real) OpenBao with the VAULT_ID_TOKEN GitLab would give the job; the
     next pipeline restores the venv from the GitLab cache and installs nothing."""

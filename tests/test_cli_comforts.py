@@ -13,7 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from mypy_boto3_secretsmanager import SecretsManagerClient
 
+from tests.conftest import KbEnv
+from tests.fixtures.moto_server import RecordingProxy
 from tests.kb import Result, assert_fails, run
 
 HIDER = '''
@@ -92,8 +95,9 @@ MISSING_EXTRA_CASES = [
 
 @pytest.mark.parametrize(("hidden", "extra", "package", "argv"), MISSING_EXTRA_CASES,
                          ids=[" ".join(c[3][:3]) for c in MISSING_EXTRA_CASES])
-def test_missing_extra_is_a_usage_error_naming_the_command(kb_env, hidden, extra, package,
-                                                           argv):
+def test_missing_extra_is_a_usage_error_naming_the_command(
+    kb_env: KbEnv, hidden: str, extra: str, package: str, argv: list[str]
+) -> None:
     kb_env.write_config(PROFILES)
     env = hide(kb_env, kb_env.base, hidden)
     env["KB_TEST_CLIENT_SECRET"] = "not-a-real-secret"
@@ -106,7 +110,9 @@ def test_missing_extra_is_a_usage_error_naming_the_command(kb_env, hidden, extra
 @pytest.mark.parametrize(("hidden", "extra", "profile"),
                          [("botocore", "aws", "a"), ("keyring", "keychain", "k"),
                           ("requests", "oidc", "o")])
-def test_doctor_names_the_install_command(kb_env, hidden, extra, profile):
+def test_doctor_names_the_install_command(
+    kb_env: KbEnv, hidden: str, extra: str, profile: str
+) -> None:
     kb_env.write_config(PROFILES)
     env = dict(hide(kb_env, kb_env.base, hidden), KB_TEST_CLIENT_SECRET="x")
     result = run(["keybroker", "doctor", profile], env)
@@ -115,7 +121,7 @@ def test_doctor_names_the_install_command(kb_env, hidden, extra, profile):
     assert install_line(extra).search(result.stdout), result
 
 
-def test_a_missing_dependency_of_the_extra_is_named(kb_env):
+def test_a_missing_dependency_of_the_extra_is_named(kb_env: KbEnv) -> None:
     """requests present but urllib3 gone: the same command fixes it, and the line says why."""
     kb_env.write_config(PROFILES)
     env = dict(hide(kb_env, kb_env.base, "urllib3"), KB_TEST_CLIENT_SECRET="x")
@@ -124,7 +130,7 @@ def test_a_missing_dependency_of_the_extra_is_named(kb_env):
     assert install_line("oidc").search(result.stderr), result
 
 
-def test_install_command_per_installation(monkeypatch):
+def test_install_command_per_installation(monkeypatch: pytest.MonkeyPatch) -> None:
     """The hint follows how keybroker was installed (pure function of sys.prefix)."""
     import sys  # noqa: PLC0415
 
@@ -145,7 +151,7 @@ def test_install_command_per_installation(monkeypatch):
 # --- 4. the keychain's no-backend message names the backend and what to do ---
 
 
-def test_no_keychain_backend_names_the_class_and_the_fix(kb_env):
+def test_no_keychain_backend_names_the_class_and_the_fix(kb_env: KbEnv) -> None:
     kb_env.write_config(PROFILES)
     env = dict(kb_env, PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
     for argv in (["keybroker", "get", "k"], ["keybroker-keychain", "--service", "svc"],
@@ -160,7 +166,7 @@ def test_no_keychain_backend_names_the_class_and_the_fix(kb_env):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Secret Service is Linux's")
-def test_no_dbus_session_says_what_to_start(kb_env):
+def test_no_dbus_session_says_what_to_start(kb_env: KbEnv) -> None:
     kb_env.write_config(PROFILES)
     env = {k: v for k, v in kb_env.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
     result = run(["keybroker", "get", "k"], env)
@@ -181,7 +187,7 @@ AUX_NAMES = {
 }
 
 
-def seed_logins(kb_env) -> None:
+def seed_logins(kb_env: KbEnv) -> None:
     """Side-store entries written through the store's own CacheAux (what sources use)."""
     from keybroker.cache.store import Cache, CacheAux  # noqa: PLC0415
     from keybroker.sources.base import AuxEntry  # noqa: PLC0415
@@ -191,18 +197,18 @@ def seed_logins(kb_env) -> None:
         CacheAux(cache, source).put(name, AuxEntry("not-a-real-token", None, {}))
 
 
-def seed_key(kb_env) -> None:
+def seed_key(kb_env: KbEnv) -> None:
     kb_env.write_config('[profiles.c]\nsource = "command"\ncommand = ["echo", "kb-cmd-key"]\n')
     assert run(["keybroker", "get", "c"], kb_env).code == 0
 
 
-def listed_kinds(kb_env) -> list[str]:
+def listed_kinds(kb_env: KbEnv) -> list[str]:
     listed = run(["keybroker", "cache", "list", "--json"], kb_env)
     assert listed.code == 0, listed
     return sorted(e["kind"] for e in json.loads(listed.out)["entries"])
 
 
-def test_cache_list_labels_each_kind(kb_env):
+def test_cache_list_labels_each_kind(kb_env: KbEnv) -> None:
     seed_key(kb_env)
     seed_logins(kb_env)
     listed = run(["keybroker", "cache", "list"], kb_env)
@@ -216,7 +222,7 @@ def test_cache_list_labels_each_kind(kb_env):
                                            "role-credentials", "discovery", "jwks"])
 
 
-def test_cache_clear_keeps_logins_and_says_what_it_removed(kb_env):
+def test_cache_clear_keeps_logins_and_says_what_it_removed(kb_env: KbEnv) -> None:
     seed_key(kb_env)
     seed_logins(kb_env)
     cleared = run(["keybroker", "cache", "clear"], kb_env)
@@ -249,7 +255,7 @@ def test_cache_clear_keeps_logins_and_says_what_it_removed(kb_env):
     assert empty.stderr == "keybroker: no cache entries to remove\n"
 
 
-def test_cache_clear_flags_that_do_not_go_together(kb_env):
+def test_cache_clear_flags_that_do_not_go_together(kb_env: KbEnv) -> None:
     seed_key(kb_env)
     assert_fails(run(["keybroker", "cache", "clear", "--logins", "--all"], kb_env), 2,
                  "--logins and --all cannot be used together")
@@ -257,7 +263,9 @@ def test_cache_clear_flags_that_do_not_go_together(kb_env):
                  "leave out the profile 'c'", "or run: keybroker cache clear c")
 
 
-def test_cleared_keys_leave_the_assumed_role_in_place(kb_env, aws_proxy, secretsmanager):
+def test_cleared_keys_leave_the_assumed_role_in_place(
+    kb_env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient
+) -> None:
     """The real thing: after 'cache clear' the next get reads the secret again but reuses the
     role credentials it had (no second AssumeRole, no login needed)."""
     from tests.fixtures.moto_server import aws_env, unique_name  # noqa: PLC0415
@@ -280,7 +288,7 @@ def test_cleared_keys_leave_the_assumed_role_in_place(kb_env, aws_proxy, secrets
 # --- 7. shell completion: the script, and profile names from the config ---
 
 
-def complete(kb_env, words: str, shell: str = "bash") -> Result:
+def complete(kb_env: KbEnv, words: str, shell: str = "bash") -> Result:
     """Run the completion protocol the script uses against the real executable."""
     cword = len(words.split()) - (0 if words.endswith(" ") else 1)
     incomplete = "" if words.endswith(" ") else words.rsplit(maxsplit=1)[-1]
@@ -290,7 +298,7 @@ def complete(kb_env, words: str, shell: str = "bash") -> Result:
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
-def test_completion_prints_the_script_for_each_shell(kb_env, shell):
+def test_completion_prints_the_script_for_each_shell(kb_env: KbEnv, shell: str) -> None:
     result = run(["keybroker", "completion", shell], kb_env)
     assert result.code == 0, result
     assert "_KEYBROKER_COMPLETE" in result.stdout
@@ -298,13 +306,13 @@ def test_completion_prints_the_script_for_each_shell(kb_env, shell):
     assert result.err == b""
 
 
-def test_completion_refuses_an_unknown_shell(kb_env):
+def test_completion_refuses_an_unknown_shell(kb_env: KbEnv) -> None:
     result = run(["keybroker", "completion", "tcsh"], kb_env)
     assert result.code == 2, result
     assert "'tcsh' is not one of 'bash', 'zsh', 'fish'" in result.stderr
 
 
-def test_profile_names_complete_from_the_config(kb_env):
+def test_profile_names_complete_from_the_config(kb_env: KbEnv) -> None:
     kb_env.write_config(PROFILES + '\n[profiles.other]\nsource = "env"\nvar = "X"\n')
     got = complete(kb_env, "keybroker get ")
     assert got.code == 0, got
@@ -324,7 +332,7 @@ def test_profile_names_complete_from_the_config(kb_env):
     assert complete(kb_env, "keybroker get ", shell="fish").stdout.endswith(fish_item + "\n")
 
 
-def test_profile_completion_follows_config_flag_and_survives_a_broken_config(kb_env):
+def test_profile_completion_follows_config_flag_and_survives_a_broken_config(kb_env: KbEnv) -> None:
     other = kb_env.base / "other.toml"
     other.write_text('[profiles.elsewhere]\nsource = "env"\nvar = "X"\n')
     got = complete(kb_env, f"keybroker get --config {other} e")
@@ -336,7 +344,7 @@ def test_profile_completion_follows_config_flag_and_survives_a_broken_config(kb_
     assert broken.err == b""
 
 
-def test_command_names_complete(kb_env):
+def test_command_names_complete(kb_env: KbEnv) -> None:
     assert complete(kb_env, "keybroker pr").stdout.splitlines() == ["plain,print-token"]
 
 
@@ -345,14 +353,14 @@ def test_command_names_complete(kb_env):
 
 @pytest.mark.parametrize(("typed", "meant"), [("prnt-token", "print-token"), ("cach", "cache"),
                                               ("doctr", "doctor"), ("complete", "completion")])
-def test_unknown_command_suggests_the_close_one(kb_env, typed, meant):
+def test_unknown_command_suggests_the_close_one(kb_env: KbEnv, typed: str, meant: str) -> None:
     result = run(["keybroker", typed, "demo"], kb_env)
     assert result.code == 2, result
     assert result.out == b""
     assert f"Error: No such command '{typed}'. Did you mean '{meant}'?" in result.stderr
 
 
-def test_unknown_command_without_a_close_one(kb_env):
+def test_unknown_command_without_a_close_one(kb_env: KbEnv) -> None:
     result = run(["keybroker", "xyzzy"], kb_env)
     assert result.code == 2, result
     assert "Error: No such command 'xyzzy'.\n" in result.stderr
@@ -361,7 +369,7 @@ def test_unknown_command_without_a_close_one(kb_env):
 # --- 3. doctor on a VPC-endpoint network: STS unreachable, Secrets Manager fine ---
 
 
-def vpc_endpoint_env(kb_env, moto_endpoint: str) -> dict[str, str]:
+def vpc_endpoint_env(kb_env: KbEnv, moto_endpoint: str) -> dict[str, str]:
     """Secrets Manager only through the profile's endpoint_url; STS refuses connections."""
     from tests.fixtures.moto_server import aws_env, closed_port_url  # noqa: PLC0415
 
@@ -371,8 +379,9 @@ def vpc_endpoint_env(kb_env, moto_endpoint: str) -> dict[str, str]:
     return env
 
 
-def test_doctor_with_only_a_secrets_manager_endpoint_skips_sts(kb_env, moto_endpoint,
-                                                              secretsmanager):
+def test_doctor_with_only_a_secrets_manager_endpoint_skips_sts(
+    kb_env: KbEnv, moto_endpoint: str, secretsmanager: SecretsManagerClient
+) -> None:
     from tests.fixtures.moto_server import unique_name  # noqa: PLC0415
 
     name = unique_name()
@@ -392,7 +401,9 @@ def test_doctor_with_only_a_secrets_manager_endpoint_skips_sts(kb_env, moto_endp
     assert doctor.code == 0, doctor
 
 
-def test_doctor_still_fails_sts_when_secrets_manager_fails_too(kb_env, moto_endpoint):
+def test_doctor_still_fails_sts_when_secrets_manager_fails_too(
+    kb_env: KbEnv, moto_endpoint: str
+) -> None:
     kb_env.write_config('[profiles.vpc]\nsource = "aws"\nsecret_id = "kb-absent-secret"\n'
                         f'region = "us-east-1"\nendpoint_url = "{moto_endpoint}"\n')
     env = vpc_endpoint_env(kb_env, moto_endpoint)
@@ -409,7 +420,7 @@ COLOUR_VARS = ("NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "CLICOLOR", "TERM",
                "KEYBROKER_QUIET", "CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT")
 
 
-def plain_env(kb_env, **extra: str) -> dict[str, str]:
+def plain_env(kb_env: KbEnv, **extra: str) -> dict[str, str]:
     """The test env without the runner's colour/quiet/Claude variables, TERM=xterm."""
     env = {k: v for k, v in kb_env.items() if k not in COLOUR_VARS}
     env["TERM"] = "xterm-256color"
@@ -474,7 +485,7 @@ def run_tty(argv: list[str], env: dict[str, str], on: str, timeout: float = 60,
 ESC = b"\x1b["
 
 
-def test_doctor_colour_only_in_a_terminal(kb_env):
+def test_doctor_colour_only_in_a_terminal(kb_env: KbEnv) -> None:
     piped = run(["keybroker", "doctor", "demo"], plain_env(kb_env))
     assert piped.code == 0, piped
     assert "✓ profile 'demo'" in piped.stdout
@@ -492,7 +503,7 @@ def test_doctor_colour_only_in_a_terminal(kb_env):
         assert ESC not in tty.out, quiet
 
 
-def test_forced_colour_and_red_failures(kb_env):
+def test_forced_colour_and_red_failures(kb_env: KbEnv) -> None:
     kb_env.write_config('[profiles.gone]\nsource = "env"\nvar = "KB_TEST_UNSET_VARIABLE"\n')
     for force in ({"FORCE_COLOR": "1"}, {"CLICOLOR_FORCE": "1"}):
         tty = run_tty(["keybroker", "doctor", "gone"], plain_env(kb_env, TERM="dumb", **force),
@@ -505,7 +516,7 @@ def test_forced_colour_and_red_failures(kb_env):
     assert ESC not in run(["keybroker", "doctor", "gone"], plain_env(kb_env)).out
 
 
-def test_print_token_headings_in_colour_in_a_terminal(kb_env):
+def test_print_token_headings_in_colour_in_a_terminal(kb_env: KbEnv) -> None:
     tty = run_tty(["keybroker", "print-token", "demo"], plain_env(kb_env), on="stdout")
     assert tty.code == 0, tty
     assert b"\x1b[1;36mprofile   \x1b[0m  demo" in tty.out, tty
@@ -532,7 +543,7 @@ print("done")
 """
 
 
-def test_status_line_appears_redraws_and_is_erased_on_a_terminal(kb_env):
+def test_status_line_appears_redraws_and_is_erased_on_a_terminal(kb_env: KbEnv) -> None:
     from tests.kb import python  # noqa: PLC0415
 
     result = run_tty([python(), "-c", STALL], plain_env(kb_env), on="stderr")
@@ -544,7 +555,7 @@ def test_status_line_appears_redraws_and_is_erased_on_a_terminal(kb_env):
     assert result.err.count(b"\rkeybroker: ") >= 1
 
 
-def test_status_line_on_a_dumb_terminal_pads_instead_of_escapes(kb_env):
+def test_status_line_on_a_dumb_terminal_pads_instead_of_escapes(kb_env: KbEnv) -> None:
     from tests.kb import python  # noqa: PLC0415
 
     result = run_tty([python(), "-c", STALL], plain_env(kb_env, TERM="dumb"), on="stderr")
@@ -555,7 +566,7 @@ def test_status_line_on_a_dumb_terminal_pads_instead_of_escapes(kb_env):
     assert result.err.endswith(b"\r" + b" " * len(drawn.decode()) + b"\r"), result
 
 
-def test_status_line_never_wraps_on_a_narrow_terminal(kb_env):
+def test_status_line_never_wraps_on_a_narrow_terminal(kb_env: KbEnv) -> None:
     from tests.kb import python  # noqa: PLC0415
 
     result = run_tty([python(), "-c", STALL], plain_env(kb_env), on="stderr", columns=30)
@@ -566,7 +577,7 @@ def test_status_line_never_wraps_on_a_narrow_terminal(kb_env):
 
 @pytest.mark.parametrize("quiet", [{"CLAUDECODE": "1"}, {"CLAUDE_CODE_ENTRYPOINT": "cli"},
                                    {"KEYBROKER_QUIET": "1"}])
-def test_no_status_line_under_claude_code_or_quiet(kb_env, quiet):
+def test_no_status_line_under_claude_code_or_quiet(kb_env: KbEnv, quiet: dict[str, str]) -> None:
     from tests.kb import python  # noqa: PLC0415
 
     result = run_tty([python(), "-c", STALL], plain_env(kb_env, **quiet), on="stderr")
@@ -574,7 +585,7 @@ def test_no_status_line_under_claude_code_or_quiet(kb_env, quiet):
     assert result.err == b"", (quiet, result)
 
 
-def test_no_status_line_without_a_terminal(kb_env):
+def test_no_status_line_without_a_terminal(kb_env: KbEnv) -> None:
     from tests.kb import python  # noqa: PLC0415
 
     result = run([python(), "-c", STALL], plain_env(kb_env))
@@ -586,7 +597,7 @@ def test_no_status_line_without_a_terminal(kb_env):
     assert got.err == b"", got
 
 
-def test_get_shows_the_status_while_a_source_stalls(kb_env):
+def test_get_shows_the_status_while_a_source_stalls(kb_env: KbEnv) -> None:
     kb_env.write_config(SLOW)
     result = run_tty(["keybroker", "get", "slow"], plain_env(kb_env), on="stderr")
     assert result.out == b"kb-slow-key\n", result  # stdout untouched: the key and \n only

@@ -8,12 +8,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.conftest import KbEnv
 from tests.kb import exe
 
 N = 32
 
 
-def minting_profile(kb_env, delay: float = 0.3) -> Path:
+def minting_profile(kb_env: KbEnv, delay: float = 0.3) -> Path:
     """A command source that mints a new random key per fetch and counts its fetches."""
     counter = kb_env.base / "fetches"
     script = kb_env.base / "mint.py"
@@ -35,7 +36,7 @@ def minting_profile(kb_env, delay: float = 0.3) -> Path:
     return counter
 
 
-def test_32_concurrent_cold_calls_make_one_fetch(kb_env):
+def test_32_concurrent_cold_calls_make_one_fetch(kb_env: KbEnv) -> None:
     counter = minting_profile(kb_env)
     procs = [
         subprocess.Popen(
@@ -72,7 +73,7 @@ CLAUDE_LIKE = textwrap.dedent(
 )
 
 
-def claude_like(kb_env, calls: int) -> list[str]:
+def claude_like(kb_env: KbEnv, calls: int) -> list[str]:
     """A process named ``claude`` (comm) that runs the helper through ``/bin/sh -c``."""
     claude = kb_env.base / "claude"
     if not claude.exists():
@@ -84,7 +85,7 @@ def claude_like(kb_env, calls: int) -> list[str]:
     return out.stdout.decode().split()
 
 
-def test_same_caller_asking_again_is_a_rejection_other_callers_share(kb_env):
+def test_same_caller_asking_again_is_a_rejection_other_callers_share(kb_env: KbEnv) -> None:
     counter = minting_profile(kb_env, delay=0)
     first, second = claude_like(kb_env, 2)
     assert counter.read_text() == "xx"  # the repeat made a second fetch
@@ -94,7 +95,7 @@ def test_same_caller_asking_again_is_a_rejection_other_callers_share(kb_env):
     assert third == second
 
 
-def test_burst_from_a_script_is_not_a_repeat(kb_env):
+def test_burst_from_a_script_is_not_a_repeat(kb_env: KbEnv) -> None:
     counter = minting_profile(kb_env, delay=0)
     env = dict(kb_env)  # no CLAUDE_CODE_ENTRYPOINT: a script, not Claude Code
     script = f"{exe('keybroker')} get p; sleep 1.2; {exe('keybroker')} get p"

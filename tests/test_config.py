@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from keybroker import config
 from keybroker.errors import ConfigError, UsageError
+from tests.conftest import KbEnv
 
 GOOD = """
 [defaults]
@@ -29,7 +31,7 @@ storage = "disk"
 """
 
 
-def test_profiles_defaults_and_options(kb_env):
+def test_profiles_defaults_and_options(kb_env: KbEnv) -> None:
     kb_env.write_config(GOOD)
     cfg = config.load(kb_env)
     req = config.request_for(cfg, "litellm", kb_env)
@@ -44,7 +46,7 @@ def test_profiles_defaults_and_options(kb_env):
     assert op.options.storage == "disk"
 
 
-def test_precedence_flags_profile_env_defaults(kb_env):
+def test_precedence_flags_profile_env_defaults(kb_env: KbEnv) -> None:
     kb_env.write_config(GOOD)
     cfg = config.load(kb_env)
     env = dict(kb_env, KEYBROKER_TIMEOUT="7", KEYBROKER_MARGIN="30")
@@ -58,7 +60,7 @@ def test_precedence_flags_profile_env_defaults(kb_env):
     assert flagged.settings["var"] == "OTHER"
 
 
-def test_ttl_from_claude_code_env(kb_env):
+def test_ttl_from_claude_code_env(kb_env: KbEnv) -> None:
     cfg = config.load(kb_env)
     env = dict(kb_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="60000")
     assert config.request_for(cfg, "demo", env).options.ttl == 60
@@ -80,7 +82,7 @@ def test_ttl_from_claude_code_env(kb_env):
         ("[profiles.a\n", ["invalid TOML"]),
     ],
 )
-def test_errors_name_file_table_and_key(kb_env, text, needles):
+def test_errors_name_file_table_and_key(kb_env: KbEnv, text: str, needles: list[str]) -> None:
     path = kb_env.write_config(text)
     with pytest.raises(ConfigError) as info:
         config.load(kb_env)
@@ -91,25 +93,25 @@ def test_errors_name_file_table_and_key(kb_env, text, needles):
     assert info.value.exit_code == 2
 
 
-def test_unknown_profile_lists_known_ones(kb_env):
+def test_unknown_profile_lists_known_ones(kb_env: KbEnv) -> None:
     kb_env.write_config(GOOD)
     with pytest.raises(UsageError, match=r"unknown profile 'nope'.*litellm"):
         config.load(kb_env).profile("nope")
 
 
-def test_missing_config_still_has_demo(kb_env):
+def test_missing_config_still_has_demo(kb_env: KbEnv) -> None:
     cfg = config.load(kb_env)
     assert not cfg.exists
     assert "demo" in cfg.profiles
 
 
-def test_missing_explicit_config_is_an_error(kb_env, tmp_path):
+def test_missing_explicit_config_is_an_error(kb_env: KbEnv, tmp_path: Path) -> None:
     env = dict(kb_env, KEYBROKER_CONFIG=str(tmp_path / "absent.toml"))
     with pytest.raises(ConfigError, match="does not exist"):
         config.load(env)
 
 
-def test_index_is_reused_and_invalidated_by_changes(kb_env):
+def test_index_is_reused_and_invalidated_by_changes(kb_env: KbEnv) -> None:
     kb_env.write_config(GOOD)
     kb_env.cache_dir.mkdir(parents=True, mode=0o700)
     first = config.load_fast(kb_env, kb_env.cache_dir)
@@ -123,7 +125,7 @@ def test_index_is_reused_and_invalidated_by_changes(kb_env):
     assert second.profiles["litellm"].settings["var"] == "OTHER_KEY_NAME"
 
 
-def test_index_garbage_is_ignored(kb_env):
+def test_index_garbage_is_ignored(kb_env: KbEnv) -> None:
     kb_env.write_config(GOOD)
     kb_env.cache_dir.mkdir(parents=True, mode=0o700)
     config.load_fast(kb_env, kb_env.cache_dir)

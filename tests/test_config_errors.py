@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import KbEnv
 from tests.kb import assert_fails, run
 
 
@@ -23,7 +24,9 @@ from tests.kb import assert_fails, run
          [":2: [defaults]: unknown key 'margn'", "did you mean 'margin'?"]),
     ],
 )
-def test_config_mistakes_name_the_line_and_the_closest_name(kb_env, text, argv, needles):
+def test_config_mistakes_name_the_line_and_the_closest_name(
+    kb_env: KbEnv, text: str, argv: list[str], needles: list[str]
+) -> None:
     kb_env.write_config(text)
     result = run(["keybroker", *argv], kb_env)
     assert_fails(result, 2, *needles)
@@ -31,7 +34,7 @@ def test_config_mistakes_name_the_line_and_the_closest_name(kb_env, text, argv, 
         assert f"{kb_env.config_path}{needles[0]}" in result.stderr, result
 
 
-def test_missing_config_from_the_flag_says_so(kb_env):
+def test_missing_config_from_the_flag_says_so(kb_env: KbEnv) -> None:
     """Before: `--config missing.toml` said "(from KEYBROKER_CONFIG)"."""
     result = run(["keybroker", "get", "demo", "--config", str(kb_env.base / "missing.toml")],
                  kb_env)
@@ -40,7 +43,7 @@ def test_missing_config_from_the_flag_says_so(kb_env):
     assert_fails(run(["keybroker", "get", "demo"], env), 2, "(from KEYBROKER_CONFIG)")
 
 
-def test_doctor_never_tells_you_to_run_doctor(kb_env):
+def test_doctor_never_tells_you_to_run_doctor(kb_env: KbEnv) -> None:
     """Before: a fix line inside doctor said "run 'keybroker doctor v'"."""
     kb_env.write_config('[profiles.v]\nsource = "vault"\naddr = "http://127.0.0.1:9"\n'
                         'path = "x"\nfield = "k"\nauth_method = "approle"\nrole_id = "r"\n')

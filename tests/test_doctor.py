@@ -6,18 +6,21 @@ import json
 import os
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from keybroker.cli.doctor import render
 from keybroker.sources.base import Check
-from tests.kb import SCRIPTS, run
+from tests.conftest import KbEnv
+from tests.fixtures.openbao import OpenBao
+from tests.kb import SCRIPTS, Result, run
 
 KEY = "sk-doctor-2b3c4d5e6f"
 
 
 @pytest.fixture
-def dr_env(kb_env, tmp_path, monkeypatch):
+def dr_env(kb_env: KbEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> KbEnv:
     # project/local scopes are read from the cwd: keep the repo's own .claude out of it
     monkeypatch.chdir(tmp_path)
     # and this machine's own managed settings, if it has any
@@ -31,17 +34,17 @@ def dr_env(kb_env, tmp_path, monkeypatch):
     return kb_env
 
 
-def lines(result) -> list[str]:
+def lines(result: Result) -> list[str]:
     return result.stdout.splitlines()
 
 
-def line_for(result, label: str) -> str:
+def line_for(result: Result, label: str) -> str:
     found = [ln for ln in lines(result) if ln[2:].startswith(label)]
     assert found, (label, result.stdout)
     return found[0]
 
 
-def test_healthy_setup_exits_zero(dr_env):
+def test_healthy_setup_exits_zero(dr_env: KbEnv) -> None:
     result = run(["keybroker", "doctor"], dr_env)
     assert result.code == 0, result
     assert result.err == b""
@@ -57,7 +60,7 @@ def test_healthy_setup_exits_zero(dr_env):
     assert KEY.encode() not in result.out + result.err
 
 
-def test_broken_profile_is_a_cross_with_fix_and_exit_1(dr_env):
+def test_broken_profile_is_a_cross_with_fix_and_exit_1(dr_env: KbEnv) -> None:
     (dr_env.base / "key.txt").unlink()
     result = run(["keybroker", "doctor"], dr_env)
     assert result.code == 1, result
@@ -69,20 +72,20 @@ def test_broken_profile_is_a_cross_with_fix_and_exit_1(dr_env):
     assert KEY.encode() not in result.out + result.err
 
 
-def test_one_profile_only(dr_env):
+def test_one_profile_only(dr_env: KbEnv) -> None:
     (dr_env.base / "key.txt").unlink()
     result = run(["keybroker", "doctor", "good"], dr_env)
     assert result.code == 0, result
     assert "filed" not in result.stdout
 
 
-def test_unknown_profile_argument(dr_env):
+def test_unknown_profile_argument(dr_env: KbEnv) -> None:
     result = run(["keybroker", "doctor", "nosuch"], dr_env)
     assert result.code == 1, result
     assert line_for(result, "profile 'nosuch'").startswith("✗ profile 'nosuch': unknown profile")
 
 
-def test_access_denied_source_is_reported_with_its_hint(dr_env):
+def test_access_denied_source_is_reported_with_its_hint(dr_env: KbEnv) -> None:
     dr_env.write_config('[profiles.env_missing]\nsource = "env"\nvar = "NOPE_NOT_SET"\n')
     result = run(["keybroker", "doctor"], dr_env)
     assert result.code == 1, result
@@ -91,7 +94,7 @@ def test_access_denied_source_is_reported_with_its_hint(dr_env):
     assert "fix: export NOPE_NOT_SET" in bad
 
 
-def test_broken_config_exits_2(dr_env):
+def test_broken_config_exits_2(dr_env: KbEnv) -> None:
     dr_env.write_config("[profiles.x\nsource=")
     result = run(["keybroker", "doctor"], dr_env)
     assert result.code == 2, result
@@ -99,14 +102,14 @@ def test_broken_config_exits_2(dr_env):
     assert "invalid TOML" in result.stdout
 
 
-def test_config_with_unknown_key_exits_2(dr_env):
+def test_config_with_unknown_key_exits_2(dr_env: KbEnv) -> None:
     dr_env.write_config('[profiles.x]\nsource = "env"\nvar = "A"\ncolour = "red"\n')
     result = run(["keybroker", "doctor"], dr_env)
     assert result.code == 2, result
     assert "unknown key 'colour'" in result.stdout
 
 
-def test_unsafe_cache_dir(dr_env):
+def test_unsafe_cache_dir(dr_env: KbEnv) -> None:
     dr_env.cache_dir.mkdir(parents=True)
     os.chmod(dr_env.cache_dir, 0o777)
     try:
@@ -119,7 +122,7 @@ def test_unsafe_cache_dir(dr_env):
     assert f"fix: run: chmod 700 {dr_env.cache_dir}" in bad
 
 
-def test_damaged_data_key(dr_env):
+def test_damaged_data_key(dr_env: KbEnv) -> None:
     dr_env.data_dir.mkdir(parents=True, mode=0o700)
     key_file = dr_env.data_dir / "cache.key"
     key_file.write_bytes(b"garbage")
@@ -129,7 +132,7 @@ def test_damaged_data_key(dr_env):
     assert line_for(result, "data key:").startswith("✗ data key: the cache data key")
 
 
-def test_short_lived_key_is_reported(dr_env):
+def test_short_lived_key_is_reported(dr_env: KbEnv) -> None:
     # the demo key lives 1 h; a 2 h helper TTL means Claude Code would outlive it
     env = dict(dr_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="7200000")
     result = run(["keybroker", "doctor", "demo"], env)
@@ -143,12 +146,12 @@ def test_short_lived_key_is_reported(dr_env):
     assert "≥ TTL + margin" in line_for(ok, "profile 'demo' lifetime:")
 
 
-def write_settings(path: Path, data: dict) -> None:
+def write_settings(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
 
 
-def test_claude_settings_pointing_at_keybroker(dr_env):
+def test_claude_settings_pointing_at_keybroker(dr_env: KbEnv) -> None:
     helper = f"{shlex.quote(str(SCRIPTS / 'keybroker'))} get good"
     write_settings(Path(dr_env["HOME"]) / ".claude" / "settings.json", {"apiKeyHelper": helper})
     result = run(["keybroker", "doctor", "good"], dr_env)
@@ -156,7 +159,7 @@ def test_claude_settings_pointing_at_keybroker(dr_env):
     assert "apiKeyHelper → keybroker profile 'good'" in line_for(result, "claude user settings")
 
 
-def test_foreign_helper_is_reported_not_failed(dr_env):
+def test_foreign_helper_is_reported_not_failed(dr_env: KbEnv) -> None:
     write_settings(Path(dr_env["HOME"]) / ".claude" / "settings.json",
                    {"apiKeyHelper": "~/bin/get-key.sh"})
     result = run(["keybroker", "doctor", "good"], dr_env)
@@ -172,7 +175,9 @@ def test_foreign_helper_is_reported_not_failed(dr_env):
     ({"apiKeyHelper": f"{SCRIPTS / 'keybroker'} get good", "env": {"ANTHROPIC_API_KEY": "x"}},
      "ANTHROPIC_API_KEY is set in the user settings", "claude credentials"),
 ])
-def test_broken_claude_settings(dr_env, settings, needle, label):
+def test_broken_claude_settings(
+    dr_env: KbEnv, settings: dict[str, Any], needle: str, label: str
+) -> None:
     write_settings(Path(dr_env["HOME"]) / ".claude" / "settings.json", settings)
     result = run(["keybroker", "doctor", "good"], dr_env)
     assert result.code == 1, result
@@ -182,7 +187,7 @@ def test_broken_claude_settings(dr_env, settings, needle, label):
     assert "fix: " in bad
 
 
-def test_invalid_settings_json(dr_env):
+def test_invalid_settings_json(dr_env: KbEnv) -> None:
     path = Path(dr_env["HOME"]) / ".claude" / "settings.json"
     path.parent.mkdir(parents=True)
     path.write_text("{nope")
@@ -191,7 +196,7 @@ def test_invalid_settings_json(dr_env):
     assert "not valid JSON" in line_for(result, "claude user settings")
 
 
-def test_bare_helper_name_fails_under_minimal_path(dr_env):
+def test_bare_helper_name_fails_under_minimal_path(dr_env: KbEnv) -> None:
     write_settings(Path(dr_env["HOME"]) / ".claude" / "settings.json",
                    {"apiKeyHelper": "keybroker get good"})
     result = run(["keybroker", "doctor", "good"], dr_env)
@@ -200,7 +205,7 @@ def test_bare_helper_name_fails_under_minimal_path(dr_env):
                for ln in lines(result)), result.stdout
 
 
-def test_project_scope_settings_found_from_cwd(dr_env, tmp_path):
+def test_project_scope_settings_found_from_cwd(dr_env: KbEnv, tmp_path: Path) -> None:
     import subprocess  # noqa: PLC0415
 
     project = tmp_path / "proj"
@@ -213,7 +218,7 @@ def test_project_scope_settings_found_from_cwd(dr_env, tmp_path):
     assert "✗ claude local settings" in proc.stdout.decode()
 
 
-def test_render_scrubs_registered_secrets():
+def test_render_scrubs_registered_secrets() -> None:
     from keybroker.redact import sensitive  # noqa: PLC0415
 
     sensitive("sk-render-secret-1234")
@@ -222,7 +227,7 @@ def test_render_scrubs_registered_secrets():
 
 
 @pytest.mark.integration
-def test_vault_profile_denied_by_policy(openbao, dr_env):
+def test_vault_profile_denied_by_policy(openbao: OpenBao, dr_env: KbEnv) -> None:
     """A real 403 from OpenBao: the profile's line is ✗ with the source's fix, exit 1."""
     token = openbao.api("POST", "auth/token/create",
                         {"policies": ["default"], "ttl": "10m", "no_default_policy": False})

@@ -10,10 +10,13 @@ import time
 from keybroker import config as configmod
 from keybroker.cache.store import Cache, Entry
 from keybroker.resolve import entry_name
+from tests.conftest import KbEnv
 from tests.kb import assert_key, assert_nowhere, run
 
 
-def test_a_stale_serve_during_an_outage_reaches_events_print_token_and_doctor(kb_env):
+def test_a_stale_serve_during_an_outage_reaches_events_print_token_and_doctor(
+    kb_env: KbEnv
+) -> None:
     kb_env.write_config('[profiles.p]\nsource = "command"\ncommand = ["/bin/false"]\n')
     config = configmod.load(kb_env)
     request = configmod.request_for(config, "p", kb_env)
@@ -41,7 +44,7 @@ def test_a_stale_serve_during_an_outage_reaches_events_print_token_and_doctor(kb
                    dirs=[kb_env.data_dir])  # the log holds names, never the key
 
 
-def test_events_filter_by_kind_and_limit(kb_env):
+def test_events_filter_by_kind_and_limit(kb_env: KbEnv) -> None:
     kb_env.write_config('[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n')
     for i in range(3):
         assert run(["keybroker", "get", "e"], dict(kb_env, K=f"sk-rotating-{i}")).code == 0

@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keybroker.cli.exec_cmd import Masker, exit_status
+from tests.conftest import KbEnv
 from tests.kb import assert_fails, exe, run
 
 VALUE = "sk-exec-5e4d3c2b1a-'$\"x"
@@ -24,7 +26,7 @@ PY = sys.executable
 
 
 @pytest.fixture
-def exec_env(kb_env):
+def exec_env(kb_env: KbEnv) -> KbEnv:
     (kb_env.base / "key.txt").write_text(VALUE + "\n")
     (kb_env.base / "other.txt").write_text(OTHER + "\n")
     kb_env.write_config(
@@ -34,7 +36,7 @@ def exec_env(kb_env):
     return kb_env
 
 
-def test_value_in_child_environment(exec_env):
+def test_value_in_child_environment(exec_env: KbEnv) -> None:
     code = "import os,sys; sys.stdout.write(os.environ['ANTHROPIC_AUTH_TOKEN'])"
     result = run(["keybroker", "exec", "k", "--", PY, "-c", code], exec_env)
     assert result.code == 0, result
@@ -42,7 +44,7 @@ def test_value_in_child_environment(exec_env):
     assert result.err == b""
 
 
-def test_several_variables(exec_env):
+def test_several_variables(exec_env: KbEnv) -> None:
     code = "import os,sys; sys.stdout.write(os.environ['A'] + ' ' + os.environ['B'])"
     result = run(["keybroker", "exec", "k", "--var", "A", "--var", "B=o", "--", PY, "-c", code],
                  exec_env)
@@ -51,7 +53,7 @@ def test_several_variables(exec_env):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/cmdline"), reason="needs /proc")
-def test_value_never_in_argv(exec_env):
+def test_value_never_in_argv(exec_env: KbEnv) -> None:
     # the child reads its own argv and keybroker's (its parent's) from /proc
     code = textwrap.dedent("""
         import os, sys
@@ -66,25 +68,25 @@ def test_value_never_in_argv(exec_env):
 
 
 @pytest.mark.parametrize("code", [0, 3, 42, 255])
-def test_exit_code_passes_through(exec_env, code):
+def test_exit_code_passes_through(exec_env: KbEnv, code: int) -> None:
     result = run(["keybroker", "exec", "k", "--", "/bin/sh", "-c", f"exit {code}"], exec_env)
     assert result.code == code, result
     assert result.out == b""
     assert result.err == b""
 
 
-def test_child_killed_by_signal_gives_128_plus_n(exec_env):
+def test_child_killed_by_signal_gives_128_plus_n(exec_env: KbEnv) -> None:
     result = run(["keybroker", "exec", "k", "--", "/bin/sh", "-c", "kill -KILL $$"], exec_env)
     assert result.code == 128 + signal.SIGKILL, result
 
 
-def test_command_not_found_is_127(exec_env):
+def test_command_not_found_is_127(exec_env: KbEnv) -> None:
     result = run(["keybroker", "exec", "k", "--", "/nonexistent/cmd"], exec_env)
     assert result.code == 127, result
     assert result.err == b"keybroker: exec: command not found: /nonexistent/cmd\n"
 
 
-def test_source_failure_does_not_run_the_command(exec_env):
+def test_source_failure_does_not_run_the_command(exec_env: KbEnv) -> None:
     marker = exec_env.base / "ran"
     (exec_env.base / "key.txt").unlink()
     result = run(["keybroker", "exec", "k", "--", "/bin/sh", "-c", f"touch {marker}"],
@@ -108,7 +110,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _start(env, *args: str) -> subprocess.Popen[bytes]:
+def _start(env: Mapping[str, str], *args: str) -> subprocess.Popen[bytes]:
     # a new session: no controlling terminal, so forwarding is not left to a terminal
     return subprocess.Popen(
         [exe("keybroker"), "exec", "k", *args, "--", PY, "-c", CHILD],
@@ -119,7 +121,7 @@ def _start(env, *args: str) -> subprocess.Popen[bytes]:
 
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
 @pytest.mark.parametrize("mask", [False, True])
-def test_signals_are_forwarded(exec_env, signame, mask):
+def test_signals_are_forwarded(exec_env: KbEnv, signame: str, mask: bool) -> None:
     proc = _start(exec_env, *(["--mask"] if mask else []))
     try:
         assert proc.stdout is not None
@@ -136,7 +138,7 @@ def test_signals_are_forwarded(exec_env, signame, mask):
     assert proc.returncode == 40 + signum
 
 
-def test_forwarded_sigterm_without_handler_gives_143(exec_env):
+def test_forwarded_sigterm_without_handler_gives_143(exec_env: KbEnv) -> None:
     proc = subprocess.Popen(
         [exe("keybroker"), "exec", "k", "--", PY, "-c",
          "import sys,time; print('ready', flush=True); time.sleep(120)"],
@@ -176,7 +178,7 @@ SPLIT_WRITER = textwrap.dedent("""
 """)
 
 
-def test_mask_hides_value_split_across_reads(exec_env):
+def test_mask_hides_value_split_across_reads(exec_env: KbEnv) -> None:
     result = run(["keybroker", "exec", "k", "--mask", "--", PY, "-c", SPLIT_WRITER], exec_env)
     assert result.code == 0, result
     assert VALUE.encode() not in result.out
@@ -189,7 +191,7 @@ def test_mask_hides_value_split_across_reads(exec_env):
     assert result.stderr == "err ***\n"
 
 
-def test_mask_covers_every_exported_variable(exec_env):
+def test_mask_covers_every_exported_variable(exec_env: KbEnv) -> None:
     code = "import os; print(os.environ['A'], os.environ['B'])"
     result = run(["keybroker", "exec", "k", "--var", "A", "--var", "B=o", "--mask", "--", PY,
                   "-c", code], exec_env)
@@ -197,13 +199,13 @@ def test_mask_covers_every_exported_variable(exec_env):
     assert result.out == b"*** ***\n"
 
 
-def test_without_mask_output_is_untouched(exec_env):
+def test_without_mask_output_is_untouched(exec_env: KbEnv) -> None:
     code = "import os; print(os.environ['ANTHROPIC_AUTH_TOKEN'])"
     result = run(["keybroker", "exec", "k", "--", PY, "-c", code], exec_env)
     assert result.out == VALUE.encode() + b"\n"
 
 
-def test_mask_keeps_exit_code(exec_env):
+def test_mask_keeps_exit_code(exec_env: KbEnv) -> None:
     result = run(["keybroker", "exec", "k", "--mask", "--", "/bin/sh", "-c",
                   'printf "%s" "$ANTHROPIC_AUTH_TOKEN"; exit 9'], exec_env)
     assert result.code == 9, result
@@ -219,7 +221,9 @@ def test_mask_keeps_exit_code(exec_env):
     parts=st.lists(st.binary(max_size=8), max_size=6),
     cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=10),
 )
-def test_masker_equals_replace_for_any_chunking(secret, parts, cuts):
+def test_masker_equals_replace_for_any_chunking(
+    secret: bytes, parts: list[bytes], cuts: list[int]
+) -> None:
     text = secret.join(parts) if parts else secret
     expected = text.replace(secret, b"***")
     masker = Masker([secret])
@@ -229,14 +233,14 @@ def test_masker_equals_replace_for_any_chunking(secret, parts, cuts):
     assert out == expected
 
 
-def test_masker_overlapping_prefix():
+def test_masker_overlapping_prefix() -> None:
     masker = Masker([b"abab"])
     assert masker.feed(b"xaba") == b"x"
     assert masker.feed(b"bab") == b"***"
     assert masker.flush() == b"ab"
 
 
-def test_exit_status():
+def test_exit_status() -> None:
     assert exit_status(0) == 0
     assert exit_status(5) == 5
     assert exit_status(-signal.SIGTERM) == 143
@@ -249,8 +253,9 @@ def test_exit_status():
     cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=10),
     streams=st.lists(st.integers(min_value=0, max_value=1), min_size=12, max_size=12),
 )
-def test_masker_across_two_streams_equals_replace_of_the_merged_log(secret, parts, cuts,
-                                                                     streams):
+def test_masker_across_two_streams_equals_replace_of_the_merged_log(
+    secret: bytes, parts: list[bytes], cuts: list[int], streams: list[int]
+) -> None:
     """Pieces arrive from stdout and stderr in turn: the merged log is masked as one text."""
     text = secret.join(parts) if parts else secret
     masker = Masker([secret])

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -39,6 +39,7 @@ from keybroker import config as configmod
 from keybroker.cache.crypto import MAGIC
 from keybroker.cache.store import Cache, Entry
 from keybroker.resolve import entry_name
+from tests.conftest import KbEnv
 from tests.kb import Result, assert_fails, assert_key, exe, run
 
 KEY_LINE = re.compile(rb"^sk-[0-9a-f]{32}\n\Z")
@@ -51,7 +52,7 @@ SLACK = 20.0
 # --- upstream stand-ins --------------------------------------------------------------
 
 
-def minting_profile(kb_env, name: str = "p", extra: str = "") -> Path:
+def minting_profile(kb_env: KbEnv, name: str = "p", extra: str = "") -> Path:
     """A ``command`` profile: each fetch appends a line to a counter and prints a new key."""
     counter = kb_env.base / f"fetches-{name}"
     script = kb_env.base / f"mint-{name}.sh"
@@ -76,7 +77,9 @@ def is_key(result: Result) -> bool:
     return result.code == 0 and KEY_LINE.match(result.out) is not None
 
 
-def plant(kb_env, profile: str, value: str, fetched_at: float, expires_at: float | None) -> Path:
+def plant(
+    kb_env: Mapping[str, str], profile: str, value: str, fetched_at: float, expires_at: float | None
+) -> Path:
     """Write a real, sealed entry for ``profile`` as if fetched at ``fetched_at``.
 
     This is how a test puts the cache in a given state for a *real process*: the freshness
@@ -160,13 +163,15 @@ class FaultServer:
 
 
 @pytest.fixture
-def fault_server(request) -> Iterator[FaultServer]:
+def fault_server(request: pytest.FixtureRequest) -> Iterator[FaultServer]:
     server = FaultServer(request.param)
     yield server
     server.close()
 
 
-def stalling_command_profile(kb_env, server: FaultServer, name: str = "s", extra: str = "") -> None:
+def stalling_command_profile(
+    kb_env: KbEnv, server: FaultServer, name: str = "s", extra: str = ""
+) -> None:
     """A ``command`` profile whose command connects to ``server`` and waits for an answer."""
     client = (
         "import socket, sys\n"
@@ -180,7 +185,7 @@ def stalling_command_profile(kb_env, server: FaultServer, name: str = "s", extra
     kb_env.write_config(f'[profiles.{name}]\nsource = "command"\ncommand = {argv}\n{extra}')
 
 
-def timed(args: list[str], env) -> tuple[Result, float]:
+def timed(args: list[str], env: Mapping[str, str]) -> tuple[Result, float]:
     start = time.monotonic()
     result = run(args, env, timeout=DEADLINE + SLACK + 30)
     return result, time.monotonic() - start
@@ -192,7 +197,7 @@ def timed(args: list[str], env) -> tuple[Result, float]:
 KILL_TRIALS = 200
 
 
-def test_kill_9_at_random_points_of_fetch_and_write(kb_env):
+def test_kill_9_at_random_points_of_fetch_and_write(kb_env: KbEnv) -> None:
     """200 cold calls killed at random moments; after each, the cache is whole or empty.
 
     Each trial drops the entry first, so the killed call is a miss: lock → fetch (the
@@ -257,7 +262,7 @@ def test_kill_9_at_random_points_of_fetch_and_write(kb_env):
 # --- concurrency with cache clear ---------------------------------------------------------
 
 
-def test_concurrent_writers_readers_and_cache_clear(kb_env):
+def test_concurrent_writers_readers_and_cache_clear(kb_env: KbEnv) -> None:
     """Rounds of 16 concurrent helpers, each round with `cache clear` running among them.
 
     Every helper prints a key (a reader racing a clear sees a whole entry or a miss it then
@@ -288,7 +293,9 @@ def test_concurrent_writers_readers_and_cache_clear(kb_env):
 
 
 @pytest.mark.parametrize("fault_server", ["stall", "reset"], indirect=True)
-def test_cold_call_to_a_broken_backend_fails_within_the_deadline(kb_env, fault_server):
+def test_cold_call_to_a_broken_backend_fails_within_the_deadline(
+    kb_env: KbEnv, fault_server: FaultServer
+) -> None:
     stalling_command_profile(kb_env, fault_server)
     env = dict(kb_env, KEYBROKER_TIMEOUT=str(DEADLINE))
     result, elapsed = timed(["keybroker", "get", "s"], env)
@@ -298,7 +305,9 @@ def test_cold_call_to_a_broken_backend_fails_within_the_deadline(kb_env, fault_s
 
 
 @pytest.mark.parametrize("fault_server", ["stall"], indirect=True)
-def test_stalled_refresh_serves_a_still_valid_key_with_a_warning(kb_env, fault_server):
+def test_stalled_refresh_serves_a_still_valid_key_with_a_warning(
+    kb_env: KbEnv, fault_server: FaultServer
+) -> None:
     """Advisory window (remaining between T+m and T+m+advisory): the refresh stalls, the
     cached key is served with a warning, and the call still ends within its deadline."""
     stalling_command_profile(kb_env, fault_server)
@@ -315,7 +324,9 @@ def test_stalled_refresh_serves_a_still_valid_key_with_a_warning(kb_env, fault_s
 
 
 @pytest.mark.parametrize("fault_server", ["stall"], indirect=True)
-def test_stalled_refresh_in_the_mandatory_window_serves_the_still_valid_key(kb_env, fault_server):
+def test_stalled_refresh_in_the_mandatory_window_serves_the_still_valid_key(
+    kb_env: KbEnv, fault_server: FaultServer
+) -> None:
     """Issue 14: inside T + margin a stalled refresh serves the key that is still valid for
     minutes (with a warning) instead of failing the session."""
     stalling_command_profile(kb_env, fault_server)
@@ -340,8 +351,8 @@ def test_stalled_refresh_in_the_mandatory_window_serves_the_still_valid_key(kb_e
 )
 @pytest.mark.parametrize("fault_server", ["stall"], indirect=True)
 def test_stalled_refresh_never_serves_an_expired_or_too_short_key(
-    kb_env, fault_server, fetched_ago, expires_in, why
-):
+    kb_env: KbEnv, fault_server: FaultServer, fetched_ago: int, expires_in: int, why: str
+) -> None:
     stalling_command_profile(kb_env, fault_server)
     now = time.time()
     plant(kb_env, "s", "sk-cached-too-old", now - fetched_ago, now + expires_in)
@@ -352,7 +363,7 @@ def test_stalled_refresh_never_serves_an_expired_or_too_short_key(
 
 
 @pytest.mark.parametrize("fault_server", ["stall", "reset", "500", "429"], indirect=True)
-def test_vault_source_against_a_broken_server(kb_env, fault_server):
+def test_vault_source_against_a_broken_server(kb_env: KbEnv, fault_server: FaultServer) -> None:
     """The real vault source (hvac over HTTP) against each fault: cold → exit 3 in time;
     with a cached key in its advisory window → that key, with a warning."""
     kb_env.write_config(
@@ -383,7 +394,7 @@ def test_vault_source_against_a_broken_server(kb_env, fault_server):
 # --- clock jumps, seen by a real process ------------------------------------------------
 
 
-def test_entry_from_the_future_is_distrusted_and_refetched(kb_env):
+def test_entry_from_the_future_is_distrusted_and_refetched(kb_env: KbEnv) -> None:
     """The clock went back an hour after the fetch: the entry is not served, a new key is."""
     counter = minting_profile(kb_env)
     now = time.time()
@@ -394,7 +405,7 @@ def test_entry_from_the_future_is_distrusted_and_refetched(kb_env):
     assert fetches(counter) == 1
 
 
-def test_clock_jumped_past_expiry_refetches(kb_env):
+def test_clock_jumped_past_expiry_refetches(kb_env: KbEnv) -> None:
     counter = minting_profile(kb_env)
     now = time.time()
     plant(kb_env, "p", "sk-long-expired", now - 90000, now - 86400)
@@ -439,7 +450,7 @@ def fill(directory: Path) -> None:
         os.close(fd)
 
 
-def test_full_cache_dir_still_prints_the_key_with_a_warning(kb_env):
+def test_full_cache_dir_still_prints_the_key_with_a_warning(kb_env: KbEnv) -> None:
     """A cache dir on a full filesystem: a real tmpfs filled to ENOSPC when we may mount;
     otherwise a file-size limit of 0 (RLIMIT_FSIZE), which fails the same writes with EFBIG.
     Under the limit the upstream script could not write its counter either, so that variant
@@ -477,7 +488,7 @@ def test_full_cache_dir_still_prints_the_key_with_a_warning(kb_env):
         assert res.out.strip() not in res.err
 
 
-def test_read_only_cache_dir_still_prints_the_key_with_a_warning(kb_env):
+def test_read_only_cache_dir_still_prints_the_key_with_a_warning(kb_env: KbEnv) -> None:
     """Read-only: a read-only bind mount as root (root ignores mode bits), else mode 0500."""
     counter = minting_profile(kb_env)
     as_root = os.geteuid() == 0
@@ -521,7 +532,7 @@ HOSTILE_CONFIGS = {
 
 
 @pytest.mark.parametrize("name", list(HOSTILE_CONFIGS))
-def test_hostile_config_is_a_clear_error_and_nothing_on_stdout(kb_env, name):
+def test_hostile_config_is_a_clear_error_and_nothing_on_stdout(kb_env: KbEnv, name: str) -> None:
     text = HOSTILE_CONFIGS[name]
     kb_env.config_path.parent.mkdir(parents=True, exist_ok=True)
     kb_env.config_path.write_bytes(text.encode("latin-1") if name == "binary" else text.encode())
@@ -554,7 +565,7 @@ HOSTILE_VALUES = {
 
 
 @pytest.mark.parametrize("name", list(HOSTILE_VALUES))
-def test_hostile_secret_values_from_a_file_are_refused(kb_env, name):
+def test_hostile_secret_values_from_a_file_are_refused(kb_env: KbEnv, name: str) -> None:
     value = HOSTILE_VALUES[name]
     secret_file = kb_env.base / "secret"
     secret_file.write_bytes(value.encode("latin-1") if name == "invalid utf-8" else value.encode())
@@ -571,7 +582,7 @@ def test_hostile_secret_values_from_a_file_are_refused(kb_env, name):
 
 
 @pytest.mark.parametrize("name", ["huge", "NUL", "newline", "escape", "unicode", "invalid utf-8"])
-def test_hostile_secret_values_from_a_command_are_refused(kb_env, name):
+def test_hostile_secret_values_from_a_command_are_refused(kb_env: KbEnv, name: str) -> None:
     value = HOSTILE_VALUES[name]
     out_file = kb_env.base / "value.bin"
     out_file.write_bytes(value.encode("latin-1") if name == "invalid utf-8" else value.encode())

@@ -58,7 +58,7 @@ def expiry(fetched_at: float, lifetime: float | None) -> float | None:
 
 @settings(max_examples=600, deadline=None)
 @given(policy=policies, lifetime=lifetimes, offset=offsets)
-def test_assess_invariants(policy, lifetime, offset):
+def test_assess_invariants(policy: Policy, lifetime: float | None, offset: float) -> None:
     fetched_at = T0
     expires_at = expiry(fetched_at, lifetime)
     now = fetched_at + offset
@@ -93,7 +93,9 @@ def test_assess_invariants(policy, lifetime, offset):
 
 @settings(max_examples=300, deadline=None)
 @given(policy=policies, lifetime=lifetimes, a=seconds, b=seconds)
-def test_assess_only_gets_worse_as_time_passes(policy, lifetime, a, b):
+def test_assess_only_gets_worse_as_time_passes(
+    policy: Policy, lifetime: float | None, a: float, b: float
+) -> None:
     """From the fetch on, later never looks better: FRESH → ADVISORY → MANDATORY → EXPIRED."""
     fetched_at = T0
     expires_at = expiry(fetched_at, lifetime)
@@ -105,7 +107,9 @@ def test_assess_only_gets_worse_as_time_passes(policy, lifetime, a, b):
 
 @settings(max_examples=300, deadline=None)
 @given(policy=policies, lifetime=st.floats(min_value=0.001, max_value=2 * 86400.0))
-def test_a_key_that_covers_ttl_and_margin_is_fresh_when_fetched(policy, lifetime):
+def test_a_key_that_covers_ttl_and_margin_is_fresh_when_fetched(
+    policy: Policy, lifetime: float
+) -> None:
     """No refresh loop: a just-fetched key that outlives T + margin is served as it is,
     and the advisory window never exceeds its setting or half the key's spare life."""
     expires_at = T0 + lifetime
@@ -133,7 +137,7 @@ class Clock:
 
 
 @pytest.fixture
-def injected_clock(monkeypatch) -> Clock:
+def injected_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
     monkeypatch.setattr(clock, "now", fake.now)
     return fake
@@ -167,8 +171,11 @@ steps = st.lists(
 )
 @given(steps=steps, max_age=st.none() | st.sampled_from([120.0, 600.0]))
 def test_resolve_never_serves_an_expired_key_through_clock_jumps(
-    injected_clock, src, steps, max_age
-):
+    injected_clock: Clock,
+    src: scripted.ScriptedSource,
+    steps: list[tuple[float, bool, float | None]],
+    max_age: float | None,
+) -> None:
     options = Options(max_age=max_age)
     request = Request("scripted", {"id": "prop"}, options, profile="prop")
     policy = options

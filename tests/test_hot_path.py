@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
+from typing import Any
 from unittest.mock import patch
 
 from freezegun import freeze_time
@@ -19,6 +21,7 @@ from keybroker.fastpath import main as fast
 from keybroker.resolve import resolve
 from keybroker.sources import base
 from tests import scripted
+from tests.conftest import KbEnv
 from tests.kb import run
 
 HEAVY = ("click", "boto3", "botocore", "hvac", "keyring", "requests", "tomllib", "platformdirs")
@@ -34,7 +37,7 @@ sys.exit(code)
 """
 
 
-def probe(kb_env, module: str, func: str, argv: list[str]) -> list[str]:
+def probe(kb_env: KbEnv, module: str, func: str, argv: list[str]) -> list[str]:
     code = PROBE.format(module=module, func=func, argv=argv)
     proc = subprocess.run([sys.executable, "-c", code], env=kb_env, capture_output=True,
                           stdin=subprocess.DEVNULL, timeout=60, check=False)
@@ -44,13 +47,13 @@ def probe(kb_env, module: str, func: str, argv: list[str]) -> list[str]:
     return [m for m in line[len("LOADED="):].split(",") if m]
 
 
-def test_get_hit_imports_nothing_heavy(kb_env):
+def test_get_hit_imports_nothing_heavy(kb_env: KbEnv) -> None:
     kb_env.write_config('[profiles.x]\nsource = "env"\nvar = "X"\n')  # a config to index
     assert run(["keybroker", "get", "demo"], kb_env).code == 0  # miss: fills cache and index
     assert probe(kb_env, "entry", "main", ["keybroker", "get", "demo"]) == []
 
 
-def test_keychain_hit_does_not_import_keyring(keychain_env):
+def test_keychain_hit_does_not_import_keyring(keychain_env: KbEnv) -> None:
     keychain_env.write_config('[profiles.kc]\nsource = "keychain"\nservice = "hot"\n')
     run(["keybroker", "keychain", "set", "hot"], keychain_env, stdin=b"sk-hot-1\n")
     assert run(["keybroker", "get", "kc"], keychain_env).code == 0
@@ -68,7 +71,7 @@ FULL_PATH_MODULES = ("keybroker.resolve", "keybroker.config", "keybroker.sources
                      "hashlib", "json", "argparse")
 
 
-def test_hit_is_served_without_the_full_machinery(kb_env):
+def test_hit_is_served_without_the_full_machinery(kb_env: KbEnv) -> None:
     assert run(["keybroker", "get", "demo"], kb_env).code == 0
     code = PROBE.format(module="entry", func="main", argv=["keybroker", "get", "demo"])
     code = code.replace(repr(HEAVY), repr(FULL_PATH_MODULES))
@@ -78,7 +81,7 @@ def test_hit_is_served_without_the_full_machinery(kb_env):
     assert proc.stderr.decode().strip().splitlines()[-1] == "LOADED="
 
 
-def test_config_change_is_seen_at_once(kb_env):
+def test_config_change_is_seen_at_once(kb_env: KbEnv) -> None:
     kb_env.write_config('[profiles.p]\nsource = "env"\nvar = "A"\nstorage = "disk"\n')
     env = dict(kb_env, A="sk-from-a", B="sk-from-b")
     assert run(["keybroker", "get", "p"], env).out == b"sk-from-a\n"
@@ -87,11 +90,11 @@ def test_config_change_is_seen_at_once(kb_env):
     assert run(["keybroker", "get", "p"], env).out == b"sk-from-b\n"
 
 
-def test_index_remembers_entry_ids_per_environment(kb_env):
+def test_index_remembers_entry_ids_per_environment(kb_env: KbEnv) -> None:
     """A source whose entry id depends on the environment (like VAULT_ADDR) gets one index
     variant per environment, so the hit path works in each of them."""
     class EnvScripted(scripted.ScriptedSource):
-        def canonical(self, settings, env):
+        def canonical(self, settings: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
             return {"id": settings["id"], "addr": env.get("SCRIPTED_ADDR", "default")}
 
     base.register(EnvScripted())
@@ -119,7 +122,7 @@ def test_index_remembers_entry_ids_per_environment(kb_env):
         scripted.uninstall()
 
 
-def test_standalone_hits_skip_the_full_machinery(keychain_env):
+def test_standalone_hits_skip_the_full_machinery(keychain_env: KbEnv) -> None:
     """keybroker-keychain by flags and by --profile: a hit loads neither resolve nor keyring."""
     keychain_env.write_config('[profiles.kc]\nsource = "keychain"\nservice = "solo-hot"\n')
     run(["keybroker", "keychain", "set", "solo-hot"], keychain_env, stdin=b"sk-solo-1\n")
@@ -144,7 +147,7 @@ def test_standalone_hits_skip_the_full_machinery(keychain_env):
         assert proc.stderr.decode().strip().splitlines()[-1] == "LOADED=", (argv, proc.stderr)
 
 
-def test_standalone_profile_of_another_source_is_still_an_error(kb_env):
+def test_standalone_profile_of_another_source_is_still_an_error(kb_env: KbEnv) -> None:
     kb_env.write_config('[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n')
     env = dict(kb_env, K="sk-env-1")
     assert run(["keybroker", "get", "e"], env).out == b"sk-env-1\n"

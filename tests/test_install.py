@@ -20,10 +20,12 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 import keybroker
+from tests.conftest import KbEnv
 from tests.kb import IN_CI, isolated_env, run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,7 +37,7 @@ DEMO_KEY = re.compile(rb"kb-demo-[0-9a-f]+\n")
 # --- version ---------------------------------------------------------------------------------
 
 
-def test_version_is_single_sourced():
+def test_version_is_single_sourced() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+([.+-][0-9A-Za-z.]+)?", keybroker.__version__)
     assert importlib.metadata.version("keybroker") == keybroker.__version__
     assert 'dynamic = ["version"]' in (REPO / "pyproject.toml").read_text()
@@ -44,7 +46,7 @@ def test_version_is_single_sourced():
 
 
 @pytest.mark.parametrize("exe", ["keybroker", *(f"keybroker-{s}" for s in SOURCES)])
-def test_version_flag_on_every_executable(exe, kb_env):
+def test_version_flag_on_every_executable(exe: str, kb_env: KbEnv) -> None:
     result = run([exe, "--version"], kb_env)
     assert (result.code, result.stdout, result.err) == (0, f"{exe} {keybroker.__version__}\n", b"")
 
@@ -54,7 +56,9 @@ def test_version_flag_on_every_executable(exe, kb_env):
     ["--version", "--profile", "demo"],
     ["--addr", "http://127.0.0.1:9", "--path", "p", "--version"],
 ])
-def test_standalone_version_is_not_swallowed_by_the_hit_path(argv, kb_env):
+def test_standalone_version_is_not_swallowed_by_the_hit_path(
+    argv: list[str], kb_env: KbEnv
+) -> None:
     """A warm cache must not answer ``--version`` with a key (the hit path skips unknown flags)."""
     kb_env.write_config('[profiles.demo]\nsource = "demo"\n')
     warm = run(["keybroker", "get", "demo"], kb_env)
@@ -66,7 +70,7 @@ def test_standalone_version_is_not_swallowed_by_the_hit_path(argv, kb_env):
 # --- the wheel's contents --------------------------------------------------------------------
 
 
-def _check_package():
+def _check_package() -> ModuleType:
     sys.path.insert(0, str(REPO / "scripts"))
     try:
         import check_package  # noqa: PLC0415
@@ -76,7 +80,7 @@ def _check_package():
 
 
 @pytest.mark.slow
-def test_wheel_lists_every_module_and_a_broken_wheel_is_caught(tmp_path):
+def test_wheel_lists_every_module_and_a_broken_wheel_is_caught(tmp_path: Path) -> None:
     check_package = _check_package()
     proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path),
                            str(REPO)], capture_output=True, check=False, timeout=600)
@@ -114,7 +118,7 @@ def readme_commands() -> list[str]:
     return re.findall(r"```sh\n(.*?)```", (REPO / "README.md").read_text(), re.S)
 
 
-def test_readme_first_command_installs_and_second_is_the_test_command():
+def test_readme_first_command_installs_and_second_is_the_test_command() -> None:
     first, second = readme_commands()[:2]
     assert "./install.sh" in first
     assert "pip install" not in first
@@ -148,7 +152,7 @@ def fresh_copy(dest: Path) -> Path:
 
 
 @pytest.fixture
-def pep668_env(tmp_path):
+def pep668_env(tmp_path: Path) -> dict[str, str]:
     """HOME/XDG in tmp; PATH: Debian's python3, sh and dirname only; pip/venv unimportable."""
     if not SYSTEM_PYTHON.exists() or not externally_managed(SYSTEM_PYTHON):
         if IN_CI:
@@ -179,7 +183,9 @@ def pep668_env(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_readme_install_on_externally_managed_python(pep668_env, tmp_path):
+def test_readme_install_on_externally_managed_python(
+    pep668_env: dict[str, str], tmp_path: Path
+) -> None:
     env = pep668_env
     home = Path(env["HOME"]).parent  # isolated_env: HOME and the XDG dirs under one base
     refused = subprocess.run(["python3", "-m", "pip", "install", "keybroker"], env=env,
@@ -263,7 +269,9 @@ def fake_index(root: Path, version: str, digest: str | None) -> str:
     return (root / "index").as_uri()
 
 
-def run_installer(tmp_path: Path, version: str, url: str, configured_by: str):
+def run_installer(
+    tmp_path: Path, version: str, url: str, configured_by: str
+) -> subprocess.CompletedProcess[bytes]:
     env = isolated_env(tmp_path / "user")
     env = {k: v for k, v in env.items()
            if k not in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL", "PIP_CONFIG_FILE")}
@@ -285,7 +293,9 @@ def run_installer(tmp_path: Path, version: str, url: str, configured_by: str):
 
 
 @pytest.mark.parametrize("configured_by", ["UV_DEFAULT_INDEX", "PIP_INDEX_URL", "pip.conf"])
-def test_installer_refuses_a_wheel_whose_digest_does_not_match(tmp_path, configured_by):
+def test_installer_refuses_a_wheel_whose_digest_does_not_match(
+    tmp_path: Path, configured_by: str
+) -> None:
     """The bootstrap reads the index pip is configured with (env or pip.conf; a file:// index
     here) and checks the uv wheel against the sha256 that index publishes."""
     proc = run_installer(tmp_path, "0.0.1", fake_index(tmp_path, "0.0.1", "0" * 64),
@@ -293,7 +303,7 @@ def test_installer_refuses_a_wheel_whose_digest_does_not_match(tmp_path, configu
     assert b"does not match the index's " + b"0" * 64 in proc.stderr, proc.stderr
 
 
-def test_installer_refuses_a_pinned_version_served_with_another_digest(tmp_path):
+def test_installer_refuses_a_pinned_version_served_with_another_digest(tmp_path: Path) -> None:
     """For the pinned uv version, a mirror's consistent but different file is refused too."""
     version = _installer_module().UV_VERSION
     proc = run_installer(tmp_path, version, fake_index(tmp_path, version, None),
@@ -301,7 +311,7 @@ def test_installer_refuses_a_pinned_version_served_with_another_digest(tmp_path)
     assert b"is not the one pinned in this script" in proc.stderr, proc.stderr
 
 
-def _installer_module():
+def _installer_module() -> ModuleType:
     sys.path.insert(0, str(REPO / "scripts"))
     try:
         import install  # noqa: PLC0415
@@ -313,7 +323,9 @@ def _installer_module():
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
-def test_per_machine_install_serves_another_user(pep668_env, tmp_path):
+def test_per_machine_install_serves_another_user(
+    pep668_env: dict[str, str], tmp_path: Path
+) -> None:
     """docs/rollout.md's per-machine install (as root, UV_TOOL_DIR/UV_TOOL_BIN_DIR) runs for
     an unprivileged user who has no config of their own."""
     shared = Path(tempfile.mkdtemp(prefix="kb-machine-"))  # outside pytest's private tmp
@@ -347,7 +359,7 @@ def test_per_machine_install_serves_another_user(pep668_env, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_install_with_pipx_when_pipx_is_on_path(pep668_env, tmp_path):
+def test_install_with_pipx_when_pipx_is_on_path(pep668_env: dict[str, str], tmp_path: Path) -> None:
     """With pipx on PATH (and no uv) the installer uses pipx and still prints the demo key."""
     tools = tmp_path / "pipx-venv"
     subprocess.run([sys.executable, "-m", "venv", str(tools)], check=True, timeout=300)

@@ -101,6 +101,7 @@ def device_login(env: KbEnv, profile: str) -> tuple[Result, str]:
     )
     assert proc.stderr is not None
     assert proc.stdout is not None
+    assert proc.stdin is not None
     lines: list[bytes] = []
     complete = None
     for _ in range(3):
@@ -116,7 +117,7 @@ def device_login(env: KbEnv, profile: str) -> tuple[Result, str]:
     # read through the same buffered objects: communicate() would skip what readline buffered
     proc.wait(timeout=120)
     out, rest = proc.stdout.read(), proc.stderr.read()
-    proc.stdin.close()  # type: ignore[union-attr]
+    proc.stdin.close()
     return Result(proc.returncode, out, b"".join(lines) + rest), complete
 
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from unittest.mock import patch
 
@@ -29,11 +29,12 @@ from keybroker.errors import KeybrokerError, Unreachable
 from keybroker.fastpath import main as fast
 from keybroker.resolve import entry_name, resolve
 from tests import scripted
+from tests.conftest import KbEnv
 from tests.kb import assert_fails, assert_key, isolated_env, run
 from tests.test_hot_path import FULL_PATH_MODULES, HEAVY, PROBE
 
 
-def counting_profile(kb_env, name: str = "p", extra: str = "") -> Path:
+def counting_profile(kb_env: KbEnv, name: str = "p", extra: str = "") -> Path:
     counter = kb_env.base / f"count-{name}"
     script = kb_env.base / f"mint-{name}.sh"
     script.write_text(f"#!/bin/sh\necho x >> '{counter}'\necho sk-minted-$$\n")
@@ -42,7 +43,7 @@ def counting_profile(kb_env, name: str = "p", extra: str = "") -> Path:
     return counter
 
 
-def hold_lock(kb_env, profile: str) -> subprocess.Popen[bytes]:
+def hold_lock(kb_env: KbEnv, profile: str) -> subprocess.Popen[bytes]:
     """Another process holding the profile's entry lock (a peer stuck fetching)."""
     config = configmod.load(kb_env)
     request = configmod.request_for(config, profile, kb_env)
@@ -61,7 +62,9 @@ def hold_lock(kb_env, profile: str) -> subprocess.Popen[bytes]:
     return holder
 
 
-def plant(kb_env, profile: str, value: str, fetched_at: float, expires_at: float | None) -> None:
+def plant(
+    kb_env: KbEnv, profile: str, value: str, fetched_at: float, expires_at: float | None
+) -> None:
     config = configmod.load(kb_env)
     request = configmod.request_for(config, profile, kb_env)
     cache = Cache.open(kb_env)
@@ -70,7 +73,7 @@ def plant(kb_env, profile: str, value: str, fetched_at: float, expires_at: float
                       source=request.source, label=f"{request.source}:planted"))
 
 
-def test_a_call_against_a_held_lock_ends_by_its_deadline(kb_env):
+def test_a_call_against_a_held_lock_ends_by_its_deadline(kb_env: KbEnv) -> None:
     """Before: KEYBROKER_TIMEOUT=3s ran 6.1 s (one deadline in the hit path, another in
     resolve). Now one deadline, from the call's start, bounds the whole call."""
     counting_profile(kb_env)
@@ -86,7 +89,7 @@ def test_a_call_against_a_held_lock_ends_by_its_deadline(kb_env):
     assert elapsed < 4.5, elapsed  # a bound on the deadline, not a speed figure
 
 
-def test_advisory_window_beside_a_held_lock_serves_the_cached_key_at_once(kb_env):
+def test_advisory_window_beside_a_held_lock_serves_the_cached_key_at_once(kb_env: KbEnv) -> None:
     """Before: a call in the advisory window waited on the lock (4.9 s) although it held a
     key it could serve. Now the lock is tried without waiting there (as botocore does)."""
     counter = counting_profile(kb_env, extra='max_age = "60s"\n')
@@ -105,7 +108,7 @@ def test_advisory_window_beside_a_held_lock_serves_the_cached_key_at_once(kb_env
     assert elapsed < 5, elapsed  # it did not wait out the 10 s deadline
 
 
-def probe_modules(env, argv: list[str], modules: tuple[str, ...]) -> list[str]:
+def probe_modules(env: Mapping[str, str], argv: list[str], modules: tuple[str, ...]) -> list[str]:
     code = PROBE.format(module="entry", func="main", argv=argv).replace(repr(HEAVY),
                                                                           repr(modules))
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
@@ -115,7 +118,7 @@ def probe_modules(env, argv: list[str], modules: tuple[str, ...]) -> list[str]:
     return [m for m in line[len("LOADED="):].split(",") if m]
 
 
-def test_a_toml_date_anywhere_does_not_disable_the_fast_path(kb_env):
+def test_a_toml_date_anywhere_does_not_disable_the_fast_path(kb_env: KbEnv) -> None:
     """Before: the index marshalled the whole config; a TOML date made write_index fail
     quietly and every call took the full path (≈2× slower) while doctor showed ✓."""
     kb_env.write_config(
@@ -130,7 +133,7 @@ def test_a_toml_date_anywhere_does_not_disable_the_fast_path(kb_env):
     assert json.loads(shown.out)["fast_path"] == ""
 
 
-def test_env_and_file_profiles_are_answered_by_the_fast_path(kb_env):
+def test_env_and_file_profiles_are_answered_by_the_fast_path(kb_env: KbEnv) -> None:
     """Before: storage = "none" profiles skipped the hit path and were slower than a hit."""
     key_file = kb_env.base / "key.txt"
     key_file.write_text("sk-from-file-1\n")
@@ -149,7 +152,7 @@ def test_env_and_file_profiles_are_answered_by_the_fast_path(kb_env):
     assert_fails(run(["keybroker", "get", "e"], missing), 5, "K is not set")
 
 
-def test_index_that_cannot_be_used_says_why(kb_env):
+def test_index_that_cannot_be_used_says_why(kb_env: KbEnv) -> None:
     """A profile the index cannot hold is reported by print-token/doctor, never silent."""
     kb_env.write_config('[profiles.v]\nsource = "vault"\npath = "x"\nfield = "k"\n')
     env = dict(kb_env)  # no VAULT_ADDR: canonical() cannot name the request
@@ -189,8 +192,16 @@ def src() -> Iterator[scripted.ScriptedSource]:
     seen_ago=st.none() | st.floats(min_value=0, max_value=600),
 )
 def test_fast_path_serves_exactly_what_the_full_path_would(
-    src, monkeypatch, age, lifetime, ttl_ms, margin, max_age, repeat, seen_ago
-):
+    src: scripted.ScriptedSource,
+    monkeypatch: pytest.MonkeyPatch,
+    age: float,
+    lifetime: float | None,
+    ttl_ms: str | None,
+    margin: str | None,
+    max_age: str | None,
+    repeat: str,
+    seen_ago: float | None,
+) -> None:
     fake = Clock()
     monkeypatch.setattr(clock, "now", fake.now)
     with tempfile.TemporaryDirectory() as tmp:

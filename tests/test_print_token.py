@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import sys
 
+from tests.conftest import KbEnv
 from tests.kb import assert_fails, run
 
 SECRET = "sk-print-token-1a2b3c4d5e6f"
 
 
-def profile(kb_env, lifetime_note: str = "") -> None:
+def profile(kb_env: KbEnv, lifetime_note: str = "") -> None:
     script = kb_env.base / "src.py"
     script.write_text(f"print({SECRET!r})\n")
     kb_env.write_config(
@@ -19,7 +20,7 @@ def profile(kb_env, lifetime_note: str = "") -> None:
     )
 
 
-def test_human_report_is_redacted(kb_env):
+def test_human_report_is_redacted(kb_env: KbEnv) -> None:
     profile(kb_env)
     first = run(["keybroker", "print-token", "p"], kb_env)
     assert first.code == 0, first
@@ -33,7 +34,7 @@ def test_human_report_is_redacted(kb_env):
     assert "hit" in second.stdout
 
 
-def test_reveal_and_json(kb_env):
+def test_reveal_and_json(kb_env: KbEnv) -> None:
     profile(kb_env)
     revealed = run(["keybroker", "print-token", "p", "--reveal"], kb_env)
     assert SECRET in revealed.stdout
@@ -54,7 +55,7 @@ def test_reveal_and_json(kb_env):
     assert "fetch" in bypass["timings_ms"]
 
 
-def test_demo_reports_expiry_coverage(kb_env):
+def test_demo_reports_expiry_coverage(kb_env: KbEnv) -> None:
     doc = json.loads(run(["keybroker", "print-token", "demo", "--json"], kb_env).out)
     assert doc["covers_ttl_and_margin"] is True
     assert 3500 < doc["remaining_seconds"] <= 3600
@@ -65,5 +66,5 @@ def test_demo_reports_expiry_coverage(kb_env):
     assert short["covers_ttl_and_margin"] is False
 
 
-def test_failures_follow_the_contract(kb_env):
+def test_failures_follow_the_contract(kb_env: KbEnv) -> None:
     assert_fails(run(["keybroker", "print-token", "nope"], kb_env), 2, "unknown profile")

@@ -6,6 +6,7 @@ Each rule of DESIGN section 4 has a test here; a scripted source stands in for u
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypedDict, Unpack
 
 import pytest
 from freezegun import freeze_time
@@ -16,6 +17,7 @@ from keybroker.errors import InvalidSecret, Unreachable
 from keybroker.model import Options, Request
 from keybroker.resolve import resolve
 from tests import scripted
+from tests.conftest import KbEnv
 
 T0 = "2026-01-01 12:00:00"
 
@@ -26,11 +28,24 @@ def src() -> Iterator[scripted.ScriptedSource]:
     scripted.uninstall()
 
 
-def req(**options: object) -> Request:
-    return Request("scripted", {"id": "a"}, Options(**options), profile="p")  # type: ignore[arg-type]
+class OptionArgs(TypedDict, total=False):
+    """Options' keyword arguments, so req(ttl=...) is checked like Options(ttl=...)."""
+
+    ttl: float
+    margin: float
+    advisory: float
+    max_age: float | None
+    max_stale: float
+    storage: str
+    repeat: str
+    timeout: float
 
 
-def test_miss_then_hit_one_fetch(kb_env, src):
+def req(**options: Unpack[OptionArgs]) -> Request:
+    return Request("scripted", {"id": "a"}, Options(**options), profile="p")
+
+
+def test_miss_then_hit_one_fetch(kb_env: KbEnv, src: scripted.ScriptedSource) -> None:
     with freeze_time(T0):
         first = resolve(req(), kb_env)
         second = resolve(req(), kb_env)
@@ -39,7 +54,9 @@ def test_miss_then_hit_one_fetch(kb_env, src):
     assert src.fetches == 1
 
 
-def test_served_only_while_remaining_covers_ttl_and_margin(kb_env, src):
+def test_served_only_while_remaining_covers_ttl_and_margin(
+    kb_env: KbEnv, src: scripted.ScriptedSource
+) -> None:
     # 1 h key, T = 300 s, margin 60 s: advisory window = min(300, (3600-360)/2) = 300 s
     with freeze_time(T0) as clock:
         resolve(req(), kb_env)
@@ -51,7 +68,9 @@ def test_served_only_while_remaining_covers_ttl_and_margin(kb_env, src):
     assert src.fetches == 2
 
 
-def test_advisory_window_serves_cached_key_when_refresh_fails(kb_env, src):
+def test_advisory_window_serves_cached_key_when_refresh_fails(
+    kb_env: KbEnv, src: scripted.ScriptedSource
+) -> None:
     with freeze_time(T0) as clock:
         resolve(req(), kb_env)
         clock.tick(3600 - 500)  # remaining 500: between T+m (360) and T+m+advisory (660)
@@ -62,7 +81,9 @@ def test_advisory_window_serves_cached_key_when_refresh_fails(kb_env, src):
     assert any("could not refresh" in w and "upstream down" in w for w in out.warnings)
 
 
-def test_mandatory_window_refreshes_or_serves_the_still_valid_key(kb_env, src):
+def test_mandatory_window_refreshes_or_serves_the_still_valid_key(
+    kb_env: KbEnv, src: scripted.ScriptedSource
+) -> None:
     """Issue 14: in the mandatory window a failed refresh serves the cached key while it has
     not expired (with a warning and an event); only an expired key makes the call fail."""
     with freeze_time(T0) as clock:
@@ -83,7 +104,9 @@ def test_mandatory_window_refreshes_or_serves_the_still_valid_key(kb_env, src):
     assert kinds == ["refresh", "stale-served", "refresh-failed", "refresh"]
 
 
-def test_never_serves_an_expired_key_even_when_refresh_fails(kb_env, src):
+def test_never_serves_an_expired_key_even_when_refresh_fails(
+    kb_env: KbEnv, src: scripted.ScriptedSource
+) -> None:
     with freeze_time(T0) as clock:
         resolve(req(), kb_env)
         clock.tick(7200)
@@ -92,7 +115,9 @@ def test_never_serves_an_expired_key_even_when_refresh_fails(kb_env, src):
             resolve(req(), kb_env)
 
 
-def test_clock_jump_backwards_distrusts_the_entry(kb_env, src):
+def test_clock_jump_backwards_distrusts_the_entry(
+    kb_env: KbEnv, src: scripted.ScriptedSource
+) -> None:
     with freeze_time(T0) as clock:
         resolve(req(), kb_env)
         clock.move_to("2026-01-01 11:00:00")  # one hour back: the entry looks "from the future"
@@ -103,7 +128,9 @@ def test_clock_jump_backwards_distrusts_the_entry(kb_env, src):
         assert resolve(req(), kb_env).state == "refresh"
 
 
-def test_clock_jump_forward_past_expiry_refetches(kb_env, src):
+def test_clock_jump_forward_past_expiry_refetches(
+    kb_env: KbEnv, src: scripted.ScriptedSource
+) -> None:
     with freeze_time(T0) as clock:
         resolve(req(), kb_env)
         clock.move_to("2026-01-03 12:00:00")
@@ -112,7 +139,7 @@ def test_clock_jump_forward_past_expiry_refetches(kb_env, src):
     assert out.value == "sk-scripted-0002"
 
 
-def test_ttl_alignment_200s_key(kb_env, src):
+def test_ttl_alignment_200s_key(kb_env: KbEnv, src: scripted.ScriptedSource) -> None:
     """A 200 s key is refetched under the default TTL, reused with a 60 s TTL."""
     src.lifetime = 200
     with freeze_time(T0) as clock:
@@ -128,7 +155,7 @@ def test_ttl_alignment_200s_key(kb_env, src):
         assert src.fetches == 2
 
 
-def test_no_expiry_reused_for_ttl_then_max_age(kb_env, src):
+def test_no_expiry_reused_for_ttl_then_max_age(kb_env: KbEnv, src: scripted.ScriptedSource) -> None:
     src.lifetime = None
     with freeze_time(T0) as clock:
         resolve(req(), kb_env)
@@ -143,7 +170,9 @@ def test_no_expiry_reused_for_ttl_then_max_age(kb_env, src):
         assert src.fetches == 2
 
 
-def test_no_expiry_stale_on_error_is_bounded_by_max_stale(kb_env, src):
+def test_no_expiry_stale_on_error_is_bounded_by_max_stale(
+    kb_env: KbEnv, src: scripted.ScriptedSource
+) -> None:
     src.lifetime = None
     with freeze_time(T0) as clock:
         resolve(req(max_stale=600.0), kb_env)
@@ -155,7 +184,9 @@ def test_no_expiry_stale_on_error_is_bounded_by_max_stale(kb_env, src):
             resolve(req(max_stale=600.0), kb_env)
 
 
-def test_revalidation_extends_entry_without_fetching(kb_env, src):
+def test_revalidation_extends_entry_without_fetching(
+    kb_env: KbEnv, src: scripted.ScriptedSource
+) -> None:
     src.lifetime = None
     src.version_fn = lambda n: f"v{n}"
     src.revalidate_answer = True
@@ -173,14 +204,14 @@ def test_revalidation_extends_entry_without_fetching(kb_env, src):
         assert src.fetches == 2
 
 
-def test_invalid_value_is_not_cached(kb_env, src):
+def test_invalid_value_is_not_cached(kb_env: KbEnv, src: scripted.ScriptedSource) -> None:
     src.value_fn = lambda n: "two words"
     with freeze_time(T0), pytest.raises(InvalidSecret):
         resolve(req(), kb_env)
     assert list(Cache.open(kb_env).entries()) == []
 
 
-def test_storage_none_and_no_cache_bypass(kb_env, src):
+def test_storage_none_and_no_cache_bypass(kb_env: KbEnv, src: scripted.ScriptedSource) -> None:
     with freeze_time(T0):
         assert resolve(req(storage="none"), kb_env).state == "bypass"
         resolve(req(), kb_env)
@@ -189,7 +220,9 @@ def test_storage_none_and_no_cache_bypass(kb_env, src):
     assert src.fetches == 3
 
 
-def test_repeat_from_same_caller_is_a_rejection(kb_env, src):
+def test_repeat_from_same_caller_is_a_rejection(
+    kb_env: KbEnv, src: scripted.ScriptedSource
+) -> None:
     # in-process there is no claude parent: repeat = "on" asks for detection explicitly
     with freeze_time(T0) as clock:
         assert resolve(req(repeat="on"), kb_env).state == "miss"
@@ -206,7 +239,9 @@ def test_repeat_from_same_caller_is_a_rejection(kb_env, src):
     assert src.fetches == 2
 
 
-def test_refusal_refetch_of_the_same_key_backs_off(kb_env, src):
+def test_refusal_refetch_of_the_same_key_backs_off(
+    kb_env: KbEnv, src: scripted.ScriptedSource
+) -> None:
     """Issue 14: a 401 that is not about the key (the source keeps returning the same key)
     must not refetch at every retry: 1 s, 4 s, 16 s … across processes, serving that key."""
     src.value_fn = lambda n: "sk-same-every-time"
@@ -226,7 +261,9 @@ def test_refusal_refetch_of_the_same_key_backs_off(kb_env, src):
     assert "refusal" in kinds
 
 
-def test_refusal_after_a_real_rotation_gets_the_new_key(kb_env, src):
+def test_refusal_after_a_real_rotation_gets_the_new_key(
+    kb_env: KbEnv, src: scripted.ScriptedSource
+) -> None:
     src.value_fn = lambda n: "sk-old" if n < 3 else "sk-rotated"
     with freeze_time(T0) as clock:
         resolve(req(repeat="on"), kb_env)
@@ -237,7 +274,9 @@ def test_refusal_after_a_real_rotation_gets_the_new_key(kb_env, src):
     assert (out.state, out.value) == ("refresh", "sk-rotated")
 
 
-def test_repeat_detection_off_without_claude_code(kb_env, src):
+def test_repeat_detection_off_without_claude_code(
+    kb_env: KbEnv, src: scripted.ScriptedSource
+) -> None:
     with freeze_time(T0) as clock:
         resolve(req(), kb_env)
         clock.tick(2)
@@ -250,7 +289,9 @@ def test_repeat_detection_off_without_claude_code(kb_env, src):
         assert resolve(req(repeat="off"), kb_env).state == "hit"  # profile turns it off
 
 
-def test_repeat_fetch_failure_serves_cached_key_with_warning(kb_env, src):
+def test_repeat_fetch_failure_serves_cached_key_with_warning(
+    kb_env: KbEnv, src: scripted.ScriptedSource
+) -> None:
     with freeze_time(T0) as clock:
         resolve(req(repeat="on"), kb_env)
         clock.tick(2)
@@ -260,7 +301,9 @@ def test_repeat_fetch_failure_serves_cached_key_with_warning(kb_env, src):
     assert out.warnings
 
 
-def test_source_returning_expired_key_is_refused(kb_env, src):
+def test_source_returning_expired_key_is_refused(
+    kb_env: KbEnv, src: scripted.ScriptedSource
+) -> None:
     src.lifetime = -10
     with freeze_time(T0), pytest.raises(InvalidSecret, match="already expired"):
         resolve(req(), kb_env)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from keybroker.testing import SourceContract
+from tests.conftest import KbEnv
 from tests.kb import assert_fails, assert_key, require_backend, run
 
 CLOSED = "http://127.0.0.1:9"  # nothing listens on the discard port here: fails at once
@@ -89,7 +90,7 @@ class TestThirdPartySource(SourceContract):
                                                   "key": "litellm"}
 
 
-def test_third_party_source_works_through_the_real_executable(kb_env) -> None:
+def test_third_party_source_works_through_the_real_executable(kb_env: KbEnv) -> None:
     try:
         import keybroker_example_source  # noqa: F401, PLC0415
     except ImportError:

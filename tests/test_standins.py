@@ -20,7 +20,7 @@ from keybroker import _hash, paths
 from keybroker.cache import crypto
 
 
-def test_hash_fallback_is_hashlib_and_hmac_matches_the_standard_module():
+def test_hash_fallback_is_hashlib_and_hmac_matches_the_standard_module() -> None:
     fallback = _hash._load(("no_such_builtin_module",))
     assert fallback is hashlib.sha256
     data, key = os.urandom(100), os.urandom(32)
@@ -30,7 +30,7 @@ def test_hash_fallback_is_hashlib_and_hmac_matches_the_standard_module():
         assert _hash.hmac_sha256(k, data) == hmac.new(k, data, "sha256").hexdigest()
 
 
-def test_aesgcm_fallback_is_the_public_class(monkeypatch):
+def test_aesgcm_fallback_is_the_public_class(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(crypto, "_AESGCM", None)
     monkeypatch.setitem(sys.modules, "cryptography.hazmat.bindings._rust", None)  # ImportError
     cls = crypto.aesgcm()
@@ -44,6 +44,6 @@ def test_aesgcm_fallback_is_the_public_class(monkeypatch):
 
 
 @pytest.mark.parametrize("kind", ["cache", "config", "data"])
-def test_paths_fallback_is_platformdirs(kind):
+def test_paths_fallback_is_platformdirs(kind: str) -> None:
     getter = getattr(platformdirs, f"user_{kind}_dir")
     assert paths._platformdirs(kind) == str(getter("keybroker", appauthor=False))

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ import pytest
 from keybroker import config as configmod
 from keybroker.cache.store import Cache, Entry
 from keybroker.resolve import entry_name
+from tests.conftest import KbEnv
 from tests.fixtures.openbao import OpenBao
 from tests.fixtures.users import OsUser
 from tests.kb import assert_fails, assert_key, assert_nowhere, exe, run
@@ -29,14 +31,14 @@ from tests.test_vault import bao, child_token, new_key, read_policy, uid, vault_
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX ownership and modes")
 
 
-def vault_profile(kb_env, server: OpenBao, path: str, name: str = "v") -> None:
+def vault_profile(kb_env: KbEnv, server: OpenBao, path: str, name: str = "v") -> None:
     kb_env.write_config(
         f'[profiles.{name}]\nsource = "vault"\naddr = "{server.addr}"\npath = "{path}"\n'
         'field = "key"\n'
     )
 
 
-def state(profile: str, env) -> str:
+def state(profile: str, env: Mapping[str, str]) -> str:
     result = run(["keybroker", "print-token", profile, "--json"], env)
     assert result.code == 0, result
     return str(json.loads(result.out)["cache"]["state"])
@@ -45,7 +47,9 @@ def state(profile: str, env) -> str:
 # --- 1. identity-bound entries -------------------------------------------------------------
 
 
-def test_a_token_vault_refuses_never_gets_the_cached_key(bao, kb_env):  # noqa: F811
+def test_a_token_vault_refuses_never_gets_the_cached_key(
+    bao: OpenBao, kb_env: KbEnv  # noqa: F811 - the fixture imported from test_vault
+) -> None:
     """Before: the entry was keyed by location only, so any process of the user got the key
     another token had fetched (exit 0), even with no token at all."""
     path = f"trust/{uid()}"
@@ -73,7 +77,7 @@ def test_a_token_vault_refuses_never_gets_the_cached_key(bao, kb_env):  # noqa: 
     assert_nowhere(refused, other, dirs=[kb_env.cache_dir, kb_env.data_dir])
 
 
-def test_env_profile_cached_on_disk_is_bound_to_its_value(kb_env):
+def test_env_profile_cached_on_disk_is_bound_to_its_value(kb_env: KbEnv) -> None:
     """Before: with storage = "disk" a caller whose variable held another value got the key
     cached by the first caller."""
     kb_env.write_config('[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n')
@@ -83,7 +87,7 @@ def test_env_profile_cached_on_disk_is_bound_to_its_value(kb_env):
                "sk-second-caller-2")
 
 
-def test_ci_jobs_on_one_runner_user_do_not_share_cache(kb_env):
+def test_ci_jobs_on_one_runner_user_do_not_share_cache(kb_env: KbEnv) -> None:
     """Before: two CI jobs running as one OS user shared ~/.cache (and its logins)."""
     counter = kb_env.base / "count"
     script = kb_env.base / "mint.sh"
@@ -127,7 +131,7 @@ class Stall:
         self.sock.close()
 
 
-def test_slow_failing_refresh_never_prints_a_key_that_expired_meanwhile(kb_env):
+def test_slow_failing_refresh_never_prints_a_key_that_expired_meanwhile(kb_env: KbEnv) -> None:
     """Before: an advisory-window refresh that stalled past the key's expiry served the key
     by the clock read *before* the fetch: a key that had expired seconds earlier, exit 0."""
     stall = Stall()
@@ -152,7 +156,9 @@ def test_slow_failing_refresh_never_prints_a_key_that_expired_meanwhile(kb_env):
 
 
 @pytest.mark.parametrize("expiry", ["nan", "inf", "-inf", "1e400", "99999999999"])
-def test_non_finite_or_absurd_expiry_is_an_invalid_value(bao, kb_env, expiry):  # noqa: F811
+def test_non_finite_or_absurd_expiry_is_an_invalid_value(
+    bao: OpenBao, kb_env: KbEnv, expiry: str  # noqa: F811 - the fixture imported from test_vault
+) -> None:
     """Before: expires_at = "nan" made the entry fresh forever (exit 0)."""
     path = f"trust/{uid()}"
     key = new_key()
@@ -163,7 +169,7 @@ def test_non_finite_or_absurd_expiry_is_an_invalid_value(bao, kb_env, expiry):  
     assert not list(kb_env.cache_dir.glob("*.entry"))
 
 
-def test_entry_with_a_nan_expiry_is_a_miss_not_a_crash(kb_env):
+def test_entry_with_a_nan_expiry_is_a_miss_not_a_crash(kb_env: KbEnv) -> None:
     """Before: print-token and cache list crashed (internal error) on such an entry."""
     kb_env.write_config('[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n')
     env = dict(kb_env, K="sk-planted-nan")
@@ -184,7 +190,7 @@ def test_entry_with_a_nan_expiry_is_a_miss_not_a_crash(kb_env):
 # --- 4. config trust ------------------------------------------------------------------------
 
 
-def marker_profile(kb_env) -> Path:
+def marker_profile(kb_env: KbEnv) -> Path:
     marker = kb_env.base / "ran"
     kb_env.write_config(
         f'[profiles.c]\nsource = "command"\ncommand = ["/bin/sh", "-c", '
@@ -193,7 +199,7 @@ def marker_profile(kb_env) -> Path:
     return marker
 
 
-def test_config_writable_by_others_is_refused(kb_env):
+def test_config_writable_by_others_is_refused(kb_env: KbEnv) -> None:
     """Before: a 0666 config was used as is, and its command profile ran as the victim."""
     marker = marker_profile(kb_env)
     kb_env.config_path.chmod(0o666)
@@ -205,7 +211,7 @@ def test_config_writable_by_others_is_refused(kb_env):
     assert "writable by group or others" in doctor.stdout
 
 
-def test_config_in_a_directory_others_can_write_is_refused(kb_env):
+def test_config_in_a_directory_others_can_write_is_refused(kb_env: KbEnv) -> None:
     marker = marker_profile(kb_env)
     kb_env.config_path.parent.chmod(0o777)
     try:
@@ -216,7 +222,7 @@ def test_config_in_a_directory_others_can_write_is_refused(kb_env):
     assert not marker.exists()
 
 
-def test_config_owned_by_another_user_is_refused(kb_env, other_user: OsUser):
+def test_config_owned_by_another_user_is_refused(kb_env: KbEnv, other_user: OsUser) -> None:
     marker = marker_profile(kb_env)
     os.chown(kb_env.config_path, other_user.uid, other_user.gid)
     result = run(["keybroker", "get", "c"], kb_env)
@@ -230,7 +236,7 @@ def test_config_owned_by_another_user_is_refused(kb_env, other_user: OsUser):
     assert_fails(run(["keybroker", "get", "s"], env), 2, "system config")
 
 
-def test_index_built_from_a_trusted_config_is_not_used_after_chmod(kb_env):
+def test_index_built_from_a_trusted_config_is_not_used_after_chmod(kb_env: KbEnv) -> None:
     """The hit path must notice a config that became writable by others."""
     kb_env.write_config('[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n')
     env = dict(kb_env, K="sk-indexed-1")
@@ -244,7 +250,7 @@ def test_index_built_from_a_trusted_config_is_not_used_after_chmod(kb_env):
 
 
 @pytest.mark.parametrize("where", ["entry", "index"])
-def test_a_fifo_in_the_cache_never_hangs_the_helper(kb_env, where):
+def test_a_fifo_in_the_cache_never_hangs_the_helper(kb_env: KbEnv, where: str) -> None:
     """Before: a FIFO in place of an entry or the index hung `get` forever, past the
     deadline."""
     kb_env.write_config('[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n')
@@ -257,7 +263,7 @@ def test_a_fifo_in_the_cache_never_hangs_the_helper(kb_env, where):
     assert_key(run(["keybroker", "get", "e"], env, timeout=15), "sk-fifo-1")
 
 
-def test_a_fifo_as_the_data_key_is_refused_not_waited_on(kb_env):
+def test_a_fifo_as_the_data_key_is_refused_not_waited_on(kb_env: KbEnv) -> None:
     assert run(["keybroker", "get", "demo"], kb_env).code == 0
     key = kb_env.data_dir / "cache.key"
     key.unlink()
@@ -266,7 +272,7 @@ def test_a_fifo_as_the_data_key_is_refused_not_waited_on(kb_env):
     assert_fails(result, 7, "not a regular file")
 
 
-def test_directories_keybroker_creates_are_private_under_umask_000(tmp_path):
+def test_directories_keybroker_creates_are_private_under_umask_000(tmp_path: Path) -> None:
     """Before: under umask 000 the parents it created (~/.cache, ~/.local/share) were 0777."""
     home = tmp_path / "home"
     home.mkdir()
@@ -281,7 +287,7 @@ def test_directories_keybroker_creates_are_private_under_umask_000(tmp_path):
         assert (created.stat().st_mode & 0o777) == 0o700, created
 
 
-def test_a_failed_data_key_write_leaves_no_key_material_behind(kb_env):
+def test_a_failed_data_key_write_leaves_no_key_material_behind(kb_env: KbEnv) -> None:
     """Before: a full disk left `.cache.key.*` temp files (key material) in the data dir."""
 
     def small_files() -> None:

@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from keybroker import output
 from keybroker.redact import scrub_quoted
 from tests.conftest import KbEnv
+from tests.fixtures.openbao import OpenBao
 from tests.kb import IN_CI, assert_fails, run
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX")
@@ -608,7 +609,7 @@ def test_device_login_with_an_infinite_interval_still_polls(
 @pytest.mark.integration
 @pytest.mark.parametrize("when", ["inf", "-Infinity", "nan", "NaN"])
 def test_vault_expires_at_that_is_not_finite_is_exit_6(
-    openbao: Any, kb_env: KbEnv, when: str
+    openbao: OpenBao, kb_env: KbEnv, when: str
 ) -> None:
     path = f"gap-{secrets.token_hex(5)}"
     openbao.kv_put(path, {"key": KEY, "expires_at": when})

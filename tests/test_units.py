@@ -17,7 +17,7 @@ from keybroker.validate import MAX_KEY_LENGTH, validate_key
 @pytest.mark.parametrize(
     "value", ["sk-abc", "a" * MAX_KEY_LENGTH, "x!#$%&'()*+,-./:;<=>?@[]^_`{|}~"]
 )
-def test_valid_keys(value):
+def test_valid_keys(value: str) -> None:
     assert validate_key(value, "t") == value
 
 
@@ -36,7 +36,7 @@ def test_valid_keys(value):
         ("unicodé", "a non-ASCII character"),
     ],
 )
-def test_invalid_keys_say_why_without_the_value(value, why):
+def test_invalid_keys_say_why_without_the_value(value: str, why: str) -> None:
     with pytest.raises(InvalidSecret) as info:
         validate_key(value, "profile 'p'")
     text = info.value.render()
@@ -50,36 +50,36 @@ def test_invalid_keys_say_why_without_the_value(value, why):
     ("text", "seconds"),
     [("90", 90), ("90s", 90), ("5m", 300), ("1h", 3600), ("2d", 172800), (30, 30), ("1.5m", 90)],
 )
-def test_durations(text, seconds):
+def test_durations(text: str | int, seconds: int) -> None:
     assert parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["5x", "", "-1", "abc", "inf", "nan", True])
-def test_bad_durations(text):
+def test_bad_durations(text: str | bool) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
 
 
-def test_format_duration():
+def test_format_duration() -> None:
     assert format_duration(59) == "59s"
     assert format_duration(3599) == "59m 59s"
     assert format_duration(-3) == "-3s"
     assert format_duration(90000) == "1d 1h"
 
 
-def test_mask_never_shows_enough_to_use():
+def test_mask_never_shows_enough_to_use() -> None:
     assert redact.mask("sk-1234567890abcdef") == "sk-…cdef"
     assert redact.mask("short") == "…"
     assert "1234567890" not in redact.mask("sk-1234567890abcdef")
 
 
-def test_scrub_replaces_registered_secrets():
+def test_scrub_replaces_registered_secrets() -> None:
     redact.sensitive("s3cr3t-value")
     assert redact.scrub("error: token s3cr3t-value refused") == "error: token *** refused"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="Windows defers to platformdirs itself")
-def test_default_paths_match_platformdirs(monkeypatch):
+def test_default_paths_match_platformdirs(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "CI", "GITHUB_ACTIONS",
                 "GITLAB_CI"):
         monkeypatch.delenv(var, raising=False)
@@ -100,7 +100,7 @@ def test_default_paths_match_platformdirs(monkeypatch):
     assert str(paths.data_dir(env)) == platformdirs.user_data_dir("keybroker", appauthor=False)
 
 
-def test_overrides():
+def test_overrides() -> None:
     env = {"KEYBROKER_CACHE_DIR": "/c", "KEYBROKER_CONFIG": "/x.toml", "KEYBROKER_DATA_DIR": "/d"}
     assert str(paths.cache_dir(env)) == "/c"
     assert str(paths.config_file(env)) == "/x.toml"

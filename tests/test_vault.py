@@ -18,12 +18,16 @@ import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.conftest import KbEnv
 from tests.fixtures.openbao import OpenBao, OpenBaoError, free_port, start_openbao
 from tests.kb import assert_fails, assert_key, assert_nowhere, python, require_backend, run
+
+if TYPE_CHECKING:  # cryptography is imported where a test needs it
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 pytestmark = pytest.mark.integration
 
@@ -93,12 +97,12 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def state_dirs(kb_env: Any) -> list[Path]:
+def state_dirs(kb_env: KbEnv) -> list[Path]:
     """Where keybroker writes: cache, config and data dirs (not the test's own files)."""
     return [kb_env.base / "cache", kb_env.base / "config", kb_env.base / "data"]
 
 
-def aux_tokens(kb_env: Any) -> list[str]:
+def aux_tokens(kb_env: KbEnv) -> list[str]:
     """The login tokens keybroker cached (decrypted with the test user's data key)."""
     from keybroker.cache.store import Cache  # noqa: PLC0415
 
@@ -115,7 +119,7 @@ def aux_tokens(kb_env: Any) -> list[str]:
 # --- KV v2 / v1, profile and standalone ---
 
 
-def test_kv2_profile_and_standalone_share_one_entry(bao: OpenBao, kb_env: Any) -> None:
+def test_kv2_profile_and_standalone_share_one_entry(bao: OpenBao, kb_env: KbEnv) -> None:
     path = f"litellm-{uid()}"
     key, rotated = new_key(), new_key()
     bao.kv_put(path, {"key": key, "note": "x"})
@@ -141,7 +145,7 @@ def test_kv2_profile_and_standalone_share_one_entry(bao: OpenBao, kb_env: Any) -
     assert_nowhere(token, first, second, dirs=[kb_env.base])
 
 
-def test_rotation_seen_with_no_cache_and_after_expiry(bao: OpenBao, kb_env: Any) -> None:
+def test_rotation_seen_with_no_cache_and_after_expiry(bao: OpenBao, kb_env: KbEnv) -> None:
     path = f"rot-{uid()}"
     old, new = new_key(), new_key()
     bao.kv_put(path, {"key": old})
@@ -161,7 +165,7 @@ def test_rotation_seen_with_no_cache_and_after_expiry(bao: OpenBao, kb_env: Any)
     assert doc["key_version"] == "2"
 
 
-def test_pinned_secret_version(bao: OpenBao, kb_env: Any) -> None:
+def test_pinned_secret_version(bao: OpenBao, kb_env: KbEnv) -> None:
     path = f"pin-{uid()}"
     first, second = new_key(), new_key()
     bao.kv_put(path, {"key": first})
@@ -184,7 +188,7 @@ def test_pinned_secret_version(bao: OpenBao, kb_env: Any) -> None:
     assert_fails(missing, 5, f"no secret at secret/data/{path} (version 7)", secrets=[first])
 
 
-def test_kv1_mount(bao: OpenBao, kb_env: Any) -> None:
+def test_kv1_mount(bao: OpenBao, kb_env: KbEnv) -> None:
     path = f"app-{uid()}"
     key = new_key()
     bao.api("POST", f"kv1/{path}", {"key": key, "owner": "team"})
@@ -203,7 +207,7 @@ def test_kv1_mount(bao: OpenBao, kb_env: Any) -> None:
     assert_fails(flipped, 5, "'secret' is a KV v2 mount: set kv_version = 2", secrets=[key])
 
 
-def test_whole_document_with_field_star_and_expires_at_field(bao: OpenBao, kb_env: Any) -> None:
+def test_whole_document_with_field_star_and_expires_at_field(bao: OpenBao, kb_env: KbEnv) -> None:
     path = f"json-{uid()}"
     expires = int(time.time()) + 7200
     data = {"api_key": new_key(), "expires_at": iso(expires), "region": "eu"}
@@ -218,7 +222,7 @@ def test_whole_document_with_field_star_and_expires_at_field(bao: OpenBao, kb_en
 
 
 def test_no_field_on_several_fields_exit_6_single_field_printed(bao: OpenBao,
-                                                                kb_env: Any) -> None:
+                                                                kb_env: KbEnv) -> None:
     """Issue 17: no field used to print the whole JSON as the key (exit 0, doctor ✓)."""
     several, single = f"many-{uid()}", f"one-{uid()}"
     key, other = new_key(), new_key()
@@ -249,7 +253,7 @@ def test_no_field_on_several_fields_exit_6_single_field_printed(bao: OpenBao,
     assert "its only field 'key'" in doctor.stdout
 
 
-def test_invalid_values_exit_6(bao: OpenBao, kb_env: Any) -> None:
+def test_invalid_values_exit_6(bao: OpenBao, kb_env: KbEnv) -> None:
     path = f"bad-{uid()}"
     inner = new_key()
     bao.kv_put(path, {"nested": {"k": inner}, "when": "soon", "key": new_key(),
@@ -274,7 +278,7 @@ def test_invalid_values_exit_6(bao: OpenBao, kb_env: Any) -> None:
         "expires_at"])
 
 
-def test_read_engine_lease_gives_expiry(bao: OpenBao, kb_env: Any) -> None:
+def test_read_engine_lease_gives_expiry(bao: OpenBao, kb_env: KbEnv) -> None:
     """engine = "read": any read path; the lease duration is the expiry (KV v1 leases its ttl)."""
     path = f"creds-{uid()}"
     creds = {"access_key": "AKIA" + uid().upper(), "secret_key": new_key(""), "ttl": "2h"}
@@ -298,7 +302,7 @@ def test_read_engine_lease_gives_expiry(bao: OpenBao, kb_env: Any) -> None:
 # --- errors and exit codes ---
 
 
-def test_denied_missing_and_field_errors(bao: OpenBao, kb_env: Any) -> None:
+def test_denied_missing_and_field_errors(bao: OpenBao, kb_env: KbEnv) -> None:
     allowed, other = f"ok-{uid()}", f"private-{uid()}"
     key, hidden = new_key(), new_key()
     bao.kv_put(allowed, {"key": key, "org": "acme-org-value"})
@@ -337,7 +341,7 @@ def test_denied_missing_and_field_errors(bao: OpenBao, kb_env: Any) -> None:
     assert_nowhere(hidden, denied, debug, dirs=[kb_env.base])
 
 
-def test_bad_settings_exit_2(bao: OpenBao, kb_env: Any) -> None:
+def test_bad_settings_exit_2(bao: OpenBao, kb_env: KbEnv) -> None:
     env = vault_env(kb_env, bao, bao.root_token)
     assert_fails(run(["keybroker-vault", "--path", "x", "--kv-version", "3"], env), 2,
                  "kv_version must be 1 or 2")
@@ -351,13 +355,13 @@ def test_bad_settings_exit_2(bao: OpenBao, kb_env: Any) -> None:
     assert_fails(run(["keybroker", "get", "bad"], env), 2, "[profiles.bad] key 'kv_version'")
 
 
-def test_no_token_anywhere_exit_8(bao: OpenBao, kb_env: Any) -> None:
+def test_no_token_anywhere_exit_8(bao: OpenBao, kb_env: KbEnv) -> None:
     env = vault_env(kb_env, bao, None)
     result = run(["keybroker-vault", "--path", "anything", "--field", "key"], env)
     assert_fails(result, 8, "no Vault token", "vault login")
 
 
-def test_token_file_in_home(bao: OpenBao, kb_env: Any) -> None:
+def test_token_file_in_home(bao: OpenBao, kb_env: KbEnv) -> None:
     path = f"home-{uid()}"
     key = new_key()
     bao.kv_put(path, {"key": key})
@@ -369,7 +373,7 @@ def test_token_file_in_home(bao: OpenBao, kb_env: Any) -> None:
     assert_nowhere(token, result)
 
 
-def test_token_env_setting(bao: OpenBao, kb_env: Any) -> None:
+def test_token_env_setting(bao: OpenBao, kb_env: KbEnv) -> None:
     path = f"tenv-{uid()}"
     key = new_key()
     bao.kv_put(path, {"key": key})
@@ -385,7 +389,7 @@ def test_token_env_setting(bao: OpenBao, kb_env: Any) -> None:
     assert_fails(unset, 2, "token_env names $CI_VAULT_TOKEN, which is not set")
 
 
-def test_unreachable_closed_port_exit_3(kb_env: Any) -> None:
+def test_unreachable_closed_port_exit_3(kb_env: KbEnv) -> None:
     port = free_port()  # nothing listens there
     env = dict(kb_env, VAULT_ADDR=f"http://127.0.0.1:{port}", VAULT_TOKEN="s.token-never-sent",
                KEYBROKER_TIMEOUT="2")
@@ -394,7 +398,7 @@ def test_unreachable_closed_port_exit_3(kb_env: Any) -> None:
                  secrets=["s.token-never-sent"])
 
 
-def test_unreachable_silent_listener_exit_3_within_deadline(kb_env: Any) -> None:
+def test_unreachable_silent_listener_exit_3_within_deadline(kb_env: KbEnv) -> None:
     """A socket that accepts and never answers: the deadline ends the call with exit 3."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", 0))
@@ -410,7 +414,7 @@ def test_unreachable_silent_listener_exit_3_within_deadline(kb_env: Any) -> None
     assert b"s.silent-token" not in result.err
 
 
-def test_sealed_server_exit_3(tmp_path: Path, kb_env: Any) -> None:
+def test_sealed_server_exit_3(tmp_path: Path, kb_env: KbEnv) -> None:
     try:
         server = start_openbao(tmp_path / "sealed")
     except OpenBaoError as exc:
@@ -429,7 +433,7 @@ def test_sealed_server_exit_3(tmp_path: Path, kb_env: Any) -> None:
         server.stop()
 
 
-def test_tls_with_ca_cert(tmp_path: Path, kb_env: Any) -> None:
+def test_tls_with_ca_cert(tmp_path: Path, kb_env: KbEnv) -> None:
     try:
         server = start_openbao(tmp_path / "tls", tls=True)
     except OpenBaoError as exc:
@@ -471,7 +475,7 @@ def approle(server: OpenBao, policy: str, **options: Any) -> tuple[str, str]:
     return str(role_id), str(secret_id)
 
 
-def test_approle_read_only_policy_and_cached_login(bao: OpenBao, kb_env: Any) -> None:
+def test_approle_read_only_policy_and_cached_login(bao: OpenBao, kb_env: KbEnv) -> None:
     path, other = f"ar-{uid()}", f"ar-other-{uid()}"
     key = new_key()
     bao.kv_put(path, {"key": key})
@@ -504,7 +508,7 @@ def test_approle_read_only_policy_and_cached_login(bao: OpenBao, kb_env: Any) ->
         assert role_id.encode() not in entry.read_bytes()
 
 
-def test_approle_wrong_secret_id_exit_4(bao: OpenBao, kb_env: Any) -> None:
+def test_approle_wrong_secret_id_exit_4(bao: OpenBao, kb_env: KbEnv) -> None:
     role_id, secret_id = approle(bao, read_policy(bao, "secret/data/none"))
     env = vault_env(kb_env, bao, None)
     wrong = secret_id[:-4] + "beef"
@@ -517,7 +521,7 @@ def test_approle_wrong_secret_id_exit_4(bao: OpenBao, kb_env: Any) -> None:
     assert_nowhere(secret_id, result)
 
 
-def test_approle_secret_id_file_and_renewal(bao: OpenBao, tmp_path: Path, kb_env: Any,
+def test_approle_secret_id_file_and_renewal(bao: OpenBao, tmp_path: Path, kb_env: KbEnv,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """In process with an injected clock: a renewable cached token near its end is renewed."""
     from keybroker import clock  # noqa: PLC0415
@@ -577,7 +581,7 @@ def test_approle_secret_id_file_and_renewal(bao: OpenBao, tmp_path: Path, kb_env
 
 
 @pytest.fixture(scope="module")
-def jwt_role(bao: OpenBao) -> tuple[Any, str, str]:
+def jwt_role(bao: OpenBao) -> tuple[RSAPrivateKey, str, str]:
     """JWT auth trusting a key the test made; returns (private key, role name, readable path)."""
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
     from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
@@ -601,7 +605,7 @@ def jwt_role(bao: OpenBao) -> tuple[Any, str, str]:
     return private, role, path
 
 
-def sign(private: Any, **claims: Any) -> str:
+def sign(private: RSAPrivateKey, **claims: Any) -> str:
     import jwt  # noqa: PLC0415
 
     now = int(time.time())
@@ -611,8 +615,9 @@ def sign(private: Any, **claims: Any) -> str:
     return str(jwt.encode(body, private, algorithm="RS256"))
 
 
-def test_jwt_login_from_env_and_file(bao: OpenBao, jwt_role: Any, kb_env: Any,
-                                     tmp_path: Path) -> None:
+def test_jwt_login_from_env_and_file(
+    bao: OpenBao, jwt_role: tuple[RSAPrivateKey, str, str], kb_env: KbEnv, tmp_path: Path
+) -> None:
     private, role, path = jwt_role
     key = new_key()
     bao.kv_put(path, {"key": key})
@@ -635,7 +640,9 @@ def test_jwt_login_from_env_and_file(bao: OpenBao, jwt_role: Any, kb_env: Any,
         assert_nowhere(secret, result, from_file, dirs=state_dirs(kb_env))
 
 
-def test_jwt_signed_by_unknown_key_exit_4(bao: OpenBao, jwt_role: Any, kb_env: Any) -> None:
+def test_jwt_signed_by_unknown_key_exit_4(
+    bao: OpenBao, jwt_role: tuple[RSAPrivateKey, str, str], kb_env: KbEnv
+) -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
 
     _, role, path = jwt_role
@@ -676,13 +683,18 @@ class _GitHubTokenEndpoint(BaseHTTPRequestHandler):
         pass
 
 
-def test_jwt_from_github_actions_id_token(bao: OpenBao, jwt_role: Any, kb_env: Any) -> None:
+def test_jwt_from_github_actions_id_token(
+    bao: OpenBao, jwt_role: tuple[RSAPrivateKey, str, str], kb_env: KbEnv
+) -> None:
     private, role, path = jwt_role
     key = new_key()
     bao.kv_put(path, {"key": key})
-    handler = type("Handler", (_GitHubTokenEndpoint,), {
-        "bearer": "gh-request-" + secrets.token_hex(8), "jwt": sign(private), "audiences": [],
-    })
+    class Handler(_GitHubTokenEndpoint):
+        bearer = "gh-request-" + secrets.token_hex(8)
+        jwt = sign(private)
+        audiences = []  # noqa: RUF012 - this test's own list
+
+    handler = Handler
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -719,7 +731,7 @@ def test_jwt_from_github_actions_id_token(bao: OpenBao, jwt_role: Any, kb_env: A
 # --- Vault Proxy / Agent listener ---
 
 
-def test_through_openbao_proxy_without_token(bao: OpenBao, kb_env: Any, tmp_path: Path) -> None:
+def test_through_openbao_proxy_without_token(bao: OpenBao, kb_env: KbEnv, tmp_path: Path) -> None:
     """A ``bao proxy`` listener with use_auto_auth_token: keybroker sends no token at all."""
     import subprocess  # noqa: PLC0415
 
@@ -760,7 +772,7 @@ def test_through_openbao_proxy_without_token(bao: OpenBao, kb_env: Any, tmp_path
 # --- doctor ---
 
 
-def test_doctor_checks(bao: OpenBao, kb_env: Any) -> None:
+def test_doctor_checks(bao: OpenBao, kb_env: KbEnv) -> None:
     path = f"doc-{uid()}"
     key = new_key()
     bao.kv_put(path, {"key": key, "extra": "x-extra-value"})
@@ -801,7 +813,7 @@ def test_doctor_checks(bao: OpenBao, kb_env: Any) -> None:
     assert_nowhere(revoked, refused)
 
 
-def test_doctor_unreachable_in_process(kb_env: Any) -> None:
+def test_doctor_unreachable_in_process(kb_env: KbEnv) -> None:
     from keybroker.model import Deadline, Request  # noqa: PLC0415
     from keybroker.sources.base import FetchContext  # noqa: PLC0415
     from keybroker.sources.vault import SOURCE  # noqa: PLC0415
@@ -847,7 +859,7 @@ def test_canonical_fills_defaults_and_env() -> None:
     assert "rid-123456" not in json.dumps(pinned)
 
 
-def test_standalone_flags_per_design(kb_env: Any) -> None:
+def test_standalone_flags_per_design(kb_env: KbEnv) -> None:
     result = run(["keybroker-vault", "--help"], kb_env)
     assert result.code == 0
     for flag in ("--addr", "--path", "--mount", "--field", "--kv-version", "--secret-version",
@@ -924,12 +936,16 @@ def throwaway_ca_pem() -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def test_kubernetes_login_with_service_account_token(bao: OpenBao, kb_env: Any,
+def test_kubernetes_login_with_service_account_token(bao: OpenBao, kb_env: KbEnv,
                                                      tmp_path: Path) -> None:
     mount = f"k8s-{uid()}"
     enable(bao, "auth", mount, {"type": "kubernetes"})
     pod_jwt = service_account_jwt()
-    handler = type("Handler", (_TokenReviewAPI,), {"valid_jwt": pod_jwt, "reviews": []})
+    class Handler(_TokenReviewAPI):
+        valid_jwt = pod_jwt
+        reviews = []  # noqa: RUF012 - this test's own list
+
+    handler = Handler
     api = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=api.serve_forever, daemon=True)
     thread.start()
@@ -980,7 +996,7 @@ def test_kubernetes_login_with_service_account_token(bao: OpenBao, kb_env: Any,
 # --- identity binding of cached logins (issue 12) ---
 
 
-def test_cached_jwt_login_is_bound_to_the_jwt_presented(bao: OpenBao, kb_env: Any) -> None:
+def test_cached_jwt_login_is_bound_to_the_jwt_presented(bao: OpenBao, kb_env: KbEnv) -> None:
     """Job 2 of another project (its JWT refused by Vault) never reuses job 1's login.
 
     Before: the login was cached by role name only, so job 2 read with job 1's Vault token
@@ -1097,7 +1113,7 @@ sys.meta_path.insert(0, _NoHvac())
 '''
 
 
-def test_hvac_missing_names_the_install_command(kb_env: Any, tmp_path: Path) -> None:
+def test_hvac_missing_names_the_install_command(kb_env: KbEnv, tmp_path: Path) -> None:
     """Before: 'keybroker: internal error (ModuleNotFoundError); rerun with --debug'."""
     hide = tmp_path / "hide"
     hide.mkdir()
@@ -1129,7 +1145,7 @@ def test_hvac_missing_names_the_install_command(kb_env: Any, tmp_path: Path) -> 
         assert b"ModuleNotFoundError" not in result.err + result.out
 
 
-def test_path_copied_from_a_policy_gets_the_right_hint(bao: OpenBao, kb_env: Any) -> None:
+def test_path_copied_from_a_policy_gets_the_right_hint(bao: OpenBao, kb_env: KbEnv) -> None:
     """Before: path = "secret/data/x" suggested 'try path = "data/x"', also wrong."""
     name = f"litellm-{uid()}/claude"
     key = new_key()
@@ -1151,7 +1167,9 @@ def test_path_copied_from_a_policy_gets_the_right_hint(bao: OpenBao, kb_env: Any
     assert_fails(denied, 4, secrets=[token, key])
 
 
-def test_vaults_own_error_text_is_shown(bao: OpenBao, jwt_role: Any, kb_env: Any) -> None:
+def test_vaults_own_error_text_is_shown(
+    bao: OpenBao, jwt_role: tuple[RSAPrivateKey, str, str], kb_env: KbEnv
+) -> None:
     """Before: 'login refused …' only; the reason (the JWT's audience) needed --debug."""
     private, role, path = jwt_role
     env = vault_env(kb_env, bao, None)
@@ -1165,7 +1183,7 @@ def test_vaults_own_error_text_is_shown(bao: OpenBao, jwt_role: Any, kb_env: Any
     assert result.err.count(b"\n") == 1
 
 
-def test_no_cache_context_logs_in_afresh(bao: OpenBao, kb_env: Any) -> None:
+def test_no_cache_context_logs_in_afresh(bao: OpenBao, kb_env: KbEnv) -> None:
     """The source side of '--no-cache skips cached logins' (issue 12): a context marked
     ``no_cache`` never uses a cached machine login. resolve() sets the mark (the lead's part);
     here it is set by hand, in process, with a single-use secret_id to tell the two apart."""
@@ -1187,7 +1205,7 @@ def test_no_cache_context_logs_in_afresh(bao: OpenBao, kb_env: Any) -> None:
 
     def fetch(no_cache: bool) -> str:
         ctx = FetchContext(Deadline(20), env, aux)
-        ctx.no_cache = no_cache  # type: ignore[attr-defined]  # until FetchContext has it
+        ctx.no_cache = no_cache
         return SOURCE.fetch(Request("vault", settings), ctx).value
 
     assert fetch(False) == key

