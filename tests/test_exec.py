@@ -265,3 +265,20 @@ def test_masker_across_two_streams_equals_replace_of_the_merged_log(
         written += masker.feed_from(streams[n % len(streams)], text[a:b])
     written += masker.flush_all()
     assert b"".join(data for _, data in written) == text.replace(secret, b"***")
+
+
+def test_header_puts_the_key_in_anthropic_custom_headers_only(kb_env: KbEnv) -> None:
+    """Issue 15: the seed's Vertex option — Google credentials stay in Authorization, the
+    proxy key goes in Proxy-Authorization through ANTHROPIC_CUSTOM_HEADERS for the session."""
+    kb_env.write_config('[profiles.k]\nsource = "env"\nvar = "K"\n')
+    env = dict(kb_env, K="sk-exec-header-5a6b")
+    script = 'printf "%s|%s" "$ANTHROPIC_CUSTOM_HEADERS" "${ANTHROPIC_AUTH_TOKEN-unset}"'
+    result = run(["keybroker", "exec", "k", "--header", "Proxy-Authorization: Bearer {}",
+                  "--", "sh", "-c", script], env)
+    assert result.code == 0, result
+    assert result.out == b"Proxy-Authorization: Bearer sk-exec-header-5a6b|unset"
+    both = run(["keybroker", "exec", "k", "--header", "X-Proxy-Key: {}", "--var", "OTHER",
+                "--", "sh", "-c", 'printf "%s|%s" "$ANTHROPIC_CUSTOM_HEADERS" "$OTHER"'], env)
+    assert both.out == b"X-Proxy-Key: sk-exec-header-5a6b|sk-exec-header-5a6b", both
+    bad = run(["keybroker", "exec", "k", "--header", "no colon", "--", "true"], env)
+    assert_fails(bad, 2, "expected 'Name: value'")

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import click
 
+from keybroker.claude.render import custom_headers, parse_header
 from keybroker.cli.ci import parse_vars, resolve_profiles
 from keybroker.cli.errors import config_option, debug_option, handles_errors
 from keybroker.redact import derived_forms, emit, sensitive
@@ -270,6 +271,10 @@ def split_command(args: Sequence[str], params: Sequence[click.Parameter]) -> lis
 @click.option("--var", "variables", multiple=True, metavar="NAME[=PROFILE]",
               help="Variable to set (default ANTHROPIC_AUTH_TOKEN); NAME=PROFILE for another "
                    "profile; repeatable.")
+@click.option("--header", "header_specs", multiple=True, metavar="'NAME: TEMPLATE'",
+              help="Put PROFILE's key in ANTHROPIC_CUSTOM_HEADERS ('{}' is the key), e.g. "
+                   "'Proxy-Authorization: Bearer {}'; repeatable. Without --var no other "
+                   "variable is set.")
 @click.option("--mask", is_flag=True,
               help="Replace the value with *** in the command's stdout and stderr.")
 @click.option("--no-cache", is_flag=True, help="Bypass the shared cache for this call.")
@@ -277,8 +282,9 @@ def split_command(args: Sequence[str], params: Sequence[click.Parameter]) -> lis
 @debug_option
 @handles_errors
 def exec_(
-    profile: str, command: tuple[str, ...], variables: tuple[str, ...], mask: bool,
-    no_cache: bool, config_path: str | None, debug: bool,
+    profile: str, command: tuple[str, ...], variables: tuple[str, ...],
+    header_specs: tuple[str, ...], mask: bool, no_cache: bool, config_path: str | None,
+    debug: bool,
 ) -> None:
     """Run COMMAND with PROFILE's key in its environment (never in its arguments).
 
@@ -290,11 +296,15 @@ def exec_(
     keybroker's options go before COMMAND; from COMMAND's first word on (or after --),
     every argument is COMMAND's, so "-c" above reaches sh.
 
+    With --header the key goes into ANTHROPIC_CUSTOM_HEADERS for a Claude Code session (the
+    Vertex option with Google credentials in Authorization and the proxy key in
+    Proxy-Authorization); it is read once: no rotation inside that session.
+
     Signals are passed on to COMMAND and its exit status is returned (128+N for signal N).
     """
-
-    pairs = parse_vars(profile, variables)
-    env, outcomes = resolve_profiles([p for _, p in pairs], config_path,
+    headers = [parse_header(spec) for spec in header_specs]
+    pairs = parse_vars(profile, variables) if variables or not headers else []
+    env, outcomes = resolve_profiles([profile, *(p for _, p in pairs)], config_path,
                                      no_cache=no_cache, debug=debug)
     child_env = dict(env)  # os.environ, plus KEYBROKER_CONFIG when --config was given
     values: list[str] = []
@@ -302,5 +312,10 @@ def exec_(
         value = outcomes[prof].value
         sensitive(value)
         child_env[name] = value
+        values.append(value)
+    if headers:
+        value = outcomes[profile].value
+        sensitive(value)
+        child_env["ANTHROPIC_CUSTOM_HEADERS"] = custom_headers(headers, value)
         values.append(value)
     raise SystemExit(run_child(command, child_env, values if mask else None))
