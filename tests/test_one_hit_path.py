@@ -108,6 +108,24 @@ def test_advisory_window_beside_a_held_lock_serves_the_cached_key_at_once(kb_env
     assert elapsed < 5, elapsed  # it did not wait out the 10 s deadline
 
 
+def test_mandatory_window_lock_timeout_serves_the_still_valid_key(kb_env: KbEnv) -> None:
+    """Issue 14: a lock wait that runs out falls back like a failed fetch. Before, the
+    LockTimeout was raised outside the fallback: exit 3 while a servable key existed."""
+    counter = counting_profile(kb_env)
+    now = time.time()
+    plant(kb_env, "p", "sk-cached-mandatory", now - 3400, now + 200)  # < T + m: mandatory
+    holder = hold_lock(kb_env, "p")
+    try:
+        result = run(["keybroker", "get", "p"], dict(kb_env, KEYBROKER_TIMEOUT="2"))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.code == 0, result
+    assert result.out == b"sk-cached-mandatory\n"
+    assert b"the lock wait ran out" in result.err or b"serving the cached key" in result.err
+    assert not counter.exists()
+
+
 def probe_modules(env: Mapping[str, str], argv: list[str], modules: tuple[str, ...]) -> list[str]:
     code = PROBE.format(module="entry", func="main", argv=argv).replace(repr(HEAVY),
                                                                           repr(modules))
