@@ -13,19 +13,21 @@ contains a secret: every line goes through the scrubber, and values are never fo
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Mapping
 from typing import Any
 
 import click
 
 from keybroker.cli.errors import config_option, debug_option, handles_errors
+from keybroker.diagnose import (
+    check_cache_dir,
+    check_claude_settings,
+    check_data_key,
+    check_path,
+    check_profile,
+)
 from keybroker.sources.base import Check
 
 OK, BAD, SKIP = "✓", "✗", "–"
-#: What IDEs and launchd give a process: keybroker is rarely on it.
-MINIMAL_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
 
 
 def render(check: Check, colour: bool = False) -> str:
@@ -55,204 +57,6 @@ def _outside_doctor(fix: str) -> str:
 
     pattern = r"(;\s*)?(or )?(run:? ?)?[('\"]*keybroker doctor[^;)'\"]*[)'\"]*"
     return re.sub(pattern, "", fix).strip(" ;,")
-
-
-def check_cache_dir(env: Mapping[str, str]) -> Check:
-    from keybroker import paths  # noqa: PLC0415
-    from keybroker.cache.files import check_private_dir  # noqa: PLC0415
-    from keybroker.errors import CacheError  # noqa: PLC0415
-
-    root = paths.cache_dir(env)
-    try:
-        st = os.lstat(root)
-    except FileNotFoundError:
-        return Check(True, "cache dir", f"{root} (created on first use)")
-    except OSError as exc:
-        return Check(False, "cache dir", f"cannot inspect {root}: {exc.strerror}",
-                     "check permissions or set KEYBROKER_CACHE_DIR")
-    try:
-        check_private_dir(root, st, "cache directory")
-    except CacheError as exc:
-        return Check(False, "cache dir", exc.message, exc.hint or "")
-    return Check(True, "cache dir", f"{root} (private)")
-
-
-def check_data_key(env: Mapping[str, str]) -> Check:
-    from keybroker import paths  # noqa: PLC0415
-    from keybroker.cache.crypto import KEYCHAIN_ACCOUNT, key_store, load_data_key  # noqa: PLC0415
-    from keybroker.errors import CacheError  # noqa: PLC0415
-
-    data_dir = paths.data_dir(env)
-    try:
-        store = key_store(env)
-        key = load_data_key(data_dir, create=False, store=store)
-    except CacheError as exc:
-        return Check(False, "data key", exc.message, exc.hint or "")
-    if store == "keychain":
-        state = "present" if key is not None else "created on first use"
-        return Check(True, "data key", f"OS keychain, keybroker/{KEYCHAIN_ACCOUNT} ({state})")
-    if key is None:
-        return Check(True, "data key", f"{data_dir} (created on first use)")
-    return Check(True, "data key", f"{data_dir}/cache.key (present, private)")
-
-
-def check_profile(name: str, config: Any, env: Mapping[str, str], cache: Any) -> list[Check]:
-    """The source's own checks, then a real resolve and the key's lifetime against T + m."""
-    from keybroker import clock  # noqa: PLC0415
-    from keybroker.cache.store import CacheAux  # noqa: PLC0415
-    from keybroker.config import request_for  # noqa: PLC0415
-    from keybroker.durations import format_duration  # noqa: PLC0415
-    from keybroker.errors import KeybrokerError  # noqa: PLC0415
-    from keybroker.model import Deadline  # noqa: PLC0415
-    from keybroker.resolve import resolve  # noqa: PLC0415
-    from keybroker.sources.base import FetchContext, get_source  # noqa: PLC0415
-
-    label = f"profile '{name}'"
-    try:
-        request = request_for(config, name, env)
-        source = get_source(request.source)
-    except KeybrokerError as exc:
-        return [Check(False, label, exc.message, exc.hint or "")]
-    checks: list[Check] = []
-    ctx = FetchContext(Deadline(request.options.timeout), env,
-                       CacheAux(cache, source.name) if cache is not None else None)
-    try:
-        for item in source.doctor(request, ctx):
-            checks.append(Check(item.ok, f"{label} {item.label}", item.detail, item.fix))
-    except KeybrokerError as exc:
-        checks.append(Check(False, f"{label} {source.name} check", exc.message, exc.hint or ""))
-    except Exception as exc:  # a plugin's broken hook must not stop the other checks
-        checks.append(Check(False, f"{label} {source.name} check",
-                            f"the check itself failed ({type(exc).__name__})"))
-    checks.extend(fast_path_and_events(name, config, env, cache))
-    try:
-        outcome = resolve(request, env, cache=cache)
-    except KeybrokerError as exc:
-        fix = exc.hint or f"run: keybroker print-token {name} --debug"
-        checks.append(Check(False, label, _detail(exc.message, request.where(), source.name),
-                            fix))
-        return checks
-    where = f"{source.name} ({outcome.label})" if outcome.label else source.name
-    checks.append(Check(True, label, f"key obtained from {where}, cache {outcome.state}"))
-    need = outcome.policy.need
-    if outcome.expires_at is None:
-        reuse = outcome.policy.max_age if outcome.policy.max_age is not None else outcome.policy.ttl
-        checks.append(Check(True, f"{label} lifetime",
-                            f"no expiry known; reused for {format_duration(reuse)}"))
-    elif outcome.short_lived:
-        life = outcome.expires_at - outcome.fetched_at
-        checks.append(Check(
-            False, f"{label} lifetime",
-            f"the key lives {format_duration(life)}, less than Claude Code's TTL + margin "
-            f"({format_duration(need)}): Claude Code may use it after it expires",
-            "lengthen the key's lifetime at the source, or lower "
-            "CLAUDE_CODE_API_KEY_HELPER_TTL_MS (keybroker claude configure --ttl)",
-        ))
-    else:
-        left = outcome.expires_at - clock.now()
-        checks.append(Check(True, f"{label} lifetime",
-                            f"valid {format_duration(left)} more ≥ TTL + margin "
-                            f"{format_duration(need)}"))
-    return checks
-
-
-def fast_path_and_events(name: str, config: Any, env: Mapping[str, str],
-                         cache: Any) -> list[Check]:
-    """Whether the fast path serves the profile (and why not), and its recent warnings."""
-    from keybroker import events  # noqa: PLC0415
-    from keybroker.config.index import status  # noqa: PLC0415
-
-    label = f"profile '{name}'"
-    checks: list[Check] = []
-    if cache is not None:
-        why = status(config, env, str(cache.root), name)
-        checks.append(Check(not why, f"{label} fast path", why or "ready",
-                            "" if not why else "fix what it names; until then every call takes "
-                            "the full path (about twice as slow)"))
-    for event in events.recent(env, name, 3):
-        if event.get("kind") in ("stale-served", "refresh-failed", "backoff", "refusal",
-                                 "short-lived"):
-            checks.append(Check(True, f"{label} event", events.render(event)))
-    return checks
-
-
-def _detail(message: str, where: str, source: str) -> str:
-    """An error message without the "profile 'x': " the line already starts with."""
-    if message.startswith(f"{where}: "):
-        message = message[len(where) + 2 :]
-    return message if message.startswith(f"{source}:") else f"{source}: {message}"
-
-
-def check_claude_settings(
-    env: Mapping[str, str], config: Any, managed: str | None = None
-) -> tuple[list[Check], list[str], Any]:
-    """The precedence lint of :mod:`keybroker.claude.precedence`.
-
-    Returns the checks, the helper commands found in any scope, and the merged view
-    (:class:`~keybroker.claude.precedence.Effective`: TTL, winning helper, and where each
-    came from).
-    """
-    from keybroker.claude import precedence  # noqa: PLC0415
-
-    stack = precedence.layers(env, managed=managed)
-    eff = precedence.effective(env, stack)
-    checks = precedence.lint(eff, config.profiles, config.path)
-    helpers = [str(layer.data["apiKeyHelper"]) for layer in stack
-               if layer.data and layer.data.get("apiKeyHelper")]
-    return checks, helpers, eff
-
-
-def _sh_lookup(name: str, path_value: str, env: Mapping[str, str]) -> str | None:
-    """What ``/bin/sh -c 'command -v NAME'`` finds with PATH=``path_value``."""
-    child_env = dict(env, PATH=path_value)
-    try:
-        proc = subprocess.run(
-            ["/bin/sh", "-c", 'command -v -- "$1"', "sh", name],
-            env=child_env, capture_output=True, timeout=10, check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    found = proc.stdout.decode(errors="replace").strip()
-    return found if proc.returncode == 0 and found else None
-
-
-def check_path(env: Mapping[str, str], helpers: list[str]) -> list[Check]:
-    """PATH as /bin/sh sees it now, and for bare helper commands under a minimal PATH."""
-    import shlex  # noqa: PLC0415
-
-    if not os.path.exists("/bin/sh"):
-        return [Check(True, "PATH", "/bin/sh not present (not a POSIX system)")]
-    bare: list[str] = []
-    for helper in helpers:
-        try:
-            first = shlex.split(helper)[0]
-        except (ValueError, IndexError):
-            continue
-        if "/" not in first and first not in bare:
-            bare.append(first)
-    checks: list[Check] = []
-    found = _sh_lookup("keybroker", env.get("PATH", ""), env)
-    if found:
-        checks.append(Check(True, "PATH", f"/bin/sh finds keybroker at {found}"))
-    elif bare:
-        checks.append(Check(
-            False, "PATH", "/bin/sh does not find keybroker on PATH, and apiKeyHelper runs it "
-            "by name",
-            "run keybroker claude configure PROFILE (it writes an absolute path) or use the "
-            "helpers/keybroker-helper.sh wrapper",
-        ))
-    else:
-        checks.append(Check(True, "PATH", "/bin/sh does not find keybroker on PATH (fine "
-                                          "while apiKeyHelper uses an absolute path)"))
-    for first in bare:
-        if _sh_lookup(first, MINIMAL_PATH, env) is None:
-            checks.append(Check(
-                False, "PATH", f"apiKeyHelper runs '{first}' by name, which a minimal PATH "
-                f"({MINIMAL_PATH}, as IDEs and launchd use) does not find",
-                "run keybroker claude configure PROFILE (it writes an absolute path)",
-            ))
-    return checks
 
 
 @click.command("doctor")
