@@ -12,12 +12,15 @@ import shlex
 import stat
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from keybroker.claude.helpers import helper_command, parse_helper
-from tests.kb import SCRIPTS, assert_fails, assert_key, run
+from tests.conftest import KbEnv
+from tests.kb import SCRIPTS, Result, assert_fails, assert_key, run
 
 KEY = "sk-configure-1a2b3c4d5e"
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,34 +29,41 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX paths and
 
 
 @pytest.fixture
-def cc_env(kb_env):
+def cc_env(kb_env: KbEnv) -> KbEnv:
     kb_env["LITELLM_KEY"] = KEY
     kb_env.write_config('[profiles.litellm]\nsource = "env"\nvar = "LITELLM_KEY"\n'
                         '[profiles.other]\nsource = "env"\nvar = "LITELLM_KEY"\n')
     return kb_env
 
 
-def user_settings(env) -> Path:
+def user_settings(env: Mapping[str, str]) -> Path:
     return Path(env["HOME"]) / ".claude" / "settings.json"
 
 
-def configure(env, *args: str, cwd: Path | None = None):
+def configure(env: Mapping[str, str], *args: str, cwd: Path | None = None) -> Result:
     if cwd is None:
         return run(["keybroker", "claude", "configure", *args], env)
     proc = subprocess.run([str(SCRIPTS / "keybroker"), "claude", "configure", *args], env=env,
                           cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
                           check=False)
-    from tests.kb import Result  # noqa: PLC0415
-
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-def run_helper_like_claude(settings: dict, env) -> subprocess.CompletedProcess[bytes]:
+def parsed(command: object) -> dict[str, Any]:
+    """parse_helper() of a line keybroker wrote, which must parse."""
+    parts = parse_helper(command)
+    assert parts is not None, command
+    return parts
+
+
+def run_helper_like_claude(
+    settings: dict[str, Any], env: Mapping[str, str]
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["/bin/sh", "-c", settings["apiKeyHelper"]], env=env,
                           capture_output=True, stdin=subprocess.DEVNULL, timeout=60, check=False)
 
 
-def test_writes_user_settings_that_work(cc_env):
+def test_writes_user_settings_that_work(cc_env: KbEnv) -> None:
     result = configure(cc_env, "litellm", "--base-url", "https://litellm.example:4000")
     assert result.code == 0, result
     assert result.out == b""
@@ -72,7 +82,7 @@ def test_writes_user_settings_that_work(cc_env):
     assert (helper.returncode, helper.stdout, helper.stderr) == (0, KEY.encode() + b"\n", b"")
 
 
-def test_claude_config_dir_is_honoured(cc_env):
+def test_claude_config_dir_is_honoured(cc_env: KbEnv) -> None:
     cc_env["CLAUDE_CONFIG_DIR"] = str(cc_env.base / "ccdir")
     result = configure(cc_env, "litellm")
     assert result.code == 0, result
@@ -80,7 +90,7 @@ def test_claude_config_dir_is_honoured(cc_env):
     assert not user_settings(cc_env).exists()
 
 
-def test_merges_keeps_other_keys_and_backs_up(cc_env):
+def test_merges_keeps_other_keys_and_backs_up(cc_env: KbEnv) -> None:
     path = user_settings(cc_env)
     path.parent.mkdir(parents=True)
     original = json.dumps({
@@ -122,7 +132,7 @@ def test_merges_keeps_other_keys_and_backs_up(cc_env):
     assert settings["env"]["CLAUDE_CODE_API_KEY_HELPER_TTL_MS"] == "600000"
 
 
-def test_refuses_foreign_helper_without_force(cc_env):
+def test_refuses_foreign_helper_without_force(cc_env: KbEnv) -> None:
     path = user_settings(cc_env)
     path.parent.mkdir(parents=True)
     original = '{"apiKeyHelper": "~/bin/get-litellm-key.sh", "env": {}}\n'
@@ -136,10 +146,10 @@ def test_refuses_foreign_helper_without_force(cc_env):
     forced = configure(cc_env, "litellm", "--force")
     assert forced.code == 0, forced
     assert path.with_name("settings.json.bak").read_text() == original
-    assert parse_helper(json.loads(path.read_text())["apiKeyHelper"])["profile"] == "litellm"
+    assert parsed(json.loads(path.read_text())["apiKeyHelper"])["profile"] == "litellm"
 
 
-def test_replaces_its_own_helper_without_force(cc_env):
+def test_replaces_its_own_helper_without_force(cc_env: KbEnv) -> None:
     path = user_settings(cc_env)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"apiKeyHelper": "/usr/local/bin/keybroker get old"}))
@@ -172,7 +182,7 @@ ARGS = {
 
 
 @pytest.mark.parametrize("deployment", ["anthropic", "bedrock", "vertex"])
-def test_each_deployment_writes_valid_settings(cc_env, deployment):
+def test_each_deployment_writes_valid_settings(cc_env: KbEnv, deployment: str) -> None:
     result = configure(cc_env, "litellm", "--deployment", deployment, *ARGS[deployment],
                        "--model", "claude-sonnet-4-5")
     assert result.code == 0, result
@@ -186,7 +196,7 @@ def test_each_deployment_writes_valid_settings(cc_env, deployment):
     assert helper.stdout == KEY.encode() + b"\n"
 
 
-def test_switching_deployment_removes_the_other_switches(cc_env):
+def test_switching_deployment_removes_the_other_switches(cc_env: KbEnv) -> None:
     assert configure(cc_env, "litellm", "--deployment", "bedrock",
                      "--base-url", "https://gw/bedrock").code == 0
     result = configure(cc_env, "litellm", "--deployment", "vertex",
@@ -200,7 +210,7 @@ def test_switching_deployment_removes_the_other_switches(cc_env):
     assert b"ANTHROPIC_VERTEX_PROJECT_ID" in result.err  # vertex's extra needs are named
 
 
-def test_bedrock_needs_base_url(cc_env):
+def test_bedrock_needs_base_url(cc_env: KbEnv) -> None:
     result = configure(cc_env, "litellm", "--deployment", "bedrock")
     assert_fails(result, 2, "--base-url")
     assert not user_settings(cc_env).exists()
@@ -208,7 +218,7 @@ def test_bedrock_needs_base_url(cc_env):
 
 @pytest.mark.parametrize(("scope", "name"), [("project", "settings.json"),
                                              ("local", "settings.local.json")])
-def test_project_and_local_scopes(cc_env, tmp_path, scope, name):
+def test_project_and_local_scopes(cc_env: KbEnv, tmp_path: Path, scope: str, name: str) -> None:
     project = tmp_path / "proj"
     project.mkdir()
     result = configure(cc_env, "litellm", "--scope", scope, cwd=project)
@@ -221,7 +231,7 @@ def test_project_and_local_scopes(cc_env, tmp_path, scope, name):
     assert not user_settings(cc_env).exists()
 
 
-def test_print_writes_nothing(cc_env):
+def test_print_writes_nothing(cc_env: KbEnv) -> None:
     result = configure(cc_env, "litellm", "--print", "--deployment", "bedrock",
                        "--base-url", "https://gw/bedrock")
     assert result.code == 0, result
@@ -237,7 +247,7 @@ def test_print_writes_nothing(cc_env):
     assert not user_settings(cc_env).parent.exists()
 
 
-def test_invalid_json_is_left_alone(cc_env):
+def test_invalid_json_is_left_alone(cc_env: KbEnv) -> None:
     path = user_settings(cc_env)
     path.parent.mkdir(parents=True)
     path.write_text('{"apiKeyHelper": ')
@@ -246,13 +256,13 @@ def test_invalid_json_is_left_alone(cc_env):
     assert path.read_text() == '{"apiKeyHelper": '
 
 
-def test_unknown_profile_is_refused(cc_env):
+def test_unknown_profile_is_refused(cc_env: KbEnv) -> None:
     result = configure(cc_env, "nosuch")
     assert_fails(result, 2, "unknown profile 'nosuch'")
     assert not user_settings(cc_env).exists()
 
 
-def test_symlinked_settings_stay_a_symlink(cc_env):
+def test_symlinked_settings_stay_a_symlink(cc_env: KbEnv) -> None:
     dotfiles = cc_env.base / "dotfiles"
     dotfiles.mkdir()
     real = dotfiles / "claude-settings.json"
@@ -267,19 +277,19 @@ def test_symlinked_settings_stay_a_symlink(cc_env):
     assert "apiKeyHelper" in json.loads(real.read_text())
 
 
-def test_executable_with_spaces_and_quotes_is_quoted_for_sh(cc_env):
+def test_executable_with_spaces_and_quotes_is_quoted_for_sh(cc_env: KbEnv) -> None:
     odd = cc_env.base / "it's a dir"
     odd.mkdir()
     (odd / "keybroker").symlink_to(SCRIPTS / "keybroker")
     result = configure(cc_env, "litellm", "--executable", str(odd / "keybroker"))
     assert result.code == 0, result
     settings = json.loads(user_settings(cc_env).read_text())
-    assert parse_helper(settings["apiKeyHelper"])["executable"] == str(odd / "keybroker")
+    assert parsed(settings["apiKeyHelper"])["executable"] == str(odd / "keybroker")
     helper = run_helper_like_claude(settings, cc_env)
     assert (helper.returncode, helper.stdout) == (0, KEY.encode() + b"\n"), helper
 
 
-def test_helper_command_round_trip():
+def test_helper_command_round_trip() -> None:
     command = helper_command("/opt/my tools/keybroker", "pro'file", "/etc/kb config.toml")
     assert parse_helper(command) == {"executable": "/opt/my tools/keybroker", "verb": "get",
                                      "profile": "pro'file", "config": "/etc/kb config.toml"}
@@ -293,7 +303,7 @@ def test_helper_command_round_trip():
 MINIMAL = "/usr/bin:/bin"
 
 
-def test_wrapper_finds_keybroker_in_local_bin_with_minimal_path(cc_env):
+def test_wrapper_finds_keybroker_in_local_bin_with_minimal_path(cc_env: KbEnv) -> None:
     local_bin = Path(cc_env["HOME"]) / ".local" / "bin"
     local_bin.mkdir(parents=True)
     (local_bin / "keybroker").symlink_to(SCRIPTS / "keybroker")
@@ -303,7 +313,7 @@ def test_wrapper_finds_keybroker_in_local_bin_with_minimal_path(cc_env):
     assert result.err == b""
 
 
-def test_wrapper_execs_so_keybroker_keeps_the_caller_as_parent(cc_env):
+def test_wrapper_execs_so_keybroker_keeps_the_caller_as_parent(cc_env: KbEnv) -> None:
     local_bin = Path(cc_env["HOME"]) / ".local" / "bin"
     local_bin.mkdir(parents=True)
     fake = local_bin / "keybroker"
@@ -315,12 +325,12 @@ def test_wrapper_execs_so_keybroker_keeps_the_caller_as_parent(cc_env):
     assert result.stdout == f"ppid={os.getpid()} args=get litellm\n"
 
 
-def test_wrapper_prefers_keybroker_bin(cc_env):
+def test_wrapper_prefers_keybroker_bin(cc_env: KbEnv) -> None:
     env = dict(cc_env, PATH=MINIMAL, KEYBROKER_BIN=str(SCRIPTS / "keybroker"))
     assert_key(run([str(WRAPPER), "get", "litellm"], env), KEY)
 
 
-def test_wrapper_says_what_to_do_when_nothing_is_found(cc_env):
+def test_wrapper_says_what_to_do_when_nothing_is_found(cc_env: KbEnv) -> None:
     env = dict(cc_env, PATH=MINIMAL, PYENV_ROOT=str(cc_env.base / "no-pyenv"))
     system_wide = [d for d in ("/usr/local/bin", "/opt/homebrew/bin", "/usr/bin", "/bin",
                                "/home/linuxbrew/.linuxbrew/bin") if Path(d, "keybroker").exists()]
@@ -334,8 +344,11 @@ def test_wrapper_says_what_to_do_when_nothing_is_found(cc_env):
 
 
 # --- issue 15: switching, one backup, portable commands, managed scope, modes ---------------
-def test_switching_deployments_removes_every_variable_of_the_previous_one(cc_env):
-    env_of = lambda: json.loads(user_settings(cc_env).read_text())["env"]  # noqa: E731
+def test_switching_deployments_removes_every_variable_of_the_previous_one(cc_env: KbEnv) -> None:
+    def env_of() -> dict[str, str]:
+        env: dict[str, str] = json.loads(user_settings(cc_env).read_text())["env"]
+        return env
+
     assert configure(cc_env, "litellm", "--deployment", "bedrock", "--base-url",
                      "https://gw/bedrock", "--region", "eu-west-1").code == 0
     assert env_of()["AWS_REGION"] == "eu-west-1"
@@ -356,7 +369,7 @@ def test_switching_deployments_removes_every_variable_of_the_previous_one(cc_env
         "settings.json", "settings.json.bak"]
 
 
-def test_a_region_keybroker_did_not_write_is_kept(cc_env):
+def test_a_region_keybroker_did_not_write_is_kept(cc_env: KbEnv) -> None:
     path = user_settings(cc_env)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"env": {"AWS_REGION": "eu-central-1"}}))
@@ -366,7 +379,9 @@ def test_a_region_keybroker_did_not_write_is_kept(cc_env):
     assert json.loads(path.read_text())["env"]["AWS_REGION"] == "eu-central-1"
 
 
-def test_project_scope_writes_a_portable_command_and_no_backup_inside_git(cc_env, tmp_path):
+def test_project_scope_writes_a_portable_command_and_no_backup_inside_git(
+    cc_env: KbEnv, tmp_path: Path
+) -> None:
     project = tmp_path / "repo"
     (project / ".git").mkdir(parents=True)
     (project / ".claude").mkdir()
@@ -383,7 +398,7 @@ def test_project_scope_writes_a_portable_command_and_no_backup_inside_git(cc_env
     assert (helper.returncode, helper.stdout) == (0, KEY.encode() + b"\n"), helper
 
 
-def test_portable_command_warns_when_keybroker_is_not_on_path(cc_env):
+def test_portable_command_warns_when_keybroker_is_not_on_path(cc_env: KbEnv) -> None:
     env = dict(cc_env, PATH="/usr/bin:/bin")
     result = configure(env, "litellm", "--print")
     assert result.code == 0, result
@@ -391,7 +406,7 @@ def test_portable_command_warns_when_keybroker_is_not_on_path(cc_env):
     assert b"not on this PATH" in result.err
 
 
-def test_inference_helper_is_an_absolute_path_and_args(cc_env):
+def test_inference_helper_is_an_absolute_path_and_args(cc_env: KbEnv) -> None:
     result = configure(cc_env, "litellm", "--inference-helper")
     assert result.code == 0, result
     settings = json.loads(user_settings(cc_env).read_text())
@@ -406,7 +421,9 @@ def test_inference_helper_is_an_absolute_path_and_args(cc_env):
     assert (helper.returncode, helper.stdout, helper.stderr) == (0, KEY.encode() + b"\n", b"")
 
 
-def test_managed_scope_merges_and_never_replaces_a_foreign_helper(cc_env, tmp_path):
+def test_managed_scope_merges_and_never_replaces_a_foreign_helper(
+    cc_env: KbEnv, tmp_path: Path
+) -> None:
     managed = tmp_path / "etc" / "claude-code" / "managed-settings.json"
     result = configure(cc_env, "litellm", "--scope", "managed", "--managed-path", str(managed))
     assert result.code == 0, result
@@ -421,7 +438,7 @@ def test_managed_scope_merges_and_never_replaces_a_foreign_helper(cc_env, tmp_pa
     assert json.loads(managed.read_text())["apiKeyHelper"] == "/opt/corp/get-key"
 
 
-def test_managed_path_env_override(cc_env, tmp_path):
+def test_managed_path_env_override(cc_env: KbEnv, tmp_path: Path) -> None:
     managed = tmp_path / "m" / "managed-settings.json"
     env = dict(cc_env, KEYBROKER_CLAUDE_MANAGED_SETTINGS=str(managed))
     assert configure(env, "litellm", "--scope", "managed").code == 0
@@ -430,7 +447,9 @@ def test_managed_path_env_override(cc_env, tmp_path):
 
 @pytest.mark.parametrize(("scope", "mode"), [("user", 0o700), ("project", 0o755),
                                              ("local", 0o755), ("managed", 0o755)])
-def test_created_dirs_have_fixed_modes_whatever_the_umask(cc_env, tmp_path, scope, mode):
+def test_created_dirs_have_fixed_modes_whatever_the_umask(
+    cc_env: KbEnv, tmp_path: Path, scope: str, mode: int
+) -> None:
     cc_env["CLAUDE_CONFIG_DIR"] = str(tmp_path / "cfg" / "claude")
     managed = tmp_path / "sys" / "claude-code" / "managed-settings.json"
     args = ["litellm", "--scope", scope, "--project-dir", str(tmp_path / "proj"),
@@ -453,13 +472,13 @@ def test_created_dirs_have_fixed_modes_whatever_the_umask(cc_env, tmp_path, scop
 
 
 # --- --mcp-server NAME=PROFILE: headersHelper on existing MCP servers -------------------------
-def claude_json(env) -> Path:
+def claude_json(env: Mapping[str, str]) -> Path:
     return Path(env["HOME"]) / ".claude.json"
 
 
-def test_mcp_server_gets_a_headers_helper_in_user_scope(cc_env):
+def test_mcp_server_gets_a_headers_helper_in_user_scope(cc_env: KbEnv) -> None:
     path = claude_json(cc_env)
-    original = {"numStartups": 3, "mcpServers": {
+    original: dict[str, Any] = {"numStartups": 3, "mcpServers": {
         "alpha": {"type": "http", "url": "https://mcp.example/alpha"},
         "beta": {"type": "http", "url": "https://mcp.example/beta"}}}
     path.write_text(json.dumps(original))
@@ -478,7 +497,7 @@ def test_mcp_server_gets_a_headers_helper_in_user_scope(cc_env):
     assert (proc.returncode, json.loads(proc.stdout)) == (0, {"Authorization": f"Bearer {KEY}"})
 
 
-def test_mcp_server_must_exist_and_nothing_is_written(cc_env):
+def test_mcp_server_must_exist_and_nothing_is_written(cc_env: KbEnv) -> None:
     path = claude_json(cc_env)
     path.write_text('{"mcpServers": {}}')
     result = configure(cc_env, "litellm", "--mcp-server", "ghost=litellm")
@@ -487,13 +506,13 @@ def test_mcp_server_must_exist_and_nothing_is_written(cc_env):
     assert not user_settings(cc_env).exists()
 
 
-def test_mcp_server_profile_must_exist(cc_env):
+def test_mcp_server_profile_must_exist(cc_env: KbEnv) -> None:
     claude_json(cc_env).write_text('{"mcpServers": {"alpha": {"type": "http", "url": "u"}}}')
     assert_fails(configure(cc_env, "litellm", "--mcp-server", "alpha=nosuch"), 2,
                  "unknown profile 'nosuch'")
 
 
-def test_mcp_server_in_project_and_local_scope(cc_env, tmp_path):
+def test_mcp_server_in_project_and_local_scope(cc_env: KbEnv, tmp_path: Path) -> None:
     project = tmp_path / "proj"
     project.mkdir()
     (project / ".mcp.json").write_text(
@@ -513,7 +532,7 @@ def test_mcp_server_in_project_and_local_scope(cc_env, tmp_path):
     assert local["mcpServers"]["beta"]["headersHelper"].endswith(" headers litellm")
 
 
-def test_inference_helper_refuses_what_claude_code_would_refuse(cc_env):
+def test_inference_helper_refuses_what_claude_code_would_refuse(cc_env: KbEnv) -> None:
     odd = cc_env.base / "100%.toml"
     odd.write_text(cc_env.config_path.read_text())
     odd.chmod(0o600)
@@ -522,7 +541,7 @@ def test_inference_helper_refuses_what_claude_code_would_refuse(cc_env):
     assert not user_settings(cc_env).exists()
 
 
-def test_proxy_auth_helper_is_written_with_its_switch(cc_env):
+def test_proxy_auth_helper_is_written_with_its_switch(cc_env: KbEnv) -> None:
     result = configure(cc_env, "litellm", "--proxy-auth-helper", "other")
     assert result.code == 0, result
     settings = json.loads(user_settings(cc_env).read_text())
@@ -533,7 +552,7 @@ def test_proxy_auth_helper_is_written_with_its_switch(cc_env):
     assert (proc.returncode, proc.stdout) == (0, f"Bearer {KEY}\n".encode())
 
 
-def test_foreign_proxy_auth_helper_needs_force(cc_env):
+def test_foreign_proxy_auth_helper_needs_force(cc_env: KbEnv) -> None:
     path = user_settings(cc_env)
     path.parent.mkdir(parents=True)
     path.write_text('{"proxyAuthHelper": "/opt/corp/proxy-token"}')

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.conftest import KbEnv
 from tests.e2e.anthropic_server import AnthropicServer
 from tests.kb import SCRIPTS, Result, run
 
@@ -23,7 +26,7 @@ HELPER = f"{shlex.quote(str(SCRIPTS / 'keybroker'))} get good"
 
 
 @pytest.fixture
-def lint_env(kb_env, tmp_path, monkeypatch):
+def lint_env(kb_env: KbEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> KbEnv:
     project = tmp_path / "project"
     project.mkdir()
     monkeypatch.chdir(project)  # project/local scopes come from the cwd
@@ -33,7 +36,7 @@ def lint_env(kb_env, tmp_path, monkeypatch):
     return kb_env
 
 
-def files(env) -> dict[str, Path]:
+def files(env: Mapping[str, str]) -> dict[str, Path]:
     project = Path.cwd()
     return {
         "managed": Path(env["KEYBROKER_CLAUDE_MANAGED_SETTINGS"]),
@@ -43,24 +46,24 @@ def files(env) -> dict[str, Path]:
     }
 
 
-def put(env, scope: str, data: dict) -> Path:
+def put(env: Mapping[str, str], scope: str, data: dict[str, Any]) -> Path:
     path = files(env)[scope]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return path
 
 
-def doctor_json(env, *args: str) -> tuple[Result, dict]:
+def doctor_json(env: Mapping[str, str], *args: str) -> tuple[Result, dict[str, Any]]:
     result = run(["keybroker", "doctor", "good", "--json", *args], env)
     assert result.err == b"", result
     return result, json.loads(result.out)
 
 
-def check(report: dict, label: str) -> list[dict]:
+def check(report: dict[str, Any], label: str) -> list[dict[str, Any]]:
     return [c for c in report["checks"] if c["label"] == label]
 
 
-def ttl_line(report: dict) -> str:
+def ttl_line(report: dict[str, Any]) -> str:
     [line] = check(report, "claude helper TTL")
     return str(line["detail"])
 
@@ -71,7 +74,9 @@ def ttl_line(report: dict) -> str:
     (("user", "project", "local"), "local"),
     (("user", "project", "local", "managed"), "managed"),
 ])
-def test_ttl_comes_from_the_highest_scope(lint_env, scopes, winner):
+def test_ttl_comes_from_the_highest_scope(
+    lint_env: KbEnv, scopes: tuple[str, ...], winner: str
+) -> None:
     ttls = {"user": "600000", "project": "900000", "local": "1200000", "managed": "7200000"}
     lint_env["CLAUDE_CODE_API_KEY_HELPER_TTL_MS"] = "60000"  # the shell comes last
     for scope in scopes:
@@ -82,7 +87,7 @@ def test_ttl_comes_from_the_highest_scope(lint_env, scopes, winner):
     assert f"{winner} settings" in ttl_line(report)
 
 
-def test_ttl_from_the_shell_or_the_default(lint_env):
+def test_ttl_from_the_shell_or_the_default(lint_env: KbEnv) -> None:
     _, report = doctor_json(lint_env)
     assert (report["claude"]["ttl_ms"], report["claude"]["ttl_source"]) == (300000, "default")
     lint_env["CLAUDE_CODE_API_KEY_HELPER_TTL_MS"] = "60000"
@@ -90,7 +95,7 @@ def test_ttl_from_the_shell_or_the_default(lint_env):
     assert report["claude"]["ttl_source"] == "shell environment"
 
 
-def test_profile_lifetime_is_judged_against_the_settings_ttl(lint_env):
+def test_profile_lifetime_is_judged_against_the_settings_ttl(lint_env: KbEnv) -> None:
     """The bug in the issue: configure set a 2 h TTL in settings, doctor still used 5 min."""
     put(lint_env, "user", {"apiKeyHelper": HELPER,
                            "env": {"CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "7200000"}})
@@ -99,7 +104,7 @@ def test_profile_lifetime_is_judged_against_the_settings_ttl(lint_env):
     assert "no expiry known; reused for 2h" in result.stdout, result.stdout
 
 
-def test_helper_comes_from_the_highest_scope(lint_env):
+def test_helper_comes_from_the_highest_scope(lint_env: KbEnv) -> None:
     put(lint_env, "user", {"apiKeyHelper": HELPER})
     put(lint_env, "local", {"apiKeyHelper": "~/bin/other-helper"})
     _, report = doctor_json(lint_env)
@@ -109,7 +114,7 @@ def test_helper_comes_from_the_highest_scope(lint_env):
 
 
 @pytest.mark.parametrize("name", ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"])
-def test_a_shell_credential_shadowing_the_helper_is_reported(lint_env, name):
+def test_a_shell_credential_shadowing_the_helper_is_reported(lint_env: KbEnv, name: str) -> None:
     put(lint_env, "user", {"apiKeyHelper": HELPER})
     lint_env[name] = "sk-shell-leftover"
     result, report = doctor_json(lint_env)
@@ -120,7 +125,7 @@ def test_a_shell_credential_shadowing_the_helper_is_reported(lint_env, name):
     assert "sk-shell-leftover" not in result.stdout
 
 
-def test_a_settings_credential_names_its_file(lint_env):
+def test_a_settings_credential_names_its_file(lint_env: KbEnv) -> None:
     path = put(lint_env, "project", {"env": {"ANTHROPIC_AUTH_TOKEN": "x"}})
     _, report = doctor_json(lint_env)
     [bad] = check(report, "claude credentials")
@@ -130,7 +135,7 @@ def test_a_settings_credential_names_its_file(lint_env):
 @pytest.mark.parametrize(("key", "value"), [("forceLoginMethod", "claudeai"),
                                             ("forceLoginMethod", "console"),
                                             ("forceLoginOrgUUID", "0000-1111")])
-def test_sign_in_pins_block_the_helper(lint_env, key, value):
+def test_sign_in_pins_block_the_helper(lint_env: KbEnv, key: str, value: str) -> None:
     path = put(lint_env, "managed", {key: value})
     result, report = doctor_json(lint_env)
     assert result.code == 1, result
@@ -138,7 +143,7 @@ def test_sign_in_pins_block_the_helper(lint_env, key, value):
     assert f"{path} sets {key}" in bad["detail"]
 
 
-def test_cloud_switch_without_skip_ignores_the_helper(lint_env):
+def test_cloud_switch_without_skip_ignores_the_helper(lint_env: KbEnv) -> None:
     put(lint_env, "user", {"apiKeyHelper": HELPER, "env": {"CLAUDE_CODE_USE_BEDROCK": "1"}})
     result, report = doctor_json(lint_env)
     assert result.code == 1, result
@@ -146,7 +151,7 @@ def test_cloud_switch_without_skip_ignores_the_helper(lint_env):
     assert "CLAUDE_CODE_SKIP_BEDROCK_AUTH" in bad["detail"]
 
 
-def test_a_helper_in_a_shared_project_file_is_reported(lint_env):
+def test_a_helper_in_a_shared_project_file_is_reported(lint_env: KbEnv) -> None:
     (Path.cwd() / ".git").mkdir()
     put(lint_env, "project", {"apiKeyHelper": HELPER})
     result, report = doctor_json(lint_env)
@@ -157,7 +162,7 @@ def test_a_helper_in_a_shared_project_file_is_reported(lint_env):
     assert "settings.local.json" in bad[0]["fix"]
 
 
-def test_a_clean_setup_passes_in_json_and_text(lint_env):
+def test_a_clean_setup_passes_in_json_and_text(lint_env: KbEnv) -> None:
     put(lint_env, "user", {"apiKeyHelper": HELPER})
     result, report = doctor_json(lint_env)
     assert result.code == 0, result
@@ -172,13 +177,15 @@ def test_a_clean_setup_passes_in_json_and_text(lint_env):
 
 # --- the gateway probe -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def gateway():
+def gateway() -> Iterator[AnthropicServer]:
     with AnthropicServer() as server:
         yield server
 
 
 @pytest.mark.parametrize("deployment", ["anthropic", "bedrock", "vertex"])
-def test_probe_accepts_a_gateway_that_says_401(lint_env, gateway, deployment):
+def test_probe_accepts_a_gateway_that_says_401(
+    lint_env: KbEnv, gateway: AnthropicServer, deployment: str
+) -> None:
     gateway.reset()
     gateway.only_accept("sk-the-one-real-key")  # the probe's key is unknown: 401
     prefix = {"anthropic": "", "bedrock": "/bedrock", "vertex": "/vertex_ai/v1"}[deployment]
@@ -193,7 +200,7 @@ def test_probe_accepts_a_gateway_that_says_401(lint_env, gateway, deployment):
     assert KEY not in json.dumps(call.headers)
 
 
-def test_probe_explains_litellms_db_less_400(lint_env, gateway):
+def test_probe_explains_litellms_db_less_400(lint_env: KbEnv, gateway: AnthropicServer) -> None:
     gateway.reset()
     gateway.only_accept("sk-litellm-master-key")
     gateway.refuse_status = 400
@@ -205,7 +212,7 @@ def test_probe_explains_litellms_db_less_400(lint_env, gateway):
     assert "DATABASE_URL" in line
 
 
-def test_probe_reports_an_unreachable_gateway(lint_env):
+def test_probe_reports_an_unreachable_gateway(lint_env: KbEnv) -> None:
     _result, report = doctor_json(lint_env, "--probe-gateway", "http://127.0.0.1:9")
     [probe] = check(report, "gateway bad-key answer")
     assert not probe["ok"]

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
 from keybroker.claude import render
 from keybroker.errors import UsageError
+from tests.conftest import KbEnv
+from tests.fixtures.openbao import OpenBao
 from tests.kb import SCRIPTS, Result, assert_fails, assert_key, assert_nowhere, run
 
 KEY = "sk-credential-7d9f1b3c5e"
@@ -29,7 +33,7 @@ SSO = ('[profiles.sso]\nsource = "oidc"\nissuer = "http://127.0.0.1:9"\n'
 
 
 @pytest.fixture
-def cred_env(kb_env):
+def cred_env(kb_env: KbEnv) -> KbEnv:
     kb_env["LITELLM_KEY"] = KEY
     kb_env.write_config('[profiles.litellm]\nsource = "env"\nvar = "LITELLM_KEY"\n' + SSO)
     return kb_env
@@ -39,7 +43,7 @@ def parse_like_claude(stdout: bytes) -> dict[str, object]:
     """What Claude Code's parser keeps: trimmed; JSON with a string token, or one bare line."""
     text = stdout.decode().strip()
     if text.startswith("{"):
-        data = json.loads(text)
+        data: dict[str, object] = json.loads(text)
         assert isinstance(data["token"], str)
         assert data["token"].strip()
         return data
@@ -48,18 +52,18 @@ def parse_like_claude(stdout: bytes) -> dict[str, object]:
     return {"token": text}
 
 
-def run_without_shell(env, *args: str) -> Result:
+def run_without_shell(env: Mapping[str, str], *args: str) -> Result:
     """inferenceCredentialHelper: absolute path + args, no shell (stdin left open)."""
     return run([str(SCRIPTS / "keybroker"), *args], env)
 
 
-def test_credential_prints_a_bare_token(cred_env):
+def test_credential_prints_a_bare_token(cred_env: KbEnv) -> None:
     result = run_without_shell(cred_env, "credential", "litellm")
     assert_key(result, KEY)
     assert parse_like_claude(result.out) == {"token": KEY}
 
 
-def test_credential_json_with_headers(cred_env):
+def test_credential_json_with_headers(cred_env: KbEnv) -> None:
     result = run_without_shell(cred_env, "credential", "litellm", "--format", "json",
                                "--header", "X-Api-Key: {}", "--header", "X-Team: infra")
     assert result.code == 0, result
@@ -72,19 +76,19 @@ def test_credential_json_with_headers(cred_env):
 
 
 @pytest.mark.parametrize("spec", ["X-Api-Key", "Bad Name: {}", ": {}", "X-A: "])
-def test_credential_refuses_bad_header_specs(cred_env, spec):
+def test_credential_refuses_bad_header_specs(cred_env: KbEnv, spec: str) -> None:
     result = run_without_shell(cred_env, "credential", "litellm", "--format", "json",
                                "--header", spec)
     assert_fails(result, 2, "--header")
 
 
-def test_credential_header_needs_json(cred_env):
+def test_credential_header_needs_json(cred_env: KbEnv) -> None:
     result = run_without_shell(cred_env, "credential", "litellm", "--header", "X-Api-Key: {}")
     assert_fails(result, 2, "--format json", secrets=[KEY])
 
 
 @pytest.mark.parametrize("context", CONTEXTS)
-def test_credential_never_signs_in_outside_interactive(cred_env, context):
+def test_credential_never_signs_in_outside_interactive(cred_env: KbEnv, context: str) -> None:
     env = dict(cred_env)
     if context:
         env["CLAUDE_HELPER_CONTEXT"] = context
@@ -92,7 +96,7 @@ def test_credential_never_signs_in_outside_interactive(cred_env, context):
     assert_fails(result, 8, "run: keybroker login sso")
 
 
-def test_credential_signs_in_when_interactive(cred_env):
+def test_credential_signs_in_when_interactive(cred_env: KbEnv) -> None:
     """Interactive: the login flow runs (here it reaches for the unreachable issuer: exit 3),
     instead of the exit 8 every other context gets."""
     env = dict(cred_env, CLAUDE_HELPER_CONTEXT="interactive")
@@ -103,29 +107,29 @@ def test_credential_signs_in_when_interactive(cred_env):
     assert b"run: keybroker login" not in result.err
 
 
-def test_credential_interactive_non_oidc_profile_is_just_served(cred_env):
+def test_credential_interactive_non_oidc_profile_is_just_served(cred_env: KbEnv) -> None:
     env = dict(cred_env, CLAUDE_HELPER_CONTEXT="interactive")
     assert_key(run_without_shell(env, "credential", "litellm"), KEY)
 
 
 # --- claude self-hosted-runner --proxy-authorization-command ---------------------------------
-def run_shell(command: str, env) -> subprocess.CompletedProcess[bytes]:
+def run_shell(command: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["/bin/sh", "-c", command], env=env, capture_output=True,
                           stdin=subprocess.DEVNULL, timeout=60, check=False)
 
 
-def test_headers_value_is_the_full_proxy_authorization_value(cred_env):
+def test_headers_value_is_the_full_proxy_authorization_value(cred_env: KbEnv) -> None:
     proc = run_shell(f"{SCRIPTS / 'keybroker'} headers litellm --format value", cred_env)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"Bearer {KEY}\n".encode(), b"")
 
 
-def test_headers_value_of_a_non_auth_header_is_the_raw_key(cred_env):
+def test_headers_value_of_a_non_auth_header_is_the_raw_key(cred_env: KbEnv) -> None:
     proc = run_shell(f"{SCRIPTS / 'keybroker'} headers litellm --format value "
                      "--header X-Api-Key", cred_env)
     assert (proc.returncode, proc.stdout) == (0, f"{KEY}\n".encode())
 
 
-def test_headers_value_takes_one_header(cred_env):
+def test_headers_value_takes_one_header(cred_env: KbEnv) -> None:
     result = run(["keybroker", "headers", "litellm", "--format", "value", "--header", "A",
                   "--header", "B"], cred_env)
     assert_fails(result, 2, "one header", secrets=[KEY])
@@ -133,7 +137,7 @@ def test_headers_value_takes_one_header(cred_env):
 
 
 # --- ANTHROPIC_CUSTOM_HEADERS for keybroker exec --header ------------------------------------
-def test_custom_headers_text():
+def test_custom_headers_text() -> None:
     headers = [render.parse_header("Proxy-Authorization: Bearer {}"),
                render.parse_header("X-Team:infra")]
     assert render.custom_headers(headers, KEY) == (
@@ -142,13 +146,14 @@ def test_custom_headers_text():
 
 
 @pytest.mark.parametrize("spec", ["Proxy-Authorization", "Bad Name: x", "X: a\nb"])
-def test_custom_header_specs_are_checked(spec):
+def test_custom_header_specs_are_checked(spec: str) -> None:
     with pytest.raises(UsageError):
         render.parse_header(spec)
 
 
-def test_credential_interactive_never_runs_a_login_for_a_non_oidc_profile(cred_env, openbao,
-                                                                         tmp_path):
+def test_credential_interactive_never_runs_a_login_for_a_non_oidc_profile(
+    cred_env: KbEnv, openbao: OpenBao, tmp_path: Path
+) -> None:
     """A Vault profile with no token needs 'vault login', which keybroker does not run: even
     under CLAUDE_HELPER_CONTEXT=interactive it keeps exit 8 and its own hint."""
     cred_env.write_config(f'[profiles.bao]\nsource = "vault"\naddr = "{openbao.addr}"\n'

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from keybroker import output
+from tests.conftest import KbEnv
 from tests.kb import assert_fails, run
 
 KEY = "sk-headers-9f8e7d6c5b"
@@ -15,7 +16,7 @@ MCP_KEY = "mcp-token-1a2b3c4d"
 
 
 @pytest.fixture
-def hdr_env(kb_env):
+def hdr_env(kb_env: KbEnv) -> KbEnv:
     kb_env["MAIN_KEY"] = KEY
     kb_env["MCP_KEY"] = MCP_KEY
     kb_env.write_config(
@@ -30,7 +31,7 @@ def hdr_env(kb_env):
     return kb_env
 
 
-def test_default_is_bearer_authorization(hdr_env):
+def test_default_is_bearer_authorization(hdr_env: KbEnv) -> None:
     result = run(["keybroker", "headers", "main"], hdr_env)
     assert result.code == 0, result
     assert result.out == b'{"Authorization": "Bearer ' + KEY.encode() + b'"}\n'
@@ -45,7 +46,9 @@ def test_default_is_bearer_authorization(hdr_env):
      {"Authorization": f"Bearer {KEY}", "X-Api-Key": KEY}),
     (["--header", "X-Api-Key", "--scheme", "Bearer"], {"X-Api-Key": f"Bearer {KEY}"}),
 ])
-def test_header_and_scheme_options(hdr_env, args, expected):
+def test_header_and_scheme_options(
+    hdr_env: KbEnv, args: list[str], expected: dict[str, str]
+) -> None:
     result = run(["keybroker", "headers", "main", *args], hdr_env)
     assert result.code == 0, result
     assert json.loads(result.out) == expected
@@ -57,7 +60,9 @@ def test_header_and_scheme_options(hdr_env, args, expected):
     ("internal", {"X-Api-Key": MCP_KEY}),
     ("tokened", {"Authorization": f"Token {KEY}"}),
 ])
-def test_mcp_server_picks_its_profile(hdr_env, server, expected):
+def test_mcp_server_picks_its_profile(
+    hdr_env: KbEnv, server: str, expected: dict[str, str]
+) -> None:
     env = dict(hdr_env, CLAUDE_CODE_MCP_SERVER_NAME=server,
                CLAUDE_CODE_MCP_SERVER_URL="https://mcp.example/mcp")
     result = run(["keybroker", "headers"], env)
@@ -67,7 +72,7 @@ def test_mcp_server_picks_its_profile(hdr_env, server, expected):
     assert json.loads(run(["keybroker", "headers", "main"], env).out) == expected
 
 
-def test_unmapped_server_falls_back_to_profile(hdr_env):
+def test_unmapped_server_falls_back_to_profile(hdr_env: KbEnv) -> None:
     env = dict(hdr_env, CLAUDE_CODE_MCP_SERVER_NAME="unknown-server")
     result = run(["keybroker", "headers", "main"], env)
     assert json.loads(result.out) == {"Authorization": f"Bearer {KEY}"}
@@ -75,29 +80,29 @@ def test_unmapped_server_falls_back_to_profile(hdr_env):
     assert_fails(result, 2, "unknown-server", "[mcp.servers]")
 
 
-def test_no_profile_at_all(hdr_env):
+def test_no_profile_at_all(hdr_env: KbEnv) -> None:
     assert_fails(run(["keybroker", "headers"], hdr_env), 2, "PROFILE is required")
 
 
 @pytest.mark.parametrize("args", [["--header", "Bad Header"], ["--header", "X:Y"],
                                   ["--scheme", "Bad Scheme"]])
-def test_invalid_header_or_scheme(hdr_env, args):
+def test_invalid_header_or_scheme(hdr_env: KbEnv, args: list[str]) -> None:
     assert_fails(run(["keybroker", "headers", "main", *args], hdr_env), 2, "invalid",
                  secrets=[KEY])
 
 
-def test_source_failure_prints_nothing_on_stdout(hdr_env):
+def test_source_failure_prints_nothing_on_stdout(hdr_env: KbEnv) -> None:
     result = run(["keybroker", "headers", "unset"], hdr_env)
     assert_fails(result, 5, "NOT_SET_ANYWHERE")
 
 
-def test_bad_mcp_table_names_the_key(hdr_env):
+def test_bad_mcp_table_names_the_key(hdr_env: KbEnv) -> None:
     hdr_env.write_config('[profiles.main]\nsource = "env"\nvar = "MAIN_KEY"\n'
                          '[mcp.servers]\nsrv = { profile = "main", colour = "red" }\n')
     env = dict(hdr_env, CLAUDE_CODE_MCP_SERVER_NAME="srv")
     assert_fails(run(["keybroker", "headers"], env), 2, "[mcp.servers] srv", "colour")
 
 
-def test_headers_format_unit():
+def test_headers_format_unit() -> None:
     assert output.headers(["Proxy-Authorization"], "k", None) == \
         '{"Proxy-Authorization": "Bearer k"}\n'
