@@ -11,8 +11,6 @@ a sign-in can help, an ``interactive`` run of an oidc profile runs ``keybroker l
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from keybroker.cli.errors import config_option, debug_option, handles_errors
@@ -63,8 +61,7 @@ def _signs_in(env: dict[str, str], profile: str) -> bool:
 
 def _sign_in(profile: str, config_path: str | None, debug: bool) -> None:
     """``keybroker login PROFILE``'s own flow (oidc profiles; anything else is refused there)."""
-    from keybroker.cli.login import login  # noqa: PLC0415
+    from keybroker.cli.login import sign_in  # noqa: PLC0415 - errors propagate as exit codes
 
-    callback: Any = login.callback
-    flow = getattr(callback, "__wrapped__", callback)  # errors propagate as KeybrokerError
-    flow(profile=profile, flow=None, no_open=False, config_path=config_path, debug=debug)
+    sign_in(profile, None, no_open=False, password_stdin=False, config_path=config_path,
+            debug=debug)

@@ -102,6 +102,15 @@ def login(
     config_path: str | None, debug: bool,
 ) -> None:
     """Sign in for PROFILE (oidc, or vault with oidc/userpass/ldap) for silent use by helpers."""
+    sign_in(profile, flow, no_open, password_stdin, config_path, debug)
+
+
+def sign_in(
+    profile: str, flow: str | None, no_open: bool, password_stdin: bool,
+    config_path: str | None, debug: bool,
+) -> None:
+    """The login flow of ``keybroker login`` (also run by ``keybroker credential`` when
+    Claude Code says a person is there to sign in)."""
     from keybroker import clock  # noqa: PLC0415
     from keybroker.cache.store import CacheAux  # noqa: PLC0415
     from keybroker.cli.common import environment, open_cache, profile_request  # noqa: PLC0415
