@@ -58,7 +58,7 @@ def simulate(base: Path) -> dict[str, Any]:
     upstream = Upstream()
     sources.register(upstream, "workday")
     clock.now = lambda: now[0]  # type: ignore[method-assign]
-    caller.caller_id = lambda: f"session-{session[0]}"  # type: ignore[method-assign]
+    caller.caller_id = lambda *_, **__: f"session-{session[0]}"  # type: ignore[method-assign]
     env = {
         "KEYBROKER_CACHE_DIR": str(base / "cache"),
         "KEYBROKER_DATA_DIR": str(base / "data"),
