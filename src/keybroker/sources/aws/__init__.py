@@ -10,13 +10,13 @@ ends, resolve asks :meth:`AwsSource.revalidate`, which spends one ``DescribeSecr
 material crosses the wire) to learn whether the requested stage still points at that version;
 if it does the entry is extended without fetching the value again.
 
-Time: botocore's own retries are off. ``aws_client.call`` retries transient failures itself, a
+Time: botocore's own retries are off. ``client.call`` retries transient failures itself, a
 few times, with a short backoff and never past the call's deadline, and the client's connect
 and read timeouts are capped by the time left, so an unreachable endpoint ends in exit 3 in time.
 
-The source is split by job: ``aws_target`` (settings → Target, no botocore), ``aws_client``
-(clients, retries, error mapping), ``aws_values`` (the value out of an answer), and this module
-(the Source: fetch, revalidate, assumed roles, doctor).
+The source is split by job: ``target`` (settings → Target, no botocore), ``client``
+(clients, retries, error mapping), ``values`` (the value out of an answer), ``doctor``, and
+this module (the Source: fetch, revalidate, assumed roles).
 """
 
 from __future__ import annotations
