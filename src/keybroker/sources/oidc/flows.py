@@ -258,6 +258,26 @@ class _Callback:
         self.server.server_close()
 
 
+def wait_for_browser(callback: _Callback, url: str, ui: Progress, ctx: FetchContext,
+                     open_browser: bool) -> None:
+    """Show ``url`` (and open it), then wait for the redirect within the login's deadline.
+
+    Shared by the OIDC source's browser login and Vault's OIDC auth method.
+    """
+    ui.say("keybroker: sign in in your browser; if it does not open, visit:")
+    ui.say(url)
+    if open_browser:
+        import webbrowser  # noqa: PLC0415
+
+        with contextlib.suppress(Exception):  # the URL is printed anyway
+            webbrowser.open(url)
+    began = time.monotonic()
+    while not callback.event.wait(TICK):
+        ui.waiting("waiting for the browser sign-in", time.monotonic() - began)
+        ctx.timeout()  # raises once the login's deadline has passed
+    ui.done()
+
+
 def browser_flow(
     request: Request,
     ctx: FetchContext,
@@ -292,18 +312,7 @@ def browser_flow(
             params["nonce"] = _b64(secrets.token_bytes(18))
         sep = "&" if "?" in auth_url else "?"
         url = auth_url + sep + urlencode(params)
-        ui.say("keybroker: sign in in your browser; if it does not open, visit:")
-        ui.say(url)
-        if open_browser:
-            import webbrowser  # noqa: PLC0415
-
-            with contextlib.suppress(Exception):  # the URL is printed anyway
-                webbrowser.open(url)
-        began = time.monotonic()
-        while not callback.event.wait(TICK):
-            ui.waiting("waiting for the browser sign-in", time.monotonic() - began)
-            ctx.timeout()  # raises once the login's deadline has passed
-        ui.done()
+        wait_for_browser(callback, url, ui, ctx, open_browser)
     finally:
         callback.close()
     answer = callback.params or {}

@@ -14,16 +14,14 @@ login (:meth:`Session.complete_login`), so later reads use it and renew it while
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from keybroker.errors import AccessDenied, Unreachable, UsageError
 from keybroker.sources.base import FetchContext
-from keybroker.sources.oidc.flows import TICK, Progress, _Callback
+from keybroker.sources.oidc.flows import Progress, _Callback, wait_for_browser
 from keybroker.sources.vault.auth import Login, Session
 from keybroker.sources.vault.client import translate
 from keybroker.sources.vault.spec import DEFAULT_OIDC_REDIRECT, PASSWORD_METHODS, Spec
@@ -73,18 +71,7 @@ def _oidc_login(session: Session, ui: Progress, open_browser: bool) -> Login:
     try:
         url = _auth_url(session, callback.redirect_uri, client_nonce)
         state = parse_qs(urlsplit(url).query).get("state", [""])[0]
-        ui.say("keybroker: sign in in your browser; if it does not open, visit:")
-        ui.say(url)
-        if open_browser:
-            import webbrowser  # noqa: PLC0415
-
-            with contextlib.suppress(Exception):  # the URL is printed anyway
-                webbrowser.open(url)
-        began = time.monotonic()
-        while not callback.event.wait(TICK):
-            ui.waiting("waiting for the browser sign-in", time.monotonic() - began)
-            ctx.timeout()  # raises once the login's deadline has passed
-        ui.done()
+        wait_for_browser(callback, url, ui, ctx, open_browser)
     finally:
         callback.close()
     answer = callback.params or {}
