@@ -131,24 +131,25 @@ def _record(cache_dir: str, eid: str, caller: str, fetched_at: float, ttl: float
     costs one 401 retry, a blocked hit costs the call.
     """
     from keybroker.cache import repeats  # noqa: PLC0415 - only under Claude Code
-    from keybroker.cache.lock import EntryLock, LockTimeout  # noqa: PLC0415
 
-    seen_path = entry_path(cache_dir, eid, ".seen")
-    try:
-        with EntryLock(entry_path(cache_dir, eid, ".seenlock"), deadline):
-            seen = repeats.read(seen_path)
-            now = clock.now()
-            kind = repeats.classify(seen, caller, now, fetched_at, ttl)
-            if kind != repeats.REJECTED:
-                repeats.write(seen_path, repeats.served(seen, caller, now, ttl))
-            return kind
-    except LockTimeout:
-        return repeats.FIRST  # serve it unrecorded
+    kind = [repeats.FIRST]  # stays FIRST if the lock cannot be had: served unrecorded
+
+    def classify(seen: repeats.Seen) -> bool:
+        now = clock.now()
+        kind[0] = repeats.classify(seen, caller, now, fetched_at, ttl)
+        if kind[0] == repeats.REJECTED:
+            return False  # the full path records it, after refetching
+        repeats.served(seen, caller, now, ttl)
+        return True
+
+    update_seen(cache_dir, eid, deadline, classify)
+    return kind[0]
 
 
 def update_seen(cache_dir: str, eid: str, deadline: Deadline,
-                change: Callable[[repeats.Seen], None]) -> None:
-    """Read-modify-write the ``.seen`` record under its lock (best effort, bounded)."""
+                change: Callable[[repeats.Seen], bool | None]) -> None:
+    """Read-modify-write the ``.seen`` record under its lock (best effort, bounded by the
+    deadline); ``change`` returning False means nothing to write."""
     from keybroker.cache import repeats  # noqa: PLC0415
     from keybroker.cache.lock import EntryLock, LockTimeout  # noqa: PLC0415
 
@@ -156,7 +157,7 @@ def update_seen(cache_dir: str, eid: str, deadline: Deadline,
     try:
         with EntryLock(entry_path(cache_dir, eid, ".seenlock"), deadline):
             seen = repeats.read(seen_path)
-            change(seen)
-            repeats.write(seen_path, seen)
+            if change(seen) is not False:
+                repeats.write(seen_path, seen)
     except LockTimeout:
         return
