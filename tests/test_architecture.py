@@ -38,26 +38,9 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in ROOT.rglob("*.py")}
 
 
-def imports(name: str, top_level_only: bool = False) -> Iterator[str]:
-    """Names imported by module ``name`` (resolved relative imports)."""
-    tree = ast.parse(MODULES[name].read_text())
-    nodes = tree.body if top_level_only else list(ast.walk(tree))
-    for node in nodes:
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield alias.name
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module
-            for alias in node.names:
-                full = f"{node.module}.{alias.name}"
-                if full in MODULES:
-                    yield full
-        elif top_level_only and isinstance(node, ast.If):  # TYPE_CHECKING blocks are not run
-            continue
-
-
-def _runtime_imports(name: str) -> Iterator[str]:
-    """Imports that run (skipping ``if TYPE_CHECKING:`` blocks)."""
+def imports(name: str) -> Iterator[str]:
+    """Names module ``name`` imports where they run (inside functions too; ``if
+    TYPE_CHECKING:`` blocks skipped), relative imports resolved."""
     tree = ast.parse(MODULES[name].read_text())
 
     def visit(node: ast.AST) -> Iterator[str]:
@@ -87,7 +70,7 @@ def reachable(start: str) -> dict[str, str]:
     todo = [start]
     while todo:
         current = todo.pop()
-        for target in _runtime_imports(current):
+        for target in imports(current):
             candidates = [target]
             parts = target.split(".")
             candidates += [".".join(parts[:i]) for i in range(1, len(parts))]
@@ -123,7 +106,7 @@ def test_cache_never_imports_sources_config_or_cli() -> None:
     bad = {}
     for name in MODULES:
         if name.startswith("keybroker.cache"):
-            for target in _runtime_imports(name):
+            for target in imports(name):
                 if target.startswith(("keybroker.sources", "keybroker.config", "keybroker.cli",
                                       "keybroker.resolve")):
                     bad[name] = target
@@ -134,7 +117,7 @@ def test_no_import_cycles_not_even_through_lazy_imports() -> None:
     """Dependencies point one way: no cycle between modules, counting imports inside
     functions too (a lazy import is still a dependency)."""
     graph = {
-        name: {t for t in _runtime_imports(name) if t in MODULES and t != name}
+        name: {t for t in imports(name) if t in MODULES and t != name}
         for name in MODULES
     }
     state: dict[str, int] = {}
