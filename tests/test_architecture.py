@@ -40,7 +40,7 @@ MODULES = {module_name(p): p for p in ROOT.rglob("*.py")}
 
 def imports(name: str) -> Iterator[str]:
     """Names module ``name`` imports where they run (inside functions too; ``if
-    TYPE_CHECKING:`` blocks skipped), relative imports resolved."""
+    TYPE_CHECKING:`` blocks skipped); keybroker uses absolute imports only."""
     tree = ast.parse(MODULES[name].read_text())
 
     def visit(node: ast.AST) -> Iterator[str]:
