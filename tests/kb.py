@@ -17,6 +17,10 @@ from typing import IO
 
 import pytest
 
+from keybroker import config as configmod
+from keybroker.cache.store import Cache, Entry
+from keybroker.resolve import entry_name
+
 SCRIPTS = Path(sysconfig.get_path("scripts"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -138,6 +142,34 @@ def assert_nowhere(secret: str, *results: Result, dirs: Iterable[Path] = ()) -> 
         for path in Path(directory).rglob("*"):
             if path.is_file():
                 assert needle not in path.read_bytes(), f"secret readable in {path}"
+
+
+def entry_file(env: Mapping[str, str], profile: str, suffix: str = ".entry") -> Path:
+    """The cache file of ``profile``'s entry for the caller whose environment is ``env``."""
+    config = configmod.load(env)
+    request = configmod.request_for(config, profile, env)
+    cache = Cache.open(env)
+    return cache.path(entry_name(cache, request.source, request.settings, env), suffix)
+
+
+def plant(
+    env: Mapping[str, str], profile: str, value: str, fetched_at: float, expires_at: float | None
+) -> Path:
+    """Write a real, sealed entry for ``profile`` as if fetched at ``fetched_at``.
+
+    This is how a test puts the cache in a given state for a *real process*: the freshness
+    rules then see the entry exactly as they would after a clock jump, a long pause or an
+    outage.
+    """
+    config = configmod.load(env)
+    request = configmod.request_for(config, profile, env)
+    cache = Cache.open(env)
+    eid = entry_name(cache, request.source, request.settings, env)
+    assert cache.write(
+        Entry(id=eid, value=value, fetched_at=fetched_at, expires_at=expires_at,
+              source=request.source, label=f"{request.source}:planted")
+    )
+    return cache.path(eid)
 
 
 def isolated_env(base: Path, **extra: str) -> dict[str, str]:

@@ -13,12 +13,9 @@ import time
 
 import pytest
 
-from keybroker import config as configmod
-from keybroker.cache.store import Cache, Entry
-from keybroker.resolve import entry_name
 from tests.e2e.anthropic_server import RUNBASH
 from tests.e2e.cli import ClaudeRun, claude_env, run_claude
-from tests.kb import exe
+from tests.kb import exe, plant
 from tests.test_claude_e2e import (  # noqa: F401 - fixtures
     DEPLOYMENT_ENV,
     E2E,
@@ -86,14 +83,9 @@ def test_a_session_started_during_an_outage_works_while_the_key_is_valid(e2e: E2
     """Before: in the mandatory window (less than T + margin left) a failed refresh failed the
     helper, so a session started during a source outage could not start."""
     e2e.env.write_config('[profiles.p]\nsource = "command"\ncommand = ["/bin/false"]\n')
-    config = configmod.load(e2e.env)
-    request = configmod.request_for(config, "p", e2e.env)
-    cache = Cache.open(e2e.env)
-    eid = entry_name(cache, request.source, request.settings, e2e.env)
     now = time.time()
     key = "sk-e2e-outage-still-valid-9c1b"
-    cache.write(Entry(id=eid, value=key, fetched_at=now - 3400, expires_at=now + 200,
-                      source="command", label="command:planted"))
+    plant(e2e.env, "p", key, now - 3400, now + 200)
     run = session(e2e, get("p"))
     assert run.ok, run
     assert [m.key for m in e2e.api.messages()] == [key]

@@ -7,24 +7,16 @@ from __future__ import annotations
 import json
 import time
 
-from keybroker import config as configmod
-from keybroker.cache.store import Cache, Entry
-from keybroker.resolve import entry_name
 from tests.conftest import KbEnv
-from tests.kb import assert_key, assert_nowhere, run
+from tests.kb import assert_key, assert_nowhere, plant, run
 
 
 def test_a_stale_serve_during_an_outage_reaches_events_print_token_and_doctor(
     kb_env: KbEnv
 ) -> None:
     kb_env.write_config('[profiles.p]\nsource = "command"\ncommand = ["/bin/false"]\n')
-    config = configmod.load(kb_env)
-    request = configmod.request_for(config, "p", kb_env)
-    cache = Cache.open(kb_env)
-    eid = entry_name(cache, request.source, request.settings, kb_env)
     now = time.time()
-    cache.write(Entry(id=eid, value="sk-still-valid-200s", fetched_at=now - 3400,
-                      expires_at=now + 200, source="command", label="command:false"))
+    plant(kb_env, "p", "sk-still-valid-200s", now - 3400, now + 200)
     served = run(["keybroker", "get", "p"], kb_env)  # mandatory window, the source is down
     assert_key(served, "sk-still-valid-200s")
     assert b"serving the cached key" in served.err  # what Claude Code would throw away

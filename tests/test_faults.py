@@ -35,12 +35,10 @@ from pathlib import Path
 
 import pytest
 
-from keybroker import config as configmod
 from keybroker.cache.crypto import MAGIC
-from keybroker.cache.store import Cache, Entry
-from keybroker.resolve import entry_name
+from keybroker.cache.store import Cache
 from tests.conftest import KbEnv
-from tests.kb import Result, assert_fails, assert_key, exe, run
+from tests.kb import Result, assert_fails, assert_key, exe, plant, run
 
 KEY_LINE = re.compile(rb"^sk-[0-9a-f]{32}\n\Z")
 #: KEYBROKER_TIMEOUT for the stalling tests, and how much later than it a call may end
@@ -75,25 +73,6 @@ def fetches(counter: Path) -> int:
 
 def is_key(result: Result) -> bool:
     return result.code == 0 and KEY_LINE.match(result.out) is not None
-
-
-def plant(
-    kb_env: Mapping[str, str], profile: str, value: str, fetched_at: float, expires_at: float | None
-) -> Path:
-    """Write a real, sealed entry for ``profile`` as if fetched at ``fetched_at``.
-
-    This is how a test puts the cache in a given state for a *real process*: the freshness
-    rules then see the entry exactly as they would after a clock jump or a long pause.
-    """
-    config = configmod.load(kb_env)
-    request = configmod.request_for(config, profile, kb_env)
-    cache = Cache.open(kb_env)
-    eid = entry_name(cache, request.source, request.settings, kb_env)
-    assert cache.write(
-        Entry(id=eid, value=value, fetched_at=fetched_at, expires_at=expires_at,
-              source=request.source, label=f"{request.source}:planted")
-    )
-    return cache.path(eid)
 
 
 class FaultServer:

@@ -30,7 +30,7 @@ from keybroker.fastpath import main as fast
 from keybroker.resolve import entry_name, resolve
 from tests import scripted
 from tests.conftest import KbEnv
-from tests.kb import assert_fails, assert_key, isolated_env, run
+from tests.kb import assert_fails, assert_key, entry_file, isolated_env, plant, run
 from tests.test_hot_path import FULL_PATH_MODULES, HEAVY, PROBE
 
 
@@ -45,10 +45,7 @@ def counting_profile(kb_env: KbEnv, name: str = "p", extra: str = "") -> Path:
 
 def hold_lock(kb_env: KbEnv, profile: str) -> subprocess.Popen[bytes]:
     """Another process holding the profile's entry lock (a peer stuck fetching)."""
-    config = configmod.load(kb_env)
-    request = configmod.request_for(config, profile, kb_env)
-    cache = Cache.open(kb_env)
-    lock = cache.path(entry_name(cache, request.source, request.settings, kb_env), ".lock")
+    lock = entry_file(kb_env, profile, ".lock")
     code = (
         "import fcntl, os, sys, time\n"
         f"fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT, 0o600)\n"
@@ -60,17 +57,6 @@ def hold_lock(kb_env: KbEnv, profile: str) -> subprocess.Popen[bytes]:
     assert holder.stdout is not None
     assert holder.stdout.readline() == b"held\n"
     return holder
-
-
-def plant(
-    kb_env: KbEnv, profile: str, value: str, fetched_at: float, expires_at: float | None
-) -> None:
-    config = configmod.load(kb_env)
-    request = configmod.request_for(config, profile, kb_env)
-    cache = Cache.open(kb_env)
-    eid = entry_name(cache, request.source, request.settings, kb_env)
-    cache.write(Entry(id=eid, value=value, fetched_at=fetched_at, expires_at=expires_at,
-                      source=request.source, label=f"{request.source}:planted"))
 
 
 def test_a_call_against_a_held_lock_ends_by_its_deadline(kb_env: KbEnv) -> None:

@@ -19,13 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from keybroker import config as configmod
-from keybroker.cache.store import Cache, Entry
-from keybroker.resolve import entry_name
 from tests.conftest import KbEnv
 from tests.fixtures.openbao import OpenBao
 from tests.fixtures.users import OsUser
-from tests.kb import assert_fails, assert_key, assert_nowhere, exe, run
+from tests.kb import assert_fails, assert_key, assert_nowhere, exe, plant, run
 from tests.test_vault import bao, child_token, new_key, read_policy, uid, vault_env  # noqa: F401
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX ownership and modes")
@@ -140,14 +137,9 @@ def test_slow_failing_refresh_never_prints_a_key_that_expired_meanwhile(kb_env: 
     kb_env.write_config(f'[profiles.s]\nsource = "command"\ncommand = {argv}\n')
     env = dict(kb_env, KEYBROKER_TIMEOUT="2", KEYBROKER_MARGIN="0",
                CLAUDE_CODE_API_KEY_HELPER_TTL_MS="500")
-    config = configmod.load(env)
-    request = configmod.request_for(config, "s", env)
-    cache = Cache.open(env)
-    eid = entry_name(cache, request.source, request.settings, env)
     now = time.time()
     # 1.5 s left: in the advisory window (need = 0.5 s), expires during the 2 s stall
-    cache.write(Entry(id=eid, value="sk-about-to-expire", fetched_at=now - 3598.5,
-                      expires_at=now + 1.5, source="command", label="command:planted"))
+    plant(env, "s", "sk-about-to-expire", now - 3598.5, now + 1.5)
     try:
         result = run(["keybroker", "get", "s"], env)
     finally:
@@ -173,12 +165,7 @@ def test_entry_with_a_nan_expiry_is_a_miss_not_a_crash(kb_env: KbEnv) -> None:
     """Before: print-token and cache list crashed (internal error) on such an entry."""
     kb_env.write_config('[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n')
     env = dict(kb_env, K="sk-planted-nan")
-    config = configmod.load(env)
-    request = configmod.request_for(config, "e", env)
-    cache = Cache.open(env)
-    eid = entry_name(cache, request.source, request.settings, env)
-    cache.write(Entry(id=eid, value="sk-planted-nan", fetched_at=time.time(),
-                      expires_at=float("nan"), source="env", label="env:$K"))
+    plant(env, "e", "sk-planted-nan", time.time(), float("nan"))
     listing = run(["keybroker", "cache", "list"], env)
     assert listing.code == 0, listing
     shown = run(["keybroker", "print-token", "e", "--json"], env)
