@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from keybroker.cache.store import Cache, CacheAux
+from keybroker.cache.store import Cache, CacheAux, Entry
 from keybroker.config.index import identity_inputs
 from keybroker.deadline import for_call
 from keybroker.errors import KeybrokerError, UsageError
@@ -90,11 +90,11 @@ def resolve(
     mark = timer.add("cache open", mark)
     attempt = hit.serve(str(cache.root), cache.key(), eid, request.options, env, deadline)
     timer.add("cache read", mark)
-    if attempt.value is not None:
-        entry = cache.read(eid)
-        if entry is not None and entry.value == attempt.value:
-            reason = attempt.verdict.reason if attempt.verdict else "fresh"
-            return cached_outcome(entry, "hit", reason, request, policy, timer)
+    if attempt.value is not None and attempt.header is not None:
+        # the hit decision already opened the entry: no second read and decryption
+        entry = Entry.of(eid, attempt.header, attempt.value)
+        reason = attempt.verdict.reason if attempt.verdict else "fresh"
+        return cached_outcome(entry, "hit", reason, request, policy, timer)
     run = Refresh(request, env, source, label, cache, eid, policy, deadline, timer,
                    FetchContext(deadline, env, CacheAux(cache, source.name), debug, interactive))
     outcome = run.go(attempt.verdict)
