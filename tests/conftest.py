@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import scripted
 from tests.kb import isolated_env
 
 pytest_plugins = [
@@ -38,6 +40,13 @@ class KbEnv(dict[str, str]):
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(text)
         return self.config_path
+
+
+@pytest.fixture
+def src() -> Iterator[scripted.ScriptedSource]:
+    """The scripted upstream (tests/scripted.py), registered for the test."""
+    yield scripted.install()
+    scripted.uninstall()
 
 
 @pytest.fixture

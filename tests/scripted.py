@@ -54,3 +54,13 @@ def install() -> ScriptedSource:
 
 def uninstall() -> None:
     base.unregister("scripted")
+
+
+class Clock:
+    """A wall clock a test moves by hand (patched over ``keybroker.clock.now``)."""
+
+    def __init__(self, start: float) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t

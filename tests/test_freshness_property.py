@@ -13,7 +13,6 @@ Two levels:
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -128,25 +127,11 @@ def test_a_key_that_covers_ttl_and_margin_is_fresh_when_fetched(
 # --- resolve, with the real cache, through random clock jumps ---------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def now(self) -> float:
-        return self.t
-
-
 @pytest.fixture
-def injected_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
+def injected_clock(monkeypatch: pytest.MonkeyPatch) -> scripted.Clock:
+    fake = scripted.Clock(T0)
     monkeypatch.setattr(clock, "now", fake.now)
     return fake
-
-
-@pytest.fixture
-def src() -> Iterator[scripted.ScriptedSource]:
-    yield scripted.install()
-    scripted.uninstall()
 
 
 steps = st.lists(
@@ -171,7 +156,7 @@ steps = st.lists(
 )
 @given(steps=steps, max_age=st.none() | st.sampled_from([120.0, 600.0]))
 def test_resolve_never_serves_an_expired_key_through_clock_jumps(
-    injected_clock: Clock,
+    injected_clock: scripted.Clock,
     src: scripted.ScriptedSource,
     steps: list[tuple[float, bool, float | None]],
     max_age: float | None,

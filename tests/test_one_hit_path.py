@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from unittest.mock import patch
 
@@ -170,20 +170,6 @@ def test_index_that_cannot_be_used_says_why(kb_env: KbEnv) -> None:
 T0 = 1_900_000_000.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def now(self) -> float:
-        return self.t
-
-
-@pytest.fixture
-def src() -> Iterator[scripted.ScriptedSource]:
-    yield scripted.install()
-    scripted.uninstall()
-
-
 @settings(max_examples=80, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
@@ -206,7 +192,7 @@ def test_fast_path_serves_exactly_what_the_full_path_would(
     repeat: str,
     seen_ago: float | None,
 ) -> None:
-    fake = Clock()
+    fake = scripted.Clock(T0)
     monkeypatch.setattr(clock, "now", fake.now)
     with tempfile.TemporaryDirectory() as tmp:
         env = isolated_env(Path(tmp))

@@ -5,7 +5,6 @@ Each rule of DESIGN section 4 has a test here; a scripted source stands in for u
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TypedDict, Unpack
 
 import pytest
@@ -20,12 +19,6 @@ from tests import scripted
 from tests.conftest import KbEnv
 
 T0 = "2026-01-01 12:00:00"
-
-
-@pytest.fixture
-def src() -> Iterator[scripted.ScriptedSource]:
-    yield scripted.install()
-    scripted.uninstall()
 
 
 class OptionArgs(TypedDict, total=False):
