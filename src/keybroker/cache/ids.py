@@ -36,7 +36,7 @@ _FILE_LIMIT = 1 << 16
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
-def _file(path: str) -> bytes:
+def file_bytes(path: str) -> bytes:
     """A file's content for the material; a missing or special file is a marker, not a wait."""
     try:
         fd = os.open(os.path.expanduser(path), _FLAGS)
@@ -62,7 +62,7 @@ def material(inputs: Iterable[Any], env: Mapping[str, str]) -> bytes:
             value = env.get(name)
             data = b"\x00unset" if value is None else value.encode("utf-8", "surrogateescape")
         elif kind == "file":
-            data = _file(name)
+            data = file_bytes(name)
         elif kind == "literal":
             data = name.encode("utf-8", "surrogateescape")
         elif kind == "env-suffix":

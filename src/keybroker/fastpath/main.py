@@ -66,9 +66,9 @@ def _direct(direct: Any, env: Mapping[str, str]) -> str | None:
         raw = env.get(name)
         value = None if raw is None else raw.strip()
     else:
-        from keybroker.cache.ids import _file  # noqa: PLC0415 - same bounded, non-blocking read
+        from keybroker.cache.ids import file_bytes  # noqa: PLC0415 - bounded, non-blocking
 
-        data = _file(name)
+        data = file_bytes(name)
         if data.startswith(b"\x00"):
             return None
         try:
