@@ -18,7 +18,8 @@ from typing import IO
 import pytest
 
 from keybroker import config as configmod
-from keybroker.cache.store import Cache, Entry
+from keybroker.cache.entry import Entry
+from keybroker.cache.store import Cache
 from keybroker.resolve import entry_name
 
 SCRIPTS = Path(sysconfig.get_path("scripts"))

@@ -12,7 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from keybroker.cache.crypto import KEY_FILE, MAGIC, aesgcm, seal, unseal
-from keybroker.cache.store import Cache, Entry
+from keybroker.cache.entry import Entry
+from keybroker.cache.store import Cache
 from keybroker.errors import CacheError
 from tests.conftest import KbEnv
 from tests.kb import assert_fails, assert_key, assert_nowhere, run
@@ -65,7 +66,7 @@ def test_entry_moved_to_another_id_does_not_open(kb_env: KbEnv) -> None:
 def test_tampered_header_or_ciphertext_does_not_open(kb_env: KbEnv) -> None:
     cache = Cache.open(kb_env)
     key = cache.key()
-    blob = seal(key, "a" * 64, make_entry().header(), SECRET)
+    blob = seal(key, "a" * 64, make_entry().encode(), SECRET)
     # flip one bit inside the clear header (the expiry, the id…): authentication must fail
     tampered_header = blob[:20] + bytes([blob[20] ^ 1]) + blob[21:]
     assert tampered_header != blob

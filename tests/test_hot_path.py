@@ -107,17 +107,18 @@ def test_index_remembers_entry_ids_per_environment(kb_env: KbEnv) -> None:
                 cfg = config.load_fast(env, cache.root)
                 resolve(config.request_for(cfg, "s", env), env, cache=cache)
                 with patch.dict(os.environ, env, clear=True):
-                    key, why = fast.try_get({"profile": "s"}, 0.0)
+                    probe = fast.try_get({"profile": "s"}, 0.0)
                     if addr == "https://b.example":
-                        assert (key, why) == (None, fast.ENV_CHANGED)
+                        assert (probe.value, probe.why) == (None, fast.ENV_CHANGED)
                         index.remember_profile(cfg, env, str(cache.root), "s")
-                        key, why = fast.try_get({"profile": "s"}, 0.0)
-                assert key is not None, why
+                        probe = fast.try_get({"profile": "s"}, 0.0)
+                key = probe.value
+                assert key is not None, probe.why
             with patch.dict(os.environ, dict(kb_env, SCRIPTED_ADDR="https://a.example"),
                             clear=True):
                 first = fast.try_get({"profile": "s"}, 0.0)
-            assert first[0] is not None
-            assert first[0] != key  # two environments, two entries
+            assert first.value is not None
+            assert first.value != key  # two environments, two entries
     finally:
         scripted.uninstall()
 

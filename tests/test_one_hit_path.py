@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from keybroker import clock
 from keybroker import config as configmod
 from keybroker.cache import repeats
-from keybroker.cache.store import Cache, Entry
+from keybroker.cache.entry import Entry
+from keybroker.cache.store import Cache
 from keybroker.errors import KeybrokerError, Unreachable
 from keybroker.fastpath import main as fast
 from keybroker.resolve import entry_name, resolve
@@ -223,7 +224,8 @@ def test_fast_path_serves_exactly_what_the_full_path_would(
             repeats.write(seen_path, record)
         before = seen_path.read_bytes() if seen_path.exists() else None
         with patch.dict(os.environ, env, clear=True):
-            value, why = fast.try_get({"profile": "s"}, time.monotonic())
+            probe = fast.try_get({"profile": "s"}, time.monotonic())
+            value, why = probe.value, probe.why
         if before is None:
             seen_path.unlink(missing_ok=True)
         else:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keybroker import clock, events
+from keybroker.cache.entry import Entry
 from keybroker.cache.freshness import Policy
-from keybroker.cache.store import Entry
 from keybroker.model import Request, Secret
 from keybroker.redact import sensitive
 

@@ -1,7 +1,14 @@
 """Everything after a non-hit: the refresh windows, the lock, repeats, the fetch, the fallbacks.
 
 See :mod:`keybroker.resolve` for the rules; this module carries them out under the entry's
-lock (single flight) and records what happened in the event log.
+lock (single flight) and records what happened in the event log. It continues from the hit
+decision's :class:`~keybroker.fastpath.hit.Attempt`: the entry it opened is looked at again
+after the lock is taken, but decrypted again only if the file changed meanwhile, and the
+caller is computed once per call.
+
+Outages fail fast (:mod:`keybroker.cache.outage`): after a refresh found the source
+unreachable, calls serve the still-valid key at once for a short window shared by every
+process, and then one call at a time probes the source with a short budget.
 """
 
 from __future__ import annotations
@@ -10,14 +17,15 @@ import time
 from collections.abc import Mapping
 
 from keybroker import clock, events
-from keybroker.cache import repeats
-from keybroker.cache.entry import check_expiry
+from keybroker.cache import outage, repeats
+from keybroker.cache.entry import Entry, check_expiry
 from keybroker.cache.freshness import Policy, State, Verdict, assess, stale_ok
 from keybroker.cache.lock import EntryLock, LockTimeout
-from keybroker.cache.store import Cache, Entry
-from keybroker.errors import InvalidSecret, KeybrokerError
-from keybroker.fastpath import hit
-from keybroker.model import Deadline, Request, Secret
+from keybroker.cache.store import Cache
+from keybroker.deadline import Deadline
+from keybroker.errors import InvalidSecret, KeybrokerError, Unreachable
+from keybroker.fastpath.hit import Attempt
+from keybroker.model import Request, Secret
 from keybroker.outcome import Outcome, Timer, cached_outcome, fresh_outcome
 from keybroker.redact import sensitive
 from keybroker.sources.base import FetchContext, Source
@@ -28,28 +36,43 @@ class Refresh:
     """Everything after a non-hit: windows, the lock, repeats, the fetch, the fallbacks."""
 
     def __init__(self, request: Request, env: Mapping[str, str], source: Source, label: str,
-                 cache: Cache, eid: str, policy: Policy, deadline: Deadline, timer: Timer,
-                 ctx: FetchContext) -> None:
+                 cache: Cache, attempt: Attempt, policy: Policy, deadline: Deadline,
+                 timer: Timer, ctx: FetchContext) -> None:
         self.request = request
         self.env = env
         self.source = source
         self.label = label
         self.cache = cache
-        self.eid = eid
+        self.attempt = attempt
+        self.eid = attempt.eid
         self.policy = policy
         self.deadline = deadline
         self.timer = timer
         self.ctx = ctx
         self.profile = request.profile or f"{request.source}:{label}"
 
+    def current(self) -> Entry | None:
+        """The entry as it is now (decrypted again only if its file changed)."""
+        self.attempt.opened = self.cache.reopen(self.eid, self.attempt.opened)
+        return self.attempt.entry
+
+    def caller(self) -> str | None:
+        return self.attempt.caller(self.request.options, self.env)
+
     # --- the windows and the lock ---
 
-    def go(self, verdict: Verdict | None) -> Outcome:
+    def go(self) -> Outcome:
+        entry = self.attempt.entry
+        if entry is not None and _valid(entry, self.policy):
+            noted = outage.until(self.cache.root, self.eid)
+            if noted:
+                return self.during_outage(entry, noted)
+        verdict = self.attempt.verdict
         if verdict is not None and verdict.state == State.ADVISORY:
             with self.cache.lock(self.eid, self.deadline, wait=False) as lock:
                 if lock.held:
                     return self.locked(lock)
-            entry = self.cache.read(self.eid)
+            entry = self.current()
             if entry is not None and _valid(entry, self.policy):
                 return cached_outcome(
                     entry, "hit", "advisory window: another process is refreshing it; "
@@ -58,9 +81,40 @@ class Refresh:
             with self.cache.lock(self.eid, self.deadline) as lock:
                 return self.locked(lock)
         except LockTimeout as exc:
-            entry = self.cache.read(self.eid)
+            entry = self.current()
             if entry is not None and _valid(entry, self.policy):
                 return self.stale(entry, exc, "the lock wait ran out")
+            self.event("refresh-failed", exc.message)
+            raise
+
+    def during_outage(self, entry: Entry, noted: float) -> Outcome:
+        """The source was just found unreachable and ``entry`` is still valid: serve it at once
+        inside the window; past it, probe with a short budget if no other call is probing."""
+        now = clock.now()
+        if now < noted and noted - now <= 2 * outage.OUTAGE_WINDOW:
+            return self.stale(entry, Unreachable(
+                f"the source was unreachable; asking again in {noted - now:.0f}s"),
+                "source unreachable")
+        with self.cache.lock(self.eid, self.deadline, wait=False) as lock:
+            if lock.held:
+                probe = Deadline(min(outage.PROBE_BUDGET, max(self.deadline.remaining(), 0.0)))
+                self.ctx.deadline = probe
+                try:
+                    return self.locked(lock)
+                finally:
+                    self.ctx.deadline = self.deadline
+        entry = self.current() or entry
+        if not _valid(entry, self.policy):
+            return self.go_waiting()
+        return self.stale(entry, Unreachable("the source was unreachable; another call is "
+                                             "asking it again"), "source unreachable")
+
+    def go_waiting(self) -> Outcome:
+        """The plain single flight: wait for the lock (bounded by the deadline)."""
+        try:
+            with self.cache.lock(self.eid, self.deadline) as lock:
+                return self.locked(lock)
+        except LockTimeout as exc:
             self.event("refresh-failed", exc.message)
             raise
 
@@ -68,16 +122,12 @@ class Refresh:
         timer = self.timer
         timer.timings["lock wait"] = lock.waited * 1000.0
         mark = time.perf_counter()
-        entry = self.cache.read(self.eid)
+        entry = self.current()
         now = clock.now()
         verdict = None if entry is None else assess(entry.fetched_at, entry.expires_at, now,
                                                     self.policy)
         timer.add("cache read", mark)
-        caller = None
-        if hit.repeating(self.request.options, self.env):
-            from keybroker.cache.caller import caller_id  # noqa: PLC0415
-
-            caller = caller_id(self.env, strict=self.request.options.repeat != "on")
+        caller = self.caller()
         seen = self.cache.read_seen(self.eid) if caller else None
         rejected = False
         if entry is not None and verdict is not None and verdict.state == State.FRESH:
@@ -113,10 +163,13 @@ class Refresh:
             secret = fetch(self.source, self.request, self.ctx, timer)
         except KeybrokerError as exc:
             if entry is not None and _valid(entry, self.policy):
+                if isinstance(exc, Unreachable):
+                    outage.note(self.cache.root, self.eid, clock.now())
                 self.served(caller)
                 return self.stale(entry, exc, verdict.reason if verdict else "refresh")
             self.event("refresh-failed", exc.message)
             raise
+        outage.clear(self.cache.root, self.eid)
         if rejected:
             state, reason = "refresh", "the same caller asked again: its key was refused"
         elif entry is None:
@@ -183,7 +236,7 @@ class Refresh:
         def change(seen: repeats.Seen) -> None:
             repeats.served(seen, caller, clock.now(), ttl)
 
-        hit.update_seen(str(self.cache.root), self.eid, self.deadline, change)
+        repeats.update(self.cache.root, self.eid, self.deadline, change)
 
     def backoff(self, refused: str, now: float) -> float:
         chosen: list[float] = []
@@ -191,12 +244,11 @@ class Refresh:
         def change(seen: repeats.Seen) -> None:
             chosen.append(seen.same_key_again(now, refused))
 
-        hit.update_seen(str(self.cache.root), self.eid, self.deadline, change)
+        repeats.update(self.cache.root, self.eid, self.deadline, change)
         return chosen[0] if chosen else repeats.BACKOFF_FIRST
 
     def new_key(self) -> None:
-        hit.update_seen(str(self.cache.root), self.eid, self.deadline,
-                        lambda seen: seen.new_key())
+        repeats.update(self.cache.root, self.eid, self.deadline, lambda seen: seen.new_key())
 
     def event(self, kind: str, message: str) -> None:
         events.record(self.env, kind, self.profile, message, entry=self.eid[:12])

@@ -18,6 +18,15 @@ while its key is still valid. An expired key is never served.
 Under Claude Code, a second call from the same helper run soon after being served means its
 key was refused (:mod:`keybroker.cache.repeats`): the entry is refetched, and when the source
 answers with the very same key the entry backs off instead of asking again at every retry.
+
+Every command that fetches comes through here, so the call's one deadline is enforced here
+for all of them (:class:`keybroker.deadline.enforced`): a server that drips its answer a byte
+at a time cannot hold ``headers``, ``ci export`` or ``exec`` past ``KEYBROKER_TIMEOUT``, and
+the entry's lock is released on the way out.
+
+After a miss of the fast path, :func:`resolve` continues from its
+:class:`~keybroker.fastpath.main.Probe`: when the probe named the same request (digest,
+identity inputs and options), its entry id and hit decision are taken as they are.
 """
 
 from __future__ import annotations
@@ -26,11 +35,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from keybroker.cache.store import Cache, CacheAux, Entry
+from keybroker.cache.digest import request_digest
+from keybroker.cache.store import Cache, CacheAux
 from keybroker.config.index import identity_inputs
-from keybroker.deadline import for_call
+from keybroker.deadline import enforced, for_call
 from keybroker.errors import KeybrokerError, UsageError
 from keybroker.fastpath import hit
+from keybroker.fastpath.main import Probe
 from keybroker.model import Deadline, Request
 from keybroker.outcome import Outcome, Timer, cached_outcome, fresh_outcome
 from keybroker.refresh import Refresh, fetch
@@ -63,8 +74,24 @@ def resolve(
     interactive: bool = False,
     cache: Cache | None = None,
     deadline: Deadline | None = None,
+    probe: Probe | None = None,
 ) -> Outcome:
-    """Return the key for ``request``, from the cache when the rules allow, else the source."""
+    """Return the key for ``request``, from the cache when the rules allow, else the source.
+
+    The whole call is bounded by ``deadline`` (default: the call's, from ``KEYBROKER_TIMEOUT``)
+    — except an ``interactive`` call, where a person's sign-in may happen inside the fetch and
+    waits for the person (:mod:`keybroker.cli.login` gives the read after it a fresh budget).
+    """
+    deadline = deadline or for_call(request.options.timeout)
+    if interactive:
+        return _resolve(request, env, no_cache, debug, interactive, cache, deadline, probe)
+    with enforced(deadline):
+        return _resolve(request, env, no_cache, debug, interactive, cache, deadline, probe)
+
+
+def _resolve(request: Request, env: Mapping[str, str], no_cache: bool, debug: bool,
+             interactive: bool, cache: Cache | None, deadline: Deadline,
+             probe: Probe | None) -> Outcome:
     timer = Timer()
     mark = time.perf_counter()
     source = get_source(request.source)
@@ -72,7 +99,6 @@ def resolve(
     canonical = source.canonical(request.settings, env)
     label = source.describe(request.settings)
     policy = request.options
-    deadline = deadline or for_call(request.options.timeout)
     mark = timer.add("source setup", mark)
 
     storage = "none" if no_cache else request.options.storage
@@ -86,21 +112,44 @@ def resolve(
 
     cache = cache or Cache.open(env)
     inputs = identity_inputs(source, request.settings, env)
-    eid = cache.entry_id(request.source, canonical, inputs, env)
-    mark = timer.add("cache open", mark)
-    attempt = hit.serve(str(cache.root), cache.key(), eid, request.options, env, deadline)
-    timer.add("cache read", mark)
-    if attempt.value is not None and attempt.header is not None:
-        # the hit decision already opened the entry: no second read and decryption
-        entry = Entry.of(eid, attempt.header, attempt.value)
-        reason = attempt.verdict.reason if attempt.verdict else "fresh"
-        return cached_outcome(entry, "hit", reason, request, policy, timer)
-    run = Refresh(request, env, source, label, cache, eid, policy, deadline, timer,
-                   FetchContext(deadline, env, CacheAux(cache, source.name), debug, interactive))
-    outcome = run.go(attempt.verdict)
+    attempt = _continued(probe, cache, request, canonical, inputs)
+    if attempt is None:
+        eid = cache.entry_id(request.source, canonical, inputs, env)
+        mark = timer.add("cache open", mark)
+        attempt = hit.serve(str(cache.root), cache.key(), eid, request.options, env, deadline)
+        timer.add("cache read", mark)
+        entry = attempt.entry
+        if attempt.value is not None and entry is not None:
+            # the hit decision already opened the entry: no second read and decryption
+            reason = attempt.verdict.reason if attempt.verdict else "fresh"
+            return cached_outcome(entry, "hit", reason, request, policy, timer)
+    run = Refresh(request, env, source, label, cache, attempt, policy, deadline, timer,
+                  FetchContext(deadline, env, CacheAux(cache, source.name), debug, interactive))
+    outcome = run.go()
     outcome.warnings[:0] = cache.warnings
     outcome.timings = timer.total()
     return outcome
+
+
+def _continued(probe: Probe | None, cache: Cache, request: Request,
+               canonical: Mapping[str, Any], inputs: list[tuple[str, str]]) -> hit.Attempt | None:
+    """The fast path's hit decision for this very request, when it made one and did not serve.
+
+    It is the same request when the probe's index variant has this request's digest and
+    identity inputs, and the options it decided with are this request's: then its entry id
+    (named from the caller's credentials as they were read then) and what it opened stand.
+    """
+    if probe is None or probe.attempt is None or probe.variant is None or (
+        probe.cache_dir != str(cache.root) or probe.key is not cache.key()
+    ):
+        return None
+    attempt = probe.attempt
+    if attempt.value is not None:  # it expired between the decision and the print: decide anew
+        return None
+    same = (probe.variant.digest == request_digest(request.source, canonical)
+            and probe.variant.inputs == [list(item) for item in inputs]
+            and probe.options == request.options)
+    return attempt if same else None
 
 
 def _aux(env: Mapping[str, str], source: str, cache: Cache | None) -> CacheAux | None:

@@ -1,7 +1,9 @@
-"""The entry header codec: the one place that turns a sealed entry's header into typed values.
+"""Cache entries: where one lives, how it is opened, and the codec of its header.
 
-Both the cache-hit path (:mod:`keybroker.fastpath`) and the full path (:mod:`keybroker.cache.store`)
-decode headers here, so they can never disagree about what an entry says. The header is only
+This is the one place that names an entry's files, opens an entry and turns its sealed header
+into typed values: the cache-hit path (:mod:`keybroker.fastpath`) and the full path
+(:mod:`keybroker.cache.store`, :mod:`keybroker.refresh`) both go through it, so they can never
+disagree about what an entry says or which errors make it a miss. The header is only
 ever decoded after AES-GCM authenticated it (see :mod:`keybroker.cache.crypto`); the checks
 below still refuse a header that is not of this format version or whose times are not finite
 numbers: a NaN or infinite expiry would make an entry look fresh forever.
@@ -11,11 +13,22 @@ This module is on the hit path: standard library only, no typing import at run t
 
 from __future__ import annotations
 
-from keybroker.cache.crypto import CorruptEntry
+import os
+
+from keybroker.cache.crypto import CorruptEntry, unseal
+from keybroker.cache.files import identity_of, read_regular, remove
 
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
 if TYPE_CHECKING:
     from typing import Any
+
+    from keybroker.cache.crypto import DataKey
+
+#: The files of an entry ``<id>``: the sealed value, its lock, the repeat record and its lock.
+ENTRY_SUFFIX = ".entry"
+LOCK_SUFFIX = ".lock"
+SEEN_SUFFIX = ".seen"
+SEEN_LOCK_SUFFIX = ".seenlock"
 
 #: The header format written by this version. An entry of another version is a miss.
 HEADER_VERSION = 2
@@ -69,6 +82,85 @@ class Header:
             f"Header(fetched_at={self.fetched_at!r}, expires_at={self.expires_at!r}, "
             f"version={self.version!r}, source={self.source!r}, label={self.label!r})"
         )
+
+
+class Entry(Header):
+    """A whole entry: its name, its header fields and the value they describe.
+
+    One record type for both paths: an entry *is* a header plus the value it seals.
+    """
+
+    __slots__ = ("id", "value")
+
+    def __init__(
+        self,
+        id: str,
+        value: str,
+        fetched_at: float,
+        expires_at: float | None = None,
+        version: str | None = None,
+        source: str = "",
+        label: str = "",
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(fetched_at, expires_at, version, source, label, meta)
+        self.id = id
+        self.value = value
+
+    @classmethod
+    def of(cls, eid: str, header: Header, value: str) -> Entry:
+        return cls(eid, value, header.fetched_at, header.expires_at, header.version,
+                   header.source, header.label, dict(header.meta))
+
+    def __repr__(self) -> str:  # never the value
+        return f"Entry(id={self.id!r}, {super().__repr__()})"
+
+
+class Opened:
+    """An entry as opened from disk, with the identity of the file it came from."""
+
+    __slots__ = ("entry", "identity")
+
+    def __init__(self, entry: Entry, identity: tuple[int, int, int, int]) -> None:
+        self.entry = entry
+        self.identity = identity
+
+
+def entry_path(cache_dir: str | os.PathLike[str], eid: str, suffix: str = ENTRY_SUFFIX) -> str:
+    """The one place an entry's file names are built."""
+    return os.path.join(cache_dir, eid + suffix)
+
+
+def open_entry(cache_dir: str | os.PathLike[str], key: DataKey, eid: str) -> Opened | None:
+    """The entry ``eid``, or None: missing, or unusable (torn, corrupt, foreign, sealed with
+    another key, of another format) and therefore removed — a miss, never a crash."""
+    path = entry_path(cache_dir, eid)
+    found = read_regular(path)
+    if found is None:
+        return None
+    blob, identity = found
+    try:
+        raw, value = unseal(key, eid, blob)
+        return Opened(Entry.of(eid, decode(raw), value), identity)
+    except (CorruptEntry, KeyError, TypeError, ValueError):
+        try:  # noqa: SIM105 - no contextlib import on the hit path
+            remove(path)
+        except OSError:
+            pass
+        return None
+
+
+def reopen(cache_dir: str | os.PathLike[str], key: DataKey, eid: str,
+           known: Opened | None) -> Opened | None:
+    """The entry as it is now, reusing ``known`` when the name still holds the same file.
+
+    After a lock is taken the entry must be looked at again (a peer may have refreshed it);
+    entries are only ever replaced by rename, so an unchanged file identity means the content
+    opened before is still what is there, and it is not decrypted a second time.
+    """
+    if known is not None and identity_of(entry_path(cache_dir, eid)) == known.identity:
+        return known
+    return open_entry(cache_dir, key, eid)
 
 
 def decode(raw: object) -> Header:

@@ -103,20 +103,44 @@ def read_bytes(path: str | os.PathLike[str], limit: int = 1 << 20) -> bytes | No
     Symlinks are not followed, and a FIFO, socket or device squatting the name is a miss:
     reading one could block past the call's deadline.
     """
+    found = read_regular(path, limit)
+    return None if found is None else found[0]
+
+
+def read_regular(path: str | os.PathLike[str],
+                 limit: int = 1 << 20) -> tuple[bytes, tuple[int, int, int, int]] | None:
+    """:func:`read_bytes`, with the identity of the file that was read.
+
+    The identity (inode, size, mtime, ctime of the open descriptor) lets a later look tell
+    whether the name still holds the very file read then: entries are replaced by rename,
+    so an unchanged identity means unchanged content and nothing needs decrypting again.
+    """
     try:
         fd = os.open(path, _READ_FLAGS)
-    except FileNotFoundError:
-        return None
     except OSError:
-        return None  # a link, or unreadable: treated as a miss by callers
+        return None  # missing, a link, or unreadable: treated as a miss by callers
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             return None
-        return os.read(fd, limit)
+        return os.read(fd, limit), file_identity(st)
     except OSError:
         return None  # e.g. a directory squatting the name: a miss, never a crash
     finally:
         os.close(fd)
+
+
+def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def identity_of(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | None:
+    """The identity :func:`read_regular` reports for what ``path`` names now, or None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return file_identity(st) if stat.S_ISREG(st.st_mode) else None
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, durable: bool = True) -> None:

@@ -21,7 +21,14 @@ from __future__ import annotations
 import math
 import os
 
+from keybroker.cache.entry import SEEN_LOCK_SUFFIX, SEEN_SUFFIX, entry_path
 from keybroker.cache.files import atomic_write, read_bytes
+
+TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from keybroker.deadline import Deadline
 
 #: A caller asking again sooner than this fraction of T after being served is a rejection.
 REPEAT_FRACTION = 0.8
@@ -103,6 +110,30 @@ def write(path: str | os.PathLike[str], seen: Seen) -> None:
         atomic_write(path, text.encode(), durable=False)
     except OSError:
         pass  # a lost record costs at most one missed repeat detection
+
+
+def seen_of(cache_dir: str | os.PathLike[str], eid: str) -> Seen:
+    """The ``.seen`` record of entry ``eid`` (empty when there is none)."""
+    return read(entry_path(cache_dir, eid, SEEN_SUFFIX))
+
+
+def update(cache_dir: str | os.PathLike[str], eid: str, deadline: Deadline,
+           change: Callable[[Seen], bool | None]) -> None:
+    """Read-modify-write entry ``eid``'s ``.seen`` record under its own small lock.
+
+    Best effort, bounded by the deadline: a peer holding the lock never makes a call wait
+    past its deadline (the change is then skipped: at most one missed repeat detection).
+    ``change`` returning False means there is nothing to write.
+    """
+    from keybroker.cache.lock import EntryLock, LockTimeout  # noqa: PLC0415
+
+    try:
+        with EntryLock(entry_path(cache_dir, eid, SEEN_LOCK_SUFFIX), deadline):
+            seen = seen_of(cache_dir, eid)
+            if change(seen) is not False:
+                write(entry_path(cache_dir, eid, SEEN_SUFFIX), seen)
+    except LockTimeout:
+        return
 
 
 def classify(seen: Seen, caller: str, now: float, fetched_at: float, ttl: float) -> str:

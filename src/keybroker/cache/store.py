@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,44 +23,31 @@ from keybroker.cache.crypto import (
     key_store,
     load_data_key,
     seal,
-    unseal,
     unseal_bytes,
 )
 from keybroker.cache.digest import request_digest
-from keybroker.cache.entry import Header, decode
+from keybroker.cache.entry import (
+    ENTRY_SUFFIX,
+    LOCK_SUFFIX,
+    SEEN_LOCK_SUFFIX,
+    SEEN_SUFFIX,
+    Entry,
+    Header,
+    Opened,
+    decode,
+    entry_path,
+    open_entry,
+    reopen,
+)
 from keybroker.cache.files import atomic_write, ensure_private_dir, read_bytes, remove
 from keybroker.cache.lock import EntryLock
+from keybroker.cache.outage import OUTAGE_SUFFIX
 from keybroker.model import AuxEntry, Deadline
 
-ENTRY_SUFFIX = ".entry"
+#: The files an entry leaves besides its lock (which stays: a peer may be waiting on it).
+ENTRY_FILES = (ENTRY_SUFFIX, SEEN_SUFFIX, SEEN_LOCK_SUFFIX, OUTAGE_SUFFIX)
 #: A temp file older than this cannot belong to a live writer (writes take milliseconds).
 ORPHAN_TMP_AGE = 60.0
-
-
-@dataclass
-class Entry:
-    id: str
-    value: str = field(repr=False)
-    fetched_at: float
-    expires_at: float | None = None
-    version: str | None = None
-    source: str = ""
-    label: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def header(self) -> dict[str, Any]:
-        """The sealed header, through the one codec both paths decode with."""
-        return Header(
-            self.fetched_at, self.expires_at, self.version, self.source, self.label, self.meta
-        ).encode()
-
-    @classmethod
-    def of(cls, eid: str, header: Header, value: str) -> Entry:
-        return cls(
-            id=eid, value=value, fetched_at=header.fetched_at, expires_at=header.expires_at,
-            version=header.version, source=header.source, label=header.label,
-            meta=dict(header.meta),
-        )
 
 
 @dataclass
@@ -87,11 +74,21 @@ class Cache:
         self.warnings: list[str] = []
 
     @classmethod
-    def open(cls, env: Mapping[str, str]) -> Cache:
-        """The cache for this environment; exit 7 if its directory is unsafe."""
+    def open(cls, env: Mapping[str, str], key: DataKey | None = None) -> Cache:
+        """The cache for this environment; exit 7 if its directory is unsafe.
+
+        ``key``: the data key this call already loaded (the fast path's), not loaded again.
+        """
         root = paths.cache_dir(env)
         ensure_private_dir(root, "cache directory")
-        return cls(root, paths.data_dir(env), key_store(env))
+        cache = cls(root, paths.data_dir(env), key_store(env))
+        cache._key = key
+        return cache
+
+    @property
+    def loaded_key(self) -> DataKey | None:
+        """The data key if this call has loaded it already (None: not yet)."""
+        return self._key
 
     def key(self) -> DataKey:
         if self._key is None:
@@ -116,29 +113,25 @@ class Cache:
         return self.key().fingerprint(b"aux\x00" + "\x00".join(parts).encode())
 
     def path(self, eid: str, suffix: str = ENTRY_SUFFIX) -> Path:
-        return self.root / f"{eid}{suffix}"
+        return Path(entry_path(self.root, eid, suffix))
 
     def lock(self, eid: str, deadline: Deadline, wait: bool = True) -> EntryLock:
-        return EntryLock(self.path(eid, ".lock"), deadline, wait)
+        return EntryLock(self.path(eid, LOCK_SUFFIX), deadline, wait)
 
     def read(self, eid: str) -> Entry | None:
         """The entry, or None for a miss (missing, or unusable and therefore removed)."""
-        path = self.path(eid)
-        blob = read_bytes(path)
-        if blob is None:
-            return None
-        try:
-            raw, value = unseal(self.key(), eid, blob)
-            return Entry.of(eid, decode(raw), value)
-        except (CorruptEntry, KeyError, TypeError, ValueError):
-            with contextlib.suppress(OSError):
-                remove(path)
-            return None
+        opened = open_entry(self.root, self.key(), eid)
+        return None if opened is None else opened.entry
+
+    def reopen(self, eid: str, known: Opened | None) -> Opened | None:
+        """The entry as it is now, without decrypting again what ``known`` already holds
+        when the file is unchanged (:func:`keybroker.cache.entry.reopen`)."""
+        return reopen(self.root, self.key(), eid, known)
 
     def write(self, entry: Entry) -> bool:
         """Store the entry; on a full or read-only disk warn and carry on (returns False)."""
         try:
-            blob = seal(self.key(), entry.id, entry.header(), entry.value)
+            blob = seal(self.key(), entry.id, entry.encode(), entry.value)
             atomic_write(self.path(entry.id), blob)
         except OSError as exc:
             self.warnings.append(
@@ -148,7 +141,7 @@ class Cache:
         return True
 
     def remove(self, eid: str) -> None:
-        for suffix in (ENTRY_SUFFIX, ".seen", ".seenlock"):
+        for suffix in ENTRY_FILES:
             with contextlib.suppress(OSError):
                 remove(self.path(eid, suffix))
 
@@ -194,9 +187,7 @@ class Cache:
                 with contextlib.suppress(OSError):
                     if now - path.stat().st_mtime > ORPHAN_TMP_AGE:
                         remove(path)
-            elif path.suffix in (ENTRY_SUFFIX, ".seen", ".seenlock") or path.name.startswith(
-                "index-"
-            ):
+            elif path.suffix in ENTRY_FILES or path.name.startswith("index-"):
                 if keep_logins and path.name.startswith("aux-"):
                     continue
                 count += path.suffix == ENTRY_SUFFIX
@@ -208,7 +199,7 @@ class Cache:
         """Remove the side store's entries only (``aux-*``); cached keys stay. Returns count."""
         count = 0
         for path in list(self.root.glob("aux-*")):
-            if path.suffix in (ENTRY_SUFFIX, ".seen", ".seenlock"):
+            if path.suffix in ENTRY_FILES:
                 count += path.suffix == ENTRY_SUFFIX
                 with contextlib.suppress(OSError):
                     remove(path)
@@ -217,7 +208,7 @@ class Cache:
     # --- the "seen" record for repeat detection: caller id -> when it was last served ---
 
     def read_seen(self, eid: str) -> repeats.Seen:
-        return repeats.read(self.path(eid, ".seen"))
+        return repeats.seen_of(self.root, eid)
 
 
 class CacheAux:

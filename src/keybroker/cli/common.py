@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keybroker import config as configmod
 from keybroker.cache.store import Cache
 from keybroker.errors import CacheError
 from keybroker.model import Request
+
+if TYPE_CHECKING:
+    from keybroker.fastpath.main import Probe
 
 
 def environment(config_path: str | None = None) -> dict[str, str]:
@@ -21,10 +24,14 @@ def environment(config_path: str | None = None) -> dict[str, str]:
     return env
 
 
-def open_cache(env: Mapping[str, str]) -> tuple[Cache | None, CacheError | None]:
-    """The cache, or the reason it cannot be used (raised later only if storage needs it)."""
+def open_cache(env: Mapping[str, str],
+               probe: Probe | None = None) -> tuple[Cache | None, CacheError | None]:
+    """The cache, or the reason it cannot be used (raised later only if storage needs it).
+
+    With the fast path's ``probe``, the data key it already loaded is used, not loaded again.
+    """
     try:
-        return Cache.open(env), None
+        return Cache.open(env, probe.key if probe is not None else None), None
     except CacheError as exc:
         return None, exc
 
@@ -46,8 +53,19 @@ def flag_options(max_age: str | None, reject_repeats: bool) -> dict[str, Any]:
     return options
 
 
-def load_config(env: Mapping[str, str], cache: Cache | None) -> configmod.Config:
-    return configmod.load_fast(env, cache.root if cache else None)
+def load_config(env: Mapping[str, str], cache: Cache | None,
+                probe: Probe | None = None) -> configmod.Config:
+    """The config, parsed once for the call, and the hit path's index brought up to date.
+
+    The index is rebuilt only when it is stale: not when the fast path's ``probe`` has just
+    found it current for these config files.
+    """
+    config = configmod.load(env)
+    if cache is not None and (probe is None or probe.index is None):
+        from keybroker.config.index import refresh  # noqa: PLC0415
+
+        refresh(config, env, str(cache.root), cache.loaded_key)
+    return config
 
 
 def profile_request(

@@ -1,8 +1,9 @@
 """The executables: ``keybroker`` and ``keybroker-<source>``.
 
 A plain cache hit is answered by :mod:`keybroker.fastpath` alone; everything else goes to the
-full path (``get``'s resolve, the standalone parser, or the click group) together with the
-time the call began, so the whole call has one deadline. This module imports only ``sys`` and
+full path (``get``'s resolve, the standalone parser, or the click group) together with what
+the fast path found (:class:`keybroker.fastpath.main.Probe`, which carries the time the call
+began, so the whole call has one deadline). This module imports only ``sys`` and
 ``time`` at the top: it runs on every helper call.
 """
 
@@ -23,12 +24,12 @@ def main(argv: list[str] | None = None) -> int:
         if opts is not None:
             from keybroker.fastpath.main import print_key, try_get  # noqa: PLC0415
 
-            value, why = try_get(opts, started)
-            if value is not None:
-                return print_key(value)
+            probe = try_get(opts, started)
+            if probe.value is not None:
+                return print_key(probe.value)
             from keybroker.cli.fastget import run_get  # noqa: PLC0415
 
-            return run_get(dict(opts, no_cache=False, debug=False, max_age=None), why, started)
+            return run_get(dict(opts, no_cache=False, debug=False, max_age=None), probe)
     from keybroker.deadline import mark_call_start  # noqa: PLC0415
 
     mark_call_start(started)
@@ -43,12 +44,12 @@ def standalone(source: str, argv: list[str] | None = None) -> int:
     started = time.monotonic()
     from keybroker.fastpath.main import print_key, try_standalone  # noqa: PLC0415
 
-    value, why = try_standalone(source, args, started)
-    if value is not None:
-        return print_key(value)
+    probe = try_standalone(source, args, started)
+    if probe.value is not None:
+        return print_key(probe.value)
     from keybroker.cli.standalone import run_full  # noqa: PLC0415
 
-    return run_full(source, args, why, started)
+    return run_full(source, args, probe)
 
 
 def vault_main() -> int:

@@ -251,7 +251,7 @@ def _who(body: dict[str, Any]) -> str:
 def _prime_cache(request: Any, env: Any, cache: Any, secret: Any, source: Any) -> None:
     """Put the new token in the profile's cache entry (replacing a previous user's token)."""
     from keybroker import clock  # noqa: PLC0415
-    from keybroker.cache.store import Entry  # noqa: PLC0415
+    from keybroker.cache.entry import Entry  # noqa: PLC0415
     from keybroker.model import Deadline  # noqa: PLC0415
     from keybroker.redact import sensitive  # noqa: PLC0415
     from keybroker.resolve import entry_name  # noqa: PLC0415

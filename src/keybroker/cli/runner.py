@@ -2,8 +2,9 @@
 
 Success prints exactly the key and one newline on stdout. Failure prints nothing on stdout,
 one or a few scrubbed lines on stderr, and the error's exit code; a traceback only with
-``--debug`` / ``KEYBROKER_DEBUG=1`` (scrubbed too). A watchdog enforces the call's deadline
-even if a library ignores its timeouts, so a helper never hangs Claude Code.
+``--debug`` / ``KEYBROKER_DEBUG=1`` (scrubbed too). The call's deadline is enforced where the
+fetching happens, for every command (:func:`keybroker.resolve.resolve`,
+:class:`keybroker.deadline.enforced`).
 """
 
 from __future__ import annotations
@@ -11,53 +12,20 @@ from __future__ import annotations
 import os
 import sys
 
-from keybroker.errors import DeadlineExceeded, KeybrokerError
+from keybroker.errors import KeybrokerError
 from keybroker.redact import emit
 
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from typing import NoReturn
 
     from keybroker.outcome import Outcome
 
 EXIT_INTERNAL = 1
-#: The watchdog fires this long after the deadline, giving the normal timeouts a chance first.
-WATCHDOG_GRACE = 1.5
 
 
 def debug_enabled(flag: bool, env: Mapping[str, str] = os.environ) -> bool:
     return flag or env.get("KEYBROKER_DEBUG", "") not in ("", "0", "false", "no")
-
-
-def _on_alarm(signum: int, frame: object) -> NoReturn:
-    raise DeadlineExceeded(
-        "the call ran past its deadline (KEYBROKER_TIMEOUT)",
-        "the source is slow or unreachable; raise KEYBROKER_TIMEOUT or check the network",
-    )
-
-
-def arm_watchdog(seconds: float) -> None:
-    """Abort the call with exit 3 if it still runs ``seconds`` (+ grace) after it *began*.
-
-    The call's start is the entry point's (:func:`keybroker.deadline.mark_call_start`), so
-    time spent before this point (fast path, config, lock waits) counts against the deadline.
-    """
-    import signal  # noqa: PLC0415 - not needed on the hit path
-
-    from keybroker.deadline import for_call  # noqa: PLC0415
-
-    if hasattr(signal, "setitimer"):
-        signal.signal(signal.SIGALRM, _on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, max(for_call(seconds).remaining(), 0.01)
-                         + WATCHDOG_GRACE)
-
-
-def disarm_watchdog() -> None:
-    import signal  # noqa: PLC0415
-
-    if hasattr(signal, "setitimer"):
-        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def report(exc: BaseException, debug: bool) -> int:
@@ -99,8 +67,6 @@ def run_helper(body: Callable[[], Outcome], debug: bool) -> int:
         if isinstance(exc, SystemExit):
             raise
         return report(exc, debug)
-    finally:
-        disarm_watchdog()
     for warning in outcome.warnings:
         emit(f"keybroker: {warning}")
     if not still_valid(outcome.expires_at):

@@ -9,9 +9,12 @@ argparse, not click: this is a hot path too.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from keybroker.cli.runner import arm_watchdog, debug_enabled, report, run_helper
+from keybroker.cli.runner import debug_enabled, report, run_helper
+
+if TYPE_CHECKING:
+    from keybroker.fastpath.main import Probe
 
 
 def _parser(source: Any) -> Any:
@@ -44,13 +47,14 @@ def _parser(source: Any) -> Any:
     return parser
 
 
-def run_full(source_name: str, argv: list[str], why_not: str = "",
-             started: float | None = None) -> int:
-    """The full path of ``keybroker-<source>``: parse, resolve, print (or report)."""
+def run_full(source_name: str, argv: list[str], probe: Probe | None = None) -> int:
+    """The full path of ``keybroker-<source>``: parse, resolve, print (or report); it
+    continues from the fast path's ``probe`` (see :mod:`keybroker.cli.fastget`)."""
     from keybroker.deadline import mark_call_start  # noqa: PLC0415
     from keybroker.sources.base import coerce, get_source  # noqa: PLC0415
 
-    mark_call_start(started)
+    mark_call_start(probe.started if probe is not None else None)
+    why_not = probe.why if probe is not None else ""
     debug = debug_enabled("--debug" in argv)
     try:
         source = get_source(source_name)
@@ -77,8 +81,8 @@ def run_full(source_name: str, argv: list[str], why_not: str = "",
             if getattr(ns, s.name) is not None
         }
         options = flag_options(ns.max_age, ns.reject_repeats)
-        cache, _ = open_cache(env)
-        config = load_config(env, cache)
+        cache, _ = open_cache(env, probe)
+        config = load_config(env, cache, probe)
         if ns.profile:
             profile = config.profile(ns.profile)
             if profile.source != source_name:
@@ -94,17 +98,17 @@ def run_full(source_name: str, argv: list[str], why_not: str = "",
             settings = dict(config.source_defaults.get(source_name, {}))
             settings.update(flag_settings)
             request = Request(source_name, settings, built)
-        arm_watchdog(request.options.timeout)
-        outcome = resolve(request, env, no_cache=ns.no_cache, debug=debug, cache=cache)
+        outcome = resolve(request, env, no_cache=ns.no_cache, debug=debug, cache=cache,
+                          probe=probe)
         if cache is not None and why_not in ("not-indexed", "env") and not ns.no_cache:
-            _remember(source_name, argv, ns, config, request, env, str(cache.root))
+            _remember(source_name, argv, ns, config, request, env, cache)
         return outcome
 
     return run_helper(body, debug)
 
 
 def _remember(source_name: str, argv: list[str], ns: Any, config: Any, request: Any,
-              env: Any, cache_dir: str) -> None:
+              env: Any, cache: Any) -> None:
     """Let the fast path answer this command line next time (plain flag lines only)."""
     from keybroker.config.index import remember_profile, remember_standalone  # noqa: PLC0415
     from keybroker.fastpath.argv import parse_standalone, standalone_key  # noqa: PLC0415
@@ -114,8 +118,8 @@ def _remember(source_name: str, argv: list[str], ns: Any, config: Any, request: 
         return
     given.pop("config", None)
     if list(given) == ["profile"]:
-        remember_profile(config, env, cache_dir, ns.profile)
+        remember_profile(config, env, str(cache.root), ns.profile, cache.loaded_key)
         return
     profile_options = config.profiles[ns.profile].options if ns.profile else {}
-    remember_standalone(config, env, cache_dir, standalone_key(source_name, given),
-                        source_name, request.settings, profile_options)
+    remember_standalone(config, env, str(cache.root), standalone_key(source_name, given),
+                        source_name, request.settings, profile_options, cache.loaded_key)

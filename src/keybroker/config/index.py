@@ -18,7 +18,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from keybroker import paths
-from keybroker.cache.index import INDEX_VERSION, read_index, signatures, write_index
+from keybroker.cache.index import (
+    INDEX_VERSION,
+    Record,
+    env_fingerprint,
+    read_index,
+    signatures,
+    write_index,
+)
 
 #: How many environment variants of a profile the index keeps.
 MAX_VARIANTS = 4
@@ -52,9 +59,13 @@ class RecordingEnv(Mapping[str, str]):
 
 
 def variant(
-    source_name: str, settings: Mapping[str, Any], env: Mapping[str, str]
+    source_name: str, settings: Mapping[str, Any], env: Mapping[str, str], key: Any
 ) -> dict[str, Any]:
-    """The index variant of a request in this environment (raises what the source raises)."""
+    """The index variant of a request in this environment (raises what the source raises).
+
+    The variables the source looked at are kept as keyed fingerprints (``key`` is the cache's
+    data key): enough to tell whether the environment changed, nothing that reveals a value.
+    """
     from keybroker.cache.digest import request_digest  # noqa: PLC0415
     from keybroker.sources.base import get_source  # noqa: PLC0415
 
@@ -65,7 +76,7 @@ def variant(
     direct_fn = getattr(source, "direct_read", None)
     direct = direct_fn(settings) if direct_fn is not None else None
     return {
-        "env": recording.seen,
+        "env": {k: env_fingerprint(key, k, v) for k, v in recording.seen.items()},
         "digest": request_digest(source_name, canonical),
         "inputs": inputs,
         "direct": list(direct) if direct else None,
@@ -80,18 +91,18 @@ def identity_inputs(source: Any, settings: Mapping[str, Any],
 
 
 def _entry(source_name: str, settings: Mapping[str, Any], options: Mapping[str, Any],
-           env: Mapping[str, str]) -> dict[str, Any]:
+           env: Mapping[str, str], key: Any) -> dict[str, Any]:
     from keybroker.sources.base import get_source  # noqa: PLC0415
 
     return {
         "source": source_name,
         "storage": get_source(source_name).default_storage,
         "options": dict(options),
-        "variants": [variant(source_name, settings, env)],
+        "variants": [variant(source_name, settings, env, key)],
     }
 
 
-def build(config: Any, env: Mapping[str, str]) -> dict[str, Any]:
+def build(config: Any, env: Mapping[str, str], key: Any) -> dict[str, Any]:
     """The index of ``config`` in this environment."""
     data: dict[str, Any] = {
         "v": INDEX_VERSION,
@@ -104,7 +115,7 @@ def build(config: Any, env: Mapping[str, str]) -> dict[str, Any]:
     for name, profile in config.profiles.items():
         try:
             data["profiles"][name] = _entry(profile.source, profile.settings, profile.options,
-                                            env)
+                                            env, key)
         except Exception as exc:
             data["problems"][name] = _why(exc)
     return data
@@ -135,14 +146,17 @@ def _read(config: Any, env: Mapping[str, str], cache_dir: str, key: Any) -> dict
     return read_index(cache_dir, str(config.path), key, system)
 
 
-def refresh(config: Any, env: Mapping[str, str], cache_dir: str) -> str:
-    """Rebuild the index when it is missing or stale; returns why it could not be, or ""."""
-    key = _key(env)
+def refresh(config: Any, env: Mapping[str, str], cache_dir: str, key: Any = None) -> str:
+    """Rebuild the index when it is missing or stale; returns why it could not be, or "".
+
+    ``key``: the data key if the caller has it loaded already.
+    """
+    key = key or _key(env)
     if key is None:
         return "no data key (the cache directory or data key cannot be used)"
     if _read(config, env, cache_dir, key) is not None:
         return ""
-    return write_index(cache_dir, str(config.path), key, build(config, env))
+    return write_index(cache_dir, str(config.path), key, build(config, env, key))
 
 
 def status(config: Any, env: Mapping[str, str], cache_dir: str, profile: str) -> str:
@@ -152,7 +166,7 @@ def status(config: Any, env: Mapping[str, str], cache_dir: str, profile: str) ->
         return "no data key yet"
     data = _read(config, env, cache_dir, key)
     if data is None:
-        why = write_index(cache_dir, str(config.path), key, build(config, env))
+        why = write_index(cache_dir, str(config.path), key, build(config, env, key))
         if why:
             return why
         data = _read(config, env, cache_dir, key)
@@ -163,16 +177,15 @@ def status(config: Any, env: Mapping[str, str], cache_dir: str, profile: str) ->
     raw = data["profiles"].get(profile)
     if raw is None:
         return "not in the index"
-    for item in raw["variants"]:
-        if all(env.get(k) == v for k, v in item["env"].items()):
-            return ""
+    if Record(raw).variant(env, key) is not None:
+        return ""
     return "this environment differs from the indexed ones (it is added after the next call)"
 
 
 def remember(env: Mapping[str, str], config_path: str, cache_dir: str, slot: str,
-             name: str, entry: dict[str, Any]) -> None:
+             name: str, entry: dict[str, Any], key: Any = None) -> None:
     """Add ``entry``'s variant for this environment under ``slot`` ("profiles"/"standalone")."""
-    key = _key(env)
+    key = key or _key(env)
     if key is None:
         return
     data = read_index(cache_dir, config_path, key, paths.system_config_str(env))
@@ -191,27 +204,32 @@ def remember(env: Mapping[str, str], config_path: str, cache_dir: str, slot: str
     write_index(cache_dir, config_path, key, data)
 
 
-def remember_profile(config: Any, env: Mapping[str, str], cache_dir: str, name: str) -> None:
+def remember_profile(config: Any, env: Mapping[str, str], cache_dir: str, name: str,
+                     key: Any = None) -> None:
     """After the fast path missed this environment's variant: add it."""
     profile = config.profiles.get(name)
-    if profile is None:
+    key = key or _key(env)
+    if profile is None or key is None:
         return
     try:
-        entry = _entry(profile.source, profile.settings, profile.options, env)
+        entry = _entry(profile.source, profile.settings, profile.options, env, key)
     except Exception:
         return
-    remember(env, str(config.path), cache_dir, "profiles", name, entry)
+    remember(env, str(config.path), cache_dir, "profiles", name, entry, key)
 
 
 def remember_standalone(config: Any, env: Mapping[str, str], cache_dir: str, slot_key: str,
                         source_name: str, settings: Mapping[str, Any],
-                        options: Mapping[str, Any]) -> None:
+                        options: Mapping[str, Any], key: Any = None) -> None:
     """After a standalone call (``keybroker-vault --addr … --path …``): index its flags."""
+    key = key or _key(env)
+    if key is None:
+        return
     try:
-        entry = _entry(source_name, settings, options, env)
+        entry = _entry(source_name, settings, options, env, key)
     except Exception:
         return
-    remember(env, str(config.path), cache_dir, "standalone", slot_key, entry)
+    remember(env, str(config.path), cache_dir, "standalone", slot_key, entry, key)
 
 
 __all__ = ["RecordingEnv", "build", "refresh", "remember_profile", "remember_standalone",

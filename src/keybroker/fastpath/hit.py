@@ -3,7 +3,9 @@
 A hit is an entry that opens (sealed by our data key for this name), is FRESH by the
 freshness rules (:func:`keybroker.cache.freshness.assess`), and — under Claude Code — is not
 a repeat of a caller that was just served it (which means its key was refused). Anything else
-is returned with the reason and what was found, for the full path to act on.
+is returned as an :class:`Attempt` holding what was found (the opened entry, its verdict, the
+caller), and the full path continues from it: it never opens, decrypts or classifies again
+what this step already did.
 
 Reading never takes the entry's lock (entries are replaced atomically). Recording a served
 caller takes the small ``.seen`` lock, bounded by the deadline: a peer holding it can never
@@ -12,21 +14,17 @@ make a fresh hit fail or wait past the call's deadline (the hit is served unreco
 
 from __future__ import annotations
 
-import os
-
 from keybroker import clock
-from keybroker.cache.crypto import CorruptEntry, unseal
-from keybroker.cache.entry import decode
-from keybroker.cache.files import read_bytes, remove
+from keybroker.cache.entry import open_entry
 from keybroker.cache.freshness import State, assess
 
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     from keybroker.cache import repeats
     from keybroker.cache.crypto import DataKey
-    from keybroker.cache.entry import Header
+    from keybroker.cache.entry import Entry, Opened
     from keybroker.cache.freshness import Verdict
     from keybroker.deadline import Deadline
     from keybroker.options import Options
@@ -39,39 +37,36 @@ OFF = "storage-off"
 
 
 class Attempt:
-    """What the hit decision found: the value when served, else why not."""
+    """What the hit decision found: the value when served, else why not, and what it saw."""
 
-    __slots__ = ("caller", "header", "kind", "value", "verdict", "why")
+    __slots__ = ("_caller", "_caller_known", "eid", "kind", "opened", "value", "verdict", "why")
 
-    def __init__(self) -> None:
+    def __init__(self, eid: str) -> None:
+        self.eid = eid
         self.value: str | None = None
-        self.header: Header | None = None
+        #: the entry as opened (with its file identity), None when there was none
+        self.opened: Opened | None = None
         self.verdict: Verdict | None = None
         self.why = MISS
         #: the repeat classification (repeats.FIRST/REJECTED/TOO_SOON) when one was made
         self.kind = ""
-        self.caller: str | None = None
+        self._caller: str | None = None
+        self._caller_known = False
 
+    @property
+    def entry(self) -> Entry | None:
+        return None if self.opened is None else self.opened.entry
 
-def entry_path(cache_dir: str, eid: str, suffix: str = ".entry") -> str:
-    return os.path.join(cache_dir, eid + suffix)
+    def caller(self, options: Options, env: Mapping[str, str]) -> str | None:
+        """The caller (:mod:`keybroker.cache.caller`), computed at most once per call; None
+        when repeats do not apply or the caller is not a Claude Code helper run."""
+        if not self._caller_known:
+            self._caller_known = True
+            if repeating(options, env):
+                from keybroker.cache.caller import caller_id  # noqa: PLC0415
 
-
-def open_entry(cache_dir: str, key: DataKey, eid: str) -> tuple[Header, str] | None:
-    """The entry's header and value, or None (an unusable entry is removed: a miss)."""
-    path = entry_path(cache_dir, eid)
-    blob = read_bytes(path)
-    if blob is None:
-        return None
-    try:
-        raw, value = unseal(key, eid, blob)
-        return decode(raw), value
-    except CorruptEntry:
-        try:  # noqa: SIM105 - no contextlib import on the hit path
-            remove(path)
-        except OSError:
-            pass
-        return None
+                self._caller = caller_id(env, strict=options.repeat != "on")
+        return self._caller
 
 
 def repeating(options: Options, env: Mapping[str, str]) -> bool:
@@ -91,33 +86,29 @@ def serve(
 ) -> Attempt:
     """Serve entry ``eid`` if the rules allow it as it is; never fetches, never raises for a
     missing or unusable entry."""
-    attempt = Attempt()
+    attempt = Attempt(eid)
     if options.storage != "disk":
         attempt.why = OFF
         return attempt
-    found = open_entry(cache_dir, key, eid)
-    if found is None:
+    opened = open_entry(cache_dir, key, eid)
+    if opened is None:
         return attempt
-    header, value = found
-    attempt.header = header
-    verdict = assess(header.fetched_at, header.expires_at, clock.now(), options)
+    attempt.opened = opened
+    entry = opened.entry
+    verdict = assess(entry.fetched_at, entry.expires_at, clock.now(), options)
     attempt.verdict = verdict
     if verdict.state != State.FRESH:
         attempt.why = NOT_FRESH
         return attempt
-    if repeating(options, env):
-        from keybroker.cache.caller import caller_id  # noqa: PLC0415
+    caller = attempt.caller(options, env)
+    if caller is not None:
+        attempt.kind = _record(cache_dir, eid, caller, entry.fetched_at, options.ttl, deadline)
+        from keybroker.cache import repeats  # noqa: PLC0415 - only under Claude Code
 
-        attempt.caller = caller_id(env, strict=options.repeat != "on")
-        if attempt.caller is not None:
-            attempt.kind = _record(cache_dir, eid, attempt.caller, header.fetched_at,
-                                   options.ttl, deadline)
-            from keybroker.cache import repeats  # noqa: PLC0415 - only under Claude Code
-
-            if attempt.kind == repeats.REJECTED:
-                attempt.why = REPEAT
-                return attempt
-    attempt.value = value
+        if attempt.kind == repeats.REJECTED:
+            attempt.why = REPEAT
+            return attempt
+    attempt.value = entry.value
     attempt.why = ""
     return attempt
 
@@ -142,22 +133,5 @@ def _record(cache_dir: str, eid: str, caller: str, fetched_at: float, ttl: float
         repeats.served(seen, caller, now, ttl)
         return True
 
-    update_seen(cache_dir, eid, deadline, classify)
+    repeats.update(cache_dir, eid, deadline, classify)
     return kind[0]
-
-
-def update_seen(cache_dir: str, eid: str, deadline: Deadline,
-                change: Callable[[repeats.Seen], bool | None]) -> None:
-    """Read-modify-write the ``.seen`` record under its lock (best effort, bounded by the
-    deadline); ``change`` returning False means nothing to write."""
-    from keybroker.cache import repeats  # noqa: PLC0415
-    from keybroker.cache.lock import EntryLock, LockTimeout  # noqa: PLC0415
-
-    seen_path = entry_path(cache_dir, eid, ".seen")
-    try:
-        with EntryLock(entry_path(cache_dir, eid, ".seenlock"), deadline):
-            seen = repeats.read(seen_path)
-            if change(seen) is not False:
-                repeats.write(seen_path, seen)
-    except LockTimeout:
-        return

@@ -1,15 +1,19 @@
-"""A plain cache hit of the executables, answered here; the rest is the full path's.
+"""A plain cache hit of the executables, answered here; the rest continues in the full path.
 
 ``keybroker get PROFILE`` and ``keybroker-<source> …``: parse the command line (whitelist),
 find the profile (or the standalone command line) in the sealed index, name the entry for this
 caller's credentials, and serve it through :func:`keybroker.fastpath.hit.serve` — the same
-decision the full path makes first. ``env``/``file`` profiles are read directly. Whatever is
-not a plain hit goes to the full path with the reason, the call's start time (one deadline
-for the whole call) and nothing else: the full path re-does every check and reports problems.
+decision the full path makes first. ``env``/``file`` profiles are read directly.
 
-The entry points (:mod:`keybroker.cli.entry`) call :func:`try_get` / :func:`try_standalone`
-and hand a miss to the full path. The value is printed only after a last look at the clock:
-a key is never printed past its expiry, however long the steps before took.
+Whatever is not a plain hit is handed to the full path as a :class:`Probe`: the data key, the
+index record and variant, the entry id, the entry as opened with its verdict, the caller, the
+reason and the call's start time (one deadline for the whole call). The full path continues
+from it — it does not load the data key, read the index, name the entry, decrypt the entry or
+compute the caller a second time — and re-does only what it must (the config, which the index
+stands in for here, and the checks under the entry's lock).
+
+The value is printed only after a last look at the clock: a key is never printed past its
+expiry, however long the steps before took.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
+    from keybroker.cache.crypto import DataKey
+    from keybroker.cache.index import Index, Record, Variant
+    from keybroker.fastpath.hit import Attempt
+    from keybroker.options import Options
+
 # why-not reasons handed to the full path (print-token and tests read them too)
 NO_INDEX = "index"
 ENV_CHANGED = "env"
@@ -30,33 +39,59 @@ NOT_HIT = "not-hit"
 UNSAFE = "cache-dir"
 
 
+class Probe:
+    """What the fast path found: the served value, or everything the full path continues from.
+
+    Every field but ``started``, ``env`` and ``why`` may be None: the probe stops at the first
+    step that does not apply (no index, an unknown profile, a changed environment) and the
+    full path does the rest itself.
+    """
+
+    __slots__ = ("attempt", "cache_dir", "env", "index", "key", "options", "record", "started",
+                 "value", "variant", "why")
+
+    def __init__(self, started: float, env: Mapping[str, str] | None = None) -> None:
+        self.started = started
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self.value: str | None = None
+        self.why = NOT_HIT
+        self.cache_dir: str | None = None
+        self.key: DataKey | None = None
+        self.index: Index | None = None
+        self.record: Record | None = None
+        self.variant: Variant | None = None
+        self.options: Options | None = None
+        #: the hit decision's findings (entry id, opened entry, verdict, caller)
+        self.attempt: Attempt | None = None
+
+    def __repr__(self) -> str:  # never the value
+        return f"Probe(why={self.why!r}, served={self.value is not None})"
+
+
 def _environment(config: str | None) -> Mapping[str, str]:
     if config:
         return dict(os.environ, KEYBROKER_CONFIG=config, KEYBROKER_CONFIG_FROM="flag")
     return os.environ
 
 
-def _index(env: Mapping[str, str]) -> tuple[Any, Any, str]:
-    """(data key, index, cache dir) — data key None when there is no usable index."""
+def _open_index(probe: Probe) -> bool:
+    """Fill in the cache dir, data key and index; False when there is no usable index."""
     from keybroker import paths  # noqa: PLC0415
     from keybroker.cache.crypto import key_store, load_data_key  # noqa: PLC0415
     from keybroker.cache.files import check_private_dir  # noqa: PLC0415
-    from keybroker.cache.index import read_index  # noqa: PLC0415
+    from keybroker.cache.index import open_index  # noqa: PLC0415
 
+    env = probe.env
     cache_dir = paths.cache_dir_str(env)
     check_private_dir(cache_dir, os.lstat(cache_dir), "cache directory")
+    probe.cache_dir = cache_dir
     key = load_data_key(paths.data_dir_str(env), create=False, store=key_store(env))
     if key is None:
-        return None, None, cache_dir
-    data = read_index(cache_dir, paths.config_file_str(env), key, paths.system_config_str(env))
-    return key, data, cache_dir
-
-
-def _variant(raw: Any, env: Mapping[str, str]) -> Any:
-    for item in raw["variants"]:
-        if all(env.get(k) == v for k, v in item["env"].items()):
-            return item
-    return None
+        return False
+    probe.key = key
+    probe.index = open_index(cache_dir, paths.config_file_str(env), key,
+                             paths.system_config_str(env))
+    return probe.index is not None
 
 
 def _direct(direct: Any, env: Mapping[str, str]) -> str | None:
@@ -86,75 +121,94 @@ def _direct(direct: Any, env: Mapping[str, str]) -> str | None:
         return None
 
 
-def serve_indexed(raw: Any, data: Any, key: Any, cache_dir: str, env: Mapping[str, str],
-                  flags: Mapping[str, Any], started: float) -> tuple[str | None, str]:
-    """Serve an index entry (a profile or a standalone command line) if it is a plain hit."""
+def serve_indexed(probe: Probe, record: Record, flags: Mapping[str, Any]) -> None:
+    """Serve an index record (a profile or a standalone command line) if it is a plain hit."""
     from keybroker import clock  # noqa: PLC0415
     from keybroker.cache import ids  # noqa: PLC0415
     from keybroker.deadline import Deadline  # noqa: PLC0415
     from keybroker.fastpath import hit  # noqa: PLC0415
     from keybroker.options import build_options  # noqa: PLC0415
 
-    item = _variant(raw, env)
+    assert probe.key is not None
+    assert probe.index is not None
+    assert probe.cache_dir is not None
+    env = probe.env
+    probe.record = record
+    item = record.variant(env, probe.key)
     if item is None:
-        return None, ENV_CHANGED
-    options = build_options(raw["storage"], raw["options"], data["defaults"], env, flags)
+        probe.why = ENV_CHANGED
+        return
+    probe.variant = item
+    options = build_options(record.storage, record.options, probe.index.defaults, env, flags)
+    probe.options = options
     if options.storage != "disk":
-        direct = item.get("direct")
-        value = None if direct is None else _direct(direct, env)
-        return (value, "") if value is not None else (None, NOT_HIT)
-    deadline = Deadline(options.timeout, started)
-    eid = ids.entry_id(key, item["digest"], ids.material(item["inputs"], env))
-    attempt = hit.serve(cache_dir, key, eid, options, env, deadline)
+        value = None if item.direct is None else _direct(item.direct, env)
+        probe.value, probe.why = value, ("" if value is not None else NOT_HIT)
+        return
+    deadline = Deadline(options.timeout, probe.started)
+    eid = ids.entry_id(probe.key, item.digest, ids.material(item.inputs, env))
+    attempt = hit.serve(probe.cache_dir, probe.key, eid, options, env, deadline)
+    probe.attempt = attempt
     if attempt.value is None:
-        return None, attempt.why
-    expires = attempt.header.expires_at if attempt.header is not None else None
-    if expires is not None and clock.now() >= expires:
-        return None, NOT_HIT  # the last look at the clock: never print an expired key
-    return attempt.value, ""
+        probe.why = attempt.why
+        return
+    entry = attempt.entry
+    if entry is not None and entry.expires_at is not None and clock.now() >= entry.expires_at:
+        probe.why = NOT_HIT  # the last look at the clock: never print an expired key
+        return
+    probe.value, probe.why = attempt.value, ""
 
 
-def try_get(opts: Mapping[str, Any], started: float) -> tuple[str | None, str]:
-    """The key for a plain ``keybroker get`` hit, else (None, why not). Never raises."""
+def try_get(opts: Mapping[str, Any], started: float) -> Probe:
+    """Probe a plain ``keybroker get``: ``probe.value`` is the key on a hit. Never raises."""
+    probe = Probe(started)
     try:
-        env = _environment(opts.get("config"))
-        key, data, cache_dir = _index(env)
-        if data is None:
-            return None, NO_INDEX
-        raw = data["profiles"].get(opts["profile"])
-        if raw is None:
-            return None, NOT_INDEXED
+        probe.env = _environment(opts.get("config"))
+        if not _open_index(probe):
+            probe.why = NO_INDEX
+            return probe
+        assert probe.index is not None
+        record = probe.index.profile(opts["profile"])
+        if record is None:
+            probe.why = NOT_INDEXED
+            return probe
         flags = {"repeat": "on"} if opts.get("reject_repeats") else {}
-        return serve_indexed(raw, data, key, cache_dir, env, flags, started)
+        serve_indexed(probe, record, flags)
     except Exception:
-        return None, NOT_HIT
+        probe.value, probe.why = None, NOT_HIT
+    return probe
 
 
-def try_standalone(source: str, argv: list[str], started: float) -> tuple[str | None, str]:
-    """A plain hit for ``keybroker-<source> …``, else (None, why not). Never raises."""
+def try_standalone(source: str, argv: list[str], started: float) -> Probe:
+    """Probe ``keybroker-<source> …``: ``probe.value`` is the key on a hit. Never raises."""
     from keybroker.fastpath.argv import parse_standalone, standalone_key  # noqa: PLC0415
 
+    probe = Probe(started)
     try:
         given = parse_standalone(argv)
         if given is None:
-            return None, NOT_HIT
-        env = _environment(given.pop("config", None))
+            return probe
+        probe.env = _environment(given.pop("config", None))
         if not given:
-            return None, NOT_HIT
-        key, data, cache_dir = _index(env)
-        if data is None:
-            return None, NO_INDEX
+            return probe
+        if not _open_index(probe):
+            probe.why = NO_INDEX
+            return probe
+        assert probe.index is not None
         if list(given) == ["profile"]:
-            raw = data["profiles"].get(given["profile"])
-            if raw is None or raw["source"] != source:
-                return None, NOT_INDEXED
+            record = probe.index.profile(given["profile"])
+            if record is None or record.source != source:
+                probe.why = NOT_INDEXED
+                return probe
         else:
-            raw = data["standalone"].get(standalone_key(source, given))
-            if raw is None:
-                return None, NOT_INDEXED
-        return serve_indexed(raw, data, key, cache_dir, env, {}, started)
+            record = probe.index.standalone(standalone_key(source, given))
+            if record is None:
+                probe.why = NOT_INDEXED
+                return probe
+        serve_indexed(probe, record, {})
     except Exception:
-        return None, NOT_HIT
+        probe.value, probe.why = None, NOT_HIT
+    return probe
 
 
 def print_key(value: str) -> int:
