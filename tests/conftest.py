@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.moto_server",
     "tests.fixtures.oidc_provider",
     "tests.fixtures.users",
+    "tests.fixtures.standin",
 ]
 
 
