@@ -1,0 +1,123 @@
+"""A miss continues from what the fast path found (issue 23): nothing is done twice.
+
+The fast path loads the data key, reads the index, names the entry, opens (decrypts) it and
+computes the caller; the full path takes its :class:`~keybroker.fastpath.main.Probe` and goes
+on. These tests run ``keybroker get`` in-process through the real entry point and count the
+expensive steps on a miss: one config parse, one caller computation, one entry decryption.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+
+import keybroker.cache.caller as caller_mod
+import keybroker.cache.entry as entry_mod
+from keybroker.cache import crypto, repeats
+from keybroker.cache.index import Record
+from keybroker.cli.entry import main
+from keybroker.fastpath import main as fast
+from tests import scripted
+from tests.conftest import KbEnv
+from tests.kb import entry_file, plant
+
+CALLER = "c0ffee-claude-4242-helper"  # caller ids are fingerprints: no spaces
+
+
+class Counts:
+    def __init__(self) -> None:
+        self.parses = 0
+        self.callers = 0
+        self.decryptions = 0
+
+
+def counted(counts: Counts, field: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        setattr(counts, field, getattr(counts, field) + 1)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@pytest.fixture
+def counts(kb_env: KbEnv) -> Iterator[Counts]:
+    found = Counts()
+    with patch.object(tomllib, "loads", counted(found, "parses", tomllib.loads)), \
+            patch.object(entry_mod, "unseal", counted(found, "decryptions", crypto.unseal)), \
+            patch.object(caller_mod, "caller_id",
+                         counted(found, "callers", lambda env, strict=True: CALLER)):
+        yield found
+
+
+def get(env: KbEnv, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with patch.dict(os.environ, env, clear=True):
+        code = main(["get", "p"])
+    return code, capsys.readouterr().out
+
+
+def warm(kb_env: KbEnv, src: scripted.ScriptedSource,
+         capsys: pytest.CaptureFixture[str]) -> None:
+    """Under Claude Code, with the index built by a first call."""
+    kb_env.write_config('[profiles.p]\nsource = "scripted"\nid = "x"\n')
+    kb_env["CLAUDE_CODE_ENTRYPOINT"] = "cli"
+    assert get(kb_env, capsys) == (0, "sk-scripted-0001\n")
+
+
+def test_a_miss_parses_the_config_computes_the_caller_and_decrypts_the_entry_once(
+    kb_env: KbEnv, src: scripted.ScriptedSource, capsys: pytest.CaptureFixture[str],
+    counts: Counts,
+) -> None:
+    warm(kb_env, src, capsys)
+    now = time.time()
+    plant(kb_env, "p", "sk-in-the-mandatory-window", now - 3300, now + 300)
+    counts.parses = counts.callers = counts.decryptions = 0
+    assert get(kb_env, capsys) == (0, "sk-scripted-0002\n")
+    assert (counts.parses, counts.callers, counts.decryptions) == (1, 1, 1)
+    assert src.fetches == 2
+
+
+def test_a_refusal_computes_the_caller_once(
+    kb_env: KbEnv, src: scripted.ScriptedSource, capsys: pytest.CaptureFixture[str],
+    counts: Counts,
+) -> None:
+    """After a 401 the caller was computed three times in one call."""
+    warm(kb_env, src, capsys)
+    now = time.time()
+    plant(kb_env, "p", "sk-refused-by-the-gateway", now - 10, now + 3600)
+    record = repeats.Seen()
+    record.callers[CALLER] = now - 5  # served 5 s ago: asking again means it was refused
+    repeats.write(entry_file(kb_env, "p", ".seen"), record)
+    counts.parses = counts.callers = counts.decryptions = 0
+    assert get(kb_env, capsys) == (0, "sk-scripted-0002\n")
+    assert (counts.parses, counts.callers, counts.decryptions) == (1, 1, 1)
+
+
+def test_a_new_environment_is_indexed_from_the_config_already_parsed(
+    kb_env: KbEnv, src: scripted.ScriptedSource, capsys: pytest.CaptureFixture[str],
+    counts: Counts,
+) -> None:
+    """The fast path missed because the environment differs from every indexed variant: the
+    full path adds this variant from the config it parsed for the call, not a second parse."""
+    warm(kb_env, src, capsys)
+    scripted_reads = "SCRIPTED_ADDR"
+    with patch.object(src, "canonical",
+                      lambda settings, env: {"id": settings["id"],
+                                             "addr": env.get(scripted_reads)}):
+        kb_env.write_config('[profiles.p]\nsource = "scripted"\nid = "x"\n\n')
+        assert get(kb_env, capsys)[0] == 0  # config changed: the index is rebuilt
+        kb_env[scripted_reads] = "https://b.example"
+        counts.parses = 0
+        assert get(kb_env, capsys)[0] == 0
+        assert counts.parses == 1
+        with patch.dict(os.environ, kb_env, clear=True):
+            probe = fast.try_get({"profile": "p"}, time.monotonic())
+        assert probe.value is not None, probe  # the new variant was remembered
+        assert probe.record is not None
+        assert isinstance(probe.record, Record)
+        assert len(probe.record.variants) == 2
