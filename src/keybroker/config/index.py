@@ -62,8 +62,7 @@ def variant(
     recording = RecordingEnv(env)
     canonical = source.canonical(settings, recording)
     inputs = [list(item) for item in identity_inputs(source, settings, recording)]
-    direct_fn = getattr(source, "direct_read", None)
-    direct = direct_fn(settings) if direct_fn is not None else None
+    direct = source.direct_read(settings)
     return {
         "env": recording.seen,
         "digest": request_digest(source_name, canonical),
