@@ -73,9 +73,10 @@ def variant(
 
 def identity_inputs(source: Any, settings: Mapping[str, Any],
                     env: Mapping[str, str]) -> list[tuple[str, str]]:
-    """The source's identity inputs (none for a plugin that predates the contract)."""
-    fn = getattr(source, "identity_inputs", None)
-    return [] if fn is None else [(str(k), str(v)) for k, v in fn(settings, env)]
+    """The source's identity inputs; none only when it says so (``NoIdentity``)."""
+    from keybroker.sources.base import identity_places  # noqa: PLC0415
+
+    return identity_places(source, settings, env)
 
 
 def _entry(source_name: str, settings: Mapping[str, Any], options: Mapping[str, Any],
