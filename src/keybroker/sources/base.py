@@ -178,8 +178,12 @@ class Source(Protocol):
     """What a source provides. Subclass :class:`BaseSource` to get the defaults."""
 
     name: str
-    settings: tuple[Setting, ...]
     default_storage: str
+
+    @property
+    def settings(self) -> tuple[Setting, ...]:
+        """The settings a profile may give (read-only here, so a class's own tuple fits)."""
+        ...
 
     def canonical(self, settings: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
         """Every setting that changes the answer, defaults filled in, env fallbacks resolved."""
