@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import sys
+import tempfile
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -312,3 +315,33 @@ def test_the_kit_takes_a_factory_and_runs_on_an_unregistered_source() -> None:
         getattr(kit, check)()
     with pytest.raises(UsageError):
         base.get_source("fine")  # the factory's source was never registered: no name needed
+
+
+# --- the smallest source of docs/sources/writing-a-source.md, run through the kit as written ---
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "sources" / "writing-a-source.md"
+
+
+def doc_block(first_line: str) -> str:
+    """The ```python block of the doc that starts with ``first_line`` (a file name comment)."""
+    blocks = re.findall(r"^```python\n(.*?)^```", DOC.read_text(), re.M | re.S)
+    found = [b for b in blocks if b.startswith(first_line + "\n")]
+    assert len(found) == 1, f"the doc has {len(found)} blocks starting {first_line!r}"
+    return str(found[0])
+
+
+def _doc_example() -> dict[str, Any]:
+    """Write the doc's source module where a subprocess can import it too, and run the doc's
+    test module: its ``TestJsonFile`` becomes a test class of this module."""
+    root = Path(tempfile.mkdtemp(prefix="kb-doc-example-"))
+    package = root / "keybroker_jsonfile"
+    package.mkdir()
+    (package / "__init__.py").write_text(doc_block("# keybroker_jsonfile/__init__.py"))
+    sys.path.insert(0, str(root))
+    namespace: dict[str, Any] = {"__name__": __name__}
+    exec(compile(doc_block("# test_jsonfile.py"), str(DOC), "exec"), namespace)
+    return namespace
+
+
+TestDocExample = _doc_example()["TestJsonFile"]
+TestDocExample.__qualname__ = TestDocExample.__name__ = "TestDocExample"

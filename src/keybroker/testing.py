@@ -221,8 +221,10 @@ class SourceContract:
             f"import {module}\n"
             f"print(json.dumps([m for m in {list(HEAVY_MODULES)!r} if m in sys.modules]))\n"
         )
+        # the module is imported the way this process would find it (tests may add paths)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
-                              check=False)
+                              check=False, env=env)
         assert proc.returncode == 0, proc.stderr.decode()
         loaded = json.loads(proc.stdout)
         assert loaded == [], f"{module} imports {loaded} at module level"
