@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> int:
             if value is not None:
                 return print_key(value)
             from keybroker.cli.fastget import run_get  # noqa: PLC0415
+            from keybroker.flags import GET, defaults  # noqa: PLC0415
 
-            return run_get(dict(opts, no_cache=False, debug=False, max_age=None), why, started)
+            return run_get({**defaults(GET), **opts}, why, started)
     from keybroker.deadline import mark_call_start  # noqa: PLC0415
 
     mark_call_start(started)
