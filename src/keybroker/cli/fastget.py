@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from keybroker.cli.runner import arm_watchdog, debug_enabled, run_helper
+from keybroker.fastpath import reasons
 
 
 def run_get(opts: dict[str, Any], why_not_hot: str = "", started: float | None = None) -> int:
@@ -36,7 +37,7 @@ def run_get(opts: dict[str, Any], why_not_hot: str = "", started: float | None =
         outcome = resolve(
             request, env, no_cache=bool(opts.get("no_cache")), debug=debug, cache=cache
         )
-        if why_not_hot == "env" and cache is not None:
+        if why_not_hot == reasons.ENV_CHANGED and cache is not None:
             from keybroker.config import load  # noqa: PLC0415
             from keybroker.config.index import remember_profile  # noqa: PLC0415
 
