@@ -20,7 +20,7 @@ import click
 
 from keybroker import output as formats
 from keybroker.cli.common import environment, open_cache, profile_request
-from keybroker.cli.errors import config_option, debug_option, handles_errors
+from keybroker.cli.errors import config_option, debug_option, handles_errors, no_cache_option
 from keybroker.errors import UsageError
 from keybroker.output import check_var_name, plain_env
 from keybroker.redact import emit
@@ -278,7 +278,7 @@ def ci() -> None:
 @click.option("--dotenv-file", "--output", "-o", "output", type=click.Path(dir_okay=False),
               help="Write to this file (0600) instead of stdout; required for gitlab "
                    "(the artifacts:reports:dotenv file).")
-@click.option("--no-cache", is_flag=True, help="Bypass the shared cache for this call.")
+@no_cache_option
 @config_option
 @debug_option
 @handles_errors
