@@ -15,7 +15,7 @@ import json
 import click
 
 from keybroker import output
-from keybroker.cli.ci import resolve_profiles
+from keybroker.cli.common import resolve_profiles
 from keybroker.cli.errors import config_option, debug_option, handles_errors, no_cache_option
 from keybroker.redact import sensitive
 

@@ -34,8 +34,7 @@ def credential(profile: str, fmt: str, header_specs: tuple[str, ...], no_cache: 
                config_path: str | None, debug: bool) -> None:
     """Print PROFILE's key for Claude Code's inferenceCredentialHelper."""
     from keybroker.claude import render  # noqa: PLC0415
-    from keybroker.cli.ci import resolve_profiles  # noqa: PLC0415
-    from keybroker.cli.common import environment  # noqa: PLC0415
+    from keybroker.cli.common import environment, resolve_profiles  # noqa: PLC0415
     from keybroker.errors import LoginRequired  # noqa: PLC0415
 
     headers = [render.parse_header(spec) for spec in header_specs]

@@ -23,7 +23,8 @@ from typing import IO, Any
 import click
 
 from keybroker.claude.render import custom_headers, parse_header
-from keybroker.cli.ci import parse_vars, resolve_profiles
+from keybroker.cli.ci import parse_vars
+from keybroker.cli.common import resolve_profiles
 from keybroker.cli.errors import config_option, debug_option, handles_errors, no_cache_option
 from keybroker.redact import derived_forms, emit, sensitive
 

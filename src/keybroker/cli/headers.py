@@ -84,8 +84,12 @@ def headers(
     server in the config chooses the profile; PROFILE is the fallback.
     """
     from keybroker import output  # noqa: PLC0415
-    from keybroker.cli.ci import resolve_profiles  # noqa: PLC0415
-    from keybroker.cli.common import environment, load_config, open_cache  # noqa: PLC0415
+    from keybroker.cli.common import (  # noqa: PLC0415
+        environment,
+        load_config,
+        open_cache,
+        resolve_profiles,
+    )
     from keybroker.errors import UsageError  # noqa: PLC0415
 
     env = environment(config_path)
