@@ -159,4 +159,5 @@ def test_every_command_of_the_group_names_a_real_command() -> None:
     for name, target in COMMANDS.items():
         module, _, attr = target.partition(":")
         command = getattr(importlib.import_module(module), attr)
-        assert isinstance(command, click.Command) and command.name == name, target
+        assert isinstance(command, click.Command), target
+        assert command.name == name, target
