@@ -32,8 +32,10 @@ def declarations() -> dict[str, list[str]]:
         in_fastpath = path.parent.name == "fastpath"
         for node in ast.walk(tree):
             items: list[ast.expr] = []
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
-                node.func.attr in ("option", "add_argument")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and (node.func.attr in ("option", "add_argument"))
             ):
                 items = list(node.args)
             elif in_fastpath and isinstance(node, ast.Tuple | ast.List | ast.Set):
@@ -46,14 +48,17 @@ def declarations() -> dict[str, list[str]]:
 
 
 def test_each_helper_flag_is_spelled_in_the_table_only() -> None:
-    outside = {name: [w for w in places if not w.startswith("flags.py:")]
-               for name, places in declarations().items()}
+    outside = {
+        name: [w for w in places if not w.startswith("flags.py:")]
+        for name, places in declarations().items()
+    }
     assert {k: v for k, v in outside.items() if v} == {}
 
 
 def _value(item: Flag) -> list[str]:
-    return [item.name] + (["x.toml" if item.kind == flags.FILE else "5m"]
-                          if item.takes_value else [])
+    return [item.name] + (
+        ["x.toml" if item.kind == flags.FILE else "5m"] if item.takes_value else []
+    )
 
 
 def test_click_get_takes_exactly_the_table_flags() -> None:
@@ -101,8 +106,9 @@ def test_a_miss_reaches_the_full_path_with_every_get_flag_at_its_default(
         handed.append(opts)
         return 0
 
-    monkeypatch.setattr("keybroker.fastpath.main.try_get",
-                        lambda opts, started: (None, reasons.NOT_HIT))
+    monkeypatch.setattr(
+        "keybroker.fastpath.main.try_get", lambda opts, started: (None, reasons.NOT_HIT)
+    )
     monkeypatch.setattr("keybroker.cli.fastget.run_get", run_get)
     assert entry.main(["get", "p", "--reject-repeats"]) == 0
     expected = {**flags.defaults(GET), "profile": "p", "reject_repeats": True}
@@ -119,8 +125,12 @@ def test_cli_compares_miss_reasons_by_name() -> None:
                 continue
             sides = [node.left, *node.comparators]
             names = [s.id for s in sides if isinstance(s, ast.Name)]
-            literals = [c.value for s in sides for c in ast.walk(s)
-                        if isinstance(c, ast.Constant) and c.value in values]
+            literals = [
+                c.value
+                for s in sides
+                for c in ast.walk(s)
+                if isinstance(c, ast.Constant) and c.value in values
+            ]
             if any("why" in n for n in names) and literals:
                 bare.append(f"{path.name}:{node.lineno}")
     assert bare == []

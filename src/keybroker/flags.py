@@ -31,8 +31,9 @@ class Flag:
 
     __slots__ = ("dest", "fast", "help", "helpers", "kind", "name")
 
-    def __init__(self, name: str, dest: str, kind: str, help: str,
-                 helpers: tuple[str, ...], fast: bool) -> None:
+    def __init__(
+        self, name: str, dest: str, kind: str, help: str, helpers: tuple[str, ...], fast: bool
+    ) -> None:
         self.name = name
         self.dest = dest
         self.kind = kind
@@ -54,21 +55,54 @@ class Flag:
 
 
 FLAGS = (
-    Flag("--profile", "profile", VALUE, "Start from this profile of the config file.",
-         (STANDALONE,), fast=True),
-    Flag("--config", "config", FILE,
-         "Config file (default: KEYBROKER_CONFIG or the user config).", (GET, STANDALONE),
-         fast=True),
-    Flag("--reject-repeats", "reject_repeats", SWITCH,
-         "Treat a quick second call from the same caller as a refused key.", (GET, STANDALONE),
-         fast=True),
-    Flag("--no-cache", "no_cache", SWITCH, "Bypass the shared cache for this call.",
-         (GET, STANDALONE), fast=False),
-    Flag("--max-age", "max_age", VALUE,
-         "Reuse a key without known expiry this long (90s, 5m, 1h).", (GET, STANDALONE),
-         fast=False),
-    Flag("--debug", "debug", SWITCH, "Show tracebacks (secrets scrubbed).", (GET, STANDALONE),
-         fast=False),
+    Flag(
+        "--profile",
+        "profile",
+        VALUE,
+        "Start from this profile of the config file.",
+        (STANDALONE,),
+        fast=True,
+    ),
+    Flag(
+        "--config",
+        "config",
+        FILE,
+        "Config file (default: KEYBROKER_CONFIG or the user config).",
+        (GET, STANDALONE),
+        fast=True,
+    ),
+    Flag(
+        "--reject-repeats",
+        "reject_repeats",
+        SWITCH,
+        "Treat a quick second call from the same caller as a refused key.",
+        (GET, STANDALONE),
+        fast=True,
+    ),
+    Flag(
+        "--no-cache",
+        "no_cache",
+        SWITCH,
+        "Bypass the shared cache for this call.",
+        (GET, STANDALONE),
+        fast=False,
+    ),
+    Flag(
+        "--max-age",
+        "max_age",
+        VALUE,
+        "Reuse a key without known expiry this long (90s, 5m, 1h).",
+        (GET, STANDALONE),
+        fast=False,
+    ),
+    Flag(
+        "--debug",
+        "debug",
+        SWITCH,
+        "Show tracebacks (secrets scrubbed).",
+        (GET, STANDALONE),
+        fast=False,
+    ),
 )
 
 #: Flags every parser has that are not in the table (help and version are the parser's own).
