@@ -237,6 +237,47 @@ def test_a_source_without_identity_inputs_is_refused_by_name() -> None:
     base.unregister("forgetful")
 
 
+FORGETFUL_PLUGIN = """
+from keybroker.sources.api import BaseSource, Secret, SecretNotFound, Setting
+
+
+class Forgetful(BaseSource):
+    name = "forgetful"
+    default_storage = "disk"
+    settings = (Setting("item", help="which key", required=True),)
+
+    def fetch(self, request, ctx):
+        token = ctx.env.get("FORGETFUL_TOKEN")
+        if not token:
+            raise SecretNotFound("no token")
+        return Secret("sk-for-" + token, source=self.name)
+
+
+SOURCE = Forgetful()
+"""
+
+
+def test_an_installed_plugin_without_identity_inputs_is_refused_not_shared(
+    kb_env: KbEnv, tmp_path: Path
+) -> None:
+    """Before, keybroker treated the missing method as "no identity": bob, calling after alice
+    with his own token, was served alice's cached key."""
+    plugins = tmp_path / "plugins"
+    info = plugins / "forgetful_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: forgetful-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[keybroker.sources]\nforgetful = forgetful_plugin:SOURCE\n"
+    )
+    (plugins / "forgetful_plugin.py").write_text(FORGETFUL_PLUGIN)
+    kb_env["PYTHONPATH"] = str(plugins)
+    kb_env.write_config('[profiles.p]\nsource = "forgetful"\nitem = "x"\n')
+    for caller in ("alice", "bob"):
+        result = run(["keybroker", "get", "p"], dict(kb_env, FORGETFUL_TOKEN=caller))
+        assert_fails(result, 2, "source 'forgetful' does not implement the keybroker Source "
+                     "interface (missing: identity_inputs)")
+
+
 def test_a_source_that_binds_no_identity_says_why() -> None:
     from keybroker.sources.keychain import SOURCE  # noqa: PLC0415
 
