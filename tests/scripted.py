@@ -12,7 +12,7 @@ from typing import Any
 from keybroker import clock
 from keybroker.model import Request, Secret
 from keybroker.sources import base
-from keybroker.sources.base import BaseSource, FetchContext, Setting
+from keybroker.sources.base import BaseSource, FetchContext, NoIdentity, Setting
 
 
 class ScriptedSource(BaseSource):
@@ -31,6 +31,9 @@ class ScriptedSource(BaseSource):
 
     def describe(self, settings: Mapping[str, Any]) -> str:
         return f"scripted/{settings.get('id')}"
+
+    def identity_inputs(self, settings: Mapping[str, Any], env: Mapping[str, str]) -> NoIdentity:
+        return NoIdentity("the scripted upstream presents no credential")
 
     def fetch(self, request: Request, ctx: FetchContext) -> Secret:
         if self.error is not None:

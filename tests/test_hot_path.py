@@ -18,6 +18,7 @@ from keybroker import config
 from keybroker.cache.store import Cache
 from keybroker.config import index
 from keybroker.fastpath import main as fast
+from keybroker.fastpath import reasons
 from keybroker.resolve import resolve
 from keybroker.sources import base
 from tests import scripted
@@ -109,7 +110,7 @@ def test_index_remembers_entry_ids_per_environment(kb_env: KbEnv) -> None:
                 with patch.dict(os.environ, env, clear=True):
                     probe = fast.try_get({"profile": "s"}, 0.0)
                     if addr == "https://b.example":
-                        assert (probe.value, probe.why) == (None, fast.ENV_CHANGED)
+                        assert (probe.value, probe.why) == (None, reasons.ENV_CHANGED)
                         index.remember_profile(cfg, env, str(cache.root), "s")
                         probe = fast.try_get({"profile": "s"}, 0.0)
                 key = probe.value

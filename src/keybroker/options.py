@@ -146,10 +146,3 @@ def build_options(
         repeat=str(merged.get("repeat", "auto")),
         timeout=float(merged.get("timeout", DEFAULT_TIMEOUT)),
     )
-
-
-def repeat_mode(options: Options, env: Mapping[str, str]) -> bool:
-    """Repeat = rejected applies under Claude Code, or when the profile/flag asks for it."""
-    return options.repeat == "on" or (
-        options.repeat == "auto" and bool(env.get("CLAUDE_CODE_ENTRYPOINT"))
-    )

@@ -37,7 +37,6 @@ from typing import Any
 
 from keybroker.cache.digest import request_digest
 from keybroker.cache.store import Cache, CacheAux
-from keybroker.config.index import identity_inputs
 from keybroker.deadline import enforced, for_call
 from keybroker.errors import KeybrokerError, UsageError
 from keybroker.fastpath import hit
@@ -45,7 +44,7 @@ from keybroker.fastpath.main import Probe
 from keybroker.model import Deadline, Request
 from keybroker.outcome import Outcome, Timer, cached_outcome, fresh_outcome
 from keybroker.refresh import Refresh, fetch
-from keybroker.sources.base import FetchContext, Source, get_source
+from keybroker.sources.base import FetchContext, Source, get_source, identity_places
 
 
 def entry_name(cache: Cache, source_name: str, settings: Mapping[str, Any],
@@ -53,7 +52,7 @@ def entry_name(cache: Cache, source_name: str, settings: Mapping[str, Any],
     """The cache entry a request names for the caller whose environment is ``env``."""
     source = get_source(source_name)
     canonical = source.canonical(settings, env)
-    return cache.entry_id(source_name, canonical, identity_inputs(source, settings, env), env)
+    return cache.entry_id(source_name, canonical, identity_places(source, settings, env), env)
 
 
 def check_required(source: Source, request: Request) -> None:
@@ -111,7 +110,7 @@ def _resolve(request: Request, env: Mapping[str, str], no_cache: bool, debug: bo
         return fresh_outcome(secret, "bypass", reason, request, label, None, policy, timer, env)
 
     cache = cache or Cache.open(env)
-    inputs = identity_inputs(source, request.settings, env)
+    inputs = identity_places(source, request.settings, env)
     attempt = _continued(probe, cache, request, canonical, inputs)
     if attempt is None:
         eid = cache.entry_id(request.source, canonical, inputs, env)

@@ -29,16 +29,6 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def _unavailable(name: str) -> click.Command:
-    @click.command(name, context_settings={"ignore_unknown_options": True})
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def command(args: tuple[str, ...]) -> None:
-        click.echo(f"keybroker: '{name}' is not available in this version yet", err=True)
-        raise SystemExit(2)
-
-    return command
-
-
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -48,13 +38,7 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, _, attr = target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            return _unavailable(cmd_name)
-        command: Any = getattr(module, attr)
+        command: Any = getattr(importlib.import_module(module_name), attr)
         if ctx.resilient_parsing:  # shell completion: PROFILE arguments from the config
             from keybroker.cli.completion import attach_profile_completion  # noqa: PLC0415
 

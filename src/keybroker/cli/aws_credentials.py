@@ -15,14 +15,14 @@ import json
 import click
 
 from keybroker import output
-from keybroker.cli.ci import resolve_profiles
-from keybroker.cli.errors import config_option, debug_option, handles_errors
+from keybroker.cli.common import resolve_profiles
+from keybroker.cli.errors import config_option, debug_option, handles_errors, no_cache_option
 from keybroker.redact import sensitive
 
 
 @click.command("aws-credentials")
 @click.argument("profile")
-@click.option("--no-cache", is_flag=True, help="Bypass the shared cache for this call.")
+@no_cache_option
 @config_option
 @debug_option
 @handles_errors

@@ -14,20 +14,15 @@ import secrets
 import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from keybroker import output as formats
-from keybroker.cli.common import environment, open_cache, profile_request
-from keybroker.cli.errors import config_option, debug_option, handles_errors
+from keybroker.cli.common import resolve_profiles
+from keybroker.cli.errors import config_option, debug_option, handles_errors, no_cache_option
 from keybroker.errors import UsageError
 from keybroker.output import check_var_name, plain_env
 from keybroker.redact import emit
-from keybroker.resolve import resolve
-
-if TYPE_CHECKING:
-    from keybroker.outcome import Outcome
 
 DEFAULT_VAR = "ANTHROPIC_AUTH_TOKEN"
 
@@ -52,32 +47,6 @@ def parse_vars(profile: str | None, specs: Sequence[str]) -> list[tuple[str, str
             raise UsageError(f"--var {name} is given more than once")
         pairs.append((check_var_name(name), target))
     return pairs
-
-
-def resolve_profiles(
-    profiles: Sequence[str],
-    config_path: str | None,
-    *,
-    no_cache: bool = False,
-    debug: bool = False,
-) -> tuple[dict[str, str], dict[str, Outcome]]:
-    """Resolve each distinct profile once, like ``keybroker get``; warnings go to stderr.
-
-    Returns the environment used and profile → Outcome.
-    """
-
-    env = environment(config_path)
-    cache, _ = open_cache(env)
-    outcomes: dict[str, Outcome] = {}
-    for profile in profiles:
-        if profile in outcomes:
-            continue
-        request = profile_request(env, profile, cache)
-        outcome = resolve(request, env, no_cache=no_cache, debug=debug, cache=cache)
-        for warning in outcome.warnings:
-            emit(f"keybroker: {warning}")
-        outcomes[profile] = outcome
-    return env, outcomes
 
 
 def write_private(path: Path, text: str, *, append: bool) -> None:
@@ -278,7 +247,7 @@ def ci() -> None:
 @click.option("--dotenv-file", "--output", "-o", "output", type=click.Path(dir_okay=False),
               help="Write to this file (0600) instead of stdout; required for gitlab "
                    "(the artifacts:reports:dotenv file).")
-@click.option("--no-cache", is_flag=True, help="Bypass the shared cache for this call.")
+@no_cache_option
 @config_option
 @debug_option
 @handles_errors

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from keybroker import config as configmod
@@ -13,6 +13,7 @@ from keybroker.model import Request
 
 if TYPE_CHECKING:
     from keybroker.fastpath.main import Probe
+    from keybroker.outcome import Outcome
 
 
 def environment(config_path: str | None = None) -> dict[str, str]:
@@ -77,3 +78,33 @@ def profile_request(
 ) -> Request:
     config = load_config(env, cache)
     return configmod.request_for(config, profile, env, flag_options, flag_settings)
+
+
+def resolve_profiles(
+    profiles: Sequence[str],
+    config_path: str | None,
+    *,
+    no_cache: bool = False,
+    debug: bool = False,
+) -> tuple[dict[str, str], dict[str, Outcome]]:
+    """Resolve each distinct profile once, like ``keybroker get``; warnings go to stderr.
+
+    For every command that needs several keys or a key plus its metadata (``ci export``,
+    ``exec``, ``headers``, ``credential``, ``aws-credentials``). Returns the environment used
+    and profile → Outcome.
+    """
+    from keybroker.redact import emit  # noqa: PLC0415
+    from keybroker.resolve import resolve  # noqa: PLC0415
+
+    env = environment(config_path)
+    cache, _ = open_cache(env)
+    outcomes: dict[str, Outcome] = {}
+    for profile in profiles:
+        if profile in outcomes:
+            continue
+        request = profile_request(env, profile, cache)
+        outcome = resolve(request, env, no_cache=no_cache, debug=debug, cache=cache)
+        for warning in outcome.warnings:
+            emit(f"keybroker: {warning}")
+        outcomes[profile] = outcome
+    return env, outcomes

@@ -38,7 +38,8 @@ def complete_profile(ctx: click.Context, param: click.Parameter,
     config_path = None
     node: click.Context | None = ctx
     while node is not None and config_path is None:  # --config given earlier on the line
-        config_path = node.params.get("config_path")
+        config_path = next((node.params.get(p.name) for p in node.command.params
+                            if "--config" in p.opts and p.name), None)
         node = node.parent
     return [CompletionItem(name) for name in profile_names(config_path)
             if name.startswith(incomplete)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import click
 
-from keybroker.cli.errors import config_option, debug_option, handles_errors
+from keybroker.cli.errors import config_option, debug_option, handles_errors, no_cache_option
 
 CONTEXT_ENV = "CLAUDE_HELPER_CONTEXT"
 INTERACTIVE = "interactive"
@@ -26,7 +26,7 @@ INTERACTIVE = "interactive"
 @click.option("--header", "header_specs", multiple=True, metavar="'NAME: TEMPLATE'",
               help="With --format json: a header to send, '{}' standing for the key "
                    "(e.g. 'X-Api-Key: {}'); repeatable.")
-@click.option("--no-cache", is_flag=True, help="Bypass the shared cache for this call.")
+@no_cache_option
 @config_option
 @debug_option
 @handles_errors
@@ -34,8 +34,7 @@ def credential(profile: str, fmt: str, header_specs: tuple[str, ...], no_cache: 
                config_path: str | None, debug: bool) -> None:
     """Print PROFILE's key for Claude Code's inferenceCredentialHelper."""
     from keybroker.claude import render  # noqa: PLC0415
-    from keybroker.cli.ci import resolve_profiles  # noqa: PLC0415
-    from keybroker.cli.common import environment  # noqa: PLC0415
+    from keybroker.cli.common import environment, resolve_profiles  # noqa: PLC0415
     from keybroker.errors import LoginRequired  # noqa: PLC0415
 
     headers = [render.parse_header(spec) for spec in header_specs]

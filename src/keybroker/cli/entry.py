@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
             if probe.value is not None:
                 return print_key(probe.value)
             from keybroker.cli.fastget import run_get  # noqa: PLC0415
+            from keybroker.flags import GET, defaults  # noqa: PLC0415
 
-            return run_get(dict(opts, no_cache=False, debug=False, max_age=None), probe)
+            return run_get({**defaults(GET), **opts}, probe)
     from keybroker.deadline import mark_call_start  # noqa: PLC0415
 
     mark_call_start(started)

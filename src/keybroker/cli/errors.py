@@ -29,12 +29,37 @@ def handles_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def helper_option(name: str, dest: str | None = None) -> Callable[[F], F]:
+    """click's option for flag ``name`` of :mod:`keybroker.flags` (the one declaration)."""
+    from keybroker import flags  # noqa: PLC0415
+
+    item = flags.flag(name)
+    decls = (item.name, dest or item.dest)
+    if item.kind == flags.SWITCH:
+        return click.option(*decls, is_flag=True, help=item.help)
+    kind = click.Path(dir_okay=False) if item.kind == flags.FILE else None
+    return click.option(*decls, type=kind, help=item.help)
+
+
+def helper_options(helper: str) -> Callable[[F], F]:
+    """Every flag of ``helper`` (``flags.GET``), in the table's order, as click options."""
+    from keybroker import flags  # noqa: PLC0415
+
+    def apply(func: F) -> F:
+        for item in reversed(flags.of(helper)):
+            func = helper_option(item.name)(func)
+        return func
+
+    return apply
+
+
 def debug_option(func: F) -> F:
-    return click.option("--debug", is_flag=True, help="Show tracebacks (secrets scrubbed).")(func)
+    return helper_option("--debug")(func)
 
 
 def config_option(func: F) -> F:
-    return click.option(
-        "--config", "config_path", type=click.Path(dir_okay=False),
-        help="Config file (default: KEYBROKER_CONFIG or the user config).",
-    )(func)
+    return helper_option("--config", "config_path")(func)
+
+
+def no_cache_option(func: F) -> F:
+    return helper_option("--no-cache")(func)

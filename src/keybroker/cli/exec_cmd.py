@@ -23,8 +23,9 @@ from typing import IO, Any
 import click
 
 from keybroker.claude.render import custom_headers, parse_header
-from keybroker.cli.ci import parse_vars, resolve_profiles
-from keybroker.cli.errors import config_option, debug_option, handles_errors
+from keybroker.cli.ci import parse_vars
+from keybroker.cli.common import resolve_profiles
+from keybroker.cli.errors import config_option, debug_option, handles_errors, no_cache_option
 from keybroker.redact import derived_forms, emit, sensitive
 
 #: Signals passed on to the child. SIGINT and SIGQUIT from a terminal reach the whole
@@ -277,7 +278,7 @@ def split_command(args: Sequence[str], params: Sequence[click.Parameter]) -> lis
                    "variable is set.")
 @click.option("--mask", is_flag=True,
               help="Replace the value with *** in the command's stdout and stderr.")
-@click.option("--no-cache", is_flag=True, help="Bypass the shared cache for this call.")
+@no_cache_option
 @config_option
 @debug_option
 @handles_errors

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from keybroker.cli.runner import debug_enabled, run_helper
+from keybroker.fastpath import reasons
 
 if TYPE_CHECKING:
     from keybroker.fastpath.main import Probe
@@ -28,7 +29,6 @@ def run_get(opts: dict[str, Any], probe: Probe | None = None) -> int:
     )
     from keybroker.config import request_for  # noqa: PLC0415
     from keybroker.deadline import mark_call_start  # noqa: PLC0415
-    from keybroker.fastpath.main import ENV_CHANGED  # noqa: PLC0415
     from keybroker.resolve import resolve  # noqa: PLC0415
 
     if probe is not None:
@@ -45,7 +45,7 @@ def run_get(opts: dict[str, Any], probe: Probe | None = None) -> int:
         request = request_for(config, opts["profile"], env, options)
         outcome = resolve(request, env, no_cache=bool(opts.get("no_cache")), debug=debug,
                           cache=cache, probe=probe)
-        if probe is not None and probe.why == ENV_CHANGED and cache is not None:
+        if probe is not None and probe.why == reasons.ENV_CHANGED and cache is not None:
             from keybroker.config.index import remember_profile  # noqa: PLC0415
 
             remember_profile(config, env, str(cache.root), opts["profile"], cache.loaded_key)

@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from keybroker.cli.errors import config_option, debug_option, handles_errors
+from keybroker.cli.errors import config_option, debug_option, handles_errors, no_cache_option
 
 SERVER_ENV = "CLAUDE_CODE_MCP_SERVER_NAME"
 
@@ -70,7 +70,7 @@ def server_choice(extra: Mapping[str, Any], server: str, where: str) -> dict[str
               show_default=True,
               help="json: the headers object; value: one header's value on one line "
                    "(for --proxy-authorization-command).")
-@click.option("--no-cache", is_flag=True, help="Bypass the shared cache for this call.")
+@no_cache_option
 @config_option
 @debug_option
 @handles_errors
@@ -84,8 +84,12 @@ def headers(
     server in the config chooses the profile; PROFILE is the fallback.
     """
     from keybroker import output  # noqa: PLC0415
-    from keybroker.cli.ci import resolve_profiles  # noqa: PLC0415
-    from keybroker.cli.common import environment, load_config, open_cache  # noqa: PLC0415
+    from keybroker.cli.common import (  # noqa: PLC0415
+        environment,
+        load_config,
+        open_cache,
+        resolve_profiles,
+    )
     from keybroker.errors import UsageError  # noqa: PLC0415
 
     env = environment(config_path)

@@ -15,7 +15,7 @@ import click
 
 from keybroker import clock, events
 from keybroker.cli.common import environment, open_cache, profile_request
-from keybroker.cli.errors import config_option, debug_option, handles_errors
+from keybroker.cli.errors import config_option, debug_option, handles_errors, no_cache_option
 from keybroker.config import load
 from keybroker.config.index import status
 from keybroker.durations import format_duration
@@ -117,7 +117,7 @@ def render_human(doc: dict[str, Any], colour: bool = False) -> str:
 @click.argument("profile")
 @click.option("--reveal", is_flag=True, help="Show the key itself (default: redacted).")
 @click.option("--json", "as_json", is_flag=True, help="Versioned JSON instead of text.")
-@click.option("--no-cache", is_flag=True, help="Bypass the shared cache for this call.")
+@no_cache_option
 @config_option
 @debug_option
 @handles_errors

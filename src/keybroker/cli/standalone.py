@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from keybroker import flags
 from keybroker.cli.runner import debug_enabled, report, run_helper
+from keybroker.fastpath import reasons
 
 if TYPE_CHECKING:
     from keybroker.fastpath.main import Probe
@@ -27,13 +29,11 @@ def _parser(source: Any) -> Any:
         description=f"Print a key from the {source.name} source (for Claude Code's apiKeyHelper).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--profile", help="start from this profile of the config file")
-    parser.add_argument("--no-cache", action="store_true", help="bypass the shared cache")
-    parser.add_argument("--max-age", help="reuse a key without known expiry this long (5m, 1h)")
-    parser.add_argument("--config", help="config file (default: KEYBROKER_CONFIG or the user one)")
-    parser.add_argument("--reject-repeats", action="store_true",
-                        help="treat a quick second call from the same caller as a refused key")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks (secrets scrubbed)")
+    for item in flags.of(flags.STANDALONE):
+        if item.kind == flags.SWITCH:
+            parser.add_argument(item.name, dest=item.dest, action="store_true", help=item.help)
+        else:
+            parser.add_argument(item.name, dest=item.dest, help=item.help)
     for setting in source.settings:
         if setting.kind == "bool":
             parser.add_argument(setting.cli_flag, dest=setting.name, help=setting.help,
@@ -100,7 +100,8 @@ def run_full(source_name: str, argv: list[str], probe: Probe | None = None) -> i
             request = Request(source_name, settings, built)
         outcome = resolve(request, env, no_cache=ns.no_cache, debug=debug, cache=cache,
                           probe=probe)
-        if cache is not None and why_not in ("not-indexed", "env") and not ns.no_cache:
+        unindexed = why_not in (reasons.NOT_INDEXED, reasons.ENV_CHANGED)
+        if cache is not None and unindexed and not ns.no_cache:
             _remember(source_name, argv, ns, config, request, env, cache)
         return outcome
 

@@ -187,15 +187,6 @@ def _read(path: Path, system: bool) -> str | None:
         raise ConfigError(f"cannot read config {path}: {exc}") from None
 
 
-def parse_config(path: Path, text: str) -> Config:
-    """Parse and validate one file's text (no system layer; for tests and tools)."""
-    config = Config(path=path, exists=True)
-    _builtins(config)
-    _apply_layer(config, path, text)
-    _inherit(config)
-    return config
-
-
 def _inherit(config: Config) -> None:
     """Profiles inherit ``[defaults.SOURCE]`` settings they do not set themselves."""
     for profile in config.profiles.values():

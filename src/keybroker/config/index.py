@@ -67,27 +67,19 @@ def variant(
     data key): enough to tell whether the environment changed, nothing that reveals a value.
     """
     from keybroker.cache.digest import request_digest  # noqa: PLC0415
-    from keybroker.sources.base import get_source  # noqa: PLC0415
+    from keybroker.sources.base import get_source, identity_places  # noqa: PLC0415
 
     source = get_source(source_name)
     recording = RecordingEnv(env)
     canonical = source.canonical(settings, recording)
-    inputs = [list(item) for item in identity_inputs(source, settings, recording)]
-    direct_fn = getattr(source, "direct_read", None)
-    direct = direct_fn(settings) if direct_fn is not None else None
+    inputs = [list(item) for item in identity_places(source, settings, recording)]
+    direct = source.direct_read(settings)
     return {
         "env": {k: env_fingerprint(key, k, v) for k, v in recording.seen.items()},
         "digest": request_digest(source_name, canonical),
         "inputs": inputs,
         "direct": list(direct) if direct else None,
     }
-
-
-def identity_inputs(source: Any, settings: Mapping[str, Any],
-                    env: Mapping[str, str]) -> list[tuple[str, str]]:
-    """The source's identity inputs (none for a plugin that predates the contract)."""
-    fn = getattr(source, "identity_inputs", None)
-    return [] if fn is None else [(str(k), str(v)) for k, v in fn(settings, env)]
 
 
 def _entry(source_name: str, settings: Mapping[str, Any], options: Mapping[str, Any],

@@ -1,43 +1,54 @@
 """Command lines the fast path accepts: a whitelist; anything else goes to the full path.
 
-``keybroker get PROFILE`` with ``--config F`` / ``--reject-repeats``; ``keybroker-<source>``
-with ``--profile P``, ``--config F`` and ``--name value`` / ``--name=value`` pairs (the
-source's settings). Help, ``--version``, ``--no-cache``, ``--debug``, ``--max-age``, repeated
-or unknown flags, booleans: the full path's parser handles them and says what is wrong.
+``keybroker get PROFILE`` and ``keybroker-<source>`` with the flags :mod:`keybroker.flags`
+marks fast (``--config F``, ``--reject-repeats``, ``--profile P``) and, for a standalone
+helper, ``--name value`` / ``--name=value`` pairs (the source's settings). Help,
+``--version``, the flags the table sends to the full path (``--no-cache``, ``--debug``,
+``--max-age``), repeated or unknown flags, booleans: the full path's parser handles them and
+says what is wrong.
 """
 
 from __future__ import annotations
+
+from keybroker import flags
 
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
 if TYPE_CHECKING:
     from typing import Any
 
-#: ``keybroker get`` flags that take a value / that are plain switches the fast path honours.
-GET_VALUE_FLAGS = ("--config",)
-GET_SWITCHES = ("--reject-repeats",)
+#: a standalone command line with one of these (names without dashes) is the full path's
+STANDALONE_FULL_PATH = flags.full_path_only(flags.STANDALONE)
 
 
 def parse_get(argv: list[str]) -> dict[str, Any] | None:
-    """``{"profile", "config", "reject_repeats"}`` for a plain ``get``, else None."""
-    opts: dict[str, Any] = {"profile": None, "config": None, "reject_repeats": False}
+    """The profile and the fast flags' values (by ``dest``) for a plain ``get``, else None."""
+    fast = [f for f in flags.of(flags.GET) if f.fast]
+    opts: dict[str, Any] = {"profile": None, **{f.dest: f.default for f in fast}}
+    given: set[str] = set()
     args = iter(argv)
     for arg in args:
-        if arg in GET_SWITCHES:
-            opts["reject_repeats"] = True
-        elif arg in GET_VALUE_FLAGS:
-            value = next(args, None)
-            if value is None or opts["config"] is not None:
+        name, eq, value = arg.partition("=")
+        item = next((f for f in fast if f.name == name), None)
+        if item is None:
+            if arg.startswith("-") or opts["profile"] is not None:
                 return None
-            opts["config"] = value
-        elif arg.startswith("--config="):
-            if opts["config"] is not None:
-                return None
-            opts["config"] = arg.partition("=")[2]
-        elif arg.startswith("-") or opts["profile"] is not None:
-            return None
-        else:
             opts["profile"] = arg
-    return opts if opts["profile"] and opts["config"] != "" else None
+            continue
+        if not item.takes_value:
+            if eq:
+                return None  # --reject-repeats=x: the full path's parser says what is wrong
+            opts[item.dest] = True
+            continue
+        if not eq:
+            nxt = next(args, None)
+            if nxt is None:
+                return None
+            value = nxt
+        if item.dest in given or value == "":
+            return None
+        given.add(item.dest)
+        opts[item.dest] = value
+    return opts if opts["profile"] else None
 
 
 def parse_standalone(argv: list[str]) -> dict[str, str] | None:
@@ -53,7 +64,7 @@ def parse_standalone(argv: list[str]) -> dict[str, str] | None:
             if nxt is None or nxt.startswith("-"):
                 return None
             value = nxt
-        if name in given or name in ("help", "version", "no-cache", "debug", "max-age"):
+        if name in given or name in STANDALONE_FULL_PATH:
             return None
         given[name] = value
     return given

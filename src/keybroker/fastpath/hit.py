@@ -17,6 +17,7 @@ from __future__ import annotations
 from keybroker import clock
 from keybroker.cache.entry import open_entry
 from keybroker.cache.freshness import State, assess
+from keybroker.fastpath.reasons import MISS, NOT_FRESH, OFF, REPEAT
 
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
 if TYPE_CHECKING:
@@ -29,11 +30,6 @@ if TYPE_CHECKING:
     from keybroker.deadline import Deadline
     from keybroker.options import Options
 
-# why-not reasons
-MISS = "miss"  # no usable entry
-NOT_FRESH = "not-fresh"  # an entry, in a refresh window or expired
-REPEAT = "repeat"  # fresh, but this caller asked again: its key was refused
-OFF = "storage-off"
 
 
 class Attempt:

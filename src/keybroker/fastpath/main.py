@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 import sys
 
+from keybroker.fastpath.reasons import ENV_CHANGED, NO_INDEX, NOT_HIT, NOT_INDEXED
+
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -30,13 +32,6 @@ if TYPE_CHECKING:
     from keybroker.cache.index import Index, Record, Variant
     from keybroker.fastpath.hit import Attempt
     from keybroker.options import Options
-
-# why-not reasons handed to the full path (print-token and tests read them too)
-NO_INDEX = "index"
-ENV_CHANGED = "env"
-NOT_INDEXED = "not-indexed"
-NOT_HIT = "not-hit"
-UNSAFE = "cache-dir"
 
 
 class Probe:

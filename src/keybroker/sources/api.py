@@ -16,7 +16,8 @@ Rules that keep the cache correct and fast (the contract suite tests each):
 3. **``identity_inputs()`` names where the credentials come from** (``("env", NAME)``,
    ``("file", PATH)``, ``("literal", TEXT)``, ``("env-suffix", SUFFIX)``), never their values:
    the cache binds each entry to them, so a caller the backend would refuse never gets
-   another caller's key.
+   another caller's key. It has no default: a request that presents no credential returns
+   :class:`NoIdentity` with the reason its entries may be shared.
 4. **Errors are** :class:`keybroker.errors.KeybrokerError` **subclasses** with the output
    contract's exit codes, messages built from names, never from secret values; register every
    secret you obtain with ``ctx.sensitive(value)``.
@@ -45,6 +46,8 @@ from keybroker.sources.base import (
     BaseSource,
     Check,
     FetchContext,
+    IdentityInputs,
+    NoIdentity,
     Setting,
     SettingKind,
     Source,
@@ -64,9 +67,11 @@ __all__ = [
     "Check",
     "ConfigError",
     "FetchContext",
+    "IdentityInputs",
     "InvalidSecret",
     "KeybrokerError",
     "LoginRequired",
+    "NoIdentity",
     "Request",
     "Secret",
     "SecretNotFound",

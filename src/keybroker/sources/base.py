@@ -11,7 +11,8 @@ entry-point group (or, in tests, with :func:`register`).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
@@ -28,12 +29,15 @@ __all__ = [
     "BaseSource",
     "Check",
     "FetchContext",
+    "IdentityInputs",
+    "NoIdentity",
     "Setting",
     "SettingKind",
     "Source",
     "available_sources",
     "coerce",
     "get_source",
+    "identity_places",
     "register",
     "unregister",
 ]
@@ -62,8 +66,14 @@ BUILTINS: dict[str, str] = {
 class Setting:
     """One key a source accepts, in config (``name``) and as a standalone flag.
 
-    ``identity`` settings change the answer and so are part of the cache key; the rest
-    (timeouts, TLS verification, where a credential is read from) only change how it is fetched.
+    - ``kind``: what the value may be (:data:`SETTING_KINDS`; :func:`coerce` checks config and
+      flag values against it, so ``fetch`` never sees a string where it expects a list);
+    - ``required``: a request without it is a usage error (exit 2) before the source runs;
+    - ``identity``: the setting changes the answer, so ``canonical()`` must include it and it is
+      part of the entry name (the kit checks this); ``False`` for what only changes *how* the
+      answer is fetched (timeouts, TLS verification, where a credential is read from);
+    - ``choices``: the only values accepted (``--x`` refuses others with exit 2);
+    - ``flag``: the standalone helper's flag when it is not ``--`` + the name with dashes.
     """
 
     name: str
@@ -80,13 +90,41 @@ class Setting:
 
 
 class AuxStore(Protocol):
-    """Encrypted storage for a source's own credentials (e.g. a Vault login token)."""
+    """Encrypted storage for a source's own credentials (e.g. a Vault login token).
+
+    Everything a source may call on ``ctx.aux``: keybroker's implementation is
+    :class:`keybroker.cache.store.CacheAux`.
+    """
 
     def get(self, name: str) -> AuxEntry | None: ...
 
     def put(self, name: str, entry: AuxEntry) -> None: ...
 
     def delete(self, name: str) -> None: ...
+
+    def fingerprint(self, *parts: str) -> str:
+        """A keyed, non-reversible id of credentials, to name a login stored here by."""
+        ...
+
+    def lock(self, name: str, deadline: Deadline) -> AbstractContextManager[Any]:
+        """Hold ``name`` against other processes (one refresh-token rotation at a time)."""
+        ...
+
+
+@dataclass(frozen=True)
+class NoIdentity:
+    """``identity_inputs()``'s answer when the request presents no credential of its own.
+
+    Entries are then shared by every caller of this OS user, so say why that is right
+    (``NoIdentity("the user's own keychain: the OS login is the identity")``). A source
+    cannot get this by forgetting ``identity_inputs``: the method has no default.
+    """
+
+    reason: str
+
+
+#: What ``identity_inputs()`` returns: where the credentials come from, or why there are none.
+IdentityInputs = Sequence[tuple[str, str]] | NoIdentity
 
 
 @dataclass
@@ -113,9 +151,8 @@ class FetchContext:
         Sources name cached logins with it, so a login made with one credential (a CI job's
         ID token, an AppRole secret id) is never reused by a caller presenting another.
         """
-        fn = getattr(self.aux, "fingerprint", None)
-        if fn is not None:
-            return str(fn(*parts))
+        if self.aux is not None:
+            return self.aux.fingerprint(*parts)
         import hashlib  # noqa: PLC0415 - no cache: nothing is stored under this name anyway
 
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
@@ -141,8 +178,12 @@ class Source(Protocol):
     """What a source provides. Subclass :class:`BaseSource` to get the defaults."""
 
     name: str
-    settings: tuple[Setting, ...]
     default_storage: str
+
+    @property
+    def settings(self) -> tuple[Setting, ...]:
+        """The settings a profile may give (read-only here, so a class's own tuple fits)."""
+        ...
 
     def canonical(self, settings: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
         """Every setting that changes the answer, defaults filled in, env fallbacks resolved."""
@@ -150,6 +191,20 @@ class Source(Protocol):
 
     def describe(self, settings: Mapping[str, Any]) -> str:
         """A short, secret-free label such as ``secret/litellm#key``."""
+        ...
+
+    def identity_inputs(self, settings: Mapping[str, Any], env: Mapping[str, str]
+                        ) -> IdentityInputs:
+        """Where the credentials this request would present come from, or :class:`NoIdentity`.
+
+        ``("env", NAME)``, ``("file", PATH)``, ``("literal", TEXT)`` or ``("env-suffix",
+        SUFFIX)`` items; the cache binds each entry to their current content (see
+        :mod:`keybroker.cache.ids`). Pure: no network, no SDK import, environment read by key.
+        """
+        ...
+
+    def direct_read(self, settings: Mapping[str, Any]) -> tuple[str, str] | None:
+        """``("env", NAME)`` or ``("file", PATH)`` when the key is exactly that, stripped."""
         ...
 
     def fetch(self, request: Request, ctx: FetchContext) -> Secret:
@@ -168,7 +223,8 @@ class Source(Protocol):
 
 
 class BaseSource:
-    """Defaults for the optional parts of the protocol."""
+    """Defaults for the optional parts of the protocol (all but ``fetch`` and
+    ``identity_inputs``, which every source writes itself)."""
 
     name = "base"
     settings: tuple[Setting, ...] = ()
@@ -190,17 +246,8 @@ class BaseSource:
     def describe(self, settings: Mapping[str, Any]) -> str:
         return self.name
 
-    def identity_inputs(
-        self, settings: Mapping[str, Any], env: Mapping[str, str]
-    ) -> list[tuple[str, str]]:
-        """Where the credentials this request would present come from.
-
-        ``("env", NAME)``, ``("file", PATH)`` or ``("literal", TEXT)`` items; the cache binds
-        each entry to their current content (see :mod:`keybroker.cache.ids`). Pure: no
-        network, no SDK import, environment read by key only. A source that needs no
-        credentials of its own (the OS keychain of this user, the demo) returns none.
-        """
-        return []
+    # ``identity_inputs`` has no default on purpose: a source that forgot it would share its
+    # entries between callers the backend tells apart. Return the places, or NoIdentity(why).
 
     def direct_read(self, settings: Mapping[str, Any]) -> tuple[str, str] | None:
         """``("env", NAME)`` or ``("file", PATH)`` when the key is exactly that, stripped.
@@ -235,10 +282,8 @@ def get_source(name: str) -> Source:
         source = getattr(importlib.import_module(module_name), attr)
     else:
         source = _from_entry_points(name)
-    if not isinstance(source, Source):
-        raise UsageError(f"source '{name}' does not implement the keybroker Source interface")
-    _LOADED[name] = source
-    return source
+    _LOADED[name] = _check(source, f"source '{name}'")
+    return _LOADED[name]
 
 
 def register(source: Any, name: str | None = None) -> Source:
@@ -248,10 +293,35 @@ def register(source: Any, name: str | None = None) -> Source:
     """
     if isinstance(source, type):
         source = source()
-    if not isinstance(source, Source):
-        raise UsageError(f"{source!r} does not implement the keybroker Source interface")
-    _LOADED[name or source.name] = source
+    checked = _check(source, repr(source))
+    _LOADED[name or checked.name] = checked
+    return checked
+
+
+#: Every member of :class:`Source`, in the order a message lists the missing ones.
+MEMBERS = ("name", "settings", "default_storage", "canonical", "describe", "identity_inputs",
+           "direct_read", "fetch", "revalidate", "doctor")
+
+
+def _check(source: Any, what: str) -> Source:
+    """``source``, or exit 2 naming the parts of the contract it lacks."""
+    missing = [m for m in MEMBERS if not hasattr(source, m)]
+    if missing or not isinstance(source, Source):
+        raise UsageError(
+            f"{what} does not implement the keybroker Source interface "
+            f"(missing: {', '.join(missing) or '?'})",
+            "see docs/sources/writing-a-source.md",
+        )
     return source
+
+
+def identity_places(source: Source, settings: Mapping[str, Any],
+                    env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The source's identity inputs as ``(kind, name)`` pairs; none for :class:`NoIdentity`."""
+    answer = source.identity_inputs(settings, env)
+    if isinstance(answer, NoIdentity):
+        return []
+    return [(str(kind), str(name)) for kind, name in answer]
 
 
 def unregister(name: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from keybroker.errors import InvalidSecret, SecretNotFound, Unreachable, UsageError
 from keybroker.model import Request, Secret
-from keybroker.sources.base import BaseSource, FetchContext, Setting
+from keybroker.sources.base import BaseSource, FetchContext, NoIdentity, Setting
 
 _STDERR_SUMMARY = 300
 
@@ -47,12 +47,14 @@ class CommandSource(BaseSource):
 
     def identity_inputs(
         self, settings: Mapping[str, Any], env: Mapping[str, str]
-    ) -> list[tuple[str, str]]:
+    ) -> list[tuple[str, str]] | NoIdentity:
         """The command's credentials are its own business: the profile may name them."""
         inputs = [("env", str(name)) for name in settings.get("identity_env") or ()]
         files = settings.get("identity_files") or ()
         inputs += [("file", os.path.expanduser(str(p))) for p in files]
-        return inputs
+        return inputs or NoIdentity(
+            "the profile names no identity_env/identity_files: every caller shares the entry"
+        )
 
     def describe(self, settings: Mapping[str, Any]) -> str:
         command = settings.get("command")

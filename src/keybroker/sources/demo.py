@@ -12,7 +12,7 @@ from typing import Any
 
 from keybroker import clock
 from keybroker.model import Request, Secret
-from keybroker.sources.base import BaseSource, FetchContext
+from keybroker.sources.base import BaseSource, FetchContext, NoIdentity
 
 LIFETIME = 3600.0
 
@@ -23,6 +23,9 @@ class DemoSource(BaseSource):
 
     def describe(self, settings: Mapping[str, Any]) -> str:
         return "built-in demo key (not a real credential)"
+
+    def identity_inputs(self, settings: Mapping[str, Any], env: Mapping[str, str]) -> NoIdentity:
+        return NoIdentity("a fake key minted locally: there is no credential to present")
 
     def fetch(self, request: Request, ctx: FetchContext) -> Secret:
         value = "kb-demo-" + secrets.token_hex(16)

@@ -20,7 +20,7 @@ from keybroker.keyrings import backend, load_keyring
 
 __all__ = ["DEFAULT_USERNAME", "SOURCE", "KeychainSource", "backend", "load_keyring", "translate"]
 from keybroker.model import Request, Secret
-from keybroker.sources.base import BaseSource, Check, FetchContext, Setting
+from keybroker.sources.base import BaseSource, Check, FetchContext, NoIdentity, Setting
 
 DEFAULT_USERNAME = "keybroker"
 
@@ -65,6 +65,9 @@ class KeychainSource(BaseSource):
 
     def describe(self, settings: Mapping[str, Any]) -> str:
         return f"{settings.get('service')}/{settings.get('username') or DEFAULT_USERNAME}"
+
+    def identity_inputs(self, settings: Mapping[str, Any], env: Mapping[str, str]) -> NoIdentity:
+        return NoIdentity("the OS user's own keychain: whoever runs as this user can read it")
 
     def fetch(self, request: Request, ctx: FetchContext) -> Secret:
         service = str(request.settings["service"])

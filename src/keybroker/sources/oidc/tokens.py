@@ -121,11 +121,10 @@ class RefreshStore:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Only one process at a time may present and rotate this login's refresh token."""
-        lock = getattr(self.ctx.aux, "lock", None)
-        if lock is None:
+        if self.ctx.aux is None:
             yield
             return
-        with lock(self.key, self.ctx.deadline):
+        with self.ctx.aux.lock(self.key, self.ctx.deadline):
             yield
 
     def load(self) -> str | None:
