@@ -75,9 +75,10 @@ class Refresh:
         timer.add("cache read", mark)
         caller = None
         if hit.repeating(self.request.options, self.env):
-            from keybroker.cache.caller import caller_id  # noqa: PLC0415
+            from keybroker.cache.caller import caller_for  # noqa: PLC0415
 
-            caller = caller_id(self.env, strict=self.request.options.repeat != "on")
+            caller = caller_for(self.env, self.request.options.repeat != "on",
+                                str(self.cache.root))
         seen = self.cache.read_seen(self.eid) if caller else None
         rejected = False
         if entry is not None and verdict is not None and verdict.state == State.FRESH:

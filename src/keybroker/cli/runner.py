@@ -47,7 +47,7 @@ def arm_watchdog(seconds: float) -> None:
 
     from keybroker.deadline import for_call  # noqa: PLC0415
 
-    if hasattr(signal, "setitimer"):
+    if sys.platform != "win32":  # no SIGALRM/setitimer on Windows: the deadline alone
         signal.signal(signal.SIGALRM, _on_alarm)
         signal.setitimer(signal.ITIMER_REAL, max(for_call(seconds).remaining(), 0.01)
                          + WATCHDOG_GRACE)
@@ -56,7 +56,7 @@ def arm_watchdog(seconds: float) -> None:
 def disarm_watchdog() -> None:
     import signal  # noqa: PLC0415
 
-    if hasattr(signal, "setitimer"):
+    if sys.platform != "win32":
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 

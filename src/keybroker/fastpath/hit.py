@@ -106,9 +106,9 @@ def serve(
         attempt.why = NOT_FRESH
         return attempt
     if repeating(options, env):
-        from keybroker.cache.caller import caller_id  # noqa: PLC0415
+        from keybroker.cache.caller import caller_for  # noqa: PLC0415
 
-        attempt.caller = caller_id(env, strict=options.repeat != "on")
+        attempt.caller = caller_for(env, options.repeat != "on", cache_dir)
         if attempt.caller is not None:
             attempt.kind = _record(cache_dir, eid, attempt.caller, header.fetched_at,
                                    options.ttl, deadline)
