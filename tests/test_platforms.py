@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import os
 import sys
@@ -67,6 +66,8 @@ def test_default_paths_match_platformdirs(monkeypatch: pytest.MonkeyPatch, platf
 def fake_msvcrt() -> types.ModuleType:
     """``msvcrt.locking`` over flock: non-blocking lock and unlock of the file, as Windows'
     byte-range lock of byte 0 behaves for keybroker (a second opener is refused)."""
+    import fcntl  # noqa: PLC0415 - POSIX only: on Windows the real msvcrt is tested
+
     module = types.ModuleType("msvcrt")
     module.LK_NBLCK = 2  # type: ignore[attr-defined]
     module.LK_UNLCK = 0  # type: ignore[attr-defined]
@@ -86,18 +87,27 @@ def fake_msvcrt() -> types.ModuleType:
     return module
 
 
-def test_the_windows_lock_path_excludes_a_second_holder(monkeypatch: pytest.MonkeyPatch,
-                                                       tmp_path: Path) -> None:
-    """Loaded as a separate module object: the real keybroker.cache.lock stays as it is."""
+def windows_lock_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """keybroker.cache.lock as Windows loads it: the real one on Windows; elsewhere a separate
+    module object loaded with ``sys.platform = "win32"`` and the fake msvcrt (the real
+    keybroker.cache.lock stays as it is)."""
+    if sys.platform == "win32":
+        return real
     monkeypatch.setitem(sys.modules, "msvcrt", fake_msvcrt())
     monkeypatch.setattr(sys, "platform", "win32")
     spec = importlib.util.spec_from_file_location("windows_lock", real.__file__)
     assert spec is not None
     assert spec.loader is not None
-    windows = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(windows)
-    monkeypatch.setattr(sys, "platform", "linux")
-    assert windows._try_lock.__code__.co_names.count("msvcrt")  # the Windows branch was taken
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.undo()
+    assert "msvcrt" in module._try_lock.__code__.co_names  # the Windows branch was taken
+    return module
+
+
+def test_the_windows_lock_path_excludes_a_second_holder(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    windows = windows_lock_module(monkeypatch)
     path = tmp_path / "x.lock"
     with windows.EntryLock(path, Deadline(5)) as first:
         assert first.held
