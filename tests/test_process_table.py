@@ -233,6 +233,17 @@ def test_a_table_that_cannot_describe_this_process_says_why() -> None:
         None, "keybroker has no process table for sunos5")
 
 
+def test_a_table_without_command_lines_is_unavailable_not_silent() -> None:
+    """Before: a table that described processes but gave no argv (sysctl refused, an old
+    Windows) made every shell look like "not claude": recovery off, and nothing said so."""
+    table = linux()
+    table.argvs.clear()
+    assert identify(table, {}, True, pid=ME, own_argv=[]) == (None, "fake gives no command lines")
+    table = windows()
+    table.procs[300].exe = ""  # QueryFullProcessImageNameW refused: the snapshot's name counts
+    assert ask(table) is not None
+
+
 def test_hidden_proc_is_reported_by_the_linux_table(tmp_path: Path) -> None:
     table = LinuxTable(str(tmp_path))  # an empty /proc, as a tmpfs mounted over it
     assert table.proc(os.getpid()) is None

@@ -103,7 +103,7 @@ def is_claude(proc: Proc, argv: Sequence[str] | None) -> bool:
 def _launcher(proc: Proc) -> bool:
     """A launcher of ours between Claude's shell and this Python: Windows' console-script
     ``keybroker*.exe`` and a venv's ``python.exe`` redirector (no such thing on POSIX)."""
-    exe = proc.exe.lower()
+    exe = (proc.exe or proc.name).lower()  # the snapshot's name when the path is not given
     if not exe.endswith(".exe"):
         return False
     base = _base(exe)
@@ -163,6 +163,8 @@ def identify(table: ProcessTable, env: Mapping[str, str], strict: bool = True,
     if parent is None or parent.start > child.start:
         return None, ""  # orphaned (re-parented to 1, or a dead parent's reused pid)
     argv = table.argv(parent.pid)
+    if argv is None and table.argv(pid) is None:  # no command lines at all: cannot tell
+        return None, table.problem() or f"{table.name} gives no command lines"
     command = None if argv is None else shell_command(parent, argv)
     if command is not None:
         claude = table.proc(parent.ppid) if parent.ppid > 1 else None
