@@ -86,9 +86,11 @@ def reachable(start: str) -> dict[str, str]:
 #: - keyring, only with KEYBROKER_DATA_KEY_STORE=keychain (docs/performance.md: that opt-in
 #:   costs the keyring import on every call);
 #: - platformdirs, only on Windows (paths.py follows its rules itself on Linux and macOS);
-#: - json in redact, only when a secret is registered (the keychain data key), never on a hit.
+#: - json in redact, only when a secret is registered (the keychain data key), never on a hit;
+#: - json in events, only when the caller rule finds no process table answering (the
+#:   ``repeat-unavailable`` notice, at most once an hour per cache: keybroker.cache.caller).
 ALLOWED = {("keybroker.keyrings", "keyring"), ("keybroker.paths", "platformdirs"),
-           ("keybroker.redact", "json")}
+           ("keybroker.redact", "json"), ("keybroker.events", "json")}
 
 
 def test_fastpath_imports_nothing_of_the_full_path() -> None:

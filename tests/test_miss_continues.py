@@ -50,8 +50,8 @@ def counts(kb_env: KbEnv) -> Iterator[Counts]:
     found = Counts()
     with patch.object(tomllib, "loads", counted(found, "parses", tomllib.loads)), \
             patch.object(entry_mod, "unseal", counted(found, "decryptions", crypto.unseal)), \
-            patch.object(caller_mod, "caller_id",
-                         counted(found, "callers", lambda env, strict=True: CALLER)):
+            patch.object(caller_mod, "caller_for",
+                         counted(found, "callers", lambda env, strict, cache_dir: CALLER)):
         yield found
 
 

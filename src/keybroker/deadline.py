@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
 if TYPE_CHECKING:
-    from typing import ClassVar
+    from typing import Any, ClassVar
 
 
 class Deadline:
@@ -76,15 +77,14 @@ class enforced:
     def __init__(self, deadline: Deadline, grace: float = WATCHDOG_GRACE) -> None:
         self.end = time.monotonic() + deadline.remaining() + grace
         self.armed = False
-        self._previous: object = None
+        self._previous: Any = None
 
     def __enter__(self) -> enforced:
         import signal  # noqa: PLC0415 - not on the hit path
         import threading  # noqa: PLC0415
 
-        if not hasattr(signal, "setitimer") or threading.current_thread() is not \
-                threading.main_thread():
-            return self
+        if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+            return self  # no SIGALRM: the per-step timeouts alone
         outer = min(self._active) if self._active else None
         self.end = self.end if outer is None else min(self.end, outer)
         self._previous = signal.signal(signal.SIGALRM, _fire)
@@ -94,14 +94,14 @@ class enforced:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if not self.armed:
+        if not self.armed or sys.platform == "win32":
             return
         import signal  # noqa: PLC0415
 
         signal.setitimer(signal.ITIMER_REAL, 0)
         self._active.remove(self.end)
         previous = self._previous if self._previous is not None else signal.SIG_DFL
-        signal.signal(signal.SIGALRM, previous)  # type: ignore[arg-type]
+        signal.signal(signal.SIGALRM, previous)
         if self._active:  # an outer watchdog: re-arm it for the time it has left
             signal.setitimer(signal.ITIMER_REAL, max(min(self._active) - time.monotonic(), 0.01))
         self.armed = False

@@ -59,6 +59,34 @@ def check_data_key(env: Mapping[str, str]) -> Check:
     return Check(True, "data key", f"{data_dir}/cache.key (present, private)")
 
 
+def check_repeat_recovery(env: Mapping[str, str]) -> Check:
+    """Whether a re-run of apiKeyHelper after a 401 can be recognised here (DESIGN section 4,
+    "Every platform"): the process table answers now, and no helper run under Claude Code
+    reported it could not (a ``repeat-unavailable`` event of the last day)."""
+    import time  # noqa: PLC0415
+
+    from keybroker import clock, events  # noqa: PLC0415
+    from keybroker.cache.caller import for_platform  # noqa: PLC0415
+
+    label = "401 recovery unavailable"
+    fix = ("run keybroker where its process table answers (/proc mounted and visible on "
+           "Linux; macOS; Windows 8.1+); until then a rotated key is picked up only when its "
+           "entry ages out, or after: keybroker cache clear PROFILE")
+    table = for_platform()
+    problem = table.problem()
+    if problem:
+        return Check(False, label, f"{problem}; a re-run of apiKeyHelper after a 401 cannot "
+                     "be recognised, so a refused key is served again", fix)
+    since = clock.now() - 86400
+    seen = [e for e in events.read(env, since=since) if e.get("kind") == "repeat-unavailable"]
+    if seen:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(seen[-1]["ts"])))
+        message = str(seen[-1].get("message", "")).removeprefix(f"{label}: ")
+        return Check(False, label, f"under Claude Code at {stamp} (pid {seen[-1].get('pid')}): "
+                     f"{message}", fix)
+    return Check(True, "401 recovery", f"on ({table.name} answers)")
+
+
 def check_profile(name: str, config: Any, env: Mapping[str, str], cache: Any) -> list[Check]:
     """The source's own checks, then a real resolve and the key's lifetime against T + m."""
     from keybroker import clock  # noqa: PLC0415

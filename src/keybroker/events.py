@@ -30,6 +30,7 @@ KINDS = (
     "refusal",  # the same Claude Code process asked again: its key was refused (HTTP 401)
     "backoff",  # a refusal refetch returned the same key: serving it, not asking again soon
     "short-lived",  # the key lives less than Claude Code's TTL + margin
+    "repeat-unavailable",  # no process table answers: a re-run after a 401 is unrecognisable
 )
 
 

@@ -57,7 +57,7 @@ class Refresh:
         return self.attempt.entry
 
     def caller(self) -> str | None:
-        return self.attempt.caller(self.request.options, self.env)
+        return self.attempt.caller(self.request.options, self.env, str(self.cache.root))
 
     # --- the windows and the lock ---
 

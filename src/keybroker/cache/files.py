@@ -77,7 +77,7 @@ def check_private_dir(path: str | os.PathLike[str], st: os.stat_result, what: st
         )
     if not stat.S_ISDIR(st.st_mode):
         raise _cache_error(f"the {what} {path} is not a directory")
-    if _POSIX:
+    if sys.platform != "win32":  # Windows: no POSIX owner or mode bits (docs/platforms.md)
         if st.st_uid != os.getuid():
             raise _cache_error(
                 f"the {what} {path} belongs to uid {st.st_uid}, not to you; refusing to use it",

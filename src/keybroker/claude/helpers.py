@@ -50,13 +50,33 @@ def on_path(name: str = PORTABLE) -> bool:
     return shutil.which(name) is not None
 
 
+#: A word cmd.exe (and Git Bash) take as it is, unquoted.
+_WINDOWS_PLAIN = re.compile(r"[A-Za-z0-9_@+=:,./\\-]+\Z")
+
+
+def quote_word(word: str, platform: str = sys.platform) -> str:
+    """One word of a helper command line, quoted for the shell Claude Code runs it with:
+    ``/bin/sh`` on POSIX; on Windows ``cmd.exe /d /s /c "…"`` (issue 21, docs/platforms.md),
+    where single quotes mean nothing and a path under ``C:\\Users\\Jane Doe`` needs double
+    quotes. A double quote or ``%`` cannot be quoted for cmd at all: refused."""
+    if platform != "win32":
+        return shlex.quote(word)
+    if _WINDOWS_PLAIN.match(word):
+        return word
+    if '"' in word or "%" in word or any(ord(ch) < 32 for ch in word):
+        raise UsageError(f"cannot quote {word!r} for cmd.exe (a double quote, percent sign or "
+                         "control character)", "use a path and profile name without them")
+    return f'"{word}"'
+
+
 def command_line(executable: str, verb: str, profile: str | None,
-                 config: str | None = None, extra: tuple[str, ...] = ()) -> str:
-    """A helper command line, every word quoted for /bin/sh."""
+                 config: str | None = None, extra: tuple[str, ...] = (),
+                 platform: str = sys.platform) -> str:
+    """A helper command line, every word quoted for the shell Claude Code uses here."""
     words = [executable, verb, *([profile] if profile else []), *extra]
     if config:
         words += ["--config", config]
-    return " ".join(shlex.quote(w) for w in words)
+    return " ".join(quote_word(w, platform) for w in words)
 
 
 def helper_command(executable: str, profile: str, config: str | None = None) -> str:

@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import stat
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -139,7 +140,8 @@ def replace_private(path: Path, text: str) -> None:
                          "choose a directory you can write") from None
     try:
         try:
-            os.fchmod(fd, 0o600)  # whatever the umask
+            if sys.platform != "win32":  # no POSIX modes there (docs/platforms.md)
+                os.fchmod(fd, 0o600)  # whatever the umask
             _write_fd(fd, text.encode())
             os.fsync(fd)
         finally:

@@ -24,6 +24,7 @@ from keybroker.diagnose import (
     check_data_key,
     check_path,
     check_profile,
+    check_repeat_recovery,
 )
 from keybroker.sources.base import Check
 
@@ -125,6 +126,7 @@ def doctor(profile: str | None, as_json: bool, probe_gateway: str | None, deploy
     show(Check(True, "config", f"{where}, {len(configured)} profile(s)"))
     show(check_cache_dir(env))
     show(check_data_key(env))
+    show(check_repeat_recovery(env))
 
     settings_checks, helpers, eff = check_claude_settings(env, config, managed_path)
     claude_view = eff.as_json()

@@ -157,6 +157,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def _in_foreground_group() -> bool:
     """True if we (and so the child) are the terminal's foreground process group."""
+    if sys.platform == "win32":  # no process groups or /dev/tty
+        return False
     try:
         fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
     except OSError:

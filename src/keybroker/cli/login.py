@@ -227,7 +227,8 @@ def _read_password(spec: Any, from_stdin: bool) -> str:
     import os  # noqa: PLC0415
 
     try:
-        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+        os.close(os.open("/dev/tty" if sys.platform != "win32" else "CONIN$",
+                         os.O_RDWR | getattr(os, "O_NOCTTY", 0)))
     except OSError:
         raise UsageError(
             f"{spec.label}: no terminal to ask {spec.username}'s password on",

@@ -53,15 +53,16 @@ class Attempt:
     def entry(self) -> Entry | None:
         return None if self.opened is None else self.opened.entry
 
-    def caller(self, options: Options, env: Mapping[str, str]) -> str | None:
+    def caller(self, options: Options, env: Mapping[str, str], cache_dir: str) -> str | None:
         """The caller (:mod:`keybroker.cache.caller`), computed at most once per call; None
-        when repeats do not apply or the caller is not a Claude Code helper run."""
+        when repeats do not apply or the caller is not a Claude Code helper run (and, when no
+        process table answers, a ``repeat-unavailable`` event says so)."""
         if not self._caller_known:
             self._caller_known = True
             if repeating(options, env):
-                from keybroker.cache.caller import caller_id  # noqa: PLC0415
+                from keybroker.cache.caller import caller_for  # noqa: PLC0415
 
-                self._caller = caller_id(env, strict=options.repeat != "on")
+                self._caller = caller_for(env, options.repeat != "on", cache_dir)
         return self._caller
 
 
@@ -96,7 +97,7 @@ def serve(
     if verdict.state != State.FRESH:
         attempt.why = NOT_FRESH
         return attempt
-    caller = attempt.caller(options, env)
+    caller = attempt.caller(options, env, cache_dir)
     if caller is not None:
         attempt.kind = _record(cache_dir, eid, caller, entry.fetched_at, options.ttl, deadline)
         from keybroker.cache import repeats  # noqa: PLC0415 - only under Claude Code
