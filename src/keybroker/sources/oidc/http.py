@@ -88,16 +88,19 @@ def _send(
     **kwargs: Any,
 ) -> Any:
     requests = requests_module()
+    from keybroker.sources.httpsession import session  # noqa: PLC0415 - loads requests
+
     timeout = ctx.timeout(http.step_timeout)
     try:
-        return requests.request(
-            method,
-            url,
-            timeout=(timeout, timeout),
-            verify=http.ca_bundle or True,
-            allow_redirects=False,
-            **kwargs,
-        )
+        # redirects within the provider's own origin only; answers bounded in size and depth
+        with session(ctx.timeout, what) as bounded:
+            return bounded.request(
+                method,
+                url,
+                timeout=(timeout, timeout),
+                verify=http.ca_bundle or True,
+                **kwargs,
+            )
     except requests.exceptions.SSLError:
         raise Unreachable(
             f"{what}: TLS verification of {_host(url)} failed",

@@ -20,6 +20,7 @@ from keybroker.errors import (
     Unreachable,
     UsageError,
 )
+from keybroker.sources import httpsession
 from keybroker.sources.base import FetchContext
 from keybroker.sources.vault.spec import Spec, env_first
 
@@ -71,6 +72,12 @@ def make_client(spec: Spec, ctx: FetchContext) -> Any:
     client_key = env_first(ctx.env, "VAULT_CLIENT_KEY", "BAO_CLIENT_KEY")
     if client_cert and client_key:
         cert = (client_cert, client_key)
+    # Same-origin redirects only and bounded answers (keybroker.sources.httpsession): the
+    # token never follows a 307 to another host, and a 100 MB or absurdly nested answer is
+    # exit 6. hvac takes TLS settings from a given session, so they are set on it.
+    session = httpsession.session(ctx.timeout, f"{spec.label}: {spec.addr}")
+    session.verify = spec.verify
+    session.cert = cert
     return hvac.Client(
         url=spec.addr,
         token="",  # not None: hvac would read VAULT_TOKEN/~/.vault-token itself
@@ -78,6 +85,8 @@ def make_client(spec: Spec, ctx: FetchContext) -> Any:
         verify=spec.verify,
         timeout=int(STEP_TIMEOUT),
         namespace=spec.namespace,
+        allow_redirects=False,
+        session=session,
         adapter=_adapter_class(ctx),
     )
 
@@ -103,6 +112,55 @@ def server_said(exc: Exception) -> str:
     return f" (server said: {text})"
 
 
+#: OpenSSL's words when the other end answered something that is not TLS (plain HTTP).
+_NOT_TLS = ("wrong version number", "wrong_version_number", "http request", "record layer failure",
+            "unknown protocol", "packet length too long")
+
+
+def ssl_reason(exc: BaseException) -> str:
+    """OpenSSL's reason inside requests' wrapping (``[SSL: …] … (_ssl.c:1000)``), printable."""
+    import ssl  # noqa: PLC0415
+
+    seen: BaseException | None = exc
+    text = str(exc)
+    for _ in range(8):  # requests → urllib3 MaxRetryError → SSLError
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLError):
+            text = str(seen)
+            break
+        nested = [a for a in getattr(seen, "args", ()) if isinstance(a, BaseException)]
+        seen = getattr(seen, "reason", None) or (nested[0] if nested else None) or (
+            seen.__cause__ or seen.__context__)
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(text.split())[:SERVER_DETAIL]
+
+
+def tls_error(exc: BaseException, where: str, doing: str, debug: bool) -> Unreachable:
+    """A TLS failure, told apart: a plain-HTTP server, an untrusted certificate, the rest.
+
+    The advice differs (an http:// address or the right port; ca_cert; the reason itself),
+    and OpenSSL's reason is shown with --debug.
+    """
+    reason = ssl_reason(exc)
+    shown = f" (SSL: {reason})" if debug and reason else ""
+    low = reason.lower()
+    if any(word in low for word in _NOT_TLS):
+        return Unreachable(
+            f"{where}: the server answered plain HTTP, not TLS, while {doing}{shown}",
+            "use an http:// address, or check the port (https is usually on another one)",
+        )
+    if "certificate" in low or "verify" in low or not reason:
+        return Unreachable(
+            f"{where}: TLS verification failed while {doing}{shown}",
+            "set ca_cert (or VAULT_CACERT) to the CA that signed the server's certificate",
+        )
+    return Unreachable(
+        f"{where}: the TLS handshake failed while {doing}{shown or f' (SSL: {reason})'}",
+        "check the address and port, and that the server speaks TLS there",
+    )
+
+
 def translate(
     exc: Exception,
     spec: Spec,
@@ -122,10 +180,7 @@ def translate(
     where = f"{spec.label}: {spec.addr}"
     detail = server_said(exc)
     if isinstance(exc, requests.exceptions.SSLError):
-        return Unreachable(
-            f"{where}: TLS verification failed while {doing}",
-            "set ca_cert (or VAULT_CACERT) to the CA that signed the server's certificate",
-        )
+        return tls_error(exc, where, doing, ctx.debug)
     if isinstance(exc, requests.exceptions.Timeout):
         return Unreachable(
             f"{where} did not answer in time while {doing}",
@@ -168,7 +223,7 @@ def translate(
             f"{where}: server error ({type(exc).__name__}) while {doing}{detail}",
             "check the server's health: 'keybroker doctor'",
         )
-    if isinstance(exc, ValueError | KeyError | TypeError):
+    if isinstance(exc, ValueError | KeyError | TypeError | AttributeError):
         return Unreachable(
             f"{where}: unexpected answer while {doing}",
             "is addr a Vault/OpenBao server (not a proxy page)?",
