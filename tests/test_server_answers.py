@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -317,3 +318,147 @@ def test_origins_compare_scheme_host_and_port() -> None:
     assert origin("https://vault.example/v1/a") != origin("http://vault.example/v1/a")
     assert origin("https://vault.example:8200/") != origin("https://vault.example:8201/")
     assert origin("https://vault.example/") != origin("https://vault.example.evil/")
+
+
+# --- TLS: VAULT_SKIP_VERIFY read as Vault reads it; a plain-HTTP server named as such ---
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (PEM files in ``directory``)."""
+    import ipaddress  # noqa: PLC0415
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hostile-self-signed")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+@pytest.fixture
+def tls_stand_in(tmp_path: Path, stand_ins: Callable[..., StandIn]) -> StandIn:
+    """A Vault stand-in behind a self-signed certificate, serving KEY to anyone."""
+    import ssl  # noqa: PLC0415
+
+    server = stand_ins(lambda h: send_json(h, kv2(KEY)))
+    cert_file, key_file = self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    server.url = server.url.replace("http://", "https://")
+    return server
+
+
+@pytest.mark.parametrize("value", ["FALSE", "f", "F", "0", "false", "False", ""])
+def test_skip_verify_false_in_any_spelling_verifies_the_certificate(
+    kb_env: KbEnv, tls_stand_in: StandIn, value: str
+) -> None:
+    env = dict(vault_env(kb_env, tls_stand_in.url), VAULT_SKIP_VERIFY=value)
+    result = run(VAULT_GET, env)
+    assert_fails(result, 3, f"vault: {tls_stand_in.url}: TLS verification failed",
+                 "set ca_cert (or VAULT_CACERT)", secrets=[TOKEN])
+    assert tls_stand_in.seen == []  # the handshake failed: the token never went out
+
+
+@pytest.mark.parametrize("value", ["TRUE", "t", "1", "True"])
+def test_skip_verify_true_in_any_spelling_skips_it(
+    kb_env: KbEnv, tls_stand_in: StandIn, value: str
+) -> None:
+    env = dict(vault_env(kb_env, tls_stand_in.url), VAULT_SKIP_VERIFY=value)
+    result = run(VAULT_GET, env)
+    assert_key(result, KEY)
+    assert result.err == b""  # asked for explicitly: no urllib3 warning on the helper's stderr
+
+
+@pytest.mark.parametrize("value", ["no", "off", "yes", "on", " true", "2", "FaLsE"])
+def test_skip_verify_unknown_value_is_a_config_error_naming_it(
+    kb_env: KbEnv, tls_stand_in: StandIn, value: str
+) -> None:
+    for name in ("VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY"):
+        env = dict(vault_env(kb_env, tls_stand_in.url), **{name: value})
+        result = run(VAULT_GET, env)
+        assert result.err == (
+            f"keybroker: vault: {name}={value!r} is not a boolean; set {name} to true or false "
+            "(as Vault reads it: 1, t, true, 0, f, false), or unset it\n"
+        ).encode()
+        assert_fails(result, 2)
+    assert tls_stand_in.seen == []
+
+
+def test_https_address_of_a_plain_http_server_says_so(
+    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+) -> None:
+    server = stand_ins(lambda h: send_json(h, kv2(KEY)))
+    addr = server.url.replace("http://", "https://")
+    result = run(VAULT_GET, vault_env(kb_env, addr))
+    assert result.err == (
+        f"keybroker: vault: {addr}: the server answered plain HTTP, not TLS, while reading "
+        "secret/data/x; use an http:// address, or check the port (https is usually on "
+        "another one)\n"
+    ).encode()
+    assert_fails(result, 3, secrets=[TOKEN])
+    debug = run([*VAULT_GET, "--debug"], vault_env(kb_env, addr))
+    assert debug.code == 3
+    assert b"the server answered plain HTTP, not TLS, while reading secret/data/x (SSL: " in (
+        debug.err), debug  # OpenSSL's own reason, under --debug
+
+
+def test_a_server_that_is_not_vault_is_named_as_such(
+    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+) -> None:
+    def web_page(handler: BaseHTTPRequestHandler) -> None:
+        page = b"<!doctype html><title>Not Found</title><h1>Not Found</h1>"
+        handler.send_response(404)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Length", str(len(page)))
+        handler.end_headers()
+        handler.wfile.write(page)
+
+    server = stand_ins(web_page)
+    result = run(VAULT_GET, vault_env(kb_env, server.url))
+    assert result.err == (
+        f"keybroker: vault: {server.url} is not a Vault server ({server.url}/v1/sys/health "
+        "answered HTTP 404 without Vault's health JSON); point addr (or VAULT_ADDR) at the "
+        "Vault/OpenBao server, e.g. https://vault.example.com:8200 (no path after the port)\n"
+    ).encode()
+    assert_fails(result, 2, secrets=[TOKEN])
+
+    def ok_page(handler: BaseHTTPRequestHandler) -> None:
+        page = b"<!doctype html><title>Welcome</title>"
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Length", str(len(page)))
+        handler.end_headers()
+        handler.wfile.write(page)
+
+    html = stand_ins(ok_page)
+    assert_fails(run(VAULT_GET, vault_env(kb_env, html.url)), 2,
+                 f"{html.url} is not a Vault server", secrets=[TOKEN])
+
+
+def test_addr_ending_in_v1_is_a_config_error_with_the_fix(kb_env: KbEnv) -> None:
+    for addr in ("http://127.0.0.1:8200/v1", "https://vault.example.com/v1/"):
+        result = run(VAULT_GET, vault_env(kb_env, addr))
+        bare = addr.rstrip("/")[:-3]
+        assert result.err == (
+            f"keybroker: vault: addr {addr.rstrip('/')!r} ends in /v1; the API prefix is added "
+            f"by keybroker; set addr (or VAULT_ADDR) to {bare!r}\n"
+        ).encode()
+        assert_fails(result, 2)
