@@ -582,3 +582,21 @@ def test_an_id_token_with_another_nonce_is_refused() -> None:
     for body in (id_token(sub="mallory", nonce="n-2"), id_token(sub="mallory")):
         with pytest.raises(AccessDenied, match="the ID token does not answer this sign-in"):
             check_nonce(body, "n-1", "profile 'web'")
+
+
+def test_interactive_credential_sign_in_slower_than_the_timeout_then_answers(
+    kb_env: KbEnv, oidc_provider: OidcProvider
+) -> None:
+    """``keybroker credential`` in Claude Code's interactive context signs the person in; the
+    person takes longer than KEYBROKER_TIMEOUT, and the answer after the sign-in still comes."""
+    # storage "none": the answer after the sign-in is a fresh refresh at the provider
+    kb_env.write_config(device_profile(oidc_provider, "web", client="browser-client",
+                                       grant="authorization_code") + 'storage = "none"\n')
+    browser = kb_env.base / "slow_browser.sh"
+    browser.write_text(f'#!/bin/sh\nsleep 5\nexec "{sys.executable}" "{SIGN_IN}" "$1" bob\n')
+    browser.chmod(0o755)
+    env = dict(kb_env, BROWSER=str(browser), KEYBROKER_TIMEOUT="3",
+               CLAUDE_HELPER_CONTEXT="interactive")
+    answer = run(["keybroker", "credential", "web"], env, timeout=180)
+    assert answer.code == 0, answer
+    assert verify(oidc_provider, answer.stdout.strip())["sub"] == "bob"

@@ -397,6 +397,8 @@ class Session:
                 exc, self.spec, self.ctx, doing=f"reading {self.spec.api_path}",
                 denied_hint=self._denied_hint(), missing=self._missing(answer),
             )
+        if isinstance(error, AccessDenied) and self.login is not None and self.login.token:
+            error = self._no_usable_mount() or error
         if isinstance(error, AccessDenied) and self.login is not None and not self.login.token:
             raise LoginRequired(
                 f"{self.spec.label}: no Vault token (token_env, VAULT_TOKEN, ~/.vault-token) "
@@ -404,6 +406,30 @@ class Session:
                 "run 'vault login' (or 'bao login'), export VAULT_TOKEN, or set auth_method",
             )
         raise error
+
+    def _no_usable_mount(self) -> AccessDenied | None:
+        """A refusal explained by the mount: Vault's UI preflight (``sys/internal/ui/mounts``,
+        open to every token) refuses with "preflight capability check" when no mount at that
+        path is one the token may use (it does not exist, or nothing under it is allowed);
+        None when the mount is there (the policy on the path is the problem) or it cannot
+        tell."""
+        spec = self.spec
+        if path_fix(spec):
+            return None
+        try:
+            self.client.adapter.get(f"/v1/sys/internal/ui/mounts/{spec.api_path}")
+        except Exception as exc:
+            errors = " ".join(str(e) for e in getattr(exc, "errors", None) or []).lower()
+            if "preflight capability check" not in errors:
+                return None
+            top = spec.api_path.split("/", 1)[0]
+            return AccessDenied(
+                f"{spec.label}: permission denied reading {spec.api_path}: {spec.addr} has no "
+                f"mount '{top}/' this token may use (it does not exist, or the token's "
+                "policies allow nothing under it)",
+                "check mount (vault secrets list shows the mounts) and the token's policies",
+            )
+        return None
 
     def read(self) -> Read:
         """Authenticate and read; a cached login the server no longer accepts is replaced.
