@@ -600,3 +600,32 @@ def test_interactive_credential_sign_in_slower_than_the_timeout_then_answers(
     answer = run(["keybroker", "credential", "web"], env, timeout=180)
     assert answer.code == 0, answer
     assert verify(oidc_provider, answer.stdout.strip())["sub"] == "bob"
+
+
+def test_peer_uid_names_the_owner_of_a_loopback_connection() -> None:
+    """/proc/net/tcp gives the connecting socket's owner (what the sign-in callback checks)."""
+    import os  # noqa: PLC0415
+
+    from keybroker.sources.oidc.peer import NO_OWNER, peer_uid  # noqa: PLC0415
+
+    assert Path("/proc/net/tcp").exists(), "Linux with /proc: the callback checks the peer"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        with socket.create_connection(listener.getsockname()) as client:
+            accepted, address = listener.accept()
+            with accepted:
+                assert peer_uid(address, accepted.getsockname()) == os.getuid()
+                # a client end that does not exist is no one's (never "ours")
+                assert peer_uid(("127.0.0.1", 1), accepted.getsockname()) == NO_OWNER
+                assert client.getsockname() == address
+
+
+def test_peer_addresses_are_written_as_the_kernel_writes_them() -> None:
+    from keybroker.sources.oidc.peer import _hex_address, _same  # noqa: PLC0415
+
+    assert _hex_address("127.0.0.1", 8250) == "0100007F:203A"
+    assert _hex_address("::1", 8250) == "00000000000000000000000001000000:203A"
+    assert _hex_address("::ffff:127.0.0.1", 80) == "0100007F:0050"
+    assert _same("0000000000000000FFFF00000100007F:0050", "0100007F:0050")
+    assert not _same("0000000000000000FFFF00000200007F:0050", "0100007F:0050")

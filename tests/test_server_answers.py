@@ -462,3 +462,16 @@ def test_addr_ending_in_v1_is_a_config_error_with_the_fix(kb_env: KbEnv) -> None
             f"by keybroker; set addr (or VAULT_ADDR) to {bare!r}\n"
         ).encode()
         assert_fails(result, 2)
+
+
+def test_https_issuer_of_a_plain_http_server_says_so(
+    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+) -> None:
+    server = stand_ins(lambda h: send_json(h, b"{}"))
+    issuer = server.url.replace("http://", "https://")
+    result = run(["keybroker", "get", "gw", "--no-cache"], oidc_env(kb_env, issuer))
+    assert result.err == (
+        f"keybroker: oidc: discovery for {issuer}: {issuer} answered plain HTTP, not TLS; "
+        "check the issuer's scheme and port\n"
+    ).encode()
+    assert_fails(result, 3, secrets=["oidc-client-secret-0123456789"])

@@ -23,6 +23,11 @@ from keybroker.sources import answers
 
 #: Same-origin redirects followed per request (a Vault behind a path-rewriting proxy: one).
 MAX_REDIRECTS = 3
+#: OpenSSL's words when the other end answered something that is not TLS (plain HTTP).
+_NOT_TLS = ("wrong version number", "wrong_version_number", "http request",
+            "record layer failure", "unknown protocol", "packet length too long")
+#: Longest OpenSSL reason shown (under --debug, or when nothing else explains the failure).
+MAX_REASON = 200
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -113,3 +118,35 @@ def _chunks(response: Any) -> Iterator[bytes]:
         if not chunk:
             return
         yield chunk
+
+
+def ssl_reason(exc: BaseException) -> str:
+    """OpenSSL's reason inside requests' wrapping (``[SSL: …] … (_ssl.c:1000)``), printable."""
+    import ssl  # noqa: PLC0415
+
+    seen: BaseException | None = exc
+    text = str(exc)
+    for _ in range(8):  # requests' SSLError → urllib3's MaxRetryError → ssl.SSLError
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLError):
+            text = str(seen)
+            break
+        nested = [a for a in getattr(seen, "args", ()) if isinstance(a, BaseException)]
+        seen = getattr(seen, "reason", None) or (nested[0] if nested else None) or (
+            seen.__cause__ or seen.__context__)
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(text.split())[:MAX_REASON]
+
+
+def tls_failure(exc: BaseException) -> tuple[str, str]:
+    """What kind of TLS failure ``exc`` is, and OpenSSL's reason: ``plain-http`` (the server
+    answered without TLS: an https:// address of an http port), ``verify`` (the certificate is
+    not trusted), or ``other``. Each needs different advice; "set ca_cert" fits only one."""
+    reason = ssl_reason(exc)
+    low = reason.lower()
+    if any(word in low for word in _NOT_TLS):
+        return "plain-http", reason
+    if "certificate" in low or "verify" in low or not reason:
+        return "verify", reason
+    return "other", reason

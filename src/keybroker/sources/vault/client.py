@@ -112,45 +112,20 @@ def server_said(exc: Exception) -> str:
     return f" (server said: {text})"
 
 
-#: OpenSSL's words when the other end answered something that is not TLS (plain HTTP).
-_NOT_TLS = ("wrong version number", "wrong_version_number", "http request", "record layer failure",
-            "unknown protocol", "packet length too long")
-
-
-def ssl_reason(exc: BaseException) -> str:
-    """OpenSSL's reason inside requests' wrapping (``[SSL: …] … (_ssl.c:1000)``), printable."""
-    import ssl  # noqa: PLC0415
-
-    seen: BaseException | None = exc
-    text = str(exc)
-    for _ in range(8):  # requests → urllib3 MaxRetryError → SSLError
-        if seen is None:
-            break
-        if isinstance(seen, ssl.SSLError):
-            text = str(seen)
-            break
-        nested = [a for a in getattr(seen, "args", ()) if isinstance(a, BaseException)]
-        seen = getattr(seen, "reason", None) or (nested[0] if nested else None) or (
-            seen.__cause__ or seen.__context__)
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
-    return " ".join(text.split())[:SERVER_DETAIL]
-
-
 def tls_error(exc: BaseException, where: str, doing: str, debug: bool) -> Unreachable:
     """A TLS failure, told apart: a plain-HTTP server, an untrusted certificate, the rest.
 
     The advice differs (an http:// address or the right port; ca_cert; the reason itself),
     and OpenSSL's reason is shown with --debug.
     """
-    reason = ssl_reason(exc)
+    kind, reason = httpsession.tls_failure(exc)
     shown = f" (SSL: {reason})" if debug and reason else ""
-    low = reason.lower()
-    if any(word in low for word in _NOT_TLS):
+    if kind == "plain-http":
         return Unreachable(
             f"{where}: the server answered plain HTTP, not TLS, while {doing}{shown}",
             "use an http:// address, or check the port (https is usually on another one)",
         )
-    if "certificate" in low or "verify" in low or not reason:
+    if kind == "verify":
         return Unreachable(
             f"{where}: TLS verification failed while {doing}{shown}",
             "set ca_cert (or VAULT_CACERT) to the CA that signed the server's certificate",
