@@ -26,6 +26,7 @@ from keybroker.sources.oidc import SOURCE
 from keybroker.sources.oidc.tokens import login_key
 from tests.conftest import KbEnv
 from tests.fixtures.oidc_provider import CI_AUDIENCE, GITLAB_ISSUER, OidcProvider
+from tests.fixtures.users import OsUser
 from tests.kb import Result, assert_fails, assert_nowhere, exe, run
 
 pytestmark = pytest.mark.integration
@@ -513,3 +514,118 @@ def test_doctor_checks_discovery_jwks_secret_and_login(
     checks = {c.label: c for c in SOURCE.doctor(Request("oidc", cc, profile="gw"), ctx)}
     assert not checks["oidc client secret"].ok
     assert "NOT_SET_ANYWHERE is not set" in checks["oidc client secret"].detail
+
+
+HOSTILE_FIRST = """
+import subprocess, sys, urllib.error, urllib.parse, urllib.request
+url = sys.argv[1]
+query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+redirect, state = query["redirect_uri"], query["state"]
+
+def status(target):
+    try:
+        return urllib.request.urlopen(target, timeout=10).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+seen = [status(redirect + "?error=access_denied")]  # a stray error, no state
+seen.append(status(redirect + "?" + urllib.parse.urlencode(
+    {"state": "not-" + state, "code": "forged"})))
+# another local user, holding the victim's state and their own code
+other = subprocess.run(["setpriv", "--reuid", sys.argv[3], "--regid", sys.argv[4],
+                        "--clear-groups", "/usr/bin/python3", "-c",
+                        "import sys, urllib.request, urllib.error\\n"
+                        "try: print(urllib.request.urlopen(sys.argv[1], timeout=10).status)\\n"
+                        "except urllib.error.HTTPError as e: print(e.code)",
+                        redirect + "?" + urllib.parse.urlencode(
+                            {"state": state, "code": "the-other-persons-code"})],
+                       capture_output=True, text=True, check=False)
+seen.append(int(other.stdout.strip() or 0))
+open(sys.argv[5], "w").write(" ".join(map(str, seen)))
+subprocess.run([sys.executable, sys.argv[2], url, "bob"], check=True)
+"""
+
+
+def test_browser_login_ignores_callbacks_that_are_not_the_persons(
+    kb_env: KbEnv, oidc_provider: OidcProvider, other_user: OsUser
+) -> None:
+    """A stray ``?error=`` and a forged redirect (wrong state; right state from another local
+    user) are answered 400/403 and ignored; the person's own redirect then signs them in."""
+    kb_env.write_config(device_profile(oidc_provider, "web", client="browser-client",
+                                       grant="authorization_code"))
+    script = kb_env.base / "hostile_browser.py"
+    script.write_text(HOSTILE_FIRST)
+    statuses = kb_env.base / "statuses"
+    browser = kb_env.base / "browser.sh"
+    browser.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{script}" "$1" "{SIGN_IN}" '
+                       f'{other_user.uid} {other_user.gid} "{statuses}"\n')
+    browser.chmod(0o755)
+    kb_env["BROWSER"] = str(browser)
+    login = run(["keybroker", "login", "web"], kb_env, timeout=180)
+    assert login.code == 0, login
+    assert statuses.read_text() == "400 400 403"
+    assert login.stderr.splitlines()[-1] == ("keybroker: signed in as bob; 'keybroker get web' "
+                                             "now works without prompting")
+    refreshed = token_of(run(["keybroker", "get", "web", "--no-cache"], kb_env))
+    assert verify(oidc_provider, refreshed)["sub"] == "bob"
+
+
+def test_an_id_token_with_another_nonce_is_refused() -> None:
+    from keybroker.errors import AccessDenied  # noqa: PLC0415
+    from keybroker.sources.oidc.flows import check_nonce  # noqa: PLC0415
+
+    def id_token(**claims: Any) -> dict[str, Any]:
+        return {"id_token": jwt.encode(claims, "k" * 32, algorithm="HS256")}
+
+    check_nonce(id_token(sub="bob", nonce="n-1"), "n-1", "profile 'web'")
+    check_nonce({"access_token": "x"}, "n-1", "profile 'web'")  # no ID token: nothing to check
+    for body in (id_token(sub="mallory", nonce="n-2"), id_token(sub="mallory")):
+        with pytest.raises(AccessDenied, match="the ID token does not answer this sign-in"):
+            check_nonce(body, "n-1", "profile 'web'")
+
+
+def test_interactive_credential_sign_in_slower_than_the_timeout_then_answers(
+    kb_env: KbEnv, oidc_provider: OidcProvider
+) -> None:
+    """``keybroker credential`` in Claude Code's interactive context signs the person in; the
+    person takes longer than KEYBROKER_TIMEOUT, and the answer after the sign-in still comes."""
+    # storage "none": the answer after the sign-in is a fresh refresh at the provider
+    kb_env.write_config(device_profile(oidc_provider, "web", client="browser-client",
+                                       grant="authorization_code") + 'storage = "none"\n')
+    browser = kb_env.base / "slow_browser.sh"
+    browser.write_text(f'#!/bin/sh\nsleep 5\nexec "{sys.executable}" "{SIGN_IN}" "$1" bob\n')
+    browser.chmod(0o755)
+    env = dict(kb_env, BROWSER=str(browser), KEYBROKER_TIMEOUT="3",
+               CLAUDE_HELPER_CONTEXT="interactive")
+    answer = run(["keybroker", "credential", "web"], env, timeout=180)
+    assert answer.code == 0, answer
+    assert verify(oidc_provider, answer.stdout.strip())["sub"] == "bob"
+
+
+def test_peer_uid_names_the_owner_of_a_loopback_connection() -> None:
+    """/proc/net/tcp gives the connecting socket's owner (what the sign-in callback checks)."""
+    import os  # noqa: PLC0415
+
+    from keybroker.sources.oidc.peer import NO_OWNER, peer_uid  # noqa: PLC0415
+
+    assert Path("/proc/net/tcp").exists(), "Linux with /proc: the callback checks the peer"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        with socket.create_connection(listener.getsockname()) as client:
+            accepted, address = listener.accept()
+            with accepted:
+                assert peer_uid(address, accepted.getsockname()) == os.getuid()
+                # a client end that does not exist is no one's (never "ours")
+                assert peer_uid(("127.0.0.1", 1), accepted.getsockname()) == NO_OWNER
+                assert client.getsockname() == address
+
+
+def test_peer_addresses_are_written_as_the_kernel_writes_them() -> None:
+    from keybroker.sources.oidc.peer import _hex_address, _same  # noqa: PLC0415
+
+    assert _hex_address("127.0.0.1", 8250) == "0100007F:203A"
+    assert _hex_address("::1", 8250) == "00000000000000000000000001000000:203A"
+    assert _hex_address("::ffff:127.0.0.1", 80) == "0100007F:0050"
+    assert _same("0000000000000000FFFF00000100007F:0050", "0100007F:0050")
+    assert not _same("0000000000000000FFFF00000200007F:0050", "0100007F:0050")

@@ -1212,3 +1212,50 @@ def test_no_cache_context_logs_in_afresh(bao: OpenBao, kb_env: KbEnv) -> None:
     assert fetch(False) == key  # the cached login: the single-use secret_id is not spent again
     with pytest.raises(AccessDenied):
         fetch(True)  # a fresh login: the spent secret_id is refused
+
+
+def test_a_missing_mount_is_named_as_such(bao: OpenBao, kb_env: KbEnv) -> None:
+    """Vault answers a path under no mount with 'no handler for route': the mount is what is
+    missing, not the secret."""
+    mount = f"nomount-{uid()}"
+    env = vault_env(kb_env, bao, bao.root_token)
+    result = run(["keybroker-vault", "--mount", mount, "--path", "app", "--field", "key"], env)
+    assert result.err == (
+        f"keybroker: vault: there is no secrets engine mounted at '{mount}/' on {bao.addr}; "
+        "set mount to where the KV engine is mounted (vault secrets list), or enable one: "
+        f"vault secrets enable -path={mount} kv-v2\n"
+    ).encode()
+    assert_fails(result, 5, secrets=[bao.root_token])
+    # an existing mount without the secret keeps its own message
+    assert_fails(run(["keybroker-vault", "--path", f"none-{uid()}", "--field", "key"], env),
+                 5, "no secret at secret/data/none-", "check mount and path")
+    # a token that may not look beyond its paths gets 403 for both; the preflight tells
+    token = child_token(bao, read_policy(bao, "secret/data/app"))
+    limited = run(["keybroker-vault", "--mount", mount, "--path", "app", "--field", "key"],
+                  dict(env, VAULT_TOKEN=token))
+    assert limited.err == (
+        f"keybroker: vault: permission denied reading {mount}/data/app: {bao.addr} has no "
+        f"mount '{mount}/' this token may use (it does not exist, or the token's policies "
+        "allow nothing under it); check mount (vault secrets list shows the mounts) and the "
+        "token's policies\n"
+    ).encode()
+    assert_fails(limited, 4, secrets=[token])
+    denied = run(["keybroker-vault", "--path", f"other-{uid()}", "--field", "key"],
+                 dict(env, VAULT_TOKEN=token))
+    assert_fails(denied, 4, "may not allow 'read' on secret/data/other-")  # the mount exists
+
+
+def test_missing_jwt_variable_in_gitlab_points_at_id_tokens(kb_env: KbEnv) -> None:
+    kb_env.write_config('[profiles.ci]\nsource = "vault"\npath = "app"\nfield = "key"\n'
+                        'auth_method = "jwt"\nrole = "ci"\njwt_env = "VAULT_ID_TOKEN"\n')
+    env = dict(kb_env, VAULT_ADDR="http://127.0.0.1:9", GITLAB_CI="true")
+    gitlab = run(["keybroker", "get", "ci"], env)
+    assert gitlab.err == (
+        b"keybroker: profile 'ci': vault: jwt_env names $VAULT_ID_TOKEN, which is not set or "
+        b"empty; add to the job in .gitlab-ci.yml:  id_tokens: { VAULT_ID_TOKEN: { aud: <the "
+        b"audience the Vault role is bound to> } }\n"
+    )
+    assert_fails(gitlab, 2)
+    elsewhere = run(["keybroker", "get", "ci"], dict(env, GITLAB_CI=""))
+    assert_fails(elsewhere, 2, "export VAULT_ID_TOKEN (in CI: add it as a masked secret "
+                 "variable)")

@@ -13,7 +13,12 @@ import secrets
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +26,7 @@ import pytest
 from tests.conftest import KbEnv
 from tests.fixtures.oidc_provider import OidcProvider
 from tests.fixtures.openbao import OpenBao
+from tests.fixtures.users import OsUser
 from tests.kb import assert_fails, assert_key, assert_nowhere, exe, run
 
 pytestmark = pytest.mark.integration
@@ -217,9 +223,13 @@ def oidc_vault(openbao: OpenBao, oidc_provider: OidcProvider) -> dict[str, str]:
     return {"path": path, "role": role, "key": key}
 
 
-def login_following_printed_url(argv: list[str], env: dict[str, str],
-                                 login_name: str) -> tuple[int, bytes, bytes]:
-    """Run ``keybroker login … --no-open``; sign in at the URL it prints, as a person would."""
+def login_following_printed_url(argv: list[str], env: dict[str, str], login_name: str,
+                                 before: Callable[[str], None] | None = None,
+                                 ) -> tuple[int, bytes, bytes]:
+    """Run ``keybroker login … --no-open``; sign in at the URL it prints, as a person would.
+
+    ``before(url)`` runs first, in the signer's thread (a slow person, a hostile neighbour).
+    """
     proc = subprocess.Popen([exe("keybroker"), *argv], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None
@@ -232,6 +242,8 @@ def login_following_printed_url(argv: list[str], env: dict[str, str],
             url = line.decode().strip()
 
             def follow(url: str = url) -> None:
+                if before is not None:
+                    before(url)
                 signer.append(subprocess.run([sys.executable, str(SIGN_IN), url, login_name],
                                              capture_output=True, timeout=120, check=False))
 
@@ -346,3 +358,91 @@ def test_person_login_is_renewed_while_renewable(
     with pytest.raises(LoginRequired) as needed:
         fetch()
     assert needed.value.hint == "run: keybroker login team"
+
+
+def sso_profile(kb_env: KbEnv, openbao: OpenBao, oidc_vault: dict[str, str]) -> None:
+    kb_env["VAULT_ADDR"] = openbao.addr
+    kb_env.write_config(
+        f'[profiles.sso]\nsource = "vault"\npath = "{oidc_vault["path"]}"\nfield = "key"\n'
+        f'auth_method = "oidc"\nrole = "{oidc_vault["role"]}"\n'
+        'redirect_uri = "http://127.0.0.1:0/oidc/callback"\n'
+    )
+
+
+def test_a_sign_in_slower_than_the_timeout_still_reads_the_key(
+    openbao: OpenBao, oidc_vault: dict[str, str], kb_env: KbEnv
+) -> None:
+    """The person takes longer than KEYBROKER_TIMEOUT at the browser; the read after the
+    sign-in gets a whole budget of its own (it used what was left since the start: none)."""
+    sso_profile(kb_env, openbao, oidc_vault)
+    env = dict(kb_env, KEYBROKER_TIMEOUT="3")
+    code, out, err = login_following_printed_url(["login", "sso", "--no-open"], env, "alice",
+                                                 before=lambda url: time.sleep(5))
+    assert code == 0, err
+    assert out == b""
+    assert err.decode().splitlines()[-1] == (
+        f"keybroker: signed in to {openbao.addr} (oidc); 'keybroker get sso' now works "
+        "without prompting")
+    assert_key(run(["keybroker", "get", "sso"], env), oidc_vault["key"])
+
+
+def status_of(url: str) -> int:
+    try:
+        return int(urllib.request.urlopen(url, timeout=10).status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_vault_sign_in_ignores_stray_and_other_users_callbacks(
+    openbao: OpenBao, oidc_vault: dict[str, str], kb_env: KbEnv, other_user: OsUser
+) -> None:
+    """Before the person's browser returns: a stray ``?error=`` (no state) and another local
+    user's redirect carrying the right state are answered 400/403 and ignored."""
+    sso_profile(kb_env, openbao, oidc_vault)
+    seen: list[int] = []
+
+    def neighbours(url: str) -> None:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+        redirect, state = query["redirect_uri"], query["state"]
+        seen.append(status_of(redirect + "?error=access_denied&error_description=stray"))
+        forged = redirect + "?" + urllib.parse.urlencode({"state": state, "code": "theirs"})
+        other = subprocess.run(
+            ["setpriv", "--reuid", str(other_user.uid), "--regid", str(other_user.gid),
+             "--clear-groups", "/usr/bin/python3", "-c",
+             "import sys, urllib.request, urllib.error\n"
+             "try: print(urllib.request.urlopen(sys.argv[1], timeout=10).status)\n"
+             "except urllib.error.HTTPError as e: print(e.code)", forged],
+            capture_output=True, text=True, timeout=30, check=False)
+        seen.append(int(other.stdout.strip() or 0))
+
+    code, _, err = login_following_printed_url(["login", "sso", "--no-open"], dict(kb_env),
+                                               "alice", before=neighbours)
+    assert seen == [400, 403]
+    assert code == 0, err
+    assert err.decode().splitlines()[-1].startswith(f"keybroker: signed in to {openbao.addr}")
+    assert_key(run(["keybroker", "get", "sso"], kb_env), oidc_vault["key"])
+
+
+def test_a_login_token_ttl_too_short_to_cache_says_what_to_change(
+    openbao: OpenBao, kb_env: KbEnv
+) -> None:
+    enable_auth(openbao, "userpass", "userpass")
+    path, user, key = f"short-{uid()}", f"brief-{uid()}", new_key()
+    password = "pw-" + secrets.token_hex(12)
+    openbao.kv_put(path, {"key": key})
+    openbao.api("POST", f"auth/userpass/users/{user}",
+                {"password": password, "token_policies": [read_policy(openbao, path)],
+                 "token_ttl": "20s", "token_max_ttl": "20s"})
+    kb_env["VAULT_ADDR"] = openbao.addr
+    kb_env.write_config(
+        f'[profiles.brief]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
+        f'auth_method = "userpass"\nusername = "{user}"\n'
+    )
+    login = run(["keybroker", "login", "brief", "--password-stdin"], kb_env,
+                stdin=password.encode() + b"\n")
+    assert login.err == (
+        f"keybroker: profile 'brief': vault: signed in, but Vault gave the login token a TTL "
+        f"of 20s, too short to cache (keybroker needs more than 30s); ask the Vault admin to "
+        f"raise token_ttl (e.g. to 1h) of user '{user}' at auth/userpass\n"
+    ).encode()
+    assert_fails(login, 2, secrets=[password])

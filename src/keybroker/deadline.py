@@ -50,6 +50,18 @@ def mark_call_start(started: float | None = None) -> float:
     return _CALL_START[0]
 
 
+def restart_call() -> float:
+    """A person's sign-in is over: what the call does next gets a whole budget again.
+
+    ``keybroker login`` (and ``credential``'s interactive sign-in) waits for the person, as
+    long as they take; the read that follows must not be charged for that wait, or a sign-in
+    slower than ``KEYBROKER_TIMEOUT`` would end in "gave up after 20s" with a valid login
+    cached. Only an interactive sign-in calls this, once, when it has finished: every other
+    call keeps the one deadline counted from its start (DESIGN section 2).
+    """
+    return mark_call_start()
+
+
 def for_call(seconds: float) -> Deadline:
     """The call's deadline: ``seconds`` from when the call began (or from now)."""
     return Deadline(seconds, _CALL_START[0] if _CALL_START else None)

@@ -114,6 +114,7 @@ def sign_in(
     from keybroker import clock  # noqa: PLC0415
     from keybroker.cache.store import CacheAux  # noqa: PLC0415
     from keybroker.cli.common import environment, open_cache, profile_request  # noqa: PLC0415
+    from keybroker.deadline import restart_call  # noqa: PLC0415
     from keybroker.errors import UsageError  # noqa: PLC0415
     from keybroker.model import Deadline  # noqa: PLC0415
     from keybroker.sources.base import FetchContext  # noqa: PLC0415
@@ -157,6 +158,7 @@ def sign_in(
     )
     received_at = clock.now()
     body = run_flow(request, ctx, chosen, ui, open_browser=not no_open)
+    restart_call()  # the person took their time: what follows gets a whole budget again
     which = str(request.settings.get("token") or "access_token")
     secret = to_secret(body, which, grant, request.where(), received_at)
     _prime_cache(request, env, cache, secret, SOURCE)
@@ -170,6 +172,7 @@ def _vault_login(
 ) -> None:
     """Sign in to Vault as a person, cache the token, then read the key once (and cache it)."""
     from keybroker.cache.store import CacheAux  # noqa: PLC0415
+    from keybroker.deadline import restart_call  # noqa: PLC0415
     from keybroker.errors import KeybrokerError, UsageError  # noqa: PLC0415
     from keybroker.model import Deadline  # noqa: PLC0415
     from keybroker.resolve import resolve  # noqa: PLC0415
@@ -198,6 +201,9 @@ def _vault_login(
 
     sign_in(spec, request.settings, ctx, ui, lambda: _read_password(spec, password_stdin),
             open_browser=not no_open)
+    # The sign-in waited for the person (a browser, a password prompt); the read that follows
+    # gets a whole KEYBROKER_TIMEOUT of its own, not what is left of it since the start.
+    restart_call()
     who = f" as {spec.username}" if spec.username else ""
     try:
         resolve(request, env, cache=cache)

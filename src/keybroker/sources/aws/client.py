@@ -119,7 +119,7 @@ def make_client(
             aws_session_token=credentials["SessionToken"],
         )
     try:
-        return clients.session.create_client(service, **kwargs)
+        client = clients.session.create_client(service, **kwargs)
     except botocore.exceptions.NoRegionError:
         raise UsageError(
             f"{where}: no AWS region is set",
@@ -130,6 +130,49 @@ def make_client(
     except (botocore.exceptions.InvalidRegionError, ValueError) as exc:
         raise UsageError(f"{where}: invalid AWS client setting ({type(exc).__name__})",
                          "check region and endpoint_url") from None
+    _bound_answers(client, f"{where}: {service} at {target.endpoint_url or 'AWS'}")
+    return client
+
+
+def _bound_answers(client: Any, what: str) -> None:
+    """Read every answer of ``client`` bounded in size and JSON depth (exit 6 otherwise).
+
+    botocore reads a whole body into memory and parses it itself (a 100 MB answer from a
+    hostile ``endpoint_url`` took 345 MB; JSON nested 100000 deep raised RecursionError). Its
+    HTTP session leaves a body unread when the request is marked ``stream_output``, so it is
+    marked, and the body is read here, in chunks, stopping at the bound
+    (:mod:`keybroker.sources.answers`); botocore then parses what was read. Without that
+    session (a botocore that changed it) nothing is wrapped.
+    """
+    from keybroker.sources import answers  # noqa: PLC0415
+
+    http = getattr(getattr(client, "_endpoint", None), "http_session", None)
+    send = getattr(http, "send", None)
+    if http is None or send is None:  # pragma: no cover - botocore internals moved
+        return
+
+    def bounded_send(request: Any) -> Any:
+        streaming = request.stream_output
+        request.stream_output = True  # botocore then leaves the body unread
+        try:
+            response = send(request)
+        finally:
+            request.stream_output = streaming
+        if streaming:  # pragma: no cover - no streaming operation is used
+            return response
+        raw = response.raw
+        try:
+            body = answers.read_capped(raw.stream(answers.CHUNK), what,
+                                       declared=response.headers.get("content-length"))
+        except BaseException:
+            raw.close()  # not read to its end: the connection is dropped, not reused
+            raise
+        if answers.looks_like_json(body):
+            answers.check_depth(body, what)
+        response._content = body  # what AWSResponse.content would have read (unbounded)
+        return response
+
+    http.send = bounded_send
 
 
 def call(

@@ -11,6 +11,7 @@ from keybroker.errors import (
     InvalidSecret,
     SecretNotFound,
 )
+from keybroker.sources.answers import loads
 from keybroker.sources.aws.target import EXPIRES_FIELD, WHOLE_DOCUMENT, Target
 from keybroker.sources.base import FetchContext
 from keybroker.sources.values import field_names, parse_time, register_leaves
@@ -22,7 +23,7 @@ def _parse_json_object(text: str) -> dict[str, Any] | None:
     if not text.lstrip().startswith("{"):
         return None
     try:
-        doc = json.loads(text)
+        doc = loads(text, "the secret's JSON")  # exit 6 when absurdly nested
     except ValueError:
         return None
     return doc if isinstance(doc, dict) else None

@@ -201,7 +201,16 @@ def _b64(data: bytes) -> str:
 
 
 class _Callback:
-    """The one redirect the browser brings back, captured by a loopback HTTP server."""
+    """The one redirect the person's browser brings back, captured by a loopback HTTP server.
+
+    Any local user can connect to a loopback port, so a request is taken only when it is the
+    person's: its ``state`` is this login's (set with :meth:`expect` before the browser is
+    sent), and, where the system says who owns the connecting socket (Linux, via
+    :mod:`keybroker.sources.oidc.peer`), that is this process's user. Anything else is
+    answered 400/403 and ignored: the wait goes on until the person's own redirect arrives
+    or the login's deadline passes, so a stray ``?error=x`` cannot abort a sign-in and a
+    forged redirect with another person's code cannot complete it.
+    """
 
     def __init__(self, redirect: str, where: str) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: PLC0415
@@ -214,6 +223,8 @@ class _Callback:
             )
         self.path = parts.path or "/"
         self.params: dict[str, str] | None = None
+        self.state: str | None = None
+        self.ignored = 0
         self.event = threading.Event()
         owner = self
 
@@ -224,24 +235,41 @@ class _Callback:
                     self.send_error(404)
                     return
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                refusal = owner.refusal(query, self.client_address,
+                                        self.connection.getsockname())
+                if refusal is not None:
+                    owner.ignored += 1
+                    self._answer(refusal[0], refusal[1])
+                    return
                 owner.params = query
                 ok = "code" in query
-                text = ("Signed in. You can close this window and return to the terminal."
-                        if ok else "Sign-in failed. Return to the terminal for details.")
+                self._answer(200 if ok else 400,
+                             "Signed in. You can close this window and return to the terminal."
+                             if ok else "Sign-in failed. Return to the terminal for details.")
+                owner.event.set()
+
+            def _answer(self, status: int, text: str) -> None:
                 payload = f"<!doctype html><title>keybroker</title><p>{text}</p>".encode()
-                self.send_response(200 if ok else 400)
+                self.send_response(status)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
-                owner.event.set()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # the query carries the code: never log it
 
         host = parts.hostname or "127.0.0.1"
+        server_class = ThreadingHTTPServer
+        if ":" in host:
+            import socket  # noqa: PLC0415
+
+            class Server6(ThreadingHTTPServer):
+                address_family = socket.AF_INET6
+
+            server_class = Server6
         try:
-            self.server = ThreadingHTTPServer((host, parts.port or 0), Handler)
+            self.server = server_class((host, parts.port or 0), Handler)
         except OSError as exc:
             raise UsageError(
                 f"{where}: cannot listen on {host}:{parts.port or 0} for the browser redirect "
@@ -252,6 +280,24 @@ class _Callback:
         self.redirect_uri = f"http://{host}:{port}{self.path}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def expect(self, state: str) -> None:
+        """The ``state`` this login sent: only a redirect carrying it is taken."""
+        self.state = state
+
+    def refusal(self, query: dict[str, str], client: Any, server: Any) -> tuple[int, str] | None:
+        """Why this request is not the person's redirect (status, page text), or None."""
+        import hmac  # noqa: PLC0415
+        import os  # noqa: PLC0415
+
+        from keybroker.sources.oidc.peer import peer_uid  # noqa: PLC0415
+
+        if not self.state or not hmac.compare_digest(query.get("state", ""), self.state):
+            return 400, "This is not the sign-in keybroker is waiting for."
+        uid = peer_uid((str(client[0]), int(client[1])), (str(server[0]), int(server[1])))
+        if uid is None or uid == os.getuid():
+            return None  # ours (or the system cannot say who connected: state alone decides)
+        return 403, "This sign-in belongs to another user of this computer."
 
     def close(self) -> None:
         self.server.shutdown()
@@ -308,17 +354,16 @@ def browser_flow(
             "code_challenge_method": "S256",
             **target_params(settings),
         }
+        nonce = None
         if "openid" in params.get("scope", "").split():
-            params["nonce"] = _b64(secrets.token_bytes(18))
+            nonce = params["nonce"] = _b64(secrets.token_bytes(18))
         sep = "&" if "?" in auth_url else "?"
         url = auth_url + sep + urlencode(params)
+        callback.expect(state)
         wait_for_browser(callback, url, ui, ctx, open_browser)
     finally:
         callback.close()
     answer = callback.params or {}
-    if answer.get("state") != state:
-        raise AccessDenied(f"{where}: the browser redirect did not carry this login's state",
-                           "run the login again; close other sign-in tabs")
     if "error" in answer:
         from keybroker.sources.oidc.http import _clean  # noqa: PLC0415
 
@@ -333,4 +378,24 @@ def browser_flow(
         "redirect_uri": callback.redirect_uri,
         "code_verifier": verifier,
     }
-    return _exchange(request, ctx, data)
+    body = _exchange(request, ctx, data)
+    check_nonce(body, nonce, where)
+    return body
+
+
+def check_nonce(body: dict[str, Any], nonce: str | None, where: str) -> None:
+    """An ID token answering this sign-in must carry the ``nonce`` it sent (OpenID Connect
+    Core 3.1.3.7): one minted for another sign-in (a replayed or injected code) is refused."""
+    token = body.get("id_token")
+    if nonce is None or not isinstance(token, str):
+        return
+    from keybroker.sources.oidc.tokens import jwt_claims  # noqa: PLC0415
+
+    claims = jwt_claims(token) or {}
+    got = claims.get("nonce")
+    if not isinstance(got, str) or got != nonce:
+        raise AccessDenied(
+            f"{where}: the ID token does not answer this sign-in (its nonce is "
+            f"{'missing' if got is None else 'another one'}); refused",
+            "run the login again; if it repeats, report it to the provider's admin",
+        )

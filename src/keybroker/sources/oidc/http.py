@@ -88,19 +88,34 @@ def _send(
     **kwargs: Any,
 ) -> Any:
     requests = requests_module()
+    from keybroker.sources.httpsession import session  # noqa: PLC0415 - loads requests
+
     timeout = ctx.timeout(http.step_timeout)
     try:
-        return requests.request(
-            method,
-            url,
-            timeout=(timeout, timeout),
-            verify=http.ca_bundle or True,
-            allow_redirects=False,
-            **kwargs,
-        )
-    except requests.exceptions.SSLError:
+        # redirects within the provider's own origin only; answers bounded in size and depth
+        with session(ctx.timeout, what) as bounded:
+            return bounded.request(
+                method,
+                url,
+                timeout=(timeout, timeout),
+                verify=http.ca_bundle or True,
+                **kwargs,
+            )
+    except requests.exceptions.SSLError as exc:
+        from keybroker.sources.httpsession import tls_failure  # noqa: PLC0415
+
+        kind, reason = tls_failure(exc)
+        shown = f" (SSL: {reason})" if ctx.debug and reason else ""
+        if kind == "plain-http":
+            raise Unreachable(
+                f"{what}: {_host(url)} answered plain HTTP, not TLS{shown}",
+                "check the issuer's scheme and port",
+            ) from None
+        if kind == "other":
+            raise Unreachable(f"{what}: the TLS handshake with {_host(url)} failed "
+                              f"(SSL: {reason})") from None
         raise Unreachable(
-            f"{what}: TLS verification of {_host(url)} failed",
+            f"{what}: TLS verification of {_host(url)} failed{shown}",
             "set ca_bundle to your company CA file if the provider uses a private CA",
         ) from None
     except requests.exceptions.Timeout:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import json
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from keybroker import clock
 from keybroker.errors import InvalidSecret, UsageError
 from keybroker.model import Secret
+from keybroker.sources.answers import MAX_ANSWER, loads
 from keybroker.sources.base import AuxEntry, FetchContext
 
 KEYCHAIN_SERVICE = "keybroker-oidc"
@@ -32,9 +32,11 @@ def jwt_claims(token: str) -> dict[str, Any] | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None
+        if len(raw) > MAX_ANSWER:
+            return None
+        claims = loads(raw, "the token's claims")
+    except (ValueError, UnicodeDecodeError, InvalidSecret):
+        return None  # not a JWT keybroker can read (a broken or absurdly nested payload)
     return claims if isinstance(claims, dict) else None
 
 

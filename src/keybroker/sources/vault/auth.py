@@ -26,13 +26,14 @@ from typing import Any
 from keybroker import clock
 from keybroker.errors import (
     AccessDenied,
+    KeybrokerError,
     LoginRequired,
     SecretNotFound,
     Unreachable,
     UsageError,
 )
 from keybroker.sources.base import AuxEntry, FetchContext
-from keybroker.sources.vault.client import make_client, translate
+from keybroker.sources.vault.client import STEP_TIMEOUT, make_client, translate
 from keybroker.sources.vault.credentials import (
     _from_file,
     _no_jwt,
@@ -41,6 +42,19 @@ from keybroker.sources.vault.credentials import (
     github_id_token,
 )
 from keybroker.sources.vault.spec import K8S_SA_JWT_PATH, Read, Spec, path_fix
+
+
+def vault_shaped(exc: Exception) -> bool:
+    """Whether a failed read's answer looks like Vault's: an HTTP error with its JSON error
+    shape (``{"errors": [...]}``), or a failure that is not an answer at all (a timeout)."""
+    import hvac.exceptions as hx  # noqa: PLC0415
+
+    if isinstance(exc, hx.InvalidPath | hx.InvalidRequest):
+        answer = getattr(exc, "json", None)
+        return isinstance(answer, dict) and "errors" in answer
+    # a 200 that hvac could not parse as JSON comes back as an object without .get
+    return not isinstance(exc, AttributeError | ValueError | TypeError)
+
 
 #: A cached login token with less than this left is not used: it must outlive the read.
 MIN_TOKEN_LEFT = 30.0
@@ -260,6 +274,16 @@ class Session:
                 ),
             ) from None
         self.ctx.sensitive(token)
+        if spec.human and 0 < ttl < MIN_TOKEN_LEFT:
+            # The helpers only use a cached login with MIN_TOKEN_LEFT to spare: this one
+            # would be dropped at once, and every 'keybroker get' would ask for a login.
+            raise UsageError(
+                f"{spec.label}: signed in, but Vault gave the login token a TTL of {ttl}s, "
+                f"too short to cache (keybroker needs more than {MIN_TOKEN_LEFT:.0f}s)",
+                "ask the Vault admin to raise token_ttl (e.g. to 1h) of "
+                + (f"role '{spec.role}'" if spec.role else f"user '{spec.username}'")
+                + f" at auth/{spec.auth_mount}",
+            )
         if self.ctx.aux is not None:
             self.ctx.aux.put(
                 self._aux_name(),
@@ -281,12 +305,47 @@ class Session:
 
     # -- reading --
 
+    def check_is_vault(self) -> None:
+        """Exit 2 when ``addr`` is not a Vault/OpenBao server: its ``sys/health`` (open to
+        anyone, answered by every Vault node, Agent and Proxy) gives no Vault JSON."""
+        spec = self.spec
+        url = f"{spec.addr}/v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200"
+        try:
+            response = self.client.session.get(url, timeout=self.ctx.timeout(STEP_TIMEOUT),
+                                               verify=spec.verify)
+        except KeybrokerError:
+            raise
+        except Exception:  # the probe itself failed: the read's own error stands
+            return
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and "initialized" in body:
+            return
+        raise UsageError(
+            f"{spec.label}: {spec.addr} is not a Vault server ({spec.addr}/v1/sys/health "
+            f"answered HTTP {response.status_code} without Vault's health JSON)",
+            "point addr (or VAULT_ADDR) at the Vault/OpenBao server, e.g. "
+            "https://vault.example.com:8200 (no path after the port)",
+        )
+
     def _missing(self, answer: Any = None) -> SecretNotFound:
         """Exit 5 for the read path, with the likeliest fix (``answer``: the 404's JSON)."""
         spec = self.spec
         warnings = ""
+        errors = ""
         if isinstance(answer, dict):
             warnings = " ".join(str(w) for w in answer.get("warnings") or []).lower()
+            errors = " ".join(str(e) for e in answer.get("errors") or []).lower()
+        if "no handler for route" in errors:
+            # Vault's answer for a path under no mount (with a token allowed to ask)
+            top = spec.api_path.split("/", 1)[0]
+            return SecretNotFound(
+                f"{spec.label}: there is no secrets engine mounted at '{top}/' on {spec.addr}",
+                "set mount to where the KV engine is mounted (vault secrets list), or "
+                f"enable one: vault secrets enable -path={top} kv-v2",
+            )
         version = f" (version {spec.secret_version})" if spec.secret_version else ""
         if spec.engine == "kv" and spec.kv_version == 1 and "versioned" in warnings:
             hint = f"'{spec.mount}' is a KV v2 mount: set kv_version = 2"
@@ -331,10 +390,15 @@ class Session:
         try:
             return self._read_once()
         except Exception as exc:
+            answer = getattr(exc, "json", None)
+            if not vault_shaped(exc):
+                self.check_is_vault()  # a web page or another API: say so, not "no secret"
             error = translate(
                 exc, self.spec, self.ctx, doing=f"reading {self.spec.api_path}",
-                denied_hint=self._denied_hint(), missing=self._missing(getattr(exc, "json", None)),
+                denied_hint=self._denied_hint(), missing=self._missing(answer),
             )
+        if isinstance(error, AccessDenied) and self.login is not None and self.login.token:
+            error = self._no_usable_mount() or error
         if isinstance(error, AccessDenied) and self.login is not None and not self.login.token:
             raise LoginRequired(
                 f"{self.spec.label}: no Vault token (token_env, VAULT_TOKEN, ~/.vault-token) "
@@ -342,6 +406,30 @@ class Session:
                 "run 'vault login' (or 'bao login'), export VAULT_TOKEN, or set auth_method",
             )
         raise error
+
+    def _no_usable_mount(self) -> AccessDenied | None:
+        """A refusal explained by the mount: Vault's UI preflight (``sys/internal/ui/mounts``,
+        open to every token) refuses with "preflight capability check" when no mount at that
+        path is one the token may use (it does not exist, or nothing under it is allowed);
+        None when the mount is there (the policy on the path is the problem) or it cannot
+        tell."""
+        spec = self.spec
+        if path_fix(spec):
+            return None
+        try:
+            self.client.adapter.get(f"/v1/sys/internal/ui/mounts/{spec.api_path}")
+        except Exception as exc:
+            errors = " ".join(str(e) for e in getattr(exc, "errors", None) or []).lower()
+            if "preflight capability check" not in errors:
+                return None
+            top = spec.api_path.split("/", 1)[0]
+            return AccessDenied(
+                f"{spec.label}: permission denied reading {spec.api_path}: {spec.addr} has no "
+                f"mount '{top}/' this token may use (it does not exist, or the token's "
+                "policies allow nothing under it)",
+                "check mount (vault secrets list shows the mounts) and the token's policies",
+            )
+        return None
 
     def read(self) -> Read:
         """Authenticate and read; a cached login the server no longer accepts is replaced.

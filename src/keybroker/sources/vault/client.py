@@ -20,6 +20,7 @@ from keybroker.errors import (
     Unreachable,
     UsageError,
 )
+from keybroker.sources import httpsession
 from keybroker.sources.base import FetchContext
 from keybroker.sources.vault.spec import Spec, env_first
 
@@ -71,6 +72,12 @@ def make_client(spec: Spec, ctx: FetchContext) -> Any:
     client_key = env_first(ctx.env, "VAULT_CLIENT_KEY", "BAO_CLIENT_KEY")
     if client_cert and client_key:
         cert = (client_cert, client_key)
+    # Same-origin redirects only and bounded answers (keybroker.sources.httpsession): the
+    # token never follows a 307 to another host, and a 100 MB or absurdly nested answer is
+    # exit 6. hvac takes TLS settings from a given session, so they are set on it.
+    session = httpsession.session(ctx.timeout, f"{spec.label}: {spec.addr}")
+    session.verify = spec.verify
+    session.cert = cert
     return hvac.Client(
         url=spec.addr,
         token="",  # not None: hvac would read VAULT_TOKEN/~/.vault-token itself
@@ -78,6 +85,8 @@ def make_client(spec: Spec, ctx: FetchContext) -> Any:
         verify=spec.verify,
         timeout=int(STEP_TIMEOUT),
         namespace=spec.namespace,
+        allow_redirects=False,
+        session=session,
         adapter=_adapter_class(ctx),
     )
 
@@ -103,6 +112,30 @@ def server_said(exc: Exception) -> str:
     return f" (server said: {text})"
 
 
+def tls_error(exc: BaseException, where: str, doing: str, debug: bool) -> Unreachable:
+    """A TLS failure, told apart: a plain-HTTP server, an untrusted certificate, the rest.
+
+    The advice differs (an http:// address or the right port; ca_cert; the reason itself),
+    and OpenSSL's reason is shown with --debug.
+    """
+    kind, reason = httpsession.tls_failure(exc)
+    shown = f" (SSL: {reason})" if debug and reason else ""
+    if kind == "plain-http":
+        return Unreachable(
+            f"{where}: the server answered plain HTTP, not TLS, while {doing}{shown}",
+            "use an http:// address, or check the port (https is usually on another one)",
+        )
+    if kind == "verify":
+        return Unreachable(
+            f"{where}: TLS verification failed while {doing}{shown}",
+            "set ca_cert (or VAULT_CACERT) to the CA that signed the server's certificate",
+        )
+    return Unreachable(
+        f"{where}: the TLS handshake failed while {doing}{shown or f' (SSL: {reason})'}",
+        "check the address and port, and that the server speaks TLS there",
+    )
+
+
 def translate(
     exc: Exception,
     spec: Spec,
@@ -122,10 +155,7 @@ def translate(
     where = f"{spec.label}: {spec.addr}"
     detail = server_said(exc)
     if isinstance(exc, requests.exceptions.SSLError):
-        return Unreachable(
-            f"{where}: TLS verification failed while {doing}",
-            "set ca_cert (or VAULT_CACERT) to the CA that signed the server's certificate",
-        )
+        return tls_error(exc, where, doing, ctx.debug)
     if isinstance(exc, requests.exceptions.Timeout):
         return Unreachable(
             f"{where} did not answer in time while {doing}",
@@ -168,7 +198,7 @@ def translate(
             f"{where}: server error ({type(exc).__name__}) while {doing}{detail}",
             "check the server's health: 'keybroker doctor'",
         )
-    if isinstance(exc, ValueError | KeyError | TypeError):
+    if isinstance(exc, ValueError | KeyError | TypeError | AttributeError):
         return Unreachable(
             f"{where}: unexpected answer while {doing}",
             "is addr a Vault/OpenBao server (not a proxy page)?",

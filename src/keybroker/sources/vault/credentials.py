@@ -23,10 +23,19 @@ def _from_env(ctx: FetchContext, spec: Spec, setting: str, name: str) -> str:
     if not value:
         raise UsageError(
             f"{spec.label}: {setting} names ${name}, which is not set or empty",
-            f"export {name} (in CI: add it as a masked secret variable)",
+            _missing_variable_hint(ctx.env, setting, name),
         )
     ctx.sensitive(value)
     return value
+
+
+def _missing_variable_hint(env: Mapping[str, str], setting: str, name: str) -> str:
+    """How to provide ``name``: in a GitLab job a JWT comes from an ``id_tokens:`` block
+    (GitLab mints it per job), not from a stored variable; elsewhere, export it."""
+    if setting == "jwt_env" and env.get("GITLAB_CI") == "true":
+        return (f"add to the job in .gitlab-ci.yml:  id_tokens: {{ {name}: {{ aud: "
+                "<the audience the Vault role is bound to> } }")
+    return f"export {name} (in CI: add it as a masked secret variable)"
 
 
 def _from_file(ctx: FetchContext, spec: Spec, setting: str, name: str) -> str:
@@ -94,8 +103,11 @@ def github_id_token(spec: Spec, settings: Mapping[str, Any], ctx: FetchContext) 
     params = {}
     if settings.get("jwt_audience"):
         params["audience"] = str(settings["jwt_audience"])
+    from keybroker.sources.httpsession import session  # noqa: PLC0415
+
     try:
-        response = requests.get(
+        # the bearer goes to GitHub's own origin only; its answer is bounded
+        response = session(ctx.timeout, f"{spec.label}: GitHub Actions ID token").get(
             url,
             params=params,
             headers={"Authorization": f"bearer {bearer}", "Accept": "application/json"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from keybroker.durations import format_duration
-from keybroker.errors import AccessDenied, KeybrokerError
+from keybroker.errors import AccessDenied, KeybrokerError, Unreachable
 from keybroker.sources.base import Check
 from keybroker.sources.vault.auth import Login, Session
 from keybroker.sources.vault.client import translate
@@ -25,6 +25,11 @@ def checks(session: Session, read_check: Callable[[Spec, Read], Check]) -> list[
             raise ValueError("not JSON")
     except Exception as exc:
         error = translate(exc, spec, session.ctx, doing="checking sys/health")
+        if not isinstance(error, Unreachable) or "unexpected answer" in error.message:
+            try:  # an answer, but not Vault's: name that, not the path
+                session.check_is_vault()
+            except KeybrokerError as not_vault:
+                error = not_vault
         checks.append(Check(False, "address", f"{spec.addr}: {error.message}",
                             error.hint or ""))
         return checks

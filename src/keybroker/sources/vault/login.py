@@ -71,6 +71,10 @@ def _oidc_login(session: Session, ui: Progress, open_browser: bool) -> Login:
     try:
         url = _auth_url(session, callback.redirect_uri, client_nonce)
         state = parse_qs(urlsplit(url).query).get("state", [""])[0]
+        if not state:
+            raise Unreachable(f"{spec.label}: {spec.addr} gave a sign-in URL without a state",
+                              "is addr a Vault/OpenBao server?")
+        callback.expect(state)  # only the person's own redirect is taken
         wait_for_browser(callback, url, ui, ctx, open_browser)
     finally:
         callback.close()
@@ -81,9 +85,6 @@ def _oidc_login(session: Session, ui: Progress, open_browser: bool) -> Login:
             f"{spec.label}: the sign-in failed: {_printable(answer['error'], 60)}"
             + (f" ({detail})" if detail else "")
         )
-    if state and answer.get("state") != state:
-        raise AccessDenied(f"{spec.label}: the browser redirect did not carry this login's state",
-                           "run the login again; close other sign-in tabs")
     code = answer.get("code", "")
     ctx.sensitive(code)
     params = {"state": answer.get("state", ""), "code": code, "client_nonce": client_nonce}

@@ -142,6 +142,12 @@ def build_spec(
         raise UsageError(
             f"{label}: addr {addr!r} is not an http(s) URL", "e.g. https://vault.example.com:8200"
         )
+    if addr.lower().endswith("/v1"):
+        # keybroker (like the vault CLI) adds /v1/ itself: every read would go to /v1/v1/…
+        raise UsageError(
+            f"{label}: addr {addr!r} ends in /v1; the API prefix is added by keybroker",
+            f"set addr (or VAULT_ADDR) to {addr[:-3]!r}",
+        )
     engine = settings.get("engine") or "kv"
     if engine not in ENGINES:
         raise UsageError(f"{label}: engine {engine!r} is not one of {', '.join(ENGINES)}")
@@ -191,7 +197,7 @@ def build_spec(
     namespace = _clean(settings.get("namespace")) or _clean(
         env_first(env, "VAULT_NAMESPACE", "BAO_NAMESPACE")
     )
-    verify = _verify(settings, env) if tls else True
+    verify = _verify(settings, env, label) if tls else True
     return Spec(
         addr=addr,
         namespace=namespace,
@@ -212,13 +218,41 @@ def build_spec(
     )
 
 
-def _verify(settings: Mapping[str, Any], env: Mapping[str, str]) -> bool | str:
+#: Go's ``strconv.ParseBool``: the only spellings Vault's client accepts for VAULT_SKIP_VERIFY.
+GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def skip_verify(env: Mapping[str, str], label: str) -> bool:
+    """``VAULT_SKIP_VERIFY`` (then ``BAO_SKIP_VERIFY``) read exactly as Vault's client reads it.
+
+    Vault's api/client.go ignores an empty value and parses any other with Go's
+    ``strconv.ParseBool``, failing with "could not parse VAULT_SKIP_VERIFY" otherwise. Reading
+    ``FALSE`` or ``no`` as "skip" sent the token to any certificate; reading an unknown value
+    as either would guess about trust, so it is a config error (exit 2) naming the variable.
+    """
+    for name in ("VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY"):
+        value = env.get(name, "")
+        if value == "":
+            continue
+        if value in GO_TRUE:
+            return True
+        if value in GO_FALSE:
+            return False
+        shown = value if value.isprintable() and len(value) <= 20 else "…"
+        raise UsageError(
+            f"{label}: {name}={shown!r} is not a boolean",
+            f"set {name} to true or false (as Vault reads it: 1, t, true, 0, f, false), "
+            "or unset it",
+        )
+    return False
+
+
+def _verify(settings: Mapping[str, Any], env: Mapping[str, str], label: str) -> bool | str:
     """requests' ``verify``: False, a CA bundle path, or True (VAULT_SKIP_VERIFY/CACERT)."""
     tls_verify = settings.get("tls_verify")
     if tls_verify is None:
-        tls_verify = env_first(env, "VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY") in (
-            None, "0", "false", "False",
-        )
+        tls_verify = not skip_verify(env, label)
     if not tls_verify:
         return False
     ca_cert = settings.get("ca_cert") or env_first(
