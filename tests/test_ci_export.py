@@ -22,6 +22,7 @@ import pytest
 from keybroker import output, redact
 from tests.conftest import KbEnv
 from tests.fixtures.openbao import OpenBao
+from tests.fixtures.users import OsUser
 from tests.kb import Result, assert_fails, assert_nowhere, run
 
 VALUE = "sk-'q\"d$HOME\\n`id`%0Aend"
@@ -340,9 +341,7 @@ def run_composite(
         results.append(result)
         if result.code != 0:
             break
-        outputs[step["id"]] = dict(
-            line.split("=", 1) for line in output_file.read_text().splitlines() if "=" in line
-        )
+        outputs[step["id"]] = parse_github_env(output_file.read_text())
         env.update(parse_github_env(Path(env["GITHUB_ENV"]).read_text()))
         path_file = Path(env["GITHUB_PATH"])
         if path_file.exists():
@@ -386,23 +385,84 @@ def test_github_action_exports_masked_with_inline_config(
     assert_nowhere(VALUE, *results)
     runner_temp = Path(runner_env["RUNNER_TEMP"])
     exported = parse_github_env(Path(runner_env["GITHUB_ENV"]).read_text())
-    written = list((runner_temp / "keybroker").glob("config.*"))
+    (private,) = runner_temp.glob("keybroker.*")  # this use's own dir (mktemp -d)
+    assert outputs["prepare"]["state"] == str(private)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    written = list(private.glob("config.*"))
     assert len(written) == 1
     assert stat.S_IMODE(written[0].stat().st_mode) == 0o600
     assert exported == {
         "API_TOKEN": VALUE, "OTHER": OTHER,
         "KEYBROKER_CONFIG": str(written[0]),
-        "KEYBROKER_CACHE_DIR": str(runner_temp / "keybroker" / "cache"),
-        "KEYBROKER_DATA_DIR": str(runner_temp / "keybroker" / "data"),
+        "KEYBROKER_CACHE_DIR": str(private / "cache"),
+        "KEYBROKER_DATA_DIR": str(private / "data"),
     }
     assert outputs["export"]["config"] == str(written[0])
     for state in ("cache", "data"):
-        assert stat.S_IMODE((runner_temp / "keybroker" / state).stat().st_mode) == 0o700
+        assert stat.S_IMODE((private / state).stat().st_mode) == 0o700
     # A later step sees the config and the RUNNER_TEMP cache through the exported variables.
     later_step = run(["keybroker", "get", "o"], later)
     assert (later_step.code, later_step.stdout) == (0, OTHER + "\n"), later_step
-    assert list((runner_temp / "keybroker" / "cache").iterdir()), "cache not under RUNNER_TEMP"
+    assert list((private / "cache").iterdir()), "cache not under RUNNER_TEMP"
     assert not ci_env.cache_dir.exists()
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("config", "kb.toml\nNODE_OPTIONS=--require=/tmp/evil.js"),
+    ("profile", "k\nNODE_OPTIONS=--require=/tmp/evil.js"),
+    ("var", "API_TOKEN\x1b]0;title\x07"),
+    ("python", "python3\r"),
+    ("vars", "OTHER=o\rNODE_OPTIONS=x"),
+    ("config-toml", "[profiles.k]\x1b[2J\n"),
+])
+def test_github_action_refuses_control_characters_before_writing_anything(
+    runner_env: dict[str, str], ci_env: KbEnv, tmp_path: Path, name: str, value: str
+) -> None:
+    """Issue 20 item 5. Before: a newline in ``config`` added lines (NODE_OPTIONS=…) to
+    $GITHUB_ENV before keybroker ran. Now the first step refuses the input, and nothing is
+    written to $GITHUB_ENV, $GITHUB_PATH or the step outputs."""
+    import yaml  # noqa: PLC0415
+
+    (tmp_path / "kb.toml").write_text(ci_env.config_path.read_text())
+    inputs = {"install": "false", "profile": "k", "config": str(tmp_path / "kb.toml")}
+    inputs[name] = value
+    github_env = Path(runner_env["GITHUB_ENV"])
+    results, _, _ = run_composite(yaml.safe_load(ACTION.read_text()), inputs,
+                                  dict(runner_env, GITHUB_WORKSPACE=str(tmp_path)), tmp_path)
+    assert [r.code for r in results] == [1], results
+    assert results[0].stdout.startswith(f"::error::keybroker: input '{name}' contains a "
+                                        "control character"), results[0]
+    assert value not in results[0].stdout + results[0].stderr
+    assert github_env.read_text() == ""
+    assert not Path(runner_env["GITHUB_PATH"]).exists()
+    assert (tmp_path / "output-prepare").read_text() == ""
+    assert not list(Path(runner_env["RUNNER_TEMP"]).iterdir())
+
+
+def test_github_action_ignores_a_state_dir_planted_by_another_user(
+    runner_env: dict[str, str], ci_env: KbEnv, tmp_path: Path, other_user: OsUser
+) -> None:
+    """Another user's (or job's) $RUNNER_TEMP/keybroker with a config, cache and data key in
+    it is never used: each use of the action works in a new private dir of its own."""
+    import yaml  # noqa: PLC0415
+
+    planted = Path(runner_env["RUNNER_TEMP"]) / "keybroker"
+    for sub in ("cache", "data"):
+        (planted / sub).mkdir(parents=True)
+    for path in (planted, planted / "cache", planted / "data"):
+        os.chown(path, other_user.uid, other_user.gid)
+        path.chmod(0o777)
+    results, later, outputs = run_composite(
+        yaml.safe_load(ACTION.read_text()),
+        {"install": "false", "profile": "k", "config-toml": ci_env.config_path.read_text()},
+        runner_env, tmp_path)
+    assert [r.code for r in results] == [0, 0, 0], results
+    state = Path(outputs["prepare"]["state"])
+    assert state.parent == planted.parent
+    assert state != planted
+    assert (state.stat().st_uid, stat.S_IMODE(state.stat().st_mode)) == (os.getuid(), 0o700)
+    assert later["KEYBROKER_DATA_DIR"] == str(state / "data")
+    assert list((planted / "cache").iterdir()) == list((planted / "data").iterdir()) == []
 
 
 def test_github_action_lock_pins_every_dependency_with_hashes() -> None:
@@ -553,9 +613,104 @@ def test_gitlab_snippet_commands_work(
     assert result.out == b""
     report = snippet[".keybroker-dotenv"]["artifacts"]["reports"]["dotenv"]
     assert (tmp_path / report).read_text() == f"ANTHROPIC_AUTH_TOKEN={VALUE}\n"
-    eval_line = snippet[".keybroker-in-job"]["before_script"][-1]
-    result = run(["/bin/sh", "-c", eval_line + '\nprintf "%s" "$ANTHROPIC_AUTH_TOKEN"'], env)
+    loading = flatten(snippet[".keybroker-in-job"]["before_script"][1:])  # after the install
+    result = run(["/bin/sh", "-c", "\n".join([*loading, 'printf "%s" "$ANTHROPIC_AUTH_TOKEN"'])],
+                 env)
     assert (result.code, result.out, result.err) == (0, VALUE.encode(), b"")
+
+
+# --- fail closed: every place that tells people how to load a key (issue 20 item 4) ---
+
+REPO = ACTION.parent.parent.parent
+#: ``eval`` of a keybroker command substitution: ``eval ""`` succeeds when keybroker fails.
+EVAL_SUBSTITUTION = re.compile(r"""eval\s+["']?\$\(\s*keybroker\b(?!\s+completion)""")
+#: A key loaded from ``$(keybroker ci export …)``: fine only as NAME="$(…)" || exit.
+EXPORT_SUBSTITUTION = re.compile(r"\$\(\s*keybroker\s+ci\s+export\b")
+FAIL_CLOSED = re.compile(r'\w+="\$\(keybroker ci export [^\n]*?\)" (?:\\?\|){2} exit\b')
+
+
+def load_instructions(ci_env: KbEnv) -> dict[str, str]:
+    """Every text that tells people how to load a key: docs, README, helpers, and what the
+    CLI itself prints (its help and its hints)."""
+    texts = {str(path.relative_to(REPO)): path.read_text()
+             for path in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")),
+                          *sorted(p for p in (REPO / "helpers").rglob("*") if p.is_file())]}
+    texts["ci export --help"] = run(["keybroker", "ci", "export", "--help"], ci_env).stdout
+    texts["--format gitlab hint"] = run(["keybroker", "ci", "export", "k", "--format", "gitlab"],
+                                        ci_env).err.decode()
+    return texts
+
+
+def test_every_documented_way_to_load_a_key_fails_closed(ci_env: KbEnv) -> None:
+    """Before: the snippet, docs/ci.md and the ``--format gitlab`` hint said
+    ``eval "$(keybroker ci export …)"``."""
+    texts = load_instructions(ci_env)
+    assert "kb_env=" in texts["--format gitlab hint"], texts["--format gitlab hint"]
+    seen = 0
+    for name, text in texts.items():
+        assert not EVAL_SUBSTITUTION.search(text), (name, EVAL_SUBSTITUTION.search(text))
+        for match in EXPORT_SUBSTITUTION.finditer(text):
+            start = text.rfind("\n", 0, match.start()) + 1
+            line = text[start:text.find("\n", match.end())]
+            assert FAIL_CLOSED.search(line), (name, line)
+            seen += 1
+    assert seen >= 5  # the snippet, docs/ci.md (table, GitLab, other CI), help, hint
+
+
+FAILING_TOKEN = "VAULT_ID_TOKEN"  # the ID token the snippet's jobs declare
+
+
+@pytest.fixture
+def failing_job(kb_env: KbEnv, tmp_path: Path) -> dict[str, str]:
+    """A GitLab-like job environment whose keybroker fails as with a forgotten ``id_tokens:``
+    block: the documented Vault JWT profile, and no VAULT_ID_TOKEN in the job."""
+    snippet = gitlab_snippet()
+    project = tmp_path / "project"
+    project.mkdir()
+    env = dict(kb_env, **gitlab_variables(snippet, project), CI_PROJECT_DIR=str(project))
+    env.pop(FAILING_TOKEN, None)
+    profile = documented_profile().replace("https://vault.example.com", "http://127.0.0.1:9")
+    Path(env["KEYBROKER_CONFIG"]).write_text(profile)
+    probe = run(["keybroker", "get", "litellm"], env)
+    assert probe.code not in (0, 1), probe  # a real, clean failure
+    assert probe.out == b"", probe
+    return env
+
+
+def assert_job_stopped(result: Result, after: Path) -> None:
+    assert result.code != 0, result
+    assert not after.exists(), "the job went on after keybroker failed"
+    assert result.err.startswith(b"keybroker: "), result.err
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
+def test_gitlab_snippet_stops_the_job_when_keybroker_fails(
+    failing_job: dict[str, str], shell: str
+) -> None:
+    """The snippet's own lines (after its install), then the job's script. Before: ``eval ""``
+    returned 0 and the script ran with an empty ANTHROPIC_AUTH_TOKEN."""
+    loading = flatten(gitlab_snippet()[".keybroker-in-job"]["before_script"][1:])
+    after = Path(failing_job["CI_PROJECT_DIR"]) / "after"
+    script = "\n".join([*loading, f'touch "{after}"'])
+    assert_job_stopped(run([shell, "-c", script], failing_job), after)
+
+
+def doc_shell_blocks(path: Path) -> list[str]:
+    """The ```sh blocks of ``path`` that load a key with ``ci export``."""
+    return [block for block in re.findall(r"```sh\n(.*?)```", path.read_text(), re.S)
+            if "ci export" in block]
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
+def test_docs_ci_shell_blocks_stop_when_keybroker_fails(
+    failing_job: dict[str, str], shell: str
+) -> None:
+    blocks = doc_shell_blocks(REPO / "docs" / "ci.md")
+    assert blocks
+    for block in blocks:
+        after = Path(failing_job["CI_PROJECT_DIR"]) / "after"
+        result = run([shell, "-c", block + f'touch "{after}"\n'], failing_job)
+        assert_job_stopped(result, after)
 
 
 def flatten(script: list[Any]) -> list[str]:
@@ -639,3 +794,94 @@ def test_gitlab_snippet_job_as_written_against_openbao(
     assert b"Cloning" not in second.err
 
 
+
+
+# --- the CI per-job dir: created privately, refused when someone else made it, cleaned up ---
+
+JOB = "4242"
+
+
+@pytest.fixture
+def job_env(kb_env: KbEnv, tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A GitLab shell-runner job: CI set, a job id, /tmp shared (here: a sticky 1777 dir), and
+    a profile whose key goes through the disk cache (so the job dir is used)."""
+    shared_tmp = tmp_path / "shared-tmp"
+    shared_tmp.mkdir()
+    shared_tmp.chmod(0o1777)
+    (tmp_path / "key.txt").write_text(OTHER + "\n")
+    kb_env.write_config(f'[profiles.k]\nsource = "file"\nstorage = "disk"\n'
+                        f'path = {json.dumps(str(tmp_path / "key.txt"))}\n')
+    env = dict(kb_env, CI="true", GITLAB_CI="true", CI_JOB_ID=JOB, TMPDIR=str(shared_tmp))
+    return env, shared_tmp / f"keybroker-{os.getuid()}-{JOB}"
+
+
+def test_ci_job_dir_is_created_private_and_cleaned_up(
+    job_env: tuple[dict[str, str], Path]
+) -> None:
+    env, job = job_env
+    result = run(["keybroker", "ci", "export", "k", "--format", "dotenv"], env)
+    assert (result.code, result.out) == (0, f"ANTHROPIC_AUTH_TOKEN='{OTHER}'\n".encode()), result
+    info = job.lstat()
+    assert stat.S_ISDIR(info.st_mode)
+    assert info.st_uid == os.getuid()
+    assert stat.S_IMODE(info.st_mode) == 0o700
+    assert {p.name for p in job.iterdir()} == {"cache", "data"}
+    gone = run(["keybroker", "ci", "cleanup"], env)
+    assert (gone.code, gone.out, gone.err) == (0, b"", f"keybroker: removed {job}\n".encode())
+    assert not job.exists()
+    again = run(["keybroker", "ci", "cleanup"], env)
+    assert (again.code, again.err) == (0, f"keybroker: {job} does not exist; nothing to "
+                                          "remove\n".encode())
+
+
+@pytest.mark.parametrize("mode", [0o700, 0o777])
+def test_ci_job_dir_made_beforehand_by_another_user_is_refused(
+    job_env: tuple[dict[str, str], Path], other_user: OsUser, mode: int
+) -> None:
+    """Issue 20 item 7. Before: another user's /tmp/keybroker-<uid>-<job> was used as is (it
+    could later rename the job's ``data`` away, or swap in its own)."""
+    env, job = job_env
+    job.mkdir()
+    os.chown(job, other_user.uid, other_user.gid)
+    job.chmod(mode)
+    result = run(["keybroker", "ci", "export", "k", "--format", "dotenv"], env)
+    assert_fails(result, 7, f"the CI job directory {job} belongs to uid {other_user.uid}, "
+                            "not to you", secrets=[OTHER])
+    assert result.err.count(b"\n") == 1  # one line, with its hint
+    assert list(job.iterdir()) == [], "keybroker put files in another user's directory"
+    refused = run(["keybroker", "ci", "cleanup"], env)
+    assert_fails(refused, 7, f"{job} belongs to uid {other_user.uid}, not to you")
+    assert job.is_dir()
+
+
+def test_ci_job_dir_with_a_loose_mode_is_refused(job_env: tuple[dict[str, str], Path]) -> None:
+    env, job = job_env
+    job.mkdir()
+    job.chmod(0o777)
+    result = run(["keybroker", "ci", "export", "k", "--format", "dotenv"], env)
+    assert_fails(result, 7, f"the CI job directory {job} is open to group or others "
+                            "(mode 0777)", secrets=[OTHER])
+    assert list(job.iterdir()) == []
+
+
+def test_gitlab_snippet_after_script_removes_the_job_dir(
+    job_env: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    """The snippet's after_script, run in a new shell as GitLab does (no PATH from
+    before_script: keybroker by its path in the venv)."""
+    env, job = job_env
+    assert run(["keybroker", "get", "k"], env).code == 0
+    assert job.is_dir()
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    exe = shutil.which("keybroker", path=env["PATH"])
+    assert exe
+    (venv / "bin" / "keybroker").symlink_to(exe)
+    snippet = gitlab_snippet()
+    for job_name in (".keybroker-in-job", ".keybroker-dotenv"):
+        assert snippet[job_name]["after_script"] == snippet[".keybroker-in-job"]["after_script"]
+    lines = flatten(snippet[".keybroker-in-job"]["after_script"])
+    result = run(["/bin/sh", "-c", "\n".join(lines)],
+                 dict(env, KEYBROKER_VENV=str(venv), PATH="/usr/bin:/bin"))
+    assert (result.code, result.err) == (0, f"keybroker: removed {job}\n".encode()), result
+    assert not job.exists()
