@@ -79,8 +79,9 @@ def fail(message: str) -> None:
 # --- where pip would look: index and CA bundle ----------------------------------------------
 
 
-def pip_config() -> dict[str, str]:
-    """``index-url`` and ``cert`` from pip's config files, later files winning (as pip does)."""
+def pip_config(keys: tuple[str, ...] = ("index-url", "cert")) -> dict[str, str]:
+    """``keys`` (``index-url`` and ``cert``) from pip's config files, later files winning (as
+    pip does)."""
     home = Path.home()
     xdg_dirs = os.environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(os.pathsep)
     xdg_home = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
@@ -97,7 +98,7 @@ def pip_config() -> dict[str, str]:
         except (OSError, configparser.Error):
             continue
         for section in ("global", "install"):
-            for key in ("index-url", "cert"):
+            for key in keys:
                 if parser.has_option(section, key):
                     found[key] = parser.get(section, key).strip()
     return found
@@ -126,6 +127,19 @@ def tool_environment() -> dict[str, str]:
     cert = ca_bundle()
     if cert and not env.get("SSL_CERT_FILE"):
         env["SSL_CERT_FILE"] = cert
+    return env
+
+
+def dev_environment() -> dict[str, str]:
+    """:func:`tool_environment` plus pip's extra indexes, find-links and constraints, so the
+    test venv gets what ``pip install`` would get on this machine (mirrors, pinned sets)."""
+    env = tool_environment()
+    config = pip_config(("extra-index-url", "find-links", "constraint"))
+    for pip_name, uv_name in (("extra-index-url", "UV_INDEX"), ("find-links", "UV_FIND_LINKS"),
+                              ("constraint", "UV_CONSTRAINT")):
+        value = os.environ.get("PIP_" + pip_name.upper().replace("-", "_")) or config.get(pip_name)
+        if value and not env.get(uv_name):
+            env[uv_name] = " ".join(value.split())
     return env
 
 
@@ -319,14 +333,35 @@ def _same_dir(a: Path, b: Path) -> bool:
         return False
 
 
+def dev_venv(venv: Path, choice: str) -> int:
+    """The test command's own virtualenv (scripts/test): made by uv (on PATH, else the pinned
+    bootstrap), so neither pip nor python3-venv is needed, with keybroker editable with
+    ``[all,test]`` and the example plugin. An existing ``venv`` is updated in place."""
+    env = dev_environment()
+    kind, tool = installer("uv" if choice == "auto" else choice)
+    if kind != "uv":
+        fail("--dev-venv needs uv (on PATH or bootstrapped)")
+    python = venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    if not python.exists():
+        run([str(tool), "venv", "--quiet", "--python", sys.executable, str(venv)], env)
+    pip = [str(tool), "pip", "install", "--quiet", "--python", str(python)]
+    run([*pip, "-e", f"{REPO}[all,test]"], env)
+    run([*pip, "--no-deps", "-e", str(REPO / "tests" / "plugin_example")], env)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--with", dest="choice", choices=("auto", "uv", "pipx"), default="auto",
                         help="installer to use (default: uv, else pipx, else a bootstrapped uv)")
     parser.add_argument("--no-demo", action="store_true", help="do not run `keybroker get demo`")
+    parser.add_argument("--dev-venv", metavar="DIR", type=Path,
+                        help="instead: make DIR a venv for the tests (scripts/test uses .venv)")
     args = parser.parse_args()
     if not (REPO / "pyproject.toml").is_file():
         fail(f"{REPO} is not a keybroker checkout")
+    if args.dev_venv:
+        return dev_venv(args.dev_venv.absolute(), args.choice)
     env = tool_environment()
     kind, tool = installer(args.choice)
     bin_dir = install(kind, tool, env)
