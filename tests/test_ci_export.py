@@ -14,6 +14,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -483,14 +484,41 @@ def test_github_action_lock_pins_every_dependency_with_hashes() -> None:
     assert len(entries) == len(re.findall(r"^[A-Za-z0-9_.-]+==", lock, re.M))
 
 
+PLANTED = "#!/bin/sh\necho \"$ACTIONS_ID_TOKEN_REQUEST_TOKEN\" >> {mark}\nexit 0\n"
+
+
+def plant(where: list[Path], mark: Path) -> int:
+    """What another repository's job on the same self-hosted runner can do: replace every
+    executable named keybroker or python* it finds in the tool cache and the actions cache
+    by its own, and append to every cached wheel. Returns how many files it touched."""
+    touched = 0
+    for root in where:
+        for path in [p for p in root.rglob("*") if p.is_file() or p.is_symlink()]:
+            if path.name == "keybroker" or re.fullmatch(r"python[\d.]*", path.name):
+                path.unlink()
+                path.write_text(PLANTED.format(mark=mark))
+                path.chmod(0o755)
+                touched += 1
+            elif path.suffix == ".whl":
+                with path.open("ab") as wheel:
+                    wheel.write(b"planted")
+                touched += 1
+    return touched
+
+
 @pytest.mark.slow
 @pytest.mark.integration
-@pytest.mark.timeout(900)
-def test_github_action_installs_from_its_checkout_then_hits_the_cache(
+@pytest.mark.timeout(1200)
+def test_github_action_installs_per_job_from_verified_wheels_and_runs_nothing_planted(
     runner_env: dict[str, str], ci_env: KbEnv, tmp_path: Path
 ) -> None:
-    """Two jobs on fresh runners: the first installs (pinned, hashed) and saves the venv, the
-    second restores it and runs no pip. keybroker comes from the action's checkout."""
+    """Jobs on one self-hosted runner (its tool cache persists) sharing actions/cache. The
+    first downloads the locked wheels, the second installs from the cached wheels (verified
+    by hash, nothing downloaded). Then another repository's job plants a keybroker/python in
+    every place the action ever wrote, and corrupts the cached wheels. Before: the venv in
+    $RUNNER_TOOL_CACHE (or restored from the cache) was trusted once `keybroker --version`
+    ran, so the planted keybroker ran with ACTIONS_ID_TOKEN_REQUEST_TOKEN. Now: every job
+    installs into a new private venv, from wheels whose sha256 the lock pins."""
     import yaml  # noqa: PLC0415
 
     from tests.test_install import fresh_copy  # noqa: PLC0415
@@ -499,13 +527,13 @@ def test_github_action_installs_from_its_checkout_then_hits_the_cache(
     action_path = checkout / "helpers" / "github-action"
     action = yaml.safe_load((action_path / "action.yml").read_text())
     cache = ActionsCache(tmp_path / "actions-cache")
-    tool_cache = tmp_path / "hostedtoolcache"
+    tool_cache = tmp_path / "hostedtoolcache"  # a self-hosted runner's: kept across jobs
+    tool_cache.mkdir()
+    mark = tmp_path / "planted-code-ran"
     config_toml = ci_env.config_path.read_text()
-    jobs = []
-    for job in ("first", "second"):
-        shutil.rmtree(tool_cache, ignore_errors=True)  # every job starts on a fresh runner
-        tool_cache.mkdir()
-        job_tmp = tmp_path / job
+
+    def job(name: str) -> tuple[dict[str, dict[str, str]], list[Result], Path, Path]:
+        job_tmp = tmp_path / name
         job_tmp.mkdir()
         (job_tmp / "runner_temp").mkdir()
         (job_tmp / "github_env").write_text("")
@@ -513,31 +541,43 @@ def test_github_action_installs_from_its_checkout_then_hits_the_cache(
                    RUNNER_TEMP=str(job_tmp / "runner_temp"),
                    GITHUB_ENV=str(job_tmp / "github_env"),
                    GITHUB_PATH=str(job_tmp / "github_path"),
-                   PATH="/usr/bin:/bin", KEYBROKER_CONFIG=str(tmp_path / "none.toml"))
-        env["PATH"] = os.path.dirname(sys.executable) + ":" + env["PATH"]  # python3 >= 3.11
+                   ACTIONS_ID_TOKEN_REQUEST_TOKEN="request-token-of-" + name,
+                   PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin",  # python3 >= 3.11
+                   KEYBROKER_CONFIG=str(tmp_path / "none.toml"))
+        started = time.monotonic()
         results, later, outputs = run_composite(
             action, {"profile": "k", "config-toml": config_toml}, env, job_tmp,
             action_path=action_path, cache=cache)
+        sys.stderr.write(f"\naction, job {name}: {time.monotonic() - started:.1f} s\n")
+        assert not mark.exists(), f"planted code ran: {mark.read_text()}"
         assert [r.code for r in results] == [0, 0, 0], results
         assert_nowhere(VALUE, *results)
         exported = parse_github_env(Path(env["GITHUB_ENV"]).read_text())
         assert exported["ANTHROPIC_AUTH_TOKEN"] == VALUE
-        venv = Path(outputs["prepare"]["venv"])
-        assert venv.is_relative_to(tool_cache)
+        venv = Path(outputs["install"]["keybroker"]).parent.parent
         assert later["PATH"].split(os.pathsep)[0] == str(venv / "bin")
         where = run(["python3", "-c", "import keybroker; print(keybroker.__file__)"], later)
         assert where.stdout.startswith(str(venv)), where
         later_step = run(["keybroker", "get", "o"], later)
         assert (later_step.code, later_step.stdout) == (0, OTHER + "\n"), later_step
-        jobs.append((outputs, results))
-    (first, first_results), (second, second_results) = jobs
-    assert first["cache"]["cache-hit"] == "false"
-    assert first["install"]["cache-hit"] == "false"
+        return outputs, results, venv, Path(env["RUNNER_TEMP"])
+
+    first, first_results, *first_dirs = job("first")
+    second, second_results, *second_dirs = job("second")
+    assert plant([tool_cache, cache.store], mark) > 10  # the cached wheels at least
+    third, third_results, *third_dirs = job("third")  # before: the planted keybroker ran
+
+    for venv, runner_temp in (first_dirs, second_dirs, third_dirs):
+        assert venv.parent.parent == runner_temp  # $RUNNER_TEMP/keybroker.XXXXXXXX/venv
+        assert stat.S_IMODE(venv.parent.stat().st_mode) == 0o700
+    assert (first["cache"]["cache-hit"], first["install"]["cache-hit"]) == ("false", "false")
     assert "(installed)" in first_results[1].stdout
     assert first["prepare"]["key"] == second["prepare"]["key"]
-    assert second["cache"]["cache-hit"] == "true"
-    assert second["install"]["cache-hit"] == "true"
-    assert "(cached)" in second_results[1].stdout
+    assert (second["cache"]["cache-hit"], second["install"]["cache-hit"]) == ("true", "true")
+    assert "(verified wheels from the cache)" in second_results[1].stdout
+    assert third["cache"]["cache-hit"] == "true"  # restored, but its wheels were refused
+    assert third["install"]["cache-hit"] == "false"
+    assert "(installed)" in third_results[1].stdout
 
 
 def test_github_action_install_step_is_valid_bash() -> None:

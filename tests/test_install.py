@@ -276,6 +276,63 @@ def test_readme_install_on_externally_managed_python(
     assert not (Path(env["XDG_DATA_HOME"]) / "uv" / "tools" / "keybroker").exists()
 
 
+def test_scripts_test_runs_everything_with_its_own_venv() -> None:
+    """Issue 22: ``./scripts/test`` ran ``python3 -m pip install -e``, refused by an externally
+    managed Python (PEP 668). Now it fills .venv (git-ignored) with uv and runs every tool
+    with that venv's Python."""
+    script = (REPO / "scripts" / "test").read_text()
+    assert "python3 -m pip" not in script
+    assert "python3 scripts/install.py --dev-venv .venv\n" in script
+    for tool in ('"$PY" -m ruff', '"$PY" -m mypy', '"$PY" scripts/check_package.py',
+                 '"$PY" -m pytest'):
+        assert tool in script, tool
+    assert re.search(r"^PY=\.venv/bin/python$", script, re.M)
+    assert ".venv/" in (REPO / ".gitignore").read_text().splitlines()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_scripts_test_setup_on_externally_managed_python(
+    pep668_env: dict[str, str], tmp_path: Path
+) -> None:
+    """scripts/test's setup from a fresh copy with Debian's python3 (PEP 668, no pip, no
+    venv, no uv on PATH), then one quick test file with the venv it made."""
+    repo = fresh_copy(tmp_path / "keybroker")
+    setup = next(line for line in (repo / "scripts" / "test").read_text().splitlines()
+                 if "--dev-venv" in line)
+    started = time.monotonic()
+    made = _run_in(repo, setup, pep668_env)
+    sys.stderr.write(f"\nscripts/test's venv from a fresh copy took "
+                     f"{time.monotonic() - started:.1f} s\n")
+    assert made.returncode == 0, made.stderr.decode()[-3000:]
+    assert b"externally-managed" not in made.stderr
+    venv_python = repo / ".venv" / "bin" / "python"
+    quick = subprocess.run([str(venv_python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                            "tests/test_units.py"], cwd=repo, env=pep668_env,
+                           capture_output=True, check=False, timeout=600)
+    assert quick.returncode == 0, quick.stdout.decode()[-3000:]
+    assert re.search(rb"\d+ passed", quick.stdout)
+    assert b"skipped" not in quick.stdout
+    plugin = subprocess.run([str(venv_python), "-c", "import importlib.metadata as m; print("
+                             "[e.name for e in m.entry_points(group='keybroker.sources')])"],
+                            env=pep668_env, capture_output=True, check=False, timeout=60)
+    assert b"'jsonfile'" in plugin.stdout, plugin  # tests/plugin_example's source
+
+
+def test_other_user_is_made_when_sbin_is_off_path(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: 4 tests skipped ("needs root and useradd") because useradd lives in
+    /usr/sbin, off a plain user's PATH."""
+    from tests.fixtures.users import OsUser  # noqa: PLC0415
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert shutil.which("useradd") is None
+    user = request.getfixturevalue("other_user")  # root: made; else the fixture's own rule
+    assert isinstance(user, OsUser)
+    assert user.uid != os.geteuid()
+
+
 def _run_in(repo: Path, command: str, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["sh", "-c", command], cwd=repo, env=env, capture_output=True,
                           check=False, timeout=850)
