@@ -412,8 +412,9 @@ def test_installer_never_runs_an_unpinned_file_under_another_platform_tag(
 ) -> None:
     """Issue 20 item 6. Before: the pin covered one file name, so a tampered uv wheel renamed
     to ``manylinux_<this glibc>_<arch>`` (valid here, ranked above the pinned 2_17 name)
-    passed "sha256 verified" on the index's word and ran. Now only files with a pinned digest are candidates;
-    here the genuine name carries a tampered file too, so it is refused by its pin."""
+    passed "sha256 verified" on the index's word and ran. Now only files with a pinned digest
+    are candidates; here the genuine name carries a tampered file too, so it is refused by its
+    pin."""
     install = _installer_module()
     version = install.UV_VERSION
     best = install.platform_tags()[0]  # glibc: manylinux_<this glibc>_<arch>, ranked first
