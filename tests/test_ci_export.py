@@ -896,6 +896,27 @@ def test_ci_job_dir_made_beforehand_by_another_user_is_refused(
     assert job.is_dir()
 
 
+def test_ci_job_dir_planted_as_a_link_is_refused(
+    job_env: tuple[dict[str, str], Path], other_user: OsUser, tmp_path: Path
+) -> None:
+    """The job dir's name is a link another user made to a dir of theirs: refused (the link
+    and what it leads to are theirs), and ``ci cleanup`` does not follow it."""
+    env, job = job_env
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o700)
+    os.chown(theirs, other_user.uid, other_user.gid)
+    job.symlink_to(theirs)
+    os.lchown(job, other_user.uid, other_user.gid)
+    result = run(["keybroker", "ci", "export", "k", "--format", "dotenv"], env)
+    assert_fails(result, 7, f"the CI job directory {job} belongs to uid {other_user.uid}",
+                 secrets=[OTHER])
+    assert list(theirs.iterdir()) == []
+    refused = run(["keybroker", "ci", "cleanup"], env)
+    assert_fails(refused, 7, f"{job} is not a directory (a link?); not removing it")
+    assert theirs.is_dir()
+    assert job.is_symlink()
+
+
 def test_ci_job_dir_with_a_loose_mode_is_refused(job_env: tuple[dict[str, str], Path]) -> None:
     env, job = job_env
     job.mkdir()
