@@ -287,6 +287,9 @@ def test_scripts_test_runs_everything_with_its_own_venv() -> None:
                  '"$PY" -m pytest'):
         assert tool in script, tool
     assert re.search(r"^PY=\.venv/bin/python$", script, re.M)
+    # nothing else runs with the system python3 (it has no ruff, mypy or pytest)
+    assert re.findall(r"^\s*python3? .*$", script, re.M) == [
+        "python3 scripts/install.py --dev-venv .venv"]
     assert ".venv/" in (REPO / ".gitignore").read_text().splitlines()
 
 
