@@ -42,9 +42,12 @@ import zipfile
 from pathlib import Path
 
 UV_VERSION = "0.13.9"  # the uv bootstrapped when none is installed (KEYBROKER_UV_VERSION overrides)
-# sha256 of UV_VERSION's wheels for the common platforms, as published when it was pinned: a
-# wheel listed here must match this digest as well as the index's (an index or mirror that
-# serves another file under the same name is refused). Other platforms/versions: the index's.
+# sha256 of UV_VERSION's wheels, as published when it was pinned. Only these files are ever
+# run: a candidate whose name is not listed here is never chosen (a tampered wheel renamed to
+# another platform tag valid here would otherwise rank first), and the chosen file's bytes
+# must hash to its pinned digest (the index's digest must agree too). A platform without a
+# pinned wheel, or another uv version (KEYBROKER_UV_VERSION), needs KEYBROKER_UV_SHA256: the
+# digest you pin yourself. Nothing is accepted on the index's word alone.
 PINNED_DIGESTS = {
     "uv-0.13.9-py3-none-macosx_10_12_x86_64.whl":
         "c16ed11e013557536b3e60065f1b912f6407bd6518e041b961e23ef9e6b4fbf5",
@@ -76,8 +79,9 @@ def fail(message: str) -> None:
 # --- where pip would look: index and CA bundle ----------------------------------------------
 
 
-def pip_config() -> dict[str, str]:
-    """``index-url`` and ``cert`` from pip's config files, later files winning (as pip does)."""
+def pip_config(keys: tuple[str, ...] = ("index-url", "cert")) -> dict[str, str]:
+    """``keys`` (``index-url`` and ``cert``) from pip's config files, later files winning (as
+    pip does)."""
     home = Path.home()
     xdg_dirs = os.environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(os.pathsep)
     xdg_home = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
@@ -94,7 +98,7 @@ def pip_config() -> dict[str, str]:
         except (OSError, configparser.Error):
             continue
         for section in ("global", "install"):
-            for key in ("index-url", "cert"):
+            for key in keys:
                 if parser.has_option(section, key):
                     found[key] = parser.get(section, key).strip()
     return found
@@ -123,6 +127,19 @@ def tool_environment() -> dict[str, str]:
     cert = ca_bundle()
     if cert and not env.get("SSL_CERT_FILE"):
         env["SSL_CERT_FILE"] = cert
+    return env
+
+
+def dev_environment() -> dict[str, str]:
+    """:func:`tool_environment` plus pip's extra indexes, find-links and constraints, so the
+    test venv gets what ``pip install`` would get on this machine (mirrors, pinned sets)."""
+    env = tool_environment()
+    config = pip_config(("extra-index-url", "find-links", "constraint"))
+    for pip_name, uv_name in (("extra-index-url", "UV_INDEX"), ("find-links", "UV_FIND_LINKS"),
+                              ("constraint", "UV_CONSTRAINT")):
+        value = os.environ.get("PIP_" + pip_name.upper().replace("-", "_")) or config.get(pip_name)
+        if value and not env.get(uv_name):
+            env[uv_name] = " ".join(value.split())
     return env
 
 
@@ -180,13 +197,37 @@ def platform_tags() -> list[str]:
     return [rf"musllinux_\d+_\d+_{arch}"]
 
 
-def pick_wheel(files: list[tuple[str, str, str]], version: str) -> tuple[str, str, str]:
+def pinned_digests(version: str) -> dict[str, str]:
+    """File name → sha256 of the uv wheels this run may use; ``{}`` means "any name, one
+    digest" and is only returned with KEYBROKER_UV_SHA256 (see ``pinned_digest``)."""
+    return PINNED_DIGESTS if version == UV_VERSION else {}
+
+
+def pinned_digest(name: str, version: str) -> str | None:
+    """The sha256 ``name`` must have: this script's pin, else KEYBROKER_UV_SHA256, else None."""
+    own = os.environ.get("KEYBROKER_UV_SHA256", "").strip().lower()
+    return pinned_digests(version).get(name) or own or None
+
+
+def pick_wheel(files: list[tuple[str, str, str]], version: str) -> tuple[str, str, str, str]:
+    """(name, url, index digest, pinned digest) of the best uv wheel for this platform among
+    the files that have a pinned digest; the others are never considered."""
     wheels = [f for f in files if f[0].startswith(f"uv-{version}-") and f[0].endswith(".whl")]
+    unpinned: list[str] = []
     for tag in platform_tags():
-        for wheel in wheels:
-            tags = wheel[0][: -len(".whl")].split("-")[-1]
-            if any(re.fullmatch(tag, t) for t in tags.split(".")):
-                return wheel
+        for name, url, digest in wheels:
+            tags = name[: -len(".whl")].split("-")[-1]
+            if not any(re.fullmatch(tag, t) for t in tags.split(".")):
+                continue
+            pin = pinned_digest(name, version)
+            if pin is None:
+                unpinned.append(name)
+                continue
+            return name, url, digest, pin
+    if unpinned:
+        fail(f"no sha256 is pinned for {', '.join(sorted(set(unpinned)))} (uv {version}); "
+             "refusing to run an unpinned binary: install uv or pipx and re-run, or set "
+             "KEYBROKER_UV_SHA256 to the wheel's sha256 from a source you trust")
     fail(f"the index has no uv {version} wheel for this platform "
          f"({sys.platform} {platform.machine()}); install uv or pipx and re-run")
     raise AssertionError  # unreachable
@@ -200,16 +241,18 @@ def bootstrap_uv() -> Path:
     if exe.is_file() and os.access(exe, os.X_OK):
         return exe
     say(f"no uv or pipx on PATH: fetching uv {version} from {index_url()}")
-    name, url, digest = pick_wheel(wheel_files("uv"), version)
+    name, url, digest, pin = pick_wheel(wheel_files("uv"), version)
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
         fail(f"the index publishes no sha256 for {name}; refusing to run an unverified binary")
-    if PINNED_DIGESTS.get(name, digest) != digest:
+    if digest != pin:
         fail(f"{name}: the index's sha256 {digest} is not the one pinned in this script")
     body, _ = fetch(url)
     actual = hashlib.sha256(body).hexdigest()
     if actual != digest:
         fail(f"{name}: sha256 {actual} does not match the index's {digest}")
-    say(f"{name}: sha256 verified")
+    if actual != pin:  # implied by the two checks above; kept so the rule reads on its own
+        fail(f"{name}: sha256 {actual} is not the one pinned in this script")
+    say(f"{name}: sha256 verified against the pinned digest")
     home.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=home) as scratch:
         wheel = Path(scratch) / name
@@ -262,24 +305,71 @@ def install(kind: str, tool: Path, env: dict[str, str]) -> Path:
     return Path(os.path.normpath(run([str(tool), "tool", "dir", "--bin"], env).strip()))
 
 
+def path_note(bin_dir: Path, exe: Path, path: str, kind: str, tool: Path) -> str | None:
+    """What to tell the person about PATH, or None when ``keybroker`` already runs ``exe``.
+
+    Two different problems with two different fixes: ``bin_dir`` is not on PATH at all (add
+    it), or it is, but another ``keybroker`` in an earlier directory wins (move it first, or
+    remove the other one).
+    """
+    on_path = shutil.which("keybroker", path=path)
+    if on_path is not None and Path(on_path).resolve() == exe.resolve():
+        return None
+    entries = [os.path.normpath(os.path.expanduser(p)) for p in path.split(os.pathsep) if p]
+    listed = any(_same_dir(Path(entry), bin_dir) for entry in entries)
+    if not listed or on_path is None:
+        fix = f"{tool} tool update-shell" if kind == "uv" else "pipx ensurepath"
+        return (f'note: {bin_dir} is not on PATH; add it, e.g. export PATH="{bin_dir}:$PATH" '
+                f"(or run: {fix}), then open a new shell")
+    return (f"note: {bin_dir} is on PATH, but `keybroker` runs {on_path}, found in an earlier "
+            f"directory; put {bin_dir} before {Path(str(on_path)).parent} in PATH, or remove "
+            "the other keybroker")
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def dev_venv(venv: Path, choice: str) -> int:
+    """The test command's own virtualenv (scripts/test): made by uv (on PATH, else the pinned
+    bootstrap), so neither pip nor python3-venv is needed, with keybroker editable with
+    ``[all,test]`` and the example plugin. An existing ``venv`` is updated in place."""
+    env = dev_environment()
+    kind, tool = installer("uv" if choice == "auto" else choice)
+    if kind != "uv":
+        fail("--dev-venv needs uv (on PATH or bootstrapped)")
+    python = venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    if not python.exists():
+        run([str(tool), "venv", "--quiet", "--python", sys.executable, str(venv)], env)
+    pip = [str(tool), "pip", "install", "--quiet", "--python", str(python)]
+    run([*pip, "-e", f"{REPO}[all,test]"], env)
+    run([*pip, "--no-deps", "-e", str(REPO / "tests" / "plugin_example")], env)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--with", dest="choice", choices=("auto", "uv", "pipx"), default="auto",
                         help="installer to use (default: uv, else pipx, else a bootstrapped uv)")
     parser.add_argument("--no-demo", action="store_true", help="do not run `keybroker get demo`")
+    parser.add_argument("--dev-venv", metavar="DIR", type=Path,
+                        help="instead: make DIR a venv for the tests (scripts/test uses .venv)")
     args = parser.parse_args()
     if not (REPO / "pyproject.toml").is_file():
         fail(f"{REPO} is not a keybroker checkout")
+    if args.dev_venv:
+        return dev_venv(args.dev_venv.absolute(), args.choice)
     env = tool_environment()
     kind, tool = installer(args.choice)
     bin_dir = install(kind, tool, env)
     exe = bin_dir / ("keybroker.exe" if sys.platform == "win32" else "keybroker")
     say(f"installed {exe} (and keybroker-vault, -aws, -keychain, -oidc) with {kind}")
-    on_path = shutil.which("keybroker")
-    if on_path is None or Path(on_path).resolve() != exe.resolve():
-        say(f"note: {bin_dir} is not first on PATH for `keybroker`; add it, e.g. "
-            f'export PATH="{bin_dir}:$PATH" (or run: {tool} tool update-shell)'
-            if kind == "uv" else f"note: add {bin_dir} to PATH (or run: pipx ensurepath)")
+    note = path_note(bin_dir, exe, os.environ.get("PATH", ""), kind, tool)
+    if note:
+        say(note)
     if args.no_demo:
         return 0
     say("$ keybroker get demo")

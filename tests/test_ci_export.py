@@ -14,6 +14,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import pytest
 from keybroker import output, redact
 from tests.conftest import KbEnv
 from tests.fixtures.openbao import OpenBao
+from tests.fixtures.users import OsUser
 from tests.kb import Result, assert_fails, assert_nowhere, run
 
 VALUE = "sk-'q\"d$HOME\\n`id`%0Aend"
@@ -278,6 +280,8 @@ class ActionsCache:
         saved = self.store / key
         if saved.is_dir():
             path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_dir():  # what is restored replaces what was there (tar -x)
+                shutil.rmtree(path)
             shutil.copytree(saved, path, symlinks=True)
             return True
         self.pending.append((path, saved))
@@ -340,9 +344,7 @@ def run_composite(
         results.append(result)
         if result.code != 0:
             break
-        outputs[step["id"]] = dict(
-            line.split("=", 1) for line in output_file.read_text().splitlines() if "=" in line
-        )
+        outputs[step["id"]] = parse_github_env(output_file.read_text())
         env.update(parse_github_env(Path(env["GITHUB_ENV"]).read_text()))
         path_file = Path(env["GITHUB_PATH"])
         if path_file.exists():
@@ -386,23 +388,84 @@ def test_github_action_exports_masked_with_inline_config(
     assert_nowhere(VALUE, *results)
     runner_temp = Path(runner_env["RUNNER_TEMP"])
     exported = parse_github_env(Path(runner_env["GITHUB_ENV"]).read_text())
-    written = list((runner_temp / "keybroker").glob("config.*"))
+    (private,) = runner_temp.glob("keybroker.*")  # this use's own dir (mktemp -d)
+    assert outputs["prepare"]["state"] == str(private)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    written = list(private.glob("config.*"))
     assert len(written) == 1
     assert stat.S_IMODE(written[0].stat().st_mode) == 0o600
     assert exported == {
         "API_TOKEN": VALUE, "OTHER": OTHER,
         "KEYBROKER_CONFIG": str(written[0]),
-        "KEYBROKER_CACHE_DIR": str(runner_temp / "keybroker" / "cache"),
-        "KEYBROKER_DATA_DIR": str(runner_temp / "keybroker" / "data"),
+        "KEYBROKER_CACHE_DIR": str(private / "cache"),
+        "KEYBROKER_DATA_DIR": str(private / "data"),
     }
     assert outputs["export"]["config"] == str(written[0])
     for state in ("cache", "data"):
-        assert stat.S_IMODE((runner_temp / "keybroker" / state).stat().st_mode) == 0o700
+        assert stat.S_IMODE((private / state).stat().st_mode) == 0o700
     # A later step sees the config and the RUNNER_TEMP cache through the exported variables.
     later_step = run(["keybroker", "get", "o"], later)
     assert (later_step.code, later_step.stdout) == (0, OTHER + "\n"), later_step
-    assert list((runner_temp / "keybroker" / "cache").iterdir()), "cache not under RUNNER_TEMP"
+    assert list((private / "cache").iterdir()), "cache not under RUNNER_TEMP"
     assert not ci_env.cache_dir.exists()
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("config", "kb.toml\nNODE_OPTIONS=--require=/tmp/evil.js"),
+    ("profile", "k\nNODE_OPTIONS=--require=/tmp/evil.js"),
+    ("var", "API_TOKEN\x1b]0;title\x07"),
+    ("python", "python3\r"),
+    ("vars", "OTHER=o\rNODE_OPTIONS=x"),
+    ("config-toml", "[profiles.k]\x1b[2J\n"),
+])
+def test_github_action_refuses_control_characters_before_writing_anything(
+    runner_env: dict[str, str], ci_env: KbEnv, tmp_path: Path, name: str, value: str
+) -> None:
+    """Issue 20 item 5. Before: a newline in ``config`` added lines (NODE_OPTIONS=…) to
+    $GITHUB_ENV before keybroker ran. Now the first step refuses the input, and nothing is
+    written to $GITHUB_ENV, $GITHUB_PATH or the step outputs."""
+    import yaml  # noqa: PLC0415
+
+    (tmp_path / "kb.toml").write_text(ci_env.config_path.read_text())
+    inputs = {"install": "false", "profile": "k", "config": str(tmp_path / "kb.toml")}
+    inputs[name] = value
+    github_env = Path(runner_env["GITHUB_ENV"])
+    results, _, _ = run_composite(yaml.safe_load(ACTION.read_text()), inputs,
+                                  dict(runner_env, GITHUB_WORKSPACE=str(tmp_path)), tmp_path)
+    assert [r.code for r in results] == [1], results
+    assert results[0].stdout.startswith(f"::error::keybroker: input '{name}' contains a "
+                                        "control character"), results[0]
+    assert value not in results[0].stdout + results[0].stderr
+    assert github_env.read_text() == ""
+    assert not Path(runner_env["GITHUB_PATH"]).exists()
+    assert (tmp_path / "output-prepare").read_text() == ""
+    assert not list(Path(runner_env["RUNNER_TEMP"]).iterdir())
+
+
+def test_github_action_ignores_a_state_dir_planted_by_another_user(
+    runner_env: dict[str, str], ci_env: KbEnv, tmp_path: Path, other_user: OsUser
+) -> None:
+    """Another user's (or job's) $RUNNER_TEMP/keybroker with a config, cache and data key in
+    it is never used: each use of the action works in a new private dir of its own."""
+    import yaml  # noqa: PLC0415
+
+    planted = Path(runner_env["RUNNER_TEMP"]) / "keybroker"
+    for sub in ("cache", "data"):
+        (planted / sub).mkdir(parents=True)
+    for path in (planted, planted / "cache", planted / "data"):
+        os.chown(path, other_user.uid, other_user.gid)
+        path.chmod(0o777)
+    results, later, outputs = run_composite(
+        yaml.safe_load(ACTION.read_text()),
+        {"install": "false", "profile": "k", "config-toml": ci_env.config_path.read_text()},
+        runner_env, tmp_path)
+    assert [r.code for r in results] == [0, 0, 0], results
+    state = Path(outputs["prepare"]["state"])
+    assert state.parent == planted.parent
+    assert state != planted
+    assert (state.stat().st_uid, stat.S_IMODE(state.stat().st_mode)) == (os.getuid(), 0o700)
+    assert later["KEYBROKER_DATA_DIR"] == str(state / "data")
+    assert list((planted / "cache").iterdir()) == list((planted / "data").iterdir()) == []
 
 
 def test_github_action_lock_pins_every_dependency_with_hashes() -> None:
@@ -423,14 +486,41 @@ def test_github_action_lock_pins_every_dependency_with_hashes() -> None:
     assert len(entries) == len(re.findall(r"^[A-Za-z0-9_.-]+==", lock, re.M))
 
 
+PLANTED = "#!/bin/sh\necho \"$ACTIONS_ID_TOKEN_REQUEST_TOKEN\" >> {mark}\nexit 0\n"
+
+
+def plant(where: list[Path], mark: Path) -> int:
+    """What another repository's job on the same self-hosted runner can do: replace every
+    executable named keybroker or python* it finds in the tool cache and the actions cache
+    by its own, and append to every cached wheel. Returns how many files it touched."""
+    touched = 0
+    for root in where:
+        for path in [p for p in root.rglob("*") if p.is_file() or p.is_symlink()]:
+            if path.name == "keybroker" or re.fullmatch(r"python[\d.]*", path.name):
+                path.unlink()
+                path.write_text(PLANTED.format(mark=mark))
+                path.chmod(0o755)
+                touched += 1
+            elif path.suffix == ".whl":
+                with path.open("ab") as wheel:
+                    wheel.write(b"planted")
+                touched += 1
+    return touched
+
+
 @pytest.mark.slow
 @pytest.mark.integration
-@pytest.mark.timeout(900)
-def test_github_action_installs_from_its_checkout_then_hits_the_cache(
+@pytest.mark.timeout(1200)
+def test_github_action_installs_per_job_from_verified_wheels_and_runs_nothing_planted(
     runner_env: dict[str, str], ci_env: KbEnv, tmp_path: Path
 ) -> None:
-    """Two jobs on fresh runners: the first installs (pinned, hashed) and saves the venv, the
-    second restores it and runs no pip. keybroker comes from the action's checkout."""
+    """Jobs on one self-hosted runner (its tool cache persists) sharing actions/cache. The
+    first downloads the locked wheels, the second installs from the cached wheels (verified
+    by hash, nothing downloaded). Then another repository's job plants a keybroker/python in
+    every place the action ever wrote, and corrupts the cached wheels. Before: the venv in
+    $RUNNER_TOOL_CACHE (or restored from the cache) was trusted once `keybroker --version`
+    ran, so the planted keybroker ran with ACTIONS_ID_TOKEN_REQUEST_TOKEN. Now: every job
+    installs into a new private venv, from wheels whose sha256 the lock pins."""
     import yaml  # noqa: PLC0415
 
     from tests.test_install import fresh_copy  # noqa: PLC0415
@@ -439,13 +529,13 @@ def test_github_action_installs_from_its_checkout_then_hits_the_cache(
     action_path = checkout / "helpers" / "github-action"
     action = yaml.safe_load((action_path / "action.yml").read_text())
     cache = ActionsCache(tmp_path / "actions-cache")
-    tool_cache = tmp_path / "hostedtoolcache"
+    tool_cache = tmp_path / "hostedtoolcache"  # a self-hosted runner's: kept across jobs
+    tool_cache.mkdir()
+    mark = tmp_path / "planted-code-ran"
     config_toml = ci_env.config_path.read_text()
-    jobs = []
-    for job in ("first", "second"):
-        shutil.rmtree(tool_cache, ignore_errors=True)  # every job starts on a fresh runner
-        tool_cache.mkdir()
-        job_tmp = tmp_path / job
+
+    def job(name: str) -> tuple[dict[str, dict[str, str]], list[Result], Path, Path]:
+        job_tmp = tmp_path / name
         job_tmp.mkdir()
         (job_tmp / "runner_temp").mkdir()
         (job_tmp / "github_env").write_text("")
@@ -453,31 +543,43 @@ def test_github_action_installs_from_its_checkout_then_hits_the_cache(
                    RUNNER_TEMP=str(job_tmp / "runner_temp"),
                    GITHUB_ENV=str(job_tmp / "github_env"),
                    GITHUB_PATH=str(job_tmp / "github_path"),
-                   PATH="/usr/bin:/bin", KEYBROKER_CONFIG=str(tmp_path / "none.toml"))
-        env["PATH"] = os.path.dirname(sys.executable) + ":" + env["PATH"]  # python3 >= 3.11
+                   ACTIONS_ID_TOKEN_REQUEST_TOKEN="request-token-of-" + name,
+                   PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin",  # python3 >= 3.11
+                   KEYBROKER_CONFIG=str(tmp_path / "none.toml"))
+        started = time.monotonic()
         results, later, outputs = run_composite(
             action, {"profile": "k", "config-toml": config_toml}, env, job_tmp,
             action_path=action_path, cache=cache)
+        sys.stderr.write(f"\naction, job {name}: {time.monotonic() - started:.1f} s\n")
+        assert not mark.exists(), f"planted code ran: {mark.read_text()}"
         assert [r.code for r in results] == [0, 0, 0], results
         assert_nowhere(VALUE, *results)
         exported = parse_github_env(Path(env["GITHUB_ENV"]).read_text())
         assert exported["ANTHROPIC_AUTH_TOKEN"] == VALUE
-        venv = Path(outputs["prepare"]["venv"])
-        assert venv.is_relative_to(tool_cache)
+        venv = Path(outputs["install"]["keybroker"]).parent.parent
         assert later["PATH"].split(os.pathsep)[0] == str(venv / "bin")
         where = run(["python3", "-c", "import keybroker; print(keybroker.__file__)"], later)
         assert where.stdout.startswith(str(venv)), where
         later_step = run(["keybroker", "get", "o"], later)
         assert (later_step.code, later_step.stdout) == (0, OTHER + "\n"), later_step
-        jobs.append((outputs, results))
-    (first, first_results), (second, second_results) = jobs
-    assert first["cache"]["cache-hit"] == "false"
-    assert first["install"]["cache-hit"] == "false"
+        return outputs, results, venv, Path(env["RUNNER_TEMP"])
+
+    first, first_results, *first_dirs = job("first")
+    second, second_results, *second_dirs = job("second")
+    assert plant([tool_cache, cache.store], mark) > 0
+    third, third_results, *third_dirs = job("third")  # before: the planted keybroker ran
+
+    for venv, runner_temp in (first_dirs, second_dirs, third_dirs):
+        assert venv.parent.parent == runner_temp  # $RUNNER_TEMP/keybroker.XXXXXXXX/venv
+        assert stat.S_IMODE(venv.parent.stat().st_mode) == 0o700
+    assert (first["cache"]["cache-hit"], first["install"]["cache-hit"]) == ("false", "false")
     assert "(installed)" in first_results[1].stdout
     assert first["prepare"]["key"] == second["prepare"]["key"]
-    assert second["cache"]["cache-hit"] == "true"
-    assert second["install"]["cache-hit"] == "true"
-    assert "(cached)" in second_results[1].stdout
+    assert (second["cache"]["cache-hit"], second["install"]["cache-hit"]) == ("true", "true")
+    assert "(verified wheels from the cache)" in second_results[1].stdout
+    assert third["cache"]["cache-hit"] == "true"  # restored, but its wheels were refused
+    assert third["install"]["cache-hit"] == "false"
+    assert "(installed)" in third_results[1].stdout
 
 
 def test_github_action_install_step_is_valid_bash() -> None:
@@ -553,9 +655,104 @@ def test_gitlab_snippet_commands_work(
     assert result.out == b""
     report = snippet[".keybroker-dotenv"]["artifacts"]["reports"]["dotenv"]
     assert (tmp_path / report).read_text() == f"ANTHROPIC_AUTH_TOKEN={VALUE}\n"
-    eval_line = snippet[".keybroker-in-job"]["before_script"][-1]
-    result = run(["/bin/sh", "-c", eval_line + '\nprintf "%s" "$ANTHROPIC_AUTH_TOKEN"'], env)
+    loading = flatten(snippet[".keybroker-in-job"]["before_script"][1:])  # after the install
+    result = run(["/bin/sh", "-c", "\n".join([*loading, 'printf "%s" "$ANTHROPIC_AUTH_TOKEN"'])],
+                 env)
     assert (result.code, result.out, result.err) == (0, VALUE.encode(), b"")
+
+
+# --- fail closed: every place that tells people how to load a key (issue 20 item 4) ---
+
+REPO = ACTION.parent.parent.parent
+#: ``eval`` of a keybroker command substitution: ``eval ""`` succeeds when keybroker fails.
+EVAL_SUBSTITUTION = re.compile(r"""eval\s+["']?\$\(\s*keybroker\b(?!\s+completion)""")
+#: A key loaded from ``$(keybroker ci export …)``: fine only as NAME="$(…)" || exit.
+EXPORT_SUBSTITUTION = re.compile(r"\$\(\s*keybroker\s+ci\s+export\b")
+FAIL_CLOSED = re.compile(r'\w+="\$\(keybroker ci export [^\n]*?\)" (?:\\?\|){2} exit\b')
+
+
+def load_instructions(ci_env: KbEnv) -> dict[str, str]:
+    """Every text that tells people how to load a key: docs, README, helpers, and what the
+    CLI itself prints (its help and its hints)."""
+    texts = {str(path.relative_to(REPO)): path.read_text()
+             for path in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")),
+                          *sorted(p for p in (REPO / "helpers").rglob("*") if p.is_file())]}
+    texts["ci export --help"] = run(["keybroker", "ci", "export", "--help"], ci_env).stdout
+    texts["--format gitlab hint"] = run(["keybroker", "ci", "export", "k", "--format", "gitlab"],
+                                        ci_env).err.decode()
+    return texts
+
+
+def test_every_documented_way_to_load_a_key_fails_closed(ci_env: KbEnv) -> None:
+    """Before: the snippet, docs/ci.md and the ``--format gitlab`` hint said
+    ``eval "$(keybroker ci export …)"``."""
+    texts = load_instructions(ci_env)
+    assert "kb_env=" in texts["--format gitlab hint"], texts["--format gitlab hint"]
+    seen = 0
+    for name, text in texts.items():
+        assert not EVAL_SUBSTITUTION.search(text), (name, EVAL_SUBSTITUTION.search(text))
+        for match in EXPORT_SUBSTITUTION.finditer(text):
+            start = text.rfind("\n", 0, match.start()) + 1
+            line = text[start:text.find("\n", match.end())]
+            assert FAIL_CLOSED.search(line), (name, line)
+            seen += 1
+    assert seen >= 5  # the snippet, docs/ci.md (table, GitLab, other CI), help, hint
+
+
+FAILING_TOKEN = "VAULT_ID_TOKEN"  # the ID token the snippet's jobs declare
+
+
+@pytest.fixture
+def failing_job(kb_env: KbEnv, tmp_path: Path) -> dict[str, str]:
+    """A GitLab-like job environment whose keybroker fails as with a forgotten ``id_tokens:``
+    block: the documented Vault JWT profile, and no VAULT_ID_TOKEN in the job."""
+    snippet = gitlab_snippet()
+    project = tmp_path / "project"
+    project.mkdir()
+    env = dict(kb_env, **gitlab_variables(snippet, project), CI_PROJECT_DIR=str(project))
+    env.pop(FAILING_TOKEN, None)
+    profile = documented_profile().replace("https://vault.example.com", "http://127.0.0.1:9")
+    Path(env["KEYBROKER_CONFIG"]).write_text(profile)
+    probe = run(["keybroker", "get", "litellm"], env)
+    assert probe.code not in (0, 1), probe  # a real, clean failure
+    assert probe.out == b"", probe
+    return env
+
+
+def assert_job_stopped(result: Result, after: Path) -> None:
+    assert result.code != 0, result
+    assert not after.exists(), "the job went on after keybroker failed"
+    assert result.err.startswith(b"keybroker: "), result.err
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
+def test_gitlab_snippet_stops_the_job_when_keybroker_fails(
+    failing_job: dict[str, str], shell: str
+) -> None:
+    """The snippet's own lines (after its install), then the job's script. Before: ``eval ""``
+    returned 0 and the script ran with an empty ANTHROPIC_AUTH_TOKEN."""
+    loading = flatten(gitlab_snippet()[".keybroker-in-job"]["before_script"][1:])
+    after = Path(failing_job["CI_PROJECT_DIR"]) / "after"
+    script = "\n".join([*loading, f'touch "{after}"'])
+    assert_job_stopped(run([shell, "-c", script], failing_job), after)
+
+
+def doc_shell_blocks(path: Path) -> list[str]:
+    """The ```sh blocks of ``path`` that load a key with ``ci export``."""
+    return [block for block in re.findall(r"```sh\n(.*?)```", path.read_text(), re.S)
+            if "ci export" in block]
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
+def test_docs_ci_shell_blocks_stop_when_keybroker_fails(
+    failing_job: dict[str, str], shell: str
+) -> None:
+    blocks = doc_shell_blocks(REPO / "docs" / "ci.md")
+    assert blocks
+    for block in blocks:
+        after = Path(failing_job["CI_PROJECT_DIR"]) / "after"
+        result = run([shell, "-c", block + f'touch "{after}"\n'], failing_job)
+        assert_job_stopped(result, after)
 
 
 def flatten(script: list[Any]) -> list[str]:
@@ -639,3 +836,115 @@ def test_gitlab_snippet_job_as_written_against_openbao(
     assert b"Cloning" not in second.err
 
 
+
+
+# --- the CI per-job dir: created privately, refused when someone else made it, cleaned up ---
+
+JOB = "4242"
+
+
+@pytest.fixture
+def job_env(kb_env: KbEnv, tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A GitLab shell-runner job: CI set, a job id, /tmp shared (here: a sticky 1777 dir), and
+    a profile whose key goes through the disk cache (so the job dir is used)."""
+    shared_tmp = tmp_path / "shared-tmp"
+    shared_tmp.mkdir()
+    shared_tmp.chmod(0o1777)
+    (tmp_path / "key.txt").write_text(OTHER + "\n")
+    kb_env.write_config(f'[profiles.k]\nsource = "file"\nstorage = "disk"\n'
+                        f'path = {json.dumps(str(tmp_path / "key.txt"))}\n')
+    env = dict(kb_env, CI="true", GITLAB_CI="true", CI_JOB_ID=JOB, TMPDIR=str(shared_tmp))
+    return env, shared_tmp / f"keybroker-{os.getuid()}-{JOB}"
+
+
+def test_ci_job_dir_is_created_private_and_cleaned_up(
+    job_env: tuple[dict[str, str], Path]
+) -> None:
+    env, job = job_env
+    result = run(["keybroker", "ci", "export", "k", "--format", "dotenv"], env)
+    assert (result.code, result.out) == (0, f"ANTHROPIC_AUTH_TOKEN='{OTHER}'\n".encode()), result
+    info = job.lstat()
+    assert stat.S_ISDIR(info.st_mode)
+    assert info.st_uid == os.getuid()
+    assert stat.S_IMODE(info.st_mode) == 0o700
+    assert {p.name for p in job.iterdir()} == {"cache", "data"}
+    gone = run(["keybroker", "ci", "cleanup"], env)
+    assert (gone.code, gone.out, gone.err) == (0, b"", f"keybroker: removed {job}\n".encode())
+    assert not job.exists()
+    again = run(["keybroker", "ci", "cleanup"], env)
+    assert (again.code, again.err) == (0, f"keybroker: {job} does not exist; nothing to "
+                                          "remove\n".encode())
+
+
+@pytest.mark.parametrize("mode", [0o700, 0o777])
+def test_ci_job_dir_made_beforehand_by_another_user_is_refused(
+    job_env: tuple[dict[str, str], Path], other_user: OsUser, mode: int
+) -> None:
+    """Issue 20 item 7. Before: another user's /tmp/keybroker-<uid>-<job> was used as is (it
+    could later rename the job's ``data`` away, or swap in its own)."""
+    env, job = job_env
+    job.mkdir()
+    os.chown(job, other_user.uid, other_user.gid)
+    job.chmod(mode)
+    result = run(["keybroker", "ci", "export", "k", "--format", "dotenv"], env)
+    assert_fails(result, 7, f"the CI job directory {job} belongs to uid {other_user.uid}, "
+                            "not to you", secrets=[OTHER])
+    assert result.err.count(b"\n") == 1  # one line, with its hint
+    assert list(job.iterdir()) == [], "keybroker put files in another user's directory"
+    refused = run(["keybroker", "ci", "cleanup"], env)
+    assert_fails(refused, 7, f"{job} belongs to uid {other_user.uid}, not to you")
+    assert job.is_dir()
+
+
+def test_ci_job_dir_planted_as_a_link_is_refused(
+    job_env: tuple[dict[str, str], Path], other_user: OsUser, tmp_path: Path
+) -> None:
+    """The job dir's name is a link another user made to a dir of theirs: refused (the link
+    and what it leads to are theirs), and ``ci cleanup`` does not follow it."""
+    env, job = job_env
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o700)
+    os.chown(theirs, other_user.uid, other_user.gid)
+    job.symlink_to(theirs)
+    os.lchown(job, other_user.uid, other_user.gid)
+    result = run(["keybroker", "ci", "export", "k", "--format", "dotenv"], env)
+    assert_fails(result, 7, f"the CI job directory {job} belongs to uid {other_user.uid}",
+                 secrets=[OTHER])
+    assert list(theirs.iterdir()) == []
+    refused = run(["keybroker", "ci", "cleanup"], env)
+    assert_fails(refused, 7, f"{job} is not a directory (a link?); not removing it")
+    assert theirs.is_dir()
+    assert job.is_symlink()
+
+
+def test_ci_job_dir_with_a_loose_mode_is_refused(job_env: tuple[dict[str, str], Path]) -> None:
+    env, job = job_env
+    job.mkdir()
+    job.chmod(0o777)
+    result = run(["keybroker", "ci", "export", "k", "--format", "dotenv"], env)
+    assert_fails(result, 7, f"the CI job directory {job} is open to group or others "
+                            "(mode 0777)", secrets=[OTHER])
+    assert list(job.iterdir()) == []
+
+
+def test_gitlab_snippet_after_script_removes_the_job_dir(
+    job_env: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    """The snippet's after_script, run in a new shell as GitLab does (no PATH from
+    before_script: keybroker by its path in the venv)."""
+    env, job = job_env
+    assert run(["keybroker", "get", "k"], env).code == 0
+    assert job.is_dir()
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    exe = shutil.which("keybroker", path=env["PATH"])
+    assert exe
+    (venv / "bin" / "keybroker").symlink_to(exe)
+    snippet = gitlab_snippet()
+    for job_name in (".keybroker-in-job", ".keybroker-dotenv"):
+        assert snippet[job_name]["after_script"] == snippet[".keybroker-in-job"]["after_script"]
+    lines = flatten(snippet[".keybroker-in-job"]["after_script"])
+    result = run(["/bin/sh", "-c", "\n".join(lines)],
+                 dict(env, KEYBROKER_VENV=str(venv), PATH="/usr/bin:/bin"))
+    assert (result.code, result.err) == (0, f"keybroker: removed {job}\n".encode()), result
+    assert not job.exists()

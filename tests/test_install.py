@@ -45,6 +45,38 @@ def test_version_is_single_sourced() -> None:
     assert "## [Unreleased]" in changelog
 
 
+#: A ref that docs and shipped snippets tell people to pin: ``@vX``, ``--branch vX``,
+#: ``checkout vX``, ``KEYBROKER_REF: "vX"``, ``ref: vX``.
+PIN = re.compile(r"""(?:@|--branch[ =]|checkout |_REF:\s*["']?|\bref:\s*["']?)(v\d[\w.+-]*)""")
+
+
+def pinned_refs() -> list[tuple[str, str]]:
+    """(file, ref) for every keybroker pin in README, docs and helpers (not third-party
+    actions such as actions/cache@v4, pinned by commit anyway)."""
+    files = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")),
+             *sorted(p for p in (REPO / "helpers").rglob("*") if p.is_file())]
+    found = []
+    for path in files:
+        for line in path.read_text().splitlines():
+            if "actions/" in line and "keybroker" not in line:
+                continue
+            found += [(str(path.relative_to(REPO)), ref.rstrip(".")) for ref in PIN.findall(line)]
+    return found
+
+
+def test_every_pin_is_the_released_version() -> None:
+    """Issue 22: docs and the GitLab snippet pinned v0.2.0 while the package said 0.1.0 and
+    no such tag existed. Every pin is v{__version__}, and CHANGELOG has that version."""
+    pins = pinned_refs()
+    assert {name for name, _ in pins} >= {"docs/ci.md", "docs/rollout.md",
+                                          "helpers/gitlab/keybroker.gitlab-ci.yml",
+                                          "helpers/github-action/action.yml"}, pins
+    wrong = [(name, ref) for name, ref in pins if ref != f"v{keybroker.__version__}"]
+    assert wrong == [], f"pins other than v{keybroker.__version__}: {wrong}"
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    assert re.search(rf"^## \[{re.escape(keybroker.__version__)}\]", changelog, re.M)
+
+
 @pytest.mark.parametrize("exe", ["keybroker", *(f"keybroker-{s}" for s in SOURCES)])
 def test_version_flag_on_every_executable(exe: str, kb_env: KbEnv) -> None:
     result = run([exe, "--version"], kb_env)
@@ -244,24 +276,89 @@ def test_readme_install_on_externally_managed_python(
     assert not (Path(env["XDG_DATA_HOME"]) / "uv" / "tools" / "keybroker").exists()
 
 
+def test_scripts_test_runs_everything_with_its_own_venv() -> None:
+    """Issue 22: ``./scripts/test`` ran ``python3 -m pip install -e``, refused by an externally
+    managed Python (PEP 668). Now it fills .venv (git-ignored) with uv and runs every tool
+    with that venv's Python."""
+    script = (REPO / "scripts" / "test").read_text()
+    assert "python3 -m pip" not in script
+    assert "python3 scripts/install.py --dev-venv .venv\n" in script
+    for tool in ('"$PY" -m ruff', '"$PY" -m mypy', '"$PY" scripts/check_package.py',
+                 '"$PY" -m pytest'):
+        assert tool in script, tool
+    assert re.search(r"^PY=\.venv/bin/python$", script, re.M)
+    # nothing else runs with the system python3 (it has no ruff, mypy or pytest)
+    assert re.findall(r"^\s*python3? .*$", script, re.M) == [
+        "python3 scripts/install.py --dev-venv .venv"]
+    assert ".venv/" in (REPO / ".gitignore").read_text().splitlines()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_scripts_test_setup_on_externally_managed_python(
+    pep668_env: dict[str, str], tmp_path: Path
+) -> None:
+    """scripts/test's setup from a fresh copy with Debian's python3 (PEP 668, no pip, no
+    venv, no uv on PATH), then one quick test file with the venv it made."""
+    repo = fresh_copy(tmp_path / "keybroker")
+    setup = next(line for line in (repo / "scripts" / "test").read_text().splitlines()
+                 if "--dev-venv" in line)
+    started = time.monotonic()
+    made = _run_in(repo, setup, pep668_env)
+    sys.stderr.write(f"\nscripts/test's venv from a fresh copy took "
+                     f"{time.monotonic() - started:.1f} s\n")
+    assert made.returncode == 0, made.stderr.decode()[-3000:]
+    assert b"externally-managed" not in made.stderr
+    venv_python = repo / ".venv" / "bin" / "python"
+    quick = subprocess.run([str(venv_python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                            "tests/test_units.py"], cwd=repo, env=pep668_env,
+                           capture_output=True, check=False, timeout=600)
+    assert quick.returncode == 0, quick.stdout.decode()[-3000:]
+    assert re.search(rb"\d+ passed", quick.stdout)
+    assert b"skipped" not in quick.stdout
+    plugin = subprocess.run([str(venv_python), "-c", "import importlib.metadata as m; print("
+                             "[e.name for e in m.entry_points(group='keybroker.sources')])"],
+                            env=pep668_env, capture_output=True, check=False, timeout=60)
+    assert b"'jsonfile'" in plugin.stdout, plugin  # tests/plugin_example's source
+
+
+def test_other_user_is_made_when_sbin_is_off_path(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: 4 tests skipped ("needs root and useradd") because useradd lives in
+    /usr/sbin, off a plain user's PATH."""
+    from tests.fixtures.users import OsUser  # noqa: PLC0415
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert shutil.which("useradd") is None
+    user = request.getfixturevalue("other_user")  # root: made; else the fixture's own rule
+    assert isinstance(user, OsUser)
+    assert user.uid != os.geteuid()
+
+
 def _run_in(repo: Path, command: str, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["sh", "-c", command], cwd=repo, env=env, capture_output=True,
                           check=False, timeout=850)
 
 
-def fake_index(root: Path, version: str, digest: str | None) -> str:
-    """A file:// simple index with a tampered uv ``version`` for every platform; each link
-    carries ``digest`` (None: the file's true sha256). Returns the index URL."""
+PLAIN_TAG = "manylinux_2_17_x86_64.manylinux2014_x86_64"
+OTHER_TAGS = ("macosx_11_0_arm64", "macosx_10_12_x86_64", "musllinux_1_1_x86_64",
+              "manylinux_2_17_aarch64.manylinux2014_aarch64.musllinux_1_1_aarch64", "win_amd64")
+
+
+def fake_index(
+    root: Path, version: str, digest: str | None, tags: tuple[str, ...] = (PLAIN_TAG, *OTHER_TAGS)
+) -> str:
+    """A file:// simple index with a tampered uv ``version`` under each platform tag of
+    ``tags``; each link carries ``digest`` (None: the file's true sha256). The tampered uv
+    leaves a mark in ``root/ran`` when it runs. Returns the index URL."""
     index = root / "index" / "uv"
     index.mkdir(parents=True)
-    plain = "manylinux_2_17_x86_64.manylinux2014_x86_64"
-    wheel = index / f"uv-{version}-py3-none-{plain}.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        archive.writestr(f"uv-{version}.data/scripts/uv", "#!/bin/sh\necho tampered\n")
-    for tag in ("macosx_11_0_arm64", "macosx_10_12_x86_64", "musllinux_1_1_x86_64",
-                "manylinux_2_17_aarch64.manylinux2014_aarch64.musllinux_1_1_aarch64",
-                "win_amd64"):
-        shutil.copy(wheel, index / wheel.name.replace(plain, tag))
+    for tag in tags:
+        wheel = index / f"uv-{version}-py3-none-{tag}.whl"
+        with zipfile.ZipFile(wheel, "w") as archive:
+            archive.writestr(f"uv-{version}.data/scripts/uv",
+                             f"#!/bin/sh\necho tampered >> {root / 'ran'}\n")
     links = "".join(
         f'<a href="{p.name}#sha256={digest or hashlib.sha256(p.read_bytes()).hexdigest()}">'
         f"{p.name}</a>\n" for p in sorted(index.iterdir()))
@@ -270,13 +367,14 @@ def fake_index(root: Path, version: str, digest: str | None) -> str:
 
 
 def run_installer(
-    tmp_path: Path, version: str, url: str, configured_by: str
+    tmp_path: Path, version: str, url: str, configured_by: str, **extra: str
 ) -> subprocess.CompletedProcess[bytes]:
     env = isolated_env(tmp_path / "user")
     env = {k: v for k, v in env.items()
-           if k not in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL", "PIP_CONFIG_FILE")}
+           if k not in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL", "PIP_CONFIG_FILE",
+                        "KEYBROKER_UV_SHA256")}
     env.update(PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin",
-               KEYBROKER_UV_VERSION=version)
+               KEYBROKER_UV_VERSION=version, **extra)
     if configured_by == "pip.conf":
         (tmp_path / "pip.conf").write_text(f"[global]\nindex-url = {url}\n")
         env["PIP_CONFIG_FILE"] = str(tmp_path / "pip.conf")
@@ -297,9 +395,10 @@ def test_installer_refuses_a_wheel_whose_digest_does_not_match(
     tmp_path: Path, configured_by: str
 ) -> None:
     """The bootstrap reads the index pip is configured with (env or pip.conf; a file:// index
-    here) and checks the uv wheel against the sha256 that index publishes."""
+    here) and checks the uv wheel against the sha256 that index publishes (and pins: another
+    uv version needs KEYBROKER_UV_SHA256)."""
     proc = run_installer(tmp_path, "0.0.1", fake_index(tmp_path, "0.0.1", "0" * 64),
-                         configured_by)
+                         configured_by, KEYBROKER_UV_SHA256="0" * 64)
     assert b"does not match the index's " + b"0" * 64 in proc.stderr, proc.stderr
 
 
@@ -309,6 +408,72 @@ def test_installer_refuses_a_pinned_version_served_with_another_digest(tmp_path:
     proc = run_installer(tmp_path, version, fake_index(tmp_path, version, None),
                          "UV_DEFAULT_INDEX")
     assert b"is not the one pinned in this script" in proc.stderr, proc.stderr
+
+
+def test_installer_never_runs_an_unpinned_file_under_another_platform_tag(
+    tmp_path: Path
+) -> None:
+    """Issue 20 item 6. Before: the pin covered one file name, so a tampered uv wheel renamed
+    to ``manylinux_<this glibc>_<arch>`` (valid here, ranked above the pinned 2_17 name)
+    passed "sha256 verified" on the index's word and ran. Now only files with a pinned digest
+    are candidates; here the genuine name carries a tampered file too, so it is refused by its
+    pin."""
+    install = _installer_module()
+    version = install.UV_VERSION
+    best = install.platform_tags()[0]  # glibc: manylinux_<this glibc>_<arch>, ranked first
+    if re.escape(best) != best:
+        pytest.skip("builds the alternate tag for glibc Linux")  # pragma: no cover - CI is
+    genuine = next(name for name in install.PINNED_DIGESTS
+                   if any(re.fullmatch(t, tag) for t in install.platform_tags()
+                          for tag in name[:-4].split("-")[-1].split(".")))
+    assert best not in genuine
+    genuine_tag = genuine[:-4].split("-")[-1]
+    for tags, needle in [
+        ((best, genuine_tag), b"is not the one pinned in this script"),
+        ((best,), b"no sha256 is pinned for uv-" + version.encode()),
+    ]:
+        root = tmp_path / str(len(tags))
+        proc = run_installer(root, version, fake_index(root, version, None, tags),
+                             "UV_DEFAULT_INDEX")
+        assert needle in proc.stderr, proc.stderr
+        assert f"{best}.whl: sha256 verified".encode() not in proc.stderr
+        assert not (root / "ran").exists(), "the tampered uv ran"
+
+
+def test_installer_pins_a_chosen_version_only_with_a_digest_given(tmp_path: Path) -> None:
+    """Another uv version is only bootstrapped with KEYBROKER_UV_SHA256 (a pin of your own)."""
+    proc = run_installer(tmp_path, "0.0.2", fake_index(tmp_path, "0.0.2", None),
+                         "UV_DEFAULT_INDEX")
+    assert b"no sha256 is pinned for uv-0.0.2-py3-none-" in proc.stderr, proc.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("{other}", "note: {bin} is not on PATH; add it, e.g. export PATH=\"{bin}:$PATH\" "
+                "(or run: /t/uv tool update-shell), then open a new shell"),
+    ("", "note: {bin} is not on PATH; add it, e.g. export PATH=\"{bin}:$PATH\" "
+         "(or run: /t/uv tool update-shell), then open a new shell"),
+    ("{shadow}:{bin}", "note: {bin} is on PATH, but `keybroker` runs {shadow}/keybroker, found "
+                       "in an earlier directory; put {bin} before {shadow} in PATH, or remove "
+                       "the other keybroker"),
+    ("{bin}:{shadow}", None),
+])
+def test_installer_path_note_says_what_is_wrong(
+    tmp_path: Path, path: str, expected: str | None
+) -> None:
+    """Issue 22: "not first on PATH" was said when the directory was not on PATH at all."""
+    install = _installer_module()
+    dirs = {name: tmp_path / name for name in ("bin", "shadow", "other")}
+    for name in ("bin", "shadow"):
+        dirs[name].mkdir()
+        exe = dirs[name] / "keybroker"
+        exe.write_text("#!/bin/sh\n")
+        exe.chmod(0o755)
+    dirs["other"].mkdir()
+    fill = {name: str(d) for name, d in dirs.items()}
+    note = install.path_note(dirs["bin"], dirs["bin"] / "keybroker", path.format(**fill), "uv",
+                             Path("/t/uv"))
+    assert note == (expected.format(**fill) if expected else None)
 
 
 def _installer_module() -> ModuleType:

@@ -15,7 +15,6 @@ import math
 import os
 import pwd
 import secrets
-import shutil
 import ssl
 import stat
 import subprocess
@@ -35,6 +34,7 @@ from keybroker import output
 from keybroker.redact import scrub_quoted
 from tests.conftest import KbEnv
 from tests.fixtures.openbao import OpenBao
+from tests.fixtures.users import system_tool
 from tests.kb import IN_CI, assert_fails, run
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX")
@@ -142,17 +142,19 @@ def oidc_profile(issuer: str, name: str = "o", extra: str = "") -> str:
 @pytest.fixture
 def other_user() -> Iterator[pwd.struct_passwd]:
     """A throwaway system user (root only; in CI a failure if it cannot be created)."""
-    if os.geteuid() != 0 or shutil.which("useradd") is None:
+    useradd = system_tool("useradd")  # /usr/sbin is often off PATH (issue 22)
+    if os.geteuid() != 0 or useradd is None:
         if IN_CI:
             pytest.fail("creating a second OS user needs root and useradd in CI")
         pytest.skip("needs root and useradd to create a second OS user")
     name = f"kbtest-{secrets.token_hex(4)}"
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/bin/false", name],
+    subprocess.run([useradd, "--system", "--no-create-home", "--shell", "/bin/false", name],
                    check=True, capture_output=True)
     try:
         yield pwd.getpwnam(name)
     finally:
-        subprocess.run(["userdel", name], check=False, capture_output=True)
+        subprocess.run([system_tool("userdel") or "userdel", name], check=False,
+                       capture_output=True)
 
 
 def readable_by(path: Path, user: pwd.struct_passwd) -> bool:

@@ -27,11 +27,13 @@ def ensure_private_dir(path: str | os.PathLike[str], what: str) -> None:
 
     Paths may be strings: the hit path never imports pathlib.
     """
+    parent = os.path.dirname(os.path.abspath(path))
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         try:
-            make_dirs(os.path.dirname(os.path.abspath(path)), 0o700)
+            make_dirs(parent, 0o700)
+            check_parent_dir(parent, path, what)  # before anything of ours goes in it
             os.mkdir(path, 0o700)
         except FileExistsError:
             pass
@@ -44,6 +46,58 @@ def ensure_private_dir(path: str | os.PathLike[str], what: str) -> None:
     except OSError as exc:
         raise _cache_error(f"cannot inspect the {what} {path}: {exc.strerror}") from None
     check_private_dir(path, st, what)
+    check_parent_dir(parent, path, what)
+
+
+def check_parent_dir(parent: str, path: str | os.PathLike[str], what: str) -> None:
+    """Refuse a private dir whose parent another user controls (exit 7).
+
+    Whoever owns the parent, or may write to it (without the sticky bit), can rename the
+    private dir away and put theirs in its place: the CI per-job dir
+    ``/tmp/keybroker-<uid>-<job>`` created beforehand by another user is the case in point.
+    The parent must be ours or root's (a link to it too) and not writable by group or others
+    unless sticky; the CI per-job dir itself must be exactly private (no group/other bits).
+    """
+    if not _POSIX:
+        return
+    try:
+        link = os.lstat(parent)
+        st = os.stat(parent)
+    except OSError as exc:
+        raise _cache_error(f"cannot inspect {parent}: {exc.strerror}") from None
+    mine = (os.getuid(), 0)
+    job = _ci_job_dir() == os.path.abspath(parent)
+    owner = link.st_uid if link.st_uid not in mine else st.st_uid
+    if owner not in mine:
+        if job:
+            raise _cache_error(
+                f"the CI job directory {parent} belongs to uid {owner}, not to you: another "
+                "user created it before this job and could swap what keybroker keeps there; "
+                "refusing to use it",
+                f"remove {parent} (its owner or root can), or set KEYBROKER_CACHE_DIR and "
+                "KEYBROKER_DATA_DIR to a private directory of this job",
+            )
+        raise _cache_error(
+            f"the {what} {path} is inside {parent}, which belongs to uid {owner}, not to you "
+            "or root: its owner could swap what keybroker keeps there; refusing to use it",
+            "set KEYBROKER_CACHE_DIR and KEYBROKER_DATA_DIR to a directory of yours",
+        )
+    loose = st.st_mode & 0o077 if job else st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX
+    if loose:
+        where = f"the CI job directory {parent}" if job else f"{parent}, which holds the {what},"
+        raise _cache_error(
+            f"{where} is open to group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
+            "refusing to use it",
+            f"remove it, or run: chmod 700 {parent}",
+        )
+
+
+def _ci_job_dir() -> str | None:
+    """This process's CI per-job dir (only asked when a parent is checked: off the hit path)."""
+    from keybroker.paths import ci_job_dir  # noqa: PLC0415
+
+    job = ci_job_dir(os.environ)
+    return os.path.abspath(job) if job else None
 
 
 def make_dirs(path: str | os.PathLike[str], mode: int) -> None:

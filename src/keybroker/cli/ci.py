@@ -3,7 +3,9 @@
 Keys are resolved exactly as ``keybroker get`` resolves them (same cache, same rules); only
 the way they leave the process differs. ``github`` is the careful one: masks first, then the
 value goes to ``$GITHUB_ENV`` and nowhere else. ``gitlab`` writes a dotenv report file.
-``shell``/``dotenv``/``json`` print to stdout for ``eval``/redirection by the caller.
+``shell``/``dotenv``/``json`` print to stdout for capture by the caller, who must check the
+exit status before using it (``v="$(keybroker ci export P)" || exit; eval "$v"``): a bare
+``eval "$(…)"`` would go on with no key when keybroker fails.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import stat
 import sys
 from collections.abc import Mapping, Sequence
@@ -21,8 +24,9 @@ import click
 from keybroker import output as formats
 from keybroker.cli.common import resolve_profiles
 from keybroker.cli.errors import config_option, debug_option, handles_errors, no_cache_option
-from keybroker.errors import UsageError
+from keybroker.errors import CacheError, UsageError
 from keybroker.output import check_var_name, plain_env
+from keybroker.paths import ci_job_dir
 from keybroker.redact import emit
 
 DEFAULT_VAR = "ANTHROPIC_AUTH_TOKEN"
@@ -214,8 +218,8 @@ def export(
             raise UsageError(
                 "--format gitlab needs --dotenv-file PATH (the file named in "
                 "artifacts:reports:dotenv)",
-                "or, to keep the key inside this job, use: eval \"$(keybroker ci export "
-                "PROFILE --format shell)\"",
+                "or, to keep the key inside this job, use: kb_env=\"$(keybroker ci export "
+                "PROFILE --format shell)\" || exit; eval \"$kb_env\"",
             )
         path = Path(output)
         replace_private(path, _replace_dotenv(path, pairs))
@@ -262,7 +266,7 @@ def export_cmd(
     \b
     github   ::add-mask:: lines on stdout, then NAME=value appended to $GITHUB_ENV
     gitlab   NAME=value into the dotenv report file given by --dotenv-file
-    shell    export NAME='value'   (for: eval "$(keybroker ci export P)")
+    shell    export NAME='value'   (for: v="$(keybroker ci export P)" || exit; eval "$v")
     dotenv   NAME=value
     json     {"NAME": "value"}
     """
@@ -270,3 +274,41 @@ def export_cmd(
     env, outcomes = resolve_profiles([p for _, p in pairs], config_path,
                                      no_cache=no_cache, debug=debug)
     export([(name, outcomes[p].value) for name, p in pairs], fmt, env, output)
+
+
+@ci.command("cleanup")
+@debug_option
+@handles_errors
+def cleanup_cmd(debug: bool) -> None:
+    """Remove this CI job's private directory: its cache, data key and logins.
+
+    \b
+    Under CI keybroker keeps everything in a per-job dir, /tmp/keybroker-<uid>-<job id>
+    (GitHub: $RUNNER_TEMP/keybroker, which the runner empties itself). Shell and
+    self-hosted runners keep /tmp between jobs, so run this at the end of the job
+    (GitLab: after_script). Only a directory of yours is removed; a link or another
+    user's directory is refused (exit 7).
+    """
+    job = ci_job_dir(os.environ)
+    if job is None:
+        emit("keybroker: not in a CI job (CI, GITHUB_ACTIONS and GITLAB_CI are not set); "
+             "nothing to remove")
+        return
+    try:
+        info = os.lstat(job)
+    except FileNotFoundError:
+        emit(f"keybroker: {job} does not exist; nothing to remove")
+        return
+    except OSError as exc:
+        raise CacheError(f"cannot inspect {job}: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise CacheError(f"{job} is not a directory (a link?); not removing it",
+                         "look at who created it; keybroker only removes its own directory")
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise CacheError(f"{job} belongs to uid {info.st_uid}, not to you; not removing it",
+                         "another user created it: its owner or root can remove it")
+    try:
+        shutil.rmtree(job)  # never follows links inside (fd-based where the OS allows)
+    except OSError as exc:
+        raise CacheError(f"cannot remove {job}: {exc.strerror}") from None
+    emit(f"keybroker: removed {job}")
