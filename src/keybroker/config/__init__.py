@@ -170,20 +170,23 @@ def _apply_layer(config: Config, path: Path, text: str) -> None:
 
 
 def _read(path: Path, system: bool) -> str | None:
-    """The text of a trusted config file, or None when there is none."""
-    from keybroker.config.trust import check_file  # noqa: PLC0415
+    """The text of a trusted config file, or None when there is none.
+
+    The file is opened once, checked on its descriptor with every directory above it
+    (:mod:`.trust`), and parsed from the bytes read from that descriptor: no component of the
+    path can be swapped between the check and the read.
+    """
+    from keybroker.config.trust import read_trusted  # noqa: PLC0415
 
     try:
-        check_file(path, system=system)
+        data, _ = read_trusted(path, system=system)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from None
 
 
