@@ -105,7 +105,18 @@ def recent(env: Mapping[str, str], profile: str | None, limit: int = 5) -> list[
 
 
 def render(event: Mapping[str, Any]) -> str:
-    """One line for people: ``2026-12-02 10:31:05  stale-served  litellm  message``."""
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(event.get("ts") or 0)))
-    who = event.get("profile") or "-"
-    return f"{stamp}  {event.get('kind', '?'):<14} {who:<16} {event.get('message', '')}"
+    """One line for people: ``2026-12-02 10:31:05  stale-served  litellm  message``.
+
+    Every field is neutralised (and scrubbed): a profile name is a quoted TOML key that may
+    hold any character, and the log is a file a person's terminal should not obey.
+    """
+    from keybroker.redact import neutralise, scrub  # noqa: PLC0415
+
+    try:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(event.get("ts") or 0)))
+    except (TypeError, ValueError, OverflowError, OSError):
+        stamp = "????-??-?? ??:??:??"
+    kind = neutralise(str(event.get("kind") or "?"), 40)
+    who = neutralise(str(event.get("profile") or "-"), 80)
+    message = neutralise(scrub(str(event.get("message") or "")))
+    return f"{stamp}  {kind:<14} {who:<16} {message}"

@@ -71,6 +71,61 @@ def scrub_quoted(text: str) -> str:
     return re.sub(_OPAQUE, "***", scrub(text))
 
 
+#: Words after which the next word is a credential, whatever it looks like.
+_CREDENTIAL_WORDS = ("password", "passwd", "pass", "pwd", "passphrase", "secret", "token",
+                     "key", "apikey", "api_key", "api-key", "auth", "authorization", "bearer",
+                     "basic", "credential", "credentials", "pin", "otp")
+#: A run of token characters, and what keeps it apart from the next word.
+_WORD = r"[A-Za-z0-9+/=_.~%:@-]+"
+
+
+def mask_words(text: str) -> str:
+    """Third-party text with every token-like word masked, *whatever its length*.
+
+    For what a command or tool wrote itself (a failing command's stderr), which keybroker
+    never saw the secrets of: :func:`scrub_quoted` only cuts runs of 24+ characters, so a
+    13-character token or ``password hunter2-x`` would pass. Masked: registered secrets and
+    long opaque runs (:func:`scrub_quoted`); any word of 6+ characters mixing letters and
+    digits that is not a path, URL, number or duration; and the word after a credential
+    word (``password x``, ``token: x``, ``key=x``). What stays readable is prose, paths and
+    URLs without their query values, so the line still says what went wrong.
+    """
+    import re  # noqa: PLC0415
+
+    text = scrub_quoted(text)
+    out: list[str] = []
+    mask_next = False
+    for piece in re.split(f"({_WORD})", text):
+        if not piece or not re.fullmatch(_WORD, piece):
+            out.append(piece)
+            mask_next = mask_next and "***" not in piece  # already masked
+            continue
+        parts = re.split(r"([=:?&])", piece)
+        masked: list[str] = []
+        for part in parts:
+            if part in ("=", ":", "?", "&") or not part:
+                masked.append(part)
+                continue
+            if mask_next or _token_like(part):
+                masked.append("***")
+                mask_next = False
+            else:
+                masked.append(part)
+                mask_next = part.lower().strip("-_.") in _CREDENTIAL_WORDS
+        out.append("".join(masked))
+    return "".join(out)
+
+
+def _token_like(word: str) -> bool:
+    import re  # noqa: PLC0415
+
+    if len(word) < 6 or "/" in word or "@" in word:
+        return False  # paths, URLs' hosts, mail addresses: what failed, not a secret
+    if re.fullmatch(r"v?[0-9][0-9.,_-]*([kKmMgG]i?[bB]?|ms|s|m|h|d)?", word):
+        return False  # numbers, versions, sizes and durations
+    return bool(re.search(r"[A-Za-z]", word) and re.search(r"[0-9]", word))
+
+
 #: A diagnostic line longer than this is cut: a 5 MB config value must not become 5 MB of
 #: stderr (Claude Code shows the helper's stderr in /status).
 MAX_LINE = 2000

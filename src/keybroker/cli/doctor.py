@@ -110,7 +110,7 @@ def doctor(profile: str | None, as_json: bool, probe_gateway: str | None, deploy
                 "checks": [{"ok": c.ok, "label": c.label, "detail": c.detail, "fix": c.fix}
                            for c in shown],
                 "claude": claude_view,
-            }, ensure_ascii=False)))
+            })))  # ASCII: a control or bidi character in a name is an escape, not a command
         if code:
             raise SystemExit(code)
 
