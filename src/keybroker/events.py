@@ -46,6 +46,9 @@ def record(env: Mapping[str, str], kind: str, profile: str | None, message: str,
         "ts": round(clock.now(), 3),
         "kind": kind,
         "profile": profile,
+        # which config named the profile: another config may use the same name (doctor
+        # shows only its own config's events)
+        "config": str(paths.config_file(env)),
         "message": neutralise(scrub(message)),
         "pid": os.getpid(),
         **extra,

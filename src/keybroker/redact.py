@@ -46,9 +46,31 @@ def derived_forms(value: str) -> list[str]:
     return forms
 
 
+#: A value guessable in fewer tries than this (in bits) hides nothing and is not registered:
+#: Vault's dev-mode token "root" would otherwise turn every "root" — the policy, a path —
+#: into "***", while anyone can guess it anyway.
+_MIN_BITS = 24.0
+
+
+def strength(value: str) -> float:
+    """A rough upper bound of the bits needed to guess ``value``: its length times log2 of
+    the alphabet its character classes span (lower, upper, digits, other)."""
+    import math  # noqa: PLC0415
+
+    alphabet = (26 * any(c.islower() for c in value) + 26 * any(c.isupper() for c in value)
+                + 10 * any(c.isdigit() for c in value)
+                + 33 * any(not c.isalnum() for c in value))
+    return len(value) * math.log2(max(alphabet, 2))
+
+
 def sensitive(value: str | None) -> None:
-    """Remember ``value`` and its :func:`derived_forms` so :func:`scrub` removes them."""
-    if value and len(value) >= _MIN_LENGTH:
+    """Remember ``value`` and its :func:`derived_forms` so :func:`scrub` removes them.
+
+    Values too weak to be a secret worth hiding (under :data:`_MIN_BITS`, such as a dev
+    server's ``root`` token) are not registered: masking every occurrence of a common word
+    hides the text around it (policies, paths) and protects nothing.
+    """
+    if value and len(value) >= _MIN_LENGTH and strength(value) >= _MIN_BITS:
         _SECRETS.update(derived_forms(value))
 
 
