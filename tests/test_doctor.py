@@ -318,6 +318,10 @@ def test_past_events_are_history_of_this_config_only(dr_env: KbEnv, tmp_path: Pa
     assert run(["keybroker", "get", "good"], other_env).code == 0  # a stale-served event
     mine = run(["keybroker", "doctor", "good"], dr_env)
     assert "past event" not in mine.stdout, mine.stdout
+    shown = run(["keybroker", "print-token", "good"], dr_env)
+    assert shown.code == 0, shown
+    assert "stale-served" not in shown.stdout, shown.stdout
+    assert "stale-served" in run(["keybroker", "print-token", "good"], other_env).stdout
     theirs = run(["keybroker", "doctor", "good"], other_env)
     past = line_for(theirs, "profile 'good' past event:")
     stamp = time.strftime("%Y-%m-%d", time.localtime(now))

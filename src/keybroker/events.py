@@ -103,8 +103,11 @@ def read(env: Mapping[str, str], profile: str | None = None,
 
 
 def recent(env: Mapping[str, str], profile: str | None, limit: int = 5) -> list[dict[str, Any]]:
-    """The last ``limit`` events (of one profile)."""
-    return list(read(env, profile))[-limit:]
+    """The last ``limit`` events (of one profile) under the current config: an event another
+    config recorded for a profile of the same name is not this profile's history."""
+    config = str(paths.config_file(env))
+    return [event for event in read(env, profile)
+            if event.get("config") in (None, config)][-limit:]
 
 
 def render(event: Mapping[str, Any]) -> str:
