@@ -97,7 +97,7 @@ def test_userpass_login_from_stdin_then_helpers_serve_silently(
     assert_fails(standalone, 8, "no userpass login", "keybroker login PROFILE")
     doctor = run(["keybroker", "doctor", "team"], kb_env)
     assert doctor.code == 1, doctor
-    assert (f"✗ profile 'team' token: profile 'team': vault: no userpass login as '{user}'"
+    assert (f"✗ profile 'team' token: no userpass login as '{user}'"
             in doctor.stdout), doctor
     assert "fix: run: keybroker login team" in doctor.stdout
 
