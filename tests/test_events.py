@@ -10,6 +10,7 @@ import time
 
 from tests.conftest import KbEnv
 from tests.kb import assert_fails, assert_key, assert_nowhere, plant, run
+from tests.test_cli_comforts import complete
 
 
 def test_a_stale_serve_during_an_outage_reaches_events_print_token_and_doctor(
@@ -98,6 +99,7 @@ def test_a_profile_name_with_escapes_is_shown_as_text_everywhere(kb_env: KbEnv) 
         run(["keybroker", "config", "show"], env),
         run(["keybroker", "cache", "clear", EVIL_NAME], env),
         run(["keybroker", "get", EVIL_NAME + "y"], env),
+        complete(KbEnv(env), "keybroker get "),  # shell completion lists profile names
     ]
     for result in outputs:
         for raw in ("\x1b", "\x07", "\u202e"):

@@ -40,8 +40,9 @@ def complete_profile(ctx: click.Context, param: click.Parameter,
     while node is not None and config_path is None:  # --config given earlier on the line
         config_path = node.params.get("config_path")
         node = node.parent
+    # a name with control characters (a quoted TOML key) would reach the terminal raw
     return [CompletionItem(name) for name in profile_names(config_path)
-            if name.startswith(incomplete)]
+            if name.startswith(incomplete) and name.isprintable()]
 
 
 def attach_profile_completion(command: click.Command) -> None:
