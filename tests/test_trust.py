@@ -307,6 +307,10 @@ while time.monotonic() < end:
     libc.renameat2(AT_FDCWD, cfg, AT_FDCWD, evil, RENAME_EXCHANGE)  # atomic swap
 """
 
+#: An interpreter the other user can run (the venv's may live in root's 0700 home).
+SYSTEM_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
     """A fresh directory in /tmp (which the other user can reach: pytest's own is 0700)."""
@@ -365,7 +369,7 @@ def test_racing_swap_of_the_config_dir_never_runs_the_attackers_profile(
     base, path, marker = hostile_parent(shared_dir, other_user, f"{layer}.toml")
     env = dict(kb_env, K="sk-victim")
     env["KEYBROKER_CONFIG" if layer == "user" else "KEYBROKER_SYSTEM_CONFIG"] = str(path)
-    swapper = subprocess.Popen(["/usr/bin/python3", "-c", SWAPPER, str(base), "8"],
+    swapper = subprocess.Popen([SYSTEM_PYTHON, "-c", SWAPPER, str(base), "8"],
                                user=other_user.uid, group=other_user.gid)
     try:
         deadline = time.monotonic() + 5
@@ -393,7 +397,7 @@ def test_config_load_under_a_racing_swap_never_returns_the_attackers_table(
     from keybroker.errors import ConfigError  # noqa: PLC0415
 
     _, path, _ = hostile_parent(shared_dir, other_user, "user.toml")
-    swapper = subprocess.Popen(["/usr/bin/python3", "-c", SWAPPER, str(shared_dir), "6"],
+    swapper = subprocess.Popen([SYSTEM_PYTHON, "-c", SWAPPER, str(shared_dir), "6"],
                                user=other_user.uid, group=other_user.gid)
     loads = refused = 0
     try:
