@@ -372,8 +372,9 @@ def test_racing_swap_of_the_config_dir_never_runs_the_attackers_profile(
     swapper = subprocess.Popen([SYSTEM_PYTHON, "-c", SWAPPER, str(base), "8"],
                                user=other_user.uid, group=other_user.gid)
     try:
-        deadline = time.monotonic() + 5
-        while not (base / "swapping").exists() and time.monotonic() < deadline:
+        started = time.monotonic()
+        while not (base / "swapping").exists():
+            assert time.monotonic() - started < 10, "the swapping user did not start"
             time.sleep(0.01)
         codes = set()
         end = time.monotonic() + 5
@@ -401,7 +402,9 @@ def test_config_load_under_a_racing_swap_never_returns_the_attackers_table(
                                user=other_user.uid, group=other_user.gid)
     loads = refused = 0
     try:
+        started = time.monotonic()
         while not (shared_dir / "swapping").exists():
+            assert time.monotonic() - started < 10, "the swapping user did not start"
             time.sleep(0.01)
         end = time.monotonic() + 3
         while time.monotonic() < end:
