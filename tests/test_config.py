@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,8 @@ import pytest
 from keybroker import config
 from keybroker.errors import ConfigError, UsageError
 from tests.conftest import KbEnv
+from tests.fixtures.openbao import OpenBao
+from tests.kb import assert_fails, assert_key, run
 
 GOOD = """
 [defaults]
@@ -132,3 +136,89 @@ def test_index_garbage_is_ignored(kb_env: KbEnv) -> None:
     for index in kb_env.cache_dir.glob("index-*.bin"):
         index.write_bytes(b"\x00garbage{")
     assert config.load_fast(kb_env, kb_env.cache_dir).profiles["litellm"].source == "env"
+
+
+# --- issue 22: shared profiles that fit each person (DESIGN section 5) ----------------------
+
+SHARED = """[profiles.team]
+source = "vault"
+path = "{path}"
+field = "key"
+auth_method = "userpass"
+description = "the team's gateway key"
+"""
+
+
+def _person(openbao: OpenBao, kb_env: KbEnv) -> tuple[dict[str, str], dict[str, str]]:
+    """A Vault userpass person, a system layer with the shared profile, and their env."""
+    from tests.test_vault_login import enable_auth, new_key, read_policy, uid  # noqa: PLC0415
+
+    enable_auth(openbao, "userpass", "userpass")
+    path, user, key = f"shared-{uid()}", f"dev-{uid()}", new_key()
+    password = "pw-" + secrets.token_hex(12)
+    openbao.kv_put(path, {"key": key, "other": key + "-other"})
+    openbao.api("POST", f"auth/userpass/users/{user}",
+                {"password": password, "token_policies": [read_policy(openbao, path)],
+                 "token_ttl": "1h"})
+    system = kb_env.base / "system.toml"
+    system.write_text(SHARED.format(path=path))
+    system.chmod(0o644)
+    env = dict(kb_env, VAULT_ADDR=openbao.addr, KEYBROKER_SYSTEM_CONFIG=str(system))
+    return {"user": user, "password": password, "key": key, "path": path}, env
+
+
+def test_user_table_without_source_adds_to_the_system_profile(
+    openbao: OpenBao, kb_env: KbEnv
+) -> None:
+    """Before: a user's [profiles.team] username = "…" failed with "missing key 'source'"."""
+    person, env = _person(openbao, kb_env)
+    kb_env.write_config(f'[profiles.team]\nusername = "{person["user"]}"\nfield = "other"\n')
+    login = run(["keybroker", "login", "team", "--password-stdin"], env,
+                stdin=person["password"].encode() + b"\n")
+    assert login.code == 0, login
+    assert_key(run(["keybroker", "get", "team"], env), person["key"] + "-other")
+    shown = run(["keybroker", "config", "show", "--json"], env)
+    assert shown.code == 0, shown
+    team = json.loads(shown.out)["profiles"]["team"]
+    assert team["from"] == f"{kb_env.base / 'system.toml'} + {kb_env.config_path}", team
+    assert team["settings"]["username"] == person["user"]
+    assert team["settings"]["path"] == person["path"]
+
+
+def test_username_defaults_to_the_login_name(openbao: OpenBao, kb_env: KbEnv) -> None:
+    """Before: the shared userpass profile without username failed: "needs a username"."""
+    person, env = _person(openbao, kb_env)
+    env.update(LOGNAME=person["user"], USER=person["user"])
+    before = run(["keybroker", "get", "team"], env)
+    assert_fails(before, 8, f"no userpass login as '{person['user']}'", "keybroker login team")
+    login = run(["keybroker", "login", "team", "--password-stdin"], env,
+                stdin=person["password"].encode() + b"\n")
+    assert login.code == 0, login
+    assert_key(run(["keybroker", "get", "team"], env), person["key"])
+
+
+def test_user_table_with_source_replaces_the_system_profile(kb_env: KbEnv) -> None:
+    system = kb_env.base / "system.toml"
+    system.write_text(SHARED.format(path="p"))
+    kb_env.write_config('[profiles.team]\nsource = "env"\nvar = "MINE"\n')
+    env = dict(kb_env, KEYBROKER_SYSTEM_CONFIG=str(system), MINE="sk-mine-1")
+    assert_key(run(["keybroker", "get", "team"], env), "sk-mine-1")
+    shown = json.loads(run(["keybroker", "config", "show", "--json"], env).out)
+    assert shown["profiles"]["team"]["settings"] == {"var": "MINE"}
+
+
+@pytest.mark.parametrize(("user_text", "needles"), [
+    ('[profiles.teem]\nusername = "x"\n',
+     [":1: [profiles.teem]: missing key 'source'", "no system profile 'teem'",
+      "did you mean 'team'?"]),
+    ('[profiles.team]\nusername = "x"\nfeild = "key"\n',
+     [":3: [profiles.team]: unknown key 'feild' for source 'vault'", "did you mean 'field'?"]),
+])
+def test_user_table_without_source_errors_say_where(
+    kb_env: KbEnv, user_text: str, needles: list[str]
+) -> None:
+    system = kb_env.base / "system.toml"
+    system.write_text(SHARED.format(path="p"))
+    kb_env.write_config(user_text)
+    result = run(["keybroker", "get", "team"], dict(kb_env, KEYBROKER_SYSTEM_CONFIG=str(system)))
+    assert_fails(result, 2, str(kb_env.config_path), *needles)

@@ -242,3 +242,140 @@ def test_vault_profile_denied_by_policy(openbao: OpenBao, dr_env: KbEnv) -> None
     assert "; fix: " in bad
     assert KEY.encode() not in result.out + result.err
     assert weak.encode() not in result.out + result.err
+
+
+# --- issue 22: doctor and TTLs --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("ttl", "needles"), [
+    ("5m", ["CLAUDE_CODE_API_KEY_HELPER_TTL_MS='5m' in the shell environment is not a whole "
+            "number of milliseconds", 'fix: for 5m 0s set "300000"']),
+    ("-1", ["CLAUDE_CODE_API_KEY_HELPER_TTL_MS='-1' in the shell environment is negative",
+            'fix: set it to whole milliseconds, e.g. "300000"']),
+    ("0", ["CLAUDE_CODE_API_KEY_HELPER_TTL_MS=0", "before every request"]),
+])
+def test_unusable_helper_ttl_is_a_cross_with_the_fix(
+    dr_env: KbEnv, ttl: str, needles: list[str]
+) -> None:
+    """Before: "5m" showed ✓ "… from invalid …" and "-1" a ✓ TTL line (exit 0 / only a
+    confusing profile error), although keybroker's own helper refuses both (exit 2)."""
+    result = run(["keybroker", "doctor", "good"],
+                 dict(dr_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS=ttl))
+    assert result.code == 1, result
+    line = line_for(result, "claude helper TTL:")
+    assert line.startswith("✗ "), line
+    for needle in needles:
+        assert needle in line, (needle, line)
+    # the profile itself is judged against the default TTL, not failed a second time
+    assert line_for(result, "profile 'good':").startswith("✓ ")
+
+
+def test_helper_ttl_that_looks_like_seconds_is_a_warning(dr_env: KbEnv) -> None:
+    """Before: "300" (0.3 s) showed ✓ "reused for 0s": every call went to the source."""
+    result = run(["keybroker", "doctor", "good"],
+                 dict(dr_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="300"))
+    assert result.code == 0, result
+    assert line_for(result, "claude helper TTL:") == (
+        "⚠ claude helper TTL: CLAUDE_CODE_API_KEY_HELPER_TTL_MS=300 in the shell environment "
+        "is 300ms: looks like seconds, Claude Code reads milliseconds (every call goes to the "
+        'source); fix: for 300 seconds set "300000" (keybroker claude configure PROFILE '
+        "--ttl 300s)"
+    )
+    assert line_for(result, "profile 'good' lifetime:").endswith("reused for 300ms")
+    fine = run(["keybroker", "doctor", "good"],
+               dict(dr_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="300000"))
+    assert line_for(fine, "claude helper TTL:") == (
+        "✓ claude helper TTL: CLAUDE_CODE_API_KEY_HELPER_TTL_MS=300000 (5m 0s) from the shell "
+        "environment")
+    as_json = json.loads(run(["keybroker", "doctor", "good", "--json"],
+                             dict(dr_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="300")).out)
+    ttl = [c for c in as_json["checks"] if c["label"] == "claude helper TTL"]
+    assert ttl[0]["level"] == "warning"
+    assert ttl[0]["ok"] is True
+
+
+def test_configure_ttl_accepts_milliseconds(dr_env: KbEnv) -> None:
+    """Before: `claude configure --ttl 300000ms` was refused ("not a duration")."""
+    for ttl in ("300000ms", "5m", "300"):
+        result = run(["keybroker", "claude", "configure", "good", "--ttl", ttl, "--print"],
+                     dr_env)
+        assert result.code == 0, result
+        assert '"CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "300000"' in result.stdout, result
+
+
+def test_past_events_are_history_of_this_config_only(dr_env: KbEnv, tmp_path: Path) -> None:
+    """Before: an event showed as a ✓ line without its time, also one written under another
+    config that happens to use the same profile name."""
+    import time  # noqa: PLC0415
+
+    from tests.kb import plant  # noqa: PLC0415
+
+    other = tmp_path / "other.toml"
+    other.write_text('[profiles.good]\nsource = "command"\ncommand = ["/bin/false"]\n')
+    other_env = dict(dr_env, KEYBROKER_CONFIG=str(other))
+    now = time.time()
+    plant(other_env, "good", "sk-other-config-1", now - 3400, now + 200)
+    assert run(["keybroker", "get", "good"], other_env).code == 0  # a stale-served event
+    mine = run(["keybroker", "doctor", "good"], dr_env)
+    assert "past event" not in mine.stdout, mine.stdout
+    shown = run(["keybroker", "print-token", "good"], dr_env)
+    assert shown.code == 0, shown
+    assert "stale-served" not in shown.stdout, shown.stdout
+    assert "stale-served" in run(["keybroker", "print-token", "good"], other_env).stdout
+    theirs = run(["keybroker", "doctor", "good"], other_env)
+    past = line_for(theirs, "profile 'good' past event:")
+    stamp = time.strftime("%Y-%m-%d", time.localtime(now))
+    assert past.startswith(f"· profile 'good' past event: {stamp} "), past
+    assert "stale-served" in past
+    assert not any(ln.startswith("✓") and "stale-served" in ln for ln in lines(theirs))
+
+
+@pytest.mark.integration
+def test_expired_credential_with_a_cached_key_is_not_a_success(
+    openbao: OpenBao, dr_env: KbEnv
+) -> None:
+    """Before: ✗ token … then "✓ key obtained … cache hit" — success claimed from the cache."""
+    import time  # noqa: PLC0415
+
+    openbao.kv_put("doctor-expiring", {"key": KEY})
+    short = openbao.api("POST", "auth/token/create",
+                        {"policies": ["root"], "ttl": "2s"})["auth"]["client_token"]
+    dr_env.update(VAULT_ADDR=openbao.addr, VAULT_TOKEN=short)
+    dr_env.write_config('[profiles.v]\nsource = "vault"\npath = "doctor-expiring"\n'
+                        'field = "key"\n')
+    assert run(["keybroker", "get", "v"], dr_env).code == 0
+    time.sleep(3)
+    result = run(["keybroker", "doctor", "v"], dr_env)
+    assert result.code == 1, result
+    assert line_for(result, "profile 'v' token:").startswith("✗ ")
+    served = line_for(result, "profile 'v':")
+    assert served.startswith("⚠ profile 'v': the cached key from vault "), served
+    assert "was served (cache hit), but the credential check failed (token)" in served
+    assert "key obtained" not in result.stdout
+    assert KEY.encode() not in result.out + result.err
+
+
+@pytest.mark.integration
+def test_dev_root_token_does_not_mask_the_word_root(openbao: OpenBao, dr_env: KbEnv) -> None:
+    """Before: the dev server's token "root" was registered as a secret, so the policy
+    printed as "policies: ***" (and every path through /tmp/pytest-of-root as "…-of-***")."""
+    openbao.kv_put("doctor-root", {"key": KEY})
+    dr_env.update(VAULT_ADDR=openbao.addr, VAULT_TOKEN=openbao.root_token)
+    dr_env.write_config('[profiles.v]\nsource = "vault"\npath = "doctor-root"\nfield = "key"\n')
+    result = run(["keybroker", "doctor", "v"], dr_env)
+    assert result.code == 0, result
+    assert "policies: root)" in line_for(result, "profile 'v' token:")
+    assert "***" not in result.stdout, result.stdout
+    assert KEY.encode() not in result.out + result.err
+
+
+def test_unreachable_address_is_named_once(dr_env: KbEnv) -> None:
+    """Before: "address: http://…: profile 'v': vault: http://…: cannot connect"."""
+    dr_env.update(VAULT_ADDR="http://127.0.0.1:9", VAULT_TOKEN="hvs.doctor-prefix-test-1")
+    dr_env.write_config('[profiles.v]\nsource = "vault"\npath = "p"\nfield = "key"\n')
+    result = run(["keybroker", "doctor", "v"], dr_env)
+    assert result.code == 1, result
+    assert line_for(result, "profile 'v' address:").startswith(
+        "✗ profile 'v' address: http://127.0.0.1:9: cannot connect while checking sys/health;")
+    assert line_for(result, "profile 'v':").startswith(
+        "✗ profile 'v': vault: http://127.0.0.1:9: cannot connect while reading ")

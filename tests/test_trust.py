@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -287,3 +289,191 @@ def test_a_failed_data_key_write_leaves_no_key_material_behind(kb_env: KbEnv) ->
     assert b"Traceback" not in proc.stderr
     leftovers = [p.name for p in kb_env.data_dir.iterdir()] if kb_env.data_dir.exists() else []
     assert not [n for n in leftovers if n.startswith(".cache.key")], leftovers
+
+
+# --- issue 20 item 8: every directory up to / held to StrictModes; the file opened once --------
+
+#: The attacker's loop: swap the victim's config dir with its own, atomically, as fast as it
+#: can (Linux renameat2; the other_user fixture needs useradd, so these tests are Linux-only).
+SWAPPER = """
+import ctypes, os, sys, time
+base, seconds = sys.argv[1], float(sys.argv[2])
+cfg, evil = (os.path.join(base, n).encode() for n in ("cfg", "evil"))
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+open(os.path.join(base, "swapping"), "w").close()
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    libc.renameat2(AT_FDCWD, cfg, AT_FDCWD, evil, RENAME_EXCHANGE)  # atomic swap
+"""
+
+#: An interpreter the other user can run (the venv's may live in root's 0700 home).
+SYSTEM_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A fresh directory in /tmp (which the other user can reach: pytest's own is 0700)."""
+    base = Path(tempfile.mkdtemp(prefix="kb-shared-", dir="/tmp"))
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def hostile_parent(base: Path, other_user: OsUser, name: str) -> tuple[Path, Path, Path]:
+    """``base`` made a 0777 non-sticky parent with the victim's 0700 ``cfg/NAME`` and, ready
+    to be swapped in, the other user's ``evil/NAME`` whose profile ``c`` runs a command."""
+    base.chmod(0o777)
+    good = base / "cfg"
+    good.mkdir(mode=0o700)
+    (good / name).write_text('[profiles.c]\nsource = "env"\nvar = "K"\n')
+    (good / name).chmod(0o600)
+    marker = base / "attacker-ran"
+    evil = base / "evil"
+    evil.mkdir()
+    (evil / name).write_text(
+        f'[profiles.c]\nsource = "command"\ncommand = ["/bin/sh", "-c", '
+        f'"touch {marker}; echo sk-attacker"]\n'
+    )
+    for path in (evil, evil / name):
+        os.chown(path, other_user.uid, other_user.gid)
+    return base, good / name, marker
+
+
+@pytest.mark.parametrize("layer", ["user", "system"])
+def test_config_under_a_directory_others_can_rename_is_refused(
+    kb_env: KbEnv, other_user: OsUser, shared_dir: Path, layer: str
+) -> None:
+    """Before: only the file and its parent were checked, so a 0700 dir under a 0777 parent
+    was accepted (exit 0) although anyone can rename that dir and put their own in its place."""
+    _, path, marker = hostile_parent(shared_dir, other_user, f"{layer}.toml")
+    env = dict(kb_env, K="sk-victim")
+    if layer == "user":
+        env["KEYBROKER_CONFIG"] = str(path)
+    else:
+        env["KEYBROKER_SYSTEM_CONFIG"] = str(path)
+    what = "system config" if layer == "system" else "config"
+    result = run(["keybroker", "get", "c"], env)
+    assert_fails(result, 2, f"{what} {path} is under {path.parent.parent}",
+                 "writable by group or others (mode 0777)", "chmod go-w")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("layer", ["user", "system"])
+def test_racing_swap_of_the_config_dir_never_runs_the_attackers_profile(
+    kb_env: KbEnv, other_user: OsUser, shared_dir: Path, layer: str
+) -> None:
+    """Before: another user swapping the config's directory won the check-then-read race and
+    its `command` profile ran as the victim inside a loop of real `keybroker get` calls."""
+    base, path, marker = hostile_parent(shared_dir, other_user, f"{layer}.toml")
+    env = dict(kb_env, K="sk-victim")
+    env["KEYBROKER_CONFIG" if layer == "user" else "KEYBROKER_SYSTEM_CONFIG"] = str(path)
+    swapper = subprocess.Popen([SYSTEM_PYTHON, "-c", SWAPPER, str(base), "8"],
+                               user=other_user.uid, group=other_user.gid)
+    try:
+        started = time.monotonic()
+        while not (base / "swapping").exists():
+            assert time.monotonic() - started < 10, "the swapping user did not start"
+            time.sleep(0.01)
+        codes = set()
+        end = time.monotonic() + 5
+        while time.monotonic() < end and not marker.exists():
+            result = run(["keybroker", "get", "c", "--no-cache"], env)
+            assert b"sk-attacker" not in result.out, result
+            codes.add(result.code)
+    finally:
+        swapper.kill()
+        swapper.wait()
+    assert not marker.exists(), "the attacker's command ran as the victim"
+    assert codes == {2}, codes
+
+
+def test_config_load_under_a_racing_swap_never_returns_the_attackers_table(
+    other_user: OsUser, shared_dir: Path
+) -> None:
+    """The same race, many more times than the executables can run in a test: before, about
+    one load in a hundred (119 of 13,638 in 3 s here) returned the attacker's profile."""
+    from keybroker.config import load  # noqa: PLC0415
+    from keybroker.errors import ConfigError  # noqa: PLC0415
+
+    _, path, _ = hostile_parent(shared_dir, other_user, "user.toml")
+    swapper = subprocess.Popen([SYSTEM_PYTHON, "-c", SWAPPER, str(shared_dir), "6"],
+                               user=other_user.uid, group=other_user.gid)
+    loads = refused = 0
+    try:
+        started = time.monotonic()
+        while not (shared_dir / "swapping").exists():
+            assert time.monotonic() - started < 10, "the swapping user did not start"
+            time.sleep(0.01)
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            loads += 1
+            try:
+                config = load({"KEYBROKER_CONFIG": str(path)}, path)
+            except ConfigError:
+                refused += 1
+                continue
+            assert config.profiles["c"].source != "command", "the attacker's table was read"
+    finally:
+        swapper.kill()
+        swapper.wait()
+    assert refused == loads > 100
+
+
+def test_sticky_shared_parent_is_accepted_for_a_dir_of_ours(kb_env: KbEnv) -> None:
+    """A world-writable directory with the sticky bit (like /tmp) lets no one else rename or
+    remove our entries in it: a config in our own dir below it is used."""
+    base = kb_env.base / "sticky"
+    base.mkdir()
+    base.chmod(0o1777)
+    (base / "cfg").mkdir(mode=0o700)
+    path = base / "cfg" / "config.toml"
+    path.write_text('[profiles.e]\nsource = "env"\nvar = "K"\n')
+    assert_key(run(["keybroker", "get", "e"], dict(kb_env, KEYBROKER_CONFIG=str(path),
+                                                   K="sk-sticky")), "sk-sticky")
+
+
+def test_ancestor_owned_by_another_user_is_refused(kb_env: KbEnv, other_user: OsUser) -> None:
+    """Its owner can chmod it and then rename what is below it, whatever its mode is now."""
+    theirs = kb_env.base / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, other_user.uid, other_user.gid)
+    (theirs / "cfg").mkdir(mode=0o700)
+    path = theirs / "cfg" / "config.toml"
+    path.write_text('[profiles.e]\nsource = "env"\nvar = "K"\n')
+    result = run(["keybroker", "get", "e"], dict(kb_env, KEYBROKER_CONFIG=str(path), K="sk-x"))
+    assert_fails(result, 2, f"is under {theirs}, which belongs to uid {other_user.uid}")
+
+
+def test_symlinked_config_is_followed_safely(kb_env: KbEnv, other_user: OsUser) -> None:
+    """Decision (docs/security.md): a config that is a symbolic link (dotfiles, home-manager)
+    is followed when the link is ours or root's and its target passes the same rule; a link
+    someone else owns, or a target under a directory others can write, is refused."""
+    dotfiles = kb_env.base / "dotfiles"
+    dotfiles.mkdir(mode=0o700)
+    target = dotfiles / "keybroker.toml"
+    target.write_text('[profiles.e]\nsource = "env"\nvar = "K"\n')
+    kb_env.config_path.parent.mkdir(parents=True, exist_ok=True)
+    kb_env.config_path.symlink_to(target)
+    env = dict(kb_env, K="sk-linked")
+    assert_key(run(["keybroker", "get", "e", "--no-cache"], env), "sk-linked")
+
+    os.lchown(kb_env.config_path, other_user.uid, other_user.gid)
+    assert_fails(run(["keybroker", "get", "e", "--no-cache"], env), 2,
+                 f"the symbolic link {kb_env.config_path} belongs to uid {other_user.uid}")
+
+    kb_env.config_path.unlink()
+    loose = kb_env.base / "loose"
+    loose.mkdir(mode=0o777)
+    loose.chmod(0o777)
+    (loose / "keybroker.toml").write_text(target.read_text())
+    kb_env.config_path.symlink_to(loose / "keybroker.toml")
+    assert_fails(run(["keybroker", "get", "e", "--no-cache"], env), 2,
+                 f"is under {loose}, which is writable by group or others")
+
+
+def test_config_that_is_a_fifo_is_refused_not_waited_on(kb_env: KbEnv) -> None:
+    kb_env.config_path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(kb_env.config_path, 0o600)
+    assert_fails(run(["keybroker", "get", "e"], kb_env, timeout=20), 2, "not a regular file")

@@ -103,7 +103,7 @@ def test_userpass_login_from_stdin_then_helpers_serve_silently(
     assert_fails(standalone, 8, "no userpass login", "keybroker login PROFILE")
     doctor = run(["keybroker", "doctor", "team"], kb_env)
     assert doctor.code == 1, doctor
-    assert (f"✗ profile 'team' token: profile 'team': vault: no userpass login as '{user}'"
+    assert (f"✗ profile 'team' token: no userpass login as '{user}'"
             in doctor.stdout), doctor
     assert "fix: run: keybroker login team" in doctor.stdout
 
@@ -162,9 +162,9 @@ def test_password_never_from_argv_or_a_missing_terminal(
         '[profiles.nouser]\nsource = "vault"\npath = "x"\nauth_method = "userpass"\n'
         '[profiles.tok]\nsource = "vault"\npath = "x"\n'
     )
-    assert_fails(run(["keybroker", "login", "nouser"], kb_env), 2,
-                 'auth_method "userpass" needs a username')
-    assert_fails(run(["keybroker", "get", "nouser"], kb_env), 2, "needs a username")
+    # without username: the login name (DESIGN section 5, issue 22)
+    assert_fails(run(["keybroker", "get", "nouser"], dict(kb_env, LOGNAME="jdoe")), 8,
+                 "no userpass login as 'jdoe'", "run: keybroker login nouser")
     assert_fails(run(["keybroker", "login", "tok"], kb_env), 2,
                  'auth_method "token", which needs no person', "run: keybroker get tok")
 
@@ -179,8 +179,8 @@ def test_ldap_login_paths_without_an_ldap_server(openbao: OpenBao, kb_env: KbEnv
         'auth_method = "ldap"\nusername = "jdoe"\n'
         '[profiles.nouser]\nsource = "vault"\npath = "corp"\nauth_method = "ldap"\n'
     )
-    assert_fails(run(["keybroker", "login", "nouser"], kb_env), 2,
-                 'auth_method "ldap" needs a username')
+    assert_fails(run(["keybroker", "get", "nouser"], dict(kb_env, LOGNAME="jdoe")), 8,
+                 "no ldap login as 'jdoe'")
     assert_fails(run(["keybroker", "get", "corp"], kb_env), 8, "no ldap login as 'jdoe'",
                  "run: keybroker login corp")
     password = "ldap-pw-" + secrets.token_hex(8)

@@ -12,12 +12,31 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from keybroker.sources.base import Check
 
 #: What IDEs and launchd give a process: keybroker is rarely on it.
 MINIMAL_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+#: A helper TTL under this many milliseconds was almost surely meant in seconds.
+SECONDS_LIKE_TTL_MS = 10_000
+#: Outcome states where the key came from the cache, not from the source just now.
+CACHED_STATES = ("hit", "stale", "backoff")
+
+
+@dataclass(frozen=True)
+class Warn(Check):
+    """Works now, but worth acting on: rendered ⚠ with its fix; does not fail doctor."""
+
+    mark: ClassVar[str] = "⚠"
+
+
+@dataclass(frozen=True)
+class Past(Check):
+    """History (an event from the log), not a check of the present: rendered ·."""
+
+    mark: ClassVar[str] = "·"
 
 
 def check_cache_dir(env: Mapping[str, str]) -> Check:
@@ -107,14 +126,23 @@ def check_profile(name: str, config: Any, env: Mapping[str, str], cache: Any) ->
     checks: list[Check] = []
     ctx = FetchContext(Deadline(request.options.timeout), env,
                        CacheAux(cache, source.name) if cache is not None else None)
+    failed: list[Check] = []
     try:
         for item in source.doctor(request, ctx):
-            checks.append(Check(item.ok, f"{label} {item.label}", item.detail, item.fix))
+            check = Check(item.ok, f"{label} {item.label}",
+                          one_prefix(item.detail, request.where(), source.name), item.fix)
+            checks.append(check)
+            if not check.ok:
+                failed.append(check)
     except KeybrokerError as exc:
-        checks.append(Check(False, f"{label} {source.name} check", exc.message, exc.hint or ""))
+        failed.append(Check(False, f"{label} {source.name} check",
+                            one_prefix(exc.message, request.where(), source.name),
+                            exc.hint or ""))
+        checks.append(failed[-1])
     except Exception as exc:  # a plugin's broken hook must not stop the other checks
-        checks.append(Check(False, f"{label} {source.name} check",
+        failed.append(Check(False, f"{label} {source.name} check",
                             f"the check itself failed ({type(exc).__name__})"))
+        checks.append(failed[-1])
     checks.extend(fast_path_and_events(name, config, env, cache))
     try:
         outcome = resolve(request, env, cache=cache)
@@ -124,12 +152,23 @@ def check_profile(name: str, config: Any, env: Mapping[str, str], cache: Any) ->
                             fix))
         return checks
     where = f"{source.name} ({outcome.label})" if outcome.label else source.name
-    checks.append(Check(True, label, f"key obtained from {where}, cache {outcome.state}"))
+    if failed and outcome.state in CACHED_STATES:
+        # the cache answered, not the source: a ✓ here would contradict the ✗ above
+        checks.append(Warn(
+            True, label,
+            f"the cached key from {where} was served (cache {outcome.state}), but the "
+            f"credential check failed ({failed[0].label.removeprefix(label).strip()}): "
+            "the key works until it expires, then every refresh fails",
+            failed[0].fix or "fix what the ✗ above names",
+        ))
+    else:
+        checks.append(Check(True, label, f"key obtained from {where}, cache {outcome.state}"))
     need = outcome.policy.need
     if outcome.expires_at is None:
         reuse = outcome.policy.max_age if outcome.policy.max_age is not None else outcome.policy.ttl
         checks.append(Check(True, f"{label} lifetime",
-                            f"no expiry known; reused for {format_duration(reuse)}"))
+                            f"no expiry known; reused for "
+                            f"{format_duration(reuse, sub_second=True)}"))
     elif outcome.short_lived:
         life = outcome.expires_at - outcome.fetched_at
         checks.append(Check(
@@ -160,18 +199,32 @@ def fast_path_and_events(name: str, config: Any, env: Mapping[str, str],
         checks.append(Check(not why, f"{label} fast path", why or "ready",
                             "" if not why else "fix what it names; until then every call takes "
                             "the full path (about twice as slow)"))
-    for event in events.recent(env, name, 3):
-        if event.get("kind") in ("stale-served", "refresh-failed", "backoff", "refusal",
-                                 "short-lived"):
-            checks.append(Check(True, f"{label} event", events.render(event)))
+    # history, not a check: only this config's events (another config may use the same
+    # profile name), each with its time
+    mine = [event for event in events.read(env, name)
+            if event.get("config") == str(config.path)
+            and event.get("kind") in ("stale-served", "refresh-failed", "backoff", "refusal",
+                                      "short-lived")]
+    for event in mine[-3:]:
+        checks.append(Past(True, f"{label} past event", events.render(event)))
     return checks
 
 
+def one_prefix(message: str, where: str, source: str) -> str:
+    """A message without the prefixes the line already shows ("profile 'x'", the source's
+    name) and without a prefix repeated ("http://…: … http://…: cannot connect")."""
+    parts: list[str] = []
+    for part in message.split(": "):
+        if part in (where, source) or (parts and parts[-1] == part):
+            continue
+        parts.append(part)
+    return ": ".join(parts)
+
+
 def _detail(message: str, where: str, source: str) -> str:
-    """An error message without the "profile 'x': " the line already starts with."""
-    if message.startswith(f"{where}: "):
-        message = message[len(where) + 2 :]
-    return message if message.startswith(f"{source}:") else f"{source}: {message}"
+    """An error message without the "profile 'x': " the line already starts with, led by
+    the source's name once."""
+    return f"{source}: {one_prefix(message, where, source)}"
 
 
 def check_claude_settings(
@@ -187,7 +240,8 @@ def check_claude_settings(
 
     stack = precedence.layers(env, managed=managed)
     eff = precedence.effective(env, stack)
-    checks = precedence.lint(eff, config.profiles, config.path)
+    checks = [check_helper_ttl(eff) if c.label == "claude helper TTL" else c
+              for c in precedence.lint(eff, config.profiles, config.path)]
     helpers = [str(layer.data["apiKeyHelper"]) for layer in stack
                if layer.data and layer.data.get("apiKeyHelper")]
     return checks, helpers, eff
@@ -244,3 +298,49 @@ def check_path(env: Mapping[str, str], helpers: list[str]) -> list[Check]:
                 "run keybroker claude configure PROFILE (it writes an absolute path)",
             ))
     return checks
+
+
+def check_helper_ttl(eff: Any) -> Check:
+    """Claude Code's helper TTL as it is written (``eff``: the merged settings of
+    :mod:`keybroker.claude.precedence`): ✗ when it is not whole milliseconds (``5m``, ``-1``)
+    or 0 — keybroker's own helper refuses such a value (exit 2) —, ⚠ when it is so small it
+    was surely meant in seconds (every call then reaches the source), ✓ otherwise."""
+    import re  # noqa: PLC0415
+
+    from keybroker.claude.deployments import TTL_VAR  # noqa: PLC0415
+    from keybroker.durations import format_duration, parse_duration  # noqa: PLC0415
+
+    label = "claude helper TTL"
+    raw = eff.env.get(TTL_VAR)
+    if raw is None:
+        return Check(True, label, f"{TTL_VAR}=300000 (5m 0s): Claude Code's default (not set)")
+    origin = eff.env_source.get(TTL_VAR, "settings")
+    text = str(raw).strip()
+    configure = "keybroker claude configure PROFILE --ttl"
+    if not re.fullmatch(r"[0-9]+", text):
+        fix = f'set it to whole milliseconds, e.g. "300000" for 5 minutes ({configure} 5m)'
+        try:
+            seconds = parse_duration(text)
+        except ValueError:
+            seconds = 0.0
+        if seconds > 0:
+            fix = (f'for {format_duration(seconds)} set "{round(seconds * 1000)}" '
+                   f"({configure} {text})")
+        why = "negative" if text.startswith("-") else "not a whole number of milliseconds"
+        return Check(False, label, f"{TTL_VAR}={raw!r} in the {origin} is {why}: Claude Code "
+                                   "cannot use it and keybroker's helper refuses it (exit 2)",
+                     fix)
+    ms = int(text)
+    if ms == 0:
+        return Check(False, label, f"{TTL_VAR}=0 in the {origin}: Claude Code would run the "
+                                   "helper before every request",
+                     f'set it to whole milliseconds, e.g. "300000" ({configure} 5m)')
+    if ms < SECONDS_LIKE_TTL_MS:
+        return Warn(True, label,
+                    f"{TTL_VAR}={ms} in the {origin} is "
+                    f"{format_duration(ms / 1000, sub_second=True)}: looks "
+                    "like seconds, Claude Code reads milliseconds (every call goes to the "
+                    "source)",
+                    f'for {ms} seconds set "{ms * 1000}" ({configure} {ms}s)')
+    return Check(True, label, f"{TTL_VAR}={ms} ({format_duration(ms / 1000)}) from the "
+                              f"{origin}")

@@ -47,6 +47,9 @@ def record(env: Mapping[str, str], kind: str, profile: str | None, message: str,
         "ts": round(clock.now(), 3),
         "kind": kind,
         "profile": profile,
+        # which config named the profile: another config may use the same name (doctor
+        # shows only its own config's events)
+        "config": str(paths.config_file(env)),
         "message": neutralise(scrub(message)),
         "pid": os.getpid(),
         **extra,
@@ -101,12 +104,26 @@ def read(env: Mapping[str, str], profile: str | None = None,
 
 
 def recent(env: Mapping[str, str], profile: str | None, limit: int = 5) -> list[dict[str, Any]]:
-    """The last ``limit`` events (of one profile)."""
-    return list(read(env, profile))[-limit:]
+    """The last ``limit`` events (of one profile) under the current config: an event another
+    config recorded for a profile of the same name is not this profile's history."""
+    config = str(paths.config_file(env))
+    return [event for event in read(env, profile)
+            if event.get("config") in (None, config)][-limit:]
 
 
 def render(event: Mapping[str, Any]) -> str:
-    """One line for people: ``2026-12-02 10:31:05  stale-served  litellm  message``."""
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(event.get("ts") or 0)))
-    who = event.get("profile") or "-"
-    return f"{stamp}  {event.get('kind', '?'):<14} {who:<16} {event.get('message', '')}"
+    """One line for people: ``2026-12-02 10:31:05  stale-served  litellm  message``.
+
+    Every field is neutralised (and scrubbed): a profile name is a quoted TOML key that may
+    hold any character, and the log is a file a person's terminal should not obey.
+    """
+    from keybroker.redact import neutralise, scrub  # noqa: PLC0415
+
+    try:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(event.get("ts") or 0)))
+    except (TypeError, ValueError, OverflowError, OSError):
+        stamp = "????-??-?? ??:??:??"
+    kind = neutralise(str(event.get("kind") or "?"), 40)
+    who = neutralise(str(event.get("profile") or "-"), 80)
+    message = neutralise(scrub(str(event.get("message") or "")))
+    return f"{stamp}  {kind:<14} {who:<16} {message}"

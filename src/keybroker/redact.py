@@ -46,9 +46,31 @@ def derived_forms(value: str) -> list[str]:
     return forms
 
 
+#: A value guessable in fewer tries than this (in bits) hides nothing and is not registered:
+#: Vault's dev-mode token "root" would otherwise turn every "root" — the policy, a path —
+#: into "***", while anyone can guess it anyway.
+_MIN_BITS = 24.0
+
+
+def strength(value: str) -> float:
+    """A rough upper bound of the bits needed to guess ``value``: its length times log2 of
+    the alphabet its character classes span (lower, upper, digits, other)."""
+    import math  # noqa: PLC0415
+
+    alphabet = (26 * any(c.islower() for c in value) + 26 * any(c.isupper() for c in value)
+                + 10 * any(c.isdigit() for c in value)
+                + 33 * any(not c.isalnum() for c in value))
+    return len(value) * math.log2(max(alphabet, 2))
+
+
 def sensitive(value: str | None) -> None:
-    """Remember ``value`` and its :func:`derived_forms` so :func:`scrub` removes them."""
-    if value and len(value) >= _MIN_LENGTH:
+    """Remember ``value`` and its :func:`derived_forms` so :func:`scrub` removes them.
+
+    Values too weak to be a secret worth hiding (under :data:`_MIN_BITS`, such as a dev
+    server's ``root`` token) are not registered: masking every occurrence of a common word
+    hides the text around it (policies, paths) and protects nothing.
+    """
+    if value and len(value) >= _MIN_LENGTH and strength(value) >= _MIN_BITS:
         _SECRETS.update(derived_forms(value))
 
 
@@ -69,6 +91,61 @@ def scrub_quoted(text: str) -> str:
     import re  # noqa: PLC0415
 
     return re.sub(_OPAQUE, "***", scrub(text))
+
+
+#: Words after which the next word is a credential, whatever it looks like.
+_CREDENTIAL_WORDS = ("password", "passwd", "pass", "pwd", "passphrase", "secret", "token",
+                     "key", "apikey", "api_key", "api-key", "auth", "authorization", "bearer",
+                     "basic", "credential", "credentials", "pin", "otp")
+#: A run of token characters, and what keeps it apart from the next word.
+_WORD = r"[A-Za-z0-9+/=_.~%:@-]+"
+
+
+def mask_words(text: str) -> str:
+    """Third-party text with every token-like word masked, *whatever its length*.
+
+    For what a command or tool wrote itself (a failing command's stderr), which keybroker
+    never saw the secrets of: :func:`scrub_quoted` only cuts runs of 24+ characters, so a
+    13-character token or ``password hunter2-x`` would pass. Masked: registered secrets and
+    long opaque runs (:func:`scrub_quoted`); any word of 6+ characters mixing letters and
+    digits that is not a path, URL, number or duration; and the word after a credential
+    word (``password x``, ``token: x``, ``key=x``). What stays readable is prose, paths and
+    URLs without their query values, so the line still says what went wrong.
+    """
+    import re  # noqa: PLC0415
+
+    text = scrub_quoted(text)
+    out: list[str] = []
+    mask_next = False
+    for piece in re.split(f"({_WORD})", text):
+        if not piece or not re.fullmatch(_WORD, piece):
+            out.append(piece)
+            mask_next = mask_next and "***" not in piece  # already masked
+            continue
+        parts = re.split(r"([=:?&])", piece)
+        masked: list[str] = []
+        for part in parts:
+            if part in ("=", ":", "?", "&") or not part:
+                masked.append(part)
+                continue
+            if mask_next or _token_like(part):
+                masked.append("***")
+                mask_next = False
+            else:
+                masked.append(part)
+                mask_next = part.lower().strip("-_.") in _CREDENTIAL_WORDS
+        out.append("".join(masked))
+    return "".join(out)
+
+
+def _token_like(word: str) -> bool:
+    import re  # noqa: PLC0415
+
+    if len(word) < 6 or "/" in word or "@" in word:
+        return False  # paths, URLs' hosts, mail addresses: what failed, not a secret
+    if re.fullmatch(r"v?[0-9][0-9.,_-]*([kKmMgG]i?[bB]?|ms|s|m|h|d)?", word):
+        return False  # numbers, versions, sizes and durations
+    return bool(re.search(r"[A-Za-z]", word) and re.search(r"[0-9]", word))
 
 
 #: A diagnostic line longer than this is cut: a 5 MB config value must not become 5 MB of

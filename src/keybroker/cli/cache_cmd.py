@@ -14,6 +14,7 @@ from keybroker.cli.common import environment, load_config
 from keybroker.cli.errors import config_option, debug_option, handles_errors
 from keybroker.durations import format_duration
 from keybroker.errors import KeybrokerError, UsageError
+from keybroker.redact import neutralise
 from keybroker.resolve import entry_name
 
 
@@ -126,18 +127,19 @@ def list_(as_json: bool, config_path: str | None, debug: bool) -> None:
         click.echo(json.dumps({"version": 1, "cache_dir": str(store.root), "entries": rows},
                               indent=2))
         return
-    click.echo(f"cache: {store.root}")
+    click.echo(neutralise(f"cache: {store.root}"))
     if not rows:
         click.echo("(empty)")
         return
     for row in rows:
         kind = row["kind"].replace("-", " ")
         who = ",".join(row["profiles"]) or ("-" if kind == "key" else f"({kind})")
-        click.echo(
+        # profile names are quoted TOML keys and labels quote settings: escapes shown as text
+        click.echo(neutralise(
             f"{row['entry'][:12]}  {who:<16} {row['label']:<40} "
             f"fetched {_when(row['fetched_at'], now, False):<12} "
             f"expires {_when(row['expires_at'], now, True)}"
-        )
+        ))
 
 
 @cache.command("clear")
@@ -187,6 +189,6 @@ def clear(profile: str | None, logins: bool, all_: bool, config_path: str | None
     eid = entry_name(store, prof.source, prof.settings, env)
     existed = store.path(eid).exists()
     store.remove(eid)
-    click.echo(
-        f"keybroker: {'removed' if existed else 'no'} cached key for profile '{profile}'", err=True
-    )
+    click.echo(neutralise(
+        f"keybroker: {'removed' if existed else 'no'} cached key for profile '{profile}'"),
+        err=True)

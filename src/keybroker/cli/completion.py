@@ -41,8 +41,9 @@ def complete_profile(ctx: click.Context, param: click.Parameter,
         config_path = next((node.params.get(p.name) for p in node.command.params
                             if "--config" in p.opts and p.name), None)
         node = node.parent
+    # a name with control characters (a quoted TOML key) would reach the terminal raw
     return [CompletionItem(name) for name in profile_names(config_path)
-            if name.startswith(incomplete)]
+            if name.startswith(incomplete) and name.isprintable()]
 
 
 def attach_profile_completion(command: click.Command) -> None:

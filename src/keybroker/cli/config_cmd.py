@@ -70,9 +70,9 @@ def show(as_json: bool, config_path: str | None, debug: bool) -> None:
         click.echo(json.dumps(doc, indent=2, default=str))
         return
     files = doc["files"]
-    click.echo(f"user config:   {files['user']['path']}"
-               + ("" if files["user"]["exists"] else " (not found)"))
-    click.echo(f"system config: {files['system'] or '(none)'}")
+    click.echo(neutralise(f"user config:   {files['user']['path']}"
+                          + ("" if files["user"]["exists"] else " (not found)")))
+    click.echo(neutralise(f"system config: {files['system'] or '(none)'}"))
     for key, item in doc["defaults"].items():
         click.echo(neutralise(f"[defaults] {key} = {item['value']!r}    # {item['from']}"))
     for source, settings in doc["source_defaults"].items():

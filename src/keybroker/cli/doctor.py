@@ -1,6 +1,7 @@
 """``keybroker doctor [PROFILE]``: check everything a working apiKeyHelper depends on.
 
-One line per check, ``✓`` or ``✗``, and for each ``✗`` the fix. Checks: the config parses;
+One line per check, ``✓`` or ``✗`` (``⚠`` for what works but should be fixed, ``·`` for past
+events), and for each ``✗`` and ``⚠`` the fix. Checks: the config parses;
 the cache directory is safe; the data key is sound; each profile's source is reachable and
 authorised (the source's own ``doctor`` hook, then a real resolve through the cache); the
 key outlives Claude Code's TTL + margin; Claude Code's settings in every scope and whether
@@ -28,18 +29,20 @@ from keybroker.diagnose import (
 )
 from keybroker.sources.base import Check
 
-OK, BAD, SKIP = "✓", "✗", "–"
+OK, BAD, SKIP, WARN, PAST = "✓", "✗", "–", "⚠", "·"
 
 
 def render(check: Check, colour: bool = False) -> str:
-    """One line: ✓ / ✗ / – (a check that was skipped: ok, and its detail says why), the
-    label, the detail and, for a ✗, the fix. Scrubbed; coloured only when ``colour``."""
+    """One line: ✓ / ✗ / – (a check that was skipped: ok, and its detail says why) / ⚠ (works,
+    but act on it) / · (a past event, history not a check), the label, the detail and, for a
+    ✗ or ⚠, the fix. Scrubbed; coloured only when ``colour``."""
     from keybroker.redact import scrub  # noqa: PLC0415
     from keybroker.style import paint  # noqa: PLC0415
 
-    skipped = check.ok and check.detail.startswith("skipped")
-    mark = SKIP if skipped else OK if check.ok else BAD
-    tint = "dim" if skipped else "green" if check.ok else "red"
+    level = level_of(check)
+    mark = {"skipped": SKIP, "ok": OK, "error": BAD, "warning": WARN, "history": PAST}[level]
+    tint = {"skipped": "dim", "ok": "green", "error": "red", "warning": "yellow",
+            "history": "dim"}[level]
     from keybroker.redact import neutralise  # noqa: PLC0415
 
     # details quote servers (a Vault version, policy names) and config: escapes shown as text
@@ -47,9 +50,21 @@ def render(check: Check, colour: bool = False) -> str:
     if check.detail:
         line += f": {neutralise(scrub(check.detail))}"
     fix = _outside_doctor(check.fix)
-    if fix and not check.ok:
+    if fix and level in ("error", "warning"):
         line += f"; {paint('fix:', 'yellow', on=colour)} {neutralise(scrub(fix))}"
     return scrub(line)
+
+
+def level_of(check: Check) -> str:
+    """ok, error, skipped, warning (⚠: works, but act on it) or history (· a past event)."""
+    mark = getattr(check, "mark", None)
+    if mark == WARN:
+        return "warning"
+    if mark == PAST:
+        return "history"
+    if not check.ok:
+        return "error"
+    return "skipped" if check.detail.startswith("skipped") else "ok"
 
 
 def _outside_doctor(fix: str) -> str:
@@ -86,6 +101,7 @@ def doctor(profile: str | None, as_json: bool, probe_gateway: str | None, deploy
     from keybroker import config as configmod  # noqa: PLC0415
     from keybroker.cache.store import Cache  # noqa: PLC0415
     from keybroker.claude.deployments import TTL_VAR  # noqa: PLC0415
+    from keybroker.claude.precedence import DEFAULT_TTL_MS  # noqa: PLC0415
     from keybroker.cli.common import environment  # noqa: PLC0415
     from keybroker.errors import ConfigError, KeybrokerError, UsageError  # noqa: PLC0415
     from keybroker.redact import scrub  # noqa: PLC0415
@@ -108,10 +124,10 @@ def doctor(profile: str | None, as_json: bool, probe_gateway: str | None, deploy
         if as_json:
             click.echo(scrub(json.dumps({
                 "ok": not failed,
-                "checks": [{"ok": c.ok, "label": c.label, "detail": c.detail, "fix": c.fix}
-                           for c in shown],
+                "checks": [{"ok": c.ok, "level": level_of(c), "label": c.label,
+                            "detail": c.detail, "fix": c.fix} for c in shown],
                 "claude": claude_view,
-            }, ensure_ascii=False)))
+            })))  # ASCII: a control or bidi character in a name is an escape, not a command
         if code:
             raise SystemExit(code)
 
@@ -131,7 +147,8 @@ def doctor(profile: str | None, as_json: bool, probe_gateway: str | None, deploy
     settings_checks, helpers, eff = check_claude_settings(env, config, managed_path)
     claude_view = eff.as_json()
     # the key's lifetime is judged against the TTL Claude Code will use, from any scope
-    profile_env = {**env, TTL_VAR: str(eff.ttl_ms)}
+    # (an unusable TTL has its own ✗ line: the profiles are judged against the default)
+    profile_env = {**env, TTL_VAR: str(eff.ttl_ms if eff.ttl_ms > 0 else DEFAULT_TTL_MS)}
     try:
         cache: Cache | None = Cache.open(env)
     except KeybrokerError:

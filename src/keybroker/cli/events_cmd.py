@@ -14,6 +14,7 @@ import click
 from keybroker import events
 from keybroker.cli.common import environment
 from keybroker.cli.errors import config_option, debug_option, handles_errors
+from keybroker.redact import neutralise
 
 
 @click.command("events")
@@ -36,10 +37,11 @@ def events_cmd(profile: str | None, limit: int, kinds: tuple[str, ...], as_json:
     found = found[-limit:]
     if as_json:
         for event in found:
-            click.echo(json.dumps(event, sort_keys=True))
+            click.echo(json.dumps(event, sort_keys=True))  # ASCII: every control escaped
         return
     if not found:
-        click.echo(f"no events{' for ' + profile if profile else ''} ({events.log_path(env)})")
+        click.echo(neutralise(
+            f"no events{' for ' + profile if profile else ''} ({events.log_path(env)})"))
         return
     for event in found:
         click.echo(events.render(event))

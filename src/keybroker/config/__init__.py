@@ -3,7 +3,8 @@
 Layers: the system config (``/etc/keybroker/config.toml``, ``KEYBROKER_SYSTEM_CONFIG``), which
 an administrator ships once for every user of a machine, under the user's config
 (``~/.config/keybroker/config.toml``, ``KEYBROKER_CONFIG``). A user's ``[profiles.NAME]``
-replaces the system table of the same name whole; ``[defaults]`` keys and
+with ``source`` replaces the system table of the same name whole; one without ``source`` adds
+to it or overrides its keys (a person's ``username``); ``[defaults]`` keys and
 ``[defaults.SOURCE]`` settings merge key by key. Precedence of options: flags > the profile's
 table > environment (``KEYBROKER_*``) > ``[defaults]`` > built-in defaults.
 
@@ -157,33 +158,64 @@ def _apply_layer(config: Config, path: Path, text: str) -> None:
         here = where.sub(f"profiles.{name}")
         if not isinstance(table, dict):
             raise ConfigError(f"{here.at()}: must be a table")
-        source_name = table.get("source")
+        if "source" not in table:
+            _extend(config, name, table, here, path)
+            continue
+        source_name = table["source"]
         if not isinstance(source_name, str):
-            raise ConfigError(
-                f"{here.at()}: missing key 'source'",
-                "set source = \"vault\", \"aws\", \"keychain\", \"oidc\", \"command\", "
-                "\"env\" or \"file\"",
-            )
+            raise ConfigError(f"{here.at('source')}: key 'source' must be a string",
+                              f"set source = {_SOURCES}")
         settings, options = validate_settings(source_name, table, here)
         config.profiles[name] = Profile(name, source_name, settings, options,
                                         str(table.get("description", "")), origin=str(path))
 
 
+_SOURCES = '"vault", "aws", "keychain", "oidc", "command", "env" or "file"'
+
+
+def _extend(config: Config, name: str, table: Mapping[str, Any], here: Where,
+            path: Path) -> None:
+    """A ``[profiles.NAME]`` without ``source``: it adds to (or overrides keys of) the profile
+    of that name an earlier layer defined — a person's ``username`` or ``field`` on the
+    system's shared profile (DESIGN section 5) — checked against that profile's source."""
+    base = config.profiles.get(name)
+    if base is None or base.builtin:
+        shared = [n for n, p in config.profiles.items() if not p.builtin]
+        hint = suggest(name, shared)
+        raise ConfigError(
+            f"{here.at()}: missing key 'source' (a profile without 'source' adds to the system "
+            f"config's profile of that name, and there is no system profile '{name}'){hint}",
+            f"set source = {_SOURCES}" + (
+                f", or name a system profile ({', '.join(sorted(shared))})" if shared else ""),
+        )
+    settings, options = validate_settings(base.source, table, here)
+    merged_settings = dict(base.settings)
+    merged_settings.update(settings)
+    merged_options = dict(base.options)
+    merged_options.update(options)
+    description = str(table.get("description", base.description))
+    config.profiles[name] = Profile(name, base.source, merged_settings, merged_options,
+                                    description, origin=f"{base.origin} + {path}")
+
+
 def _read(path: Path, system: bool) -> str | None:
-    """The text of a trusted config file, or None when there is none."""
-    from keybroker.config.trust import check_file  # noqa: PLC0415
+    """The text of a trusted config file, or None when there is none.
+
+    The file is opened once, checked on its descriptor with every directory above it
+    (:mod:`.trust`), and parsed from the bytes read from that descriptor: no component of the
+    path can be swapped between the check and the read.
+    """
+    from keybroker.config.trust import read_trusted  # noqa: PLC0415
 
     try:
-        check_file(path, system=system)
+        data, _ = read_trusted(path, system=system)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read config {path}: {exc}") from None
 
 

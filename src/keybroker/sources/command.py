@@ -126,19 +126,19 @@ class CommandSource(BaseSource):
 
 def _summarise(stderr: bytes, stdout_value: str | None) -> str:
     """The last lines of stderr, shortened, with stdout's words and anything that looks like
-    a credential (:func:`~keybroker.redact.scrub_quoted`) removed.
+    a credential (:func:`~keybroker.redact.mask_words`) removed.
 
     The command had the whole environment, so its stderr may quote a token keybroker never
     registered (``env | grep TOKEN``, a verbose HTTP client); a long opaque run is cut.
     """
-    from keybroker.redact import scrub_quoted  # noqa: PLC0415
+    from keybroker.redact import mask_words  # noqa: PLC0415
 
     text = stderr.decode("utf-8", "replace")
     if stdout_value:
         for token in stdout_value.split():
             if len(token) >= 4:
                 text = text.replace(token, "***")
-    text = scrub_quoted(text)
+    text = mask_words(text)  # every token-like word, whatever its length (issue 20 item 15)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     summary = " / ".join(lines[-3:])
     printable = "".join(ch if ch.isprintable() else "?" for ch in summary)

@@ -289,13 +289,14 @@ class _Callback:
         """Why this request is not the person's redirect (status, page text), or None."""
         import hmac  # noqa: PLC0415
         import os  # noqa: PLC0415
+        import sys  # noqa: PLC0415
 
         from keybroker.sources.oidc.peer import peer_uid  # noqa: PLC0415
 
         if not self.state or not hmac.compare_digest(query.get("state", ""), self.state):
             return 400, "This is not the sign-in keybroker is waiting for."
         uid = peer_uid((str(client[0]), int(client[1])), (str(server[0]), int(server[1])))
-        if uid is None or uid == os.getuid():
+        if uid is None or sys.platform == "win32" or uid == os.getuid():
             return None  # ours (or the system cannot say who connected: state alone decides)
         return 403, "This sign-in belongs to another user of this computer."
 

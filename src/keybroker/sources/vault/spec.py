@@ -188,10 +188,12 @@ def build_spec(
     role = settings.get("role") or None
     if method == "kubernetes" and not role:
         raise UsageError(f"{label}: auth_method \"kubernetes\" needs a role", "set role or --role")
-    username = str(settings.get("username") or "").strip() or None
+    # userpass/LDAP: a shared (system) profile fits each person: the login name by default
+    username = str(settings.get("username") or "").strip() or (
+        _login_name() if method in PASSWORD_METHODS else None)
     if method in PASSWORD_METHODS and not username:
         raise UsageError(
-            f"{label}: auth_method \"{method}\" needs a username",
+            f"{label}: auth_method \"{method}\" needs a username (the login name is unknown)",
             "set username in the profile (the password is asked by 'keybroker login')",
         )
     namespace = _clean(settings.get("namespace")) or _clean(
@@ -376,3 +378,13 @@ def expiry(spec: Spec, read: Read) -> float | None:
             )
         candidates.append(when)
     return min(candidates) if candidates else None
+
+
+def _login_name() -> str | None:
+    """The login name (``getpass.getuser``: LOGNAME, USER, … then the password database)."""
+    import getpass  # noqa: PLC0415
+
+    try:
+        return getpass.getuser().strip() or None
+    except (OSError, KeyError, ImportError):
+        return None
