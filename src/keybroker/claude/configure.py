@@ -113,9 +113,12 @@ def write(env: Mapping[str, str], req: Request, say: Say) -> None:
     existing = tgt.read() if raw is not None else None
     current = existing or {}
     check_helpers(current, req, tgt.path)
-    if dep.INFERENCE_HELPER in req.fragment and inference_headers(
-            req.fragment.get(dep.INFERENCE_ARGS)):
-        say(f"keybroker: warning: {HEADERS_DROPPED}; send what the gateway needs in the token")
+    if dep.INFERENCE_HELPER in req.fragment and (
+            inference_headers(req.fragment.get(dep.INFERENCE_ARGS))
+            or inference_headers(current.get(dep.INFERENCE_ARGS))):
+        say(f"keybroker: warning: {HEADERS_DROPPED}: the --header arguments in {tgt.path} "
+            "never reached the gateway and are replaced by a bare token; if the gateway needs "
+            "a header, use apiKeyHelper (x-api-key and Bearer) or ANTHROPIC_CUSTOM_HEADERS")
     if req.mcp_commands:  # after every refusal above, so a refused run changes nothing
         write_mcp(env, req, say)
     merged, removed = dep.merge(current, req.fragment, req.deployment, tgt.path)
