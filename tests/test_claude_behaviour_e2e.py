@@ -42,7 +42,8 @@ def test_bash_tool_and_mcp_headers_helper_cause_no_extra_fetch(e2e: E2E) -> None
     """Before: the Bash tool's `keybroker get` and the MCP headersHelper ran by the same claude
     process counted as refusals of the apiKeyHelper's key: each caused an upstream fetch."""
     minter = Minter(e2e.env.base, "sk-e2e-one-caller-7f3a")
-    e2e.env.write_config(minter.profile("p") + '[mcp.servers]\ngw = "p"\n')
+    e2e.env.write_config(minter.profile("p") + '[mcp.servers]\ngw = { profile = "p", url = '
+                         f'"{e2e.api.url}/mcp/gw" }}\n')
     mcp = {"mcpServers": {"gw": {"type": "http", "url": f"{e2e.api.url}/mcp/gw",
                                  "headersHelper": f"{shlex.quote(exe('keybroker'))} headers"}}}
     run = session(e2e, get("p"), prompt=f"{RUNBASH} {shlex.quote(exe('keybroker'))} get p",

@@ -502,13 +502,20 @@ def test_mcp_server_gets_a_headers_helper_in_user_scope(cc_env: KbEnv) -> None:
     assert data["numStartups"] == 3
     assert data["mcpServers"]["beta"] == original["mcpServers"]["beta"]
     helper = data["mcpServers"]["alpha"]["headersHelper"]
-    assert helper == f"{shlex.quote(str(SCRIPTS / 'keybroker'))} headers other"
+    assert helper == (f"{shlex.quote(str(SCRIPTS / 'keybroker'))} headers other "
+                      "--url https://mcp.example/alpha")  # bound to the server's URL
     assert json.loads(path.with_name(".claude.json.bak").read_text()) == original
-    # run as Claude Code runs it: /bin/sh -c, with the server's name in the environment
+    # run as Claude Code runs it: /bin/sh -c, with the server's name and URL in the environment
     proc = subprocess.run(["/bin/sh", "-c", helper], capture_output=True, timeout=60,
-                          env=dict(cc_env, CLAUDE_CODE_MCP_SERVER_NAME="alpha"),
+                          env=dict(cc_env, CLAUDE_CODE_MCP_SERVER_NAME="alpha",
+                                   CLAUDE_CODE_MCP_SERVER_URL="https://mcp.example/alpha"),
                           stdin=subprocess.DEVNULL, check=False)
     assert (proc.returncode, json.loads(proc.stdout)) == (0, {"Authorization": f"Bearer {KEY}"})
+    elsewhere = subprocess.run(["/bin/sh", "-c", helper], capture_output=True, timeout=60,
+                               env=dict(cc_env, CLAUDE_CODE_MCP_SERVER_NAME="alpha",
+                                        CLAUDE_CODE_MCP_SERVER_URL="https://evil.example/"),
+                               stdin=subprocess.DEVNULL, check=False)
+    assert (elsewhere.returncode, elsewhere.stdout) == (4, b"")
 
 
 def test_mcp_server_must_exist_and_nothing_is_written(cc_env: KbEnv) -> None:
@@ -535,7 +542,7 @@ def test_mcp_server_in_project_and_local_scope(cc_env: KbEnv, tmp_path: Path) ->
                        cwd=project)
     assert result.code == 0, result
     data = json.loads((project / ".mcp.json").read_text())
-    assert data["mcpServers"]["alpha"]["headersHelper"] == "keybroker headers other"
+    assert data["mcpServers"]["alpha"]["headersHelper"] == "keybroker headers other --url u"
 
     claude_json(cc_env).write_text(json.dumps({"projects": {str(project): {"mcpServers": {
         "beta": {"type": "sse", "url": "u"}}}}}))
@@ -543,7 +550,7 @@ def test_mcp_server_in_project_and_local_scope(cc_env: KbEnv, tmp_path: Path) ->
                        cwd=project)
     assert result.code == 0, result
     local = json.loads(claude_json(cc_env).read_text())["projects"][str(project)]
-    assert local["mcpServers"]["beta"]["headersHelper"].endswith(" headers litellm")
+    assert local["mcpServers"]["beta"]["headersHelper"].endswith(" headers litellm --url u")
 
 
 def test_inference_helper_refuses_what_claude_code_would_refuse(cc_env: KbEnv) -> None:

@@ -620,7 +620,8 @@ def test_one_headers_helper_line_serves_two_mcp_servers_with_their_own_profiles(
     e2e.env["E2E_PROXY_KEY"] = "sk-e2e-mcp-model-0e2a"
     e2e.env.write_config(
         profiles + '[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
-        '[mcp.servers]\nalpha = "alpha"\nbeta = { profile = "beta", header = "X-Api-Key" }\n'
+        f'[mcp.servers]\nalpha = {{ profile = "alpha", url = "{e2e.api.url}/mcp/alpha" }}\n'
+        f'beta = {{ profile = "beta", header = "X-Api-Key", url = "{e2e.api.url}/mcp/beta" }}\n'
     )
     line = f"{shlex.quote(exe('keybroker'))} headers"  # the same line for both servers
     mcp = {"mcpServers": {

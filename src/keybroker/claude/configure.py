@@ -168,7 +168,9 @@ def write_mcp(env: Mapping[str, str], req: Request, say: Say) -> None:
     raw = tgt.read_bytes()
     data = tgt.read() if raw is not None else {}
     data = data or {}
-    merged = mcp.set_headers_helpers(data, keys, req.mcp_commands, path)
+    commands = {name: command + bound_to(data, keys, name)
+                for name, command in req.mcp_commands.items()}
+    merged = mcp.set_headers_helpers(data, keys, commands, path)
     if merged == data:
         return
     repo = settings.git_root(path.parent) if req.scope == "project" else None
@@ -179,6 +181,18 @@ def write_mcp(env: Mapping[str, str], req: Request, say: Say) -> None:
     tgt.write(files.dumps(merged), mode, settings.DIR_MODES[req.scope])
     say(f"keybroker: set headersHelper of MCP server(s) {', '.join(sorted(req.mcp_commands))} "
         f"in {path}")
+
+
+def bound_to(data: Mapping[str, Any], keys: list[str], name: str) -> str:
+    """`` --url URL`` binding a headersHelper to the server's URL (see :mod:`.destinations`)."""
+    import shlex  # noqa: PLC0415
+
+    servers: Any = data
+    for key in keys:
+        servers = servers.get(key) if isinstance(servers, dict) else None
+    server = servers.get(name) if isinstance(servers, dict) else None
+    url = server.get("url") if isinstance(server, dict) else None
+    return f" --url {shlex.quote(url)}" if isinstance(url, str) and url else ""
 
 
 def undo(env: Mapping[str, str], tgt: settings.Target, say: Say) -> bool:
