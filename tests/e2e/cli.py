@@ -144,13 +144,16 @@ def run_claude(
     helper: str | None,
     prompt: str = PROMPT,
     extra_args: tuple[str, ...] = (),
+    prefix: tuple[str, ...] = (),
 ) -> ClaudeRun:
     """``claude -p`` in ``cwd``; ``helper`` goes in ``--settings`` (None: use settings files).
+
+    ``prefix`` runs the CLI through another command (e.g. a private mount namespace).
 
     ``cwd`` is always a test's own directory, never the repository, so no project
     ``.claude/settings.json`` or ``CLAUDE.md`` other than the test's can be picked up.
     """
-    argv = [str(executable), "-p", prompt, "--output-format", "json"]
+    argv = [*prefix, str(executable), "-p", prompt, "--output-format", "json"]
     if helper is not None:
         argv += ["--settings", json.dumps({"apiKeyHelper": helper})]
     argv += extra_args
