@@ -163,8 +163,7 @@ def write_mcp(env: Mapping[str, str], req: Request, say: Say) -> None:
     from keybroker.claude import mcp  # noqa: PLC0415
 
     path, keys = mcp.mcp_location(req.scope, env, req.project_dir)
-    tgt = (settings.Target(req.scope, path, path.parent, (path.name,))
-           if req.scope == "project" else settings.Target(req.scope, path))
+    tgt = mcp_target(req.scope, path)
     raw = tgt.read_bytes()
     data = tgt.read() if raw is not None else {}
     data = data or {}
@@ -181,6 +180,14 @@ def write_mcp(env: Mapping[str, str], req: Request, say: Say) -> None:
     tgt.write(files.dumps(merged), mode, settings.DIR_MODES[req.scope])
     say(f"keybroker: set headersHelper of MCP server(s) {', '.join(sorted(req.mcp_commands))} "
         f"in {path}")
+
+
+def mcp_target(scope: str, path: Path) -> settings.Target:
+    """A project's ``.mcp.json`` (confined, 1 MiB) or ``~/.claude.json`` (the user's, which
+    Claude Code fills with its own state: read up to 64 MiB)."""
+    if scope == "project":
+        return settings.Target(scope, path, path.parent, (path.name,))
+    return settings.Target(scope, path, limit=64 << 20)
 
 
 def bound_to(data: Mapping[str, Any], keys: list[str], name: str) -> str:

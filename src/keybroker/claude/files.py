@@ -233,14 +233,15 @@ def write_confined(root: Path, relative: tuple[str, ...], data: bytes, mode: int
         os.close(parent)
 
 
-def read_confined(root: Path, relative: tuple[str, ...]) -> bytes | None:
+def read_confined(root: Path, relative: tuple[str, ...],
+                  limit: int = READ_LIMIT) -> bytes | None:
     """Read ``root/relative`` like :func:`write_confined` writes it (None when missing)."""
     try:
         parent = open_parent(root, relative, None)
     except FileNotFoundError:
         return None
     try:
-        return read_in(parent, relative[-1], root.joinpath(*relative))
+        return read_in(parent, relative[-1], root.joinpath(*relative), limit)
     finally:
         os.close(parent)
 

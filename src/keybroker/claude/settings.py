@@ -134,13 +134,14 @@ class Target:
     path: Path
     root: Path | None = None
     relative: tuple[str, ...] = ()
+    limit: int = 1 << 20  #: largest file read (~/.claude.json, Claude Code's own, grows larger)
 
     def read_bytes(self) -> bytes | None:
         from keybroker.claude import files  # noqa: PLC0415
 
         if self.root is not None:
-            return files.read_confined(self.root, self.relative)
-        return files.read_bytes(self.path)
+            return files.read_confined(self.root, self.relative, self.limit)
+        return files.read_bytes(self.path, self.limit)
 
     def read(self) -> dict[str, Any] | None:
         from keybroker.claude import files  # noqa: PLC0415

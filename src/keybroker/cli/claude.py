@@ -238,8 +238,7 @@ def unconfigure(scopes: tuple[str, ...], managed_path: str | None, drop_in: str,
         if scope == "managed":
             continue
         path, _ = mcp.mcp_location(scope, env, project_dir)
-        mcp_tgt = (settings.Target(scope, path, path.parent, (path.name,))
-                   if scope == "project" else settings.Target(scope, path))
+        mcp_tgt = configure_mod.mcp_target(scope, path)
         if record.Records(env).load(path) is not None:
             done = configure_mod.undo(env, mcp_tgt, emit) or done
     if not done:
