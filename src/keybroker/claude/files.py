@@ -221,8 +221,6 @@ def write_confined(root: Path, relative: tuple[str, ...], data: bytes, mode: int
     A missing ``root`` (the folder the person named) is created with ``dir_mode``.
     """
     if not os.path.isdir(root):
-        from keybroker.claude.settings import make_dirs  # noqa: PLC0415
-
         make_dirs(root, dir_mode)
     parent = open_parent(root, relative, dir_mode)
     try:
@@ -259,3 +257,18 @@ def remove_confined(root: Path, relative: tuple[str, ...]) -> bool:
         return True
     finally:
         os.close(parent)
+
+
+def make_dirs(directory: Path, mode: int) -> None:
+    """Create ``directory`` and missing parents with exactly ``mode``, whatever the umask."""
+    missing: list[Path] = []
+    for candidate in (directory, *directory.parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    for created in reversed(missing):
+        try:
+            created.mkdir(mode=mode)
+        except FileExistsError:
+            continue
+        os.chmod(created, mode)

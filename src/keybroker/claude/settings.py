@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from keybroker.claude.files import make_dirs
 from keybroker.errors import ConfigError
 
 #: Scopes ``keybroker claude configure`` can write.
@@ -200,18 +201,3 @@ def target(scope: str, env: Mapping[str, str], project_dir: str | None = None,
     project = Path(project_dir or os.getcwd()).absolute()
     path = settings_path(scope, env, str(project))
     return Target(scope, path, project, (".claude", path.name))
-
-
-def make_dirs(directory: Path, mode: int) -> None:
-    """Create ``directory`` and missing parents with exactly ``mode``, whatever the umask."""
-    missing: list[Path] = []
-    for candidate in (directory, *directory.parents):
-        if candidate.exists():
-            break
-        missing.append(candidate)
-    for created in reversed(missing):
-        try:
-            created.mkdir(mode=mode)
-        except FileExistsError:
-            continue
-        os.chmod(created, mode)
