@@ -33,9 +33,10 @@ def session(e2e: E2E, helper: str, *, prompt: str | None = None, retries: int = 
             extra_args: tuple[str, ...] = ()) -> ClaudeRun:
     env = claude_env(e2e.env, e2e.api.url, retries=retries)
     env.update(DEPLOYMENT_ENV["anthropic"](e2e.api.url))
-    kwargs = {} if prompt is None else {"prompt": prompt}
+    if prompt is None:
+        return run_claude(e2e.cli.exe, env, e2e.project, helper=helper, extra_args=extra_args)
     return run_claude(e2e.cli.exe, env, e2e.project, helper=helper, extra_args=extra_args,
-                      **kwargs)
+                      prompt=prompt)
 
 
 def test_bash_tool_and_mcp_headers_helper_cause_no_extra_fetch(e2e: E2E) -> None:  # noqa: F811
