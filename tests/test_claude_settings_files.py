@@ -221,6 +221,7 @@ def test_unconfigure_removes_files_keybroker_created_in_every_scope(
     result = kb(cc_env, "claude", "unconfigure", cwd=project)
     assert result.code == 0, result
     assert [p for p in written if p.exists()] == []
+    assert list(project.iterdir()) == []  # the .claude keybroker created is gone too
 
 
 def test_unconfigure_keeps_what_changed_by_hand_and_restores_the_rest(cc_env: KbEnv) -> None:

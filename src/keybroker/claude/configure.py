@@ -219,6 +219,8 @@ def undo(env: Mapping[str, str], tgt: settings.Target, say: Say) -> bool:
     if not rec.existed and not restored:
         if raw is not None:
             tgt.remove()
+        if tgt.root is not None and tgt.scope in ("project", "local") and len(tgt.relative) > 1:
+            files.remove_empty_dir(tgt.root, tgt.relative[0])  # a .claude left empty
         say(f"keybroker: removed {tgt.path} (keybroker created it)")
     elif original is not None and restored == original and rec.original is not None:
         tgt.write(rec.original, tgt.mode() or settings.FILE_MODES[tgt.scope],

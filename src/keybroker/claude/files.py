@@ -259,6 +259,21 @@ def remove_confined(root: Path, relative: tuple[str, ...]) -> bool:
         os.close(parent)
 
 
+def remove_empty_dir(root: Path, name: str) -> None:
+    """Remove ``root/name`` if it is an empty real directory (never through a link)."""
+    try:
+        fd = os.open(os.path.realpath(root), os.O_RDONLY | _DIRECTORY)
+    except OSError:
+        return
+    try:
+        st = lstat_in(fd, name)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            with contextlib.suppress(OSError):  # not empty: someone else's files are there
+                os.rmdir(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
 def make_dirs(directory: Path, mode: int) -> None:
     """Create ``directory`` and missing parents with exactly ``mode``, whatever the umask."""
     missing: list[Path] = []
