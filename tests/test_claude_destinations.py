@@ -135,6 +135,17 @@ def test_url_flag_binds_a_proxy_auth_helper(gh_env: KbEnv) -> None:
     assert_fails(run(line, gh_env), 4, "no destination", secrets=[GH_KEY])
 
 
+def test_doctor_names_each_mapping_that_a_current_claude_code_would_refuse(
+    gh_env: KbEnv
+) -> None:
+    result = run(["keybroker", "doctor", "gh", "--json"], gh_env)
+    report = json.loads(result.out)
+    lines = [c for c in report["checks"] if c["label"] == "mcp servers"]
+    assert [c["ok"] for c in lines] == [False], lines
+    assert "[mcp.servers] legacy" in lines[0]["detail"], lines
+    assert 'legacy = { profile = "gh", url = ' in lines[0]["fix"], lines
+
+
 # --- the real Claude Code CLI --------------------------------------------------------------------
 def test_the_real_cli_sends_a_repos_github_server_no_key(e2e: E2E) -> None:  # noqa: F811
     """`.mcp.json` of a cloned repository: a server named github at the repository's URL,

@@ -159,7 +159,7 @@ def check_claude_settings(
 
     stack = precedence.layers(env, managed=managed)
     eff = precedence.effective(env, stack)
-    checks = precedence.lint(eff, config.profiles, config.path)
+    checks = precedence.lint(eff, config.profiles, config.path, getattr(config, "extra", None))
     helpers = [str(layer.data["apiKeyHelper"]) for layer in stack
                if layer.data and layer.data.get("apiKeyHelper")]
     return checks, helpers, eff

@@ -129,6 +129,33 @@ def check_mcp(server: str, url: str, choice: Mapping[str, Any] | None,
         )
 
 
+def lint(servers: Mapping[str, Any], where: str) -> list[Any]:
+    """doctor's lines for ``[mcp.servers]``: an entry naming no URL is refused by every Claude
+    Code that reports one (2.1.332+), so say it now, with the line to write."""
+    from keybroker.sources.base import Check  # noqa: PLC0415
+
+    checks: list[Any] = []
+    for name in sorted(servers):
+        try:
+            choice = entry(servers, name, where)
+        except ConfigError as exc:
+            checks.append(Check(False, "mcp servers", exc.message, exc.hint or ""))
+            continue
+        if choice is None or choice.get("url") or choice.get("any_url"):
+            continue
+        checks.append(Check(
+            False, "mcp servers",
+            f"[mcp.servers] {name} in {where} names no url: Claude Code (2.1.332+) tells the "
+            "helper the server's URL, and keybroker sends a key only to the URL a mapping names",
+            f"write {name} = {{ profile = \"{choice['profile']}\", url = \"https://…\" }} "
+            "(or any_url = true)",
+        ))
+    bound = sum(1 for raw in servers.values() if isinstance(raw, dict) and raw.get("url"))
+    if bound and not checks:
+        checks.append(Check(True, "mcp servers", f"{bound} server(s) bound to their URL"))
+    return checks
+
+
 def check_flag(urls: tuple[str, ...], env: Mapping[str, str], profile: str) -> None:
     """``headers --url``: the destination Claude Code reports must be one of ``urls``."""
     if not urls:

@@ -123,9 +123,19 @@ def effective(shell: Mapping[str, str], stack: list[Layer]) -> Effective:
     return result
 
 
-def lint(eff: Effective, profiles: Mapping[str, Any], config_path: Path) -> list[Check]:
-    """One line per scope plus one per precedence problem (✗ with the file to fix)."""
+def lint(eff: Effective, profiles: Mapping[str, Any], config_path: Path,
+         extra: Mapping[str, Any] | None = None) -> list[Check]:
+    """One line per scope plus one per precedence problem (✗ with the file to fix).
+
+    ``extra`` (the config's non-profile tables) adds the ``[mcp.servers]`` bindings.
+    """
     checks: list[Check] = []
+    mcp = (extra or {}).get("mcp")
+    servers = mcp.get("servers") if isinstance(mcp, dict) else None
+    if isinstance(servers, dict):
+        from keybroker.claude.destinations import lint as lint_mcp  # noqa: PLC0415
+
+        checks.extend(lint_mcp(servers, str(config_path)))
     for layer in eff.layers:
         checks.extend(_scope_checks(layer, eff, profiles, config_path))
     ttl_s = eff.ttl_ms / 1000
