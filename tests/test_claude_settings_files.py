@@ -135,6 +135,22 @@ def test_the_default_helper_from_a_per_user_install_is_refused(cc_env: KbEnv) ->
     assert_fails(result, 2, "for every user", "--executable")
 
 
+def test_doctor_marks_managed_settings_others_could_change(cc_env: KbEnv,
+                                                          fleet_keybroker: Path) -> None:
+    assert managed(cc_env, fleet_keybroker).code == 0
+    assert [c for c in checks(doctor(cc_env), "claude managed settings") if not c["ok"]] == []
+    folder = managed_dir(cc_env)
+    os.chmod(folder, 0o777)  # as found in the field: a 0777 folder ...
+    report = doctor(cc_env)
+    [bad] = [c for c in checks(report, "claude managed settings") if not c["ok"]]
+    assert "writable by others" in bad["detail"], bad
+    assert f"chmod go-w {folder}" in bad["fix"], bad
+    os.chmod(folder, 0o755)
+    os.chmod(drop_in(cc_env), 0o666)  # ... and a 0666 file
+    [bad] = [c for c in checks(doctor(cc_env), "claude managed settings") if not c["ok"]]
+    assert str(drop_in(cc_env)) in bad["detail"], bad
+
+
 def test_doctor_names_the_drop_in_that_really_wins(cc_env: KbEnv, tmp_path: Path,
                                                    fleet_keybroker: Path) -> None:
     base = Path(cc_env["KEYBROKER_CLAUDE_MANAGED_SETTINGS"])

@@ -138,6 +138,7 @@ def lint(eff: Effective, profiles: Mapping[str, Any], config_path: Path,
         checks.extend(lint_mcp(servers, str(config_path)))
     for layer in eff.layers:
         checks.extend(_scope_checks(layer, eff, profiles, config_path))
+    checks.extend(_managed_trust(eff.layers))
     ttl_s = eff.ttl_ms / 1000
     checks.append(Check(True, "claude helper TTL",
                         f"{TTL_VAR}={eff.ttl_ms} ({ttl_s:g} s) from {eff.ttl_source}"))
@@ -180,6 +181,24 @@ def lint(eff: Effective, profiles: Mapping[str, Any], config_path: Path,
                 "Code signs requests with cloud credentials and ignores apiKeyHelper",
                 f"set {skip}=1 (keybroker claude configure --deployment ... does)",
             ))
+    return checks
+
+
+def _managed_trust(stack: list[Layer]) -> list[Check]:
+    """✗ when another account could change the managed settings every user's Claude Code runs:
+    a managed folder or file not root's, or group/world writable (the fix, never applied)."""
+    from keybroker.claude import managed  # noqa: PLC0415
+    from keybroker.errors import ConfigError  # noqa: PLC0415
+
+    files = [layer.path for layer in stack if layer.scope == "managed" and layer.data is not None]
+    if not files:
+        return []
+    checks: list[Check] = []
+    try:
+        managed.check_folders(files[-1].parent, repair=False)
+        managed.check_files(files)
+    except ConfigError as exc:
+        checks.append(Check(False, "claude managed settings", exc.message, exc.hint or ""))
     return checks
 
 
