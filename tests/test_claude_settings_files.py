@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import os
 import plistlib
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -129,10 +131,28 @@ def test_a_helper_a_non_root_account_can_rewrite_is_refused(
     assert_fails(managed(cc_env, fleet_keybroker), 2, "can be rewritten by a non-root account")
 
 
-def test_the_default_helper_from_a_per_user_install_is_refused(cc_env: KbEnv) -> None:
-    """The test venv runs a Python under root's 0700 home: no other user can run it."""
-    result = kb(cc_env, "claude", "configure", "litellm", "--scope", "managed")
-    assert_fails(result, 2, "for every user", "--executable")
+def test_a_root_owned_link_into_a_per_user_install_is_refused(
+    cc_env: KbEnv, tmp_path: Path, other_user: OsUser, fleet_keybroker: Path
+) -> None:
+    """/usr/local/bin/keybroker -> ~admin/.local/bin/keybroker: the link is root's, its target
+    is not, so the admin's unprivileged account could still rewrite what everyone runs."""
+    home = Path(tempfile.mkdtemp(prefix="kb-home-", dir="/tmp"))  # reachable by every user
+    try:
+        home_bin = home / "admin" / ".local" / "bin"
+        home_bin.mkdir(parents=True)
+        for each in (home, home / "admin", home_bin.parent, home_bin):
+            os.chmod(each, 0o755)
+        os.chown(home / "admin", other_user.uid, other_user.gid)
+        target = home_bin / "keybroker"
+        target.write_text(fleet_keybroker.read_text())
+        os.chmod(target, 0o755)
+        link = fleet_keybroker.parent / "keybroker-link"
+        link.symlink_to(target)
+        result = managed(cc_env, link)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    assert_fails(result, 2, f"owner uid {other_user.uid}", "per machine")
+    assert not drop_in(cc_env).exists()
 
 
 def test_doctor_marks_managed_settings_others_could_change(cc_env: KbEnv,
