@@ -50,8 +50,8 @@ class Claude:
     def attempts(self, retries: int) -> int:
         """Requests one prompt makes when every one is refused with 401.
 
-        2.1.197: the first try plus ``CLAUDE_CODE_MAX_RETRIES``. 2.1.332 adds two more
-        authentication retries on top (3 with ``retries=0``, 5 with 2), each after re-running
+        2.1.197: the first try plus ``CLAUDE_CODE_MAX_RETRIES``. 2.1.332 (and 2.1.337) adds two
+        more authentication retries on top (3 with ``retries=0``, 5 with 2), each after re-running
         the helper, about one second apart.
         """
         return retries + (1 if self.version == "2.1.197" else 3)
@@ -59,7 +59,8 @@ class Claude:
 
 @pytest.fixture(scope="session", params=sorted(VERSIONS), ids=str)
 def claude_cli(request: pytest.FixtureRequest) -> Claude:
-    """Every e2e test runs once per pinned CLI version (ids ``2.1.197``, ``2.1.332``)."""
+    """Every e2e test runs once per pinned CLI version (ids ``2.1.197``, ``2.1.332``,
+    ``2.1.337``)."""
     version = str(request.param)
     return Claude(version, find_claude(version))
 
