@@ -235,9 +235,9 @@ def _scope_checks(layer: Layer, eff: Effective, profiles: Mapping[str, Any],
                          "move it to ~/.claude/settings.json (keybroker claude configure "
                          "--scope user)"))
     if layer.scope == "project" and not shadowed:
-        problems.append((HELD, "keybroker claude configure PROFILE --scope user (or --scope "
-                         "managed for every user of this machine), then keybroker claude "
-                         "unconfigure --scope project"))
+        problems.append((HELD, f"keybroker claude configure {profile or 'PROFILE'} --scope "
+                         "user (or --scope managed for every user of this machine), then "
+                         "keybroker claude unconfigure --scope project"))
     if problems:
         return [Check(False, label, f"{layer.path}: {detail}", fix) for detail, fix in problems]
     return [Check(True, label, f"{layer.path}: apiKeyHelper → keybroker profile "
