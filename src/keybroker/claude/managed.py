@@ -123,7 +123,8 @@ def check_executable(command: str) -> str:
     problems = _exe_problems(Path(found))
     interpreter = _shebang(Path(found))
     if interpreter is not None:
-        problems += _exe_problems(Path(interpreter))
+        problems += [f"its interpreter {interpreter}: {p}"
+                     for p in _exe_problems(Path(interpreter))]
     if problems:
         raise UsageError(
             f"managed settings would run {found} for every user, but {problems[0]}",
