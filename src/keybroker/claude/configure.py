@@ -15,6 +15,7 @@ to refuse, what to say, and how to put everything back.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,87 @@ class Request:
     project_dir: str | None = None
     managed_path: str | None = None
     drop_in: str = settings.DROP_IN
+
+
+@dataclass
+class Wanted:
+    """The ``configure`` options, as parsed by the command."""
+
+    profile: str
+    scope: str
+    deployment: str = "anthropic"
+    base_url: str | None = None
+    ttl_ms: str | None = None
+    region: str | None = None
+    vertex_project_id: str | None = None
+    models: dict[str, str | None] = field(default_factory=dict)
+    inference_helper: bool = False
+    proxy_auth_helper: str | None = None
+    mcp: dict[str, str] = field(default_factory=dict)
+    executable: str | None = None
+    config: str | None = None
+    shared: bool = False  #: a file others use (project scope, --print): a bare `keybroker`
+    fleet: bool = False  #: a device-management profile: a path on the fleet's machines
+    project_dir: str | None = None
+    managed_path: str | None = None
+    drop_in: str = settings.DROP_IN
+    force: bool = False
+
+
+def executables(wanted: Wanted, say: Say) -> tuple[str, str]:
+    """(the command written in shell helpers, the absolute keybroker of this machine)."""
+    absolute = helpers.keybroker_executable()
+    if wanted.fleet:
+        exe = wanted.executable or helpers.FLEET_EXECUTABLE  # on the fleet's Macs, not here
+    else:
+        exe = wanted.executable or (helpers.PORTABLE if wanted.shared else absolute)
+    if exe == helpers.PORTABLE and not helpers.on_path():
+        say("keybroker: warning: 'keybroker' is not on this PATH; the written helper runs it "
+            "by name (install it on PATH for everyone, or pass --executable)")
+    return exe, absolute
+
+
+def plan(env: Mapping[str, str], wanted: Wanted, say: Say, read: bool = True) -> Request:
+    """What ``configure`` will set: the settings fragment and the MCP helper lines."""
+    exe, absolute = executables(wanted, say)
+    tgt = settings.target(wanted.scope, env, wanted.project_dir, wanted.managed_path,
+                          wanted.drop_in)
+    existing = tgt.read() if read else None
+    ttl_ms = wanted.ttl_ms
+    if ttl_ms is None and not settings.settings_env(existing).get(dep.TTL_VAR):
+        ttl_ms = dep.DEFAULT_TTL_MS
+    fragment: dict[str, Any] = {
+        "apiKeyHelper": helpers.helper_command(exe, wanted.profile, wanted.config),
+        "env": dep.deployment_env(wanted.deployment, base_url=wanted.base_url, ttl_ms=ttl_ms,
+                                  region=wanted.region, vertex_project=wanted.vertex_project_id,
+                                  models=wanted.models),
+    }
+    if wanted.inference_helper:
+        explicit = os.path.isabs(exe) and (wanted.executable or wanted.fleet)
+        inference_exe = exe if explicit else absolute
+        args = helpers.credential_args(wanted.profile, wanted.config)
+        helpers.check_inference_helper(inference_exe, args)
+        fragment[dep.INFERENCE_HELPER] = inference_exe  # an absolute path, no shell
+        fragment[dep.INFERENCE_ARGS] = args
+        if wanted.scope != "managed":
+            say("keybroker: note: Claude Code reads inferenceCredentialHelper as an "
+                "organization setting (managed settings / device management)")
+    if wanted.proxy_auth_helper:
+        fragment[dep.PROXY_HELPER] = helpers.command_line(
+            exe, "headers", wanted.proxy_auth_helper, wanted.config, ("--format", "value"))
+        fragment["env"][dep.PROXY_SWITCH] = "1"
+    if wanted.deployment == "vertex":
+        have = {**settings.settings_env(existing), **fragment["env"]}
+        missing = [v for v in ("ANTHROPIC_VERTEX_PROJECT_ID", "CLOUD_ML_REGION") if v not in have]
+        if missing:
+            say(f"keybroker: note: Claude Code on Vertex also needs {' and '.join(missing)} "
+                "(--vertex-project-id, --region)")
+    mcp_commands = {name: helpers.command_line(exe, "headers", prof, wanted.config)
+                    for name, prof in wanted.mcp.items()}
+    return Request(scope=wanted.scope, profile=wanted.profile, fragment=fragment,
+                   deployment=wanted.deployment, force=wanted.force, absolute=absolute,
+                   mcp_commands=mcp_commands, project_dir=wanted.project_dir,
+                   managed_path=wanted.managed_path, drop_in=wanted.drop_in)
 
 
 def inference_headers(args: Any) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -105,8 +104,7 @@ def configure(
 ) -> None:
     """Point Claude Code's apiKeyHelper at `keybroker get PROFILE` for a deployment."""
     from keybroker.claude import configure as configure_mod  # noqa: PLC0415
-    from keybroker.claude import deployments as dep  # noqa: PLC0415
-    from keybroker.claude import helpers, mcp, settings  # noqa: PLC0415
+    from keybroker.claude import mcp, settings  # noqa: PLC0415
     from keybroker.cli.common import environment, load_config, open_cache  # noqa: PLC0415
     from keybroker.errors import UsageError  # noqa: PLC0415
     from keybroker.redact import emit  # noqa: PLC0415
@@ -128,52 +126,21 @@ def configure(
 
     if mobileconfig and scope != "managed":
         raise UsageError("--mobileconfig goes with --scope managed (it carries managed settings)")
-    shared = print_only or scope == "project"
-    absolute = helpers.keybroker_executable()
-    if mobileconfig:
-        exe = executable or helpers.FLEET_EXECUTABLE  # a path on the fleet's Macs, not here
-    else:
-        exe = executable or (helpers.PORTABLE if shared else absolute)
-    if exe == helpers.PORTABLE and not helpers.on_path():
-        emit("keybroker: warning: 'keybroker' is not on this PATH; the written helper runs it "
-             "by name (install it on PATH for everyone, or pass --executable)")
-    config_abs = str(Path(config_path).absolute()) if config_path else None
-    tgt = settings.target(scope, env, project_dir, managed_path, drop_in)
-    existing = None if print_only or mobileconfig else tgt.read()
-    ttl_ms = _ttl_ms(ttl)
-    if ttl_ms is None and not settings.settings_env(existing).get(dep.TTL_VAR):
-        ttl_ms = dep.DEFAULT_TTL_MS
-    models = {"model": model, "opus_model": opus_model, "sonnet_model": sonnet_model,
-              "haiku_model": haiku_model}
-    fragment: dict[str, Any] = {
-        "apiKeyHelper": helpers.helper_command(exe, profile, config_abs),
-        "env": dep.deployment_env(deployment, base_url=base_url, ttl_ms=ttl_ms, region=region,
-                                  vertex_project=vertex_project_id, models=models),
-    }
-    if inference_helper:
-        inference_exe = exe if os.path.isabs(exe) and (executable or mobileconfig) else absolute
-        args = helpers.credential_args(profile, config_abs)
-        helpers.check_inference_helper(inference_exe, args)
-        fragment[dep.INFERENCE_HELPER] = inference_exe  # an absolute path, no shell
-        fragment[dep.INFERENCE_ARGS] = args
-        if scope != "managed":
-            emit("keybroker: note: Claude Code reads inferenceCredentialHelper as an "
-                 "organization setting (managed settings / device management)")
-    if proxy_auth_helper:
-        load_config(env, cache).profile(proxy_auth_helper)
-        fragment[dep.PROXY_HELPER] = helpers.command_line(
-            exe, "headers", proxy_auth_helper, config_abs, ("--format", "value"))
-        fragment["env"][dep.PROXY_SWITCH] = "1"
-    if deployment == "vertex":
-        have = {**settings.settings_env(existing), **fragment["env"]}
-        missing = [v for v in ("ANTHROPIC_VERTEX_PROJECT_ID", "CLOUD_ML_REGION") if v not in have]
-        if missing:
-            emit(f"keybroker: note: Claude Code on Vertex also needs {' and '.join(missing)} "
-                 "(--vertex-project-id, --region)")
-    mcp_commands = {name: helpers.command_line(exe, "headers", prof, config_abs)
-                    for name, prof in mcp.parse_mapping(mcp_servers).items()}
-    for prof in set(mcp.parse_mapping(mcp_servers).values()):
+    mapping = mcp.parse_mapping(mcp_servers)
+    for prof in {*mapping.values(), *([proxy_auth_helper] if proxy_auth_helper else [])}:
         load_config(env, cache).profile(prof)
+    wanted = configure_mod.Wanted(
+        profile=profile, scope=scope, deployment=deployment, base_url=base_url,
+        ttl_ms=_ttl_ms(ttl), region=region, vertex_project_id=vertex_project_id,
+        models={"model": model, "opus_model": opus_model, "sonnet_model": sonnet_model,
+                "haiku_model": haiku_model},
+        inference_helper=inference_helper, proxy_auth_helper=proxy_auth_helper, mcp=mapping,
+        executable=executable,
+        config=str(Path(config_path).absolute()) if config_path else None,
+        shared=print_only or scope == "project", fleet=bool(mobileconfig),
+        project_dir=project_dir, managed_path=managed_path, drop_in=drop_in, force=force)
+    request = configure_mod.plan(env, wanted, emit, read=not (print_only or mobileconfig))
+    fragment, mcp_commands = request.fragment, request.mcp_commands
     if mobileconfig:
         from keybroker.claude import mdm  # noqa: PLC0415
 
@@ -195,10 +162,6 @@ def configure(
             fragment["mcpServers"] = {n: {"headersHelper": c} for n, c in mcp_commands.items()}
         click.echo(json.dumps(fragment, indent=2))
         return
-    request = configure_mod.Request(
-        scope=scope, profile=profile, fragment=fragment, deployment=deployment, force=force,
-        absolute=absolute, mcp_commands=mcp_commands, project_dir=project_dir,
-        managed_path=managed_path, drop_in=drop_in)
     configure_mod.write(env, request, emit)
 
 
