@@ -33,16 +33,18 @@ def session(e2e: E2E, helper: str, *, prompt: str | None = None, retries: int = 
             extra_args: tuple[str, ...] = ()) -> ClaudeRun:
     env = claude_env(e2e.env, e2e.api.url, retries=retries)
     env.update(DEPLOYMENT_ENV["anthropic"](e2e.api.url))
-    kwargs = {} if prompt is None else {"prompt": prompt}
+    if prompt is None:
+        return run_claude(e2e.cli.exe, env, e2e.project, helper=helper, extra_args=extra_args)
     return run_claude(e2e.cli.exe, env, e2e.project, helper=helper, extra_args=extra_args,
-                      **kwargs)
+                      prompt=prompt)
 
 
 def test_bash_tool_and_mcp_headers_helper_cause_no_extra_fetch(e2e: E2E) -> None:  # noqa: F811
     """Before: the Bash tool's `keybroker get` and the MCP headersHelper ran by the same claude
     process counted as refusals of the apiKeyHelper's key: each caused an upstream fetch."""
     minter = Minter(e2e.env.base, "sk-e2e-one-caller-7f3a")
-    e2e.env.write_config(minter.profile("p") + '[mcp.servers]\ngw = "p"\n')
+    e2e.env.write_config(minter.profile("p") + '[mcp.servers]\ngw = { profile = "p", url = '
+                         f'"{e2e.api.url}/mcp/gw" }}\n')
     mcp = {"mcpServers": {"gw": {"type": "http", "url": f"{e2e.api.url}/mcp/gw",
                                  "headersHelper": f"{shlex.quote(exe('keybroker'))} headers"}}}
     run = session(e2e, get("p"), prompt=f"{RUNBASH} {shlex.quote(exe('keybroker'))} get p",

@@ -20,12 +20,14 @@ import pytest
 
 from keybroker.claude.helpers import helper_command, parse_helper
 from tests.conftest import KbEnv
+from tests.e2e import fleet
 from tests.kb import SCRIPTS, Result, assert_fails, assert_key, run
 
 KEY = "sk-configure-1a2b3c4d5e"
 ROOT = Path(__file__).resolve().parent.parent
 WRAPPER = ROOT / "helpers" / "keybroker-helper.sh"
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX paths and /bin/sh")
+fleet_keybroker = fleet.fleet_keybroker  # the fixture, under its own name
 
 
 @pytest.fixture
@@ -421,41 +423,52 @@ def test_inference_helper_is_an_absolute_path_and_args(cc_env: KbEnv) -> None:
     assert (helper.returncode, helper.stdout, helper.stderr) == (0, KEY.encode() + b"\n", b"")
 
 
-def test_managed_scope_merges_and_never_replaces_a_foreign_helper(
-    cc_env: KbEnv, tmp_path: Path
+def test_managed_scope_writes_its_own_drop_in_and_never_edits_managed_settings(
+    cc_env: KbEnv, tmp_path: Path, fleet_keybroker: Path
 ) -> None:
     managed = tmp_path / "etc" / "claude-code" / "managed-settings.json"
-    result = configure(cc_env, "litellm", "--scope", "managed", "--managed-path", str(managed))
+    managed.parent.mkdir(parents=True)
+    shared = json.dumps({"permissions": {"deny": ["Read(./.env)"]}}).encode()
+    managed.write_bytes(shared)
+    result = configure(cc_env, "litellm", "--scope", "managed", "--managed-path", str(managed),
+                       "--executable", str(fleet_keybroker))
     assert result.code == 0, result
-    assert json.loads(managed.read_text())["apiKeyHelper"].endswith(" get litellm")
-    assert stat.S_IMODE(managed.stat().st_mode) == 0o644  # every user's Claude Code reads it
+    drop_in = managed.parent / "managed-settings.d" / "keybroker.json"
+    assert json.loads(drop_in.read_text())["apiKeyHelper"] == f"{fleet_keybroker} get litellm"
+    assert stat.S_IMODE(drop_in.stat().st_mode) == 0o644  # every user's Claude Code reads it
+    assert managed.read_bytes() == shared  # others' file: never edited
+    assert not managed.with_name("managed-settings.json.bak").exists()
 
-    managed.write_text(json.dumps({"apiKeyHelper": "/opt/corp/get-key", "permissions": {}}))
+    drop_in.write_text(json.dumps({"apiKeyHelper": "/opt/corp/get-key", "permissions": {}}))
     for extra in ((), ("--force",)):
         refused = configure(cc_env, "litellm", "--scope", "managed", "--managed-path",
-                            str(managed), *extra)
+                            str(managed), "--executable", str(fleet_keybroker), *extra)
         assert_fails(refused, 2, "managed settings are never replaced")
-    assert json.loads(managed.read_text())["apiKeyHelper"] == "/opt/corp/get-key"
+    assert json.loads(drop_in.read_text())["apiKeyHelper"] == "/opt/corp/get-key"
 
 
-def test_managed_path_env_override(cc_env: KbEnv, tmp_path: Path) -> None:
+def test_managed_path_env_override(cc_env: KbEnv, tmp_path: Path, fleet_keybroker: Path) -> None:
     managed = tmp_path / "m" / "managed-settings.json"
     env = dict(cc_env, KEYBROKER_CLAUDE_MANAGED_SETTINGS=str(managed))
-    assert configure(env, "litellm", "--scope", "managed").code == 0
-    assert managed.exists()
+    assert configure(env, "litellm", "--scope", "managed", "--executable",
+                     str(fleet_keybroker)).code == 0
+    assert (managed.parent / "managed-settings.d" / "keybroker.json").exists()
+    assert not managed.exists()
 
 
 @pytest.mark.parametrize(("scope", "mode"), [("user", 0o700), ("project", 0o755),
                                              ("local", 0o755), ("managed", 0o755)])
 def test_created_dirs_have_fixed_modes_whatever_the_umask(
-    cc_env: KbEnv, tmp_path: Path, scope: str, mode: int
+    cc_env: KbEnv, tmp_path: Path, scope: str, mode: int, fleet_keybroker: Path
 ) -> None:
     cc_env["CLAUDE_CONFIG_DIR"] = str(tmp_path / "cfg" / "claude")
     managed = tmp_path / "sys" / "claude-code" / "managed-settings.json"
     args = ["litellm", "--scope", scope, "--project-dir", str(tmp_path / "proj"),
-            "--managed-path", str(managed)] if scope != "user" else ["litellm"]
+            "--managed-path", str(managed), "--executable", str(fleet_keybroker)
+            ] if scope != "user" else ["litellm"]
     if scope not in ("managed",):
-        args = [a for a in args if a not in ("--managed-path", str(managed))]
+        args = [a for a in args if a not in ("--managed-path", str(managed), "--executable",
+                                             str(fleet_keybroker))]
     proc = subprocess.run(
         ["/bin/sh", "-c", 'umask 000; exec "$@"', "sh", str(SCRIPTS / "keybroker"), "claude",
          "configure", *args],
@@ -465,7 +478,8 @@ def test_created_dirs_have_fixed_modes_whatever_the_umask(
         "user": [tmp_path / "cfg", tmp_path / "cfg" / "claude"],
         "project": [tmp_path / "proj", tmp_path / "proj" / ".claude"],
         "local": [tmp_path / "proj", tmp_path / "proj" / ".claude"],
-        "managed": [tmp_path / "sys", tmp_path / "sys" / "claude-code"],
+        "managed": [tmp_path / "sys", tmp_path / "sys" / "claude-code",
+                    tmp_path / "sys" / "claude-code" / "managed-settings.d"],
     }[scope]
     for directory in created:
         assert stat.S_IMODE(directory.stat().st_mode) == mode, directory
@@ -488,13 +502,20 @@ def test_mcp_server_gets_a_headers_helper_in_user_scope(cc_env: KbEnv) -> None:
     assert data["numStartups"] == 3
     assert data["mcpServers"]["beta"] == original["mcpServers"]["beta"]
     helper = data["mcpServers"]["alpha"]["headersHelper"]
-    assert helper == f"{shlex.quote(str(SCRIPTS / 'keybroker'))} headers other"
+    assert helper == (f"{shlex.quote(str(SCRIPTS / 'keybroker'))} headers other "
+                      "--url https://mcp.example/alpha")  # bound to the server's URL
     assert json.loads(path.with_name(".claude.json.bak").read_text()) == original
-    # run as Claude Code runs it: /bin/sh -c, with the server's name in the environment
+    # run as Claude Code runs it: /bin/sh -c, with the server's name and URL in the environment
     proc = subprocess.run(["/bin/sh", "-c", helper], capture_output=True, timeout=60,
-                          env=dict(cc_env, CLAUDE_CODE_MCP_SERVER_NAME="alpha"),
+                          env=dict(cc_env, CLAUDE_CODE_MCP_SERVER_NAME="alpha",
+                                   CLAUDE_CODE_MCP_SERVER_URL="https://mcp.example/alpha"),
                           stdin=subprocess.DEVNULL, check=False)
     assert (proc.returncode, json.loads(proc.stdout)) == (0, {"Authorization": f"Bearer {KEY}"})
+    elsewhere = subprocess.run(["/bin/sh", "-c", helper], capture_output=True, timeout=60,
+                               env=dict(cc_env, CLAUDE_CODE_MCP_SERVER_NAME="alpha",
+                                        CLAUDE_CODE_MCP_SERVER_URL="https://evil.example/"),
+                               stdin=subprocess.DEVNULL, check=False)
+    assert (elsewhere.returncode, elsewhere.stdout) == (4, b"")
 
 
 def test_mcp_server_must_exist_and_nothing_is_written(cc_env: KbEnv) -> None:
@@ -521,7 +542,7 @@ def test_mcp_server_in_project_and_local_scope(cc_env: KbEnv, tmp_path: Path) ->
                        cwd=project)
     assert result.code == 0, result
     data = json.loads((project / ".mcp.json").read_text())
-    assert data["mcpServers"]["alpha"]["headersHelper"] == "keybroker headers other"
+    assert data["mcpServers"]["alpha"]["headersHelper"] == "keybroker headers other --url u"
 
     claude_json(cc_env).write_text(json.dumps({"projects": {str(project): {"mcpServers": {
         "beta": {"type": "sse", "url": "u"}}}}}))
@@ -529,7 +550,7 @@ def test_mcp_server_in_project_and_local_scope(cc_env: KbEnv, tmp_path: Path) ->
                        cwd=project)
     assert result.code == 0, result
     local = json.loads(claude_json(cc_env).read_text())["projects"][str(project)]
-    assert local["mcpServers"]["beta"]["headersHelper"].endswith(" headers litellm")
+    assert local["mcpServers"]["beta"]["headersHelper"].endswith(" headers litellm --url u")
 
 
 def test_inference_helper_refuses_what_claude_code_would_refuse(cc_env: KbEnv) -> None:

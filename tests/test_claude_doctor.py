@@ -159,7 +159,7 @@ def test_a_helper_in_a_shared_project_file_is_reported(lint_env: KbEnv) -> None:
     bad = [c for c in check(report, "claude project settings") if not c["ok"]]
     assert bad, report
     assert "shared project file" in bad[0]["detail"]
-    assert "settings.local.json" in bad[0]["fix"]
+    assert "--scope user" in bad[0]["fix"]
 
 
 def test_a_clean_setup_passes_in_json_and_text(lint_env: KbEnv) -> None:

@@ -50,8 +50,8 @@ class Claude:
     def attempts(self, retries: int) -> int:
         """Requests one prompt makes when every one is refused with 401.
 
-        2.1.197: the first try plus ``CLAUDE_CODE_MAX_RETRIES``. 2.1.332 adds two more
-        authentication retries on top (3 with ``retries=0``, 5 with 2), each after re-running
+        2.1.197: the first try plus ``CLAUDE_CODE_MAX_RETRIES``. 2.1.332 (and 2.1.337) adds two
+        more authentication retries on top (3 with ``retries=0``, 5 with 2), each after re-running
         the helper, about one second apart.
         """
         return retries + (1 if self.version == "2.1.197" else 3)
@@ -59,7 +59,8 @@ class Claude:
 
 @pytest.fixture(scope="session", params=sorted(VERSIONS), ids=str)
 def claude_cli(request: pytest.FixtureRequest) -> Claude:
-    """Every e2e test runs once per pinned CLI version (ids ``2.1.197``, ``2.1.332``)."""
+    """Every e2e test runs once per pinned CLI version (ids ``2.1.197``, ``2.1.332``,
+    ``2.1.337``)."""
     version = str(request.param)
     return Claude(version, find_claude(version))
 
@@ -620,7 +621,8 @@ def test_one_headers_helper_line_serves_two_mcp_servers_with_their_own_profiles(
     e2e.env["E2E_PROXY_KEY"] = "sk-e2e-mcp-model-0e2a"
     e2e.env.write_config(
         profiles + '[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
-        '[mcp.servers]\nalpha = "alpha"\nbeta = { profile = "beta", header = "X-Api-Key" }\n'
+        f'[mcp.servers]\nalpha = {{ profile = "alpha", url = "{e2e.api.url}/mcp/alpha" }}\n'
+        f'beta = {{ profile = "beta", header = "X-Api-Key", url = "{e2e.api.url}/mcp/beta" }}\n'
     )
     line = f"{shlex.quote(exe('keybroker'))} headers"  # the same line for both servers
     mcp = {"mcpServers": {

@@ -64,6 +64,7 @@ def test_credential_prints_a_bare_token(cred_env: KbEnv) -> None:
 
 
 def test_credential_json_with_headers(cred_env: KbEnv) -> None:
+    cred_env["CLAUDE_HELPER_CONTEXT"] = "background"  # as Claude Code runs it: stderr stays clean
     result = run_without_shell(cred_env, "credential", "litellm", "--format", "json",
                                "--header", "X-Api-Key: {}", "--header", "X-Team: infra")
     assert result.code == 0, result

@@ -24,9 +24,9 @@ def hdr_env(kb_env: KbEnv) -> KbEnv:
         '[profiles.mcp]\nsource = "env"\nvar = "MCP_KEY"\n'
         '[profiles.unset]\nsource = "env"\nvar = "NOT_SET_ANYWHERE"\n'
         "[mcp.servers]\n"
-        'github = "mcp"\n'
-        'internal = { profile = "mcp", header = "X-Api-Key" }\n'
-        'tokened = { profile = "main", scheme = "Token" }\n'
+        'github = { profile = "mcp", url = "https://mcp.example/mcp" }\n'
+        'internal = { profile = "mcp", header = "X-Api-Key", url = "https://mcp.example/mcp/" }\n'
+        'tokened = { profile = "main", scheme = "Token", any_url = true }\n'
     )
     return kb_env
 

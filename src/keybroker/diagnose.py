@@ -241,7 +241,8 @@ def check_claude_settings(
     stack = precedence.layers(env, managed=managed)
     eff = precedence.effective(env, stack)
     checks = [check_helper_ttl(eff) if c.label == "claude helper TTL" else c
-              for c in precedence.lint(eff, config.profiles, config.path)]
+              for c in precedence.lint(eff, config.profiles, config.path,
+                                       getattr(config, "extra", None))]
     helpers = [str(layer.data["apiKeyHelper"]) for layer in stack
                if layer.data and layer.data.get("apiKeyHelper")]
     return checks, helpers, eff

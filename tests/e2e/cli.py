@@ -1,9 +1,12 @@
 """Run the pinned Claude Code CLIs in print mode against the test server.
 
-Two versions are pinned by lockfile, each in its own npm directory: 2.1.197 in
-``tests/e2e/claude`` and the newest tested, 2.1.332, in ``tests/e2e/claude-latest``. From npm
-both ship as a native executable (``@anthropic-ai/claude-code`` plus a platform package), so
-neither needs a particular Node version.
+Three versions are pinned by lockfile, each in its own npm directory: 2.1.197 in
+``tests/e2e/claude``, the main package's newest, 2.1.332, in ``tests/e2e/claude-latest``, and
+the linux-x64 platform package's newest, 2.1.337 (ahead of the main package), in
+``tests/e2e/claude-linux-x64``. From npm each ships as a native executable
+(``@anthropic-ai/claude-code`` plus a platform package), so none needs a particular Node
+version; the platform package alone has no ``node_modules/.bin`` link, and its ``claude``
+binary runs on its own.
 
 What the CLI needs, observed with 2.1.197 and 2.1.332: ``claude -p PROMPT --output-format
 json`` with a fresh ``HOME``, ``ANTHROPIC_BASE_URL`` at the server and the four "no phoning
@@ -35,6 +38,13 @@ _HERE = Path(__file__).resolve().parent
 VERSIONS: dict[str, Path] = {
     "2.1.197": _HERE / "claude",
     "2.1.332": _HERE / "claude-latest",
+    "2.1.337": _HERE / "claude-linux-x64",
+}
+#: Where ``npm ci`` puts each directory's ``claude`` (the main package links it into .bin).
+EXECUTABLES: dict[str, Path] = {
+    "2.1.197": Path("node_modules/.bin/claude"),
+    "2.1.332": Path("node_modules/.bin/claude"),
+    "2.1.337": Path("node_modules/@anthropic-ai/claude-code-linux-x64/claude"),
 }
 NEWEST = max(VERSIONS, key=lambda v: tuple(int(p) for p in v.split(".")))
 
@@ -54,7 +64,7 @@ HELPER_FAILED = "apiKeyHelper failed: "
 def find_claude(version: str) -> Path:
     """The CLI pinned at ``version``, checked by running it; fails in CI, skips elsewhere."""
     package_dir = VERSIONS[version]
-    executable = package_dir / "node_modules" / ".bin" / "claude"
+    executable = package_dir / EXECUTABLES[version]
     if not executable.exists():
         require_backend(
             f"claude {version}",
@@ -134,13 +144,16 @@ def run_claude(
     helper: str | None,
     prompt: str = PROMPT,
     extra_args: tuple[str, ...] = (),
+    prefix: tuple[str, ...] = (),
 ) -> ClaudeRun:
     """``claude -p`` in ``cwd``; ``helper`` goes in ``--settings`` (None: use settings files).
+
+    ``prefix`` runs the CLI through another command (e.g. a private mount namespace).
 
     ``cwd`` is always a test's own directory, never the repository, so no project
     ``.claude/settings.json`` or ``CLAUDE.md`` other than the test's can be picked up.
     """
-    argv = [str(executable), "-p", prompt, "--output-format", "json"]
+    argv = [*prefix, str(executable), "-p", prompt, "--output-format", "json"]
     if helper is not None:
         argv += ["--settings", json.dumps({"apiKeyHelper": helper})]
     argv += extra_args

@@ -26,6 +26,9 @@ HELPER_NAMES = ("keybroker", "keybroker.exe", "keybroker-helper.sh", "keybroker-
 #: keybroker subcommands that can stand in a helper setting.
 HELPER_VERBS = ("get", "credential", "headers")
 PORTABLE = "keybroker"
+#: Where a per-machine install puts keybroker on a fleet's Macs (scripts/install.py --system);
+#: what a device-management profile names unless --executable says otherwise.
+FLEET_EXECUTABLE = "/usr/local/bin/keybroker"
 #: Claude Code refuses an inferenceCredentialHelper path or argument outside this (2.1.332).
 _INFERENCE_SAFE = re.compile(r'[^"%\x00-\x1f]+\Z')
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keybroker.claude.deployments import OVERRIDING_VARS, TTL_VAR
+from keybroker.claude.deployments import INFERENCE_ARGS, INFERENCE_HELPER, OVERRIDING_VARS, TTL_VAR
 from keybroker.claude.helpers import parse_helper
 from keybroker.claude.settings import (
     PRECEDENCE,
+    drop_ins,
     git_root,
     read_settings,
     settings_env,
@@ -28,6 +29,10 @@ from keybroker.errors import KeybrokerError
 from keybroker.sources.base import Check
 
 DEFAULT_TTL_MS = 300_000
+#: What Claude Code 2.1.337 does with a helper named in project settings.
+HELD = ("Claude Code (2.1.337 and newer) holds this apiKeyHelper until the workspace is trusted "
+        "(until then requests go without a key), and code reviews never run it: they take "
+        "helpers only from user or managed settings")
 #: Settings that make Claude Code require a claude.ai / Console sign-in instead of a key.
 SIGN_IN_PINS = ("forceLoginMethod", "forceLoginOrgUUID")
 #: Cloud switches whose key comes from the helper only when the matching SKIP is set.
@@ -56,6 +61,7 @@ class Effective:
     ttl_source: str = "default"
     helper: str | None = None
     helper_scope: str | None = None
+    helper_path: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     env_source: dict[str, str] = field(default_factory=dict)
 
@@ -63,6 +69,7 @@ class Effective:
         return {
             "ttl_ms": self.ttl_ms, "ttl_source": self.ttl_source,
             "api_key_helper": self.helper, "api_key_helper_scope": self.helper_scope,
+            "api_key_helper_file": str(self.helper_path) if self.helper_path else None,
             "scopes": [{"scope": layer.scope, "path": str(layer.path),
                         "exists": layer.data is not None} for layer in self.layers],
         }
@@ -70,14 +77,23 @@ class Effective:
 
 def layers(env: Mapping[str, str], project_dir: str | None = None,
            managed: str | None = None) -> list[Layer]:
-    """Each scope Claude Code reads, highest precedence first, with its parsed settings."""
+    """Each file Claude Code reads, highest precedence first, with its parsed settings.
+
+    Managed settings are several files: ``managed-settings.json`` first, then each drop-in of
+    ``managed-settings.d/`` in name order merged over it, so the last drop-in is the highest
+    managed layer and the base file the lowest.
+    """
     out: list[Layer] = []
     for scope in PRECEDENCE:
         path = settings_path(scope, env, project_dir, managed)
-        try:
-            out.append(Layer(scope, path, read_settings(path)))
-        except KeybrokerError as exc:
-            out.append(Layer(scope, path, None, exc))
+        paths = [path]
+        if scope == "managed":
+            paths = [*reversed(drop_ins(path.parent)), path]
+        for each in paths:
+            try:
+                out.append(Layer(scope, each, read_settings(each)))
+            except KeybrokerError as exc:
+                out.append(Layer(scope, each, None, exc))
     return out
 
 
@@ -95,6 +111,7 @@ def effective(shell: Mapping[str, str], stack: list[Layer]) -> Effective:
         helper = (layer.data or {}).get("apiKeyHelper")
         if helper:
             result.helper, result.helper_scope = str(helper), layer.scope
+            result.helper_path = layer.path
             break
     raw = result.env.get(TTL_VAR)
     if raw is not None:
@@ -106,11 +123,22 @@ def effective(shell: Mapping[str, str], stack: list[Layer]) -> Effective:
     return result
 
 
-def lint(eff: Effective, profiles: Mapping[str, Any], config_path: Path) -> list[Check]:
-    """One line per scope plus one per precedence problem (✗ with the file to fix)."""
+def lint(eff: Effective, profiles: Mapping[str, Any], config_path: Path,
+         extra: Mapping[str, Any] | None = None) -> list[Check]:
+    """One line per scope plus one per precedence problem (✗ with the file to fix).
+
+    ``extra`` (the config's non-profile tables) adds the ``[mcp.servers]`` bindings.
+    """
     checks: list[Check] = []
+    mcp = (extra or {}).get("mcp")
+    servers = mcp.get("servers") if isinstance(mcp, dict) else None
+    if isinstance(servers, dict):
+        from keybroker.claude.destinations import lint as lint_mcp  # noqa: PLC0415
+
+        checks.extend(lint_mcp(servers, str(config_path)))
     for layer in eff.layers:
         checks.extend(_scope_checks(layer, eff, profiles, config_path))
+    checks.extend(_managed_trust(eff.layers))
     ttl_s = eff.ttl_ms / 1000
     checks.append(Check(True, "claude helper TTL",
                         f"{TTL_VAR}={eff.ttl_ms} ({ttl_s:g} s) from {eff.ttl_source}"))
@@ -132,6 +160,19 @@ def lint(eff: Effective, profiles: Mapping[str, Any], config_path: Path) -> list
                     "claude.ai/Console sign-in, which apiKeyHelper does not satisfy",
                     f"remove {pin} from {layer.path} (or use a gateway sign-in)",
                 ))
+    for layer in eff.layers:
+        args = (layer.data or {}).get(INFERENCE_ARGS)
+        if (layer.data or {}).get(INFERENCE_HELPER) and isinstance(args, list) and (
+                "--header" in [str(a) for a in args]):
+            checks.append(Check(
+                False, "claude inference helper",
+                f"{layer.path}: inferenceCredentialHelperArgs ask keybroker for headers, but "
+                "Claude Code uses only the token of inferenceCredentialHelper and drops its "
+                "headers",
+                "remove --header/--format json from inferenceCredentialHelperArgs; if the "
+                "gateway needs a header, use apiKeyHelper (x-api-key and Bearer) or "
+                "ANTHROPIC_CUSTOM_HEADERS",
+            ))
     for switch, skip in CLOUD_SWITCHES.items():
         if eff.env.get(switch) in ("1", "true") and eff.env.get(skip) not in ("1", "true"):
             checks.append(Check(
@@ -140,6 +181,24 @@ def lint(eff: Effective, profiles: Mapping[str, Any], config_path: Path) -> list
                 "Code signs requests with cloud credentials and ignores apiKeyHelper",
                 f"set {skip}=1 (keybroker claude configure --deployment ... does)",
             ))
+    return checks
+
+
+def _managed_trust(stack: list[Layer]) -> list[Check]:
+    """✗ when another account could change the managed settings every user's Claude Code runs:
+    a managed folder or file not root's, or group/world writable (the fix, never applied)."""
+    from keybroker.claude import managed  # noqa: PLC0415
+    from keybroker.errors import ConfigError  # noqa: PLC0415
+
+    files = [layer.path for layer in stack if layer.scope == "managed" and layer.data is not None]
+    if not files:
+        return []
+    checks: list[Check] = []
+    try:
+        managed.check_folders(files[-1].parent, repair=False)
+        managed.check_files(files)
+    except ConfigError as exc:
+        checks.append(Check(False, "claude managed settings", exc.message, exc.hint or ""))
     return checks
 
 
@@ -153,8 +212,9 @@ def _scope_checks(layer: Layer, eff: Effective, profiles: Mapping[str, Any],
     helper = layer.data.get("apiKeyHelper")
     if not helper:
         return [Check(True, label, f"{layer.path} (no apiKeyHelper)")]
-    shadowed = eff.helper_scope != layer.scope
-    note = f" (shadowed by {eff.helper_scope} settings)" if shadowed else ""
+    shadowed = eff.helper_path != layer.path
+    note = (f" (shadowed by {eff.helper_scope} settings {eff.helper_path})" if shadowed
+            else " (the helper Claude Code runs)" if layer.scope == "managed" else "")
     parsed = parse_helper(helper)
     if parsed is None:
         return [Check(True, label, f"{layer.path}: apiKeyHelper is not keybroker "
@@ -172,8 +232,12 @@ def _scope_checks(layer: Layer, eff: Effective, profiles: Mapping[str, Any],
     if layer.scope == "project" and git_root(layer.path.parent) is not None:
         problems.append(("apiKeyHelper is defined in a shared project file (committed with "
                          "the repository): it runs for everyone who trusts the repository",
-                         "move it to .claude/settings.local.json or ~/.claude/settings.json "
-                         "(keybroker claude configure --scope local)"))
+                         "move it to ~/.claude/settings.json (keybroker claude configure "
+                         "--scope user)"))
+    if layer.scope == "project" and not shadowed:
+        problems.append((HELD, f"keybroker claude configure {profile or 'PROFILE'} --scope "
+                         "user (or --scope managed for every user of this machine), then "
+                         "keybroker claude unconfigure --scope project"))
     if problems:
         return [Check(False, label, f"{layer.path}: {detail}", fix) for detail, fix in problems]
     return [Check(True, label, f"{layer.path}: apiKeyHelper → keybroker profile "

@@ -9,13 +9,14 @@ shell's environment (measured on 2.1.197 and 2.1.332), so the shell comes last.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from keybroker.claude.files import make_dirs
 from keybroker.errors import ConfigError
 
 #: Scopes ``keybroker claude configure`` can write.
@@ -62,25 +63,14 @@ def settings_path(
 
 
 def read_settings(path: Path) -> dict[str, Any] | None:
-    """The settings object; None when the file does not exist. Exit 2 if it is invalid."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
-    if not text.strip():
-        return {}
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(
-            f"{path} is not valid JSON (line {getattr(exc, 'lineno', '?')}); not touching it",
-            "fix or move the file, then run this again",
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object at the top level; not touching it")
-    return data
+    """The settings object; None when the file does not exist. Exit 2 if it is invalid.
+
+    Bounded and non-blocking (:func:`keybroker.claude.files.read_bytes`): a repository's
+    ``.claude/settings.json`` linked to ``/dev/zero`` or a FIFO is an error, not a hang.
+    """
+    from keybroker.claude import files  # noqa: PLC0415
+
+    return files.parse_object(path, files.read_bytes(path))
 
 
 def settings_env(data: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -97,37 +87,117 @@ def git_root(path: Path) -> Path | None:
     return None
 
 
-def backup(path: Path) -> Path:
-    """Copy ``path`` to ``path.bak``, replacing the previous backup: one backup, never a pile."""
-    from keybroker.cache.files import atomic_write  # noqa: PLC0415
-
-    target = path.with_name(path.name + ".bak")
-    atomic_write(target, path.read_bytes())
-    os.chmod(target, path.stat().st_mode & 0o777)
-    return target
+#: The file name of keybroker's own managed drop-in (``managed-settings.d/<name>.json``).
+DROP_IN = "keybroker"
+DROP_IN_DIR = "managed-settings.d"
 
 
-def make_dirs(directory: Path, mode: int) -> None:
-    """Create ``directory`` and missing parents with exactly ``mode``, whatever the umask."""
-    missing: list[Path] = []
-    for candidate in (directory, *directory.parents):
-        if candidate.exists():
-            break
-        missing.append(candidate)
-    for created in reversed(missing):
+def check_drop_in(name: str) -> str:
+    """A drop-in name Claude Code reads: a plain file name, no dot first, no ``.json``."""
+    import re  # noqa: PLC0415
+
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", name) or name.endswith(".json"):
+        raise ConfigError(f"--drop-in {name!r}: expected a plain name such as 'keybroker' or "
+                          "'50-keybroker' (letters, digits, '_', '-', '.'; no '.json')")
+    return name
+
+
+def managed_dir(env: Mapping[str, str], override: str | None = None) -> Path:
+    """The folder holding managed-settings.json and managed-settings.d/."""
+    return managed_path(env, override).parent
+
+
+def drop_ins(directory: Path) -> list[Path]:
+    """The drop-ins Claude Code reads, in its order: ``*.json`` not starting with a dot, as
+    files or links, sorted by name (2.1.337: ``readdirSync(...).filter(isFile||isSymbolicLink)
+    .map(name).sort()``), each merged over managed-settings.json and the drop-ins before it."""
+    try:
+        names = [e.name for e in os.scandir(directory / DROP_IN_DIR)
+                 if e.name.endswith(".json") and not e.name.startswith(".")
+                 and (e.is_file(follow_symlinks=False) or e.is_symlink())]
+    except OSError:
+        return []
+    return [directory / DROP_IN_DIR / name
+            for name in sorted(names, key=lambda n: n.encode("utf-16-be"))]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One settings file keybroker writes, and how to write it safely.
+
+    ``root`` confines every access: the components of ``relative`` under it are opened
+    without following links (a repository's ``.claude`` may be a link; a managed folder is
+    root's). With ``root`` None (user scope) a symlinked file is written through to its target,
+    so dotfile repositories stay linked, but a FIFO or device is still refused.
+    """
+
+    scope: str
+    path: Path
+    root: Path | None = None
+    relative: tuple[str, ...] = ()
+    limit: int = 1 << 20  #: largest file read (~/.claude.json, Claude Code's own, grows larger)
+
+    def read_bytes(self) -> bytes | None:
+        from keybroker.claude import files  # noqa: PLC0415
+
+        if self.root is not None:
+            return files.read_confined(self.root, self.relative, self.limit)
+        return files.read_bytes(self.path, self.limit)
+
+    def read(self) -> dict[str, Any] | None:
+        from keybroker.claude import files  # noqa: PLC0415
+
+        return files.parse_object(self.path, self.read_bytes())
+
+    def mode(self) -> int | None:
+        """The file's permission bits, None when it does not exist."""
         try:
-            created.mkdir(mode=mode)
-        except FileExistsError:
-            continue
-        os.chmod(created, mode)
+            st = os.stat(self.path) if self.root is None else os.lstat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_mode & 0o777
+
+    def write(self, data: bytes, mode: int, dir_mode: int) -> None:
+        from keybroker.claude import files  # noqa: PLC0415
+
+        if self.root is not None:
+            files.write_confined(self.root, self.relative, data, mode, dir_mode)
+            return
+        target = Path(os.path.realpath(self.path)) if self.path.is_symlink() else self.path
+        make_dirs(target.parent, dir_mode)
+        files.write_confined(target.parent, (target.name,), data, mode, dir_mode)
+
+    def remove(self) -> bool:
+        from keybroker.claude import files  # noqa: PLC0415
+
+        if self.root is not None:
+            return files.remove_confined(self.root, self.relative)
+        target = Path(os.path.realpath(self.path)) if self.path.is_symlink() else self.path
+        return files.remove_confined(target.parent, (target.name,))
+
+    def backup(self) -> Path:
+        """Copy the file to ``<name>.bak`` beside it, replacing the previous backup."""
+        raw = self.read_bytes() or b""
+        mode = self.mode() or 0o600
+        if self.root is not None:
+            name = (*self.relative[:-1], self.relative[-1] + ".bak")
+            Target(self.scope, self.path.with_name(self.path.name + ".bak"), self.root,
+                   name).write(raw, mode, 0o755)
+        else:
+            real = Path(os.path.realpath(self.path))
+            Target(self.scope, real.with_name(real.name + ".bak")).write(raw, mode, 0o700)
+        return self.path.with_name(self.path.name + ".bak")
 
 
-def write_settings(path: Path, data: Mapping[str, Any], mode: int, dir_mode: int) -> None:
-    """Replace ``path`` atomically (through a symlink to its target, so dotfiles stay linked)."""
-    from keybroker.cache.files import atomic_write  # noqa: PLC0415
-
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
-    make_dirs(target.parent, dir_mode)
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    atomic_write(target, text.encode("utf-8"))
-    os.chmod(target, mode)
+def target(scope: str, env: Mapping[str, str], project_dir: str | None = None,
+           managed: str | None = None, drop_in: str = DROP_IN) -> Target:
+    """Where ``configure --scope SCOPE`` writes, confined as :class:`Target` says."""
+    if scope == "managed":
+        directory = managed_dir(env, managed)
+        relative = (DROP_IN_DIR, f"{drop_in}.json")
+        return Target(scope, directory.joinpath(*relative), directory, relative)
+    if scope == "user":
+        return Target(scope, settings_path(scope, env))
+    project = Path(project_dir or os.getcwd()).absolute()
+    path = settings_path(scope, env, str(project))
+    return Target(scope, path, project, (".claude", path.name))

@@ -1,12 +1,11 @@
-"""``keybroker claude configure PROFILE``: write Claude Code's settings for a keybroker key.
+"""``keybroker claude configure PROFILE`` and ``unconfigure``: Claude Code's settings.
 
-Parsing and printing only; the settings model lives in :mod:`keybroker.claude`. It sets
+Parsing and printing only; what to write where, what to refuse and how to undo it live in
+:mod:`keybroker.claude.configure` (settings model: :mod:`keybroker.claude`). ``configure`` sets
 ``apiKeyHelper`` (and with ``--inference-helper`` the ``inferenceCredentialHelper`` pair), the
-helper TTL and the variables of the chosen deployment, removing those of the deployment the
-file was configured for before. Files are merged, not replaced; the previous version is kept
-as one ``settings.json.bak`` (none inside a git repository, whose history already keeps it).
-A helper keybroker did not write is never replaced without ``--force``, and never in managed
-settings.
+helper TTL and the variables of the chosen deployment; ``--scope managed`` writes keybroker's
+own drop-in ``managed-settings.d/keybroker.json`` (or, with ``--mobileconfig``, a macOS
+device-management profile); ``unconfigure`` restores each file as it was.
 """
 
 from __future__ import annotations
@@ -14,14 +13,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import click
 
 from keybroker.cli.errors import config_option, debug_option, handles_errors
 
-_SCOPE_HELP = ("user: ~/.claude/settings.json; project: .claude/settings.json (shared); "
-               "local: .claude/settings.local.json; managed: the system managed-settings.json.")
+_SCOPE_HELP = ("user: ~/.claude/settings.json; project: .claude/settings.json (shared; held "
+               "until the workspace is trusted); local: .claude/settings.local.json; managed: "
+               "keybroker's own drop-in in the system managed-settings.d/.")
 
 
 def _ttl_ms(ttl: str | None) -> str | None:
@@ -49,7 +48,17 @@ def claude() -> None:
 @click.option("--scope", type=click.Choice(("user", "project", "local", "managed")),
               default="user", show_default=True, help=_SCOPE_HELP)
 @click.option("--managed-path", type=click.Path(dir_okay=False),
-              help="With --scope managed: the managed-settings.json to write.")
+              help="With --scope managed: the managed-settings.json whose folder gets the "
+                   "drop-in managed-settings.d/NAME.json (the file itself is never edited).")
+@click.option("--drop-in", default="keybroker", show_default=True, metavar="NAME",
+              help="With --scope managed: the drop-in's name (managed-settings.d/NAME.json; "
+                   "Claude Code merges drop-ins in name order, the last one wins).")
+@click.option("--mobileconfig", metavar="FILE",
+              help="With --scope managed: write the settings as a macOS device-management "
+                   "profile (.mobileconfig) to FILE ('-': stdout) instead of this machine.")
+@click.option("--identifier", default="com.example.keybroker.claudecode", show_default=True,
+              help="With --mobileconfig: the profile's PayloadIdentifier (reverse DNS).")
+@click.option("--organization", help="With --mobileconfig: PayloadOrganization.")
 @click.option("--deployment", type=click.Choice(("anthropic", "bedrock", "vertex")),
               default="anthropic", show_default=True,
               help="Which API the proxy speaks (Claude Code's LLM-gateway guide).")
@@ -84,7 +93,8 @@ def claude() -> None:
 @debug_option
 @handles_errors
 def configure(
-    profile: str, scope: str, managed_path: str | None, deployment: str,
+    profile: str, scope: str, managed_path: str | None, drop_in: str,
+    mobileconfig: str | None, identifier: str, organization: str | None, deployment: str,
     base_url: str | None, ttl: str | None, region: str | None,
     vertex_project_id: str | None, model: str | None, opus_model: str | None,
     sonnet_model: str | None, haiku_model: str | None, inference_helper: bool,
@@ -93,8 +103,8 @@ def configure(
     config_path: str | None, debug: bool,
 ) -> None:
     """Point Claude Code's apiKeyHelper at `keybroker get PROFILE` for a deployment."""
-    from keybroker.claude import deployments as dep  # noqa: PLC0415
-    from keybroker.claude import helpers, mcp, settings  # noqa: PLC0415
+    from keybroker.claude import configure as configure_mod  # noqa: PLC0415
+    from keybroker.claude import mcp, settings  # noqa: PLC0415
     from keybroker.cli.common import environment, load_config, open_cache  # noqa: PLC0415
     from keybroker.errors import UsageError  # noqa: PLC0415
     from keybroker.redact import emit  # noqa: PLC0415
@@ -112,113 +122,88 @@ def configure(
         )
     if managed_path and scope != "managed":
         raise UsageError("--managed-path goes with --scope managed")
+    drop_in = settings.check_drop_in(drop_in)
 
-    shared = print_only or scope == "project"
-    absolute = helpers.keybroker_executable()
-    exe = executable or (helpers.PORTABLE if shared else absolute)
-    if exe == helpers.PORTABLE and not helpers.on_path():
-        emit("keybroker: warning: 'keybroker' is not on this PATH; the written helper runs it "
-             "by name (install it on PATH for everyone, or pass --executable)")
-    config_abs = str(Path(config_path).absolute()) if config_path else None
-    path = settings.settings_path(scope, env, project_dir, managed_path)
-    existing = None if print_only else settings.read_settings(path)
-    ttl_ms = _ttl_ms(ttl)
-    if ttl_ms is None and not settings.settings_env(existing).get(dep.TTL_VAR):
-        ttl_ms = dep.DEFAULT_TTL_MS
-    models = {"model": model, "opus_model": opus_model, "sonnet_model": sonnet_model,
-              "haiku_model": haiku_model}
-    fragment: dict[str, Any] = {
-        "apiKeyHelper": helpers.helper_command(exe, profile, config_abs),
-        "env": dep.deployment_env(deployment, base_url=base_url, ttl_ms=ttl_ms, region=region,
-                                  vertex_project=vertex_project_id, models=models),
-    }
-    if inference_helper:
-        args = helpers.credential_args(profile, config_abs)
-        helpers.check_inference_helper(absolute, args)
-        fragment[dep.INFERENCE_HELPER] = absolute  # the contract: an absolute path, no shell
-        fragment[dep.INFERENCE_ARGS] = args
-        if scope != "managed":
-            emit("keybroker: note: Claude Code reads inferenceCredentialHelper as an "
-                 "organization setting (managed settings / device management)")
-    if proxy_auth_helper:
-        load_config(env, cache).profile(proxy_auth_helper)
-        fragment[dep.PROXY_HELPER] = helpers.command_line(
-            exe, "headers", proxy_auth_helper, config_abs, ("--format", "value"))
-        fragment["env"][dep.PROXY_SWITCH] = "1"
-    if deployment == "vertex":
-        have = {**settings.settings_env(existing), **fragment["env"]}
-        missing = [v for v in ("ANTHROPIC_VERTEX_PROJECT_ID", "CLOUD_ML_REGION") if v not in have]
-        if missing:
-            emit(f"keybroker: note: Claude Code on Vertex also needs {' and '.join(missing)} "
-                 "(--vertex-project-id, --region)")
-    mcp_commands = {name: helpers.command_line(exe, "headers", prof, config_abs)
-                    for name, prof in mcp.parse_mapping(mcp_servers).items()}
-    for prof in set(mcp.parse_mapping(mcp_servers).values()):
+    if mobileconfig and scope != "managed":
+        raise UsageError("--mobileconfig goes with --scope managed (it carries managed settings)")
+    mapping = mcp.parse_mapping(mcp_servers)
+    for prof in {*mapping.values(), *([proxy_auth_helper] if proxy_auth_helper else [])}:
         load_config(env, cache).profile(prof)
+    wanted = configure_mod.Wanted(
+        profile=profile, scope=scope, deployment=deployment, base_url=base_url,
+        ttl_ms=_ttl_ms(ttl), region=region, vertex_project_id=vertex_project_id,
+        models={"model": model, "opus_model": opus_model, "sonnet_model": sonnet_model,
+                "haiku_model": haiku_model},
+        inference_helper=inference_helper, proxy_auth_helper=proxy_auth_helper, mcp=mapping,
+        executable=executable,
+        config=str(Path(config_path).absolute()) if config_path else None,
+        shared=print_only or scope == "project", fleet=bool(mobileconfig),
+        project_dir=project_dir, managed_path=managed_path, drop_in=drop_in, force=force)
+    request = configure_mod.plan(env, wanted, emit, read=not (print_only or mobileconfig))
+    fragment, mcp_commands = request.fragment, request.mcp_commands
+    if mobileconfig:
+        from keybroker.claude import mdm  # noqa: PLC0415
+
+        if mcp_commands:
+            raise UsageError("--mcp-server does not go into a device-management profile")
+        data = mdm.profile(fragment, identifier, organization)
+        if mobileconfig == "-":
+            click.echo(data.decode(), nl=False)
+        else:
+            from keybroker.cache.files import atomic_write  # noqa: PLC0415
+
+            atomic_write(mobileconfig, data)
+            os.chmod(mobileconfig, 0o644)
+            emit(f"keybroker: wrote the device-management profile {mobileconfig} (preference "
+                 f"domain {mdm.DOMAIN}); upload it to your MDM (docs/claude-code.md)")
+        return
     if print_only:
         if mcp_commands:
             fragment["mcpServers"] = {n: {"headersHelper": c} for n, c in mcp_commands.items()}
         click.echo(json.dumps(fragment, indent=2))
         return
-
-    current = existing or {}
-    for key in ("apiKeyHelper", dep.INFERENCE_HELPER, dep.PROXY_HELPER):
-        value = current.get(key)
-        if key not in fragment or helpers.is_ours(value) or value == fragment[key]:
-            continue
-        if key == dep.INFERENCE_HELPER and value == absolute:
-            continue
-        if scope == "managed":
-            raise UsageError(f"{path} already has a {key} that keybroker did not write; "
-                             "managed settings are never replaced, only merged",
-                             "ask the administrator who wrote it, or edit the file by hand")
-        if not force:
-            raise UsageError(
-                f"{path} already has a {key} that keybroker did not write; not replacing it",
-                "rerun with --force to replace it (the old file is kept as a .bak backup)",
-            )
-    if mcp_commands:  # after every refusal above, so a refused run changes nothing
-        _write_mcp(scope, env, project_dir, mcp_commands)
-    merged, removed = dep.merge(current, fragment, deployment, path)
-    if existing is not None and merged == existing:
-        emit(f"keybroker: {path} is already configured for profile '{profile}'")
-        return
-    saved, note = None, ""
-    if existing is not None:
-        real = Path(os.path.realpath(path))
-        repo = settings.git_root(real.parent) if scope in ("project", "local") else None
-        if repo is None:
-            saved = settings.backup(real)
-            note = f"; backup: {saved}"
-        else:
-            note = f"; no backup (the git repository {repo} keeps its history)"
-        mode = real.stat().st_mode & 0o777
-    else:
-        mode = settings.FILE_MODES[scope]
-    settings.write_settings(path, merged, mode, settings.DIR_MODES[scope])
-    emit(f"keybroker: wrote apiKeyHelper ({deployment}, profile '{profile}') to {path}{note}")
-    if removed:
-        emit(f"keybroker: removed settings of the previous deployment: {', '.join(removed)}")
-    overriding = [v for v in dep.OVERRIDING_VARS if v in merged["env"]]
-    if overriding:
-        emit(f"keybroker: warning: {path} also sets {', '.join(overriding)} in env, which "
-             "Claude Code uses instead of apiKeyHelper; remove it")
+    configure_mod.write(env, request, emit)
 
 
-def _write_mcp(scope: str, env: Any, project_dir: str | None, commands: dict[str, str]) -> None:
-    """Set headersHelper on existing MCP servers, with the same one-backup rule."""
-    from keybroker.claude import mcp, settings  # noqa: PLC0415
+@claude.command("unconfigure")
+@click.option("--scope", "scopes", multiple=True,
+              type=click.Choice(("user", "project", "local", "managed")),
+              help="Only this scope (repeatable; default: every scope keybroker wrote).")
+@click.option("--managed-path", type=click.Path(dir_okay=False),
+              help="With --scope managed: the managed-settings.json beside the drop-in folder.")
+@click.option("--drop-in", default="keybroker", show_default=True, metavar="NAME",
+              help="The managed drop-in's name (managed-settings.d/NAME.json).")
+@click.option("--project-dir", type=click.Path(file_okay=False),
+              help="Project root for --scope project/local (default: the current directory).")
+@config_option
+@debug_option
+@handles_errors
+def unconfigure(scopes: tuple[str, ...], managed_path: str | None, drop_in: str,
+                project_dir: str | None, config_path: str | None, debug: bool) -> None:
+    """Remove what `claude configure` wrote and restore what was there before.
+
+    Every helper setting and variable keybroker set, in each scope (and the MCP files it
+    changed), is put back as it was, a helper replaced with --force included; a file keybroker
+    created is removed. A value changed by hand since is left alone and named.
+    """
+    from keybroker.claude import configure as configure_mod  # noqa: PLC0415
+    from keybroker.claude import mcp, record, settings  # noqa: PLC0415
+    from keybroker.cli.common import environment  # noqa: PLC0415
     from keybroker.redact import emit  # noqa: PLC0415
 
-    path, keys = mcp.mcp_location(scope, env, project_dir)
-    data = settings.read_settings(path) or {}
-    merged = mcp.set_headers_helpers(data, keys, commands, path)
-    if merged == data:
-        return
-    real = Path(os.path.realpath(path))
-    repo = settings.git_root(real.parent) if scope == "project" else None
-    if real.exists() and repo is None:
-        settings.backup(real)
-    mode = real.stat().st_mode & 0o777 if real.exists() else settings.FILE_MODES[scope]
-    settings.write_settings(path, merged, mode, settings.DIR_MODES[scope])
-    emit(f"keybroker: set headersHelper of MCP server(s) {', '.join(sorted(commands))} in {path}")
+    env = environment(config_path)
+    chosen = scopes or settings.SCOPES
+    done = False
+    for scope in chosen:
+        tgt = settings.target(scope, env, project_dir, managed_path,
+                              settings.check_drop_in(drop_in))
+        done = configure_mod.undo(env, tgt, emit) or done
+        if scope == "managed":
+            continue
+        path, _ = mcp.mcp_location(scope, env, project_dir)
+        mcp_tgt = configure_mod.mcp_target(scope, path)
+        if record.Records(env).load(path) is not None:
+            done = configure_mod.undo(env, mcp_tgt, emit) or done
+    if not done:
+        emit("keybroker: nothing to undo: keybroker has no record of configuring "
+             + ("that scope" if scopes else "any scope") + " here")

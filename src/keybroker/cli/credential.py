@@ -40,6 +40,11 @@ def credential(profile: str, fmt: str, header_specs: tuple[str, ...], no_cache: 
     headers = [render.parse_header(spec) for spec in header_specs]
     render.credential("x", fmt, headers)  # usage errors before any fetch
     env = environment(config_path)
+    if headers and CONTEXT_ENV not in env:  # a person trying it: Claude Code would drop them
+        from keybroker.claude.configure import HEADERS_DROPPED  # noqa: PLC0415
+        from keybroker.redact import emit  # noqa: PLC0415
+
+        emit(f"keybroker: warning: {HEADERS_DROPPED}; only the token reaches the gateway")
     try:
         _, outcomes = resolve_profiles([profile], config_path, no_cache=no_cache, debug=debug)
     except LoginRequired:

@@ -7,8 +7,11 @@ exactly as ``keybroker get`` resolves it. For MCP, Claude Code sets
 profile (and header/scheme) per server, so one helper command serves every server::
 
     [mcp.servers]
-    github = "github-token"
-    internal = { profile = "litellm", header = "X-Api-Key" }
+    github = { profile = "github-token", url = "https://api.githubcopilot.com/mcp/" }
+    internal = { profile = "litellm", header = "X-Api-Key", url = "https://mcp.corp/" }
+
+Claude Code also says where the headers go (``CLAUDE_CODE_MCP_SERVER_URL``): a key goes only
+to the URL its entry names (:mod:`keybroker.claude.destinations`).
 
 ``--format value`` prints one header's value instead (``Bearer <key>`` by default), which is
 what ``claude self-hosted-runner --proxy-authorization-command`` reads: "the command's stdout
@@ -24,39 +27,20 @@ import click
 
 from keybroker.cli.errors import config_option, debug_option, handles_errors, no_cache_option
 
-SERVER_ENV = "CLAUDE_CODE_MCP_SERVER_NAME"
+SERVER_ENV = "CLAUDE_CODE_MCP_SERVER_NAME"  # also keybroker.claude.destinations.SERVER_ENV
 
 
-def server_choice(extra: Mapping[str, Any], server: str, where: str) -> dict[str, Any] | None:
-    """The ``[mcp.servers]`` entry for ``server`` as {profile, header?, scheme?}, or None."""
+def mcp_servers(extra: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The ``[mcp.servers]`` table ({} when the config has no ``[mcp]``)."""
     from keybroker.errors import ConfigError  # noqa: PLC0415
 
     mcp = extra.get("mcp")
     if mcp is None:
-        return None
+        return {}
     servers = mcp.get("servers") if isinstance(mcp, dict) else None
     if not isinstance(servers, dict):
         raise ConfigError(f"{where}: [mcp] must contain a [mcp.servers] table")
-    entry = servers.get(server)
-    if entry is None:
-        return None
-    if isinstance(entry, str):
-        return {"profile": entry}
-    if isinstance(entry, dict) and isinstance(entry.get("profile"), str):
-        unknown = set(entry) - {"profile", "header", "scheme"}
-        if unknown:
-            raise ConfigError(
-                f"{where}: [mcp.servers] {server}: unknown key '{sorted(unknown)[0]}'",
-                "known keys: profile, header, scheme",
-            )
-        for key in ("header", "scheme"):
-            if key in entry and not isinstance(entry[key], str):
-                raise ConfigError(f"{where}: [mcp.servers] {server}: '{key}' must be a string")
-        return dict(entry)
-    raise ConfigError(
-        f"{where}: [mcp.servers] {server}: expected a profile name or "
-        "{ profile = \"…\", header = \"…\", scheme = \"…\" }"
-    )
+    return servers
 
 
 @click.command("headers")
@@ -70,20 +54,26 @@ def server_choice(extra: Mapping[str, Any], server: str, where: str) -> dict[str
               show_default=True,
               help="json: the headers object; value: one header's value on one line "
                    "(for --proxy-authorization-command).")
+@click.option("--url", "urls", multiple=True, metavar="URL",
+              help="Answer only when Claude Code says the key goes to URL (the MCP server's "
+                   "or the proxy's); repeatable.")
 @no_cache_option
 @config_option
 @debug_option
 @handles_errors
 def headers(
     profile: str | None, header_names: tuple[str, ...], scheme: str | None, fmt: str,
-    no_cache: bool, config_path: str | None, debug: bool,
+    urls: tuple[str, ...], no_cache: bool, config_path: str | None, debug: bool,
 ) -> None:
     """Print {"Authorization": "Bearer <key>"} for otelHeadersHelper / MCP headersHelper.
 
     Under an MCP server (CLAUDE_CODE_MCP_SERVER_NAME set), a [mcp.servers] entry for that
-    server in the config chooses the profile; PROFILE is the fallback.
+    server in the config chooses the profile; PROFILE is the fallback. The key goes only to the
+    URL the entry names (CLAUDE_CODE_MCP_SERVER_URL): another URL exits 4, an entry without
+    url exits 2 saying what to add (docs/claude-code.md).
     """
     from keybroker import output  # noqa: PLC0415
+    from keybroker.claude import destinations  # noqa: PLC0415
     from keybroker.cli.common import (  # noqa: PLC0415
         environment,
         load_config,
@@ -95,10 +85,14 @@ def headers(
     env = environment(config_path)
     server = env.get(SERVER_ENV, "")
     choice: dict[str, Any] | None = None
+    servers: dict[str, Any] = {}
+    where = ""
     if server:
         cache, _ = open_cache(env)
         config = load_config(env, cache)
-        choice = server_choice(config.extra, server, str(config.path))
+        where = str(config.path)
+        servers = mcp_servers(config.extra, where)
+        choice = destinations.entry(servers, server, where)
     if choice is not None:
         profile = choice["profile"]
         if not header_names and choice.get("header"):
@@ -115,6 +109,10 @@ def headers(
                               if server else "PROFILE is required"),
             hint,
         )
+    if server:
+        destinations.check_mcp(server, env.get(destinations.SERVER_URL_ENV, ""), choice,
+                               servers, profile, where)
+    destinations.check_flag(urls, env, profile)
     if fmt == "value" and len(header_names) > 1:
         raise UsageError("--format value prints one header's value; give at most one --header")
     _, outcomes = resolve_profiles([profile], config_path, no_cache=no_cache, debug=debug)
