@@ -20,6 +20,7 @@ import errno
 import json
 import os
 import stat
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,8 @@ def _open_dir(name: str, parent_fd: int, where: Path, create_mode: int | None) -
     except FileExistsError:
         return _open_dir(name, parent_fd, where, None)
     fd = _open_dir(name, parent_fd, where, None)
-    os.fchmod(fd, create_mode)  # exactly this mode, whatever the umask
+    if sys.platform != "win32":  # no POSIX modes there (docs/platforms.md)
+        os.fchmod(fd, create_mode)  # exactly this mode, whatever the umask
     return fd
 
 
@@ -198,7 +200,8 @@ def replace_in(parent_fd: int, name: str, data: bytes, mode: int) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fchmod(fd, mode)
+        if sys.platform != "win32":
+            os.fchmod(fd, mode)
         os.fsync(fd)
     except BaseException:
         os.close(fd)

@@ -14,6 +14,7 @@ import os
 import shlex
 import shutil
 import stat
+import sys
 from pathlib import Path
 
 from keybroker.errors import ConfigError, UsageError
@@ -23,6 +24,8 @@ _OPEN = stat.S_IWGRP | stat.S_IWOTH
 
 
 def _owner_ok(st: os.stat_result) -> bool:
+    if sys.platform == "win32":  # no POSIX owners: managed settings are an admin's folder
+        return True
     return st.st_uid in (ROOT_UID, os.geteuid()) if os.geteuid() != ROOT_UID else (
         st.st_uid == ROOT_UID)
 
