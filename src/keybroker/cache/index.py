@@ -2,11 +2,12 @@
 
 It is narrow on purpose — primitives only (strings, numbers, lists, dicts of them), built by
 :mod:`keybroker.config` from the validated config: per profile its source name, the source's
-default storage, its serving options, and per environment variant the request digest, the
-identity inputs (where the caller's credentials come from, never their values), the
-environment variables the source looked at — as keyed *fingerprints*, never their values (a
-``VAULT_TOKEN`` read to pick the auth method must not end up in a file) — and, for
-``env``/``file`` profiles, where to read the key directly. Standalone command lines
+default storage, its serving options and validated settings (so that a miss need not parse
+the TOML again: settings name where secrets are, never hold one), and per environment variant
+the request digest, the identity inputs (where the caller's credentials come from, never their
+values), the environment variables the source looked at — as keyed *fingerprints*, never
+their values (a ``VAULT_TOKEN`` read to pick the auth method must not end up in a file) —
+and, for ``env``/``file`` profiles, where to read the key directly. Standalone command lines
 (``keybroker-vault --addr … --path …``) the full path has resolved get entries too.
 
 It is marshalled (no json import on the hit path) and sealed with the cache's data key like an
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from keybroker.cache.crypto import DataKey
 
-INDEX_VERSION = 5
+INDEX_VERSION = 6
 
 
 def env_fingerprint(key: DataKey, name: str, value: str | None) -> str | None:
@@ -62,12 +63,15 @@ class Variant:
 class Record:
     """A profile (or a standalone command line) as the hit path knows it."""
 
-    __slots__ = ("options", "source", "storage", "variants")
+    __slots__ = ("options", "settings", "source", "storage", "variants")
 
     def __init__(self, raw: dict[str, Any]) -> None:
         self.source: str = raw["source"]
         self.storage: str = raw["storage"]
         self.options: dict[str, Any] = raw["options"]
+        #: the profile's validated settings ([defaults.SOURCE] applied), or None when the index
+        #: could not keep them: a miss then reads the config
+        self.settings: dict[str, Any] | None = raw.get("settings")
         self.variants = [Variant(v) for v in raw["variants"]]
 
     def variant(self, env: Mapping[str, str], key: DataKey) -> Variant | None:

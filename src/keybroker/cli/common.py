@@ -6,12 +6,12 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from keybroker import config as configmod
 from keybroker.cache.store import Cache
 from keybroker.errors import CacheError
 from keybroker.model import Request
 
 if TYPE_CHECKING:
+    from keybroker import config as configmod
     from keybroker.fastpath.main import Probe
     from keybroker.outcome import Outcome
 
@@ -61,6 +61,8 @@ def load_config(env: Mapping[str, str], cache: Cache | None,
     The index is rebuilt only when it is stale: not when the fast path's ``probe`` has just
     found it current for these config files.
     """
+    from keybroker import config as configmod  # noqa: PLC0415 - a miss from the index needs none
+
     config = configmod.load(env)
     if cache is not None and (probe is None or probe.index is None):
         from keybroker.config.index import refresh  # noqa: PLC0415
@@ -77,6 +79,8 @@ def profile_request(
     flag_settings: Mapping[str, Any] | None = None,
 ) -> Request:
     config = load_config(env, cache)
+    from keybroker import config as configmod  # noqa: PLC0415
+
     return configmod.request_for(config, profile, env, flag_options, flag_settings)
 
 

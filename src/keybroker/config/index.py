@@ -90,8 +90,23 @@ def _entry(source_name: str, settings: Mapping[str, Any], options: Mapping[str, 
         "source": source_name,
         "storage": get_source(source_name).default_storage,
         "options": dict(options),
+        "settings": _storable(settings),
         "variants": [variant(source_name, settings, env, key)],
     }
+
+
+def _storable(settings: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The profile's settings as the index can keep them (None: a value marshal cannot store,
+    such as a TOML date: then a miss reads the config as before). Settings never hold a secret
+    (a config names where secrets are), so they may sit beside the fingerprints."""
+    import marshal  # noqa: PLC0415
+
+    plain = dict(settings)
+    try:
+        marshal.dumps(plain)
+    except ValueError:
+        return None
+    return plain
 
 
 def build(config: Any, env: Mapping[str, str], key: Any) -> dict[str, Any]:
