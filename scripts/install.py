@@ -140,6 +140,11 @@ def dev_environment() -> dict[str, str]:
         value = os.environ.get("PIP_" + pip_name.upper().replace("-", "_")) or config.get(pip_name)
         if value and not env.get(uv_name):
             env[uv_name] = " ".join(value.split())
+    if env.get("UV_INDEX"):
+        # pip picks the best version across *all* its indexes; uv by default stops at the
+        # first index that has the name, which makes a mirror split over several indexes
+        # unsatisfiable. Resolve as pip does.
+        env.setdefault("UV_INDEX_STRATEGY", "unsafe-best-match")
     return env
 
 
