@@ -28,6 +28,7 @@ from keybroker.cache.freshness import (
     assess,
     stale_ok,
 )
+from keybroker.cache.outage import OUTAGE_WINDOW
 from keybroker.cache.store import Cache
 from keybroker.errors import KeybrokerError, Unreachable
 from keybroker.model import Options, Request
@@ -168,6 +169,7 @@ def test_resolve_never_serves_an_expired_key_through_clock_jumps(
         env = isolated_env(Path(tmp))
         cache = Cache.open(env)
         issued: set[str] = set()
+        outage_until = 0.0  # "outages fail fast": the window a failed refresh opens
         for dt, fails, lifetime in steps:
             injected_clock.t += dt
             now = injected_clock.t
@@ -204,12 +206,17 @@ def test_resolve_never_serves_an_expired_key_through_clock_jumps(
                 assert out.state == "hit"
                 assert src.fetches == fetches_before
             elif out.state == "stale":
-                # issue 14: a still-valid key is served when the refresh fails, in any window
-                assert fails
+                # issue 14: a still-valid key is served when the refresh fails, in any window;
+                # issue 20: inside an outage window it is served without asking the source
+                in_window = now < outage_until <= now + 2 * OUTAGE_WINDOW
+                assert fails or (in_window and src.fetches == fetches_before)
                 assert predicted in (State.ADVISORY, State.MANDATORY)
                 assert before is not None
                 assert stale_ok(before.fetched_at, before.expires_at, now, policy)
+                if not in_window:
+                    outage_until = now + OUTAGE_WINDOW
             else:
                 assert not fails
                 assert out.state in ("miss", "refresh")
                 assert src.fetches == fetches_before + 1
+                outage_until = 0.0

@@ -93,8 +93,9 @@ def test_system_config_and_managed_settings_roll_a_vault_profile_out_to_another_
              "--managed-path", str(managed), "--base-url", "https://litellm.example.com"],
             env=root_env, capture_output=True, timeout=60, check=False)
         assert configured.returncode == 0, configured.stderr
-        managed.chmod(0o644)
-        helper = json.loads(managed.read_text())["apiKeyHelper"]
+        assert not managed.exists()  # keybroker writes its own drop-in, never the shared file
+        drop_in = shared / "managed-settings.d" / "keybroker.json"
+        helper = json.loads(drop_in.read_text())["apiKeyHelper"]
         assert "litellm" in helper
 
         # 4. the developer: no config of their own; helpers never prompt

@@ -213,10 +213,13 @@ def fast_path_and_events(name: str, config: Any, env: Mapping[str, str],
 def one_prefix(message: str, where: str, source: str) -> str:
     """A message without the prefixes the line already shows ("profile 'x'", the source's
     name) and without a prefix repeated ("http://…: … http://…: cannot connect")."""
+    raw = [part for part in message.split(": ") if part not in (where, source)]
     parts: list[str] = []
-    for part in message.split(": "):
-        if part in (where, source) or (parts and parts[-1] == part):
-            continue
+    for i, part in enumerate(raw):
+        if (parts and parts[-1] == part) or (
+            i + 1 < len(raw) and raw[i + 1].startswith(part + " ")
+        ):
+            continue  # "http://…: http://… is not a Vault server": the address once
         parts.append(part)
     return ": ".join(parts)
 
