@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keybroker.cli.exec_cmd import Masker, exit_status
+from keybroker.cli.exec_cmd import exit_status
+from keybroker.redact import Masker
 from tests.conftest import KbEnv
 from tests.kb import assert_fails, exe, run
 
