@@ -16,6 +16,7 @@ from freezegun import freeze_time
 
 from keybroker import config
 from keybroker.cache.store import Cache
+from keybroker.cli.common import load_config
 from keybroker.config import index
 from keybroker.fastpath import main as fast
 from keybroker.fastpath import reasons
@@ -105,7 +106,7 @@ def test_index_remembers_entry_ids_per_environment(kb_env: KbEnv) -> None:
             for addr in ("https://a.example", "https://b.example"):
                 env = dict(kb_env, SCRIPTED_ADDR=addr)
                 cache = Cache.open(env)
-                cfg = config.load_fast(env, cache.root)
+                cfg = load_config(env, cache)
                 resolve(config.request_for(cfg, "s", env), env, cache=cache)
                 with patch.dict(os.environ, env, clear=True):
                     probe = fast.try_get({"profile": "s"}, 0.0)

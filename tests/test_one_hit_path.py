@@ -26,6 +26,7 @@ from keybroker import config as configmod
 from keybroker.cache import repeats
 from keybroker.cache.entry import Entry
 from keybroker.cache.store import Cache
+from keybroker.cli.common import load_config
 from keybroker.errors import KeybrokerError, Unreachable
 from keybroker.fastpath import main as fast
 from keybroker.resolve import entry_name, resolve
@@ -206,7 +207,7 @@ def test_fast_path_serves_exactly_what_the_full_path_would(
         if margin:
             env["KEYBROKER_MARGIN"] = margin
         cache = Cache.open(env)
-        config = configmod.load_fast(env, cache.root)
+        config = load_config(env, cache)
         request = configmod.request_for(config, "s", env)
         eid = entry_name(cache, "scripted", request.settings, env)
         fetched = T0 - age
