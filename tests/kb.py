@@ -6,6 +6,7 @@ and never written (as Claude Code leaves it), stdout and stderr captured as byte
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import sysconfig
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import pytest
 
@@ -21,6 +22,9 @@ from keybroker import config as configmod
 from keybroker.cache.entry import Entry
 from keybroker.cache.store import Cache
 from keybroker.resolve import entry_name
+
+if TYPE_CHECKING:
+    from tests.conftest import KbEnv  # conftest imports this module
 
 SCRIPTS = Path(sysconfig.get_path("scripts"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -211,3 +215,32 @@ def require_backend(name: str, why: str) -> None:
 
 def python() -> str:
     return sys.executable
+
+
+#: One profile of each source that needs an optional extra (aws, keychain, oidc): for tests of
+#: what a missing extra says, and of anything that only needs their names.
+EXTRA_PROFILES = """
+[profiles.a]
+source = "aws"
+secret_id = "kb-absent"
+region = "us-east-1"
+
+[profiles.k]
+source = "keychain"
+service = "svc"
+
+[profiles.o]
+source = "oidc"
+issuer = "http://127.0.0.1:9"
+client_id = "c"
+client_secret_env = "KB_TEST_CLIENT_SECRET"
+"""
+
+
+def file_profile(env: KbEnv, value: str, name: str = "k") -> None:
+    """A ``file`` profile ``name`` whose key is ``value`` (the config holds only this one)."""
+    (env.base / f"{name}.txt").write_text(value + "\n")
+    env.write_config(
+        f'[profiles.{name}]\nsource = "file"\n'
+        f'path = {json.dumps(str(env.base / f"{name}.txt"))}\n'
+    )
