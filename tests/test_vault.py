@@ -12,11 +12,10 @@ import json
 import re
 import secrets
 import socket
-import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ import pytest
 
 from tests.conftest import KbEnv
 from tests.fixtures.openbao import OpenBao, OpenBaoError, free_port, start_openbao
+from tests.fixtures.standin import Reply, Seen, StandIn
 from tests.kb import assert_fails, assert_key, assert_nowhere, python, require_backend, run
 
 if TYPE_CHECKING:  # cryptography is imported where a test needs it
@@ -656,76 +656,53 @@ def test_jwt_signed_by_unknown_key_exit_4(
     assert_nowhere(forged, result)
 
 
-class _GitHubTokenEndpoint(BaseHTTPRequestHandler):
+def github_id_token_endpoint(bearer: str, jwt: str) -> Callable[[Seen], Reply]:
     """Stands in for GitHub Actions' ID-token endpoint (ACTIONS_ID_TOKEN_REQUEST_URL)."""
 
-    bearer = ""
-    jwt = ""
-    audiences: list[str] = []  # noqa: RUF012 - filled per test
+    def answer(seen: Seen) -> Reply:
+        if seen.headers.get("Authorization") != f"bearer {bearer}":
+            return Reply(403)
+        return Reply(200, {"value": jwt})
 
-    def do_GET(self) -> None:
-        from urllib.parse import parse_qs, urlparse  # noqa: PLC0415
+    return answer
 
-        query = parse_qs(urlparse(self.path).query)
-        type(self).audiences.append(query.get("audience", [""])[0])
-        if self.headers.get("Authorization") != f"bearer {self.bearer}":
-            self.send_response(403)
-            self.end_headers()
-            return
-        body = json.dumps({"value": self.jwt}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+def audiences(server: StandIn) -> list[str]:
+    """The ``audience`` each ID-token request asked for."""
+    return [seen.query.get("audience", [""])[0] for seen in server.seen]
 
 
 def test_jwt_from_github_actions_id_token(
-    bao: OpenBao, jwt_role: tuple[RSAPrivateKey, str, str], kb_env: KbEnv
+    bao: OpenBao, jwt_role: tuple[RSAPrivateKey, str, str], kb_env: KbEnv,
+    stand_in: Callable[..., StandIn],
 ) -> None:
     private, role, path = jwt_role
     key = new_key()
     bao.kv_put(path, {"key": key})
-    class Handler(_GitHubTokenEndpoint):
-        bearer = "gh-request-" + secrets.token_hex(8)
-        jwt = sign(private)
-        audiences = []  # noqa: RUF012 - this test's own list
-
-    handler = Handler
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        env = vault_env(kb_env, bao, None)
-        env["ACTIONS_ID_TOKEN_REQUEST_URL"] = (
-            f"http://127.0.0.1:{server.server_address[1]}/token?api-version=2.0"
-        )
-        env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = handler.bearer
-        result = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method", "jwt",
-                      "--role", role, "--jwt-audience", JWT_AUDIENCE], env)
-        assert_key(result, key)
-        assert handler.audiences == [JWT_AUDIENCE]
-        again = run(["keybroker-vault", "--path", path, "--field", "*", "--auth-method",
-                     "jwt", "--role", role, "--jwt-audience", JWT_AUDIENCE], env)
-        # another entry (the whole document), the same job: its cached Vault login answers,
-        # no new ID token is requested
-        assert_key(again, json.dumps({"key": key}, separators=(",", ":")))
-        assert len(handler.audiences) == 1
-        env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "wrong-bearer"
-        refused = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method",
-                       "jwt", "--role", role, "--jwt-audience", JWT_AUDIENCE, "--no-cache"], env)
-        # another job's request token is another identity: it must get its own ID token,
-        # and GitHub refuses this one; the first job's cached login is not used
-        assert_fails(refused, 4, "GitHub Actions refused to issue an ID token")
-        assert len(handler.audiences) == 2
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert_nowhere(handler.jwt, result, again, refused, dirs=[kb_env.base])
-    assert_nowhere(handler.bearer, result, again, refused, dirs=[kb_env.base])
+    bearer, jwt = "gh-request-" + secrets.token_hex(8), sign(private)
+    server = stand_in(github_id_token_endpoint(bearer, jwt))
+    env = vault_env(kb_env, bao, None)
+    env["ACTIONS_ID_TOKEN_REQUEST_URL"] = f"{server.url}/token?api-version=2.0"
+    env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = bearer
+    result = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method", "jwt",
+                  "--role", role, "--jwt-audience", JWT_AUDIENCE], env)
+    assert_key(result, key)
+    assert audiences(server) == [JWT_AUDIENCE]
+    again = run(["keybroker-vault", "--path", path, "--field", "*", "--auth-method",
+                 "jwt", "--role", role, "--jwt-audience", JWT_AUDIENCE], env)
+    # another entry (the whole document), the same job: its cached Vault login answers,
+    # no new ID token is requested
+    assert_key(again, json.dumps({"key": key}, separators=(",", ":")))
+    assert len(audiences(server)) == 1
+    env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "wrong-bearer"
+    refused = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method",
+                   "jwt", "--role", role, "--jwt-audience", JWT_AUDIENCE, "--no-cache"], env)
+    # another job's request token is another identity: it must get its own ID token,
+    # and GitHub refuses this one; the first job's cached login is not used
+    assert_fails(refused, 4, "GitHub Actions refused to issue an ID token")
+    assert len(audiences(server)) == 2
+    assert_nowhere(jwt, result, again, refused, dirs=[kb_env.base])
+    assert_nowhere(bearer, result, again, refused, dirs=[kb_env.base])
 
 
 # --- Vault Proxy / Agent listener ---
@@ -872,32 +849,21 @@ def test_standalone_flags_per_design(kb_env: KbEnv) -> None:
 # --- Kubernetes ---
 
 
-class _TokenReviewAPI(BaseHTTPRequestHandler):
+def token_review_api(valid_jwt: str) -> Callable[[Seen], Reply]:
     """Stands in for the Kubernetes API's TokenReview (what OpenBao asks to verify a pod)."""
 
-    valid_jwt = ""
-    reviews: list[str] = []  # noqa: RUF012 - filled per test
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
-        token = body.get("spec", {}).get("token", "")
-        type(self).reviews.append(self.path)
+    def answer(seen: Seen) -> Reply:
+        token = json.loads(seen.body).get("spec", {}).get("token", "")
         status: dict[str, Any] = {"authenticated": False}
-        if token == self.valid_jwt:
+        if token == valid_jwt:
             status = {"authenticated": True, "user": {
                 "username": "system:serviceaccount:ci:claude", "uid": "uid-claude",
                 "groups": ["system:serviceaccounts"],
             }}
-        answer = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                             "status": status}).encode()
-        self.send_response(201)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
+        return Reply(201, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                           "status": status})
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    return answer
 
 
 def service_account_jwt() -> str:
@@ -936,61 +902,51 @@ def throwaway_ca_pem() -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def test_kubernetes_login_with_service_account_token(bao: OpenBao, kb_env: KbEnv,
-                                                     tmp_path: Path) -> None:
+def test_kubernetes_login_with_service_account_token(
+    bao: OpenBao, kb_env: KbEnv, tmp_path: Path, stand_in: Callable[..., StandIn]
+) -> None:
     mount = f"k8s-{uid()}"
     enable(bao, "auth", mount, {"type": "kubernetes"})
     pod_jwt = service_account_jwt()
-    class Handler(_TokenReviewAPI):
-        valid_jwt = pod_jwt
-        reviews = []  # noqa: RUF012 - this test's own list
+    api = stand_in(token_review_api(pod_jwt))
+    bao.api("POST", f"auth/{mount}/config", {
+        "kubernetes_host": api.url,
+        "kubernetes_ca_cert": throwaway_ca_pem(),
+        "disable_local_ca_jwt": True,
+    })
+    path = f"pod-{uid()}"
+    key = new_key()
+    bao.kv_put(path, {"key": key})
+    bao.api("POST", f"auth/{mount}/role/claude", {
+        "bound_service_account_names": ["claude"],
+        "bound_service_account_namespaces": ["ci"],
+        "token_policies": [read_policy(bao, f"secret/data/{path}")],
+        "token_ttl": "1h",
+    })
+    sa_file = tmp_path / "sa-token"
+    sa_file.write_text(pod_jwt)
+    env = vault_env(kb_env, bao, None)
+    kb_env.write_config(
+        f'[profiles.pod]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
+        f'auth_method = "kubernetes"\nauth_mount = "{mount}"\nrole = "claude"\n'
+        f'kubernetes_token_file = "{sa_file}"\n'
+    )
+    result = run(["keybroker", "get", "pod"], env)
+    assert_key(result, key)
+    assert [seen.target for seen in api.seen] == ["/apis/authentication.k8s.io/v1/tokenreviews"]
 
-    handler = Handler
-    api = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=api.serve_forever, daemon=True)
-    thread.start()
-    try:
-        bao.api("POST", f"auth/{mount}/config", {
-            "kubernetes_host": f"http://127.0.0.1:{api.server_address[1]}",
-            "kubernetes_ca_cert": throwaway_ca_pem(),
-            "disable_local_ca_jwt": True,
-        })
-        path = f"pod-{uid()}"
-        key = new_key()
-        bao.kv_put(path, {"key": key})
-        bao.api("POST", f"auth/{mount}/role/claude", {
-            "bound_service_account_names": ["claude"],
-            "bound_service_account_namespaces": ["ci"],
-            "token_policies": [read_policy(bao, f"secret/data/{path}")],
-            "token_ttl": "1h",
-        })
-        sa_file = tmp_path / "sa-token"
-        sa_file.write_text(pod_jwt)
-        env = vault_env(kb_env, bao, None)
-        kb_env.write_config(
-            f'[profiles.pod]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
-            f'auth_method = "kubernetes"\nauth_mount = "{mount}"\nrole = "claude"\n'
-            f'kubernetes_token_file = "{sa_file}"\n'
-        )
-        result = run(["keybroker", "get", "pod"], env)
-        assert_key(result, key)
-        assert handler.reviews == ["/apis/authentication.k8s.io/v1/tokenreviews"]
-
-        other = tmp_path / "other-token"
-        other.write_text(service_account_jwt())
-        refused = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method",
-                       "kubernetes", "--auth-mount", mount, "--role", "claude",
-                       "--kubernetes-token-file", str(other), "--no-cache"],
-                      dict(env, KEYBROKER_CACHE_DIR=str(tmp_path / "fresh-cache")))
-        assert refused.code == 4, refused
-        assert f"logging in with kubernetes as role 'claude' at auth/{mount}/login".encode() in (
-            refused.err
-        )
-        assert_nowhere(pod_jwt, result, refused, dirs=state_dirs(kb_env))
-        assert_nowhere(other.read_text(), refused)
-    finally:
-        api.shutdown()
-        api.server_close()
+    other = tmp_path / "other-token"
+    other.write_text(service_account_jwt())
+    refused = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method",
+                   "kubernetes", "--auth-mount", mount, "--role", "claude",
+                   "--kubernetes-token-file", str(other), "--no-cache"],
+                  dict(env, KEYBROKER_CACHE_DIR=str(tmp_path / "fresh-cache")))
+    assert refused.code == 4, refused
+    assert f"logging in with kubernetes as role 'claude' at auth/{mount}/login".encode() in (
+        refused.err
+    )
+    assert_nowhere(pod_jwt, result, refused, dirs=state_dirs(kb_env))
+    assert_nowhere(other.read_text(), refused)
 
 
 # --- identity binding of cached logins (issue 12) ---
