@@ -222,7 +222,7 @@ def atomic_write(
     flags |= getattr(os, "O_BINARY", 0)
     fd = os.open(tmp, flags, 0o600)
     try:
-        if _POSIX:
+        if sys.platform != "win32":  # no POSIX modes there (docs/platforms.md)
             os.fchmod(fd, 0o600)  # open's mode is masked by the umask; fchmod's is not
         view = memoryview(data)
         while view:
