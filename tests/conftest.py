@@ -17,6 +17,8 @@ pytest_plugins = [
     "tests.fixtures.oidc_provider",
     "tests.fixtures.users",
     "tests.fixtures.standin",
+    "tests.fixtures.vault_setup",
+    "tests.fixtures.install",
 ]
 
 

@@ -13,7 +13,6 @@ import re
 import secrets
 import socket
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +23,19 @@ import pytest
 from tests.conftest import KbEnv
 from tests.fixtures.openbao import OpenBao, OpenBaoError, free_port, start_openbao
 from tests.fixtures.standin import Reply, Seen, StandIn
+from tests.fixtures.vault_setup import (
+    JWT_AUDIENCE,
+    JWT_ISSUER,
+    child_token,
+    enable,
+    new_key,
+    read_policy,
+    sign,
+    state_dirs,
+    uid,
+    vault_env,
+    vault_tokens,
+)
 from tests.kb import assert_fails, assert_key, assert_nowhere, python, require_backend, run
 
 if TYPE_CHECKING:  # cryptography is imported where a test needs it
@@ -31,26 +43,11 @@ if TYPE_CHECKING:  # cryptography is imported where a test needs it
 
 pytestmark = pytest.mark.integration
 
-JWT_ISSUER = "https://ci.keybroker.test"
-JWT_AUDIENCE = "keybroker-test"
+#: tests/test_trust.py imports these from here (they live in tests/fixtures/vault_setup.py)
+__all__ = ["bao", "child_token", "new_key", "read_policy", "uid", "vault_env"]
 
 
 # --- setup helpers ---
-
-
-def uid() -> str:
-    return uuid.uuid4().hex[:10]
-
-
-def new_key(prefix: str = "sk-") -> str:
-    return prefix + secrets.token_urlsafe(24)
-
-
-def enable(server: OpenBao, kind: str, path: str, body: dict[str, Any]) -> None:
-    """Enable a mount or auth method once per session server (idempotent)."""
-    mounts = server.api("GET", f"sys/{kind}")["data"]
-    if f"{path}/" not in mounts:
-        server.api("POST", f"sys/{kind}/{path}", body)
 
 
 @pytest.fixture(scope="module")
@@ -62,30 +59,6 @@ def bao(openbao: OpenBao) -> OpenBao:
     return openbao
 
 
-def read_policy(server: OpenBao, *paths: str) -> str:
-    """A policy that may only read ``paths``; returns its name."""
-    name = f"ro-{uid()}"
-    rules = "\n".join(f'path "{p}" {{ capabilities = ["read"] }}' for p in paths)
-    server.api("PUT", f"sys/policies/acl/{name}", {"policy": rules})
-    return name
-
-
-def child_token(server: OpenBao, policy: str, ttl: str = "1h", default: bool = False) -> str:
-    """A token with ``policy`` (and the 'default' policy, which lets it look itself up)."""
-    answer = server.api(
-        "POST", "auth/token/create",
-        {"policies": [policy], "ttl": ttl, "no_default_policy": not default},
-    )
-    return str(answer["auth"]["client_token"])
-
-
-def vault_env(kb_env: dict[str, str], server: OpenBao, token: str | None) -> dict[str, str]:
-    kb_env["VAULT_ADDR"] = server.addr
-    if token is not None:
-        kb_env["VAULT_TOKEN"] = token
-    return kb_env
-
-
 def print_token(profile: str, env: dict[str, str], *extra: str) -> dict[str, Any]:
     result = run(["keybroker", "print-token", profile, "--json", *extra], env)
     assert result.code == 0, result
@@ -95,25 +68,6 @@ def print_token(profile: str, env: dict[str, str], *extra: str) -> dict[str, Any
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def state_dirs(kb_env: KbEnv) -> list[Path]:
-    """Where keybroker writes: cache, config and data dirs (not the test's own files)."""
-    return [kb_env.base / "cache", kb_env.base / "config", kb_env.base / "data"]
-
-
-def aux_tokens(kb_env: KbEnv) -> list[str]:
-    """The login tokens keybroker cached (decrypted with the test user's data key)."""
-    from keybroker.cache.store import Cache  # noqa: PLC0415
-
-    cache = Cache.open(kb_env)
-    found = []
-    for info in cache.entries():
-        if info.label.startswith("aux:vault:"):
-            entry = cache.read(info.id)
-            assert entry is not None
-            found.append(entry.value)
-    return found
 
 
 # --- KV v2 / v1, profile and standalone ---
@@ -498,7 +452,7 @@ def test_approle_read_only_policy_and_cached_login(bao: OpenBao, kb_env: KbEnv) 
     # read-only policy: another path is denied, with the cached token (no second login)
     denied = run(["keybroker", "get", "ar2"], env)
     assert_fails(denied, 4, f"permission denied reading secret/data/{other}", "approle")
-    tokens = aux_tokens(kb_env)
+    tokens = vault_tokens(kb_env)
     assert len(tokens) == 1
     for secret in (secret_id, tokens[0]):
         assert_nowhere(secret, first, again, denied, dirs=[kb_env.base])
@@ -605,16 +559,6 @@ def jwt_role(bao: OpenBao) -> tuple[RSAPrivateKey, str, str]:
     return private, role, path
 
 
-def sign(private: RSAPrivateKey, **claims: Any) -> str:
-    import jwt  # noqa: PLC0415
-
-    now = int(time.time())
-    body = {"iss": JWT_ISSUER, "aud": JWT_AUDIENCE, "sub": "repo:acme/app:ref:main",
-            "repository": "acme/app", "iat": now - 5, "nbf": now - 5, "exp": now + 600}
-    body.update(claims)
-    return str(jwt.encode(body, private, algorithm="RS256"))
-
-
 def test_jwt_login_from_env_and_file(
     bao: OpenBao, jwt_role: tuple[RSAPrivateKey, str, str], kb_env: KbEnv, tmp_path: Path
 ) -> None:
@@ -636,7 +580,7 @@ def test_jwt_login_from_env_and_file(
                      "--role", role, "--jwt-file", str(token_file), "--no-cache"],
                     vault_env(kb_env, bao, None))
     assert_key(from_file, key)
-    for secret in [token, token_file.read_text(), *aux_tokens(kb_env)]:
+    for secret in [token, token_file.read_text(), *vault_tokens(kb_env)]:
         assert_nowhere(secret, result, from_file, dirs=state_dirs(kb_env))
 
 
@@ -806,17 +750,23 @@ def test_doctor_unreachable_in_process(kb_env: KbEnv) -> None:
 # --- the hot path and the contract of flags ---
 
 
-def test_source_module_imports_cheaply() -> None:
+def heavy_after(call: str) -> bytes:
+    """Which of hvac, requests and the login module a child imports running ``call`` on the
+    vault source module (``v``): the list it prints."""
     import subprocess  # noqa: PLC0415
 
     code = (
-        "import sys, keybroker.sources.vault as v;"
-        "v.SOURCE.canonical({'path': 'p'}, {'VAULT_ADDR': 'http://x:1'});"
-        "heavy = [m for m in ('hvac', 'requests', 'keybroker.sources.vault.auth') "
-        "if m in sys.modules]; print(heavy)"
+        f"import sys, keybroker.sources.vault as v; {call};"
+        "print([m for m in ('hvac', 'requests', 'keybroker.sources.vault.auth') "
+        "if m in sys.modules])"
     )
-    out = subprocess.run([python(), "-c", code], capture_output=True, check=True, timeout=60)
-    assert out.stdout == b"[]\n"
+    return subprocess.run([python(), "-c", code], capture_output=True, check=True,
+                          timeout=60).stdout
+
+
+def test_source_module_imports_cheaply() -> None:
+    assert heavy_after("v.SOURCE.canonical({'path': 'p'}, {'VAULT_ADDR': 'http://x:1'})") == (
+        b"[]\n")
 
 
 def test_canonical_fills_defaults_and_env() -> None:
@@ -990,20 +940,20 @@ def test_cached_jwt_login_is_bound_to_the_jwt_presented(bao: OpenBao, kb_env: Kb
     job1 = vault_env(kb_env, bao, None)
     job1["CI_JOB_JWT"] = sign(private)
     assert_key(run(["keybroker", "get", "a"], job1), key_a)
-    assert len(aux_tokens(kb_env)) == 1
+    assert len(vault_tokens(kb_env)) == 1
 
     job2 = dict(job1, CI_JOB_JWT=sign(private, repository="evil/other"))
     # a cold entry for profile b, a warm login cache: job 2 must log in itself, and is refused
     other = run(["keybroker", "get", "b"], job2)
     assert_fails(other, 4, f"login refused while logging in with jwt as role '{role}'",
-                 "server said: ", secrets=[key_b, *aux_tokens(kb_env)])
+                 "server said: ", secrets=[key_b, *vault_tokens(kb_env)])
     assert b"claim" in other.err  # OpenBao says which bound claim did not match
     bypass = run(["keybroker", "get", "a", "--no-cache"], job2)
-    assert_fails(bypass, 4, "login refused", secrets=[key_a, *aux_tokens(kb_env)])
+    assert_fails(bypass, 4, "login refused", secrets=[key_a, *vault_tokens(kb_env)])
     # job 1 itself still shares its one login across processes
     assert_key(run(["keybroker", "get", "b"], job1), key_b)
-    assert len(aux_tokens(kb_env)) == 1
-    for token in aux_tokens(kb_env):
+    assert len(vault_tokens(kb_env)) == 1
+    for token in vault_tokens(kb_env):
         for entry in kb_env.cache_dir.rglob("*"):
             if entry.is_file():
                 assert job1["CI_JOB_JWT"].encode() not in entry.read_bytes()
@@ -1012,7 +962,6 @@ def test_cached_jwt_login_is_bound_to_the_jwt_presented(bao: OpenBao, kb_env: Kb
 
 def test_identity_inputs_are_pure_and_name_the_credential(tmp_path: Path) -> None:
     """What the lead's cache key is built from; no network, no hvac, no file read."""
-    import subprocess  # noqa: PLC0415
 
     from keybroker.sources.vault import SOURCE  # noqa: PLC0415
 
@@ -1042,14 +991,8 @@ def test_identity_inputs_are_pure_and_name_the_credential(tmp_path: Path) -> Non
         ("literal", "ldap:corp:bob")]
     assert ident(dict(base, auth_method="oidc", role="dev"), env) == [
         ("literal", "oidc:oidc:dev")]
-    code = (
-        "import sys, keybroker.sources.vault as v;"
-        "v.SOURCE.identity_inputs({'path': 'p', 'auth_method': 'jwt'}, {});"
-        "print([m for m in ('hvac', 'requests', 'keybroker.sources.vault.auth') "
-        "if m in sys.modules])"
-    )
-    out = subprocess.run([python(), "-c", code], capture_output=True, check=True, timeout=60)
-    assert out.stdout == b"[]\n"
+    assert heavy_after("v.SOURCE.identity_inputs({'path': 'p', 'auth_method': 'jwt'}, {})") == (
+        b"[]\n")
 
 
 # --- errors that say what to do (issue 17) ---
