@@ -13,8 +13,9 @@
 The upstream in most tests is the ``command`` source running a tiny shell script that counts
 its runs (one line per upstream fetch) and mints a random key; the stalling and failing
 backends are the stand-ins of tests/fixtures/standin.py served from this process, reached
-through the ``command`` source and through the ``vault`` source (real hvac over HTTP). Timing bounds below are deliberately
-loose (deadline + watchdog grace + a wide slack): they catch a hang, not a slow machine.
+through the ``command`` source and through the ``vault`` source (real hvac over HTTP).
+Timing bounds below are deliberately loose (deadline + watchdog grace + a wide slack): they
+catch a hang, not a slow machine.
 """
 
 from __future__ import annotations
@@ -37,7 +38,17 @@ from keybroker.cache.crypto import MAGIC
 from keybroker.cache.store import Cache
 from tests.conftest import KbEnv
 from tests.fixtures.standin import FaultProxy, Reply, StandIn
-from tests.kb import Result, assert_fails, assert_key, exe, plant, run
+from tests.kb import (
+    RANDOM_KEY,
+    Result,
+    assert_fails,
+    assert_key,
+    exe,
+    fetches,
+    minting_profile,
+    plant,
+    run,
+)
 
 KEY_LINE = re.compile(rb"^sk-[0-9a-f]{32}\n\Z")
 #: KEYBROKER_TIMEOUT for the stalling tests, and how much later than it a call may end
@@ -47,27 +58,6 @@ SLACK = 20.0
 
 
 # --- upstream stand-ins --------------------------------------------------------------
-
-
-def minting_profile(kb_env: KbEnv, name: str = "p", extra: str = "") -> Path:
-    """A ``command`` profile: each fetch appends a line to a counter and prints a new key."""
-    counter = kb_env.base / f"fetches-{name}"
-    script = kb_env.base / f"mint-{name}.sh"
-    script.write_text(
-        "#!/bin/sh\n"
-        f"echo x >> '{counter}'\n"
-        "printf 'sk-%s\\n' \"$(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')\"\n"
-    )
-    existing = kb_env.config_path.read_text() if kb_env.config_path.exists() else ""
-    kb_env.write_config(
-        existing
-        + f'\n[profiles.{name}]\nsource = "command"\ncommand = ["/bin/sh", "{script}"]\n{extra}'
-    )
-    return counter
-
-
-def fetches(counter: Path) -> int:
-    return len(counter.read_text().splitlines()) if counter.exists() else 0
 
 
 def is_key(result: Result) -> bool:
@@ -135,7 +125,7 @@ def test_kill_9_at_random_points_of_fetch_and_write(kb_env: KbEnv) -> None:
     with a key (the lock of a killed process is released by the kernel, a leftover temp file
     is ignored).
     """
-    counter = minting_profile(kb_env)
+    counter = minting_profile(kb_env, mint=RANDOM_KEY)
     env = dict(kb_env)
     argv = [exe("keybroker"), "get", "p"]
     assert is_key(run(argv, env))
@@ -196,7 +186,7 @@ def test_concurrent_writers_readers_and_cache_clear(kb_env: KbEnv) -> None:
     Every helper prints a key (a reader racing a clear sees a whole entry or a miss it then
     fills); nothing ever fails or prints a traceback; `cache clear` always succeeds.
     """
-    minting_profile(kb_env, extra='max_age = "1h"\n')
+    minting_profile(kb_env, extra='max_age = "1h"\n', mint=RANDOM_KEY)
     env = dict(kb_env)
     kb = exe("keybroker")
     for _ in range(4):
@@ -324,7 +314,7 @@ def test_vault_source_against_a_broken_server(kb_env: KbEnv, broken_server: str)
 
 def test_entry_from_the_future_is_distrusted_and_refetched(kb_env: KbEnv) -> None:
     """The clock went back an hour after the fetch: the entry is not served, a new key is."""
-    counter = minting_profile(kb_env)
+    counter = minting_profile(kb_env, mint=RANDOM_KEY)
     now = time.time()
     plant(kb_env, "p", "sk-from-the-future", now + 3600, now + 7200)
     result = run(["keybroker", "get", "p"], kb_env)
@@ -334,7 +324,7 @@ def test_entry_from_the_future_is_distrusted_and_refetched(kb_env: KbEnv) -> Non
 
 
 def test_clock_jumped_past_expiry_refetches(kb_env: KbEnv) -> None:
-    counter = minting_profile(kb_env)
+    counter = minting_profile(kb_env, mint=RANDOM_KEY)
     now = time.time()
     plant(kb_env, "p", "sk-long-expired", now - 90000, now - 86400)
     result = run(["keybroker", "get", "p"], kb_env)
@@ -383,7 +373,7 @@ def test_full_cache_dir_still_prints_the_key_with_a_warning(kb_env: KbEnv) -> No
     otherwise a file-size limit of 0 (RLIMIT_FSIZE), which fails the same writes with EFBIG.
     Under the limit the upstream script could not write its counter either, so that variant
     uses the built-in demo source and checks the key changes (nothing was cached)."""
-    counter = minting_profile(kb_env)
+    counter = minting_profile(kb_env, mint=RANDOM_KEY)
     run(["keybroker", "get", "demo"], kb_env)  # data key and cache dir exist already
     cache_dir = kb_env.cache_dir
     for path in cache_dir.iterdir():
@@ -418,7 +408,7 @@ def test_full_cache_dir_still_prints_the_key_with_a_warning(kb_env: KbEnv) -> No
 
 def test_read_only_cache_dir_still_prints_the_key_with_a_warning(kb_env: KbEnv) -> None:
     """Read-only: a read-only bind mount as root (root ignores mode bits), else mode 0500."""
-    counter = minting_profile(kb_env)
+    counter = minting_profile(kb_env, mint=RANDOM_KEY)
     as_root = os.geteuid() == 0
     run(["keybroker", "get", "demo"], kb_env)
     cache_dir = kb_env.cache_dir

@@ -11,23 +11,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from tests.conftest import KbEnv
-from tests.kb import assert_fails, assert_key, entry_file, plant, run
+from tests.kb import Result, assert_fails, assert_key, entry_file, minting_profile, plant, run
 
 
-def counting_profile(kb_env: KbEnv, name: str = "p", extra: str = "") -> Path:
-    counter = kb_env.base / f"count-{name}"
-    script = kb_env.base / f"mint-{name}.sh"
-    script.write_text(f"#!/bin/sh\necho x >> '{counter}'\necho sk-minted-$$\n")
-    kb_env.write_config(
-        f'[profiles.{name}]\nsource = "command"\ncommand = ["/bin/sh", "{script}"]\n{extra}')
-    return counter
-
-
-def hold_lock(kb_env: KbEnv, profile: str) -> subprocess.Popen[bytes]:
-    """Another process holding the profile's entry lock (a peer stuck fetching)."""
+def get_beside_held_lock(kb_env: KbEnv, profile: str, timeout: str) -> tuple[Result, float]:
+    """``keybroker get profile`` (KEYBROKER_TIMEOUT=timeout) while another process holds the
+    profile's entry lock (a peer stuck fetching); the result and how long the call took."""
     lock = entry_file(kb_env, profile, ".lock")
     code = (
         "import fcntl, os, sys, time\n"
@@ -37,23 +28,22 @@ def hold_lock(kb_env: KbEnv, profile: str) -> subprocess.Popen[bytes]:
         "time.sleep(120)\n"
     )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-    assert holder.stdout is not None
-    assert holder.stdout.readline() == b"held\n"
-    return holder
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"held\n"
+        start = time.monotonic()
+        result = run(["keybroker", "get", profile], dict(kb_env, KEYBROKER_TIMEOUT=timeout))
+        return result, time.monotonic() - start
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_a_call_against_a_held_lock_ends_by_its_deadline(kb_env: KbEnv) -> None:
     """Before: KEYBROKER_TIMEOUT=3s ran 6.1 s (one deadline in the hit path, another in
     resolve). Now one deadline, from the call's start, bounds the whole call."""
-    counting_profile(kb_env)
-    holder = hold_lock(kb_env, "p")
-    try:
-        start = time.monotonic()
-        result = run(["keybroker", "get", "p"], dict(kb_env, KEYBROKER_TIMEOUT="3"))
-        elapsed = time.monotonic() - start
-    finally:
-        holder.kill()
-        holder.wait()
+    minting_profile(kb_env)
+    result, elapsed = get_beside_held_lock(kb_env, "p", "3")
     assert_fails(result, 3, "waiting for another keybroker process")
     assert elapsed < 4.5, elapsed  # a bound on the deadline, not a speed figure
 
@@ -61,17 +51,10 @@ def test_a_call_against_a_held_lock_ends_by_its_deadline(kb_env: KbEnv) -> None:
 def test_advisory_window_beside_a_held_lock_serves_the_cached_key_at_once(kb_env: KbEnv) -> None:
     """Before: a call in the advisory window waited on the lock (4.9 s) although it held a
     key it could serve. Now the lock is tried without waiting there (as botocore does)."""
-    counter = counting_profile(kb_env, extra='max_age = "60s"\n')
+    counter = minting_profile(kb_env, extra='max_age = "60s"\n')
     now = time.time()
     plant(kb_env, "p", "sk-cached-advisory", now - 120, None)  # reuse 60 s < age: advisory
-    holder = hold_lock(kb_env, "p")
-    try:
-        start = time.monotonic()
-        result = run(["keybroker", "get", "p"], dict(kb_env, KEYBROKER_TIMEOUT="10"))
-        elapsed = time.monotonic() - start
-    finally:
-        holder.kill()
-        holder.wait()
+    result, elapsed = get_beside_held_lock(kb_env, "p", "10")
     assert_key(result, "sk-cached-advisory")
     assert not counter.exists()  # no fetch: the peer is refreshing
     assert elapsed < 5, elapsed  # it did not wait out the 10 s deadline
@@ -80,15 +63,10 @@ def test_advisory_window_beside_a_held_lock_serves_the_cached_key_at_once(kb_env
 def test_mandatory_window_lock_timeout_serves_the_still_valid_key(kb_env: KbEnv) -> None:
     """Issue 14: a lock wait that runs out falls back like a failed fetch. Before, the
     LockTimeout was raised outside the fallback: exit 3 while a servable key existed."""
-    counter = counting_profile(kb_env)
+    counter = minting_profile(kb_env)
     now = time.time()
     plant(kb_env, "p", "sk-cached-mandatory", now - 3400, now + 200)  # < T + m: mandatory
-    holder = hold_lock(kb_env, "p")
-    try:
-        result = run(["keybroker", "get", "p"], dict(kb_env, KEYBROKER_TIMEOUT="2"))
-    finally:
-        holder.kill()
-        holder.wait()
+    result, _ = get_beside_held_lock(kb_env, "p", "2")
     assert result.code == 0, result
     assert result.out == b"sk-cached-mandatory\n"
     assert b"the lock wait ran out" in result.err or b"serving the cached key" in result.err
