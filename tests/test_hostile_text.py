@@ -19,7 +19,7 @@ import pytest
 
 from keybroker.redact import scrub_quoted
 from tests.conftest import KbEnv
-from tests.fixtures.standin import Reply, Seen, StandIn, oidc_discovery, oidc_profile
+from tests.fixtures.standin import Reply, Seen, StandIn, oidc_profile
 from tests.kb import assert_fails, run
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX")
@@ -34,11 +34,9 @@ ESC_URI = "http://127.0.0.1:1/device\x1b]0;owned\x07"
 
 
 def test_login_shows_the_providers_escape_sequences_as_text(
-    kb_env: KbEnv, stand_in: Callable[..., StandIn]
+    kb_env: KbEnv, oidc_stand_in: Callable[..., StandIn]
 ) -> None:
-    server = stand_in({})
-    server.routes.update({
-        "/.well-known/openid-configuration": oidc_discovery(server),
+    server = oidc_stand_in({
         "/device": Reply(200, {"device_code": "dev-code-1234", "user_code": ESC_CODE,
                                "verification_uri": ESC_URI,
                                "verification_uri_complete": ESC_URI + "?c=1",
@@ -91,7 +89,7 @@ def all_forms(value: str) -> list[str]:
 
 
 def test_oidc_error_description_echoing_the_encoded_client_secret(
-    kb_env: KbEnv, stand_in: Callable[..., StandIn]
+    kb_env: KbEnv, oidc_stand_in: Callable[..., StandIn]
 ) -> None:
     def echo(seen: Seen) -> Reply:
         # the form field as it arrived (URL-encoded), as careless providers echo it
@@ -100,9 +98,7 @@ def test_oidc_error_description_echoing_the_encoded_client_secret(
                      "error_description": f"bad credentials {sent[0]} for kb-client "
                                           f"(b64 {base64.b64encode(CLIENT_SECRET.encode())!r}); "
                                           f"signature {secrets.token_urlsafe(32)} rejected"})
-    server = stand_in({})
-    server.routes.update({"/.well-known/openid-configuration": oidc_discovery(server),
-                          "/token": echo})
+    server = oidc_stand_in({"/token": echo})
     kb_env.write_config(oidc_profile(server.url))
     result = run(["keybroker", "get", "o"], dict(kb_env, KB_CLIENT_SECRET=CLIENT_SECRET))
     assert_fails(result, 4, "invalid_client", "bad credentials")

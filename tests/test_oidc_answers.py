@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import KbEnv
 from tests.fixtures.openbao import OpenBao
-from tests.fixtures.standin import Reply, StandIn, oidc_discovery, oidc_profile, self_signed
+from tests.fixtures.standin import Reply, StandIn, oidc_profile, self_signed
 from tests.kb import assert_fails, run
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX")
@@ -55,15 +55,12 @@ GOOD_TOKEN = json.dumps({"access_token": "at-" + "x" * 30, "token_type": "Bearer
 
 @pytest.mark.parametrize("key", ["token_endpoint", "device_authorization_endpoint", "jwks_uri"])
 def test_https_issuer_naming_an_http_endpoint_is_refused(
-    kb_env: KbEnv, stand_in: Callable[..., StandIn],
+    kb_env: KbEnv, oidc_stand_in: Callable[..., StandIn],
     tls_localhost: tuple[ssl.SSLContext, Path], key: str,
 ) -> None:
     context, cert = tls_localhost
-    server = stand_in({}, tls=context)
-    server.routes.update({
-        "/.well-known/openid-configuration": oidc_discovery(server, **{key: "http://login.invalid/x"}),
-        "/token": Reply(200, GOOD_TOKEN),
-    })
+    server = oidc_stand_in({"/token": Reply(200, GOOD_TOKEN)}, context,
+                           **{key: "http://login.invalid/x"})
     kb_env.write_config(oidc_profile(server.url, extra=f"ca_bundle = {json.dumps(str(cert))}"))
     result = run(["keybroker", "get", "o"], dict(kb_env, KB_CLIENT_SECRET=CLIENT_SECRET))
     assert_fails(result, 2, f"publishes {key} 'http://login.invalid/x', which is not https",
@@ -73,13 +70,12 @@ def test_https_issuer_naming_an_http_endpoint_is_refused(
 
 def test_https_issuer_with_a_loopback_http_endpoint_still_works(
     kb_env: KbEnv, stand_in: Callable[..., StandIn],
+    oidc_stand_in: Callable[..., StandIn],
     tls_localhost: tuple[ssl.SSLContext, Path],
 ) -> None:
     context, cert = tls_localhost
     plain = stand_in({"/token": Reply(200, GOOD_TOKEN)})
-    server = stand_in({}, tls=context)
-    server.routes["/.well-known/openid-configuration"] = oidc_discovery(
-        server, token_endpoint=plain.url + "/token")
+    server = oidc_stand_in({}, context, token_endpoint=plain.url + "/token")
     kb_env.write_config(oidc_profile(server.url, extra=f"ca_bundle = {json.dumps(str(cert))}"))
     result = run(["keybroker", "get", "o"], dict(kb_env, KB_CLIENT_SECRET=CLIENT_SECRET))
     assert result.code == 0, result
@@ -95,12 +91,11 @@ def test_https_issuer_with_a_loopback_http_endpoint_still_works(
     '{"access_token": "%s"}',
 ], ids=["nan", "infinity", "infinity-text", "negative", "13-years", "jwt-exp-infinity"])
 def test_impossible_token_lifetimes_are_invalid_values(
-    kb_env: KbEnv, stand_in: Callable[..., StandIn], body: str
+    kb_env: KbEnv, oidc_stand_in: Callable[..., StandIn], body: str
 ) -> None:
     # the JWT's claims read {"exp": Infinity}, which Python's json module accepts
     token = jwt_with({"exp": math.inf}) if body == '{"access_token": "%s"}' else "y" * 30
-    server = stand_in({"/token": Reply(200, body % token)})
-    server.routes["/.well-known/openid-configuration"] = oidc_discovery(server)
+    server = oidc_stand_in({"/token": Reply(200, body % token)})
     kb_env.write_config(oidc_profile(server.url))
     env = dict(kb_env, KB_CLIENT_SECRET=CLIENT_SECRET)
     result = run(["keybroker", "get", "o"], env)
@@ -110,11 +105,9 @@ def test_impossible_token_lifetimes_are_invalid_values(
 
 
 def test_device_login_with_an_infinite_interval_still_polls(
-    kb_env: KbEnv, stand_in: Callable[..., StandIn]
+    kb_env: KbEnv, oidc_stand_in: Callable[..., StandIn]
 ) -> None:
-    server = stand_in({})
-    server.routes.update({
-        "/.well-known/openid-configuration": oidc_discovery(server),
+    server = oidc_stand_in({
         "/device": Reply(200, '{"device_code": "dc-1234", "user_code": "U-1", '
                               '"verification_uri": "https://example.test/d", '
                               '"interval": Infinity, "expires_in": Infinity}'),
