@@ -10,13 +10,15 @@ import pytest
 from tests import scripted
 from tests.kb import isolated_env
 
-pytest_plugins = [
+pytest_plugins = [  # a plugin before the plugins that import it (assertion rewriting)
     "tests.fixtures.keyring_service",
     "tests.fixtures.openbao",
+    "tests.fixtures.standin",
     "tests.fixtures.moto_server",
     "tests.fixtures.oidc_provider",
     "tests.fixtures.users",
-    "tests.fixtures.standin",
+    "tests.fixtures.vault_setup",
+    "tests.fixtures.install",
 ]
 
 

@@ -6,14 +6,16 @@ and never written (as Claude Code leaves it), stdout and stderr captured as byte
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, TypeVar
 
 import pytest
 
@@ -22,7 +24,11 @@ from keybroker.cache.entry import Entry
 from keybroker.cache.store import Cache
 from keybroker.resolve import entry_name
 
+if TYPE_CHECKING:
+    from tests.conftest import KbEnv  # conftest imports this module
+
 SCRIPTS = Path(sysconfig.get_path("scripts"))
+T = TypeVar("T")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -209,5 +215,91 @@ def require_backend(name: str, why: str) -> None:
     pytest.skip(message)
 
 
+@contextlib.contextmanager
+def backend(name: str, start: Callable[[], T], stop: Callable[[T], object],
+            unavailable: type[Exception] = Exception,
+            why: Callable[[Exception], str] = str) -> Iterator[T]:
+    """A backend for the session's tests: ``start()``, and ``stop`` it afterwards. One that
+    cannot start (``unavailable``) is a failure in CI and a skip on a laptop."""
+    try:
+        started = start()
+    except unavailable as exc:
+        require_backend(name, why(exc))
+        raise  # unreachable: require_backend skips or fails
+    try:
+        yield started
+    finally:
+        stop(started)
+
+
 def python() -> str:
     return sys.executable
+
+
+#: One profile of each source that needs an optional extra (aws, keychain, oidc): for tests of
+#: what a missing extra says, and of anything that only needs their names.
+EXTRA_PROFILES = """
+[profiles.a]
+source = "aws"
+secret_id = "kb-absent"
+region = "us-east-1"
+
+[profiles.k]
+source = "keychain"
+service = "svc"
+
+[profiles.o]
+source = "oidc"
+issuer = "http://127.0.0.1:9"
+client_id = "c"
+client_secret_env = "KB_TEST_CLIENT_SECRET"
+"""
+
+
+def file_profiles(env: KbEnv, **files: tuple[str, str | None]) -> None:
+    """``file`` profiles, the config's only ones: ``name=(file, key)``, the key in ``file``
+    under the test's base dir (None: the file is missing)."""
+    config = ""
+    for name, (file, value) in files.items():
+        if value is not None:
+            (env.base / file).write_text(value + "\n")
+        config += f'[profiles.{name}]\nsource = "file"\npath = {json.dumps(str(env.base / file))}\n'
+    env.write_config(config)
+
+
+def file_profile(env: KbEnv, value: str, name: str = "k") -> None:
+    """A ``file`` profile ``name`` whose key is ``value`` (the config holds only this one)."""
+    file_profiles(env, **{name: (f"{name}.txt", value)})
+
+
+#: A shell line printing a new random key (``sk-`` and 32 hex digits) each time it runs.
+RANDOM_KEY = "printf 'sk-%s\\n' \"$(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')\""
+
+
+def minting_profile(kb_env: KbEnv, name: str = "p", extra: str = "",
+                    mint: str = "echo sk-minted-$$") -> Path:
+    """A ``command`` profile ``name`` added to the config: each fetch appends a line to the
+    returned counter file (see :func:`fetches`), then ``mint`` prints the key."""
+    counter = kb_env.base / f"fetches-{name}"
+    script = kb_env.base / f"mint-{name}.sh"
+    script.write_text(f"#!/bin/sh\necho x >> '{counter}'\n{mint}\n")
+    existing = kb_env.config_path.read_text() if kb_env.config_path.exists() else ""
+    kb_env.write_config(
+        existing
+        + f'\n[profiles.{name}]\nsource = "command"\ncommand = ["/bin/sh", "{script}"]\n{extra}'
+    )
+    return counter
+
+
+def fetches(counter: Path) -> int:
+    """How many fetches a :func:`minting_profile` made."""
+    return len(counter.read_text().splitlines()) if counter.exists() else 0
+
+
+def complete(kb_env: Mapping[str, str], words: str, shell: str = "bash") -> Result:
+    """Run the completion protocol the script uses against the real executable."""
+    cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+    incomplete = "" if words.endswith(" ") else words.rsplit(maxsplit=1)[-1]
+    env = dict(kb_env, _KEYBROKER_COMPLETE=f"{shell}_complete", COMP_WORDS=words,
+               COMP_CWORD=incomplete if shell == "fish" else str(cword))  # fish sends the word
+    return run(["keybroker"], env)

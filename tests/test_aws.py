@@ -41,6 +41,13 @@ def new_key(prefix: str = "sk-aws-") -> str:
     return prefix + secrets.token_hex(16)
 
 
+def new_secret(secretsmanager: SecretsManagerClient) -> tuple[str, str]:
+    """A new secret holding a new key: its name and the key."""
+    name, key = unique_name(), new_key()
+    secretsmanager.create_secret(Name=name, SecretString=key)
+    return name, key
+
+
 def profile(name: str, **settings: Any) -> str:
     """One ``[profiles.NAME]`` table with source = "aws"."""
     lines = [f"[profiles.{name}]", 'source = "aws"']
@@ -105,9 +112,7 @@ def test_json_field_by_profile_and_standalone_share_one_entry(
 def test_endpoint_flag_and_service_specific_env_share_one_entry(
     env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient
 ) -> None:
-    key = new_key()
-    name = unique_name()
-    secretsmanager.create_secret(Name=name, SecretString=key)
+    name, key = new_secret(secretsmanager)
     dead = closed_port_url()
     env["AWS_ENDPOINT_URL"] = dead  # the generic variable loses to the flag / specific variable
 
@@ -290,9 +295,7 @@ def test_aws_errors_map_to_exit_codes(
     env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient,
     status: int, code: str, exit_code: int, needles: tuple[str, ...],
 ) -> None:
-    key = new_key()
-    name = unique_name()
-    secretsmanager.create_secret(Name=name, SecretString=key)
+    name, key = new_secret(secretsmanager)
     aws_proxy.faults["secretsmanager.GetSecretValue"] = (status, code)
     result = run(["keybroker-aws", "--secret-id", name], env)
     assert_fails(result, exit_code, f"({code})", *needles, secrets=[key])
@@ -324,9 +327,7 @@ def test_no_credentials_exit_4_and_no_region_exit_2(
 def test_named_aws_profile_from_shared_files(
     env: KbEnv, secretsmanager: SecretsManagerClient
 ) -> None:
-    key = new_key()
-    name = unique_name()
-    secretsmanager.create_secret(Name=name, SecretString=key)
+    name, key = new_secret(secretsmanager)
     aws_dir = Path(env["HOME"]) / ".aws"
     aws_dir.mkdir()
     (aws_dir / "config").write_text("[profile dev]\nregion = us-east-1\n")
@@ -377,9 +378,7 @@ def test_unreachable_endpoints_exit_3_within_the_deadline(env: KbEnv) -> None:
 def test_assume_role_then_read_reuses_role_credentials(
     env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient
 ) -> None:
-    key = new_key()
-    name = unique_name()
-    secretsmanager.create_secret(Name=name, SecretString=key)
+    name, key = new_secret(secretsmanager)
     env.write_config(profile("p", secret_id=name, role_arn=ROLE_ARN, external_id="ext-1"))
     assert_key(run(["keybroker", "get", "p"], env), key)
     assert run(["keybroker", "cache", "clear", "p"], env).code == 0  # the key, not the role
@@ -419,9 +418,7 @@ def test_role_credentials_output_for_aws_credentials(
 def test_concurrent_cold_calls_make_one_fetch(
     env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient
 ) -> None:
-    key = new_key()
-    name = unique_name()
-    secretsmanager.create_secret(Name=name, SecretString=key)
+    name, key = new_secret(secretsmanager)
     env.write_config(profile("p", secret_id=name))
     procs = [
         subprocess.Popen(["keybroker", "get", "p"], env=env, stdin=subprocess.PIPE,
@@ -448,9 +445,7 @@ def test_module_and_hit_path_do_not_import_botocore(
     )
     assert light.stdout == b"[]\n", light
 
-    key = new_key()
-    name = unique_name()
-    secretsmanager.create_secret(Name=name, SecretString=key)
+    name, key = new_secret(secretsmanager)
     env.write_config(profile("p", secret_id=name))
     assert_key(run(["keybroker", "get", "p"], env), key)
     hit = run([python(), "-X", "importtime", "-m", "keybroker.cli.entry", "get", "p"], env)

@@ -204,3 +204,34 @@ def test_clear_keeps_young_temp_files_and_removes_orphans(kb_env: KbEnv) -> None
     assert young.exists()
     assert not old.exists()
     assert list(kb_env.cache_dir.glob("*.entry")) == []
+
+
+# --- the one secure writer (cache entries, the data key, ci export's files) ---
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+def test_atomic_write_is_0600_whatever_the_umask(tmp_path: Path) -> None:
+    from keybroker.cache.files import atomic_write  # noqa: PLC0415
+
+    old = os.umask(0o477)  # would leave the owner without read: open's mode is masked
+    try:
+        atomic_write(tmp_path / "f", b"data")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o600
+    assert (tmp_path / "f").read_bytes() == b"data"
+
+
+def test_atomic_write_replaces_nothing_when_the_last_check_refuses(tmp_path: Path) -> None:
+    from keybroker.cache.files import atomic_write  # noqa: PLC0415
+
+    target = tmp_path / "f"
+    target.write_bytes(b"old")
+
+    def refuse() -> None:
+        raise CacheError("the target changed")
+
+    with pytest.raises(CacheError, match="the target changed"):
+        atomic_write(target, b"new", before_replace=refuse)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]  # no temp file left behind

@@ -12,46 +12,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 import time
-from pathlib import Path
 
 from tests.conftest import KbEnv
-from tests.kb import exe
-
-RUNNER = textwrap.dedent(
-    """
-    import json, os, subprocess, sys, time
-    plan = json.loads(sys.argv[1])
-    keys = []
-    for step in plan:
-        if step.get("sleep"):
-            time.sleep(step["sleep"])
-        env = dict(os.environ, **step.get("add", {}))
-        if step.get("orphan"):
-            # start the helper's shell and go away: the shell is re-parented
-            subprocess.Popen(["/bin/sh", "-c", step["command"]], env=env,
-                             stdout=open(step["orphan"], "wb"), start_new_session=True)
-            continue
-        p = subprocess.run(["/bin/sh", "-c", step["command"]], env=env,
-                           stdin=subprocess.PIPE, capture_output=True, timeout=60)
-        assert p.returncode == 0, p.stderr
-        keys.append(p.stdout.decode().strip())
-    print(json.dumps(keys))
-    """
-)
-
-
-def minting(kb_env: KbEnv) -> Path:
-    counter = kb_env.base / "fetches"
-    script = kb_env.base / "mint.sh"
-    script.write_text(f"#!/bin/sh\necho x >> '{counter}'\necho sk-minted-$$\n")
-    kb_env.write_config(f'[profiles.p]\nsource = "command"\ncommand = ["/bin/sh", "{script}"]\n')
-    return counter
-
-
-def fetches(counter: Path) -> int:
-    return counter.read_text().count("x") if counter.exists() else 0
+from tests.fixtures.fake_claude import RUNNER
+from tests.kb import exe, fetches, minting_profile
 
 
 def claude(kb_env: KbEnv, plan: list[dict[str, object]], own_env: dict[str, str] | None = None
@@ -71,7 +36,7 @@ def helper(kb_env: KbEnv) -> str:
 
 
 def test_api_key_helper_rerun_is_a_refusal(kb_env: KbEnv) -> None:
-    counter = minting(kb_env)
+    counter = minting_profile(kb_env)
     first, second = claude(kb_env, [{"command": helper(kb_env)},
                                     {"command": helper(kb_env), "sleep": 1.2}])
     assert first != second
@@ -81,7 +46,7 @@ def test_api_key_helper_rerun_is_a_refusal(kb_env: KbEnv) -> None:
 def test_headers_helper_bash_tool_and_hooks_are_never_refusals(kb_env: KbEnv) -> None:
     """Before: caller_id skipped shells up to claude, so a headersHelper, a hook or a Bash
     tool `keybroker get` after the apiKeyHelper each looked like a refusal and refetched."""
-    counter = minting(kb_env)
+    counter = minting_profile(kb_env)
     plan: list[dict[str, object]] = [
         {"command": helper(kb_env)},  # apiKeyHelper at start
         {"command": helper(kb_env), "sleep": 1.2,
@@ -100,7 +65,7 @@ def test_headers_helper_bash_tool_and_hooks_are_never_refusals(kb_env: KbEnv) ->
 def test_a_nested_claude_still_detects_its_own_refusals(kb_env: KbEnv) -> None:
     """A claude started from another claude's Bash tool inherits CLAUDECODE & co and passes
     them unchanged to its apiKeyHelper: that is still an apiKeyHelper run."""
-    counter = minting(kb_env)
+    counter = minting_profile(kb_env)
     inherited = {"CLAUDECODE": "1", "CLAUDE_CODE_SESSION_ID": "outer"}
     first, second = claude(kb_env, [{"command": helper(kb_env)},
                                     {"command": helper(kb_env), "sleep": 1.2}], inherited)
@@ -111,7 +76,7 @@ def test_a_nested_claude_still_detects_its_own_refusals(kb_env: KbEnv) -> None:
 def test_orphaned_helpers_are_never_refusals(kb_env: KbEnv) -> None:
     """Before: every helper re-parented to pid 1 looked like the same caller, so a second
     orphan within 0.8 T refetched."""
-    counter = minting(kb_env)
+    counter = minting_profile(kb_env)
     out1, out2 = kb_env.base / "o1", kb_env.base / "o2"
     command = f"sleep 0.5; {helper(kb_env)}"
     claude(kb_env, [{"command": command, "orphan": str(out1)}])

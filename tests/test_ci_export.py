@@ -24,7 +24,7 @@ from keybroker import output, redact
 from tests.conftest import KbEnv
 from tests.fixtures.openbao import OpenBao
 from tests.fixtures.users import OsUser
-from tests.kb import Result, assert_fails, assert_nowhere, run
+from tests.kb import Result, assert_fails, assert_nowhere, file_profiles, run
 
 VALUE = "sk-'q\"d$HOME\\n`id`%0Aend"
 OTHER = "sk-other-7f6e5d4c3b"
@@ -33,14 +33,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX shells")
 
 @pytest.fixture
 def ci_env(kb_env: KbEnv) -> KbEnv:
-    (kb_env.base / "key.txt").write_text(VALUE + "\n")
-    (kb_env.base / "other.txt").write_text(OTHER + "\n")
-    kb_env.write_config(
-        f'[profiles.k]\nsource = "file"\npath = {json.dumps(str(kb_env.base / "key.txt"))}\n'
-        f'[profiles.o]\nsource = "file"\npath = {json.dumps(str(kb_env.base / "other.txt"))}\n'
-        f'[profiles.missing]\nsource = "file"\npath = '
-        f'{json.dumps(str(kb_env.base / "nope.txt"))}\n'
-    )
+    file_profiles(kb_env, k=("key.txt", VALUE), o=("other.txt", OTHER),
+                  missing=("nope.txt", None))
     return kb_env
 
 
@@ -523,7 +517,7 @@ def test_github_action_installs_per_job_from_verified_wheels_and_runs_nothing_pl
     installs into a new private venv, from wheels whose sha256 the lock pins."""
     import yaml  # noqa: PLC0415
 
-    from tests.test_install import fresh_copy  # noqa: PLC0415
+    from tests.fixtures.install import fresh_copy  # noqa: PLC0415
 
     checkout = fresh_copy(tmp_path / "_actions" / "keybroker" / "v0")
     action_path = checkout / "helpers" / "github-action"
@@ -778,8 +772,8 @@ def test_gitlab_snippet_job_as_written_against_openbao(
     """A .keybroker-in-job job end to end: install at the pinned tag, then the documented
     profile logs in to (real) OpenBao with the VAULT_ID_TOKEN GitLab would give the job; the
     next pipeline restores the venv from the GitLab cache and installs nothing."""
-    from tests.test_install import fresh_copy  # noqa: PLC0415
-    from tests.test_vault import enable, read_policy, sign  # noqa: PLC0415
+    from tests.fixtures.install import fresh_copy  # noqa: PLC0415
+    from tests.fixtures.vault_setup import enable, read_policy, sign  # noqa: PLC0415
 
     snippet = gitlab_snippet()
     job = snippet[".keybroker-in-job"]

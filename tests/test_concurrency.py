@@ -2,42 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 from tests.conftest import KbEnv
-from tests.kb import exe
+from tests.kb import RANDOM_KEY, exe, fetches, minting_profile
 
 N = 32
 
 
-def minting_profile(kb_env: KbEnv, delay: float = 0.3) -> Path:
-    """A command source that mints a new random key per fetch and counts its fetches."""
-    counter = kb_env.base / "fetches"
-    script = kb_env.base / "mint.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            import os, time
-            time.sleep({delay})
-            with open({str(counter)!r}, "a") as f:
-                f.write("x")
-            print("sk-" + os.urandom(12).hex())
-            """
-        )
-    )
-    kb_env.write_config(
-        f'[profiles.p]\nsource = "command"\n'
-        f"command = [{json.dumps(sys.executable)}, {json.dumps(str(script))}]\n"
-    )
-    return counter
+def slow_minting_profile(kb_env: KbEnv, delay: float = 0.3) -> Path:
+    """A command source that takes ``delay`` s to mint a new random key, counting its fetches."""
+    return minting_profile(kb_env, mint=f"sleep {delay}; {RANDOM_KEY}")
 
 
 def test_32_concurrent_cold_calls_make_one_fetch(kb_env: KbEnv) -> None:
-    counter = minting_profile(kb_env)
+    counter = slow_minting_profile(kb_env)
     procs = [
         subprocess.Popen(
             [exe("keybroker"), "get", "p"],
@@ -51,7 +33,7 @@ def test_32_concurrent_cold_calls_make_one_fetch(kb_env: KbEnv) -> None:
     answers = {out for out, _ in results}
     assert len(answers) == 1, answers  # everyone got the same key
     assert all(err == b"" for _, err in results)
-    assert counter.read_text() == "x"  # one upstream fetch
+    assert fetches(counter) == 1  # one upstream fetch
 
 
 CLAUDE_LIKE = textwrap.dedent(
@@ -86,21 +68,21 @@ def claude_like(kb_env: KbEnv, calls: int) -> list[str]:
 
 
 def test_same_caller_asking_again_is_a_rejection_other_callers_share(kb_env: KbEnv) -> None:
-    counter = minting_profile(kb_env, delay=0)
+    counter = slow_minting_profile(kb_env, delay=0)
     first, second = claude_like(kb_env, 2)
-    assert counter.read_text() == "xx"  # the repeat made a second fetch
+    assert fetches(counter) == 2  # the repeat made a second fetch
     assert first != second
     (third,) = claude_like(kb_env, 1)  # a second Claude session: served from the cache
-    assert counter.read_text() == "xx"
+    assert fetches(counter) == 2
     assert third == second
 
 
 def test_burst_from_a_script_is_not_a_repeat(kb_env: KbEnv) -> None:
-    counter = minting_profile(kb_env, delay=0)
+    counter = slow_minting_profile(kb_env, delay=0)
     env = dict(kb_env)  # no CLAUDE_CODE_ENTRYPOINT: a script, not Claude Code
     script = f"{exe('keybroker')} get p; sleep 1.2; {exe('keybroker')} get p"
     out = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, check=True)
     keys = out.stdout.decode().split()
     assert len(keys) == 2
     assert keys[0] == keys[1]
-    assert counter.read_text() == "x"
+    assert fetches(counter) == 1

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from keybroker import config
+from keybroker.cache.store import Cache
+from keybroker.cli.common import load_config
 from keybroker.errors import ConfigError, UsageError
 from tests.conftest import KbEnv
 from tests.fixtures.openbao import OpenBao
+from tests.fixtures.vault_setup import enable, new_key, read_policy, uid
 from tests.kb import assert_fails, assert_key, run
 
 GOOD = """
@@ -118,13 +121,13 @@ def test_missing_explicit_config_is_an_error(kb_env: KbEnv, tmp_path: Path) -> N
 def test_index_is_reused_and_invalidated_by_changes(kb_env: KbEnv) -> None:
     kb_env.write_config(GOOD)
     kb_env.cache_dir.mkdir(parents=True, mode=0o700)
-    first = config.load_fast(kb_env, kb_env.cache_dir)
+    first = load_config(kb_env, Cache.open(kb_env))
     assert list(kb_env.cache_dir.glob("index-*.bin"))
     # A config change (different size and mtime) must be seen at once.
     kb_env.write_config(GOOD.replace('var = "LITELLM_KEY"', 'var = "OTHER_KEY_NAME"'))
     st = os.stat(kb_env.config_path)
     os.utime(kb_env.config_path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
-    second = config.load_fast(kb_env, kb_env.cache_dir)
+    second = load_config(kb_env, Cache.open(kb_env))
     assert first.profiles["litellm"].settings["var"] == "LITELLM_KEY"
     assert second.profiles["litellm"].settings["var"] == "OTHER_KEY_NAME"
 
@@ -132,10 +135,10 @@ def test_index_is_reused_and_invalidated_by_changes(kb_env: KbEnv) -> None:
 def test_index_garbage_is_ignored(kb_env: KbEnv) -> None:
     kb_env.write_config(GOOD)
     kb_env.cache_dir.mkdir(parents=True, mode=0o700)
-    config.load_fast(kb_env, kb_env.cache_dir)
+    load_config(kb_env, Cache.open(kb_env))
     for index in kb_env.cache_dir.glob("index-*.bin"):
         index.write_bytes(b"\x00garbage{")
-    assert config.load_fast(kb_env, kb_env.cache_dir).profiles["litellm"].source == "env"
+    assert load_config(kb_env, Cache.open(kb_env)).profiles["litellm"].source == "env"
 
 
 # --- issue 22: shared profiles that fit each person (DESIGN section 5) ----------------------
@@ -151,9 +154,7 @@ description = "the team's gateway key"
 
 def _person(openbao: OpenBao, kb_env: KbEnv) -> tuple[dict[str, str], dict[str, str]]:
     """A Vault userpass person, a system layer with the shared profile, and their env."""
-    from tests.test_vault_login import enable_auth, new_key, read_policy, uid  # noqa: PLC0415
-
-    enable_auth(openbao, "userpass", "userpass")
+    enable(openbao, "auth", "userpass", {"type": "userpass"})
     path, user, key = f"shared-{uid()}", f"dev-{uid()}", new_key()
     password = "pw-" + secrets.token_hex(12)
     openbao.kv_put(path, {"key": key, "other": key + "-other"})

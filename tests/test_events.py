@@ -9,8 +9,7 @@ import secrets
 import time
 
 from tests.conftest import KbEnv
-from tests.kb import assert_fails, assert_key, assert_nowhere, plant, run
-from tests.test_cli_comforts import complete
+from tests.kb import assert_fails, assert_key, assert_nowhere, complete, plant, run
 
 
 def test_a_stale_serve_during_an_outage_reaches_events_print_token_and_doctor(

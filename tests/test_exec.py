@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import signal
 import subprocess
@@ -15,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keybroker.cli.exec_cmd import Masker, exit_status
+from keybroker.cli.exec_cmd import exit_status
+from keybroker.redact import Masker
 from tests.conftest import KbEnv
-from tests.kb import assert_fails, exe, run
+from tests.kb import assert_fails, exe, file_profiles, run
 
 VALUE = "sk-exec-5e4d3c2b1a-'$\"x"
 OTHER = "sk-exec-other-0a9b8c"
@@ -27,12 +27,7 @@ PY = sys.executable
 
 @pytest.fixture
 def exec_env(kb_env: KbEnv) -> KbEnv:
-    (kb_env.base / "key.txt").write_text(VALUE + "\n")
-    (kb_env.base / "other.txt").write_text(OTHER + "\n")
-    kb_env.write_config(
-        f'[profiles.k]\nsource = "file"\npath = {json.dumps(str(kb_env.base / "key.txt"))}\n'
-        f'[profiles.o]\nsource = "file"\npath = {json.dumps(str(kb_env.base / "other.txt"))}\n'
-    )
+    file_profiles(kb_env, k=("key.txt", VALUE), o=("other.txt", OTHER))
     return kb_env
 
 

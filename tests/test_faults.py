@@ -12,9 +12,10 @@
 
 The upstream in most tests is the ``command`` source running a tiny shell script that counts
 its runs (one line per upstream fetch) and mints a random key; the stalling and failing
-backends are plain sockets served from this process, reached through the ``command`` source
-and through the ``vault`` source (real hvac over HTTP). Timing bounds below are deliberately
-loose (deadline + watchdog grace + a wide slack): they catch a hang, not a slow machine.
+backends are the stand-ins of tests/fixtures/standin.py served from this process, reached
+through the ``command`` source and through the ``vault`` source (real hvac over HTTP).
+Timing bounds below are deliberately loose (deadline + watchdog grace + a wide slack): they
+catch a hang, not a slow machine.
 """
 
 from __future__ import annotations
@@ -25,12 +26,10 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -38,7 +37,18 @@ import pytest
 from keybroker.cache.crypto import MAGIC
 from keybroker.cache.store import Cache
 from tests.conftest import KbEnv
-from tests.kb import Result, assert_fails, assert_key, exe, plant, run
+from tests.fixtures.standin import FaultProxy, Reply, StandIn
+from tests.kb import (
+    RANDOM_KEY,
+    Result,
+    assert_fails,
+    assert_key,
+    exe,
+    fetches,
+    minting_profile,
+    plant,
+    run,
+)
 
 KEY_LINE = re.compile(rb"^sk-[0-9a-f]{32}\n\Z")
 #: KEYBROKER_TIMEOUT for the stalling tests, and how much later than it a call may end
@@ -50,106 +60,35 @@ SLACK = 20.0
 # --- upstream stand-ins --------------------------------------------------------------
 
 
-def minting_profile(kb_env: KbEnv, name: str = "p", extra: str = "") -> Path:
-    """A ``command`` profile: each fetch appends a line to a counter and prints a new key."""
-    counter = kb_env.base / f"fetches-{name}"
-    script = kb_env.base / f"mint-{name}.sh"
-    script.write_text(
-        "#!/bin/sh\n"
-        f"echo x >> '{counter}'\n"
-        "printf 'sk-%s\\n' \"$(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')\"\n"
-    )
-    existing = kb_env.config_path.read_text() if kb_env.config_path.exists() else ""
-    kb_env.write_config(
-        existing
-        + f'\n[profiles.{name}]\nsource = "command"\ncommand = ["/bin/sh", "{script}"]\n{extra}'
-    )
-    return counter
-
-
-def fetches(counter: Path) -> int:
-    return len(counter.read_text().splitlines()) if counter.exists() else 0
-
-
 def is_key(result: Result) -> bool:
     return result.code == 0 and KEY_LINE.match(result.out) is not None
 
 
-class FaultServer:
-    """A TCP server on 127.0.0.1 that misbehaves in one chosen way.
-
-    ``stall``: accept and never answer; ``reset``: accept, then close with RST;
-    ``500``/``429``: answer every HTTP request with that status (JSON error body).
-    """
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._held: list[socket.socket] = []
-        self._stop = False
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _serve(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            if self.mode == "stall":
-                self._held.append(conn)
-            elif self.mode == "reset":
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
-                conn.close()
-            else:
-                threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(5)
-            data = b""
-            with contextlib.suppress(OSError):
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        return
-                    data += chunk
-                body = b'{"errors":["injected fault"]}'
-                reason = {"500": "Internal Server Error", "429": "Too Many Requests"}[self.mode]
-                conn.sendall(
-                    f"HTTP/1.1 {self.mode} {reason}\r\nContent-Type: application/json\r\n"
-                    f"Retry-After: 1\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-                    .encode() + body
-                )
-
-    def close(self) -> None:
-        self._stop = True
-        self.sock.close()
-        for conn in self._held:
-            with contextlib.suppress(OSError):
-                conn.close()
-        self._thread.join(timeout=5)
-
-
 @pytest.fixture
-def fault_server(request: pytest.FixtureRequest) -> Iterator[FaultServer]:
-    server = FaultServer(request.param)
+def fault_server(request: pytest.FixtureRequest) -> Iterator[FaultProxy]:
+    """A listener with nothing behind it that stalls or resets (``request.param``)."""
+    server = FaultProxy(None, request.param)
     yield server
     server.close()
 
 
+@pytest.fixture
+def broken_server(request: pytest.FixtureRequest, stand_in: Callable[..., StandIn]
+                  ) -> Iterator[str]:
+    """The address of a server that stalls, resets, or answers every request with HTTP 500
+    or 429 (a JSON error body, ``Retry-After: 1``), as ``request.param`` says."""
+    mode = request.param
+    if mode in ("500", "429"):
+        yield stand_in(Reply(int(mode), {"errors": ["injected fault"]},
+                             {"Retry-After": "1", "Connection": "close"})).url
+        return
+    server = FaultProxy(None, mode)
+    yield server.url
+    server.close()
+
+
 def stalling_command_profile(
-    kb_env: KbEnv, server: FaultServer, name: str = "s", extra: str = ""
+    kb_env: KbEnv, server: FaultProxy, name: str = "s", extra: str = ""
 ) -> None:
     """A ``command`` profile whose command connects to ``server`` and waits for an answer."""
     client = (
@@ -186,7 +125,7 @@ def test_kill_9_at_random_points_of_fetch_and_write(kb_env: KbEnv) -> None:
     with a key (the lock of a killed process is released by the kernel, a leftover temp file
     is ignored).
     """
-    counter = minting_profile(kb_env)
+    counter = minting_profile(kb_env, mint=RANDOM_KEY)
     env = dict(kb_env)
     argv = [exe("keybroker"), "get", "p"]
     assert is_key(run(argv, env))
@@ -247,7 +186,7 @@ def test_concurrent_writers_readers_and_cache_clear(kb_env: KbEnv) -> None:
     Every helper prints a key (a reader racing a clear sees a whole entry or a miss it then
     fills); nothing ever fails or prints a traceback; `cache clear` always succeeds.
     """
-    minting_profile(kb_env, extra='max_age = "1h"\n')
+    minting_profile(kb_env, extra='max_age = "1h"\n', mint=RANDOM_KEY)
     env = dict(kb_env)
     kb = exe("keybroker")
     for _ in range(4):
@@ -273,7 +212,7 @@ def test_concurrent_writers_readers_and_cache_clear(kb_env: KbEnv) -> None:
 
 @pytest.mark.parametrize("fault_server", ["stall", "reset"], indirect=True)
 def test_cold_call_to_a_broken_backend_fails_within_the_deadline(
-    kb_env: KbEnv, fault_server: FaultServer
+    kb_env: KbEnv, fault_server: FaultProxy
 ) -> None:
     stalling_command_profile(kb_env, fault_server)
     env = dict(kb_env, KEYBROKER_TIMEOUT=str(DEADLINE))
@@ -285,7 +224,7 @@ def test_cold_call_to_a_broken_backend_fails_within_the_deadline(
 
 @pytest.mark.parametrize("fault_server", ["stall"], indirect=True)
 def test_stalled_refresh_serves_a_still_valid_key_with_a_warning(
-    kb_env: KbEnv, fault_server: FaultServer
+    kb_env: KbEnv, fault_server: FaultProxy
 ) -> None:
     """Advisory window (remaining between T+m and T+m+advisory): the refresh stalls, the
     cached key is served with a warning, and the call still ends within its deadline."""
@@ -304,7 +243,7 @@ def test_stalled_refresh_serves_a_still_valid_key_with_a_warning(
 
 @pytest.mark.parametrize("fault_server", ["stall"], indirect=True)
 def test_stalled_refresh_in_the_mandatory_window_serves_the_still_valid_key(
-    kb_env: KbEnv, fault_server: FaultServer
+    kb_env: KbEnv, fault_server: FaultProxy
 ) -> None:
     """Issue 14: inside T + margin a stalled refresh serves the key that is still valid for
     minutes (with a warning) instead of failing the session."""
@@ -330,7 +269,7 @@ def test_stalled_refresh_in_the_mandatory_window_serves_the_still_valid_key(
 )
 @pytest.mark.parametrize("fault_server", ["stall"], indirect=True)
 def test_stalled_refresh_never_serves_an_expired_or_too_short_key(
-    kb_env: KbEnv, fault_server: FaultServer, fetched_ago: int, expires_in: int, why: str
+    kb_env: KbEnv, fault_server: FaultProxy, fetched_ago: int, expires_in: int, why: str
 ) -> None:
     stalling_command_profile(kb_env, fault_server)
     now = time.time()
@@ -341,12 +280,12 @@ def test_stalled_refresh_never_serves_an_expired_or_too_short_key(
     assert elapsed < DEADLINE + SLACK, (why, elapsed)
 
 
-@pytest.mark.parametrize("fault_server", ["stall", "reset", "500", "429"], indirect=True)
-def test_vault_source_against_a_broken_server(kb_env: KbEnv, fault_server: FaultServer) -> None:
+@pytest.mark.parametrize("broken_server", ["stall", "reset", "500", "429"], indirect=True)
+def test_vault_source_against_a_broken_server(kb_env: KbEnv, broken_server: str) -> None:
     """The real vault source (hvac over HTTP) against each fault: cold → exit 3 in time;
     with a cached key in its advisory window → that key, with a warning."""
     kb_env.write_config(
-        f'[profiles.v]\nsource = "vault"\naddr = "{fault_server.url}"\n'
+        f'[profiles.v]\nsource = "vault"\naddr = "{broken_server}"\n'
         'path = "litellm"\nfield = "key"\n'
     )
     env = dict(kb_env, KEYBROKER_TIMEOUT=str(DEADLINE), VAULT_TOKEN="hvs.fault-token-0001")
@@ -375,7 +314,7 @@ def test_vault_source_against_a_broken_server(kb_env: KbEnv, fault_server: Fault
 
 def test_entry_from_the_future_is_distrusted_and_refetched(kb_env: KbEnv) -> None:
     """The clock went back an hour after the fetch: the entry is not served, a new key is."""
-    counter = minting_profile(kb_env)
+    counter = minting_profile(kb_env, mint=RANDOM_KEY)
     now = time.time()
     plant(kb_env, "p", "sk-from-the-future", now + 3600, now + 7200)
     result = run(["keybroker", "get", "p"], kb_env)
@@ -385,7 +324,7 @@ def test_entry_from_the_future_is_distrusted_and_refetched(kb_env: KbEnv) -> Non
 
 
 def test_clock_jumped_past_expiry_refetches(kb_env: KbEnv) -> None:
-    counter = minting_profile(kb_env)
+    counter = minting_profile(kb_env, mint=RANDOM_KEY)
     now = time.time()
     plant(kb_env, "p", "sk-long-expired", now - 90000, now - 86400)
     result = run(["keybroker", "get", "p"], kb_env)
@@ -434,7 +373,7 @@ def test_full_cache_dir_still_prints_the_key_with_a_warning(kb_env: KbEnv) -> No
     otherwise a file-size limit of 0 (RLIMIT_FSIZE), which fails the same writes with EFBIG.
     Under the limit the upstream script could not write its counter either, so that variant
     uses the built-in demo source and checks the key changes (nothing was cached)."""
-    counter = minting_profile(kb_env)
+    counter = minting_profile(kb_env, mint=RANDOM_KEY)
     run(["keybroker", "get", "demo"], kb_env)  # data key and cache dir exist already
     cache_dir = kb_env.cache_dir
     for path in cache_dir.iterdir():
@@ -469,7 +408,7 @@ def test_full_cache_dir_still_prints_the_key_with_a_warning(kb_env: KbEnv) -> No
 
 def test_read_only_cache_dir_still_prints_the_key_with_a_warning(kb_env: KbEnv) -> None:
     """Read-only: a read-only bind mount as root (root ignores mode bits), else mode 0500."""
-    counter = minting_profile(kb_env)
+    counter = minting_profile(kb_env, mint=RANDOM_KEY)
     as_root = os.geteuid() == 0
     run(["keybroker", "get", "demo"], kb_env)
     cache_dir = kb_env.cache_dir

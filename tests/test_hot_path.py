@@ -6,8 +6,6 @@ Speed itself is measured in benchmarks/, not asserted here; this pins the import
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Mapping
 from typing import Any
 from unittest.mock import patch
@@ -16,6 +14,7 @@ from freezegun import freeze_time
 
 from keybroker import config
 from keybroker.cache.store import Cache
+from keybroker.cli.common import load_config
 from keybroker.config import index
 from keybroker.fastpath import main as fast
 from keybroker.fastpath import reasons
@@ -23,63 +22,32 @@ from keybroker.resolve import resolve
 from keybroker.sources import base
 from tests import scripted
 from tests.conftest import KbEnv
+from tests.fixtures.modules import FULL_PATH_MODULES, HEAVY, loaded_modules
 from tests.kb import run
-
-HEAVY = ("click", "boto3", "botocore", "hvac", "keyring", "requests", "tomllib", "platformdirs")
-
-PROBE = f"""
-import sys
-from keybroker.cli.{{module}} import {{func}}
-sys.argv = {{argv!r}}
-code = {{func}}()
-loaded = [m for m in {HEAVY!r} if m in sys.modules]
-sys.stderr.write("LOADED=" + ",".join(loaded) + "\\n")
-sys.exit(code)
-"""
-
-
-def probe(kb_env: KbEnv, module: str, func: str, argv: list[str]) -> list[str]:
-    code = PROBE.format(module=module, func=func, argv=argv)
-    proc = subprocess.run([sys.executable, "-c", code], env=kb_env, capture_output=True,
-                          stdin=subprocess.DEVNULL, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr
-    line = proc.stderr.decode().strip().splitlines()[-1]
-    assert line.startswith("LOADED="), proc.stderr
-    return [m for m in line[len("LOADED="):].split(",") if m]
 
 
 def test_get_hit_imports_nothing_heavy(kb_env: KbEnv) -> None:
     kb_env.write_config('[profiles.x]\nsource = "env"\nvar = "X"\n')  # a config to index
     assert run(["keybroker", "get", "demo"], kb_env).code == 0  # miss: fills cache and index
-    assert probe(kb_env, "entry", "main", ["keybroker", "get", "demo"]) == []
+    assert loaded_modules(kb_env, ["keybroker", "get", "demo"]).modules == []
 
 
 def test_keychain_hit_does_not_import_keyring(keychain_env: KbEnv) -> None:
     keychain_env.write_config('[profiles.kc]\nsource = "keychain"\nservice = "hot"\n')
     run(["keybroker", "keychain", "set", "hot"], keychain_env, stdin=b"sk-hot-1\n")
     assert run(["keybroker", "get", "kc"], keychain_env).code == 0
-    assert probe(keychain_env, "entry", "main", ["keybroker", "get", "kc"]) == []
+    assert loaded_modules(keychain_env, ["keybroker", "get", "kc"]).modules == []
     # the first standalone call of a command line takes the full path and indexes it
     assert run(["keybroker-keychain", "--service", "hot"], keychain_env).code == 0
-    loaded = probe(keychain_env, "entry", "keychain_main",
-                   ["keybroker-keychain", "--service", "hot"])
-    assert loaded == []
-
-
-# (pathlib is not listed: cryptography itself imports it, so it is part of the floor)
-FULL_PATH_MODULES = ("keybroker.resolve", "keybroker.config", "keybroker.sources",
-                     "keybroker.sources.base", "keybroker.sources.demo", "dataclasses",
-                     "hashlib", "json", "argparse")
+    loaded = loaded_modules(keychain_env, ["keybroker-keychain", "--service", "hot"],
+                            func="keychain_main")
+    assert loaded.modules == []
 
 
 def test_hit_is_served_without_the_full_machinery(kb_env: KbEnv) -> None:
     assert run(["keybroker", "get", "demo"], kb_env).code == 0
-    code = PROBE.format(module="entry", func="main", argv=["keybroker", "get", "demo"])
-    code = code.replace(repr(HEAVY), repr(FULL_PATH_MODULES))
-    proc = subprocess.run([sys.executable, "-c", code], env=kb_env, capture_output=True,
-                          stdin=subprocess.DEVNULL, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.decode().strip().splitlines()[-1] == "LOADED="
+    loaded = loaded_modules(kb_env, ["keybroker", "get", "demo"], FULL_PATH_MODULES)
+    assert loaded.modules == []
 
 
 def test_config_change_is_seen_at_once(kb_env: KbEnv) -> None:
@@ -105,7 +73,7 @@ def test_index_remembers_entry_ids_per_environment(kb_env: KbEnv) -> None:
             for addr in ("https://a.example", "https://b.example"):
                 env = dict(kb_env, SCRIPTED_ADDR=addr)
                 cache = Cache.open(env)
-                cfg = config.load_fast(env, cache.root)
+                cfg = load_config(env, cache)
                 resolve(config.request_for(cfg, "s", env), env, cache=cache)
                 with patch.dict(os.environ, env, clear=True):
                     probe = fast.try_get({"profile": "s"}, 0.0)
@@ -139,14 +107,9 @@ def test_standalone_hits_skip_the_full_machinery(keychain_env: KbEnv) -> None:
         ["keybroker-keychain", "--service=solo-hot", "--username", "keybroker"],
         ["keybroker-keychain", "--profile", "kc"],
     ):
-        code = PROBE.format(module="entry", func="keychain_main", argv=argv)
-        code = code.replace(repr(HEAVY), repr(heavy))
-        proc = subprocess.run([sys.executable, "-c", code], env=keychain_env,
-                              capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
-                              check=False)
-        assert proc.returncode == 0, proc.stderr
-        assert proc.stdout == b"sk-solo-1\n"
-        assert proc.stderr.decode().strip().splitlines()[-1] == "LOADED=", (argv, proc.stderr)
+        loaded = loaded_modules(keychain_env, argv, heavy, func="keychain_main")
+        assert loaded.out == b"sk-solo-1\n"
+        assert loaded.modules == [], (argv, loaded.err)
 
 
 def test_standalone_profile_of_another_source_is_still_an_error(kb_env: KbEnv) -> None:

@@ -16,20 +16,23 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 import keybroker
 from tests.conftest import KbEnv
-from tests.kb import IN_CI, isolated_env, run
+from tests.fixtures.install import (
+    REPO,
+    fresh_copy,
+    machine_install_env,
+    run_in,
+    script_module,
+)
+from tests.kb import isolated_env, run
 
-REPO = Path(__file__).resolve().parent.parent
-SYSTEM_PYTHON = Path("/usr/bin/python3")
 SOURCES = ("vault", "aws", "keychain", "oidc")
 DEMO_KEY = re.compile(rb"kb-demo-[0-9a-f]+\n")
 
@@ -102,18 +105,9 @@ def test_standalone_version_is_not_swallowed_by_the_hit_path(
 # --- the wheel's contents --------------------------------------------------------------------
 
 
-def _check_package() -> ModuleType:
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import check_package  # noqa: PLC0415
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
-    return check_package
-
-
 @pytest.mark.slow
 def test_wheel_lists_every_module_and_a_broken_wheel_is_caught(tmp_path: Path) -> None:
-    check_package = _check_package()
+    check_package = script_module("check_package")
     proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path),
                            str(REPO)], capture_output=True, check=False, timeout=600)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
@@ -159,60 +153,6 @@ def test_readme_first_command_installs_and_second_is_the_test_command() -> None:
     assert ci.rstrip().endswith("exec ./scripts/test")
 
 
-def externally_managed(python: Path) -> bool:
-    """pip refuses to install into ``python`` (PEP 668), or it has the marker and no pip."""
-    proc = subprocess.run([str(python), "-m", "pip", "install", "--dry-run", "keybroker-x"],
-                          capture_output=True, check=False, timeout=120)
-    if b"externally-managed-environment" in proc.stdout + proc.stderr:
-        return True
-    marker = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path("
-                             "'stdlib'))"], capture_output=True, check=True, text=True)
-    no_pip = b"No module named pip" in proc.stderr
-    return no_pip and (Path(marker.stdout.strip()) / "EXTERNALLY-MANAGED").exists()
-
-
-def fresh_copy(dest: Path) -> Path:
-    """The tracked files of this checkout as they are on disk: what a fresh clone holds."""
-    listing = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
-                             check=True).stdout.decode().split("\0")
-    for name in filter(None, listing):
-        src = REPO / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    return dest
-
-
-@pytest.fixture
-def pep668_env(tmp_path: Path) -> dict[str, str]:
-    """HOME/XDG in tmp; PATH: Debian's python3, sh and dirname only; pip/venv unimportable."""
-    if not SYSTEM_PYTHON.exists() or not externally_managed(SYSTEM_PYTHON):
-        if IN_CI:
-            pytest.fail(f"{SYSTEM_PYTHON} is not an externally managed (PEP 668) interpreter")
-        pytest.skip(f"{SYSTEM_PYTHON} is not an externally managed (PEP 668) interpreter")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "python3").symlink_to(SYSTEM_PYTHON)
-    for tool in ("sh", "dirname"):
-        found = shutil.which(tool, path="/usr/bin:/bin")
-        assert found, tool
-        (bin_dir / tool).symlink_to(found)
-    poison = tmp_path / "no-pip-no-venv"
-    poison.mkdir()
-    for module in ("pip", "venv", "ensurepip"):
-        (poison / f"{module}.py").write_text(
-            f"raise ImportError('{module} is not installed (stock Debian)')\n")
-    env = {k: v for k, v in isolated_env(tmp_path / "user").items()
-           if not k.startswith(("UV_", "PIPX_", "PYENV", "VIRTUAL_ENV", "PYTHON", "CONDA"))}
-    env.update(PATH=str(bin_dir), PYTHONPATH=str(poison))
-    for tool in ("uv", "pipx", "pip", "pip3"):
-        assert shutil.which(tool, path=env["PATH"]) is None
-    proc = subprocess.run(["python3", "-c", "import venv"], env=env, capture_output=True,
-                          check=False)
-    assert b"venv is not installed" in proc.stderr
-    return env
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_readme_install_on_externally_managed_python(
@@ -229,7 +169,7 @@ def test_readme_install_on_externally_managed_python(
     command = first.split("&& cd keybroker &&", 1)[1].strip()
 
     started = time.monotonic()
-    result = _run_in(repo, command, env)
+    result = run_in(repo, command, env)
     took = time.monotonic() - started
     sys.stderr.write(f"\ninstall from a fresh copy took {took:.1f} s\n")
     assert result.returncode == 0, result.stderr.decode()[-3000:]
@@ -253,7 +193,7 @@ def test_readme_install_on_externally_managed_python(
     init = repo / "src" / "keybroker" / "__init__.py"
     init.write_text(init.read_text().replace(
         f'__version__ = "{keybroker.__version__}"', '__version__ = "99.0.0"'))
-    upgraded = _run_in(repo, command, env)
+    upgraded = run_in(repo, command, env)
     assert upgraded.returncode == 0, upgraded.stderr.decode()[-3000:]
     assert b"fetching uv" not in upgraded.stderr  # the bootstrapped uv is reused
     version = subprocess.run([str(bin_keybroker.parent / "keybroker-vault"), "--version"],
@@ -263,7 +203,7 @@ def test_readme_install_on_externally_managed_python(
     # A uv on PATH is preferred to the bootstrapped one.
     bootstrapped = next(Path(env["XDG_DATA_HOME"]).glob("keybroker-install/uv-*/uv"))
     (Path(env["PATH"]) / "uv").symlink_to(bootstrapped)
-    with_uv = _run_in(repo, command, env)
+    with_uv = run_in(repo, command, env)
     assert with_uv.returncode == 0, with_uv.stderr.decode()[-3000:]
     assert f"$ {Path(env['PATH']) / 'uv'} tool install".encode() in with_uv.stderr
     assert DEMO_KEY.fullmatch(with_uv.stdout), with_uv.stdout
@@ -304,7 +244,7 @@ def test_scripts_test_setup_on_externally_managed_python(
     setup = next(line for line in (repo / "scripts" / "test").read_text().splitlines()
                  if "--dev-venv" in line)
     started = time.monotonic()
-    made = _run_in(repo, setup, pep668_env)
+    made = run_in(repo, setup, pep668_env)
     sys.stderr.write(f"\nscripts/test's venv from a fresh copy took "
                      f"{time.monotonic() - started:.1f} s\n")
     assert made.returncode == 0, made.stderr.decode()[-3000:]
@@ -334,11 +274,6 @@ def test_other_user_is_made_when_sbin_is_off_path(
     user = request.getfixturevalue("other_user")  # root: made; else the fixture's own rule
     assert isinstance(user, OsUser)
     assert user.uid != os.geteuid()
-
-
-def _run_in(repo: Path, command: str, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["sh", "-c", command], cwd=repo, env=env, capture_output=True,
-                          check=False, timeout=850)
 
 
 PLAIN_TAG = "manylinux_2_17_x86_64.manylinux2014_x86_64"
@@ -404,7 +339,7 @@ def test_installer_refuses_a_wheel_whose_digest_does_not_match(
 
 def test_installer_refuses_a_pinned_version_served_with_another_digest(tmp_path: Path) -> None:
     """For the pinned uv version, a mirror's consistent but different file is refused too."""
-    version = _installer_module().UV_VERSION
+    version = script_module("install").UV_VERSION
     proc = run_installer(tmp_path, version, fake_index(tmp_path, version, None),
                          "UV_DEFAULT_INDEX")
     assert b"is not the one pinned in this script" in proc.stderr, proc.stderr
@@ -418,7 +353,7 @@ def test_installer_never_runs_an_unpinned_file_under_another_platform_tag(
     passed "sha256 verified" on the index's word and ran. Now only files with a pinned digest
     are candidates; here the genuine name carries a tampered file too, so it is refused by its
     pin."""
-    install = _installer_module()
+    install = script_module("install")
     version = install.UV_VERSION
     best = install.platform_tags()[0]  # glibc: manylinux_<this glibc>_<arch>, ranked first
     if re.escape(best) != best:
@@ -462,7 +397,7 @@ def test_installer_path_note_says_what_is_wrong(
     tmp_path: Path, path: str, expected: str | None
 ) -> None:
     """Issue 22: "not first on PATH" was said when the directory was not on PATH at all."""
-    install = _installer_module()
+    install = script_module("install")
     dirs = {name: tmp_path / name for name in ("bin", "shadow", "other")}
     for name in ("bin", "shadow"):
         dirs[name].mkdir()
@@ -476,50 +411,30 @@ def test_installer_path_note_says_what_is_wrong(
     assert note == (expected.format(**fill) if expected else None)
 
 
-def _installer_module() -> ModuleType:
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import install  # noqa: PLC0415
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
-    return install
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
 def test_per_machine_install_serves_another_user(
-    pep668_env: dict[str, str], tmp_path: Path
+    pep668_env: dict[str, str], machine_dir: Path, tmp_path: Path
 ) -> None:
     """docs/rollout.md's per-machine install (as root, UV_TOOL_DIR/UV_TOOL_BIN_DIR) runs for
     an unprivileged user who has no config of their own."""
-    shared = Path(tempfile.mkdtemp(prefix="kb-machine-"))  # outside pytest's private tmp
-    try:
-        shared.chmod(0o755)
-        # The tool's venv links to the python3 that ran the installer: one every user reaches.
-        machine_bin = shared / "pybin"
-        machine_bin.mkdir()
-        for tool in Path(pep668_env["PATH"]).iterdir():
-            (machine_bin / tool.name).symlink_to(tool.resolve())
-        env = dict(pep668_env, PATH=str(machine_bin), UV_TOOL_DIR=str(shared / "tools"),
-                   UV_TOOL_BIN_DIR=str(shared / "bin"),
-                   UV_PYTHON_INSTALL_DIR=str(shared / "python"))
-        repo = fresh_copy(tmp_path / "keybroker")
-        result = _run_in(repo, "./install.sh --no-demo", env)
-        assert result.returncode == 0, result.stderr.decode()[-3000:]
-        assert result.stdout == b""
-        user_home = shared / "home-nobody"
-        user_home.mkdir()
-        shutil.chown(user_home, "nobody")
-        command = (f"HOME={user_home} XDG_CACHE_HOME={user_home}/c XDG_DATA_HOME={user_home}/d "
-                   f"XDG_CONFIG_HOME={user_home}/cfg {shared}/bin/keybroker get demo")
-        other = subprocess.run(["su", "nobody", "-s", "/bin/sh", "-c", command],
-                               capture_output=True, check=False, timeout=120,
-                               env={"PATH": "/usr/bin:/bin"})
-        assert DEMO_KEY.fullmatch(other.stdout), other
-        assert not (shared / "tools").stat().st_mode & 0o022  # not writable by others
-    finally:
-        shutil.rmtree(shared)
+    env = machine_install_env(pep668_env, machine_dir)
+    shared = machine_dir
+    repo = fresh_copy(tmp_path / "keybroker")
+    result = run_in(repo, "./install.sh --no-demo", env)
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    assert result.stdout == b""
+    user_home = shared / "home-nobody"
+    user_home.mkdir()
+    shutil.chown(user_home, "nobody")
+    command = (f"HOME={user_home} XDG_CACHE_HOME={user_home}/c XDG_DATA_HOME={user_home}/d "
+               f"XDG_CONFIG_HOME={user_home}/cfg {shared}/bin/keybroker get demo")
+    other = subprocess.run(["su", "nobody", "-s", "/bin/sh", "-c", command],
+                           capture_output=True, check=False, timeout=120,
+                           env={"PATH": "/usr/bin:/bin"})
+    assert DEMO_KEY.fullmatch(other.stdout), other
+    assert not (shared / "tools").stat().st_mode & 0o022  # not writable by others
 
 
 @pytest.mark.slow
@@ -534,7 +449,7 @@ def test_install_with_pipx_when_pipx_is_on_path(pep668_env: dict[str, str], tmp_
     env = dict(pep668_env)
     (Path(env["PATH"]) / "pipx").symlink_to(tools / "bin" / "pipx")
     repo = fresh_copy(tmp_path / "keybroker")
-    result = _run_in(repo, "./install.sh", env)
+    result = run_in(repo, "./install.sh", env)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     assert b"pipx install --force" in result.stderr
     assert b"fetching uv" not in result.stderr

@@ -34,9 +34,9 @@ from keybroker.cache.proc_windows import (
 )
 from keybroker.cache.proctable import NoTable
 from tests.conftest import KbEnv
-from tests.kb import exe
+from tests.fixtures.fake_claude import RUNNER
+from tests.kb import exe, fetches, minting_profile
 from tests.process_fakes import FakeTable
-from tests.test_callers import RUNNER, fetches, minting
 
 HELPER = "/home/jane/.local/bin/keybroker get litellm"
 ME = 400  # the helper's Python in every tree below
@@ -347,7 +347,7 @@ def hidden_proc(argv: list[str], env: dict[str, str]) -> subprocess.CompletedPro
 def test_with_proc_hidden_a_rerun_after_a_401_is_reported_in_doctor_and_events(
         kb_env: KbEnv) -> None:
     """Before: the stand-in Claude got the refused key back, and nothing said why."""
-    counter = minting(kb_env)
+    counter = minting_profile(kb_env)
     link = kb_env.base / "claude"
     link.symlink_to(sys.executable)
     helper = f"{exe('keybroker')} get p"

@@ -1,28 +1,25 @@
 """Hostile and broken servers: what keybroker sends them and how much of their answer it reads.
 
-Stand-ins on 127.0.0.1 play a Vault, an OIDC provider and an AWS endpoint that redirect the
-token elsewhere, answer JSON nested 100000 deep, or stream 100 MB. The real executables run
-against them (tests/kb.py): every case ends with its exit code and one clear line, never a
-traceback, with the token never arriving where it must not and memory bounded (the child's
-max RSS is measured by a wrapper process, so other children of pytest do not count).
+Stand-ins on 127.0.0.1 (tests/fixtures/standin.py) play a Vault, an OIDC provider and an AWS
+endpoint that redirect the token elsewhere, answer JSON nested 100000 deep, or stream
+100 MB. The real executables run against them (tests/kb.py): every case ends with its exit
+code and one clear line, never a traceback, with the token never arriving where it must not
+and memory bounded (the child's max RSS is measured by a wrapper process, so other children
+of pytest do not count).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import KbEnv
+from tests.fixtures.standin import Reply, Seen, StandIn, self_signed
 from tests.kb import Result, assert_fails, assert_key, exe, run
 
 TOKEN = "hvs.redirect-victim-token-0123456789"
@@ -33,82 +30,33 @@ HUGE = 100 * 1024 * 1024
 RSS_LIMIT_KB = 150 * 1024
 
 
-class StandIn:
-    """One HTTP server on 127.0.0.1 whose answers a test scripts, recording what it got."""
-
-    def __init__(self, answer: Callable[[BaseHTTPRequestHandler], None]) -> None:
-        self.seen: list[tuple[str, str, dict[str, str]]] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _any(self) -> None:
-                owner.seen.append((self.command, self.path, dict(self.headers.items())))
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                # the client may stop reading: what a bounded reader does
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    answer(self)
-
-            do_GET = do_POST = do_PUT = _any
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def kv2(value: str) -> Reply:
+    return Reply(200, {"data": {"data": {"key": value}, "metadata": {"version": 1}}})
 
 
-@pytest.fixture
-def stand_ins() -> Iterator[Callable[[Callable[[BaseHTTPRequestHandler], None]], StandIn]]:
-    started: list[StandIn] = []
-
-    def start(answer: Callable[[BaseHTTPRequestHandler], None]) -> StandIn:
-        server = StandIn(answer)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.close()
+DEEP_ANSWER = Reply(200, b'{"data":' + b"[" * DEEP + b"]" * DEEP + b"}")
 
 
-def send_json(handler: BaseHTTPRequestHandler, body: bytes, status: int = 200) -> None:
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
-def kv2(value: str) -> bytes:
-    return json.dumps({"data": {"data": {"key": value}, "metadata": {"version": 1}}}).encode()
-
-
-def deep_answer(handler: BaseHTTPRequestHandler) -> None:
-    send_json(handler, b'{"data":' + b"[" * DEEP + b"]" * DEEP + b"}")
-
-
-def huge_answer(handler: BaseHTTPRequestHandler) -> None:
-    """100 MB of one JSON string, close-delimited (no Content-Length to refuse it by)."""
-    handler.send_response(200)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Connection", "close")
-    handler.end_headers()
-    handler.wfile.write(b'{"data":{"data":{"key":"')
+def huge(head: bytes, tail: bytes) -> Iterator[bytes]:
+    """100 MB of one JSON string between ``head`` and ``tail``."""
+    yield head
     chunk = b"a" * (1024 * 1024)
     for _ in range(HUGE // len(chunk)):
-        handler.wfile.write(chunk)
-    handler.wfile.write(b'"}}}')
-    handler.close_connection = True
+        yield chunk
+    yield tail
+
+
+def huge_answer(seen: Seen) -> Reply:
+    """100 MB of one JSON string, close-delimited (no Content-Length to refuse it by)."""
+    return Reply(200, huge(b'{"data":{"data":{"key":"', b'"}}}'))
+
+
+def redirect(location: str) -> Reply:
+    return Reply(307, b"", {"Location": location})
+
+
+def html_page(status: int, page: bytes) -> Reply:
+    return Reply(status, page, {"Content-Type": "text/html"})
 
 
 def measured(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[Result, int]:
@@ -139,17 +87,10 @@ VAULT_GET = ["keybroker-vault", "--path", "x", "--field", "key", "--no-cache"]
 
 
 def test_vault_token_never_follows_a_redirect_to_another_origin(
-    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
-    elsewhere = stand_ins(lambda h: send_json(h, kv2(KEY)))
-
-    def redirect(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(307)
-        handler.send_header("Location", elsewhere.url + handler.path)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-
-    hostile = stand_ins(redirect)
+    elsewhere = stand_in(kv2(KEY))
+    hostile = stand_in(lambda seen: redirect(elsewhere.url + seen.target))
     result = run(VAULT_GET, vault_env(kb_env, hostile.url))
     assert result.err == (
         f"keybroker: vault: {hostile.url}: redirected to another origin ({elsewhere.url}); "
@@ -157,35 +98,27 @@ def test_vault_token_never_follows_a_redirect_to_another_origin(
         "node, or the load balancer in front of all nodes), not at one that redirects\n"
     ).encode()
     assert_fails(result, 3, secrets=[TOKEN])
-    assert [path for _, path, _ in hostile.seen] == ["/v1/secret/data/x"]
+    assert hostile.paths == ["/v1/secret/data/x"]
     assert elsewhere.seen == []  # the token never left for the other origin
 
 
 def test_vault_same_origin_redirect_is_followed(
-    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
-    def answer(handler: BaseHTTPRequestHandler) -> None:
-        if handler.path == "/v1/secret/data/x":
-            handler.send_response(307)
-            handler.send_header("Location", "/v1/secret/data/moved")
-            handler.send_header("Content-Length", "0")
-            handler.end_headers()
-        else:
-            send_json(handler, kv2(KEY))
-
-    server = stand_ins(answer)
+    server = stand_in({"/v1/secret/data/x": redirect("/v1/secret/data/moved"),
+                       "/v1/secret/data/moved": kv2(KEY)})
     assert_key(run(VAULT_GET, vault_env(kb_env, server.url)), KEY)
-    assert [path for _, path, _ in server.seen] == ["/v1/secret/data/x", "/v1/secret/data/moved"]
-    assert all(headers.get("X-Vault-Token") == TOKEN for _, _, headers in server.seen)
+    assert server.paths == ["/v1/secret/data/x", "/v1/secret/data/moved"]
+    assert all(seen.headers.get("X-Vault-Token") == TOKEN for seen in server.seen)
 
 
 # --- answers bounded in depth and size ---
 
 
 def test_vault_answer_nested_100000_deep_is_exit_6(
-    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
-    server = stand_ins(deep_answer)
+    server = stand_in(DEEP_ANSWER)
     result = run(VAULT_GET, vault_env(kb_env, server.url))
     assert_fails(result, 6, "the answer's JSON nests deeper than 64 levels; refused",
                  secrets=[TOKEN])
@@ -193,9 +126,9 @@ def test_vault_answer_nested_100000_deep_is_exit_6(
 
 
 def test_vault_answer_of_100_mb_is_exit_6_quickly_with_bounded_memory(
-    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
-    server = stand_ins(huge_answer)
+    server = stand_in(huge_answer)
     began = time.monotonic()
     result, rss_kb = measured([exe(VAULT_GET[0]), *VAULT_GET[1:]], vault_env(kb_env, server.url))
     took = time.monotonic() - began
@@ -205,16 +138,10 @@ def test_vault_answer_of_100_mb_is_exit_6_quickly_with_bounded_memory(
 
 
 def test_vault_declared_length_over_the_bound_is_refused_before_reading(
-    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
-    def declared(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(HUGE))
-        handler.end_headers()
-        handler.wfile.write(b"{")  # and then nothing: a reader that waited would time out
-
-    server = stand_ins(declared)
+    # "{" and then nothing: a reader that waited would time out
+    server = stand_in(Reply(200, b"{", {"Content-Length": str(HUGE)}))
     began = time.monotonic()
     result = run(VAULT_GET, vault_env(kb_env, server.url))
     assert_fails(result, 6, "larger than 1024 KiB")
@@ -230,26 +157,24 @@ def oidc_env(kb_env: KbEnv, issuer: str) -> dict[str, str]:
 
 
 def test_oidc_discovery_nested_100000_deep_is_exit_6(
-    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
-    server = stand_ins(deep_answer)
+    server = stand_in(DEEP_ANSWER)
     result = run(["keybroker", "get", "gw", "--no-cache"], oidc_env(kb_env, server.url))
     assert_fails(result, 6, f"oidc: discovery for {server.url}: the answer's JSON nests deeper",
                  secrets=["oidc-client-secret-0123456789"])
 
 
 def test_oidc_token_answer_of_100_mb_is_exit_6_with_bounded_memory(
-    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
-    def provider(handler: BaseHTTPRequestHandler) -> None:
-        if handler.path.startswith("/.well-known/"):
-            issuer = f"http://{handler.headers['Host']}"
-            send_json(handler, json.dumps({"issuer": issuer,
-                                           "token_endpoint": issuer + "/token"}).encode())
-        else:
-            huge_answer(handler)
+    def provider(seen: Seen) -> Reply:
+        if seen.path.startswith("/.well-known/"):
+            issuer = f"http://{seen.headers['Host']}"
+            return Reply(200, {"issuer": issuer, "token_endpoint": issuer + "/token"})
+        return huge_answer(seen)
 
-    server = stand_ins(provider)
+    server = stand_in(provider)
     result, rss_kb = measured([exe("keybroker"), "get", "gw", "--no-cache"],
                               oidc_env(kb_env, server.url))
     assert_fails(result, 6, "token request: the answer is larger than 1024 KiB",
@@ -267,30 +192,19 @@ AWS_GET = ["keybroker-aws", "--secret-id", "s", "--no-cache"]
 
 
 def test_aws_answer_nested_100000_deep_is_exit_6(
-    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
-    server = stand_ins(deep_answer)
+    server = stand_in(DEEP_ANSWER)
     result = run([*AWS_GET, "--endpoint-url", server.url], aws_env(kb_env, server.url))
     assert_fails(result, 6, "the answer's JSON nests deeper than 64 levels",
                  secrets=["aws-secret-never-shown-0123456789"])
 
 
 def test_aws_answer_of_100_mb_is_exit_6_with_bounded_memory(
-    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
-    def huge_secret(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/x-amz-json-1.1")
-        handler.send_header("Connection", "close")
-        handler.end_headers()
-        handler.wfile.write(b'{"Name":"s","SecretString":"')
-        chunk = b"a" * (1024 * 1024)
-        for _ in range(HUGE // len(chunk)):
-            handler.wfile.write(chunk)
-        handler.wfile.write(b'"}')
-        handler.close_connection = True
-
-    server = stand_ins(huge_secret)
+    server = stand_in(lambda seen: Reply(200, huge(b'{"Name":"s","SecretString":"', b'"}'),
+                                         {"Content-Type": "application/x-amz-json-1.1"}))
     result, rss_kb = measured([exe(AWS_GET[0]), *AWS_GET[1:], "--endpoint-url", server.url],
                               aws_env(kb_env, server.url))
     assert_fails(result, 6, "the answer is larger than 1024 KiB",
@@ -299,12 +213,11 @@ def test_aws_answer_of_100_mb_is_exit_6_with_bounded_memory(
 
 
 def test_a_secret_string_nested_100000_deep_is_exit_6(
-    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
     """The secret itself (a JSON SecretString, read for its field) nests absurdly deep."""
     inner = "[" * 5000 + "]" * 5000
-    server = stand_ins(lambda h: send_json(h, json.dumps(
-        {"Name": "s", "SecretString": '{"key": ' + inner + "}"}).encode()))
+    server = stand_in(Reply(200, {"Name": "s", "SecretString": '{"key": ' + inner + "}"}))
     result = run([*AWS_GET, "--endpoint-url", server.url, "--field", "key"],
                  aws_env(kb_env, server.url))
     assert_fails(result, 6, "the secret's JSON: the answer's JSON nests deeper")
@@ -323,47 +236,11 @@ def test_origins_compare_scheme_host_and_port() -> None:
 # --- TLS: VAULT_SKIP_VERIFY read as Vault reads it; a plain-HTTP server named as such ---
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key (PEM files in ``directory``)."""
-    import ipaddress  # noqa: PLC0415
-    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
-
-    from cryptography import x509  # noqa: PLC0415
-    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-    from cryptography.x509.oid import NameOID  # noqa: PLC0415
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hostile-self-signed")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1)).not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_file, key_file
-
-
 @pytest.fixture
-def tls_stand_in(tmp_path: Path, stand_ins: Callable[..., StandIn]) -> StandIn:
+def tls_stand_in(tmp_path: Path, stand_in: Callable[..., StandIn]) -> StandIn:
     """A Vault stand-in behind a self-signed certificate, serving KEY to anyone."""
-    import ssl  # noqa: PLC0415
-
-    server = stand_ins(lambda h: send_json(h, kv2(KEY)))
-    cert_file, key_file = self_signed(tmp_path)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
-    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
-    server.url = server.url.replace("http://", "https://")
-    return server
+    context, _ = self_signed(tmp_path)
+    return stand_in(kv2(KEY), tls=context)
 
 
 @pytest.mark.parametrize("value", ["FALSE", "f", "F", "0", "false", "False", ""])
@@ -403,9 +280,9 @@ def test_skip_verify_unknown_value_is_a_config_error_naming_it(
 
 
 def test_https_address_of_a_plain_http_server_says_so(
-    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
-    server = stand_ins(lambda h: send_json(h, kv2(KEY)))
+    server = stand_in(kv2(KEY))
     addr = server.url.replace("http://", "https://")
     result = run(VAULT_GET, vault_env(kb_env, addr))
     assert result.err == (
@@ -421,17 +298,9 @@ def test_https_address_of_a_plain_http_server_says_so(
 
 
 def test_a_server_that_is_not_vault_is_named_as_such(
-    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
-    def web_page(handler: BaseHTTPRequestHandler) -> None:
-        page = b"<!doctype html><title>Not Found</title><h1>Not Found</h1>"
-        handler.send_response(404)
-        handler.send_header("Content-Type", "text/html")
-        handler.send_header("Content-Length", str(len(page)))
-        handler.end_headers()
-        handler.wfile.write(page)
-
-    server = stand_ins(web_page)
+    server = stand_in(html_page(404, b"<!doctype html><title>Not Found</title><h1>Not Found</h1>"))
     result = run(VAULT_GET, vault_env(kb_env, server.url))
     assert result.err == (
         f"keybroker: vault: {server.url} is not a Vault server ({server.url}/v1/sys/health "
@@ -440,15 +309,7 @@ def test_a_server_that_is_not_vault_is_named_as_such(
     ).encode()
     assert_fails(result, 2, secrets=[TOKEN])
 
-    def ok_page(handler: BaseHTTPRequestHandler) -> None:
-        page = b"<!doctype html><title>Welcome</title>"
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/html")
-        handler.send_header("Content-Length", str(len(page)))
-        handler.end_headers()
-        handler.wfile.write(page)
-
-    html = stand_ins(ok_page)
+    html = stand_in(html_page(200, b"<!doctype html><title>Welcome</title>"))
     assert_fails(run(VAULT_GET, vault_env(kb_env, html.url)), 2,
                  f"{html.url} is not a Vault server", secrets=[TOKEN])
     kb_env.write_config('[profiles.x]\nsource = "vault"\npath = "x"\nfield = "key"\n')
@@ -469,9 +330,9 @@ def test_addr_ending_in_v1_is_a_config_error_with_the_fix(kb_env: KbEnv) -> None
 
 
 def test_https_issuer_of_a_plain_http_server_says_so(
-    kb_env: KbEnv, stand_ins: Callable[..., StandIn]
+    kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
-    server = stand_ins(lambda h: send_json(h, b"{}"))
+    server = stand_in(Reply(200, b"{}"))
     issuer = server.url.replace("http://", "https://")
     result = run(["keybroker", "get", "gw", "--no-cache"], oidc_env(kb_env, issuer))
     assert result.err == (

@@ -24,8 +24,8 @@ import pytest
 from tests.conftest import KbEnv
 from tests.fixtures.openbao import OpenBao
 from tests.fixtures.users import OsUser
+from tests.fixtures.vault_setup import child_token, new_key, read_policy, uid, vault_env
 from tests.kb import assert_fails, assert_key, assert_nowhere, exe, plant, run
-from tests.test_vault import bao, child_token, new_key, read_policy, uid, vault_env  # noqa: F401
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX ownership and modes")
 
@@ -47,7 +47,7 @@ def state(profile: str, env: Mapping[str, str]) -> str:
 
 
 def test_a_token_vault_refuses_never_gets_the_cached_key(
-    bao: OpenBao, kb_env: KbEnv  # noqa: F811 - the fixture imported from test_vault
+    bao: OpenBao, kb_env: KbEnv
 ) -> None:
     """Before: the entry was keyed by location only, so any process of the user got the key
     another token had fetched (exit 0), even with no token at all."""
@@ -151,7 +151,7 @@ def test_slow_failing_refresh_never_prints_a_key_that_expired_meanwhile(kb_env: 
 
 @pytest.mark.parametrize("expiry", ["nan", "inf", "-inf", "1e400", "99999999999"])
 def test_non_finite_or_absurd_expiry_is_an_invalid_value(
-    bao: OpenBao, kb_env: KbEnv, expiry: str  # noqa: F811 - the fixture imported from test_vault
+    bao: OpenBao, kb_env: KbEnv, expiry: str
 ) -> None:
     """Before: expires_at = "nan" made the entry fresh forever (exit 0)."""
     path = f"trust/{uid()}"

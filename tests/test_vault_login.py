@@ -17,9 +17,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -27,64 +25,40 @@ from tests.conftest import KbEnv
 from tests.fixtures.oidc_provider import OidcProvider
 from tests.fixtures.openbao import OpenBao
 from tests.fixtures.users import OsUser
-from tests.kb import assert_fails, assert_key, assert_nowhere, exe, run
+from tests.fixtures.vault_setup import SIGN_IN, enable, new_key, read_policy, uid, vault_tokens
+from tests.kb import Result, assert_fails, assert_key, assert_nowhere, exe, run
 
 pytestmark = pytest.mark.integration
 
-SIGN_IN = Path(__file__).resolve().parent / "oidc" / "sign_in.py"
+def login_with_password(profile: str, password: str, env: dict[str, str]) -> Result:
+    """``keybroker login profile --password-stdin``, the password on stdin (one line)."""
+    return run(["keybroker", "login", profile, "--password-stdin"], env,
+               stdin=password.encode() + b"\n")
 
 
-def uid() -> str:
-    return uuid.uuid4().hex[:10]
-
-
-def new_key() -> str:
-    return "sk-" + secrets.token_urlsafe(24)
-
-
-def enable_auth(server: OpenBao, path: str, kind: str) -> None:
-    mounts = server.api("GET", "sys/auth")["data"]
-    if f"{path}/" not in mounts:
-        server.api("POST", f"sys/auth/{path}", {"type": kind})
-
-
-def read_policy(server: OpenBao, path: str) -> str:
-    name = f"ro-{uid()}"
-    server.api("PUT", f"sys/policies/acl/{name}",
-               {"policy": f'path "secret/data/{path}" {{ capabilities = ["read"] }}'})
-    return name
-
-
-def vault_tokens(kb_env: KbEnv) -> list[str]:
-    """The login tokens keybroker cached (decrypted with the test user's data key)."""
-    from keybroker.cache.store import Cache  # noqa: PLC0415
-
-    cache = Cache.open(kb_env)
-    found = []
-    for info in cache.entries():
-        if info.label.startswith("aux:vault:"):
-            entry = cache.read(info.id)
-            assert entry is not None
-            found.append(entry.value)
-    return found
+def userpass_person(openbao: OpenBao, kb_env: KbEnv, profile: str, **ttls: str
+                    ) -> dict[str, str]:
+    """A userpass user who may read one secret (their token's ``ttls``), and a profile
+    ``profile`` for them."""
+    enable(openbao, "auth", "userpass", {"type": "userpass"})
+    path, user, key = f"{profile}-{uid()}", f"dev-{uid()}", new_key()
+    password = "pw-" + secrets.token_hex(12)
+    openbao.kv_put(path, {"key": key})
+    policy = read_policy(openbao, f"secret/data/{path}")
+    openbao.api("POST", f"auth/userpass/users/{user}",
+                {"password": password, "token_policies": [policy], **ttls})
+    kb_env["VAULT_ADDR"] = openbao.addr
+    kb_env.write_config(
+        f'[profiles.{profile}]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
+        f'auth_method = "userpass"\nusername = "{user}"\n'
+    )
+    return {"path": path, "user": user, "password": password, "key": key}
 
 
 @pytest.fixture
 def person(openbao: OpenBao, kb_env: KbEnv) -> dict[str, str]:
-    """A userpass user who may read one secret, and a profile for them."""
-    enable_auth(openbao, "userpass", "userpass")
-    path, user, key = f"team-{uid()}", f"dev-{uid()}", new_key()
-    password = "pw-" + secrets.token_hex(12)
-    openbao.kv_put(path, {"key": key})
-    openbao.api("POST", f"auth/userpass/users/{user}",
-                {"password": password, "token_policies": [read_policy(openbao, path)],
-                 "token_ttl": "1h"})
-    kb_env["VAULT_ADDR"] = openbao.addr
-    kb_env.write_config(
-        f'[profiles.team]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
-        f'auth_method = "userpass"\nusername = "{user}"\n'
-    )
-    return {"path": path, "user": user, "password": password, "key": key}
+    """A userpass user who may read one secret, and a profile ``team`` for them."""
+    return userpass_person(openbao, kb_env, "team", token_ttl="1h")
 
 
 def test_userpass_login_from_stdin_then_helpers_serve_silently(
@@ -107,15 +81,13 @@ def test_userpass_login_from_stdin_then_helpers_serve_silently(
             in doctor.stdout), doctor
     assert "fix: run: keybroker login team" in doctor.stdout
 
-    wrong = run(["keybroker", "login", "team", "--password-stdin"], kb_env,
-                stdin=b"not-the-password\n")
+    wrong = login_with_password("team", "not-the-password", kb_env)
     assert_fails(wrong, 4, f"login refused while logging in with userpass as '{user}' at "
                  f"auth/userpass/login/{user}", "server said: invalid username or password",
                  secrets=["not-the-password"])
     assert_fails(run(["keybroker", "get", "team"], kb_env), 8, "run: keybroker login team")
 
-    login = run(["keybroker", "login", "team", "--password-stdin"], kb_env,
-                stdin=password.encode() + b"\n")
+    login = login_with_password("team", password, kb_env)
     assert login.code == 0, login
     assert login.out == b""
     assert login.err == (
@@ -154,7 +126,7 @@ def test_password_never_from_argv_or_a_missing_terminal(
     in_argv = run(["keybroker", "login", "team", "--password", person["password"]], kb_env)
     assert in_argv.code == 2, in_argv
     assert b"No such option '--password'" in in_argv.err
-    assert_fails(run(["keybroker", "login", "team", "--password-stdin"], kb_env, stdin=b"\n"),
+    assert_fails(login_with_password("team", "", kb_env),
                  2, "empty password")
     assert_fails(run(["keybroker", "login", "team", "--device"], kb_env), 2,
                  "--device is for oidc-source profiles")
@@ -184,8 +156,7 @@ def test_ldap_login_paths_without_an_ldap_server(openbao: OpenBao, kb_env: KbEnv
     assert_fails(run(["keybroker", "get", "corp"], kb_env), 8, "no ldap login as 'jdoe'",
                  "run: keybroker login corp")
     password = "ldap-pw-" + secrets.token_hex(8)
-    result = run(["keybroker", "login", "corp", "--password-stdin"], kb_env,
-                 stdin=password.encode() + b"\n")
+    result = login_with_password("corp", password, kb_env)
     assert result.err == (
         b"keybroker: profile 'corp': vault: permission denied logging in with ldap as 'jdoe' at "
         b"auth/ldap/login/jdoe; is the ldap auth method enabled at auth/ldap? set auth_mount to "
@@ -197,30 +168,6 @@ def test_ldap_login_paths_without_an_ldap_server(openbao: OpenBao, kb_env: KbEnv
 
 
 # --- OIDC: OpenBao's OIDC auth method against the test oidc-provider ---
-
-
-@pytest.fixture(scope="module")
-def oidc_vault(openbao: OpenBao, oidc_provider: OidcProvider) -> dict[str, str]:
-    """OpenBao's oidc method trusting the provider's ``vault-client``; a role and a secret."""
-    enable_auth(openbao, "oidc", "oidc")
-    openbao.api("POST", "auth/oidc/config", {
-        "oidc_discovery_url": oidc_provider.issuer,
-        "oidc_client_id": "vault-client",
-        "oidc_client_secret": oidc_provider.vault_secret,
-        "default_role": "",
-    })
-    path, role = f"sso-{uid()}", f"dev-{uid()}"
-    key = new_key()
-    openbao.kv_put(path, {"key": key})
-    openbao.api("POST", f"auth/oidc/role/{role}", {
-        "role_type": "oidc",
-        "user_claim": "sub",
-        "allowed_redirect_uris": ["http://127.0.0.1:8250/oidc/callback"],
-        "bound_claims": {"sub": "alice"},
-        "token_policies": [read_policy(openbao, path)],
-        "token_ttl": "1h",
-    })
-    return {"path": path, "role": role, "key": key}
 
 
 def login_following_printed_url(argv: list[str], env: dict[str, str], login_name: str,
@@ -254,15 +201,20 @@ def login_following_printed_url(argv: list[str], env: dict[str, str], login_name
     return code, out, err
 
 
-def test_oidc_login_through_openbao_and_the_provider(
-    openbao: OpenBao, oidc_vault: dict[str, str], oidc_provider: OidcProvider, kb_env: KbEnv
-) -> None:
+def sso_profile(kb_env: KbEnv, openbao: OpenBao, oidc_vault: dict[str, str]) -> None:
+    """The profile ``sso``: the oidc_vault secret through OpenBao's OIDC sign-in."""
     kb_env["VAULT_ADDR"] = openbao.addr
     kb_env.write_config(
         f'[profiles.sso]\nsource = "vault"\npath = "{oidc_vault["path"]}"\nfield = "key"\n'
         f'auth_method = "oidc"\nrole = "{oidc_vault["role"]}"\n'
         'redirect_uri = "http://127.0.0.1:0/oidc/callback"\n'
     )
+
+
+def test_oidc_login_through_openbao_and_the_provider(
+    openbao: OpenBao, oidc_vault: dict[str, str], oidc_provider: OidcProvider, kb_env: KbEnv
+) -> None:
+    sso_profile(kb_env, openbao, oidc_vault)
     assert_fails(run(["keybroker", "get", "sso"], kb_env), 8, "no oidc login",
                  "run: keybroker login sso")
     code, out, err = login_following_printed_url(["login", "sso", "--no-open"], dict(kb_env),
@@ -284,12 +236,7 @@ def test_oidc_login_through_openbao_and_the_provider(
 def test_oidc_login_refused_by_a_bound_claim(
     openbao: OpenBao, oidc_vault: dict[str, str], kb_env: KbEnv
 ) -> None:
-    kb_env["VAULT_ADDR"] = openbao.addr
-    kb_env.write_config(
-        f'[profiles.sso]\nsource = "vault"\npath = "{oidc_vault["path"]}"\nfield = "key"\n'
-        f'auth_method = "oidc"\nrole = "{oidc_vault["role"]}"\n'
-        'redirect_uri = "http://127.0.0.1:0/oidc/callback"\n'
-    )
+    sso_profile(kb_env, openbao, oidc_vault)
     code, out, err = login_following_printed_url(["login", "sso", "--no-open"], dict(kb_env),
                                                  "mallory")
     assert code == 4, err
@@ -360,15 +307,6 @@ def test_person_login_is_renewed_while_renewable(
     assert needed.value.hint == "run: keybroker login team"
 
 
-def sso_profile(kb_env: KbEnv, openbao: OpenBao, oidc_vault: dict[str, str]) -> None:
-    kb_env["VAULT_ADDR"] = openbao.addr
-    kb_env.write_config(
-        f'[profiles.sso]\nsource = "vault"\npath = "{oidc_vault["path"]}"\nfield = "key"\n'
-        f'auth_method = "oidc"\nrole = "{oidc_vault["role"]}"\n'
-        'redirect_uri = "http://127.0.0.1:0/oidc/callback"\n'
-    )
-
-
 def test_a_sign_in_slower_than_the_timeout_still_reads_the_key(
     openbao: OpenBao, oidc_vault: dict[str, str], kb_env: KbEnv
 ) -> None:
@@ -426,20 +364,9 @@ def test_vault_sign_in_ignores_stray_and_other_users_callbacks(
 def test_a_login_token_ttl_too_short_to_cache_says_what_to_change(
     openbao: OpenBao, kb_env: KbEnv
 ) -> None:
-    enable_auth(openbao, "userpass", "userpass")
-    path, user, key = f"short-{uid()}", f"brief-{uid()}", new_key()
-    password = "pw-" + secrets.token_hex(12)
-    openbao.kv_put(path, {"key": key})
-    openbao.api("POST", f"auth/userpass/users/{user}",
-                {"password": password, "token_policies": [read_policy(openbao, path)],
-                 "token_ttl": "20s", "token_max_ttl": "20s"})
-    kb_env["VAULT_ADDR"] = openbao.addr
-    kb_env.write_config(
-        f'[profiles.brief]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
-        f'auth_method = "userpass"\nusername = "{user}"\n'
-    )
-    login = run(["keybroker", "login", "brief", "--password-stdin"], kb_env,
-                stdin=password.encode() + b"\n")
+    brief = userpass_person(openbao, kb_env, "brief", token_ttl="20s", token_max_ttl="20s")
+    user, password = brief["user"], brief["password"]
+    login = login_with_password("brief", password, kb_env)
     assert login.err == (
         f"keybroker: profile 'brief': vault: signed in, but Vault gave the login token a TTL "
         f"of 20s, too short to cache (keybroker needs more than 30s); ask the Vault admin to "

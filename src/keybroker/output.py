@@ -128,27 +128,35 @@ def github_env_block(name: str, value: str, delimiter: str | None = None) -> str
 # --- headersHelper ---
 
 
-def header_value(value: str, scheme: str | None) -> str:
-    return f"{scheme} {value}" if scheme else value
+#: Headers whose value defaults to ``Bearer <key>``; any other header gets the bare key.
+AUTH_HEADERS = ("authorization", "proxy-authorization")
+
+
+def header_value(value: str, scheme: str | None, header: str = "Authorization") -> str:
+    """One header's value: ``<scheme> <value>``, or ``value`` alone for an empty scheme.
+
+    ``scheme`` None means the default: ``Bearer`` for Authorization-type headers, the raw
+    value for any other header (such as ``X-Api-Key``). The one place that default lives
+    (``headers --format value``, ``--proxy-authorization-command``, the JSON below).
+    """
+    chosen = scheme
+    if chosen is None:
+        chosen = "Bearer" if header.lower() in AUTH_HEADERS else ""
+    if chosen and not HTTP_TOKEN.match(chosen):
+        raise UsageError(f"invalid auth scheme {chosen!r}")
+    return f"{chosen} {value}" if chosen else value
 
 
 def headers(names: Sequence[str], value: str, scheme: str | None) -> str:
     """A JSON object of HTTP headers, as Claude Code's ``headersHelper`` hooks expect.
 
-    ``scheme`` None means the default: ``Bearer`` for Authorization-type headers, the raw
-    value for any other header (such as ``X-Api-Key``); an empty scheme means the raw value.
+    Each value as :func:`header_value` makes it for its header.
     """
     out: dict[str, str] = {}
     for name in names:
         if not HTTP_TOKEN.match(name):
             raise UsageError(f"invalid header name {name!r}")
-        chosen = scheme
-        if chosen is None:
-            auth = name.lower() in ("authorization", "proxy-authorization")
-            chosen = "Bearer" if auth else ""
-        if chosen and not HTTP_TOKEN.match(chosen):
-            raise UsageError(f"invalid auth scheme {chosen!r}")
-        out[name] = header_value(value, chosen)
+        out[name] = header_value(value, scheme, name)
     return json.dumps(out) + "\n"
 
 

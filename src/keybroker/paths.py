@@ -73,19 +73,27 @@ def ci_job_dir(env: Mapping[str, str]) -> str | None:
     return os.path.join(base, f"{APP}-{uid}-{safe}")
 
 
-def cache_dir_str(env: Mapping[str, str] = os.environ) -> str:
-    """Where cache entries, locks and the profile index live (``KEYBROKER_CACHE_DIR``)."""
-    override = env.get("KEYBROKER_CACHE_DIR")
-    if override:
-        return override
+def _user_dir(env: Mapping[str, str], override: str, kind: str, mac: str, xdg: str,
+              xdg_default: str) -> str:
+    """A per-user keybroker dir of ``kind`` (cache, data): the ``override`` variable, else the
+    CI job's own dir, else the platform's place (``mac`` under ~/Library, platformdirs on
+    Windows, ``xdg`` or ``xdg_default`` under the home elsewhere)."""
+    chosen = env.get(override)
+    if chosen:
+        return chosen
     job = ci_job_dir(env)
     if job:
-        return os.path.join(job, "cache")
+        return os.path.join(job, kind)
     if sys.platform == "darwin":
-        return os.path.join(_home(), "Library", "Caches", APP)
+        return os.path.join(_home(), "Library", mac, APP)
     if sys.platform == "win32":
-        return _platformdirs("cache")
-    return os.path.join(_xdg(env, "XDG_CACHE_HOME", ".cache"), APP)
+        return _platformdirs(kind)
+    return os.path.join(_xdg(env, xdg, xdg_default), APP)
+
+
+def cache_dir_str(env: Mapping[str, str] = os.environ) -> str:
+    """Where cache entries, locks and the profile index live (``KEYBROKER_CACHE_DIR``)."""
+    return _user_dir(env, "KEYBROKER_CACHE_DIR", "cache", "Caches", "XDG_CACHE_HOME", ".cache")
 
 
 def config_file_str(env: Mapping[str, str] = os.environ) -> str:
@@ -116,17 +124,8 @@ def system_config_str(env: Mapping[str, str] = os.environ) -> str | None:
 
 def data_dir_str(env: Mapping[str, str] = os.environ) -> str:
     """Where the cache's data key lives, apart from the cache (``KEYBROKER_DATA_DIR``)."""
-    override = env.get("KEYBROKER_DATA_DIR")
-    if override:
-        return override
-    job = ci_job_dir(env)
-    if job:
-        return os.path.join(job, "data")
-    if sys.platform == "darwin":
-        return os.path.join(_home(), "Library", "Application Support", APP)
-    if sys.platform == "win32":
-        return _platformdirs("data")
-    return os.path.join(_xdg(env, "XDG_DATA_HOME", ".local/share"), APP)
+    return _user_dir(env, "KEYBROKER_DATA_DIR", "data", "Application Support", "XDG_DATA_HOME",
+                     ".local/share")
 
 
 def cache_dir(env: Mapping[str, str] = os.environ) -> Path:

@@ -14,7 +14,13 @@ import stat
 import sys
 
 from keybroker._hash import hexdigest, hmac_sha256
-from keybroker.cache.files import check_private_dir, ensure_private_dir, read_bytes, remove
+from keybroker.cache.files import (
+    cache_error,
+    check_private_dir,
+    ensure_private_dir,
+    read_bytes,
+    remove,
+)
 
 TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
 if TYPE_CHECKING:
@@ -30,13 +36,6 @@ _KEY_LEN = 32
 
 _AESGCM: Any = None
 
-
-
-def _cache_error(message: str, hint: str | None = None) -> Exception:
-    """A CacheError (exit 7), importing the errors module only when one is raised."""
-    from keybroker.errors import CacheError  # noqa: PLC0415 - off the hit path
-
-    return CacheError(message, hint)
 
 def aesgcm() -> Any:
     """cryptography's AES-GCM class, loaded the cheap way.
@@ -92,7 +91,7 @@ def key_store(env: Mapping[str, str]) -> str:
     """``KEYBROKER_DATA_KEY_STORE``: ``file`` (default) or ``keychain``."""
     store = env.get("KEYBROKER_DATA_KEY_STORE", "").strip().lower() or "file"
     if store not in KEY_STORES:
-        raise _cache_error(
+        raise cache_error(
             f"KEYBROKER_DATA_KEY_STORE={store!r} is not one of {', '.join(KEY_STORES)}"
         )
     return store
@@ -110,7 +109,7 @@ def load_data_key(
     except FileNotFoundError:
         dir_stat = None
     except OSError as exc:
-        raise _cache_error(
+        raise cache_error(
             f"cannot inspect the data directory {data_dir}: {exc.strerror}"
         ) from None
     if dir_stat is not None:
@@ -124,7 +123,7 @@ def load_data_key(
         ensure_private_dir(data_dir, "data directory")
         raw = _create_key_file(path)
     if len(raw) != len(KEY_MAGIC) + _KEY_LEN or not raw.startswith(KEY_MAGIC):
-        raise _cache_error(
+        raise cache_error(
             f"the cache data key {path} is damaged",
             f"delete it (cached keys will be fetched again): rm {path}",
         )
@@ -155,7 +154,7 @@ def _keychain_key(create: bool) -> DataKey | None:
 
         if isinstance(exc, KeybrokerError) and exc.exit_code in (2, 7):
             raise
-        raise _cache_error(
+        raise cache_error(
             f"cannot use {where} ({type(exc).__name__})",
             "unlock the keychain, or unset KEYBROKER_DATA_KEY_STORE to keep the key in a file",
         ) from None
@@ -165,7 +164,7 @@ def _keychain_key(create: bool) -> DataKey | None:
     except ValueError:
         raw = b""
     if len(raw) != _KEY_LEN:
-        raise _cache_error(
+        raise cache_error(
             f"{where} is damaged",
             f"delete it (cached keys will be fetched again): "
             f"keybroker keychain delete {KEYCHAIN_SERVICE} {KEYCHAIN_ACCOUNT}",
@@ -181,16 +180,16 @@ def _read_key_file(path: str) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise _cache_error(f"cannot read the cache data key {path}: {exc.strerror}") from None
+        raise cache_error(f"cannot read the cache data key {path}: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise _cache_error(
+            raise cache_error(
                 f"the cache data key {path} is not a regular file; refusing to use it",
                 f"remove it (cached keys will be fetched again): rm {path}",
             )
         if sys.platform != "win32" and (st.st_uid != os.getuid() or st.st_mode & 0o077):
-            raise _cache_error(
+            raise cache_error(
                 f"the cache data key {path} is readable by others or not yours "
                 f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing to use it",
                 f"delete it and clear the cache: rm {path}; keybroker cache clear",

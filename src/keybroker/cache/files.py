@@ -12,15 +12,19 @@ import os
 import stat
 import sys
 
+TYPE_CHECKING = False  # typing is not imported at run time: this module is on the hit path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 _POSIX = sys.platform != "win32"
 
 
-
-def _cache_error(message: str, hint: str | None = None) -> Exception:
+def cache_error(message: str, hint: str | None = None) -> Exception:
     """A CacheError (exit 7), importing the errors module only when one is raised."""
     from keybroker.errors import CacheError  # noqa: PLC0415 - off the hit path
 
     return CacheError(message, hint)
+
 
 def ensure_private_dir(path: str | os.PathLike[str], what: str) -> None:
     """Create ``path`` (0700) if missing; refuse it if it is unsafe (exit 7).
@@ -38,13 +42,13 @@ def ensure_private_dir(path: str | os.PathLike[str], what: str) -> None:
         except FileExistsError:
             pass
         except OSError as exc:
-            raise _cache_error(
+            raise cache_error(
                 f"cannot create the {what} {path}: {exc.strerror}",
                 "check permissions or set KEYBROKER_CACHE_DIR",
             ) from None
         st = os.lstat(path)
     except OSError as exc:
-        raise _cache_error(f"cannot inspect the {what} {path}: {exc.strerror}") from None
+        raise cache_error(f"cannot inspect the {what} {path}: {exc.strerror}") from None
     check_private_dir(path, st, what)
     check_parent_dir(parent, path, what)
 
@@ -64,20 +68,20 @@ def check_parent_dir(parent: str, path: str | os.PathLike[str], what: str) -> No
         link = os.lstat(parent)
         st = os.stat(parent)
     except OSError as exc:
-        raise _cache_error(f"cannot inspect {parent}: {exc.strerror}") from None
+        raise cache_error(f"cannot inspect {parent}: {exc.strerror}") from None
     mine = (os.getuid(), 0)
     job = _ci_job_dir() == os.path.abspath(parent)
     owner = link.st_uid if link.st_uid not in mine else st.st_uid
     if owner not in mine:
         if job:
-            raise _cache_error(
+            raise cache_error(
                 f"the CI job directory {parent} belongs to uid {owner}, not to you: another "
                 "user created it before this job and could swap what keybroker keeps there; "
                 "refusing to use it",
                 f"remove {parent} (its owner or root can), or set KEYBROKER_CACHE_DIR and "
                 "KEYBROKER_DATA_DIR to a private directory of this job",
             )
-        raise _cache_error(
+        raise cache_error(
             f"the {what} {path} is inside {parent}, which belongs to uid {owner}, not to you "
             "or root: its owner could swap what keybroker keeps there; refusing to use it",
             "set KEYBROKER_CACHE_DIR and KEYBROKER_DATA_DIR to a directory of yours",
@@ -85,7 +89,7 @@ def check_parent_dir(parent: str, path: str | os.PathLike[str], what: str) -> No
     loose = st.st_mode & 0o077 if job else st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX
     if loose:
         where = f"the CI job directory {parent}" if job else f"{parent}, which holds the {what},"
-        raise _cache_error(
+        raise cache_error(
             f"{where} is open to group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
             "refusing to use it",
             f"remove it, or run: chmod 700 {parent}",
@@ -125,20 +129,20 @@ def make_dirs(path: str | os.PathLike[str], mode: int) -> None:
 def check_private_dir(path: str | os.PathLike[str], st: os.stat_result, what: str) -> None:
     """Refuse a symlink, a non-directory, a foreign owner, or group/world write access."""
     if stat.S_ISLNK(st.st_mode):
-        raise _cache_error(
+        raise cache_error(
             f"the {what} {path} is a symlink; refusing to use it",
             "remove the link or point KEYBROKER_CACHE_DIR at a real private directory",
         )
     if not stat.S_ISDIR(st.st_mode):
-        raise _cache_error(f"the {what} {path} is not a directory")
+        raise cache_error(f"the {what} {path} is not a directory")
     if sys.platform != "win32":  # Windows: no POSIX owner or mode bits (docs/platforms.md)
         if st.st_uid != os.getuid():
-            raise _cache_error(
+            raise cache_error(
                 f"the {what} {path} belongs to uid {st.st_uid}, not to you; refusing to use it",
                 "remove it or set KEYBROKER_CACHE_DIR",
             )
         if st.st_mode & 0o022:
-            raise _cache_error(
+            raise cache_error(
                 f"the {what} {path} is writable by group or others "
                 f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing to use it",
                 f"run: chmod 700 {path}",
@@ -197,10 +201,19 @@ def identity_of(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | Non
     return file_identity(st) if stat.S_ISREG(st.st_mode) else None
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, durable: bool = True) -> None:
+def atomic_write(
+    path: str | os.PathLike[str],
+    data: bytes,
+    durable: bool = True,
+    before_replace: Callable[[], object] | None = None,
+) -> None:
     """Write ``data`` to ``path`` with mode 0600 via temp file, fsync and os.replace.
 
-    ``durable=False`` skips the fsyncs, for records whose loss is harmless (repeat records).
+    The temp file is new (``O_EXCL``, random name, no symlink followed) and made exactly 0600
+    whatever the umask, so whatever file was at ``path`` (its owner, mode, open descriptors)
+    never sees ``data``. ``durable=False`` skips the fsyncs, for records whose loss is
+    harmless (repeat records). ``before_replace`` runs just before the rename (a last check
+    of the target); if it raises, the temp file is removed and nothing is replaced.
     """
     path = os.fspath(path)
     directory, name = os.path.split(path)
@@ -209,6 +222,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, durable: bool = True
     flags |= getattr(os, "O_BINARY", 0)
     fd = os.open(tmp, flags, 0o600)
     try:
+        if sys.platform != "win32":  # no POSIX modes there (docs/platforms.md)
+            os.fchmod(fd, 0o600)  # open's mode is masked by the umask; fchmod's is not
         view = memoryview(data)
         while view:
             written = os.write(fd, view)
@@ -221,6 +236,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, durable: bool = True
         raise
     os.close(fd)
     try:
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         _unlink_quietly(tmp)

@@ -10,18 +10,16 @@ exit status before using it (``v="$(keybroker ci export P)" || exit; eval "$v"``
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import shutil
 import stat
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import click
 
 from keybroker import output as formats
+from keybroker.cache.files import atomic_write
 from keybroker.cli.common import resolve_profiles
 from keybroker.cli.errors import config_option, debug_option, handles_errors, no_cache_option
 from keybroker.errors import CacheError, UsageError
@@ -127,37 +125,22 @@ def check_directory(directory: Path) -> None:
 def replace_private(path: Path, text: str) -> None:
     """Put ``text`` at ``path`` as a new 0600 file of ours, atomically.
 
-    The text goes to a fresh file (``O_EXCL``, random name) in the same directory, which then
-    replaces ``path`` by ``rename``: whatever file was there before (its owner, mode and any
-    open descriptors) never sees the key, and a reader sees the old or the new file whole.
+    :func:`keybroker.cache.files.atomic_write` writes a fresh file (``O_EXCL``, random name)
+    in the same directory, which then replaces ``path`` by ``rename``: whatever file was
+    there before (its owner, mode and any open descriptors) never sees the key, and a reader
+    sees the old or the new file whole. The target is checked again just before the swap.
     """
 
     check_target(path)
     directory = path.parent
     check_directory(directory)
-    temp = directory / f".{path.name}.keybroker-{secrets.token_hex(8)}"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(temp, flags, 0o600)
+        atomic_write(path, text.encode(), before_replace=lambda: check_target(path))
     except OSError as exc:
-        raise UsageError(f"cannot write in {directory}: {exc.strerror}",
-                         "choose a directory you can write") from None
-    try:
-        try:
-            if sys.platform != "win32":  # no POSIX modes there (docs/platforms.md)
-                os.fchmod(fd, 0o600)  # whatever the umask
-            _write_fd(fd, text.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        check_target(path)  # again, just before the swap
-        os.replace(temp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        if isinstance(exc, OSError):
-            raise UsageError(f"cannot write {path}: {exc.strerror}") from None
-        raise
+        if exc.filename is not None and exc.filename2 is None:  # creating the temp file
+            raise UsageError(f"cannot write in {directory}: {exc.strerror}",
+                             "choose a directory you can write") from None
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _replace_dotenv(path: Path, pairs: Sequence[tuple[str, str]]) -> str:

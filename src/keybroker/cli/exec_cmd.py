@@ -26,97 +26,13 @@ from keybroker.claude.render import custom_headers, parse_header
 from keybroker.cli.ci import parse_vars
 from keybroker.cli.common import resolve_profiles
 from keybroker.cli.errors import config_option, debug_option, handles_errors, no_cache_option
-from keybroker.redact import derived_forms, emit, sensitive
+from keybroker.redact import Masker, emit, sensitive
 
 #: Signals passed on to the child. SIGINT and SIGQUIT from a terminal reach the whole
 #: foreground process group (the child included) and are then not sent a second time.
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
 _TTY_SIGNALS = ("SIGINT", "SIGQUIT")
 _CHUNK = 65536
-MASK = b"***"
-
-
-class Masker:
-    """Streaming replacement of secrets: holds back only a tail that could start one.
-
-    One masker serves both of the child's streams, fed in the order the bytes arrive, the
-    order a CI log that merges stdout and stderr shows them: a value whose first half goes
-    to stdout and the rest to stderr is still one value there. Each byte remembers its
-    stream; ``***`` goes to the stream where the match began.
-    """
-
-    def __init__(self, secrets: Sequence[bytes]) -> None:
-        # Longest first, so a secret that contains another is replaced whole.
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-        self.pending = b""
-        self.owners = bytearray()  # the stream of each pending byte
-
-    def feed(self, chunk: bytes) -> bytes:
-        """One stream's view: masked bytes that can go out now."""
-        return b"".join(data for _, data in self.feed_from(0, chunk))
-
-    def flush(self) -> bytes:
-        """End of stream: the held-back tail is not a whole secret, so it can go out."""
-        return b"".join(data for _, data in self.flush_all())
-
-    def feed_from(self, stream: int, chunk: bytes) -> list[tuple[int, bytes]]:
-        """``chunk`` of ``stream`` (0 or 1) arrived: ``(stream, bytes)`` to write, in order."""
-        data = self.pending + chunk
-        owners = self.owners + bytes([stream]) * len(chunk)
-        out: list[tuple[int, bytes]] = []
-        start = 0
-        while True:
-            hit = self._next_hit(data, start)
-            if hit is None:
-                break
-            index, secret = hit
-            self._emit(out, data, owners, start, index)
-            out.append((owners[index], MASK))
-            start = index + len(secret)
-        keep = self._prefix_len(data[start:])
-        self._emit(out, data, owners, start, len(data) - keep)
-        self.pending = data[len(data) - keep :]
-        self.owners = owners[len(owners) - keep :]
-        return out
-
-    def flush_all(self) -> list[tuple[int, bytes]]:
-        """Every stream ended: the held-back tail goes to the streams it came from."""
-        out: list[tuple[int, bytes]] = []
-        self._emit(out, self.pending, self.owners, 0, len(self.pending))
-        self.pending, self.owners = b"", bytearray()
-        return out
-
-    @staticmethod
-    def _emit(out: list[tuple[int, bytes]], data: bytes, owners: bytearray, start: int,
-              end: int) -> None:
-        """Append ``data[start:end]`` cut into runs of one stream each."""
-        while start < end:
-            stream = owners[start]
-            run_end = owners.find(1 - stream, start, end)  # two streams: 0 and 1
-            run_end = end if run_end < 0 else run_end
-            if out and out[-1][0] == stream:
-                out[-1] = (stream, out[-1][1] + data[start:run_end])
-            else:
-                out.append((stream, data[start:run_end]))
-            start = run_end
-
-    def _next_hit(self, data: bytes, start: int) -> tuple[int, bytes] | None:
-        best: tuple[int, bytes] | None = None
-        for secret in self.secrets:
-            index = data.find(secret, start)
-            if index >= 0 and (best is None or index < best[0]):
-                best = (index, secret)
-        return best
-
-    def _prefix_len(self, tail: bytes) -> int:
-        """Length of the longest suffix of ``tail`` that is a proper prefix of a secret."""
-        longest = 0
-        for secret in self.secrets:
-            for size in range(min(len(secret) - 1, len(tail)), longest, -1):
-                if tail.endswith(secret[:size]):
-                    longest = size
-                    break
-        return longest
 
 
 def _pump(sources: Sequence[tuple[IO[bytes], int]], masker: Masker) -> None:
@@ -192,7 +108,7 @@ def exit_status(returncode: int) -> int:
 
 
 def run_child(
-    argv: Sequence[str], env: dict[str, str], mask_values: Sequence[str] | None
+    argv: Sequence[str], env: dict[str, str], mask_values: list[str] | None
 ) -> int:
     """Start the child, forward signals, (mask its output), return its exit status."""
 
@@ -211,12 +127,11 @@ def run_child(
     _forward_signals(proc)
     pumps: list[threading.Thread] = []
     if mask_values is not None:
-
-        secrets = [form.encode() for v in mask_values for form in derived_forms(v)]
         assert proc.stdout is not None
         assert proc.stderr is not None
         sources = [(proc.stdout, sys.stdout.fileno()), (proc.stderr, sys.stderr.fileno())]
-        pump = threading.Thread(target=_pump, args=(sources, Masker(secrets)), daemon=True)
+        masker = Masker.for_values(mask_values)
+        pump = threading.Thread(target=_pump, args=(sources, masker), daemon=True)
         pump.start()
         pumps.append(pump)
     returncode = proc.wait()

@@ -50,7 +50,6 @@ __all__ = [
     "build_options",
     "helper_ttl",
     "load",
-    "load_fast",
     "request_for",
 ]
 
@@ -254,16 +253,6 @@ def load(env: Mapping[str, str] = os.environ, path: Path | None = None,
         config.exists = True
         _apply_layer(config, path, text)
     _inherit(config)
-    return config
-
-
-def load_fast(env: Mapping[str, str], cache_dir: Path | None) -> Config:
-    """Load the config, and refresh the hit path's index when it is stale."""
-    config = load(env)
-    if cache_dir is not None:
-        from keybroker.config.index import refresh  # noqa: PLC0415
-
-        refresh(config, env, str(cache_dir))
     return config
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from keybroker import clock
-from keybroker.errors import AccessDenied, SecretNotFound, UsageError
+from keybroker.errors import AccessDenied, KeybrokerError, SecretNotFound, UsageError
 from keybroker.sources.base import FetchContext
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -62,7 +62,7 @@ def client_secret(settings: Mapping[str, Any], ctx: FetchContext, where: str) ->
                 f"export {var}, or set client_secret_file / client_secret_keychain",
             )
     elif path:
-        value = _read_file(Path(os.path.expanduser(str(path))), where, "client secret file")
+        value = read_file(Path(os.path.expanduser(str(path))), where, "client secret file")
     elif keychain:
         value = _from_keychain(str(keychain), where)
     else:
@@ -70,14 +70,22 @@ def client_secret(settings: Mapping[str, Any], ctx: FetchContext, where: str) ->
             f"{where}: this client authenticates with a secret but none is configured",
             "set client_secret_env, client_secret_file or client_secret_keychain",
         )
+    return registered(value, ctx, UsageError(f"{where}: the configured client secret is empty"))
+
+
+def registered(value: str, ctx: FetchContext, empty: KeybrokerError) -> str:
+    """A credential as read (a secret, a subject token): stripped, registered as sensitive
+    before anything can quote it, and ``empty`` raised when nothing is left."""
     value = value.strip()
     ctx.sensitive(value)
     if not value:
-        raise UsageError(f"{where}: the configured client secret is empty")
+        raise empty
     return value
 
 
-def _read_file(path: Path, where: str, what: str) -> str:
+def read_file(path: Path, where: str, what: str) -> str:
+    """A credential file's text (the client secret, a private key, a subject token): exit 5
+    when it does not exist, 2 when it cannot be read."""
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -152,7 +160,7 @@ def sign_assertion(settings: Mapping[str, Any], audience: str, where: str) -> st
     )
 
     path = Path(os.path.expanduser(str(settings["private_key_file"])))
-    pem = _read_file(path, where, "private key file").encode()
+    pem = read_file(path, where, "private key file").encode()
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from keybroker.errors import LoginRequired, SecretNotFound, UsageError
 from keybroker.sources.base import FetchContext
+from keybroker.sources.oidc.auth import read_file, registered
 from keybroker.sources.oidc.http import Http, get_json
 
 TOKEN_TYPES = {
@@ -57,11 +58,7 @@ def subject_token(
             f"{where}: grant token_exchange needs subject_token",
             "set subject_token = \"github\", \"gitlab\", \"env\" or \"file\"",
         )
-    value = value.strip()
-    ctx.sensitive(value)
-    if not value:
-        raise SecretNotFound(f"{where}: the subject token ({kind}) is empty")
-    return value
+    return registered(value, ctx, SecretNotFound(f"{where}: the subject token ({kind}) is empty"))
 
 
 def _github(
@@ -120,12 +117,4 @@ def _from_file(settings: Mapping[str, Any], where: str) -> str:
     path_setting = settings.get("subject_token_file")
     if not path_setting:
         raise UsageError(f"{where}: subject_token = \"file\" needs subject_token_file")
-    path = Path(os.path.expanduser(str(path_setting)))
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SecretNotFound(f"{where}: subject token file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(
-            f"{where}: cannot read subject token file {path} ({type(exc).__name__})"
-        ) from None
+    return read_file(Path(os.path.expanduser(str(path_setting))), where, "subject token file")
