@@ -57,11 +57,3 @@ def custom_headers(headers: Sequence[Template], key: str) -> str:
     if not headers:
         raise UsageError("no --header given")
     return "\n".join(f"{name}: {fill(template, key)}" for name, template in headers)
-
-
-def header_value(key: str, scheme: str | None) -> str:
-    """One header's value, ``Bearer <key>`` by default (for --proxy-authorization-command)."""
-    chosen = "Bearer" if scheme is None else scheme
-    if chosen and not HTTP_TOKEN.match(chosen):
-        raise UsageError(f"invalid auth scheme {chosen!r}")
-    return f"{chosen} {key}" if chosen else key

@@ -118,10 +118,8 @@ def headers(
     _, outcomes = resolve_profiles([profile], config_path, no_cache=no_cache, debug=debug)
     value = outcomes[profile].value
     if fmt == "value":
-        from keybroker.claude.render import header_value  # noqa: PLC0415
-
-        auth = not header_names or header_names[0].lower().endswith("authorization")
-        click.echo(header_value(value, scheme if scheme is not None or auth else ""))
+        click.echo(output.header_value(value, scheme,
+                                       header_names[0] if header_names else "Authorization"))
         return
     text = output.headers(header_names or ("Authorization",), value, scheme)
     click.echo(text, nl=False)
