@@ -159,7 +159,7 @@ def _person(openbao: OpenBao, kb_env: KbEnv) -> tuple[dict[str, str], dict[str, 
     password = "pw-" + secrets.token_hex(12)
     openbao.kv_put(path, {"key": key, "other": key + "-other"})
     openbao.api("POST", f"auth/userpass/users/{user}",
-                {"password": password, "token_policies": [read_policy(openbao, path)],
+                {"password": password, "token_policies": [read_policy(openbao, f"secret/data/{path}")],
                  "token_ttl": "1h"})
     system = kb_env.base / "system.toml"
     system.write_text(SHARED.format(path=path))
