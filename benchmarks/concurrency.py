@@ -32,9 +32,14 @@ def burst(argv: Sequence[str], env: dict[str, str], n: int) -> tuple[float, list
         read_out, write_out = os.pipe()
         devnull = os.open(os.devnull, os.O_RDWR)
         pid = os.posix_spawn(
-            argv[0], list(argv), env,
-            file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, write_out, 1),
-                          (os.POSIX_SPAWN_DUP2, devnull, 2)],
+            argv[0],
+            list(argv),
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, devnull, 0),
+                (os.POSIX_SPAWN_DUP2, write_out, 1),
+                (os.POSIX_SPAWN_DUP2, devnull, 2),
+            ],
         )
         os.close(write_out)
         os.close(devnull)
@@ -51,20 +56,41 @@ def burst(argv: Sequence[str], env: dict[str, str], n: int) -> tuple[float, list
     return time.perf_counter() - start, outputs, failures
 
 
-def one(report: Report, what: str, n: int, argv: Sequence[str], env: dict[str, str],
-        count: Callable[[], int], reset: Callable[[], None], keybroker: bool) -> None:
+def one(
+    report: Report,
+    what: str,
+    n: int,
+    argv: Sequence[str],
+    env: dict[str, str],
+    count: Callable[[], int],
+    reset: Callable[[], None],
+    keybroker: bool,
+) -> None:
     reset()
     wall, outputs, failures = burst(argv, env, n)
     fetched = count()
     distinct = len(set(outputs))
     detail = f"{n} processes, {failures} failed, {distinct} distinct output(s)"
     if keybroker:
-        report.add(Row(SECTION, f"{what}: keybroker, {n} at once",
-                       f"{fetched} upstream request(s)", f"{detail}; wall {wall:.2f} s",
-                       "1 request", fetched == 1 and not failures))
+        report.add(
+            Row(
+                SECTION,
+                f"{what}: keybroker, {n} at once",
+                f"{fetched} upstream request(s)",
+                f"{detail}; wall {wall:.2f} s",
+                "1 request",
+                fetched == 1 and not failures,
+            )
+        )
     else:
-        report.add(Row(SECTION, f"{what}: without keybroker, {n} at once",
-                       f"{fetched} upstream request(s)", f"{detail}; wall {wall:.2f} s"))
+        report.add(
+            Row(
+                SECTION,
+                f"{what}: without keybroker, {n} at once",
+                f"{fetched} upstream request(s)",
+                f"{detail}; wall {wall:.2f} s",
+            )
+        )
 
 
 def run(sb: Sandbox, report: Report, runs: int) -> None:
@@ -72,8 +98,9 @@ def run(sb: Sandbox, report: Report, runs: int) -> None:
     counter = sb.work / "burst-counter"
     with ExitStack() as stack:
         be = Backends(sb, stack)
-        sb.write_config(be.config(counted=True)
-                        + "\n" + counter_profile(sb, "slow", counter, UPSTREAM_DELAY))
+        sb.write_config(
+            be.config(counted=True) + "\n" + counter_profile(sb, "slow", counter, UPSTREAM_DELAY)
+        )
         env = be.env
 
         def lines() -> int:
@@ -83,8 +110,14 @@ def run(sb: Sandbox, report: Report, runs: int) -> None:
             counter.unlink(missing_ok=True)
             sb.drop_entries()
 
-        upstream_script = [sb.python(), "-I", str(BASELINES.parent / "upstream" / "counter.py"),
-                           str(counter), str(UPSTREAM_DELAY)]
+        upstream_script = [
+            sb.python(),
+            "-I",
+            str(BASELINES.parent / "upstream" / "counter.py"),
+            str(counter),
+            str(UPSTREAM_DELAY),
+        ]
+
         def reset_vault() -> None:
             sb.drop_entries()
             be.vault_proxy.reset()
@@ -96,20 +129,59 @@ def run(sb: Sandbox, report: Report, runs: int) -> None:
         vault_env = dict(env, VAULT_ADDR=be.vault_proxy.url)
         aws_env = dict(env, AWS_ENDPOINT_URL=be.aws_proxy.url)
         for n in SIZES:
-            one(report, "command (200 ms upstream)", n, [kb, "get", "slow"], env, lines,
-                clear_counter, True)
-            one(report, "command (200 ms upstream)", n, upstream_script, env, lines,
-                clear_counter, False)
+            one(
+                report,
+                "command (200 ms upstream)",
+                n,
+                [kb, "get", "slow"],
+                env,
+                lines,
+                clear_counter,
+                True,
+            )
+            one(
+                report,
+                "command (200 ms upstream)",
+                n,
+                upstream_script,
+                env,
+                lines,
+                clear_counter,
+                False,
+            )
 
-            one(report, "vault (OpenBao)", n, [kb, "get", "vault"], env, be.vault_reads,
-                reset_vault, True)
-            one(report, "vault (OpenBao)", n,
-                [str(be.bao.bao), "kv", "get", "-field=key", "secret/litellm"], vault_env,
-                be.vault_reads, reset_vault, False)
+            one(
+                report,
+                "vault (OpenBao)",
+                n,
+                [kb, "get", "vault"],
+                env,
+                be.vault_reads,
+                reset_vault,
+                True,
+            )
+            one(
+                report,
+                "vault (OpenBao)",
+                n,
+                [str(be.bao.bao), "kv", "get", "-field=key", "secret/litellm"],
+                vault_env,
+                be.vault_reads,
+                reset_vault,
+                False,
+            )
 
             one(report, "aws (moto)", n, [kb, "get", "aws"], env, be.aws_reads, reset_aws, True)
-        one(report, "aws (moto)", SIZES[0], [sb.python(), str(BASELINES / "boto3_get.py")],
-            aws_env, be.aws_reads, reset_aws, False)
+        one(
+            report,
+            "aws (moto)",
+            SIZES[0],
+            [sb.python(), str(BASELINES / "boto3_get.py")],
+            aws_env,
+            be.aws_reads,
+            reset_aws,
+            False,
+        )
     report.notes.append(
         f"concurrent bursts: every keybroker process printed the same key ({KEY[:9]}… for "
         "vault/aws) when 'distinct output(s)' is 1; the plain boto3 burst is run at "

@@ -31,8 +31,7 @@ def run(sb: Sandbox, report: Report, runs: int) -> None:
     kb = sb.exe("keybroker")
     # an env profile (storage "none": read directly by the fast path), and a TOML date in an
     # extra table (it used to make the index unwritable: every call took the full path)
-    extra = ('[profiles.envp]\nsource = "env"\nvar = "BENCH_KEY"\n'
-             "[mcp]\nreviewed = 2026-01-31\n")
+    extra = '[profiles.envp]\nsource = "env"\nvar = "BENCH_KEY"\n[mcp]\nreviewed = 2026-01-31\n'
     sb.write_config(counter_profile(sb, "cmd", sb.work / "hit-counter") + extra)
     env = dict(sb.env, BENCH_KEY="sk-bench-env-0123456789")
     # fill the cache once; every timed call below is a hit
@@ -48,8 +47,7 @@ def run(sb: Sandbox, report: Report, runs: int) -> None:
     samples = measure(commands, runs)
     bare, floor, demo, cmd, envp = (report.timing(SECTION, samples[c.name]) for c in commands)
     report.ratio(SECTION, "hit (demo) / floor", demo, floor, at_most=1.3)
-    report.ratio(SECTION, "hit (command, config with a TOML date) / floor", cmd, floor,
-                 at_most=1.3)
+    report.ratio(SECTION, "hit (command, config with a TOML date) / floor", cmd, floor, at_most=1.3)
     report.ratio(SECTION, "env profile / hit (demo)", envp, demo, at_most=1.0)
     report.ratio(SECTION, "hit (demo) / python -I -c pass", demo, bare)
     lines = (sb.work / "hit-counter").read_text().splitlines()

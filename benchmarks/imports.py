@@ -73,12 +73,23 @@ def attribute(floor: list[Imp], hit: list[Imp], top: int = 12) -> list[tuple[str
     return [("keybroker modules' own code, all", own), *mine[:4], *found[:top]]
 
 
-def run_for(report: Report, section: str, floor_argv: Sequence[str], hit_argv: Sequence[str],
-            env: Mapping[str, str]) -> None:
+def run_for(
+    report: Report,
+    section: str,
+    floor_argv: Sequence[str],
+    hit_argv: Sequence[str],
+    env: Mapping[str, str],
+) -> None:
     floor = importtime(floor_argv, env)
     hit = importtime(hit_argv, env)
     extra = sum(i.self_us for i in hit if i.name not in {f.name for f in floor}) / 1000
-    report.add(Row(section, "imports beyond the floor (importtime, self total)", f"{extra:.1f} ms",
-                   f"{len([i for i in hit if i.name not in {f.name for f in floor}])} modules"))
+    report.add(
+        Row(
+            section,
+            "imports beyond the floor (importtime, self total)",
+            f"{extra:.1f} ms",
+            f"{len([i for i in hit if i.name not in {f.name for f in floor}])} modules",
+        )
+    )
     for what, ms in attribute(floor, hit):
         report.add(Row(section, f"import: {what}", f"{ms:.1f} ms", "importtime"))

@@ -43,8 +43,10 @@ def run(sb: Sandbox, report: Report, runs: int) -> None:
         bao.kv_put("litellm", {"key": KEY, "expires_at": int(time.time()) + 300})
         proxy = FaultProxy(upstream_of(bao.addr))
         stack.callback(proxy.close)
-        sb.write_config(f'[profiles.vault]\nsource = "vault"\naddr = "{proxy.url}"\n'
-                        'path = "litellm"\nfield = "key"\n')
+        sb.write_config(
+            f'[profiles.vault]\nsource = "vault"\naddr = "{proxy.url}"\n'
+            'path = "litellm"\nfield = "key"\n'
+        )
         env = sb.with_env(VAULT_TOKEN=bao.root_token)
         kb = sb.exe("keybroker")
         check(Command("fill", [kb, "get", "vault"], env, expect=KEY.encode() + b"\n"))
@@ -52,9 +54,22 @@ def run(sb: Sandbox, report: Report, runs: int) -> None:
         times = [spawn_and_wait([kb, "get", "vault"], env) for _ in range(max(3, min(CALLS, runs)))]
         first, rest = times[0], times[1:]
         report.raw["outage: get vault, call after call"] = times
-        report.add(Row(SECTION, "first call (finds the outage)", f"{first * 1000:.0f} ms",
-                       "the Vault client's own timeout, or the deadline"))
+        report.add(
+            Row(
+                SECTION,
+                "first call (finds the outage)",
+                f"{first * 1000:.0f} ms",
+                "the Vault client's own timeout, or the deadline",
+            )
+        )
         median = statistics.median(rest)
-        report.add(Row(SECTION, "calls after it: median", f"{median * 1000:.0f} ms",
-                       f"n={len(rest)}, worst {max(rest) * 1000:.0f} ms "
-                       "(a probe after the window)", "≤ 1 s", median <= 1.0))
+        report.add(
+            Row(
+                SECTION,
+                "calls after it: median",
+                f"{median * 1000:.0f} ms",
+                f"n={len(rest)}, worst {max(rest) * 1000:.0f} ms (a probe after the window)",
+                "≤ 1 s",
+                median <= 1.0,
+            )
+        )

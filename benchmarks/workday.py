@@ -85,8 +85,7 @@ def simulate(base: Path) -> dict[str, Any]:
     finally:
         clock.now, caller.caller_id = saved  # type: ignore[method-assign]
         sources.unregister("workday")
-    return {"calls": calls, "with": upstream.requests, "states": states,
-            "short": expired_served}
+    return {"calls": calls, "with": upstream.requests, "states": states, "short": expired_served}
 
 
 def run(sb: Sandbox, report: Report, runs: int) -> None:
@@ -94,9 +93,29 @@ def run(sb: Sandbox, report: Report, runs: int) -> None:
         result = simulate(Path(tmp))
     calls, fetched = result["calls"], result["with"]
     states = ", ".join(f"{k} {v}" for k, v in sorted(result["states"].items()))
-    report.add(Row(SECTION, f"{SESSIONS} sessions × 8 h, TTL 5 min, 1 h keys: without keybroker",
-                   f"{calls} upstream requests", "one per helper run"))
-    report.add(Row(SECTION, f"{SESSIONS} sessions × 8 h, TTL 5 min, 1 h keys: with keybroker",
-                   f"{fetched} upstream requests", f"{calls} helper runs: {states}"))
-    report.add(Row(SECTION, "reduction", f"{calls / max(fetched, 1):.0f}×",
-                   f"keys served that would expire within TTL: {result['short']}", "", None))
+    report.add(
+        Row(
+            SECTION,
+            f"{SESSIONS} sessions × 8 h, TTL 5 min, 1 h keys: without keybroker",
+            f"{calls} upstream requests",
+            "one per helper run",
+        )
+    )
+    report.add(
+        Row(
+            SECTION,
+            f"{SESSIONS} sessions × 8 h, TTL 5 min, 1 h keys: with keybroker",
+            f"{fetched} upstream requests",
+            f"{calls} helper runs: {states}",
+        )
+    )
+    report.add(
+        Row(
+            SECTION,
+            "reduction",
+            f"{calls / max(fetched, 1):.0f}×",
+            f"keys served that would expire within TTL: {result['short']}",
+            "",
+            None,
+        )
+    )

@@ -76,8 +76,11 @@ def wheel_problems(wheel: Path, src: Path = SRC, version: str | None = None) -> 
         metadata = archive.read(f"{dist_info}/METADATA").decode()
         if f"\nVersion: {version}\n" not in metadata:
             problems.append(f"METADATA does not say Version: {version}")
-        entry_points = archive.read(f"{dist_info}/entry_points.txt").decode() \
-            if f"{dist_info}/entry_points.txt" in names else ""
+        entry_points = (
+            archive.read(f"{dist_info}/entry_points.txt").decode()
+            if f"{dist_info}/entry_points.txt" in names
+            else ""
+        )
     scripts = tomllib.loads((src.parent / "pyproject.toml").read_text())["project"]["scripts"]
     for name, target in scripts.items():
         if not re.search(rf"^{re.escape(name)} = {re.escape(target)}$", entry_points, re.M):
@@ -100,8 +103,10 @@ def check(dist: Path) -> None:
     wheels = sorted(dist.glob(f"keybroker-{version}-*.whl"))
     sdists = sorted(dist.glob(f"keybroker-{version}.tar.gz"))
     if len(wheels) != 1 or len(sdists) != 1:
-        raise SystemExit(f"check_package: expected one wheel and one sdist of {version} "
-                         f"in {dist}, found {[p.name for p in dist.iterdir()]}")
+        raise SystemExit(
+            f"check_package: expected one wheel and one sdist of {version} "
+            f"in {dist}, found {[p.name for p in dist.iterdir()]}"
+        )
     run([sys.executable, "-m", "twine", "check", "--strict", str(wheels[0]), str(sdists[0])])
     problems = wheel_problems(wheels[0])
     if problems:
@@ -114,14 +119,23 @@ def check(dist: Path) -> None:
     run([str(python), "-m", "pip", "install", "--quiet", f"{wheels[0]}[all]"])
     home = dist / "home"
     home.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("KEYBROKER_", "PYTHON", "VIRTUAL_ENV"))}
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "config"),
-               XDG_CACHE_HOME=str(home / "cache"), XDG_DATA_HOME=str(home / "data"),
-               XDG_STATE_HOME=str(home / "state"), XDG_RUNTIME_DIR=str(home / "run"))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KEYBROKER_", "PYTHON", "VIRTUAL_ENV"))
+    }
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_CACHE_HOME=str(home / "cache"),
+        XDG_DATA_HOME=str(home / "data"),
+        XDG_STATE_HOME=str(home / "state"),
+        XDG_RUNTIME_DIR=str(home / "run"),
+    )
     (home / "run").mkdir(mode=0o700, exist_ok=True)
-    where = run([str(python), "-c", "import keybroker; print(keybroker.__file__)"],
-                env=env, cwd=home)
+    where = run(
+        [str(python), "-c", "import keybroker; print(keybroker.__file__)"], env=env, cwd=home
+    )
     if not where.startswith(str(venv)):
         raise SystemExit(f"check_package: keybroker imported from {where.strip()}, not the venv")
     key = run([str(venv / "bin" / "keybroker"), "get", "demo"], env=env, cwd=home)

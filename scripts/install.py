@@ -48,6 +48,7 @@ UV_VERSION = "0.13.9"  # the uv bootstrapped when none is installed (KEYBROKER_U
 # must hash to its pinned digest (the index's digest must agree too). A platform without a
 # pinned wheel, or another uv version (KEYBROKER_UV_VERSION), needs KEYBROKER_UV_SHA256: the
 # digest you pin yourself. Nothing is accepted on the index's word alone.
+# fmt: off
 PINNED_DIGESTS = {
     "uv-0.13.9-py3-none-macosx_10_12_x86_64.whl":
         "c16ed11e013557536b3e60065f1b912f6407bd6518e041b961e23ef9e6b4fbf5",
@@ -62,6 +63,7 @@ PINNED_DIGESTS = {
     "uv-0.13.9-py3-none-win_amd64.whl":
         "6a44b2ed8111d2f60d2b92627c5dccda3f7ed7570b18ce115e569cd68c28246b",
 }
+# fmt: on
 DEFAULT_INDEX = "https://pypi.org/simple"
 REPO = Path(__file__).resolve().parent.parent
 EXTRAS = "all"
@@ -135,8 +137,11 @@ def dev_environment() -> dict[str, str]:
     test venv gets what ``pip install`` would get on this machine (mirrors, pinned sets)."""
     env = tool_environment()
     config = pip_config(("extra-index-url", "find-links", "constraint"))
-    for pip_name, uv_name in (("extra-index-url", "UV_INDEX"), ("find-links", "UV_FIND_LINKS"),
-                              ("constraint", "UV_CONSTRAINT")):
+    for pip_name, uv_name in (
+        ("extra-index-url", "UV_INDEX"),
+        ("find-links", "UV_FIND_LINKS"),
+        ("constraint", "UV_CONSTRAINT"),
+    ):
         value = os.environ.get("PIP_" + pip_name.upper().replace("-", "_")) or config.get(pip_name)
         if value and not env.get(uv_name):
             env[uv_name] = " ".join(value.split())
@@ -179,7 +184,7 @@ def wheel_files(project: str) -> list[tuple[str, str, str]]:
         if href is None or "data-yanked" in attrs:
             continue
         url, _, fragment = href.group(1).replace("&amp;", "&").partition("#")
-        digest = fragment[len("sha256="):] if fragment.startswith("sha256=") else ""
+        digest = fragment[len("sha256=") :] if fragment.startswith("sha256=") else ""
         files.append((name.strip(), urllib.parse.urljoin(base, url), digest))
     return files
 
@@ -230,11 +235,15 @@ def pick_wheel(files: list[tuple[str, str, str]], version: str) -> tuple[str, st
                 continue
             return name, url, digest, pin
     if unpinned:
-        fail(f"no sha256 is pinned for {', '.join(sorted(set(unpinned)))} (uv {version}); "
-             "refusing to run an unpinned binary: install uv or pipx and re-run, or set "
-             "KEYBROKER_UV_SHA256 to the wheel's sha256 from a source you trust")
-    fail(f"the index has no uv {version} wheel for this platform "
-         f"({sys.platform} {platform.machine()}); install uv or pipx and re-run")
+        fail(
+            f"no sha256 is pinned for {', '.join(sorted(set(unpinned)))} (uv {version}); "
+            "refusing to run an unpinned binary: install uv or pipx and re-run, or set "
+            "KEYBROKER_UV_SHA256 to the wheel's sha256 from a source you trust"
+        )
+    fail(
+        f"the index has no uv {version} wheel for this platform "
+        f"({sys.platform} {platform.machine()}); install uv or pipx and re-run"
+    )
     raise AssertionError  # unreachable
 
 
@@ -263,8 +272,14 @@ def bootstrap_uv() -> Path:
         wheel = Path(scratch) / name
         wheel.write_bytes(body)
         with zipfile.ZipFile(wheel) as archive:
-            member = next((m for m in archive.namelist()
-                           if re.fullmatch(r"uv-[^/]+\.data/scripts/uv(\.exe)?", m)), None)
+            member = next(
+                (
+                    m
+                    for m in archive.namelist()
+                    if re.fullmatch(r"uv-[^/]+\.data/scripts/uv(\.exe)?", m)
+                ),
+                None,
+            )
             if member is None:
                 fail(f"{name} has no uv binary")
             staged = Path(scratch) / exe.name
@@ -324,11 +339,15 @@ def path_note(bin_dir: Path, exe: Path, path: str, kind: str, tool: Path) -> str
     listed = any(_same_dir(Path(entry), bin_dir) for entry in entries)
     if not listed or on_path is None:
         fix = f"{tool} tool update-shell" if kind == "uv" else "pipx ensurepath"
-        return (f'note: {bin_dir} is not on PATH; add it, e.g. export PATH="{bin_dir}:$PATH" '
-                f"(or run: {fix}), then open a new shell")
-    return (f"note: {bin_dir} is on PATH, but `keybroker` runs {on_path}, found in an earlier "
-            f"directory; put {bin_dir} before {Path(str(on_path)).parent} in PATH, or remove "
-            "the other keybroker")
+        return (
+            f'note: {bin_dir} is not on PATH; add it, e.g. export PATH="{bin_dir}:$PATH" '
+            f"(or run: {fix}), then open a new shell"
+        )
+    return (
+        f"note: {bin_dir} is on PATH, but `keybroker` runs {on_path}, found in an earlier "
+        f"directory; put {bin_dir} before {Path(str(on_path)).parent} in PATH, or remove "
+        "the other keybroker"
+    )
 
 
 def _same_dir(a: Path, b: Path) -> bool:
@@ -357,11 +376,20 @@ def dev_venv(venv: Path, choice: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--with", dest="choice", choices=("auto", "uv", "pipx"), default="auto",
-                        help="installer to use (default: uv, else pipx, else a bootstrapped uv)")
+    parser.add_argument(
+        "--with",
+        dest="choice",
+        choices=("auto", "uv", "pipx"),
+        default="auto",
+        help="installer to use (default: uv, else pipx, else a bootstrapped uv)",
+    )
     parser.add_argument("--no-demo", action="store_true", help="do not run `keybroker get demo`")
-    parser.add_argument("--dev-venv", metavar="DIR", type=Path,
-                        help="instead: make DIR a venv for the tests (scripts/test uses .venv)")
+    parser.add_argument(
+        "--dev-venv",
+        metavar="DIR",
+        type=Path,
+        help="instead: make DIR a venv for the tests (scripts/test uses .venv)",
+    )
     args = parser.parse_args()
     if not (REPO / "pyproject.toml").is_file():
         fail(f"{REPO} is not a keybroker checkout")

@@ -173,8 +173,14 @@ def plant(
     cache = Cache.open(env)
     eid = entry_name(cache, request.source, request.settings, env)
     assert cache.write(
-        Entry(id=eid, value=value, fetched_at=fetched_at, expires_at=expires_at,
-              source=request.source, label=f"{request.source}:planted")
+        Entry(
+            id=eid,
+            value=value,
+            fetched_at=fetched_at,
+            expires_at=expires_at,
+            source=request.source,
+            label=f"{request.source}:planted",
+        )
     )
     return cache.path(eid)
 
@@ -184,10 +190,28 @@ def isolated_env(base: Path, **extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("KEYBROKER_", "CLAUDE_CODE_", "VAULT_", "AWS_", "XDG_", "GITHUB_",
-                             "GITLAB_", "RUNNER_", "CI_", "BAO_"))
-        and k not in ("PYTHON_KEYRING_BACKEND", "ANTHROPIC_API_KEY", "CI", "CLAUDECODE",
-                      "CLAUDE_PROJECT_DIR")
+        if not k.startswith(
+            (
+                "KEYBROKER_",
+                "CLAUDE_CODE_",
+                "VAULT_",
+                "AWS_",
+                "XDG_",
+                "GITHUB_",
+                "GITLAB_",
+                "RUNNER_",
+                "CI_",
+                "BAO_",
+            )
+        )
+        and k
+        not in (
+            "PYTHON_KEYRING_BACKEND",
+            "ANTHROPIC_API_KEY",
+            "CI",
+            "CLAUDECODE",
+            "CLAUDE_PROJECT_DIR",
+        )
     }
     home = base / "home"
     for sub in ("cache", "config", "data"):
@@ -216,9 +240,13 @@ def require_backend(name: str, why: str) -> None:
 
 
 @contextlib.contextmanager
-def backend(name: str, start: Callable[[], T], stop: Callable[[T], object],
-            unavailable: type[Exception] = Exception,
-            why: Callable[[Exception], str] = str) -> Iterator[T]:
+def backend(
+    name: str,
+    start: Callable[[], T],
+    stop: Callable[[T], object],
+    unavailable: type[Exception] = Exception,
+    why: Callable[[Exception], str] = str,
+) -> Iterator[T]:
     """A backend for the session's tests: ``start()``, and ``stop`` it afterwards. One that
     cannot start (``unavailable``) is a failure in CI and a skip on a laptop."""
     try:
@@ -276,8 +304,9 @@ def file_profile(env: KbEnv, value: str, name: str = "k") -> None:
 RANDOM_KEY = "printf 'sk-%s\\n' \"$(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')\""
 
 
-def minting_profile(kb_env: KbEnv, name: str = "p", extra: str = "",
-                    mint: str = "echo sk-minted-$$") -> Path:
+def minting_profile(
+    kb_env: KbEnv, name: str = "p", extra: str = "", mint: str = "echo sk-minted-$$"
+) -> Path:
     """A ``command`` profile ``name`` added to the config: each fetch appends a line to the
     returned counter file (see :func:`fetches`), then ``mint`` prints the key."""
     counter = kb_env.base / f"fetches-{name}"
@@ -300,6 +329,10 @@ def complete(kb_env: Mapping[str, str], words: str, shell: str = "bash") -> Resu
     """Run the completion protocol the script uses against the real executable."""
     cword = len(words.split()) - (0 if words.endswith(" ") else 1)
     incomplete = "" if words.endswith(" ") else words.rsplit(maxsplit=1)[-1]
-    env = dict(kb_env, _KEYBROKER_COMPLETE=f"{shell}_complete", COMP_WORDS=words,
-               COMP_CWORD=incomplete if shell == "fish" else str(cword))  # fish sends the word
+    env = dict(
+        kb_env,
+        _KEYBROKER_COMPLETE=f"{shell}_complete",
+        COMP_WORDS=words,
+        COMP_CWORD=incomplete if shell == "fish" else str(cword),
+    )  # fish sends the word
     return run(["keybroker"], env)

@@ -23,8 +23,16 @@ class FakeTable:
         self.envs: dict[int, dict[str, str]] = {}
         self._problem = problem
 
-    def add(self, pid: int, ppid: int, name: str, *argv: str, exe: str = "",
-            start: int | None = None, env: dict[str, str] | None = None) -> FakeTable:
+    def add(
+        self,
+        pid: int,
+        ppid: int,
+        name: str,
+        *argv: str,
+        exe: str = "",
+        start: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> FakeTable:
         """Add a process (``start`` defaults to its pid: children start after parents)."""
         self.procs[pid] = Proc(pid, ppid, name, exe, pid if start is None else start)
         self.argvs[pid] = list(argv)

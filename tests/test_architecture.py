@@ -21,9 +21,21 @@ import keybroker
 ROOT = Path(keybroker.__file__).parent
 
 FASTPATH_FORBIDDEN = (
-    "click", "tomllib", "platformdirs", "boto3", "botocore", "hvac", "keyring", "requests",
-    "json", "dataclasses", "argparse", "keybroker.resolve", "keybroker.config",
-    "keybroker.sources", "keybroker.cli",
+    "click",
+    "tomllib",
+    "platformdirs",
+    "boto3",
+    "botocore",
+    "hvac",
+    "keyring",
+    "requests",
+    "json",
+    "dataclasses",
+    "argparse",
+    "keybroker.resolve",
+    "keybroker.config",
+    "keybroker.sources",
+    "keybroker.cli",
 )
 
 
@@ -44,8 +56,10 @@ def imports(name: str) -> Iterator[str]:
     tree = ast.parse(MODULES[name].read_text())
 
     def visit(node: ast.AST) -> Iterator[str]:
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and (
-            node.test.id == "TYPE_CHECKING"
+        if (
+            isinstance(node, ast.If)
+            and isinstance(node.test, ast.Name)
+            and (node.test.id == "TYPE_CHECKING")
         ):
             yield from (x for child in node.orelse for x in visit(child))
             return
@@ -89,8 +103,12 @@ def reachable(start: str) -> dict[str, str]:
 #: - json in redact, only when a secret is registered (the keychain data key), never on a hit;
 #: - json in events, only when the caller rule finds no process table answering (the
 #:   ``repeat-unavailable`` notice, at most once an hour per cache: keybroker.cache.caller).
-ALLOWED = {("keybroker.keyrings", "keyring"), ("keybroker.paths", "platformdirs"),
-           ("keybroker.redact", "json"), ("keybroker.events", "json")}
+ALLOWED = {
+    ("keybroker.keyrings", "keyring"),
+    ("keybroker.paths", "platformdirs"),
+    ("keybroker.redact", "json"),
+    ("keybroker.events", "json"),
+}
 
 
 def test_fastpath_imports_nothing_of_the_full_path() -> None:
@@ -98,16 +116,22 @@ def test_fastpath_imports_nothing_of_the_full_path() -> None:
     for name in MODULES:
         if name.startswith("keybroker.fastpath"):
             found.update(reachable(name))
-    bad = {m: via for m, via in found.items()
-           if any(m == f or m.startswith(f + ".") for f in FASTPATH_FORBIDDEN)
-           and (via, m) not in ALLOWED}
+    bad = {
+        m: via
+        for m, via in found.items()
+        if any(m == f or m.startswith(f + ".") for f in FASTPATH_FORBIDDEN)
+        and (via, m) not in ALLOWED
+    }
     assert not bad, f"the hit path reaches full-path modules: {bad}"
 
 
 def test_every_forbidden_keybroker_module_exists() -> None:
     """A rule about a module that is gone forbids nothing and misleads the reader."""
-    gone = [f for f in FASTPATH_FORBIDDEN if f.startswith("keybroker.")
-            and not any(m == f or m.startswith(f + ".") for m in MODULES)]
+    gone = [
+        f
+        for f in FASTPATH_FORBIDDEN
+        if f.startswith("keybroker.") and not any(m == f or m.startswith(f + ".") for m in MODULES)
+    ]
     assert gone == []
 
 
@@ -116,8 +140,9 @@ def test_cache_never_imports_sources_config_or_cli() -> None:
     for name in MODULES:
         if name.startswith("keybroker.cache"):
             for target in imports(name):
-                if target.startswith(("keybroker.sources", "keybroker.config", "keybroker.cli",
-                                      "keybroker.resolve")):
+                if target.startswith(
+                    ("keybroker.sources", "keybroker.config", "keybroker.cli", "keybroker.resolve")
+                ):
                     bad[name] = target
     assert not bad, bad
 
@@ -125,10 +150,7 @@ def test_cache_never_imports_sources_config_or_cli() -> None:
 def test_no_import_cycles_not_even_through_lazy_imports() -> None:
     """Dependencies point one way: no cycle between modules, counting imports inside
     functions too (a lazy import is still a dependency)."""
-    graph = {
-        name: {t for t in imports(name) if t in MODULES and t != name}
-        for name in MODULES
-    }
+    graph = {name: {t for t in imports(name) if t in MODULES and t != name} for name in MODULES}
     state: dict[str, int] = {}
     stack: list[str] = []
 
@@ -137,7 +159,7 @@ def test_no_import_cycles_not_even_through_lazy_imports() -> None:
         stack.append(node)
         for nxt in graph[node]:
             if state.get(nxt) == 1:
-                cycle = [*stack[stack.index(nxt):], nxt]
+                cycle = [*stack[stack.index(nxt) :], nxt]
                 raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
             if nxt not in state:
                 visit(nxt)

@@ -125,7 +125,6 @@ def test_endpoint_flag_and_service_specific_env_share_one_entry(
     assert aws_proxy.count("GetSecretValue") == 1, aws_proxy.operations
 
 
-
 def test_plain_secret_string_as_is_and_arn_gives_the_region(
     env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient
 ) -> None:
@@ -148,8 +147,9 @@ def test_rotation_stages_no_cache_and_previous(
 
     old, pending = rotate(secretsmanager, name, new_key_)
     assert_key(run(["keybroker", "get", "p"], env), old_key)  # AWSCURRENT has not moved
-    assert_key(run(["keybroker-aws", "--secret-id", name, "--version-stage", "AWSPENDING"], env),
-               new_key_)
+    assert_key(
+        run(["keybroker-aws", "--secret-id", name, "--version-stage", "AWSPENDING"], env), new_key_
+    )
 
     promote(secretsmanager, name, old, pending)
     # inside the reuse window (T = 5 min) the cached key is still served ...
@@ -158,8 +158,9 @@ def test_rotation_stages_no_cache_and_previous(
     assert_key(run(["keybroker", "get", "p", "--no-cache"], env), new_key_)
     assert_key(run(["keybroker-aws", "--secret-id", name, "--no-cache"], env), new_key_)
     # the previous version stays readable by its stage and by its VersionId
-    assert_key(run(["keybroker-aws", "--secret-id", name, "--version-stage", "AWSPREVIOUS"], env),
-               old_key)
+    assert_key(
+        run(["keybroker-aws", "--secret-id", name, "--version-stage", "AWSPREVIOUS"], env), old_key
+    )
     assert_key(run(["keybroker-aws", "--secret-id", name, "--version-id", old], env), old_key)
 
 
@@ -200,8 +201,9 @@ def test_expiry_from_the_json_expires_at_field(
 ) -> None:
     key = new_key()
     expires = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
-    name = json_secret(secretsmanager, key=key,
-                       expires_at=expires.isoformat().replace("+00:00", "Z"))
+    name = json_secret(
+        secretsmanager, key=key, expires_at=expires.isoformat().replace("+00:00", "Z")
+    )
     env.write_config(profile("p", secret_id=name, field="key"))
     assert_key(run(["keybroker", "get", "p"], env), key)
     doc = json.loads(run(["keybroker", "print-token", "p", "--json"], env).out)
@@ -247,10 +249,13 @@ def test_missing_secret_field_and_stage_exit_5(
     assert missing.err.count(b"\n") == 1
 
     field = run(["keybroker-aws", "--secret-id", name, "--field", "api_key"], env)
-    assert field.err == (
-        f"keybroker: aws: field 'api_key' is not in secret '{name}'; fields: key, password; "
-        "fix field (--field)\n"
-    ).encode()
+    assert (
+        field.err
+        == (
+            f"keybroker: aws: field 'api_key' is not in secret '{name}'; fields: key, password; "
+            "fix field (--field)\n"
+        ).encode()
+    )
     assert_fails(field, 5, secrets=[key, password])
 
     stage = run(["keybroker-aws", "--secret-id", name, "--version-stage", "AWSPENDING"], env)
@@ -258,8 +263,14 @@ def test_missing_secret_field_and_stage_exit_5(
 
     env.write_config(profile("p", secret_id=name))
     whole = run(["keybroker", "get", "p"], env)
-    assert_fails(whole, 6, "profile 'p'", "is a JSON object, not a key", "fields: key, password",
-                 secrets=[key, password])
+    assert_fails(
+        whole,
+        6,
+        "profile 'p'",
+        "is a JSON object, not a key",
+        "fields: key, password",
+        secrets=[key, password],
+    )
 
     debug = run(["keybroker-aws", "--secret-id", name, "--field", "nope", "--debug"], env)
     assert debug.code == 5, debug
@@ -283,8 +294,12 @@ def test_non_string_field_and_bad_expiry_exit_6(
     ("status", "code", "exit_code", "needles"),
     [
         (400, "DecryptionFailure", 4, ("could not decrypt", "kms:Decrypt")),
-        (400, "AccessDeniedException", 4,
-         ("access denied: secretsmanager:GetSecretValue", "IAM policy")),
+        (
+            400,
+            "AccessDeniedException",
+            4,
+            ("access denied: secretsmanager:GetSecretValue", "IAM policy"),
+        ),
         (400, "ExpiredTokenException", 4, ("credentials have expired", "aws sso login")),
         (403, "UnrecognizedClientException", 4, ("rejected the credentials",)),
         (400, "ThrottlingException", 3, ("throttled", "after 3 attempts")),
@@ -292,8 +307,13 @@ def test_non_string_field_and_bad_expiry_exit_6(
     ],
 )
 def test_aws_errors_map_to_exit_codes(
-    env: KbEnv, aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient,
-    status: int, code: str, exit_code: int, needles: tuple[str, ...],
+    env: KbEnv,
+    aws_proxy: RecordingProxy,
+    secretsmanager: SecretsManagerClient,
+    status: int,
+    code: str,
+    exit_code: int,
+    needles: tuple[str, ...],
 ) -> None:
     name, key = new_secret(secretsmanager)
     aws_proxy.faults["secretsmanager.GetSecretValue"] = (status, code)
@@ -357,15 +377,28 @@ def test_unreachable_endpoints_exit_3_within_the_deadline(env: KbEnv) -> None:
         elapsed = time.monotonic() - started
         # short read timeouts leave room for retries, each one bounded
         env["KEYBROKER_TIMEOUT"] = "5"
-        retried = run(["keybroker-aws", "--secret-id", "litellm", "--read-timeout", "1",
-                       "--connect-timeout", "1"], env, timeout=30)
+        retried = run(
+            [
+                "keybroker-aws",
+                "--secret-id",
+                "litellm",
+                "--read-timeout",
+                "1",
+                "--connect-timeout",
+                "1",
+            ],
+            env,
+            timeout=30,
+        )
     finally:
         stop()
     # the read timeout is capped by what is left of the 2 s budget (or, on a machine so loaded
     # that start-up ate the budget, the deadline check stops the call): never the watchdog
     assert_fails(tight, 3)
-    assert (f"no answer from {url}".encode() in tight.err
-            or b"gave up after 2s (KEYBROKER_TIMEOUT)" in tight.err), tight
+    assert (
+        f"no answer from {url}".encode() in tight.err
+        or b"gave up after 2s (KEYBROKER_TIMEOUT)" in tight.err
+    ), tight
     assert b"ran past its deadline" not in tight.err
     assert elapsed < 15, elapsed  # 2 s + start-up; far below the 20 s default budget
     assert_fails(retried, 3, f"no answer from {url}", "read_timeout")
@@ -394,9 +427,7 @@ def test_assume_role_then_read_reuses_role_credentials(
     assert_fails(denied, 4, "access denied: sts:AssumeRole", "trust policy")
 
 
-def test_role_credentials_output_for_aws_credentials(
-    env: KbEnv, aws_proxy: RecordingProxy
-) -> None:
+def test_role_credentials_output_for_aws_credentials(env: KbEnv, aws_proxy: RecordingProxy) -> None:
     env.write_config(profile("bedrock", role_arn=ROLE_ARN, output="credentials"))
     result = run(["keybroker", "aws-credentials", "bedrock"], env)
     assert result.code == 0, result
@@ -421,8 +452,13 @@ def test_concurrent_cold_calls_make_one_fetch(
     name, key = new_secret(secretsmanager)
     env.write_config(profile("p", secret_id=name))
     procs = [
-        subprocess.Popen(["keybroker", "get", "p"], env=env, stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            ["keybroker", "get", "p"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(6)
     ]
     for proc in procs:
@@ -438,10 +474,16 @@ def test_module_and_hit_path_do_not_import_botocore(
     env: KbEnv, secretsmanager: SecretsManagerClient
 ) -> None:
     light = subprocess.run(
-        [python(), "-c", "import sys, keybroker.sources.aws as a; a.SOURCE.canonical("
-         "{'secret_id': 'x'}, {}); print(sorted(m for m in sys.modules "
-         "if m.split('.')[0] in ('boto3', 'botocore')))"],
-        env=env, capture_output=True, check=True,
+        [
+            python(),
+            "-c",
+            "import sys, keybroker.sources.aws as a; a.SOURCE.canonical("
+            "{'secret_id': 'x'}, {}); print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('boto3', 'botocore')))",
+        ],
+        env=env,
+        capture_output=True,
+        check=True,
     )
     assert light.stdout == b"[]\n", light
 
@@ -458,16 +500,34 @@ def test_module_and_hit_path_do_not_import_botocore(
 
 
 def test_canonical_fills_defaults_and_env_fallbacks() -> None:
-    env = {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://generic",
-           "AWS_PROFILE": "dev"}
-    flags = {"secret_id": "litellm", "field": "key"}
-    profile_settings = {"secret_id": "litellm", "field": "key", "version_stage": "AWSCURRENT",
-                        "region": "eu-west-1", "endpoint_url": "http://generic",
-                        "aws_profile": "dev", "connect_timeout": 1.0, "external_id": "x"}
-    assert SOURCE.canonical(flags, env) == SOURCE.canonical(profile_settings, {}) == {
-        "secret_id": "litellm", "field": "key", "version_stage": "AWSCURRENT",
-        "region": "eu-west-1", "endpoint_url": "http://generic", "aws_profile": "dev",
+    env = {
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ENDPOINT_URL": "http://generic",
+        "AWS_PROFILE": "dev",
     }
+    flags = {"secret_id": "litellm", "field": "key"}
+    profile_settings = {
+        "secret_id": "litellm",
+        "field": "key",
+        "version_stage": "AWSCURRENT",
+        "region": "eu-west-1",
+        "endpoint_url": "http://generic",
+        "aws_profile": "dev",
+        "connect_timeout": 1.0,
+        "external_id": "x",
+    }
+    assert (
+        SOURCE.canonical(flags, env)
+        == SOURCE.canonical(profile_settings, {})
+        == {
+            "secret_id": "litellm",
+            "field": "key",
+            "version_stage": "AWSCURRENT",
+            "region": "eu-west-1",
+            "endpoint_url": "http://generic",
+            "aws_profile": "dev",
+        }
+    )
     specific = dict(env, AWS_REGION="us-east-2", AWS_ENDPOINT_URL_SECRETS_MANAGER="http://sm")
     target = Target.of(flags, specific)
     assert (target.region, target.endpoint_url) == ("us-east-2", "http://sm")
@@ -478,25 +538,30 @@ def test_canonical_fills_defaults_and_env_fallbacks() -> None:
     pinned = SOURCE.canonical({"secret_id": "s", "version_id": "v1"}, {})
     assert pinned == {"secret_id": "s", "version_id": "v1"}
     assert SOURCE.canonical({"secret_id": "s", "field": "a"}, {}) != SOURCE.canonical(
-        {"secret_id": "s", "field": "b"}, {})
+        {"secret_id": "s", "field": "b"}, {}
+    )
     assert SOURCE.describe({"secret_id": "s", "field": "k", "version_stage": "AWSPREVIOUS"}) == (
-        "s#k@AWSPREVIOUS")
+        "s#k@AWSPREVIOUS"
+    )
 
 
 def test_parse_expiry_forms() -> None:
     assert parse_expiry(1_900_000_000, "w") == 1_900_000_000.0
     assert parse_expiry("1900000000", "w") == 1_900_000_000.0
     assert parse_expiry("2030-01-01T00:00:00Z", "w") == datetime(2030, 1, 1, tzinfo=UTC).timestamp()
-    assert parse_expiry("2030-01-01T02:00:00+02:00", "w") == datetime(
-        2030, 1, 1, tzinfo=UTC).timestamp()
+    assert (
+        parse_expiry("2030-01-01T02:00:00+02:00", "w")
+        == datetime(2030, 1, 1, tzinfo=UTC).timestamp()
+    )
     for bad in ("soon", True, None, [1]):
         with pytest.raises(InvalidSecret):
             parse_expiry(bad, "w")
 
 
 @pytest.fixture
-def in_process_aws(monkeypatch: pytest.MonkeyPatch, aws_proxy: RecordingProxy,
-                   tmp_path: Path) -> dict[str, str]:
+def in_process_aws(
+    monkeypatch: pytest.MonkeyPatch, aws_proxy: RecordingProxy, tmp_path: Path
+) -> dict[str, str]:
     """os.environ for botocore in this process (its credential chain reads os.environ)."""
     values = aws_env(aws_proxy.url)
     values["AWS_CONFIG_FILE"] = str(tmp_path / "none")
@@ -509,7 +574,9 @@ def in_process_aws(monkeypatch: pytest.MonkeyPatch, aws_proxy: RecordingProxy,
 
 
 def test_doctor_checks_region_credentials_role_and_describe(
-    in_process_aws: dict[str, str], aws_proxy: RecordingProxy, secretsmanager: SecretsManagerClient,
+    in_process_aws: dict[str, str],
+    aws_proxy: RecordingProxy,
+    secretsmanager: SecretsManagerClient,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     name = json_secret(secretsmanager, key=new_key())
@@ -532,17 +599,19 @@ def test_doctor_checks_region_credentials_role_and_describe(
     assert [c.ok for c in missing] == [True, True, True, False], missing
     assert missing[-1].detail == f"secret '{absent}' not found in us-east-1", missing[-1]
     assert "list-secrets" in missing[-1].fix
-    stage = SOURCE.doctor(Request("aws", {"secret_id": name, "version_stage": "AWSPENDING"}),
-                          ctx)
+    stage = SOURCE.doctor(Request("aws", {"secret_id": name, "version_stage": "AWSPENDING"}), ctx)
     assert not stage[-1].ok
     assert "no version" in stage[-1].detail
 
     monkeypatch.delenv("AWS_REGION")
     no_region = dict(os.environ)
-    checks = SOURCE.doctor(Request("aws", {"secret_id": name}),
-                           FetchContext(Deadline(30), no_region))
+    checks = SOURCE.doctor(
+        Request("aws", {"secret_id": name}), FetchContext(Deadline(30), no_region)
+    )
     assert [(c.ok, c.label) for c in checks] == [
-        (False, "AWS region"), (True, "Secrets Manager endpoint")], checks
+        (False, "AWS region"),
+        (True, "Secrets Manager endpoint"),
+    ], checks
     assert "AWS_REGION" in checks[0].fix
 
 

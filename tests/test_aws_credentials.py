@@ -22,8 +22,12 @@ from tests.kb import assert_fails, assert_nowhere, run
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 SESSION = "FwoGZXIvYXdzEBYaDH-session-token-example"
 VAULT = {"access_key": "AKIAVAULTEXAMPLE", "secret_key": SECRET_KEY, "security_token": SESSION}
-STS = {"AccessKeyId": "ASIASTSEXAMPLE", "SecretAccessKey": SECRET_KEY, "SessionToken": SESSION,
-       "Expiration": "2030-01-01T00:00:00Z"}
+STS = {
+    "AccessKeyId": "ASIASTSEXAMPLE",
+    "SecretAccessKey": SECRET_KEY,
+    "SessionToken": SESSION,
+    "Expiration": "2030-01-01T00:00:00Z",
+}
 
 
 def command_profile(base: Path, name: str, payload: str) -> str:
@@ -31,8 +35,10 @@ def command_profile(base: Path, name: str, payload: str) -> str:
     path = base / f"{name}.json"
     path.write_text(payload)
     script = f"import sys; sys.stdout.write(open({str(path)!r}).read())"
-    return (f"[profiles.{name}]\nsource = \"command\"\n"
-            f"command = [{json.dumps(sys.executable)}, \"-c\", {json.dumps(script)}]\n")
+    return (
+        f'[profiles.{name}]\nsource = "command"\n'
+        f'command = [{json.dumps(sys.executable)}, "-c", {json.dumps(script)}]\n'
+    )
 
 
 def compact(document: dict[str, Any]) -> str:
@@ -45,8 +51,11 @@ def aws_env(kb_env: KbEnv) -> KbEnv:
         command_profile(kb_env.base, "vault", compact(VAULT))
         + command_profile(kb_env.base, "sts", compact(STS))
         + command_profile(kb_env.base, "nested", compact({"Credentials": STS}))
-        + command_profile(kb_env.base, "static", compact(
-            {"AccessKeyId": "AKIASTATIC", "SecretAccessKey": SECRET_KEY}))
+        + command_profile(
+            kb_env.base,
+            "static",
+            compact({"AccessKeyId": "AKIASTATIC", "SecretAccessKey": SECRET_KEY}),
+        )
         + command_profile(kb_env.base, "notjson", "sk-plain-key-not-json")
         + command_profile(kb_env.base, "partial", compact({"access_key": "AKIAONLY"}))
     )
@@ -57,10 +66,13 @@ def test_vault_names_become_claude_code_shape(aws_env: KbEnv) -> None:
     result = run(["keybroker", "aws-credentials", "vault"], aws_env)
     assert result.code == 0, result
     assert result.err == b""
-    assert json.loads(result.out) == {"Credentials": {
-        "AccessKeyId": "AKIAVAULTEXAMPLE", "SecretAccessKey": SECRET_KEY,
-        "SessionToken": SESSION,
-    }}
+    assert json.loads(result.out) == {
+        "Credentials": {
+            "AccessKeyId": "AKIAVAULTEXAMPLE",
+            "SecretAccessKey": SECRET_KEY,
+            "SessionToken": SESSION,
+        }
+    }
     assert result.out.endswith(b"}}\n")
     # cached encrypted like any key: the secret parts are in no file in clear
     assert_nowhere(SECRET_KEY, result, dirs=[aws_env.cache_dir, aws_env.data_dir])
@@ -74,13 +86,18 @@ def test_sts_names_and_expiration_pass_through(aws_env: KbEnv, profile: str) -> 
     assert result.code == 0, result
     assert json.loads(result.out) == {"Credentials": STS}
     assert list(json.loads(result.out)["Credentials"]) == [
-        "AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"]
+        "AccessKeyId",
+        "SecretAccessKey",
+        "SessionToken",
+        "Expiration",
+    ]
 
 
 def test_static_credentials_have_no_session_token(aws_env: KbEnv) -> None:
     result = run(["keybroker", "aws-credentials", "static"], aws_env)
-    assert json.loads(result.out) == {"Credentials": {"AccessKeyId": "AKIASTATIC",
-                                                      "SecretAccessKey": SECRET_KEY}}
+    assert json.loads(result.out) == {
+        "Credentials": {"AccessKeyId": "AKIASTATIC", "SecretAccessKey": SECRET_KEY}
+    }
 
 
 def test_not_json_is_invalid(aws_env: KbEnv) -> None:
@@ -131,9 +148,13 @@ def test_vault_aws_engine_shaped_secret_through_openbao(openbao: OpenBao, kb_env
     result = run(["keybroker", "aws-credentials", "bedrock"], kb_env)
     assert result.code == 0, result
     assert result.err == b""
-    assert json.loads(result.out) == {"Credentials": {
-        "AccessKeyId": "AKIAVAULTEXAMPLE", "SecretAccessKey": SECRET_KEY,
-        "SessionToken": SESSION, "Expiration": stamp,
-    }}
+    assert json.loads(result.out) == {
+        "Credentials": {
+            "AccessKeyId": "AKIAVAULTEXAMPLE",
+            "SecretAccessKey": SECRET_KEY,
+            "SessionToken": SESSION,
+            "Expiration": stamp,
+        }
+    }
     assert_nowhere(SECRET_KEY, result, dirs=[kb_env.cache_dir, kb_env.data_dir])
     assert_nowhere(SESSION, result, dirs=[kb_env.cache_dir, kb_env.data_dir])

@@ -59,8 +59,9 @@ def test_cache_list_labels_each_kind(kb_env: KbEnv) -> None:
         assert f"({kind})" in line, (kind, line)
     assert "(login token)" in listed.stdout
     assert listed.stdout.count("(login token)") == 1  # the vault token only
-    assert listed_kinds(kb_env) == sorted(["key", "login-token", "refresh-token",
-                                           "role-credentials", "discovery", "jwks"])
+    assert listed_kinds(kb_env) == sorted(
+        ["key", "login-token", "refresh-token", "role-credentials", "discovery", "jwks"]
+    )
 
 
 def test_cache_clear_keeps_logins_and_says_what_it_removed(kb_env: KbEnv) -> None:
@@ -73,8 +74,9 @@ def test_cache_clear_keeps_logins_and_says_what_it_removed(kb_env: KbEnv) -> Non
         "keybroker: removed 1 key; kept 5 logins (run 'keybroker cache clear --logins' to "
         "remove them, or --all for everything)\n"
     )
-    assert listed_kinds(kb_env) == sorted(["login-token", "refresh-token", "role-credentials",
-                                           "discovery", "jwks"])
+    assert listed_kinds(kb_env) == sorted(
+        ["login-token", "refresh-token", "role-credentials", "discovery", "jwks"]
+    )
 
     seed_key(kb_env)
     logins = run(["keybroker", "cache", "clear", "--logins"], kb_env)
@@ -98,10 +100,17 @@ def test_cache_clear_keeps_logins_and_says_what_it_removed(kb_env: KbEnv) -> Non
 
 def test_cache_clear_flags_that_do_not_go_together(kb_env: KbEnv) -> None:
     seed_key(kb_env)
-    assert_fails(run(["keybroker", "cache", "clear", "--logins", "--all"], kb_env), 2,
-                 "--logins and --all cannot be used together")
-    assert_fails(run(["keybroker", "cache", "clear", "c", "--all"], kb_env), 2,
-                 "leave out the profile 'c'", "or run: keybroker cache clear c")
+    assert_fails(
+        run(["keybroker", "cache", "clear", "--logins", "--all"], kb_env),
+        2,
+        "--logins and --all cannot be used together",
+    )
+    assert_fails(
+        run(["keybroker", "cache", "clear", "c", "--all"], kb_env),
+        2,
+        "leave out the profile 'c'",
+        "or run: keybroker cache clear c",
+    )
 
 
 def test_cleared_keys_leave_the_assumed_role_in_place(

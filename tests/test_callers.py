@@ -19,14 +19,20 @@ from tests.fixtures.fake_claude import RUNNER
 from tests.kb import exe, fetches, minting_profile
 
 
-def claude(kb_env: KbEnv, plan: list[dict[str, object]], own_env: dict[str, str] | None = None
-           ) -> list[str]:
+def claude(
+    kb_env: KbEnv, plan: list[dict[str, object]], own_env: dict[str, str] | None = None
+) -> list[str]:
     link = kb_env.base / "claude"
     if not link.exists():
         link.symlink_to(sys.executable)
     env = dict(kb_env, CLAUDE_CODE_ENTRYPOINT="cli", **(own_env or {}))
-    out = subprocess.run([str(link), "-c", RUNNER, json.dumps(plan)], env=env,
-                         capture_output=True, timeout=120, check=True)
+    out = subprocess.run(
+        [str(link), "-c", RUNNER, json.dumps(plan)],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     keys: list[str] = json.loads(out.stdout)
     return keys
 
@@ -37,8 +43,9 @@ def helper(kb_env: KbEnv) -> str:
 
 def test_api_key_helper_rerun_is_a_refusal(kb_env: KbEnv) -> None:
     counter = minting_profile(kb_env)
-    first, second = claude(kb_env, [{"command": helper(kb_env)},
-                                    {"command": helper(kb_env), "sleep": 1.2}])
+    first, second = claude(
+        kb_env, [{"command": helper(kb_env)}, {"command": helper(kb_env), "sleep": 1.2}]
+    )
     assert first != second
     assert fetches(counter) == 2
 
@@ -49,13 +56,25 @@ def test_headers_helper_bash_tool_and_hooks_are_never_refusals(kb_env: KbEnv) ->
     counter = minting_profile(kb_env)
     plan: list[dict[str, object]] = [
         {"command": helper(kb_env)},  # apiKeyHelper at start
-        {"command": helper(kb_env), "sleep": 1.2,
-         "add": {"CLAUDE_CODE_MCP_SERVER_NAME": "gw", "CLAUDE_CODE_MCP_SERVER_URL": "http://x"}},
-        {"command": f". /dev/null && eval '{helper(kb_env)}'", "sleep": 1.2,
-         "add": {"CLAUDECODE": "1", "CLAUDE_CODE_SESSION_ID": "s-1"}},  # the Bash tool
-        {"command": helper(kb_env), "sleep": 1.2,
-         "add": {"CLAUDECODE": "1", "CLAUDE_CODE_SESSION_ID": "s-1",
-                 "CLAUDE_PROJECT_DIR": "/tmp"}},  # a hook
+        {
+            "command": helper(kb_env),
+            "sleep": 1.2,
+            "add": {"CLAUDE_CODE_MCP_SERVER_NAME": "gw", "CLAUDE_CODE_MCP_SERVER_URL": "http://x"},
+        },
+        {
+            "command": f". /dev/null && eval '{helper(kb_env)}'",
+            "sleep": 1.2,
+            "add": {"CLAUDECODE": "1", "CLAUDE_CODE_SESSION_ID": "s-1"},
+        },  # the Bash tool
+        {
+            "command": helper(kb_env),
+            "sleep": 1.2,
+            "add": {
+                "CLAUDECODE": "1",
+                "CLAUDE_CODE_SESSION_ID": "s-1",
+                "CLAUDE_PROJECT_DIR": "/tmp",
+            },
+        },  # a hook
     ]
     keys = claude(kb_env, plan)
     assert len(set(keys)) == 1, keys
@@ -67,8 +86,9 @@ def test_a_nested_claude_still_detects_its_own_refusals(kb_env: KbEnv) -> None:
     them unchanged to its apiKeyHelper: that is still an apiKeyHelper run."""
     counter = minting_profile(kb_env)
     inherited = {"CLAUDECODE": "1", "CLAUDE_CODE_SESSION_ID": "outer"}
-    first, second = claude(kb_env, [{"command": helper(kb_env)},
-                                    {"command": helper(kb_env), "sleep": 1.2}], inherited)
+    first, second = claude(
+        kb_env, [{"command": helper(kb_env)}, {"command": helper(kb_env), "sleep": 1.2}], inherited
+    )
     assert first != second
     assert fetches(counter) == 2
 

@@ -33,8 +33,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX shells")
 
 @pytest.fixture
 def ci_env(kb_env: KbEnv) -> KbEnv:
-    file_profiles(kb_env, k=("key.txt", VALUE), o=("other.txt", OTHER),
-                  missing=("nope.txt", None))
+    file_profiles(kb_env, k=("key.txt", VALUE), o=("other.txt", OTHER), missing=("nope.txt", None))
     return kb_env
 
 
@@ -65,16 +64,20 @@ def parse_github_env(text: str) -> dict[str, str]:
 def test_github_masks_first_and_writes_value_only_to_github_env(ci_env: KbEnv) -> None:
     github_env = ci_env.base / "github_env"
     github_env.write_text("EARLIER=kept\n")
-    result = run(["keybroker", "ci", "export", "k", "--format", "github"],
-                 dict(ci_env, GITHUB_ENV=str(github_env)))
+    result = run(
+        ["keybroker", "ci", "export", "k", "--format", "github"],
+        dict(ci_env, GITHUB_ENV=str(github_env)),
+    )
     assert result.code == 0, result
     lines = result.stdout.splitlines()
     # the first thing the runner reads is the mask of the value itself (escaped as data)
     assert lines[0] == "::add-mask::" + VALUE.replace("%", "%25"), lines
     assert all(line.startswith("::add-mask::") for line in lines), lines
     assert VALUE.encode() not in result.out  # only its escaped mask form is on stdout
-    assert result.err == b"keybroker: exported ANTHROPIC_AUTH_TOKEN to $GITHUB_ENV " \
-                         b"(masked in this job's logs)\n"
+    assert (
+        result.err == b"keybroker: exported ANTHROPIC_AUTH_TOKEN to $GITHUB_ENV "
+        b"(masked in this job's logs)\n"
+    )
     assert_nowhere(VALUE, result, dirs=[ci_env.cache_dir, ci_env.data_dir])
     text = github_env.read_text()
     assert text.startswith("EARLIER=kept\n")  # appended, not replaced
@@ -86,10 +89,14 @@ def test_github_masks_first_and_writes_value_only_to_github_env(ci_env: KbEnv) -
 
 def test_github_masks_derived_forms(ci_env: KbEnv) -> None:
     github_env = ci_env.base / "github_env"
-    result = run(["keybroker", "ci", "export", "k", "--format", "github"],
-                 dict(ci_env, GITHUB_ENV=str(github_env)))
+    result = run(
+        ["keybroker", "ci", "export", "k", "--format", "github"],
+        dict(ci_env, GITHUB_ENV=str(github_env)),
+    )
     assert result.code == 0, result
-    masked = {line[len("::add-mask::"):].replace("%25", "%") for line in result.stdout.splitlines()}
+    masked = {
+        line[len("::add-mask::") :].replace("%25", "%") for line in result.stdout.splitlines()
+    }
     assert VALUE in masked
     assert json.dumps(VALUE)[1:-1] in masked  # how a JSON log would show it
     assert redact.derived_forms(VALUE)[2] in masked  # URL-encoded
@@ -99,8 +106,18 @@ def test_github_masks_derived_forms(ci_env: KbEnv) -> None:
 def test_github_several_variables_and_profiles(ci_env: KbEnv) -> None:
     github_env = ci_env.base / "github_env"
     result = run(
-        ["keybroker", "ci", "export", "k", "--format", "github",
-         "--var", "ANTHROPIC_AUTH_TOKEN", "--var", "OTHER_KEY=o"],
+        [
+            "keybroker",
+            "ci",
+            "export",
+            "k",
+            "--format",
+            "github",
+            "--var",
+            "ANTHROPIC_AUTH_TOKEN",
+            "--var",
+            "OTHER_KEY=o",
+        ],
         dict(ci_env, GITHUB_ENV=str(github_env)),
     )
     assert result.code == 0, result
@@ -108,7 +125,8 @@ def test_github_several_variables_and_profiles(ci_env: KbEnv) -> None:
     assert lines[0].startswith("::add-mask::")
     assert f"::add-mask::{OTHER}" in lines
     assert parse_github_env(github_env.read_text()) == {
-        "ANTHROPIC_AUTH_TOKEN": VALUE, "OTHER_KEY": OTHER,
+        "ANTHROPIC_AUTH_TOKEN": VALUE,
+        "OTHER_KEY": OTHER,
     }
     # each block has its own delimiter
     delimiters = [ln.split("<<")[1] for ln in github_env.read_text().splitlines() if "<<" in ln]
@@ -121,15 +139,19 @@ def test_github_without_github_env_is_a_usage_error(ci_env: KbEnv) -> None:
 
 
 def test_github_refuses_an_output_file(ci_env: KbEnv) -> None:
-    result = run(["keybroker", "ci", "export", "k", "--format", "github", "-o", "x.env"],
-                 dict(ci_env, GITHUB_ENV=str(ci_env.base / "github_env")))
+    result = run(
+        ["keybroker", "ci", "export", "k", "--format", "github", "-o", "x.env"],
+        dict(ci_env, GITHUB_ENV=str(ci_env.base / "github_env")),
+    )
     assert_fails(result, 2, "not used with --format github", secrets=[VALUE])
 
 
 def test_github_source_failure_prints_nothing(ci_env: KbEnv) -> None:
     github_env = ci_env.base / "github_env"
-    result = run(["keybroker", "ci", "export", "missing", "--format", "github"],
-                 dict(ci_env, GITHUB_ENV=str(github_env)))
+    result = run(
+        ["keybroker", "ci", "export", "missing", "--format", "github"],
+        dict(ci_env, GITHUB_ENV=str(github_env)),
+    )
     assert_fails(result, 5, "nope.txt")
     assert not github_env.exists()
 
@@ -153,14 +175,32 @@ def test_shell_format_byte_for_byte(ci_env: KbEnv) -> None:
     assert result.err == b""
 
 
-@pytest.mark.parametrize("value", [
-    "a'b", "a\"b", "$(touch /tmp/kb-pwned)", "a\\b\\\\c", "`id`", "'", "''", "x'\"'\"'y",
-    "${HOME}", "!event", "a;b|c&d", "-n",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a'b",
+        'a"b',
+        "$(touch /tmp/kb-pwned)",
+        "a\\b\\\\c",
+        "`id`",
+        "'",
+        "''",
+        "x'\"'\"'y",
+        "${HOME}",
+        "!event",
+        "a;b|c&d",
+        "-n",
+    ],
+)
 def test_shell_quote_survives_eval_in_sh(value: str, tmp_path: Path) -> None:
     text = output.shell([("V", value)])
-    proc = subprocess.run(["/bin/sh", "-c", text + 'printf "%s" "$V"'], capture_output=True,
-                          check=False, cwd=tmp_path, timeout=30)
+    proc = subprocess.run(
+        ["/bin/sh", "-c", text + 'printf "%s" "$V"'],
+        capture_output=True,
+        check=False,
+        cwd=tmp_path,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc
     assert proc.stdout.decode() == value
     assert list(tmp_path.iterdir()) == []
@@ -170,11 +210,14 @@ def test_shell_quote_survives_eval_in_sh(value: str, tmp_path: Path) -> None:
 
 
 def test_dotenv_and_json(ci_env: KbEnv) -> None:
-    dotenv = run(["keybroker", "ci", "export", "k", "--format", "dotenv", "--var", "A",
-                  "--var", "B=o"], ci_env)
+    dotenv = run(
+        ["keybroker", "ci", "export", "k", "--format", "dotenv", "--var", "A", "--var", "B=o"],
+        ci_env,
+    )
     assert dotenv.code == 0, dotenv
-    assert dotenv.out == (f"A={output.dotenv_quote(VALUE)}\n"
-                          f"B={output.dotenv_quote(OTHER)}\n").encode()
+    assert (
+        dotenv.out == (f"A={output.dotenv_quote(VALUE)}\nB={output.dotenv_quote(OTHER)}\n").encode()
+    )
     assert dotenv.out.startswith(b"A='sk-\\'q")  # single-quoted, python-dotenv's escapes
     assert dotenv.err == b""
     as_json = run(["keybroker", "ci", "export", "k", "--format", "json"], ci_env)
@@ -185,8 +228,7 @@ def test_dotenv_and_json(ci_env: KbEnv) -> None:
 
 def test_output_file_is_private_and_stdout_empty(ci_env: KbEnv) -> None:
     target = ci_env.base / "out.json"
-    result = run(["keybroker", "ci", "export", "k", "--format", "json", "-o", str(target)],
-                 ci_env)
+    result = run(["keybroker", "ci", "export", "k", "--format", "json", "-o", str(target)], ci_env)
     assert result.code == 0, result
     assert result.out == b""
     assert json.loads(target.read_text()) == {"ANTHROPIC_AUTH_TOKEN": VALUE}
@@ -197,8 +239,10 @@ def test_output_file_is_private_and_stdout_empty(ci_env: KbEnv) -> None:
 def test_gitlab_writes_dotenv_report_and_replaces_same_name(ci_env: KbEnv) -> None:
     report = ci_env.base / "build.env"
     report.write_text("KEEP=1\nANTHROPIC_AUTH_TOKEN=stale\n")
-    result = run(["keybroker", "ci", "export", "k", "--format", "gitlab", "--dotenv-file",
-                  str(report)], ci_env)
+    result = run(
+        ["keybroker", "ci", "export", "k", "--format", "gitlab", "--dotenv-file", str(report)],
+        ci_env,
+    )
     assert result.code == 0, result
     assert result.out == b""
     assert b"GitLab does not mask dotenv variables" in result.err
@@ -220,11 +264,14 @@ def test_var_pairs_without_profile_argument(ci_env: KbEnv) -> None:
     assert result.out == f"X='{OTHER}'\n".encode()
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["--var", "1BAD"], "invalid variable name"),
-    (["--var", "A;rm"], "invalid variable name"),
-    (["--var", "A", "--var", "A=o"], "more than once"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--var", "1BAD"], "invalid variable name"),
+        (["--var", "A;rm"], "invalid variable name"),
+        (["--var", "A", "--var", "A=o"], "more than once"),
+    ],
+)
 def test_bad_var_is_usage_error(ci_env: KbEnv, args: list[str], needle: str) -> None:
     result = run(["keybroker", "ci", "export", "k", *args], ci_env)
     assert_fails(result, 2, needle, secrets=[VALUE])
@@ -289,8 +336,13 @@ class ActionsCache:
 
 
 def run_composite(
-    action: dict[str, Any], inputs: dict[str, str], env: dict[str, str], tmp: Path,
-    *, action_path: Path | None = None, cache: ActionsCache | None = None,
+    action: dict[str, Any],
+    inputs: dict[str, str],
+    env: dict[str, str],
+    tmp: Path,
+    *,
+    action_path: Path | None = None,
+    cache: ActionsCache | None = None,
 ) -> tuple[list[Result], dict[str, str], dict[str, dict[str, str]]]:
     """A minimal composite-action runner: inputs, step outputs, $GITHUB_ENV and $GITHUB_PATH
     carried from step to step, ``if: inputs.X != 'v'``, and actions/cache (``cache``)."""
@@ -305,11 +357,12 @@ def run_composite(
         def one(match: re.Match[str]) -> str:
             expr = match.group(1)
             if expr.startswith("inputs."):
-                return values[expr[len("inputs."):]]
+                return values[expr[len("inputs.") :]]
             if expr in context:
                 return context[expr]
             _, step_id, _, name = expr.split(".")
             return outputs.get(step_id, {}).get(name, "")
+
         return EXPR.sub(one, text)
 
     def condition(text: str) -> bool:
@@ -333,8 +386,11 @@ def run_composite(
         step_env = dict(env, GITHUB_OUTPUT=str(output_file))
         step_env.update({k: expand(str(v)) for k, v in step.get("env", {}).items()})
         assert "${{" not in step["run"], "inputs must reach scripts through env only"
-        result = run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
-                     step_env, timeout=600)
+        result = run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            step_env,
+            timeout=600,
+        )
         results.append(result)
         if result.code != 0:
             break
@@ -356,8 +412,12 @@ def runner_env(ci_env: KbEnv, tmp_path: Path) -> dict[str, str]:
     runner_temp.mkdir()
     github_env = tmp_path / "github_env"
     github_env.write_text("")
-    return dict(ci_env, RUNNER_TEMP=str(runner_temp), GITHUB_ENV=str(github_env),
-                GITHUB_PATH=str(tmp_path / "github_path"))
+    return dict(
+        ci_env,
+        RUNNER_TEMP=str(runner_temp),
+        GITHUB_ENV=str(github_env),
+        GITHUB_PATH=str(tmp_path / "github_path"),
+    )
 
 
 def test_github_action_exports_masked_with_inline_config(
@@ -371,9 +431,15 @@ def test_github_action_exports_masked_with_inline_config(
     env["KEYBROKER_CONFIG"] = str(tmp_path / "no-default-config.toml")  # must come from input
     results, later, outputs = run_composite(
         action,
-        {"install": "false", "profile": "k", "var": "API_TOKEN", "vars": "  OTHER=o \n\n",
-         "config-toml": config_toml},
-        env, tmp_path,
+        {
+            "install": "false",
+            "profile": "k",
+            "var": "API_TOKEN",
+            "vars": "  OTHER=o \n\n",
+            "config-toml": config_toml,
+        },
+        env,
+        tmp_path,
     )
     assert [r.code for r in results] == [0, 0, 0], results
     export = results[-1]
@@ -389,7 +455,8 @@ def test_github_action_exports_masked_with_inline_config(
     assert len(written) == 1
     assert stat.S_IMODE(written[0].stat().st_mode) == 0o600
     assert exported == {
-        "API_TOKEN": VALUE, "OTHER": OTHER,
+        "API_TOKEN": VALUE,
+        "OTHER": OTHER,
         "KEYBROKER_CONFIG": str(written[0]),
         "KEYBROKER_CACHE_DIR": str(private / "cache"),
         "KEYBROKER_DATA_DIR": str(private / "data"),
@@ -404,14 +471,17 @@ def test_github_action_exports_masked_with_inline_config(
     assert not ci_env.cache_dir.exists()
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("config", "kb.toml\nNODE_OPTIONS=--require=/tmp/evil.js"),
-    ("profile", "k\nNODE_OPTIONS=--require=/tmp/evil.js"),
-    ("var", "API_TOKEN\x1b]0;title\x07"),
-    ("python", "python3\r"),
-    ("vars", "OTHER=o\rNODE_OPTIONS=x"),
-    ("config-toml", "[profiles.k]\x1b[2J\n"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("config", "kb.toml\nNODE_OPTIONS=--require=/tmp/evil.js"),
+        ("profile", "k\nNODE_OPTIONS=--require=/tmp/evil.js"),
+        ("var", "API_TOKEN\x1b]0;title\x07"),
+        ("python", "python3\r"),
+        ("vars", "OTHER=o\rNODE_OPTIONS=x"),
+        ("config-toml", "[profiles.k]\x1b[2J\n"),
+    ],
+)
 def test_github_action_refuses_control_characters_before_writing_anything(
     runner_env: dict[str, str], ci_env: KbEnv, tmp_path: Path, name: str, value: str
 ) -> None:
@@ -424,11 +494,16 @@ def test_github_action_refuses_control_characters_before_writing_anything(
     inputs = {"install": "false", "profile": "k", "config": str(tmp_path / "kb.toml")}
     inputs[name] = value
     github_env = Path(runner_env["GITHUB_ENV"])
-    results, _, _ = run_composite(yaml.safe_load(ACTION.read_text()), inputs,
-                                  dict(runner_env, GITHUB_WORKSPACE=str(tmp_path)), tmp_path)
+    results, _, _ = run_composite(
+        yaml.safe_load(ACTION.read_text()),
+        inputs,
+        dict(runner_env, GITHUB_WORKSPACE=str(tmp_path)),
+        tmp_path,
+    )
     assert [r.code for r in results] == [1], results
-    assert results[0].stdout.startswith(f"::error::keybroker: input '{name}' contains a "
-                                        "control character"), results[0]
+    assert results[0].stdout.startswith(
+        f"::error::keybroker: input '{name}' contains a control character"
+    ), results[0]
     assert value not in results[0].stdout + results[0].stderr
     assert github_env.read_text() == ""
     assert not Path(runner_env["GITHUB_PATH"]).exists()
@@ -452,7 +527,9 @@ def test_github_action_ignores_a_state_dir_planted_by_another_user(
     results, later, outputs = run_composite(
         yaml.safe_load(ACTION.read_text()),
         {"install": "false", "profile": "k", "config-toml": ci_env.config_path.read_text()},
-        runner_env, tmp_path)
+        runner_env,
+        tmp_path,
+    )
     assert [r.code for r in results] == [0, 0, 0], results
     state = Path(outputs["prepare"]["state"])
     assert state.parent == planted.parent
@@ -480,7 +557,7 @@ def test_github_action_lock_pins_every_dependency_with_hashes() -> None:
     assert len(entries) == len(re.findall(r"^[A-Za-z0-9_.-]+==", lock, re.M))
 
 
-PLANTED = "#!/bin/sh\necho \"$ACTIONS_ID_TOKEN_REQUEST_TOKEN\" >> {mark}\nexit 0\n"
+PLANTED = '#!/bin/sh\necho "$ACTIONS_ID_TOKEN_REQUEST_TOKEN" >> {mark}\nexit 0\n'
 
 
 def plant(where: list[Path], mark: Path) -> int:
@@ -533,17 +610,25 @@ def test_github_action_installs_per_job_from_verified_wheels_and_runs_nothing_pl
         job_tmp.mkdir()
         (job_tmp / "runner_temp").mkdir()
         (job_tmp / "github_env").write_text("")
-        env = dict(runner_env, RUNNER_TOOL_CACHE=str(tool_cache),
-                   RUNNER_TEMP=str(job_tmp / "runner_temp"),
-                   GITHUB_ENV=str(job_tmp / "github_env"),
-                   GITHUB_PATH=str(job_tmp / "github_path"),
-                   ACTIONS_ID_TOKEN_REQUEST_TOKEN="request-token-of-" + name,
-                   PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin",  # python3 >= 3.11
-                   KEYBROKER_CONFIG=str(tmp_path / "none.toml"))
+        env = dict(
+            runner_env,
+            RUNNER_TOOL_CACHE=str(tool_cache),
+            RUNNER_TEMP=str(job_tmp / "runner_temp"),
+            GITHUB_ENV=str(job_tmp / "github_env"),
+            GITHUB_PATH=str(job_tmp / "github_path"),
+            ACTIONS_ID_TOKEN_REQUEST_TOKEN="request-token-of-" + name,
+            PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin",  # python3 >= 3.11
+            KEYBROKER_CONFIG=str(tmp_path / "none.toml"),
+        )
         started = time.monotonic()
         results, later, outputs = run_composite(
-            action, {"profile": "k", "config-toml": config_toml}, env, job_tmp,
-            action_path=action_path, cache=cache)
+            action,
+            {"profile": "k", "config-toml": config_toml},
+            env,
+            job_tmp,
+            action_path=action_path,
+            cache=cache,
+        )
         sys.stderr.write(f"\naction, job {name}: {time.monotonic() - started:.1f} s\n")
         assert not mark.exists(), f"planted code ran: {mark.read_text()}"
         assert [r.code for r in results] == [0, 0, 0], results
@@ -583,8 +668,9 @@ def test_github_action_install_step_is_valid_bash() -> None:
     for step in action["runs"]["steps"]:
         if "run" not in step:
             continue
-        proc = subprocess.run(["bash", "-n", "-c", step["run"]], capture_output=True,
-                              check=False, timeout=30)
+        proc = subprocess.run(
+            ["bash", "-n", "-c", step["run"]], capture_output=True, check=False, timeout=30
+        )
         assert proc.returncode == 0, (step["id"], proc.stderr)
 
 
@@ -600,8 +686,10 @@ def gitlab_snippet() -> dict[str, Any]:
 
 def gitlab_variables(snippet: dict[str, Any], project_dir: Path) -> dict[str, str]:
     """The snippet's variables as a job sees them (GitLab expands $CI_PROJECT_DIR in them)."""
-    return {k: str(v).replace("$CI_PROJECT_DIR", str(project_dir))
-            for k, v in snippet["variables"].items()}
+    return {
+        k: str(v).replace("$CI_PROJECT_DIR", str(project_dir))
+        for k, v in snippet["variables"].items()
+    }
 
 
 def documented_profile() -> str:
@@ -612,7 +700,7 @@ def documented_profile() -> str:
     for line in lines[start:]:
         if not line.startswith("#   "):
             break
-        body.append(line[len("#   "):])
+        body.append(line[len("#   ") :])
     return "\n".join(body) + "\n"
 
 
@@ -650,8 +738,9 @@ def test_gitlab_snippet_commands_work(
     report = snippet[".keybroker-dotenv"]["artifacts"]["reports"]["dotenv"]
     assert (tmp_path / report).read_text() == f"ANTHROPIC_AUTH_TOKEN={VALUE}\n"
     loading = flatten(snippet[".keybroker-in-job"]["before_script"][1:])  # after the install
-    result = run(["/bin/sh", "-c", "\n".join([*loading, 'printf "%s" "$ANTHROPIC_AUTH_TOKEN"'])],
-                 env)
+    result = run(
+        ["/bin/sh", "-c", "\n".join([*loading, 'printf "%s" "$ANTHROPIC_AUTH_TOKEN"'])], env
+    )
     assert (result.code, result.out, result.err) == (0, VALUE.encode(), b"")
 
 
@@ -668,12 +757,18 @@ FAIL_CLOSED = re.compile(r'\w+="\$\(keybroker ci export [^\n]*?\)" (?:\\?\|){2} 
 def load_instructions(ci_env: KbEnv) -> dict[str, str]:
     """Every text that tells people how to load a key: docs, README, helpers, and what the
     CLI itself prints (its help and its hints)."""
-    texts = {str(path.relative_to(REPO)): path.read_text()
-             for path in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")),
-                          *sorted(p for p in (REPO / "helpers").rglob("*") if p.is_file())]}
+    texts = {
+        str(path.relative_to(REPO)): path.read_text()
+        for path in [
+            REPO / "README.md",
+            *sorted((REPO / "docs").rglob("*.md")),
+            *sorted(p for p in (REPO / "helpers").rglob("*") if p.is_file()),
+        ]
+    }
     texts["ci export --help"] = run(["keybroker", "ci", "export", "--help"], ci_env).stdout
-    texts["--format gitlab hint"] = run(["keybroker", "ci", "export", "k", "--format", "gitlab"],
-                                        ci_env).err.decode()
+    texts["--format gitlab hint"] = run(
+        ["keybroker", "ci", "export", "k", "--format", "gitlab"], ci_env
+    ).err.decode()
     return texts
 
 
@@ -687,7 +782,7 @@ def test_every_documented_way_to_load_a_key_fails_closed(ci_env: KbEnv) -> None:
         assert not EVAL_SUBSTITUTION.search(text), (name, EVAL_SUBSTITUTION.search(text))
         for match in EXPORT_SUBSTITUTION.finditer(text):
             start = text.rfind("\n", 0, match.start()) + 1
-            line = text[start:text.find("\n", match.end())]
+            line = text[start : text.find("\n", match.end())]
             assert FAIL_CLOSED.search(line), (name, line)
             seen += 1
     assert seen >= 5  # the snippet, docs/ci.md (table, GitLab, other CI), help, hint
@@ -733,8 +828,11 @@ def test_gitlab_snippet_stops_the_job_when_keybroker_fails(
 
 def doc_shell_blocks(path: Path) -> list[str]:
     """The ```sh blocks of ``path`` that load a key with ``ci export``."""
-    return [block for block in re.findall(r"```sh\n(.*?)```", path.read_text(), re.S)
-            if "ci export" in block]
+    return [
+        block
+        for block in re.findall(r"```sh\n(.*?)```", path.read_text(), re.S)
+        if "ci export" in block
+    ]
 
 
 @pytest.mark.parametrize("shell", ["/bin/sh", "bash"])
@@ -751,14 +849,26 @@ def test_docs_ci_shell_blocks_stop_when_keybroker_fails(
 
 def flatten(script: list[Any]) -> list[str]:
     """A job's script as GitLab runs it: nested lists (from YAML anchors) flattened."""
-    return [line for item in script
-            for line in (flatten(item) if isinstance(item, list) else [item])]
+    return [
+        line for item in script for line in (flatten(item) if isinstance(item, list) else [item])
+    ]
 
 
 def git_tag(source: Path, tag: str) -> None:
     """Make ``source`` a git repository with one commit tagged ``tag`` (the pinned ref)."""
-    git = ["git", "-C", str(source), "-c", "user.name=t", "-c", "user.email=t@t",
-           "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"]
+    git = [
+        "git",
+        "-C",
+        str(source),
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "-c",
+        "init.defaultBranch=main",
+        "-c",
+        "commit.gpgsign=false",
+    ]
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "release"], ["tag", tag]):
         subprocess.run([*git, *args], check=True, capture_output=True, timeout=60)
 
@@ -783,35 +893,51 @@ def test_gitlab_snippet_job_as_written_against_openbao(
     from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
 
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     enable(openbao, "auth", "gitlab-jwt", {"type": "jwt"})
-    openbao.api("POST", "auth/gitlab-jwt/config", {"jwt_validation_pubkeys": [public_pem],
-                                                    "bound_issuer": "https://gitlab.example.com"})
+    openbao.api(
+        "POST",
+        "auth/gitlab-jwt/config",
+        {"jwt_validation_pubkeys": [public_pem], "bound_issuer": "https://gitlab.example.com"},
+    )
     profile_text = documented_profile()
     import tomllib  # noqa: PLC0415
 
     profile = tomllib.loads(profile_text)["profiles"]["litellm"]
-    openbao.api("POST", f"auth/gitlab-jwt/role/{profile['role']}", {
-        "role_type": "jwt", "bound_audiences": [aud], "user_claim": "sub",
-        "token_policies": [read_policy(openbao, f"secret/data/{profile['path']}")],
-        "token_ttl": "1h",
-    })
+    openbao.api(
+        "POST",
+        f"auth/gitlab-jwt/role/{profile['role']}",
+        {
+            "role_type": "jwt",
+            "bound_audiences": [aud],
+            "user_claim": "sub",
+            "token_policies": [read_policy(openbao, f"secret/data/{profile['path']}")],
+            "token_ttl": "1h",
+        },
+    )
     key = "sk-gitlab-" + os.urandom(12).hex()
     openbao.kv_put(profile["path"], {profile["field"]: key})
 
     project = tmp_path / "project"
     project.mkdir()
     (project / "keybroker.toml").write_text(
-        profile_text.replace(profile["addr"], openbao.addr) + 'auth_mount = "gitlab-jwt"\n')
+        profile_text.replace(profile["addr"], openbao.addr) + 'auth_mount = "gitlab-jwt"\n'
+    )
     release = fresh_copy(tmp_path / "keybroker-release")
     git_tag(release, "v-test")
 
     def pipeline(repo: str) -> Any:
         env = dict(kb_env, **gitlab_variables(snippet, project), CI_PROJECT_DIR=str(project))
-        env.update(KEYBROKER_REPO=repo, KEYBROKER_REF="v-test",
-                   PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin",
-                   VAULT_ID_TOKEN=sign(private, iss="https://gitlab.example.com", aud=aud))
+        env.update(
+            KEYBROKER_REPO=repo,
+            KEYBROKER_REF="v-test",
+            PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin",
+            VAULT_ID_TOKEN=sign(private, iss="https://gitlab.example.com", aud=aud),
+        )
         lines = [*flatten(job["before_script"]), 'printf "%s" "$ANTHROPIC_AUTH_TOKEN"']
         return run(["/bin/sh", "-ec", "\n".join(lines)], env, timeout=800), env
 
@@ -830,8 +956,6 @@ def test_gitlab_snippet_job_as_written_against_openbao(
     assert b"Cloning" not in second.err
 
 
-
-
 # --- the CI per-job dir: created privately, refused when someone else made it, cleaned up ---
 
 JOB = "4242"
@@ -845,15 +969,15 @@ def job_env(kb_env: KbEnv, tmp_path: Path) -> tuple[dict[str, str], Path]:
     shared_tmp.mkdir()
     shared_tmp.chmod(0o1777)
     (tmp_path / "key.txt").write_text(OTHER + "\n")
-    kb_env.write_config(f'[profiles.k]\nsource = "file"\nstorage = "disk"\n'
-                        f'path = {json.dumps(str(tmp_path / "key.txt"))}\n')
+    kb_env.write_config(
+        f'[profiles.k]\nsource = "file"\nstorage = "disk"\n'
+        f"path = {json.dumps(str(tmp_path / 'key.txt'))}\n"
+    )
     env = dict(kb_env, CI="true", GITLAB_CI="true", CI_JOB_ID=JOB, TMPDIR=str(shared_tmp))
     return env, shared_tmp / f"keybroker-{os.getuid()}-{JOB}"
 
 
-def test_ci_job_dir_is_created_private_and_cleaned_up(
-    job_env: tuple[dict[str, str], Path]
-) -> None:
+def test_ci_job_dir_is_created_private_and_cleaned_up(job_env: tuple[dict[str, str], Path]) -> None:
     env, job = job_env
     result = run(["keybroker", "ci", "export", "k", "--format", "dotenv"], env)
     assert (result.code, result.out) == (0, f"ANTHROPIC_AUTH_TOKEN='{OTHER}'\n".encode()), result
@@ -866,8 +990,10 @@ def test_ci_job_dir_is_created_private_and_cleaned_up(
     assert (gone.code, gone.out, gone.err) == (0, b"", f"keybroker: removed {job}\n".encode())
     assert not job.exists()
     again = run(["keybroker", "ci", "cleanup"], env)
-    assert (again.code, again.err) == (0, f"keybroker: {job} does not exist; nothing to "
-                                          "remove\n".encode())
+    assert (again.code, again.err) == (
+        0,
+        f"keybroker: {job} does not exist; nothing to remove\n".encode(),
+    )
 
 
 @pytest.mark.parametrize("mode", [0o700, 0o777])
@@ -881,8 +1007,12 @@ def test_ci_job_dir_made_beforehand_by_another_user_is_refused(
     os.chown(job, other_user.uid, other_user.gid)
     job.chmod(mode)
     result = run(["keybroker", "ci", "export", "k", "--format", "dotenv"], env)
-    assert_fails(result, 7, f"the CI job directory {job} belongs to uid {other_user.uid}, "
-                            "not to you", secrets=[OTHER])
+    assert_fails(
+        result,
+        7,
+        f"the CI job directory {job} belongs to uid {other_user.uid}, not to you",
+        secrets=[OTHER],
+    )
     assert result.err.count(b"\n") == 1  # one line, with its hint
     assert list(job.iterdir()) == [], "keybroker put files in another user's directory"
     refused = run(["keybroker", "ci", "cleanup"], env)
@@ -902,8 +1032,9 @@ def test_ci_job_dir_planted_as_a_link_is_refused(
     job.symlink_to(theirs)
     os.lchown(job, other_user.uid, other_user.gid)
     result = run(["keybroker", "ci", "export", "k", "--format", "dotenv"], env)
-    assert_fails(result, 7, f"the CI job directory {job} belongs to uid {other_user.uid}",
-                 secrets=[OTHER])
+    assert_fails(
+        result, 7, f"the CI job directory {job} belongs to uid {other_user.uid}", secrets=[OTHER]
+    )
     assert list(theirs.iterdir()) == []
     refused = run(["keybroker", "ci", "cleanup"], env)
     assert_fails(refused, 7, f"{job} is not a directory (a link?); not removing it")
@@ -916,8 +1047,12 @@ def test_ci_job_dir_with_a_loose_mode_is_refused(job_env: tuple[dict[str, str], 
     job.mkdir()
     job.chmod(0o777)
     result = run(["keybroker", "ci", "export", "k", "--format", "dotenv"], env)
-    assert_fails(result, 7, f"the CI job directory {job} is open to group or others "
-                            "(mode 0777)", secrets=[OTHER])
+    assert_fails(
+        result,
+        7,
+        f"the CI job directory {job} is open to group or others (mode 0777)",
+        secrets=[OTHER],
+    )
     assert list(job.iterdir()) == []
 
 
@@ -938,7 +1073,9 @@ def test_gitlab_snippet_after_script_removes_the_job_dir(
     for job_name in (".keybroker-in-job", ".keybroker-dotenv"):
         assert snippet[job_name]["after_script"] == snippet[".keybroker-in-job"]["after_script"]
     lines = flatten(snippet[".keybroker-in-job"]["after_script"])
-    result = run(["/bin/sh", "-c", "\n".join(lines)],
-                 dict(env, KEYBROKER_VENV=str(venv), PATH="/usr/bin:/bin"))
+    result = run(
+        ["/bin/sh", "-c", "\n".join(lines)],
+        dict(env, KEYBROKER_VENV=str(venv), PATH="/usr/bin:/bin"),
+    )
     assert (result.code, result.err) == (0, f"keybroker: removed {job}\n".encode()), result
     assert not job.exists()

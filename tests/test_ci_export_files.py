@@ -49,9 +49,10 @@ def assert_not_for(user: OsUser, directory: Path, secret: str) -> None:
 # --- ci export never writes into a file it does not own ---
 
 
-@pytest.mark.parametrize(("fmt", "option"), [("dotenv", "--output"), ("shell", "-o"),
-                                             ("json", "--output"),
-                                             ("gitlab", "--dotenv-file")])
+@pytest.mark.parametrize(
+    ("fmt", "option"),
+    [("dotenv", "--output"), ("shell", "-o"), ("json", "--output"), ("gitlab", "--dotenv-file")],
+)
 def test_export_refuses_another_users_world_writable_file(
     kb_env: KbEnv, other_user: OsUser, fmt: str, option: str
 ) -> None:
@@ -75,8 +76,10 @@ def test_export_replaces_our_own_loose_file_with_a_private_one(kb_env: KbEnv) ->
     target.chmod(0o666)
     reader = os.open(target, os.O_RDONLY)  # someone who opened it before keeps the old file
     try:
-        result = run(["keybroker", "ci", "export", "k", "--format", "gitlab",
-                      "--dotenv-file", str(target)], kb_env)
+        result = run(
+            ["keybroker", "ci", "export", "k", "--format", "gitlab", "--dotenv-file", str(target)],
+            kb_env,
+        )
         assert result.code == 0, result
         assert os.read(reader, 4096) == b"OLD=1\nANTHROPIC_AUTH_TOKEN=old\n"
     finally:
@@ -104,13 +107,15 @@ def test_export_into_a_directory_others_can_write_is_refused(kb_env: KbEnv) -> N
     shared.mkdir()
     shared.chmod(0o777)  # no sticky bit: anyone could swap the file after it is written
     target = shared / "ci.env"
-    result = run(["keybroker", "ci", "export", "k", "--format", "dotenv", "-o", str(target)],
-                 kb_env)
+    result = run(
+        ["keybroker", "ci", "export", "k", "--format", "dotenv", "-o", str(target)], kb_env
+    )
     assert_fails(result, 2, "not a safe place for a key file", secrets=[KEY])
     assert list(shared.iterdir()) == []
     shared.chmod(0o1777)  # sticky, like /tmp: others cannot rename or delete our file
-    result = run(["keybroker", "ci", "export", "k", "--format", "dotenv", "-o", str(target)],
-                 kb_env)
+    result = run(
+        ["keybroker", "ci", "export", "k", "--format", "dotenv", "-o", str(target)], kb_env
+    )
     assert result.code == 0, result
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
 
@@ -131,8 +136,9 @@ def test_dotenv_format_round_trips_through_python_dotenv(kb_env: KbEnv) -> None:
     assert dotenv_read(result.stdout) == {"ANTHROPIC_AUTH_TOKEN": NASTY}
     # and written to a file, read by load_dotenv's own path reader
     target = kb_env.base / ".env"
-    result = run(["keybroker", "ci", "export", "k", "--format", "dotenv", "-o", str(target)],
-                 kb_env)
+    result = run(
+        ["keybroker", "ci", "export", "k", "--format", "dotenv", "-o", str(target)], kb_env
+    )
     assert result.code == 0, result
     import dotenv  # noqa: PLC0415
 
@@ -142,8 +148,10 @@ def test_dotenv_format_round_trips_through_python_dotenv(kb_env: KbEnv) -> None:
 def test_gitlab_format_stays_plain(kb_env: KbEnv) -> None:
     file_profile(kb_env, NASTY)
     target = kb_env.base / "report.env"
-    result = run(["keybroker", "ci", "export", "k", "--format", "gitlab",
-                  "--dotenv-file", str(target)], kb_env)
+    result = run(
+        ["keybroker", "ci", "export", "k", "--format", "gitlab", "--dotenv-file", str(target)],
+        kb_env,
+    )
     assert result.code == 0, result
     assert target.read_text() == f"ANTHROPIC_AUTH_TOKEN={NASTY}\n"  # GitLab reads it literally
 
@@ -159,8 +167,9 @@ def test_dotenv_quote_round_trip_property(value: str) -> None:
 
 
 @given(value=KEY_TEXT.filter(lambda v: len(v) >= 8))
-@settings(max_examples=12, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_dotenv_round_trip_through_the_executable(kb_env: KbEnv, value: str) -> None:
     file_profile(kb_env, value)
     result = run(["keybroker", "ci", "export", "k", "--format", "dotenv", "--no-cache"], kb_env)

@@ -29,33 +29,55 @@ from tests.test_claude_e2e import (  # noqa: F401 - fixtures
 pytestmark = pytest.mark.claude_e2e
 
 
-def session(e2e: E2E, helper: str, *, prompt: str | None = None, retries: int = 0,  # noqa: F811
-            extra_args: tuple[str, ...] = ()) -> ClaudeRun:
+def session(
+    e2e: E2E,  # noqa: F811
+    helper: str,
+    *,
+    prompt: str | None = None,
+    retries: int = 0,
+    extra_args: tuple[str, ...] = (),
+) -> ClaudeRun:
     env = claude_env(e2e.env, e2e.api.url, retries=retries)
     env.update(DEPLOYMENT_ENV["anthropic"](e2e.api.url))
     if prompt is None:
         return run_claude(e2e.cli.exe, env, e2e.project, helper=helper, extra_args=extra_args)
-    return run_claude(e2e.cli.exe, env, e2e.project, helper=helper, extra_args=extra_args,
-                      prompt=prompt)
+    return run_claude(
+        e2e.cli.exe, env, e2e.project, helper=helper, extra_args=extra_args, prompt=prompt
+    )
 
 
 def test_bash_tool_and_mcp_headers_helper_cause_no_extra_fetch(e2e: E2E) -> None:  # noqa: F811
     """Before: the Bash tool's `keybroker get` and the MCP headersHelper ran by the same claude
     process counted as refusals of the apiKeyHelper's key: each caused an upstream fetch."""
     minter = Minter(e2e.env.base, "sk-e2e-one-caller-7f3a")
-    e2e.env.write_config(minter.profile("p") + '[mcp.servers]\ngw = { profile = "p", url = '
-                         f'"{e2e.api.url}/mcp/gw" }}\n')
-    mcp = {"mcpServers": {"gw": {"type": "http", "url": f"{e2e.api.url}/mcp/gw",
-                                 "headersHelper": f"{shlex.quote(exe('keybroker'))} headers"}}}
-    run = session(e2e, get("p"), prompt=f"{RUNBASH} {shlex.quote(exe('keybroker'))} get p",
-                  extra_args=("--mcp-config", json.dumps(mcp), "--allowedTools", "Bash"))
+    e2e.env.write_config(
+        minter.profile("p") + '[mcp.servers]\ngw = { profile = "p", url = '
+        f'"{e2e.api.url}/mcp/gw" }}\n'
+    )
+    mcp = {
+        "mcpServers": {
+            "gw": {
+                "type": "http",
+                "url": f"{e2e.api.url}/mcp/gw",
+                "headersHelper": f"{shlex.quote(exe('keybroker'))} headers",
+            }
+        }
+    }
+    run = session(
+        e2e,
+        get("p"),
+        prompt=f"{RUNBASH} {shlex.quote(exe('keybroker'))} get p",
+        extra_args=("--mcp-config", json.dumps(mcp), "--allowedTools", "Bash"),
+    )
     assert run.ok, run
     # the Bash tool really ran keybroker: its output came back as the tool result
-    results = [json.dumps(r.body) for r in e2e.api.messages() if '"tool_result"' in
-               json.dumps(r.body)]
+    results = [
+        json.dumps(r.body) for r in e2e.api.messages() if '"tool_result"' in json.dumps(r.body)
+    ]
     assert results, "Claude Code did not run the Bash tool"
-    assert [r.headers.get("authorization") for r in e2e.api.requests
-            if r.path == "/mcp/gw"][:1] == ["Bearer sk-e2e-one-caller-7f3a"]
+    assert [r.headers.get("authorization") for r in e2e.api.requests if r.path == "/mcp/gw"][
+        :1
+    ] == ["Bearer sk-e2e-one-caller-7f3a"]
     assert len(minter.runs()) == 1, minter.runs()  # apiKeyHelper, headersHelper, Bash: 1 fetch
 
 

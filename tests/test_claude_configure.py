@@ -33,8 +33,10 @@ fleet_keybroker = fleet.fleet_keybroker  # the fixture, under its own name
 @pytest.fixture
 def cc_env(kb_env: KbEnv) -> KbEnv:
     kb_env["LITELLM_KEY"] = KEY
-    kb_env.write_config('[profiles.litellm]\nsource = "env"\nvar = "LITELLM_KEY"\n'
-                        '[profiles.other]\nsource = "env"\nvar = "LITELLM_KEY"\n')
+    kb_env.write_config(
+        '[profiles.litellm]\nsource = "env"\nvar = "LITELLM_KEY"\n'
+        '[profiles.other]\nsource = "env"\nvar = "LITELLM_KEY"\n'
+    )
     return kb_env
 
 
@@ -45,9 +47,15 @@ def user_settings(env: Mapping[str, str]) -> Path:
 def configure(env: Mapping[str, str], *args: str, cwd: Path | None = None) -> Result:
     if cwd is None:
         return run(["keybroker", "claude", "configure", *args], env)
-    proc = subprocess.run([str(SCRIPTS / "keybroker"), "claude", "configure", *args], env=env,
-                          cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        [str(SCRIPTS / "keybroker"), "claude", "configure", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -61,8 +69,14 @@ def parsed(command: object) -> dict[str, Any]:
 def run_helper_like_claude(
     settings: dict[str, Any], env: Mapping[str, str]
 ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["/bin/sh", "-c", settings["apiKeyHelper"]], env=env,
-                          capture_output=True, stdin=subprocess.DEVNULL, timeout=60, check=False)
+    return subprocess.run(
+        ["/bin/sh", "-c", settings["apiKeyHelper"]],
+        env=env,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_writes_user_settings_that_work(cc_env: KbEnv) -> None:
@@ -95,11 +109,14 @@ def test_claude_config_dir_is_honoured(cc_env: KbEnv) -> None:
 def test_merges_keeps_other_keys_and_backs_up(cc_env: KbEnv) -> None:
     path = user_settings(cc_env)
     path.parent.mkdir(parents=True)
-    original = json.dumps({
-        "model": "opus",
-        "permissions": {"allow": ["Bash(ls)"]},
-        "env": {"FOO": "bar", "CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "900000"},
-    }, indent=4)
+    original = json.dumps(
+        {
+            "model": "opus",
+            "permissions": {"allow": ["Bash(ls)"]},
+            "env": {"FOO": "bar", "CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "900000"},
+        },
+        indent=4,
+    )
     path.write_text(original)
     os.chmod(path, 0o640)
     result = configure(cc_env, "litellm", "--base-url", "https://proxy")
@@ -178,15 +195,28 @@ EXPECTED_ENV = {
 ARGS = {
     "anthropic": ["--base-url", "https://gw:4000"],
     "bedrock": ["--base-url", "https://gw:4000/bedrock", "--region", "us-east-1"],
-    "vertex": ["--base-url", "https://gw:4000/vertex_ai/v1", "--region", "us-east5",
-               "--vertex-project-id", "my-project"],
+    "vertex": [
+        "--base-url",
+        "https://gw:4000/vertex_ai/v1",
+        "--region",
+        "us-east5",
+        "--vertex-project-id",
+        "my-project",
+    ],
 }
 
 
 @pytest.mark.parametrize("deployment", ["anthropic", "bedrock", "vertex"])
 def test_each_deployment_writes_valid_settings(cc_env: KbEnv, deployment: str) -> None:
-    result = configure(cc_env, "litellm", "--deployment", deployment, *ARGS[deployment],
-                       "--model", "claude-sonnet-4-5")
+    result = configure(
+        cc_env,
+        "litellm",
+        "--deployment",
+        deployment,
+        *ARGS[deployment],
+        "--model",
+        "claude-sonnet-4-5",
+    )
     assert result.code == 0, result
     settings = json.loads(user_settings(cc_env).read_text())
     assert settings["env"] == {
@@ -199,14 +229,22 @@ def test_each_deployment_writes_valid_settings(cc_env: KbEnv, deployment: str) -
 
 
 def test_switching_deployment_removes_the_other_switches(cc_env: KbEnv) -> None:
-    assert configure(cc_env, "litellm", "--deployment", "bedrock",
-                     "--base-url", "https://gw/bedrock").code == 0
-    result = configure(cc_env, "litellm", "--deployment", "vertex",
-                       "--base-url", "https://gw/vertex_ai/v1")
+    assert (
+        configure(
+            cc_env, "litellm", "--deployment", "bedrock", "--base-url", "https://gw/bedrock"
+        ).code
+        == 0
+    )
+    result = configure(
+        cc_env, "litellm", "--deployment", "vertex", "--base-url", "https://gw/vertex_ai/v1"
+    )
     assert result.code == 0, result
     env = json.loads(user_settings(cc_env).read_text())["env"]
-    assert not {"CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_SKIP_BEDROCK_AUTH",
-                "ANTHROPIC_BEDROCK_BASE_URL"} & set(env)
+    assert not {
+        "CLAUDE_CODE_USE_BEDROCK",
+        "CLAUDE_CODE_SKIP_BEDROCK_AUTH",
+        "ANTHROPIC_BEDROCK_BASE_URL",
+    } & set(env)
     assert env["CLAUDE_CODE_USE_VERTEX"] == "1"
     assert b"removed settings of the previous deployment" in result.err
     assert b"ANTHROPIC_VERTEX_PROJECT_ID" in result.err  # vertex's extra needs are named
@@ -218,8 +256,9 @@ def test_bedrock_needs_base_url(cc_env: KbEnv) -> None:
     assert not user_settings(cc_env).exists()
 
 
-@pytest.mark.parametrize(("scope", "name"), [("project", "settings.json"),
-                                             ("local", "settings.local.json")])
+@pytest.mark.parametrize(
+    ("scope", "name"), [("project", "settings.json"), ("local", "settings.local.json")]
+)
 def test_project_and_local_scopes(cc_env: KbEnv, tmp_path: Path, scope: str, name: str) -> None:
     project = tmp_path / "proj"
     project.mkdir()
@@ -234,8 +273,9 @@ def test_project_and_local_scopes(cc_env: KbEnv, tmp_path: Path, scope: str, nam
 
 
 def test_print_writes_nothing(cc_env: KbEnv) -> None:
-    result = configure(cc_env, "litellm", "--print", "--deployment", "bedrock",
-                       "--base-url", "https://gw/bedrock")
+    result = configure(
+        cc_env, "litellm", "--print", "--deployment", "bedrock", "--base-url", "https://gw/bedrock"
+    )
     assert result.code == 0, result
     assert json.loads(result.out) == {
         "apiKeyHelper": "keybroker get litellm",  # portable: printed to be shared
@@ -293,8 +333,12 @@ def test_executable_with_spaces_and_quotes_is_quoted_for_sh(cc_env: KbEnv) -> No
 
 def test_helper_command_round_trip() -> None:
     command = helper_command("/opt/my tools/keybroker", "pro'file", "/etc/kb config.toml")
-    assert parse_helper(command) == {"executable": "/opt/my tools/keybroker", "verb": "get",
-                                     "profile": "pro'file", "config": "/etc/kb config.toml"}
+    assert parse_helper(command) == {
+        "executable": "/opt/my tools/keybroker",
+        "verb": "get",
+        "profile": "pro'file",
+        "config": "/etc/kb config.toml",
+    }
     assert parse_helper("~/bin/get-key.sh") is None
     assert parse_helper("keybroker-vault --path x") is None
     assert parse_helper(None) is None
@@ -334,8 +378,17 @@ def test_wrapper_prefers_keybroker_bin(cc_env: KbEnv) -> None:
 
 def test_wrapper_says_what_to_do_when_nothing_is_found(cc_env: KbEnv) -> None:
     env = dict(cc_env, PATH=MINIMAL, PYENV_ROOT=str(cc_env.base / "no-pyenv"))
-    system_wide = [d for d in ("/usr/local/bin", "/opt/homebrew/bin", "/usr/bin", "/bin",
-                               "/home/linuxbrew/.linuxbrew/bin") if Path(d, "keybroker").exists()]
+    system_wide = [
+        d
+        for d in (
+            "/usr/local/bin",
+            "/opt/homebrew/bin",
+            "/usr/bin",
+            "/bin",
+            "/home/linuxbrew/.linuxbrew/bin",
+        )
+        if Path(d, "keybroker").exists()
+    ]
     result = run([str(WRAPPER), "get", "litellm"], env)
     if system_wide:  # this machine has one the wrapper rightly finds
         assert result.code == 0, (system_wide, result)
@@ -351,32 +404,62 @@ def test_switching_deployments_removes_every_variable_of_the_previous_one(cc_env
         env: dict[str, str] = json.loads(user_settings(cc_env).read_text())["env"]
         return env
 
-    assert configure(cc_env, "litellm", "--deployment", "bedrock", "--base-url",
-                     "https://gw/bedrock", "--region", "eu-west-1").code == 0
+    assert (
+        configure(
+            cc_env,
+            "litellm",
+            "--deployment",
+            "bedrock",
+            "--base-url",
+            "https://gw/bedrock",
+            "--region",
+            "eu-west-1",
+        ).code
+        == 0
+    )
     assert env_of()["AWS_REGION"] == "eu-west-1"
-    result = configure(cc_env, "litellm", "--deployment", "vertex", "--base-url",
-                       "https://gw/vertex_ai/v1", "--region", "us-east5",
-                       "--vertex-project-id", "proj")
+    result = configure(
+        cc_env,
+        "litellm",
+        "--deployment",
+        "vertex",
+        "--base-url",
+        "https://gw/vertex_ai/v1",
+        "--region",
+        "us-east5",
+        "--vertex-project-id",
+        "proj",
+    )
     assert result.code == 0, result
-    assert set(env_of()) == {"CLAUDE_CODE_API_KEY_HELPER_TTL_MS", "ANTHROPIC_VERTEX_BASE_URL",
-                             "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_SKIP_VERTEX_AUTH",
-                             "CLOUD_ML_REGION", "ANTHROPIC_VERTEX_PROJECT_ID"}
+    assert set(env_of()) == {
+        "CLAUDE_CODE_API_KEY_HELPER_TTL_MS",
+        "ANTHROPIC_VERTEX_BASE_URL",
+        "CLAUDE_CODE_USE_VERTEX",
+        "CLAUDE_CODE_SKIP_VERTEX_AUTH",
+        "CLOUD_ML_REGION",
+        "ANTHROPIC_VERTEX_PROJECT_ID",
+    }
     assert b"AWS_REGION" in result.err
     result = configure(cc_env, "litellm", "--base-url", "https://gw")
     assert result.code == 0, result
-    assert env_of() == {"CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "300000",
-                        "ANTHROPIC_BASE_URL": "https://gw"}
+    assert env_of() == {
+        "CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "300000",
+        "ANTHROPIC_BASE_URL": "https://gw",
+    }
     # one backup however often it ran
     assert sorted(p.name for p in user_settings(cc_env).parent.iterdir()) == [
-        "settings.json", "settings.json.bak"]
+        "settings.json",
+        "settings.json.bak",
+    ]
 
 
 def test_a_region_keybroker_did_not_write_is_kept(cc_env: KbEnv) -> None:
     path = user_settings(cc_env)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"env": {"AWS_REGION": "eu-central-1"}}))
-    result = configure(cc_env, "litellm", "--deployment", "vertex", "--base-url",
-                       "https://gw/vertex_ai/v1")
+    result = configure(
+        cc_env, "litellm", "--deployment", "vertex", "--base-url", "https://gw/vertex_ai/v1"
+    )
     assert result.code == 0, result
     assert json.loads(path.read_text())["env"]["AWS_REGION"] == "eu-central-1"
 
@@ -417,9 +500,14 @@ def test_inference_helper_is_an_absolute_path_and_args(cc_env: KbEnv) -> None:
     assert settings["inferenceCredentialHelperArgs"] == ["credential", "litellm"]
     assert b"organization setting" in result.err
     # run as Claude Code's contract says: the executable with the args, no shell
-    helper = subprocess.run([exe, *settings["inferenceCredentialHelperArgs"]], env=cc_env,
-                            capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
-                            check=False)
+    helper = subprocess.run(
+        [exe, *settings["inferenceCredentialHelperArgs"]],
+        env=cc_env,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
     assert (helper.returncode, helper.stdout, helper.stderr) == (0, KEY.encode() + b"\n", b"")
 
 
@@ -430,8 +518,16 @@ def test_managed_scope_writes_its_own_drop_in_and_never_edits_managed_settings(
     managed.parent.mkdir(parents=True)
     shared = json.dumps({"permissions": {"deny": ["Read(./.env)"]}}).encode()
     managed.write_bytes(shared)
-    result = configure(cc_env, "litellm", "--scope", "managed", "--managed-path", str(managed),
-                       "--executable", str(fleet_keybroker))
+    result = configure(
+        cc_env,
+        "litellm",
+        "--scope",
+        "managed",
+        "--managed-path",
+        str(managed),
+        "--executable",
+        str(fleet_keybroker),
+    )
     assert result.code == 0, result
     drop_in = managed.parent / "managed-settings.d" / "keybroker.json"
     assert json.loads(drop_in.read_text())["apiKeyHelper"] == f"{fleet_keybroker} get litellm"
@@ -441,8 +537,17 @@ def test_managed_scope_writes_its_own_drop_in_and_never_edits_managed_settings(
 
     drop_in.write_text(json.dumps({"apiKeyHelper": "/opt/corp/get-key", "permissions": {}}))
     for extra in ((), ("--force",)):
-        refused = configure(cc_env, "litellm", "--scope", "managed", "--managed-path",
-                            str(managed), "--executable", str(fleet_keybroker), *extra)
+        refused = configure(
+            cc_env,
+            "litellm",
+            "--scope",
+            "managed",
+            "--managed-path",
+            str(managed),
+            "--executable",
+            str(fleet_keybroker),
+            *extra,
+        )
         assert_fails(refused, 2, "managed settings are never replaced")
     assert json.loads(drop_in.read_text())["apiKeyHelper"] == "/opt/corp/get-key"
 
@@ -450,36 +555,70 @@ def test_managed_scope_writes_its_own_drop_in_and_never_edits_managed_settings(
 def test_managed_path_env_override(cc_env: KbEnv, tmp_path: Path, fleet_keybroker: Path) -> None:
     managed = tmp_path / "m" / "managed-settings.json"
     env = dict(cc_env, KEYBROKER_CLAUDE_MANAGED_SETTINGS=str(managed))
-    assert configure(env, "litellm", "--scope", "managed", "--executable",
-                     str(fleet_keybroker)).code == 0
+    assert (
+        configure(env, "litellm", "--scope", "managed", "--executable", str(fleet_keybroker)).code
+        == 0
+    )
     assert (managed.parent / "managed-settings.d" / "keybroker.json").exists()
     assert not managed.exists()
 
 
-@pytest.mark.parametrize(("scope", "mode"), [("user", 0o700), ("project", 0o755),
-                                             ("local", 0o755), ("managed", 0o755)])
+@pytest.mark.parametrize(
+    ("scope", "mode"), [("user", 0o700), ("project", 0o755), ("local", 0o755), ("managed", 0o755)]
+)
 def test_created_dirs_have_fixed_modes_whatever_the_umask(
     cc_env: KbEnv, tmp_path: Path, scope: str, mode: int, fleet_keybroker: Path
 ) -> None:
     cc_env["CLAUDE_CONFIG_DIR"] = str(tmp_path / "cfg" / "claude")
     managed = tmp_path / "sys" / "claude-code" / "managed-settings.json"
-    args = ["litellm", "--scope", scope, "--project-dir", str(tmp_path / "proj"),
-            "--managed-path", str(managed), "--executable", str(fleet_keybroker)
-            ] if scope != "user" else ["litellm"]
+    args = (
+        [
+            "litellm",
+            "--scope",
+            scope,
+            "--project-dir",
+            str(tmp_path / "proj"),
+            "--managed-path",
+            str(managed),
+            "--executable",
+            str(fleet_keybroker),
+        ]
+        if scope != "user"
+        else ["litellm"]
+    )
     if scope not in ("managed",):
-        args = [a for a in args if a not in ("--managed-path", str(managed), "--executable",
-                                             str(fleet_keybroker))]
+        args = [
+            a
+            for a in args
+            if a not in ("--managed-path", str(managed), "--executable", str(fleet_keybroker))
+        ]
     proc = subprocess.run(
-        ["/bin/sh", "-c", 'umask 000; exec "$@"', "sh", str(SCRIPTS / "keybroker"), "claude",
-         "configure", *args],
-        env=cc_env, capture_output=True, stdin=subprocess.DEVNULL, timeout=60, check=False)
+        [
+            "/bin/sh",
+            "-c",
+            'umask 000; exec "$@"',
+            "sh",
+            str(SCRIPTS / "keybroker"),
+            "claude",
+            "configure",
+            *args,
+        ],
+        env=cc_env,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc
     created = {
         "user": [tmp_path / "cfg", tmp_path / "cfg" / "claude"],
         "project": [tmp_path / "proj", tmp_path / "proj" / ".claude"],
         "local": [tmp_path / "proj", tmp_path / "proj" / ".claude"],
-        "managed": [tmp_path / "sys", tmp_path / "sys" / "claude-code",
-                    tmp_path / "sys" / "claude-code" / "managed-settings.d"],
+        "managed": [
+            tmp_path / "sys",
+            tmp_path / "sys" / "claude-code",
+            tmp_path / "sys" / "claude-code" / "managed-settings.d",
+        ],
     }[scope]
     for directory in created:
         assert stat.S_IMODE(directory.stat().st_mode) == mode, directory
@@ -492,9 +631,13 @@ def claude_json(env: Mapping[str, str]) -> Path:
 
 def test_mcp_server_gets_a_headers_helper_in_user_scope(cc_env: KbEnv) -> None:
     path = claude_json(cc_env)
-    original: dict[str, Any] = {"numStartups": 3, "mcpServers": {
-        "alpha": {"type": "http", "url": "https://mcp.example/alpha"},
-        "beta": {"type": "http", "url": "https://mcp.example/beta"}}}
+    original: dict[str, Any] = {
+        "numStartups": 3,
+        "mcpServers": {
+            "alpha": {"type": "http", "url": "https://mcp.example/alpha"},
+            "beta": {"type": "http", "url": "https://mcp.example/beta"},
+        },
+    }
     path.write_text(json.dumps(original))
     result = configure(cc_env, "litellm", "--mcp-server", "alpha=other")
     assert result.code == 0, result
@@ -502,19 +645,36 @@ def test_mcp_server_gets_a_headers_helper_in_user_scope(cc_env: KbEnv) -> None:
     assert data["numStartups"] == 3
     assert data["mcpServers"]["beta"] == original["mcpServers"]["beta"]
     helper = data["mcpServers"]["alpha"]["headersHelper"]
-    assert helper == (f"{shlex.quote(str(SCRIPTS / 'keybroker'))} headers other "
-                      "--url https://mcp.example/alpha")  # bound to the server's URL
+    assert helper == (
+        f"{shlex.quote(str(SCRIPTS / 'keybroker'))} headers other --url https://mcp.example/alpha"
+    )  # bound to the server's URL
     assert json.loads(path.with_name(".claude.json.bak").read_text()) == original
     # run as Claude Code runs it: /bin/sh -c, with the server's name and URL in the environment
-    proc = subprocess.run(["/bin/sh", "-c", helper], capture_output=True, timeout=60,
-                          env=dict(cc_env, CLAUDE_CODE_MCP_SERVER_NAME="alpha",
-                                   CLAUDE_CODE_MCP_SERVER_URL="https://mcp.example/alpha"),
-                          stdin=subprocess.DEVNULL, check=False)
+    proc = subprocess.run(
+        ["/bin/sh", "-c", helper],
+        capture_output=True,
+        timeout=60,
+        env=dict(
+            cc_env,
+            CLAUDE_CODE_MCP_SERVER_NAME="alpha",
+            CLAUDE_CODE_MCP_SERVER_URL="https://mcp.example/alpha",
+        ),
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     assert (proc.returncode, json.loads(proc.stdout)) == (0, {"Authorization": f"Bearer {KEY}"})
-    elsewhere = subprocess.run(["/bin/sh", "-c", helper], capture_output=True, timeout=60,
-                               env=dict(cc_env, CLAUDE_CODE_MCP_SERVER_NAME="alpha",
-                                        CLAUDE_CODE_MCP_SERVER_URL="https://evil.example/"),
-                               stdin=subprocess.DEVNULL, check=False)
+    elsewhere = subprocess.run(
+        ["/bin/sh", "-c", helper],
+        capture_output=True,
+        timeout=60,
+        env=dict(
+            cc_env,
+            CLAUDE_CODE_MCP_SERVER_NAME="alpha",
+            CLAUDE_CODE_MCP_SERVER_URL="https://evil.example/",
+        ),
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     assert (elsewhere.returncode, elsewhere.stdout) == (4, b"")
 
 
@@ -529,25 +689,30 @@ def test_mcp_server_must_exist_and_nothing_is_written(cc_env: KbEnv) -> None:
 
 def test_mcp_server_profile_must_exist(cc_env: KbEnv) -> None:
     claude_json(cc_env).write_text('{"mcpServers": {"alpha": {"type": "http", "url": "u"}}}')
-    assert_fails(configure(cc_env, "litellm", "--mcp-server", "alpha=nosuch"), 2,
-                 "unknown profile 'nosuch'")
+    assert_fails(
+        configure(cc_env, "litellm", "--mcp-server", "alpha=nosuch"), 2, "unknown profile 'nosuch'"
+    )
 
 
 def test_mcp_server_in_project_and_local_scope(cc_env: KbEnv, tmp_path: Path) -> None:
     project = tmp_path / "proj"
     project.mkdir()
-    (project / ".mcp.json").write_text(
-        '{"mcpServers": {"alpha": {"type": "http", "url": "u"}}}')
-    result = configure(cc_env, "litellm", "--scope", "project", "--mcp-server", "alpha=other",
-                       cwd=project)
+    (project / ".mcp.json").write_text('{"mcpServers": {"alpha": {"type": "http", "url": "u"}}}')
+    result = configure(
+        cc_env, "litellm", "--scope", "project", "--mcp-server", "alpha=other", cwd=project
+    )
     assert result.code == 0, result
     data = json.loads((project / ".mcp.json").read_text())
     assert data["mcpServers"]["alpha"]["headersHelper"] == "keybroker headers other --url u"
 
-    claude_json(cc_env).write_text(json.dumps({"projects": {str(project): {"mcpServers": {
-        "beta": {"type": "sse", "url": "u"}}}}}))
-    result = configure(cc_env, "litellm", "--scope", "local", "--mcp-server", "beta=litellm",
-                       cwd=project)
+    claude_json(cc_env).write_text(
+        json.dumps(
+            {"projects": {str(project): {"mcpServers": {"beta": {"type": "sse", "url": "u"}}}}}
+        )
+    )
+    result = configure(
+        cc_env, "litellm", "--scope", "local", "--mcp-server", "beta=litellm", cwd=project
+    )
     assert result.code == 0, result
     local = json.loads(claude_json(cc_env).read_text())["projects"][str(project)]
     assert local["mcpServers"]["beta"]["headersHelper"].endswith(" headers litellm --url u")
@@ -567,7 +732,8 @@ def test_proxy_auth_helper_is_written_with_its_switch(cc_env: KbEnv) -> None:
     assert result.code == 0, result
     settings = json.loads(user_settings(cc_env).read_text())
     assert settings["proxyAuthHelper"] == (
-        f"{shlex.quote(str(SCRIPTS / 'keybroker'))} headers other --format value")
+        f"{shlex.quote(str(SCRIPTS / 'keybroker'))} headers other --format value"
+    )
     assert settings["env"]["CLAUDE_CODE_ENABLE_PROXY_AUTH_HELPER"] == "1"
     proc = run_helper_like_claude({"apiKeyHelper": settings["proxyAuthHelper"]}, cc_env)
     assert (proc.returncode, proc.stdout) == (0, f"Bearer {KEY}\n".encode())
@@ -577,6 +743,9 @@ def test_foreign_proxy_auth_helper_needs_force(cc_env: KbEnv) -> None:
     path = user_settings(cc_env)
     path.parent.mkdir(parents=True)
     path.write_text('{"proxyAuthHelper": "/opt/corp/proxy-token"}')
-    assert_fails(configure(cc_env, "litellm", "--proxy-auth-helper", "other"), 2,
-                 "proxyAuthHelper that keybroker did not write")
+    assert_fails(
+        configure(cc_env, "litellm", "--proxy-auth-helper", "other"),
+        2,
+        "proxyAuthHelper that keybroker did not write",
+    )
     assert configure(cc_env, "litellm", "--proxy-auth-helper", "other", "--force").code == 0

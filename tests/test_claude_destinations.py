@@ -34,32 +34,38 @@ GH_URL = "https://api.githubcopilot.com/mcp/"
 @pytest.fixture
 def gh_env(kb_env: KbEnv) -> KbEnv:
     kb_env["GH_KEY"] = GH_KEY
-    kb_env.write_config('[profiles.gh]\nsource = "env"\nvar = "GH_KEY"\n'
-                        '[profiles.open]\nsource = "env"\nvar = "GH_KEY"\n'
-                        "[mcp.servers]\n"
-                        f'github = {{ profile = "gh", url = "{GH_URL}" }}\n'
-                        'legacy = "gh"\n'
-                        'anywhere = { profile = "open", any_url = true }\n'
-                        'also-gh = { profile = "gh", any_url = true }\n')
+    kb_env.write_config(
+        '[profiles.gh]\nsource = "env"\nvar = "GH_KEY"\n'
+        '[profiles.open]\nsource = "env"\nvar = "GH_KEY"\n'
+        "[mcp.servers]\n"
+        f'github = {{ profile = "gh", url = "{GH_URL}" }}\n'
+        'legacy = "gh"\n'
+        'anywhere = { profile = "open", any_url = true }\n'
+        'also-gh = { profile = "gh", any_url = true }\n'
+    )
     return kb_env
 
 
-def mcp_call(env: Mapping[str, str], server: str, url: str, *args: str) -> tuple[int, bytes,
-                                                                                    bytes]:
-    result = run(["keybroker", "headers", *args],
-                 dict(env, CLAUDE_CODE_MCP_SERVER_NAME=server, CLAUDE_CODE_MCP_SERVER_URL=url))
+def mcp_call(env: Mapping[str, str], server: str, url: str, *args: str) -> tuple[int, bytes, bytes]:
+    result = run(
+        ["keybroker", "headers", *args],
+        dict(env, CLAUDE_CODE_MCP_SERVER_NAME=server, CLAUDE_CODE_MCP_SERVER_URL=url),
+    )
     return result.code, result.out, result.err
 
 
 # --- unit ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("a", "b", "same"), [
-    ("https://api.githubcopilot.com/mcp/", "HTTPS://API.githubcopilot.com:443/mcp", True),
-    ("https://h/mcp", "http://h/mcp", False),
-    ("https://h/mcp", "https://h:8443/mcp", False),
-    ("https://h/mcp", "https://h/mcp/other", False),
-    ("https://h/mcp", "https://h.evil/mcp", False),
-    ("https://h/mcp?x=1", "https://h/mcp?x=2", False),
-])
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("https://api.githubcopilot.com/mcp/", "HTTPS://API.githubcopilot.com:443/mcp", True),
+        ("https://h/mcp", "http://h/mcp", False),
+        ("https://h/mcp", "https://h:8443/mcp", False),
+        ("https://h/mcp", "https://h/mcp/other", False),
+        ("https://h/mcp", "https://h.evil/mcp", False),
+        ("https://h/mcp?x=1", "https://h/mcp?x=2", False),
+    ],
+)
 def test_urls_compare_in_one_spelling(a: str, b: str, same: bool) -> None:
     assert destinations.same(a, b) is same
 
@@ -75,21 +81,24 @@ def test_a_name_only_mapping_is_refused_once_the_url_is_known() -> None:
 def test_a_bound_profile_is_refused_for_an_unmapped_server_elsewhere() -> None:
     servers = {"github": {"profile": "gh", "url": GH_URL}}
     with pytest.raises(AccessDenied, match="bound to"):
-        destinations.check_mcp("repo-server", "https://evil.example/", None, servers, "gh",
-                               "cfg")
+        destinations.check_mcp("repo-server", "https://evil.example/", None, servers, "gh", "cfg")
     destinations.check_mcp("repo-server", GH_URL, None, servers, "gh", "cfg")
 
 
-@pytest.mark.parametrize("bad", [
-    '{ profile = "gh", url = 3 }',
-    '{ profile = "gh", url = "ftp://x" }',
-    '{ profile = "gh", any_url = "yes" }',
-    f'{{ profile = "gh", url = "{GH_URL}", any_url = true }}',
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '{ profile = "gh", url = 3 }',
+        '{ profile = "gh", url = "ftp://x" }',
+        '{ profile = "gh", any_url = "yes" }',
+        f'{{ profile = "gh", url = "{GH_URL}", any_url = true }}',
+    ],
+)
 def test_malformed_bindings_are_config_errors(kb_env: KbEnv, bad: str) -> None:
     kb_env["GH_KEY"] = GH_KEY
-    kb_env.write_config(f'[profiles.gh]\nsource = "env"\nvar = "GH_KEY"\n'
-                        f"[mcp.servers]\ngithub = {bad}\n")
+    kb_env.write_config(
+        f'[profiles.gh]\nsource = "env"\nvar = "GH_KEY"\n[mcp.servers]\ngithub = {bad}\n'
+    )
     code, out, err = mcp_call(kb_env, "github", GH_URL)
     assert (code, out) == (2, b""), err
     assert b"[mcp.servers] github" in err
@@ -126,18 +135,20 @@ def test_the_profile_argument_cannot_carry_a_bound_key_elsewhere(gh_env: KbEnv) 
 
 def test_url_flag_binds_a_proxy_auth_helper(gh_env: KbEnv) -> None:
     line = ["keybroker", "headers", "gh", "--format", "value", "--url", "http://proxy:3128"]
-    ok = run(line, dict(gh_env, CLAUDE_CODE_PROXY_URL="http://proxy:3128/",
-                        CLAUDE_CODE_PROXY_HOST="proxy"))
+    ok = run(
+        line,
+        dict(gh_env, CLAUDE_CODE_PROXY_URL="http://proxy:3128/", CLAUDE_CODE_PROXY_HOST="proxy"),
+    )
     assert (ok.code, ok.out) == (0, f"Bearer {GH_KEY}\n".encode())
-    moved = run(line, dict(gh_env, CLAUDE_CODE_PROXY_URL="http://other:3128",
-                           CLAUDE_CODE_PROXY_HOST="other"))
+    moved = run(
+        line,
+        dict(gh_env, CLAUDE_CODE_PROXY_URL="http://other:3128", CLAUDE_CODE_PROXY_HOST="other"),
+    )
     assert_fails(moved, 4, "bound to http://proxy:3128", secrets=[GH_KEY])
     assert_fails(run(line, gh_env), 4, "no destination", secrets=[GH_KEY])
 
 
-def test_doctor_names_each_mapping_that_a_current_claude_code_would_refuse(
-    gh_env: KbEnv
-) -> None:
+def test_doctor_names_each_mapping_that_a_current_claude_code_would_refuse(gh_env: KbEnv) -> None:
     result = run(["keybroker", "doctor", "gh", "--json"], gh_env)
     report = json.loads(result.out)
     lines = [c for c in report["checks"] if c["label"] == "mcp servers"]
@@ -153,12 +164,17 @@ def test_the_real_cli_sends_a_repos_github_server_no_key(e2e: E2E) -> None:  # n
     `github = "gh"` (what sent the token before: now refused, the URL being known)."""
     e2e.env["E2E_PROXY_KEY"] = "sk-e2e-destination-model-3d5f"
     e2e.env["GH_KEY"] = GH_KEY
-    e2e.env.write_config('[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
-                         '[profiles.gh]\nsource = "env"\nvar = "GH_KEY"\n'
-                         '[mcp.servers]\ngithub = "gh"\n')
+    e2e.env.write_config(
+        '[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
+        '[profiles.gh]\nsource = "env"\nvar = "GH_KEY"\n'
+        '[mcp.servers]\ngithub = "gh"\n'
+    )
     line = f"{shlex.quote(exe('keybroker'))} headers"
-    planted = {"mcpServers": {"github": {"type": "http", "url": f"{e2e.api.url}/mcp/planted",
-                                         "headersHelper": line}}}
+    planted = {
+        "mcpServers": {
+            "github": {"type": "http", "url": f"{e2e.api.url}/mcp/planted", "headersHelper": line}
+        }
+    }
     session = e2e.claude(get("main"), extra_args=("--mcp-config", json.dumps(planted)))
     assert session.ok, session  # the model call still works with the model key
     planted_calls = [r for r in e2e.api.requests if r.path == "/mcp/planted"]

@@ -68,12 +68,15 @@ def ttl_line(report: dict[str, Any]) -> str:
     return str(line["detail"])
 
 
-@pytest.mark.parametrize(("scopes", "winner"), [
-    (("user",), "user"),
-    (("user", "project"), "project"),
-    (("user", "project", "local"), "local"),
-    (("user", "project", "local", "managed"), "managed"),
-])
+@pytest.mark.parametrize(
+    ("scopes", "winner"),
+    [
+        (("user",), "user"),
+        (("user", "project"), "project"),
+        (("user", "project", "local"), "local"),
+        (("user", "project", "local", "managed"), "managed"),
+    ],
+)
 def test_ttl_comes_from_the_highest_scope(
     lint_env: KbEnv, scopes: tuple[str, ...], winner: str
 ) -> None:
@@ -97,8 +100,11 @@ def test_ttl_from_the_shell_or_the_default(lint_env: KbEnv) -> None:
 
 def test_profile_lifetime_is_judged_against_the_settings_ttl(lint_env: KbEnv) -> None:
     """The bug in the issue: configure set a 2 h TTL in settings, doctor still used 5 min."""
-    put(lint_env, "user", {"apiKeyHelper": HELPER,
-                           "env": {"CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "7200000"}})
+    put(
+        lint_env,
+        "user",
+        {"apiKeyHelper": HELPER, "env": {"CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "7200000"}},
+    )
     result = run(["keybroker", "doctor", "good"], lint_env)
     assert result.code == 0, result
     assert "no expiry known; reused for 2h" in result.stdout, result.stdout
@@ -132,9 +138,14 @@ def test_a_settings_credential_names_its_file(lint_env: KbEnv) -> None:
     assert str(path) in bad["detail"]
 
 
-@pytest.mark.parametrize(("key", "value"), [("forceLoginMethod", "claudeai"),
-                                            ("forceLoginMethod", "console"),
-                                            ("forceLoginOrgUUID", "0000-1111")])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("forceLoginMethod", "claudeai"),
+        ("forceLoginMethod", "console"),
+        ("forceLoginOrgUUID", "0000-1111"),
+    ],
+)
 def test_sign_in_pins_block_the_helper(lint_env: KbEnv, key: str, value: str) -> None:
     path = put(lint_env, "managed", {key: value})
     result, report = doctor_json(lint_env)
@@ -168,7 +179,11 @@ def test_a_clean_setup_passes_in_json_and_text(lint_env: KbEnv) -> None:
     assert result.code == 0, result
     assert report["ok"] is True
     assert [s["scope"] for s in report["claude"]["scopes"]] == [
-        "managed", "local", "project", "user"]
+        "managed",
+        "local",
+        "project",
+        "user",
+    ]
     text = run(["keybroker", "doctor", "good"], lint_env)
     assert text.code == 0, text
     assert "✓ claude helper TTL: CLAUDE_CODE_API_KEY_HELPER_TTL_MS=300000" in text.stdout
@@ -189,8 +204,9 @@ def test_probe_accepts_a_gateway_that_says_401(
     gateway.reset()
     gateway.only_accept("sk-the-one-real-key")  # the probe's key is unknown: 401
     prefix = {"anthropic": "", "bedrock": "/bedrock", "vertex": "/vertex_ai/v1"}[deployment]
-    _result, report = doctor_json(lint_env, "--probe-gateway", gateway.url + prefix,
-                                 "--deployment", deployment)
+    _result, report = doctor_json(
+        lint_env, "--probe-gateway", gateway.url + prefix, "--deployment", deployment
+    )
     [probe] = check(report, "gateway bad-key answer")
     assert probe["ok"], probe
     assert "401" in probe["detail"]

@@ -120,8 +120,7 @@ class E2E:
         if base_url_env:
             env.update(DEPLOYMENT_ENV[deployment](self.api.url))
         env.update(extra_env or {})
-        return run_claude(self.cli.exe, env, self.project, helper=helper,
-                          extra_args=extra_args)
+        return run_claude(self.cli.exe, env, self.project, helper=helper, extra_args=extra_args)
 
     def dirs(self) -> list[Path]:
         """Everywhere a key must not be readable: HOME (``~/.claude``), config, cache, data."""
@@ -213,8 +212,9 @@ def _command_profile(e2e: E2E, request: pytest.FixtureRequest) -> str:
 def _keychain_profile(e2e: E2E, request: pytest.FixtureRequest) -> str:
     key = "sk-e2e-keychain-2d4f6a8c0e"
     request.getfixturevalue("keychain_env")  # adds the Secret Service to e2e.env in place
-    stored = run(["keybroker", "keychain", "set", "e2e-proxy", "alice"], e2e.env,
-                 stdin=key.encode() + b"\n")
+    stored = run(
+        ["keybroker", "keychain", "set", "e2e-proxy", "alice"], e2e.env, stdin=key.encode() + b"\n"
+    )
     assert stored.code == 0, stored
     e2e.env.write_config(
         '[profiles.main]\nsource = "keychain"\nservice = "e2e-proxy"\nusername = "alice"\n'
@@ -245,9 +245,7 @@ def _aws_profile(e2e: E2E, request: pytest.FixtureRequest) -> str:
         Name=name, SecretString=json.dumps({"key": key})
     )
     e2e.env.update(aws_env(endpoint))
-    e2e.env.write_config(
-        f'[profiles.main]\nsource = "aws"\nsecret_id = "{name}"\nfield = "key"\n'
-    )
+    e2e.env.write_config(f'[profiles.main]\nsource = "aws"\nsecret_id = "{name}"\nfield = "key"\n')
     return key
 
 
@@ -345,8 +343,9 @@ def _login(e2e: E2E, request: pytest.FixtureRequest) -> Failure:
         '[profiles.sso]\nsource = "oidc"\nissuer = "http://127.0.0.1:9"\n'
         'client_id = "claude-code"\ngrant = "device_code"\n'
     )
-    return Failure("sso", "not logged in to http://127.0.0.1:9 (client claude-code); "
-                   "run: keybroker login sso")
+    return Failure(
+        "sso", "not logged in to http://127.0.0.1:9 (client claude-code); run: keybroker login sso"
+    )
 
 
 FAILURES: dict[int, Callable[[E2E, pytest.FixtureRequest], Failure]] = {
@@ -396,9 +395,7 @@ def test_sessions_share_one_upstream_fetch(e2e: E2E) -> None:
     for session in sessions:
         assert session.ok, session
         assert session.helper_failures() == [], session
-    assert [(m.x_api_key, m.bearer, m.status) for m in e2e.api.messages()] == [
-        (key, key, 200)
-    ] * 3
+    assert [(m.x_api_key, m.bearer, m.status) for m in e2e.api.messages()] == [(key, key, 200)] * 3
     # three Claude Code processes ran the helper; the upstream command ran once
     assert minter.runs() == ["entrypoint=sdk-cli"], minter.runs()
     assert_nowhere(key, *(s.result for s in sessions), dirs=e2e.dirs())
@@ -577,12 +574,27 @@ def test_claude_configure_deployment_settings_work_in_the_real_cli(
     e2e.env["E2E_PROXY_KEY"] = key
     e2e.env.write_config('[profiles.litellm]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n')
     wanted = DEPLOYMENT_ENV[deployment](e2e.api.url)
-    base = wanted["ANTHROPIC_BEDROCK_BASE_URL" if deployment == "bedrock"
-                  else "ANTHROPIC_VERTEX_BASE_URL"]
+    base = wanted[
+        "ANTHROPIC_BEDROCK_BASE_URL" if deployment == "bedrock" else "ANTHROPIC_VERTEX_BASE_URL"
+    ]
     region = wanted["AWS_REGION" if deployment == "bedrock" else "CLOUD_ML_REGION"]
     extra = ["--vertex-project-id", "e2e-project"] if deployment == "vertex" else []
-    configure = run(["keybroker", "claude", "configure", "litellm", "--deployment", deployment,
-                     "--base-url", base, "--region", region, *extra], e2e.env)
+    configure = run(
+        [
+            "keybroker",
+            "claude",
+            "configure",
+            "litellm",
+            "--deployment",
+            deployment,
+            "--base-url",
+            base,
+            "--region",
+            region,
+            *extra,
+        ],
+        e2e.env,
+    )
     assert configure.code == 0, configure
     session = e2e.claude(None, base_url_env=False)
     assert session.ok, session
@@ -598,8 +610,9 @@ def test_custom_headers_carry_a_proxy_key_next_to_the_google_token(e2e: E2E) -> 
 
     proxy_key, google = "sk-e2e-proxy-auth-8e0a", "ya29.e2e-google-token"
     headers = custom_headers([parse_header("Proxy-Authorization: Bearer {}")], proxy_key)
-    session = e2e.claude(f"echo {google}", deployment="vertex",
-                         extra_env={"ANTHROPIC_CUSTOM_HEADERS": headers})
+    session = e2e.claude(
+        f"echo {google}", deployment="vertex", extra_env={"ANTHROPIC_CUSTOM_HEADERS": headers}
+    )
     assert session.ok, session
     [call] = e2e.api.messages()
     assert call.bearer == google, call
@@ -625,14 +638,17 @@ def test_one_headers_helper_line_serves_two_mcp_servers_with_their_own_profiles(
         f'beta = {{ profile = "beta", header = "X-Api-Key", url = "{e2e.api.url}/mcp/beta" }}\n'
     )
     line = f"{shlex.quote(exe('keybroker'))} headers"  # the same line for both servers
-    mcp = {"mcpServers": {
-        name: {"type": "http", "url": f"{e2e.api.url}/mcp/{name}", "headersHelper": line}
-        for name in keys
-    }}
+    mcp = {
+        "mcpServers": {
+            name: {"type": "http", "url": f"{e2e.api.url}/mcp/{name}", "headersHelper": line}
+            for name in keys
+        }
+    }
     session = e2e.claude(get("main"), extra_args=("--mcp-config", json.dumps(mcp)))
     assert session.ok, session
-    seen = {name: [r.headers for r in e2e.api.requests if r.path == f"/mcp/{name}"]
-            for name in keys}
+    seen = {
+        name: [r.headers for r in e2e.api.requests if r.path == f"/mcp/{name}"] for name in keys
+    }
     assert seen["alpha"], e2e.api.requests
     assert seen["beta"], e2e.api.requests
     assert {h.get("authorization") for h in seen["alpha"]} == {f"Bearer {keys['alpha']}"}
@@ -646,13 +662,27 @@ def test_configure_mcp_server_writes_a_headers_helper_the_real_cli_runs(e2e: E2E
     key = "sk-e2e-mcp-configured-4b6d"
     e2e.env["E2E_PROXY_KEY"] = "sk-e2e-model-key-8f0b"
     e2e.env["E2E_MCP_KEY"] = key
-    e2e.env.write_config('[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
-                         '[profiles.tools]\nsource = "env"\nvar = "E2E_MCP_KEY"\n')
+    e2e.env.write_config(
+        '[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
+        '[profiles.tools]\nsource = "env"\nvar = "E2E_MCP_KEY"\n'
+    )
     home = e2e.env.base / "home"
-    (home / ".claude.json").write_text(json.dumps({"mcpServers": {
-        "tools": {"type": "http", "url": f"{e2e.api.url}/mcp/tools"}}}))
-    configure = run(["keybroker", "claude", "configure", "main", "--base-url", e2e.api.url,
-                     "--mcp-server", "tools=tools"], e2e.env)
+    (home / ".claude.json").write_text(
+        json.dumps({"mcpServers": {"tools": {"type": "http", "url": f"{e2e.api.url}/mcp/tools"}}})
+    )
+    configure = run(
+        [
+            "keybroker",
+            "claude",
+            "configure",
+            "main",
+            "--base-url",
+            e2e.api.url,
+            "--mcp-server",
+            "tools=tools",
+        ],
+        e2e.env,
+    )
     assert configure.code == 0, configure
     session = e2e.claude(None, base_url_env=False)
     assert session.ok, session
@@ -668,13 +698,27 @@ def test_proxy_auth_helper_sends_the_key_as_proxy_authorization(e2e: E2E) -> Non
     The fake gateway stands as the HTTP proxy (HTTP_PROXY) of a plain-http base URL."""
     model_key, proxy_key = "sk-e2e-model-1357", "sk-e2e-egress-2468"
     e2e.env.update(E2E_PROXY_KEY=model_key, E2E_EGRESS_KEY=proxy_key)
-    e2e.env.write_config('[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
-                         '[profiles.egress]\nsource = "env"\nvar = "E2E_EGRESS_KEY"\n')
-    configure = run(["keybroker", "claude", "configure", "main", "--base-url",
-                     "http://gateway.invalid", "--proxy-auth-helper", "egress"], e2e.env)
+    e2e.env.write_config(
+        '[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
+        '[profiles.egress]\nsource = "env"\nvar = "E2E_EGRESS_KEY"\n'
+    )
+    configure = run(
+        [
+            "keybroker",
+            "claude",
+            "configure",
+            "main",
+            "--base-url",
+            "http://gateway.invalid",
+            "--proxy-auth-helper",
+            "egress",
+        ],
+        e2e.env,
+    )
     assert configure.code == 0, configure
-    session = e2e.claude(None, base_url_env=False,
-                         extra_env={"HTTP_PROXY": e2e.api.url, "NO_PROXY": ""})
+    session = e2e.claude(
+        None, base_url_env=False, extra_env={"HTTP_PROXY": e2e.api.url, "NO_PROXY": ""}
+    )
     assert session.ok, session
     [call] = e2e.api.messages()
     assert call.path.startswith("http://gateway.invalid/v1/messages"), call
@@ -709,7 +753,13 @@ def test_claude_configure_writes_settings_the_real_cli_uses(e2e: E2E, scope: str
     configure = subprocess.run(
         [
             exe("keybroker"),
-            "claude", "configure", "litellm", "--scope", scope, "--base-url", e2e.api.url,
+            "claude",
+            "configure",
+            "litellm",
+            "--scope",
+            scope,
+            "--base-url",
+            e2e.api.url,
         ],
         cwd=e2e.project,
         env=dict(e2e.env),

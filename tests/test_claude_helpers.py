@@ -28,8 +28,10 @@ from tests.kb import SCRIPTS, Result, assert_fails, assert_key, assert_nowhere, 
 
 KEY = "sk-credential-7d9f1b3c5e"
 CONTEXTS = ("mid-session-refresh", "background", "scheduled-task", "setup-test", "")
-SSO = ('[profiles.sso]\nsource = "oidc"\nissuer = "http://127.0.0.1:9"\n'
-       'client_id = "claude-code"\ngrant = "device_code"\n')
+SSO = (
+    '[profiles.sso]\nsource = "oidc"\nissuer = "http://127.0.0.1:9"\n'
+    'client_id = "claude-code"\ngrant = "device_code"\n'
+)
 
 
 @pytest.fixture
@@ -65,21 +67,32 @@ def test_credential_prints_a_bare_token(cred_env: KbEnv) -> None:
 
 def test_credential_json_with_headers(cred_env: KbEnv) -> None:
     cred_env["CLAUDE_HELPER_CONTEXT"] = "background"  # as Claude Code runs it: stderr stays clean
-    result = run_without_shell(cred_env, "credential", "litellm", "--format", "json",
-                               "--header", "X-Api-Key: {}", "--header", "X-Team: infra")
+    result = run_without_shell(
+        cred_env,
+        "credential",
+        "litellm",
+        "--format",
+        "json",
+        "--header",
+        "X-Api-Key: {}",
+        "--header",
+        "X-Team: infra",
+    )
     assert result.code == 0, result
     assert result.err == b""
     assert result.out.endswith(b"}\n")
     assert result.out.count(b"\n") == 1
     assert parse_like_claude(result.out) == {
-        "token": KEY, "headers": {"X-Api-Key": KEY, "X-Team": "infra"},
+        "token": KEY,
+        "headers": {"X-Api-Key": KEY, "X-Team": "infra"},
     }
 
 
 @pytest.mark.parametrize("spec", ["X-Api-Key", "Bad Name: {}", ": {}", "X-A: "])
 def test_credential_refuses_bad_header_specs(cred_env: KbEnv, spec: str) -> None:
-    result = run_without_shell(cred_env, "credential", "litellm", "--format", "json",
-                               "--header", spec)
+    result = run_without_shell(
+        cred_env, "credential", "litellm", "--format", "json", "--header", spec
+    )
     assert_fails(result, 2, "--header")
 
 
@@ -115,8 +128,14 @@ def test_credential_interactive_non_oidc_profile_is_just_served(cred_env: KbEnv)
 
 # --- claude self-hosted-runner --proxy-authorization-command ---------------------------------
 def run_shell(command: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["/bin/sh", "-c", command], env=env, capture_output=True,
-                          stdin=subprocess.DEVNULL, timeout=60, check=False)
+    return subprocess.run(
+        ["/bin/sh", "-c", command],
+        env=env,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_headers_value_is_the_full_proxy_authorization_value(cred_env: KbEnv) -> None:
@@ -125,22 +144,27 @@ def test_headers_value_is_the_full_proxy_authorization_value(cred_env: KbEnv) ->
 
 
 def test_headers_value_of_a_non_auth_header_is_the_raw_key(cred_env: KbEnv) -> None:
-    proc = run_shell(f"{SCRIPTS / 'keybroker'} headers litellm --format value "
-                     "--header X-Api-Key", cred_env)
+    proc = run_shell(
+        f"{SCRIPTS / 'keybroker'} headers litellm --format value --header X-Api-Key", cred_env
+    )
     assert (proc.returncode, proc.stdout) == (0, f"{KEY}\n".encode())
 
 
 def test_headers_value_takes_one_header(cred_env: KbEnv) -> None:
-    result = run(["keybroker", "headers", "litellm", "--format", "value", "--header", "A",
-                  "--header", "B"], cred_env)
+    result = run(
+        ["keybroker", "headers", "litellm", "--format", "value", "--header", "A", "--header", "B"],
+        cred_env,
+    )
     assert_fails(result, 2, "one header", secrets=[KEY])
     assert_nowhere(KEY, result)
 
 
 # --- ANTHROPIC_CUSTOM_HEADERS for keybroker exec --header ------------------------------------
 def test_custom_headers_text() -> None:
-    headers = [render.parse_header("Proxy-Authorization: Bearer {}"),
-               render.parse_header("X-Team:infra")]
+    headers = [
+        render.parse_header("Proxy-Authorization: Bearer {}"),
+        render.parse_header("X-Team:infra"),
+    ]
     assert render.custom_headers(headers, KEY) == (
         f"Proxy-Authorization: Bearer {KEY}\nX-Team: infra"
     )
@@ -157,8 +181,10 @@ def test_credential_interactive_never_runs_a_login_for_a_non_oidc_profile(
 ) -> None:
     """A Vault profile with no token needs 'vault login', which keybroker does not run: even
     under CLAUDE_HELPER_CONTEXT=interactive it keeps exit 8 and its own hint."""
-    cred_env.write_config(f'[profiles.bao]\nsource = "vault"\naddr = "{openbao.addr}"\n'
-                          'path = "nothing/here"\nfield = "key"\n')
+    cred_env.write_config(
+        f'[profiles.bao]\nsource = "vault"\naddr = "{openbao.addr}"\n'
+        'path = "nothing/here"\nfield = "key"\n'
+    )
     env = {k: v for k, v in cred_env.items() if k != "VAULT_TOKEN"}
     env.update(CLAUDE_HELPER_CONTEXT="interactive", HOME=str(tmp_path))
     result = run_without_shell(env, "credential", "bao")

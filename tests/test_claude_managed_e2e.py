@@ -46,8 +46,17 @@ def private_managed_dir(tmp_path: Path) -> Iterator[tuple[Path, tuple[str, ...]]
     created = not MOUNT_POINT.exists()
     if created:
         MOUNT_POINT.mkdir(mode=0o755)
-    prefix = (unshare, "--mount", "--propagation", "private", "/bin/sh", "-c",
-              'mount --bind "$1" /etc/claude-code && shift && exec "$@"', "sh", str(folder))
+    prefix = (
+        unshare,
+        "--mount",
+        "--propagation",
+        "private",
+        "/bin/sh",
+        "-c",
+        'mount --bind "$1" /etc/claude-code && shift && exec "$@"',
+        "sh",
+        str(folder),
+    )
     try:
         yield folder, prefix
     finally:
@@ -63,12 +72,28 @@ def test_the_managed_drop_in_alone_gives_claude_code_the_key(
     folder, prefix = private_managed_dir
     e2e.env["E2E_MANAGED_KEY"] = KEY
     e2e.env.write_config('[profiles.fleet]\nsource = "env"\nvar = "E2E_MANAGED_KEY"\n')
-    configure = run(["keybroker", "claude", "configure", "fleet", "--scope", "managed",
-                     "--managed-path", str(folder / "managed-settings.json"),
-                     "--executable", str(fleet_keybroker), "--base-url", e2e.api.url], e2e.env)
+    configure = run(
+        [
+            "keybroker",
+            "claude",
+            "configure",
+            "fleet",
+            "--scope",
+            "managed",
+            "--managed-path",
+            str(folder / "managed-settings.json"),
+            "--executable",
+            str(fleet_keybroker),
+            "--base-url",
+            e2e.api.url,
+        ],
+        e2e.env,
+    )
     assert configure.code == 0, configure
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == [
-        "managed-settings.d", "managed-settings.d/keybroker.json"]
+        "managed-settings.d",
+        "managed-settings.d/keybroker.json",
+    ]
     assert not (Path(e2e.env["HOME"]) / ".claude").exists()  # no user settings at all
 
     env = claude_env(e2e.env, e2e.api.url, retries=0)

@@ -41,7 +41,8 @@ fleet_keybroker = fleet.fleet_keybroker  # the fixture, under its own name
 def cc_env(kb_env: KbEnv, tmp_path: Path) -> KbEnv:
     kb_env["LITELLM_KEY"] = KEY
     kb_env["KEYBROKER_CLAUDE_MANAGED_SETTINGS"] = str(
-        tmp_path / "etc" / "claude-code" / "managed-settings.json")
+        tmp_path / "etc" / "claude-code" / "managed-settings.json"
+    )
     kb_env.write_config('[profiles.litellm]\nsource = "env"\nvar = "LITELLM_KEY"\n')
     return kb_env
 
@@ -49,9 +50,15 @@ def cc_env(kb_env: KbEnv, tmp_path: Path) -> KbEnv:
 def kb(env: Mapping[str, str], *args: str, cwd: Path | None = None) -> Result:
     if cwd is None:
         return run(["keybroker", *args], env)
-    proc = subprocess.run([str(SCRIPTS / "keybroker"), *args], env=dict(env), cwd=cwd,
-                          capture_output=True, stdin=subprocess.DEVNULL, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        [str(SCRIPTS / "keybroker"), *args],
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -64,8 +71,9 @@ def drop_in(env: Mapping[str, str], name: str = "keybroker") -> Path:
 
 
 def managed(env: Mapping[str, str], exe: Path, *args: str) -> Result:
-    return kb(env, "claude", "configure", "litellm", "--scope", "managed", "--executable",
-              str(exe), *args)
+    return kb(
+        env, "claude", "configure", "litellm", "--scope", "managed", "--executable", str(exe), *args
+    )
 
 
 def doctor(env: Mapping[str, str], cwd: Path | None = None) -> dict[str, Any]:
@@ -80,8 +88,7 @@ def checks(report: Mapping[str, Any], label: str) -> list[dict[str, Any]]:
 
 
 # --- managed scope: its own drop-in, and who could change it ---------------------------------
-def test_managed_folder_open_to_everyone_is_repaired(cc_env: KbEnv,
-                                                     fleet_keybroker: Path) -> None:
+def test_managed_folder_open_to_everyone_is_repaired(cc_env: KbEnv, fleet_keybroker: Path) -> None:
     folder = managed_dir(cc_env)
     (folder / "managed-settings.d").mkdir(parents=True)
     for each in (folder, folder / "managed-settings.d"):
@@ -155,8 +162,9 @@ def test_a_root_owned_link_into_a_per_user_install_is_refused(
     assert not drop_in(cc_env).exists()
 
 
-def test_doctor_marks_managed_settings_others_could_change(cc_env: KbEnv,
-                                                          fleet_keybroker: Path) -> None:
+def test_doctor_marks_managed_settings_others_could_change(
+    cc_env: KbEnv, fleet_keybroker: Path
+) -> None:
     assert managed(cc_env, fleet_keybroker).code == 0
     assert [c for c in checks(doctor(cc_env), "claude managed settings") if not c["ok"]] == []
     folder = managed_dir(cc_env)
@@ -171,8 +179,9 @@ def test_doctor_marks_managed_settings_others_could_change(cc_env: KbEnv,
     assert str(drop_in(cc_env)) in bad["detail"], bad
 
 
-def test_doctor_names_the_drop_in_that_really_wins(cc_env: KbEnv, tmp_path: Path,
-                                                   fleet_keybroker: Path) -> None:
+def test_doctor_names_the_drop_in_that_really_wins(
+    cc_env: KbEnv, tmp_path: Path, fleet_keybroker: Path
+) -> None:
     base = Path(cc_env["KEYBROKER_CLAUDE_MANAGED_SETTINGS"])
     assert managed(cc_env, fleet_keybroker).code == 0
     base.write_text(json.dumps({"apiKeyHelper": "/opt/base/helper"}))
@@ -186,8 +195,9 @@ def test_doctor_names_the_drop_in_that_really_wins(cc_env: KbEnv, tmp_path: Path
     assert report["claude"]["api_key_helper"] == "/opt/corp/get-key"
     assert report["claude"]["api_key_helper_file"] == str(later)
     lines = [c["detail"] for c in checks(report, "claude managed settings")]
-    assert any(str(drop_in(cc_env)) in d and f"shadowed by managed settings {later}" in d
-               for d in lines), lines
+    assert any(
+        str(drop_in(cc_env)) in d and f"shadowed by managed settings {later}" in d for d in lines
+    ), lines
     again = managed(cc_env, fleet_keybroker, "--ttl", "10m")
     assert again.code == 0, again
     assert "zz-corp.json also sets apiKeyHelper" in again.stderr, again
@@ -198,9 +208,22 @@ def test_mobileconfig_is_a_profile_for_claude_codes_preference_domain(
     cc_env: KbEnv, tmp_path: Path
 ) -> None:
     out = tmp_path / "keybroker.mobileconfig"
-    result = kb(cc_env, "claude", "configure", "litellm", "--scope", "managed",
-                "--base-url", "https://litellm.example.com", "--mobileconfig", str(out),
-                "--identifier", "com.example.kb", "--organization", "Example")
+    result = kb(
+        cc_env,
+        "claude",
+        "configure",
+        "litellm",
+        "--scope",
+        "managed",
+        "--base-url",
+        "https://litellm.example.com",
+        "--mobileconfig",
+        str(out),
+        "--identifier",
+        "com.example.kb",
+        "--organization",
+        "Example",
+    )
     assert result.code == 0, result
     profile = plistlib.loads(out.read_bytes())
     assert profile["PayloadType"] == "Configuration"
@@ -212,28 +235,56 @@ def test_mobileconfig_is_a_profile_for_claude_codes_preference_domain(
     assert payload["env"]["ANTHROPIC_BASE_URL"] == "https://litellm.example.com"
     assert {profile["PayloadUUID"], payload["PayloadUUID"]} != {None}
     assert not drop_in(cc_env).exists()  # the profile is for the fleet, not this machine
-    stdout = kb(cc_env, "claude", "configure", "litellm", "--scope", "managed",
-                "--base-url", "https://litellm.example.com", "--mobileconfig", "-",
-                "--identifier", "com.example.kb", "--organization", "Example")
+    stdout = kb(
+        cc_env,
+        "claude",
+        "configure",
+        "litellm",
+        "--scope",
+        "managed",
+        "--base-url",
+        "https://litellm.example.com",
+        "--mobileconfig",
+        "-",
+        "--identifier",
+        "com.example.kb",
+        "--organization",
+        "Example",
+    )
     assert stdout.out == out.read_bytes()  # stable UUIDs: an MDM replaces, not adds
-    assert_fails(kb(cc_env, "claude", "configure", "litellm", "--mobileconfig", "-"), 2,
-                 "--scope managed")
+    assert_fails(
+        kb(cc_env, "claude", "configure", "litellm", "--mobileconfig", "-"), 2, "--scope managed"
+    )
 
 
 # --- unconfigure ---------------------------------------------------------------------------------
-ORIGINAL = b'{\n    "apiKeyHelper": "op read op://vault/litellm/key",\n    "model": "opus",\n' \
-           b'    "env": {"AWS_REGION": "eu-west-1"}\n}\n'
+ORIGINAL = (
+    b'{\n    "apiKeyHelper": "op read op://vault/litellm/key",\n    "model": "opus",\n'
+    b'    "env": {"AWS_REGION": "eu-west-1"}\n}\n'
+)
 
 
 def test_unconfigure_restores_a_foreign_helper_replaced_with_force_byte_for_byte(
-    cc_env: KbEnv
+    cc_env: KbEnv,
 ) -> None:
     path = Path(cc_env["HOME"]) / ".claude" / "settings.json"
     path.parent.mkdir()
     path.write_bytes(ORIGINAL)
     assert kb(cc_env, "claude", "configure", "litellm", "--force").code == 0
-    assert kb(cc_env, "claude", "configure", "litellm", "--deployment", "bedrock",
-              "--base-url", "https://gw.example.com/bedrock", "--inference-helper").code == 0
+    assert (
+        kb(
+            cc_env,
+            "claude",
+            "configure",
+            "litellm",
+            "--deployment",
+            "bedrock",
+            "--base-url",
+            "https://gw.example.com/bedrock",
+            "--inference-helper",
+        ).code
+        == 0
+    )
     assert path.read_bytes() != ORIGINAL
     result = kb(cc_env, "claude", "unconfigure")
     assert result.code == 0, result
@@ -248,11 +299,14 @@ def test_unconfigure_removes_files_keybroker_created_in_every_scope(
     project.mkdir()
     user = Path(cc_env["HOME"]) / ".claude" / "settings.json"
     for scope in ("user", "local", "project"):
-        assert kb(cc_env, "claude", "configure", "litellm", "--scope", scope,
-                  cwd=project).code == 0
+        assert kb(cc_env, "claude", "configure", "litellm", "--scope", scope, cwd=project).code == 0
     assert managed(cc_env, fleet_keybroker).code == 0
-    written = [user, project / ".claude" / "settings.json",
-               project / ".claude" / "settings.local.json", drop_in(cc_env)]
+    written = [
+        user,
+        project / ".claude" / "settings.json",
+        project / ".claude" / "settings.local.json",
+        drop_in(cc_env),
+    ]
     assert all(p.exists() for p in written)
     result = kb(cc_env, "claude", "unconfigure", cwd=project)
     assert result.code == 0, result
@@ -264,8 +318,10 @@ def test_unconfigure_keeps_what_changed_by_hand_and_restores_the_rest(cc_env: Kb
     path = Path(cc_env["HOME"]) / ".claude" / "settings.json"
     path.parent.mkdir()
     path.write_text(json.dumps({"model": "opus"}))
-    assert kb(cc_env, "claude", "configure", "litellm", "--base-url",
-              "https://gw.example.com").code == 0
+    assert (
+        kb(cc_env, "claude", "configure", "litellm", "--base-url", "https://gw.example.com").code
+        == 0
+    )
     data = json.loads(path.read_text())
     data["env"]["ANTHROPIC_BASE_URL"] = "https://other.example.com"  # edited by hand since
     data["theme"] = "dark"
@@ -274,8 +330,10 @@ def test_unconfigure_keeps_what_changed_by_hand_and_restores_the_rest(cc_env: Kb
     assert result.code == 0, result
     assert "env.ANTHROPIC_BASE_URL" in result.stderr
     assert json.loads(path.read_text()) == {
-        "model": "opus", "theme": "dark",
-        "env": {"ANTHROPIC_BASE_URL": "https://other.example.com"}}
+        "model": "opus",
+        "theme": "dark",
+        "env": {"ANTHROPIC_BASE_URL": "https://other.example.com"},
+    }
 
 
 def test_unconfigure_restores_mcp_headers_helpers(cc_env: KbEnv) -> None:
@@ -289,14 +347,14 @@ def test_unconfigure_restores_mcp_headers_helpers(cc_env: KbEnv) -> None:
 
 
 # --- project scope: held until trusted ---------------------------------------------------------
-def test_project_scope_says_the_helper_is_held_until_trusted(cc_env: KbEnv,
-                                                             tmp_path: Path) -> None:
+def test_project_scope_says_the_helper_is_held_until_trusted(cc_env: KbEnv, tmp_path: Path) -> None:
     project = tmp_path / "proj"
     project.mkdir()
     result = kb(cc_env, "claude", "configure", "litellm", "--scope", "project", cwd=project)
     assert result.code == 0, result
     assert "holds a helper named in project settings until this workspace is trusted" in (
-        result.stderr)
+        result.stderr
+    )
     assert "--scope user" in result.stderr
     assert "--scope managed" in result.stderr
     report = doctor(cc_env, cwd=project)
@@ -310,23 +368,34 @@ def test_project_scope_says_the_helper_is_held_until_trusted(cc_env: KbEnv,
 def test_inference_helper_headers_are_reported_as_dropped(cc_env: KbEnv) -> None:
     path = Path(cc_env["HOME"]) / ".claude" / "settings.json"
     path.parent.mkdir()
-    path.write_text(json.dumps({
-        "inferenceCredentialHelper": str(SCRIPTS / "keybroker"),
-        "inferenceCredentialHelperArgs": ["credential", "litellm", "--format", "json",
-                                          "--header", "X-Api-Key: {}"]}))
+    path.write_text(
+        json.dumps(
+            {
+                "inferenceCredentialHelper": str(SCRIPTS / "keybroker"),
+                "inferenceCredentialHelperArgs": [
+                    "credential",
+                    "litellm",
+                    "--format",
+                    "json",
+                    "--header",
+                    "X-Api-Key: {}",
+                ],
+            }
+        )
+    )
     report = doctor(cc_env)
     [line] = checks(report, "claude inference helper")
     assert not line["ok"], line
     assert "drops its headers" in line["detail"], line
-    result = kb(cc_env, "credential", "litellm", "--format", "json", "--header",
-                "X-Api-Key: {}")
+    result = kb(cc_env, "credential", "litellm", "--format", "json", "--header", "X-Api-Key: {}")
     assert result.code == 0, result
     assert "headers are not used" in result.stderr, result
 
 
 # --- a cloned repository's links, FIFOs and devices -------------------------------------------
-def test_a_committed_claude_dir_link_is_never_written_through(cc_env: KbEnv,
-                                                               tmp_path: Path) -> None:
+def test_a_committed_claude_dir_link_is_never_written_through(
+    cc_env: KbEnv, tmp_path: Path
+) -> None:
     home_claude = Path(cc_env["HOME"]) / ".claude"
     home_claude.mkdir()
     mine = home_claude / "settings.json"

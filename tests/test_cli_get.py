@@ -21,7 +21,7 @@ def command_profile(kb_env: KbEnv, script: str, name: str = "cmd", extra: str = 
     path = kb_env.base / f"{name}.py"
     path.write_text(script)
     kb_env.write_config(
-        f"[profiles.{name}]\nsource = \"command\"\n"
+        f'[profiles.{name}]\nsource = "command"\n'
         f"command = [{json.dumps(sys.executable)}, {json.dumps(str(path))}]\n{extra}"
     )
     return path

@@ -34,12 +34,19 @@ def test_profile_names_complete_from_the_config(kb_env: KbEnv) -> None:
     kb_env.write_config(EXTRA_PROFILES + '\n[profiles.other]\nsource = "env"\nvar = "X"\n')
     got = complete(kb_env, "keybroker get ")
     assert got.code == 0, got
-    assert got.stdout.splitlines() == ["plain,a", "plain,demo", "plain,k", "plain,o",
-                                       "plain,other"]
+    assert got.stdout.splitlines() == ["plain,a", "plain,demo", "plain,k", "plain,o", "plain,other"]
     assert complete(kb_env, "keybroker print-token o").stdout.splitlines() == [
-        "plain,o", "plain,other"]
-    for words in ("keybroker doctor ot", "keybroker cache clear ot", "keybroker ci export ot",
-                  "keybroker exec ot", "keybroker login ot", "keybroker aws-credentials ot"):
+        "plain,o",
+        "plain,other",
+    ]
+    for words in (
+        "keybroker doctor ot",
+        "keybroker cache clear ot",
+        "keybroker ci export ot",
+        "keybroker exec ot",
+        "keybroker login ot",
+        "keybroker aws-credentials ot",
+    ):
         assert complete(kb_env, words).stdout.splitlines() == ["plain,other"], words
     assert "other" in complete(kb_env, "keybroker get ", shell="zsh").stdout.split("\n")
     # fish's line format changed between click releases (8.4: type/value/help lines; 8.5:
@@ -69,8 +76,15 @@ def test_command_names_complete(kb_env: KbEnv) -> None:
 # --- unknown commands: did you mean ---
 
 
-@pytest.mark.parametrize(("typed", "meant"), [("prnt-token", "print-token"), ("cach", "cache"),
-                                              ("doctr", "doctor"), ("complete", "completion")])
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("prnt-token", "print-token"),
+        ("cach", "cache"),
+        ("doctr", "doctor"),
+        ("complete", "completion"),
+    ],
+)
 def test_unknown_command_suggests_the_close_one(kb_env: KbEnv, typed: str, meant: str) -> None:
     result = run(["keybroker", typed, "demo"], kb_env)
     assert result.code == 2, result

@@ -23,7 +23,10 @@ def test_32_concurrent_cold_calls_make_one_fetch(kb_env: KbEnv) -> None:
     procs = [
         subprocess.Popen(
             [exe("keybroker"), "get", "p"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=kb_env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=kb_env,
         )
         for _ in range(N)
     ]
@@ -62,7 +65,10 @@ def claude_like(kb_env: KbEnv, calls: int) -> list[str]:
         claude.symlink_to(sys.executable)
     out = subprocess.run(
         [str(claude), "-c", CLAUDE_LIKE, f"{exe('keybroker')} get p", str(calls)],
-        env=kb_env, capture_output=True, check=True, timeout=120,
+        env=kb_env,
+        capture_output=True,
+        check=True,
+        timeout=120,
     )
     return out.stdout.decode().split()
 

@@ -158,9 +158,15 @@ def _person(openbao: OpenBao, kb_env: KbEnv) -> tuple[dict[str, str], dict[str, 
     path, user, key = f"shared-{uid()}", f"dev-{uid()}", new_key()
     password = "pw-" + secrets.token_hex(12)
     openbao.kv_put(path, {"key": key, "other": key + "-other"})
-    openbao.api("POST", f"auth/userpass/users/{user}",
-                {"password": password, "token_policies": [read_policy(openbao, f"secret/data/{path}")],
-                 "token_ttl": "1h"})
+    openbao.api(
+        "POST",
+        f"auth/userpass/users/{user}",
+        {
+            "password": password,
+            "token_policies": [read_policy(openbao, f"secret/data/{path}")],
+            "token_ttl": "1h",
+        },
+    )
     system = kb_env.base / "system.toml"
     system.write_text(SHARED.format(path=path))
     system.chmod(0o644)
@@ -174,8 +180,11 @@ def test_user_table_without_source_adds_to_the_system_profile(
     """Before: a user's [profiles.team] username = "…" failed with "missing key 'source'"."""
     person, env = _person(openbao, kb_env)
     kb_env.write_config(f'[profiles.team]\nusername = "{person["user"]}"\nfield = "other"\n')
-    login = run(["keybroker", "login", "team", "--password-stdin"], env,
-                stdin=person["password"].encode() + b"\n")
+    login = run(
+        ["keybroker", "login", "team", "--password-stdin"],
+        env,
+        stdin=person["password"].encode() + b"\n",
+    )
     assert login.code == 0, login
     assert_key(run(["keybroker", "get", "team"], env), person["key"] + "-other")
     shown = run(["keybroker", "config", "show", "--json"], env)
@@ -192,8 +201,11 @@ def test_username_defaults_to_the_login_name(openbao: OpenBao, kb_env: KbEnv) ->
     env.update(LOGNAME=person["user"], USER=person["user"])
     before = run(["keybroker", "get", "team"], env)
     assert_fails(before, 8, f"no userpass login as '{person['user']}'", "keybroker login team")
-    login = run(["keybroker", "login", "team", "--password-stdin"], env,
-                stdin=person["password"].encode() + b"\n")
+    login = run(
+        ["keybroker", "login", "team", "--password-stdin"],
+        env,
+        stdin=person["password"].encode() + b"\n",
+    )
     assert login.code == 0, login
     assert_key(run(["keybroker", "get", "team"], env), person["key"])
 
@@ -208,13 +220,26 @@ def test_user_table_with_source_replaces_the_system_profile(kb_env: KbEnv) -> No
     assert shown["profiles"]["team"]["settings"] == {"var": "MINE"}
 
 
-@pytest.mark.parametrize(("user_text", "needles"), [
-    ('[profiles.teem]\nusername = "x"\n',
-     [":1: [profiles.teem]: missing key 'source'", "no system profile 'teem'",
-      "did you mean 'team'?"]),
-    ('[profiles.team]\nusername = "x"\nfeild = "key"\n',
-     [":3: [profiles.team]: unknown key 'feild' for source 'vault'", "did you mean 'field'?"]),
-])
+@pytest.mark.parametrize(
+    ("user_text", "needles"),
+    [
+        (
+            '[profiles.teem]\nusername = "x"\n',
+            [
+                ":1: [profiles.teem]: missing key 'source'",
+                "no system profile 'teem'",
+                "did you mean 'team'?",
+            ],
+        ),
+        (
+            '[profiles.team]\nusername = "x"\nfeild = "key"\n',
+            [
+                ":3: [profiles.team]: unknown key 'feild' for source 'vault'",
+                "did you mean 'field'?",
+            ],
+        ),
+    ],
+)
 def test_user_table_without_source_errors_say_where(
     kb_env: KbEnv, user_text: str, needles: list[str]
 ) -> None:

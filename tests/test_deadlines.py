@@ -46,8 +46,9 @@ def vault_profile(kb_env: KbEnv, openbao: OpenBao, fault_proxy: FaultProxy) -> K
     """Profile ``v``: a KV v2 secret read through the fault proxy."""
     openbao.kv_put("deadline", {"key": KEY})
     kb_env.write_config('[profiles.v]\nsource = "vault"\npath = "deadline"\nfield = "key"\n')
-    kb_env.update(VAULT_ADDR=fault_proxy.url, VAULT_TOKEN=openbao.root_token,
-                  KEYBROKER_TIMEOUT=str(TIMEOUT))
+    kb_env.update(
+        VAULT_ADDR=fault_proxy.url, VAULT_TOKEN=openbao.root_token, KEYBROKER_TIMEOUT=str(TIMEOUT)
+    )
     return kb_env
 
 
@@ -76,9 +77,13 @@ def test_a_call_past_its_deadline_leaves_the_entry_lock_to_the_next_call(
     meanwhile failed with exit 3. Now it lets go at its deadline and the waiting ``get``
     (whose own deadline is longer) fetches from the healthy server."""
     fault_proxy.drip_first = True
-    slow = subprocess.Popen([exe("keybroker"), "headers", "v"], env=vault_profile,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    slow = subprocess.Popen(
+        [exe("keybroker"), "headers", "v"],
+        env=vault_profile,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 10
         while fault_proxy.accepted < 1 and time.monotonic() < deadline:

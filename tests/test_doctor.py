@@ -160,21 +160,37 @@ def test_claude_settings_pointing_at_keybroker(dr_env: KbEnv) -> None:
 
 
 def test_foreign_helper_is_reported_not_failed(dr_env: KbEnv) -> None:
-    write_settings(Path(dr_env["HOME"]) / ".claude" / "settings.json",
-                   {"apiKeyHelper": "~/bin/get-key.sh"})
+    write_settings(
+        Path(dr_env["HOME"]) / ".claude" / "settings.json", {"apiKeyHelper": "~/bin/get-key.sh"}
+    )
     result = run(["keybroker", "doctor", "good"], dr_env)
     assert result.code == 0, result
     assert "not keybroker" in line_for(result, "claude user settings")
 
 
-@pytest.mark.parametrize(("settings", "needle", "label"), [
-    ({"apiKeyHelper": "/nonexistent/keybroker get good"}, "does not exist or is not executable",
-     "claude user settings"),
-    ({"apiKeyHelper": f"{SCRIPTS / 'keybroker'} get ghost"}, "profile 'ghost'",
-     "claude user settings"),
-    ({"apiKeyHelper": f"{SCRIPTS / 'keybroker'} get good", "env": {"ANTHROPIC_API_KEY": "x"}},
-     "ANTHROPIC_API_KEY is set in the user settings", "claude credentials"),
-])
+@pytest.mark.parametrize(
+    ("settings", "needle", "label"),
+    [
+        (
+            {"apiKeyHelper": "/nonexistent/keybroker get good"},
+            "does not exist or is not executable",
+            "claude user settings",
+        ),
+        (
+            {"apiKeyHelper": f"{SCRIPTS / 'keybroker'} get ghost"},
+            "profile 'ghost'",
+            "claude user settings",
+        ),
+        (
+            {
+                "apiKeyHelper": f"{SCRIPTS / 'keybroker'} get good",
+                "env": {"ANTHROPIC_API_KEY": "x"},
+            },
+            "ANTHROPIC_API_KEY is set in the user settings",
+            "claude credentials",
+        ),
+    ],
+)
 def test_broken_claude_settings(
     dr_env: KbEnv, settings: dict[str, Any], needle: str, label: str
 ) -> None:
@@ -197,23 +213,33 @@ def test_invalid_settings_json(dr_env: KbEnv) -> None:
 
 
 def test_bare_helper_name_fails_under_minimal_path(dr_env: KbEnv) -> None:
-    write_settings(Path(dr_env["HOME"]) / ".claude" / "settings.json",
-                   {"apiKeyHelper": "keybroker get good"})
+    write_settings(
+        Path(dr_env["HOME"]) / ".claude" / "settings.json", {"apiKeyHelper": "keybroker get good"}
+    )
     result = run(["keybroker", "doctor", "good"], dr_env)
     assert result.code == 1, result
-    assert any(ln.startswith("✗ PATH: apiKeyHelper runs 'keybroker' by name")
-               for ln in lines(result)), result.stdout
+    assert any(
+        ln.startswith("✗ PATH: apiKeyHelper runs 'keybroker' by name") for ln in lines(result)
+    ), result.stdout
 
 
 def test_project_scope_settings_found_from_cwd(dr_env: KbEnv, tmp_path: Path) -> None:
     import subprocess  # noqa: PLC0415
 
     project = tmp_path / "proj"
-    write_settings(project / ".claude" / "settings.local.json",
-                   {"apiKeyHelper": f"{SCRIPTS / 'keybroker'} get ghost"})
-    proc = subprocess.run([str(SCRIPTS / "keybroker"), "doctor", "good"], cwd=project,
-                          env=dict(dr_env), capture_output=True, timeout=60, check=False,
-                          stdin=subprocess.DEVNULL)
+    write_settings(
+        project / ".claude" / "settings.local.json",
+        {"apiKeyHelper": f"{SCRIPTS / 'keybroker'} get ghost"},
+    )
+    proc = subprocess.run(
+        [str(SCRIPTS / "keybroker"), "doctor", "good"],
+        cwd=project,
+        env=dict(dr_env),
+        capture_output=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 1, proc
     assert "✗ claude local settings" in proc.stdout.decode()
 
@@ -229,8 +255,11 @@ def test_render_scrubs_registered_secrets() -> None:
 @pytest.mark.integration
 def test_vault_profile_denied_by_policy(openbao: OpenBao, dr_env: KbEnv) -> None:
     """A real 403 from OpenBao: the profile's line is ✗ with the source's fix, exit 1."""
-    token = openbao.api("POST", "auth/token/create",
-                        {"policies": ["default"], "ttl": "10m", "no_default_policy": False})
+    token = openbao.api(
+        "POST",
+        "auth/token/create",
+        {"policies": ["default"], "ttl": "10m", "no_default_policy": False},
+    )
     weak = token["auth"]["client_token"]
     openbao.kv_put("doctor-denied", {"key": KEY})
     dr_env.update(VAULT_ADDR=openbao.addr, VAULT_TOKEN=weak)
@@ -247,20 +276,35 @@ def test_vault_profile_denied_by_policy(openbao: OpenBao, dr_env: KbEnv) -> None
 # --- issue 22: doctor and TTLs --------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("ttl", "needles"), [
-    ("5m", ["CLAUDE_CODE_API_KEY_HELPER_TTL_MS='5m' in the shell environment is not a whole "
-            "number of milliseconds", 'fix: for 5m 0s set "300000"']),
-    ("-1", ["CLAUDE_CODE_API_KEY_HELPER_TTL_MS='-1' in the shell environment is negative",
-            'fix: set it to whole milliseconds, e.g. "300000"']),
-    ("0", ["CLAUDE_CODE_API_KEY_HELPER_TTL_MS=0", "before every request"]),
-])
+@pytest.mark.parametrize(
+    ("ttl", "needles"),
+    [
+        (
+            "5m",
+            [
+                "CLAUDE_CODE_API_KEY_HELPER_TTL_MS='5m' in the shell environment is not a whole "
+                "number of milliseconds",
+                'fix: for 5m 0s set "300000"',
+            ],
+        ),
+        (
+            "-1",
+            [
+                "CLAUDE_CODE_API_KEY_HELPER_TTL_MS='-1' in the shell environment is negative",
+                'fix: set it to whole milliseconds, e.g. "300000"',
+            ],
+        ),
+        ("0", ["CLAUDE_CODE_API_KEY_HELPER_TTL_MS=0", "before every request"]),
+    ],
+)
 def test_unusable_helper_ttl_is_a_cross_with_the_fix(
     dr_env: KbEnv, ttl: str, needles: list[str]
 ) -> None:
     """Before: "5m" showed ✓ "… from invalid …" and "-1" a ✓ TTL line (exit 0 / only a
     confusing profile error), although keybroker's own helper refuses both (exit 2)."""
-    result = run(["keybroker", "doctor", "good"],
-                 dict(dr_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS=ttl))
+    result = run(
+        ["keybroker", "doctor", "good"], dict(dr_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS=ttl)
+    )
     assert result.code == 1, result
     line = line_for(result, "claude helper TTL:")
     assert line.startswith("✗ "), line
@@ -272,8 +316,9 @@ def test_unusable_helper_ttl_is_a_cross_with_the_fix(
 
 def test_helper_ttl_that_looks_like_seconds_is_a_warning(dr_env: KbEnv) -> None:
     """Before: "300" (0.3 s) showed ✓ "reused for 0s": every call went to the source."""
-    result = run(["keybroker", "doctor", "good"],
-                 dict(dr_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="300"))
+    result = run(
+        ["keybroker", "doctor", "good"], dict(dr_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="300")
+    )
     assert result.code == 0, result
     assert line_for(result, "claude helper TTL:") == (
         "⚠ claude helper TTL: CLAUDE_CODE_API_KEY_HELPER_TTL_MS=300 in the shell environment "
@@ -282,13 +327,19 @@ def test_helper_ttl_that_looks_like_seconds_is_a_warning(dr_env: KbEnv) -> None:
         "--ttl 300s)"
     )
     assert line_for(result, "profile 'good' lifetime:").endswith("reused for 300ms")
-    fine = run(["keybroker", "doctor", "good"],
-               dict(dr_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="300000"))
+    fine = run(
+        ["keybroker", "doctor", "good"], dict(dr_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="300000")
+    )
     assert line_for(fine, "claude helper TTL:") == (
         "✓ claude helper TTL: CLAUDE_CODE_API_KEY_HELPER_TTL_MS=300000 (5m 0s) from the shell "
-        "environment")
-    as_json = json.loads(run(["keybroker", "doctor", "good", "--json"],
-                             dict(dr_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="300")).out)
+        "environment"
+    )
+    as_json = json.loads(
+        run(
+            ["keybroker", "doctor", "good", "--json"],
+            dict(dr_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="300"),
+        ).out
+    )
     ttl = [c for c in as_json["checks"] if c["label"] == "claude helper TTL"]
     assert ttl[0]["level"] == "warning"
     assert ttl[0]["ok"] is True
@@ -297,8 +348,7 @@ def test_helper_ttl_that_looks_like_seconds_is_a_warning(dr_env: KbEnv) -> None:
 def test_configure_ttl_accepts_milliseconds(dr_env: KbEnv) -> None:
     """Before: `claude configure --ttl 300000ms` was refused ("not a duration")."""
     for ttl in ("300000ms", "5m", "300"):
-        result = run(["keybroker", "claude", "configure", "good", "--ttl", ttl, "--print"],
-                     dr_env)
+        result = run(["keybroker", "claude", "configure", "good", "--ttl", ttl, "--print"], dr_env)
         assert result.code == 0, result
         assert '"CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "300000"' in result.stdout, result
 
@@ -338,11 +388,11 @@ def test_expired_credential_with_a_cached_key_is_not_a_success(
     import time  # noqa: PLC0415
 
     openbao.kv_put("doctor-expiring", {"key": KEY})
-    short = openbao.api("POST", "auth/token/create",
-                        {"policies": ["root"], "ttl": "2s"})["auth"]["client_token"]
+    short = openbao.api("POST", "auth/token/create", {"policies": ["root"], "ttl": "2s"})["auth"][
+        "client_token"
+    ]
     dr_env.update(VAULT_ADDR=openbao.addr, VAULT_TOKEN=short)
-    dr_env.write_config('[profiles.v]\nsource = "vault"\npath = "doctor-expiring"\n'
-                        'field = "key"\n')
+    dr_env.write_config('[profiles.v]\nsource = "vault"\npath = "doctor-expiring"\nfield = "key"\n')
     assert run(["keybroker", "get", "v"], dr_env).code == 0
     time.sleep(3)
     result = run(["keybroker", "doctor", "v"], dr_env)
@@ -376,6 +426,8 @@ def test_unreachable_address_is_named_once(dr_env: KbEnv) -> None:
     result = run(["keybroker", "doctor", "v"], dr_env)
     assert result.code == 1, result
     assert line_for(result, "profile 'v' address:").startswith(
-        "✗ profile 'v' address: http://127.0.0.1:9: cannot connect while checking sys/health;")
+        "✗ profile 'v' address: http://127.0.0.1:9: cannot connect while checking sys/health;"
+    )
     assert line_for(result, "profile 'v':").startswith(
-        "✗ profile 'v': vault: http://127.0.0.1:9: cannot connect while reading ")
+        "✗ profile 'v': vault: http://127.0.0.1:9: cannot connect while reading "
+    )

@@ -31,15 +31,19 @@ def test_doctor_with_only_a_secrets_manager_endpoint_skips_sts(
 
     name = unique_name()
     secretsmanager.create_secret(Name=name, SecretString="sk-aws-vpc-endpoint-1")
-    kb_env.write_config(f'[profiles.vpc]\nsource = "aws"\nsecret_id = "{name}"\n'
-                        f'region = "us-east-1"\nendpoint_url = "{moto_endpoint}"\n')
+    kb_env.write_config(
+        f'[profiles.vpc]\nsource = "aws"\nsecret_id = "{name}"\n'
+        f'region = "us-east-1"\nendpoint_url = "{moto_endpoint}"\n'
+    )
     env = vpc_endpoint_env(kb_env, moto_endpoint)
     assert run(["keybroker", "get", "vpc"], env).code == 0  # what the user saw working
     doctor = run(["keybroker", "doctor", "vpc"], env)
     lines = [ln for ln in doctor.stdout.splitlines() if ln[2:].startswith("profile 'vpc'")]
     identity = next(ln for ln in lines if "sts:GetCallerIdentity" in ln)
-    assert identity.startswith("– profile 'vpc' AWS credentials (sts:GetCallerIdentity): "
-                               "skipped: STS is not reachable from here"), identity
+    assert identity.startswith(
+        "– profile 'vpc' AWS credentials (sts:GetCallerIdentity): "
+        "skipped: STS is not reachable from here"
+    ), identity
     assert f"Secrets Manager accepts these credentials at {moto_endpoint}" in identity
     assert any(ln.startswith("✓ profile 'vpc' secretsmanager:DescribeSecret") for ln in lines)
     assert not [ln for ln in lines if ln.startswith("✗")], doctor
@@ -49,11 +53,14 @@ def test_doctor_with_only_a_secrets_manager_endpoint_skips_sts(
 def test_doctor_still_fails_sts_when_secrets_manager_fails_too(
     kb_env: KbEnv, moto_endpoint: str
 ) -> None:
-    kb_env.write_config('[profiles.vpc]\nsource = "aws"\nsecret_id = "kb-absent-secret"\n'
-                        f'region = "us-east-1"\nendpoint_url = "{moto_endpoint}"\n')
+    kb_env.write_config(
+        '[profiles.vpc]\nsource = "aws"\nsecret_id = "kb-absent-secret"\n'
+        f'region = "us-east-1"\nendpoint_url = "{moto_endpoint}"\n'
+    )
     env = vpc_endpoint_env(kb_env, moto_endpoint)
     doctor = run(["keybroker", "doctor", "vpc"], env)
     assert doctor.code == 1, doctor
-    assert "✗ profile 'vpc' AWS credentials (sts:GetCallerIdentity): cannot reach" \
-        in doctor.stdout, doctor
+    assert (
+        "✗ profile 'vpc' AWS credentials (sts:GetCallerIdentity): cannot reach" in doctor.stdout
+    ), doctor
     assert "✗ profile 'vpc' secretsmanager:DescribeSecret" in doctor.stdout

@@ -13,7 +13,7 @@ from tests.kb import assert_fails, assert_key, assert_nowhere, complete, plant, 
 
 
 def test_a_stale_serve_during_an_outage_reaches_events_print_token_and_doctor(
-    kb_env: KbEnv
+    kb_env: KbEnv,
 ) -> None:
     kb_env.write_config('[profiles.p]\nsource = "command"\ncommand = ["/bin/false"]\n')
     now = time.time()
@@ -33,8 +33,9 @@ def test_a_stale_serve_during_an_outage_reaches_events_print_token_and_doctor(
     assert "stale-served" in shown.stdout, shown
     doctor = run(["keybroker", "doctor", "p"], kb_env)
     assert "stale-served" in doctor.stdout, doctor
-    assert_nowhere("sk-still-valid-200s", listed, text, doctor,
-                   dirs=[kb_env.data_dir])  # the log holds names, never the key
+    assert_nowhere(
+        "sk-still-valid-200s", listed, text, doctor, dirs=[kb_env.data_dir]
+    )  # the log holds names, never the key
 
 
 def test_events_filter_by_kind_and_limit(kb_env: KbEnv) -> None:
@@ -53,19 +54,28 @@ def test_events_filter_by_kind_and_limit(kb_env: KbEnv) -> None:
 
 
 def test_a_failing_commands_stderr_secrets_never_reach_events_or_the_terminal(
-    kb_env: KbEnv
+    kb_env: KbEnv,
 ) -> None:
     """Before: events.jsonl kept "password hunter2-…" and a 13-character token (below the
     scrubber's 24-character rule) was printed by get and by `keybroker events`."""
     short = f"k{secrets.randbelow(10)}{secrets.token_hex(5)}q"  # 13 characters
     password = f"hunter2-{secrets.token_hex(3)}"
-    script = (f'echo "login failed: password {password} rejected" >&2; '
-              f'echo "upstream said: {short} is not valid (status 401)" >&2; exit 3')
-    kb_env.write_config('[profiles.c]\nsource = "command"\nshell = true\n'
-                        f'command = {json.dumps(script)}\n')
+    script = (
+        f'echo "login failed: password {password} rejected" >&2; '
+        f'echo "upstream said: {short} is not valid (status 401)" >&2; exit 3'
+    )
+    kb_env.write_config(
+        f'[profiles.c]\nsource = "command"\nshell = true\ncommand = {json.dumps(script)}\n'
+    )
     failed = run(["keybroker", "get", "c"], kb_env)
-    assert_fails(failed, 3, "exited with status 3", "login failed: password *** rejected",
-                 "upstream said: *** is not valid (status 401)", secrets=[short, password])
+    assert_fails(
+        failed,
+        3,
+        "exited with status 3",
+        "login failed: password *** rejected",
+        "upstream said: *** is not valid (status 401)",
+        secrets=[short, password],
+    )
     listed = run(["keybroker", "events", "--json"], kb_env)
     assert [json.loads(x)["kind"] for x in listed.out.splitlines()] == ["refresh-failed"]
     text = run(["keybroker", "events"], kb_env)
@@ -76,14 +86,13 @@ def test_a_failing_commands_stderr_secrets_never_reach_events_or_the_terminal(
 
 
 EVIL_NAME = "x\x1b]0;owned\x07\x1b[2J\u202e"
-EVIL_TOML = 'x\\u001b]0;owned\\u0007\\u001b[2J\\u202e'
+EVIL_TOML = "x\\u001b]0;owned\\u0007\\u001b[2J\\u202e"
 
 
 def test_a_profile_name_with_escapes_is_shown_as_text_everywhere(kb_env: KbEnv) -> None:
     """Before: `keybroker events` printed a quoted TOML profile name raw, so the config could
     drive the terminal (set its title, clear it, reverse the text)."""
-    kb_env.write_config(f'[profiles."{EVIL_TOML}"]\nsource = "env"\nvar = "K"\n'
-                        'storage = "disk"\n')
+    kb_env.write_config(f'[profiles."{EVIL_TOML}"]\nsource = "env"\nvar = "K"\nstorage = "disk"\n')
     env = dict(kb_env, K="sk-named-oddly-1")
     assert_key(run(["keybroker", "get", EVIL_NAME], env), "sk-named-oddly-1")
     outputs = [

@@ -41,8 +41,9 @@ def test_value_in_child_environment(exec_env: KbEnv) -> None:
 
 def test_several_variables(exec_env: KbEnv) -> None:
     code = "import os,sys; sys.stdout.write(os.environ['A'] + ' ' + os.environ['B'])"
-    result = run(["keybroker", "exec", "k", "--var", "A", "--var", "B=o", "--", PY, "-c", code],
-                 exec_env)
+    result = run(
+        ["keybroker", "exec", "k", "--var", "A", "--var", "B=o", "--", PY, "-c", code], exec_env
+    )
     assert result.code == 0, result
     assert result.out == f"{VALUE} {OTHER}".encode()
 
@@ -84,8 +85,7 @@ def test_command_not_found_is_127(exec_env: KbEnv) -> None:
 def test_source_failure_does_not_run_the_command(exec_env: KbEnv) -> None:
     marker = exec_env.base / "ran"
     (exec_env.base / "key.txt").unlink()
-    result = run(["keybroker", "exec", "k", "--", "/bin/sh", "-c", f"touch {marker}"],
-                 exec_env)
+    result = run(["keybroker", "exec", "k", "--", "/bin/sh", "-c", f"touch {marker}"], exec_env)
     assert_fails(result, 5, "key.txt")
     assert not marker.exists()
 
@@ -109,8 +109,11 @@ def _start(env: Mapping[str, str], *args: str) -> subprocess.Popen[bytes]:
     # a new session: no controlling terminal, so forwarding is not left to a terminal
     return subprocess.Popen(
         [exe("keybroker"), "exec", "k", *args, "--", PY, "-c", CHILD],
-        env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, start_new_session=True,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
 
 
@@ -135,10 +138,20 @@ def test_signals_are_forwarded(exec_env: KbEnv, signame: str, mask: bool) -> Non
 
 def test_forwarded_sigterm_without_handler_gives_143(exec_env: KbEnv) -> None:
     proc = subprocess.Popen(
-        [exe("keybroker"), "exec", "k", "--", PY, "-c",
-         "import sys,time; print('ready', flush=True); time.sleep(120)"],
-        env=dict(exec_env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, start_new_session=True,
+        [
+            exe("keybroker"),
+            "exec",
+            "k",
+            "--",
+            PY,
+            "-c",
+            "import sys,time; print('ready', flush=True); time.sleep(120)",
+        ],
+        env=dict(exec_env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         assert proc.stdout is not None
@@ -188,8 +201,10 @@ def test_mask_hides_value_split_across_reads(exec_env: KbEnv) -> None:
 
 def test_mask_covers_every_exported_variable(exec_env: KbEnv) -> None:
     code = "import os; print(os.environ['A'], os.environ['B'])"
-    result = run(["keybroker", "exec", "k", "--var", "A", "--var", "B=o", "--mask", "--", PY,
-                  "-c", code], exec_env)
+    result = run(
+        ["keybroker", "exec", "k", "--var", "A", "--var", "B=o", "--mask", "--", PY, "-c", code],
+        exec_env,
+    )
     assert result.code == 0, result
     assert result.out == b"*** ***\n"
 
@@ -201,8 +216,19 @@ def test_without_mask_output_is_untouched(exec_env: KbEnv) -> None:
 
 
 def test_mask_keeps_exit_code(exec_env: KbEnv) -> None:
-    result = run(["keybroker", "exec", "k", "--mask", "--", "/bin/sh", "-c",
-                  'printf "%s" "$ANTHROPIC_AUTH_TOKEN"; exit 9'], exec_env)
+    result = run(
+        [
+            "keybroker",
+            "exec",
+            "k",
+            "--mask",
+            "--",
+            "/bin/sh",
+            "-c",
+            'printf "%s" "$ANTHROPIC_AUTH_TOKEN"; exit 9',
+        ],
+        exec_env,
+    )
     assert result.code == 9, result
     assert result.out == b"***"
 
@@ -268,12 +294,38 @@ def test_header_puts_the_key_in_anthropic_custom_headers_only(kb_env: KbEnv) -> 
     kb_env.write_config('[profiles.k]\nsource = "env"\nvar = "K"\n')
     env = dict(kb_env, K="sk-exec-header-5a6b")
     script = 'printf "%s|%s" "$ANTHROPIC_CUSTOM_HEADERS" "${ANTHROPIC_AUTH_TOKEN-unset}"'
-    result = run(["keybroker", "exec", "k", "--header", "Proxy-Authorization: Bearer {}",
-                  "--", "sh", "-c", script], env)
+    result = run(
+        [
+            "keybroker",
+            "exec",
+            "k",
+            "--header",
+            "Proxy-Authorization: Bearer {}",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+        env,
+    )
     assert result.code == 0, result
     assert result.out == b"Proxy-Authorization: Bearer sk-exec-header-5a6b|unset"
-    both = run(["keybroker", "exec", "k", "--header", "X-Proxy-Key: {}", "--var", "OTHER",
-                "--", "sh", "-c", 'printf "%s|%s" "$ANTHROPIC_CUSTOM_HEADERS" "$OTHER"'], env)
+    both = run(
+        [
+            "keybroker",
+            "exec",
+            "k",
+            "--header",
+            "X-Proxy-Key: {}",
+            "--var",
+            "OTHER",
+            "--",
+            "sh",
+            "-c",
+            'printf "%s|%s" "$ANTHROPIC_CUSTOM_HEADERS" "$OTHER"',
+        ],
+        env,
+    )
     assert both.out == b"X-Proxy-Key: sk-exec-header-5a6b|sk-exec-header-5a6b", both
     bad = run(["keybroker", "exec", "k", "--header", "no colon", "--", "true"], env)
     assert_fails(bad, 2, "expected 'Name: value'")

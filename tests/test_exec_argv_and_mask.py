@@ -27,21 +27,35 @@ KEY = "sk-gap-" + "7Qm2xR9vL4pZ8kW1"
 
 def test_exec_without_double_dash_passes_options_to_the_command(kb_env: KbEnv) -> None:
     file_profile(kb_env, KEY)
-    result = run(["keybroker", "exec", "k", "sh", "-c", 'printf "hi %s" "$ANTHROPIC_AUTH_TOKEN"'],
-                 kb_env)
+    result = run(
+        ["keybroker", "exec", "k", "sh", "-c", 'printf "hi %s" "$ANTHROPIC_AUTH_TOKEN"'], kb_env
+    )
     assert result.code == 0, result
     assert result.out == f"hi {KEY}".encode()
     # keybroker's options before PROFILE (or before COMMAND), the command's after its name
-    result = run(["keybroker", "exec", "--mask", "k", "sh", "-c", 'printf "%s %s" "$0" '
-                  '"$ANTHROPIC_AUTH_TOKEN"', "--mask"], kb_env)
+    result = run(
+        [
+            "keybroker",
+            "exec",
+            "--mask",
+            "k",
+            "sh",
+            "-c",
+            'printf "%s %s" "$0" "$ANTHROPIC_AUTH_TOKEN"',
+            "--mask",
+        ],
+        kb_env,
+    )
     assert result.code == 0, result
     assert result.out == b"--mask ***"
 
 
 def test_exec_with_double_dash_still_works(kb_env: KbEnv) -> None:
     file_profile(kb_env, KEY)
-    result = run(["keybroker", "exec", "k", "--var", "T", "--mask", "--", "sh", "-c",
-                  'printf "%s" "$T"'], kb_env)
+    result = run(
+        ["keybroker", "exec", "k", "--var", "T", "--mask", "--", "sh", "-c", 'printf "%s" "$T"'],
+        kb_env,
+    )
     assert result.code == 0, result
     assert result.out == b"***"
     result = run(["keybroker", "exec", "k", "--bogus", "sh"], kb_env)
@@ -57,11 +71,24 @@ ODD = 'sk-m/a+s"k\\x~=9Zq'
 
 def test_mask_hides_a_value_split_between_stdout_and_stderr(kb_env: KbEnv) -> None:
     file_profile(kb_env, KEY)
-    split = ('v=$ANTHROPIC_AUTH_TOKEN; a=${v%????????}; b=${v#"$a"}; '
-             'printf "out:%s" "$a"; printf "%s:err" "$b" >&2')
+    split = (
+        'v=$ANTHROPIC_AUTH_TOKEN; a=${v%????????}; b=${v#"$a"}; '
+        'printf "out:%s" "$a"; printf "%s:err" "$b" >&2'
+    )
     # as a CI log sees it: both streams into one pipe
-    command = " ".join(["exec", "keybroker", "exec", "--mask", "k", "sh", "-c",
-                        "'" + split.replace("'", "'\\''") + "'", "2>&1"])
+    command = " ".join(
+        [
+            "exec",
+            "keybroker",
+            "exec",
+            "--mask",
+            "k",
+            "sh",
+            "-c",
+            "'" + split.replace("'", "'\\''") + "'",
+            "2>&1",
+        ]
+    )
     result = run(["/bin/sh", "-c", command], kb_env)
     assert result.code == 0, result
     assert KEY.encode() not in result.out, result
@@ -78,19 +105,25 @@ def test_mask_hides_a_value_split_between_stdout_and_stderr(kb_env: KbEnv) -> No
 
 def test_mask_hides_encoded_forms(kb_env: KbEnv) -> None:
     file_profile(kb_env, ODD)
-    code = ("import base64, json, os, urllib.parse as u\n"
-            "v = os.environ['ANTHROPIC_AUTH_TOKEN']\n"
-            "b = v.encode()\n"
-            "print(json.dumps(v)[1:-1]); print(u.quote(v, safe='')); print(u.quote_plus(v))\n"
-            "print(base64.b64encode(b).decode()); print(base64.urlsafe_b64encode(b).decode())\n"
-            "print(base64.b64encode(b).decode().rstrip('='))\n"
-            "import sys; sys.stderr.write(u.quote_plus(v) + '\\n')\n")
+    code = (
+        "import base64, json, os, urllib.parse as u\n"
+        "v = os.environ['ANTHROPIC_AUTH_TOKEN']\n"
+        "b = v.encode()\n"
+        "print(json.dumps(v)[1:-1]); print(u.quote(v, safe='')); print(u.quote_plus(v))\n"
+        "print(base64.b64encode(b).decode()); print(base64.urlsafe_b64encode(b).decode())\n"
+        "print(base64.b64encode(b).decode().rstrip('='))\n"
+        "import sys; sys.stderr.write(u.quote_plus(v) + '\\n')\n"
+    )
     result = run(["keybroker", "exec", "--mask", "k", sys.executable, "-c", code], kb_env)
     assert result.code == 0, result
     raw = ODD.encode()
-    forms = [json.dumps(ODD)[1:-1], urllib.parse.quote(ODD, safe=""),
-             urllib.parse.quote_plus(ODD), base64.b64encode(raw).decode(),
-             base64.urlsafe_b64encode(raw).decode().rstrip("=")]
+    forms = [
+        json.dumps(ODD)[1:-1],
+        urllib.parse.quote(ODD, safe=""),
+        urllib.parse.quote_plus(ODD),
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    ]
     for form in forms:
         assert form.encode() not in result.out + result.err, form
     assert result.out == b"***\n" * 6, result

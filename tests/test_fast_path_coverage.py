@@ -38,8 +38,7 @@ def test_a_toml_date_anywhere_does_not_disable_the_fast_path(kb_env: KbEnv) -> N
     """Before: the index marshalled the whole config; a TOML date made write_index fail
     quietly and every call took the full path (≈2× slower) while doctor showed ✓."""
     kb_env.write_config(
-        '[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n'
-        "[mcp]\nreviewed = 2026-01-31\n"
+        '[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n[mcp]\nreviewed = 2026-01-31\n'
     )
     env = dict(kb_env, K="sk-dated-config")
     assert_key(run(["keybroker", "get", "e"], env), "sk-dated-config")
@@ -82,8 +81,9 @@ def test_index_that_cannot_be_used_says_why(kb_env: KbEnv) -> None:
 T0 = 1_900_000_000.0
 
 
-@settings(max_examples=80, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     age=st.floats(min_value=-30, max_value=8000),
     lifetime=st.none() | st.floats(min_value=1, max_value=7200),
@@ -121,9 +121,16 @@ def test_fast_path_serves_exactly_what_the_full_path_would(
         request = configmod.request_for(config, "s", env)
         eid = entry_name(cache, "scripted", request.settings, env)
         fetched = T0 - age
-        cache.write(Entry(id=eid, value="sk-planted", fetched_at=fetched,
-                          expires_at=None if lifetime is None else fetched + lifetime,
-                          source="scripted", label="scripted:x"))
+        cache.write(
+            Entry(
+                id=eid,
+                value="sk-planted",
+                fetched_at=fetched,
+                expires_at=None if lifetime is None else fetched + lifetime,
+                source="scripted",
+                label="scripted:x",
+            )
+        )
         seen_path = cache.path(eid, ".seen")
         if seen_ago is not None:
             from keybroker.cache.caller import caller_id  # noqa: PLC0415

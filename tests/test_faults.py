@@ -73,14 +73,20 @@ def fault_server(request: pytest.FixtureRequest) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture
-def broken_server(request: pytest.FixtureRequest, stand_in: Callable[..., StandIn]
-                  ) -> Iterator[str]:
+def broken_server(
+    request: pytest.FixtureRequest, stand_in: Callable[..., StandIn]
+) -> Iterator[str]:
     """The address of a server that stalls, resets, or answers every request with HTTP 500
     or 429 (a JSON error body, ``Retry-After: 1``), as ``request.param`` says."""
     mode = request.param
     if mode in ("500", "429"):
-        yield stand_in(Reply(int(mode), {"errors": ["injected fault"]},
-                             {"Retry-After": "1", "Connection": "close"})).url
+        yield stand_in(
+            Reply(
+                int(mode),
+                {"errors": ["injected fault"]},
+                {"Retry-After": "1", "Connection": "close"},
+            )
+        ).url
         return
     server = FaultProxy(None, mode)
     yield server.url
@@ -193,10 +199,18 @@ def test_concurrent_writers_readers_and_cache_clear(kb_env: KbEnv) -> None:
         procs = []
         for i in range(16):
             argv = [kb, "cache", "clear"] if i in (5, 11) else [kb, "get", "p"]
-            procs.append((argv, subprocess.Popen(
-                argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )))
+            procs.append(
+                (
+                    argv,
+                    subprocess.Popen(
+                        argv,
+                        env=env,
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                    ),
+                )
+            )
         for argv, proc in procs:
             out, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, (argv, out, err)
@@ -349,8 +363,9 @@ def _can_mount() -> bool:
 
 @contextlib.contextmanager
 def small_tmpfs(path: Path, size: str = "64k") -> Iterator[None]:
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
-                   check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)], check=True
+    )
     try:
         yield
     finally:
@@ -384,6 +399,7 @@ def test_full_cache_dir_still_prints_the_key_with_a_warning(kb_env: KbEnv) -> No
             results = [run(["keybroker", "get", "p"], kb_env) for _ in range(2)]
         assert fetches(counter) == 2  # nothing could be cached, so both fetched
     else:
+
         def limit() -> None:
             import resource  # noqa: PLC0415
 
@@ -392,8 +408,13 @@ def test_full_cache_dir_still_prints_the_key_with_a_warning(kb_env: KbEnv) -> No
 
         def limited() -> Result:
             proc = subprocess.run(
-                [exe("keybroker"), "get", "demo"], env=dict(kb_env), stdin=subprocess.PIPE,
-                capture_output=True, preexec_fn=limit, timeout=60, check=False,
+                [exe("keybroker"), "get", "demo"],
+                env=dict(kb_env),
+                stdin=subprocess.PIPE,
+                capture_output=True,
+                preexec_fn=limit,
+                timeout=60,
+                check=False,
             )
             return Result(proc.returncode, proc.stdout, proc.stderr)
 
@@ -504,9 +525,7 @@ def test_hostile_secret_values_from_a_command_are_refused(kb_env: KbEnv, name: s
     value = HOSTILE_VALUES[name]
     out_file = kb_env.base / "value.bin"
     out_file.write_bytes(value.encode("latin-1") if name == "invalid utf-8" else value.encode())
-    kb_env.write_config(
-        f'[profiles.c]\nsource = "command"\ncommand = ["/bin/cat", "{out_file}"]\n'
-    )
+    kb_env.write_config(f'[profiles.c]\nsource = "command"\ncommand = ["/bin/cat", "{out_file}"]\n')
     result = run(["keybroker", "get", "c"], kb_env)
     assert result.out == b"", result
     assert result.code == 6, result
@@ -516,4 +535,3 @@ def test_hostile_secret_values_from_a_command_are_refused(kb_env: KbEnv, name: s
         if fragment in value:
             assert fragment.encode() not in result.err, f"value leaked: {result.err!r}"
     assert not list(kb_env.cache_dir.glob("*.entry"))
-

@@ -176,7 +176,8 @@ def test_resolve_never_serves_an_expired_key_through_clock_jumps(
             entries = list(cache.root.glob("*.entry"))
             before = cache.read(entries[0].name.removesuffix(".entry")) if entries else None
             predicted = (
-                None if before is None
+                None
+                if before is None
                 else assess(before.fetched_at, before.expires_at, now, policy).state
             )
             src.error = Unreachable("injected upstream failure") if fails else None
@@ -190,7 +191,8 @@ def test_resolve_never_serves_an_expired_key_through_clock_jumps(
                 assert fails
                 assert predicted in (None, State.MANDATORY, State.EXPIRED)
                 assert before is None or not stale_ok(
-                    before.fetched_at, before.expires_at, injected_clock.now(), policy)
+                    before.fetched_at, before.expires_at, injected_clock.now(), policy
+                )
                 continue
             event(f"served: {out.state} (predicted {predicted})")
             # the output promise: never an expired key, and it came from the upstream

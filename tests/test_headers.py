@@ -38,14 +38,19 @@ def test_default_is_bearer_authorization(hdr_env: KbEnv) -> None:
     assert result.err == b""
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--header", "X-Api-Key"], {"X-Api-Key": KEY}),
-    (["--scheme", "Token"], {"Authorization": f"Token {KEY}"}),
-    (["--scheme", ""], {"Authorization": KEY}),
-    (["--header", "Authorization", "--header", "X-Api-Key"],
-     {"Authorization": f"Bearer {KEY}", "X-Api-Key": KEY}),
-    (["--header", "X-Api-Key", "--scheme", "Bearer"], {"X-Api-Key": f"Bearer {KEY}"}),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--header", "X-Api-Key"], {"X-Api-Key": KEY}),
+        (["--scheme", "Token"], {"Authorization": f"Token {KEY}"}),
+        (["--scheme", ""], {"Authorization": KEY}),
+        (
+            ["--header", "Authorization", "--header", "X-Api-Key"],
+            {"Authorization": f"Bearer {KEY}", "X-Api-Key": KEY},
+        ),
+        (["--header", "X-Api-Key", "--scheme", "Bearer"], {"X-Api-Key": f"Bearer {KEY}"}),
+    ],
+)
 def test_header_and_scheme_options(
     hdr_env: KbEnv, args: list[str], expected: dict[str, str]
 ) -> None:
@@ -55,16 +60,22 @@ def test_header_and_scheme_options(
     assert result.out.endswith(b"}\n")
 
 
-@pytest.mark.parametrize(("server", "expected"), [
-    ("github", {"Authorization": f"Bearer {MCP_KEY}"}),
-    ("internal", {"X-Api-Key": MCP_KEY}),
-    ("tokened", {"Authorization": f"Token {KEY}"}),
-])
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        ("github", {"Authorization": f"Bearer {MCP_KEY}"}),
+        ("internal", {"X-Api-Key": MCP_KEY}),
+        ("tokened", {"Authorization": f"Token {KEY}"}),
+    ],
+)
 def test_mcp_server_picks_its_profile(
     hdr_env: KbEnv, server: str, expected: dict[str, str]
 ) -> None:
-    env = dict(hdr_env, CLAUDE_CODE_MCP_SERVER_NAME=server,
-               CLAUDE_CODE_MCP_SERVER_URL="https://mcp.example/mcp")
+    env = dict(
+        hdr_env,
+        CLAUDE_CODE_MCP_SERVER_NAME=server,
+        CLAUDE_CODE_MCP_SERVER_URL="https://mcp.example/mcp",
+    )
     result = run(["keybroker", "headers"], env)
     assert result.code == 0, result
     assert json.loads(result.out) == expected
@@ -84,11 +95,11 @@ def test_no_profile_at_all(hdr_env: KbEnv) -> None:
     assert_fails(run(["keybroker", "headers"], hdr_env), 2, "PROFILE is required")
 
 
-@pytest.mark.parametrize("args", [["--header", "Bad Header"], ["--header", "X:Y"],
-                                  ["--scheme", "Bad Scheme"]])
+@pytest.mark.parametrize(
+    "args", [["--header", "Bad Header"], ["--header", "X:Y"], ["--scheme", "Bad Scheme"]]
+)
 def test_invalid_header_or_scheme(hdr_env: KbEnv, args: list[str]) -> None:
-    assert_fails(run(["keybroker", "headers", "main", *args], hdr_env), 2, "invalid",
-                 secrets=[KEY])
+    assert_fails(run(["keybroker", "headers", "main", *args], hdr_env), 2, "invalid", secrets=[KEY])
 
 
 def test_source_failure_prints_nothing_on_stdout(hdr_env: KbEnv) -> None:
@@ -97,12 +108,16 @@ def test_source_failure_prints_nothing_on_stdout(hdr_env: KbEnv) -> None:
 
 
 def test_bad_mcp_table_names_the_key(hdr_env: KbEnv) -> None:
-    hdr_env.write_config('[profiles.main]\nsource = "env"\nvar = "MAIN_KEY"\n'
-                         '[mcp.servers]\nsrv = { profile = "main", colour = "red" }\n')
+    hdr_env.write_config(
+        '[profiles.main]\nsource = "env"\nvar = "MAIN_KEY"\n'
+        '[mcp.servers]\nsrv = { profile = "main", colour = "red" }\n'
+    )
     env = dict(hdr_env, CLAUDE_CODE_MCP_SERVER_NAME="srv")
     assert_fails(run(["keybroker", "headers"], env), 2, "[mcp.servers] srv", "colour")
 
 
 def test_headers_format_unit() -> None:
-    assert output.headers(["Proxy-Authorization"], "k", None) == \
-        '{"Proxy-Authorization": "Bearer k"}\n'
+    assert (
+        output.headers(["Proxy-Authorization"], "k", None)
+        == '{"Proxy-Authorization": "Bearer k"}\n'
+    )

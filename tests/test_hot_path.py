@@ -39,8 +39,9 @@ def test_keychain_hit_does_not_import_keyring(keychain_env: KbEnv) -> None:
     assert loaded_modules(keychain_env, ["keybroker", "get", "kc"]).modules == []
     # the first standalone call of a command line takes the full path and indexes it
     assert run(["keybroker-keychain", "--service", "hot"], keychain_env).code == 0
-    loaded = loaded_modules(keychain_env, ["keybroker-keychain", "--service", "hot"],
-                            func="keychain_main")
+    loaded = loaded_modules(
+        keychain_env, ["keybroker-keychain", "--service", "hot"], func="keychain_main"
+    )
     assert loaded.modules == []
 
 
@@ -62,6 +63,7 @@ def test_config_change_is_seen_at_once(kb_env: KbEnv) -> None:
 def test_index_remembers_entry_ids_per_environment(kb_env: KbEnv) -> None:
     """A source whose entry id depends on the environment (like VAULT_ADDR) gets one index
     variant per environment, so the hit path works in each of them."""
+
     class EnvScripted(scripted.ScriptedSource):
         def canonical(self, settings: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
             return {"id": settings["id"], "addr": env.get("SCRIPTED_ADDR", "default")}
@@ -83,8 +85,9 @@ def test_index_remembers_entry_ids_per_environment(kb_env: KbEnv) -> None:
                         probe = fast.try_get({"profile": "s"}, 0.0)
                 key = probe.value
                 assert key is not None, probe.why
-            with patch.dict(os.environ, dict(kb_env, SCRIPTED_ADDR="https://a.example"),
-                            clear=True):
+            with patch.dict(
+                os.environ, dict(kb_env, SCRIPTED_ADDR="https://a.example"), clear=True
+            ):
                 first = fast.try_get({"profile": "s"}, 0.0)
             assert first.value is not None
             assert first.value != key  # two environments, two entries
@@ -98,8 +101,10 @@ def test_standalone_hits_skip_the_full_machinery(keychain_env: KbEnv) -> None:
     run(["keybroker", "keychain", "set", "solo-hot"], keychain_env, stdin=b"sk-solo-1\n")
     assert run(["keybroker", "get", "kc"], keychain_env).out == b"sk-solo-1\n"  # fill + index
     # a standalone command line is indexed the first time the full path answers it
-    for argv in (["keybroker-keychain", "--service", "solo-hot"],
-                 ["keybroker-keychain", "--service=solo-hot", "--username", "keybroker"]):
+    for argv in (
+        ["keybroker-keychain", "--service", "solo-hot"],
+        ["keybroker-keychain", "--service=solo-hot", "--username", "keybroker"],
+    ):
         assert run(argv, keychain_env).out == b"sk-solo-1\n"
     heavy = (*HEAVY, "keybroker.resolve", "argparse")
     for argv in (

@@ -21,8 +21,9 @@ from tests.kb import run
 
 def index_plaintext(env: KbEnv) -> bytes:
     cache = Cache.open(env)
-    data = read_index(str(cache.root), str(env.config_path), cache.key(),
-                      paths.system_config_str(env))
+    data = read_index(
+        str(cache.root), str(env.config_path), cache.key(), paths.system_config_str(env)
+    )
     assert data is not None, "no current index"
     return marshal.dumps(data)
 

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import KbEnv
 from tests.kb import EXTRA_PROFILES, assert_fails, run
 
-HIDER = '''
+HIDER = """
 import os, sys
 
 HIDDEN = set(filter(None, os.environ.get("KB_TEST_HIDE", "").split(",")))
@@ -34,7 +34,8 @@ class Hide:
 
 
 sys.meta_path.insert(0, Hide())
-'''
+"""
+
 
 def hide(env: dict[str, str], base: Path, *packages: str) -> dict[str, str]:
     """``env`` in which ``packages`` cannot be imported by any keybroker process."""
@@ -70,14 +71,28 @@ MISSING_EXTRA_CASES = [
     ("keyring", "keychain", "keyring", ["keybroker-keychain", "--service", "svc"]),
     ("requests", "oidc", "requests", ["keybroker", "get", "o"]),
     ("requests", "oidc", "requests", ["keybroker", "ci", "export", "o"]),
-    ("requests", "oidc", "requests",
-     ["keybroker-oidc", "--issuer", "http://127.0.0.1:9", "--client-id", "c",
-      "--client-secret-env", "KB_TEST_CLIENT_SECRET"]),
+    (
+        "requests",
+        "oidc",
+        "requests",
+        [
+            "keybroker-oidc",
+            "--issuer",
+            "http://127.0.0.1:9",
+            "--client-id",
+            "c",
+            "--client-secret-env",
+            "KB_TEST_CLIENT_SECRET",
+        ],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("hidden", "extra", "package", "argv"), MISSING_EXTRA_CASES,
-                         ids=[" ".join(c[3][:3]) for c in MISSING_EXTRA_CASES])
+@pytest.mark.parametrize(
+    ("hidden", "extra", "package", "argv"),
+    MISSING_EXTRA_CASES,
+    ids=[" ".join(c[3][:3]) for c in MISSING_EXTRA_CASES],
+)
 def test_missing_extra_is_a_usage_error_naming_the_command(
     kb_env: KbEnv, hidden: str, extra: str, package: str, argv: list[str]
 ) -> None:
@@ -90,9 +105,10 @@ def test_missing_extra_is_a_usage_error_naming_the_command(
     assert result.stderr.count("\n") == 1, result  # one line
 
 
-@pytest.mark.parametrize(("hidden", "extra", "profile"),
-                         [("botocore", "aws", "a"), ("keyring", "keychain", "k"),
-                          ("requests", "oidc", "o")])
+@pytest.mark.parametrize(
+    ("hidden", "extra", "profile"),
+    [("botocore", "aws", "a"), ("keyring", "keychain", "k"), ("requests", "oidc", "o")],
+)
 def test_doctor_names_the_install_command(
     kb_env: KbEnv, hidden: str, extra: str, profile: str
 ) -> None:
@@ -130,22 +146,30 @@ def test_install_command_per_installation(monkeypatch: pytest.MonkeyPatch) -> No
     )
 
 
-
 # --- the keychain's no-backend message names the backend and what to do ---
 
 
 def test_no_keychain_backend_names_the_class_and_the_fix(kb_env: KbEnv) -> None:
     kb_env.write_config(EXTRA_PROFILES)
     env = dict(kb_env, PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
-    for argv in (["keybroker", "get", "k"], ["keybroker-keychain", "--service", "svc"],
-                 ["keybroker", "keychain", "delete", "svc"]):
+    for argv in (
+        ["keybroker", "get", "k"],
+        ["keybroker-keychain", "--service", "svc"],
+        ["keybroker", "keychain", "delete", "svc"],
+    ):
         result = run(argv, env)
-        assert_fails(result, 2, "(keyring.backends.fail.Keyring: no recommended backend)",
-                     "unset it, or name a real backend such as keyring.backends.")
+        assert_fails(
+            result,
+            2,
+            "(keyring.backends.fail.Keyring: no recommended backend)",
+            "unset it, or name a real backend such as keyring.backends.",
+        )
         assert "keyring chose" not in result.stderr
     doctor = run(["keybroker", "doctor", "k"], env)
-    assert ("✗ profile 'k' keychain backend: no OS keychain backend is available "
-            "(keyring.backends.fail.Keyring: no recommended backend)") in doctor.stdout, doctor
+    assert (
+        "✗ profile 'k' keychain backend: no OS keychain backend is available "
+        "(keyring.backends.fail.Keyring: no recommended backend)"
+    ) in doctor.stdout, doctor
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Secret Service is Linux's")
@@ -153,5 +177,10 @@ def test_no_dbus_session_says_what_to_start(kb_env: KbEnv) -> None:
     kb_env.write_config(EXTRA_PROFILES)
     env = {k: v for k, v in kb_env.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
     result = run(["keybroker", "get", "k"], env)
-    assert_fails(result, 2, "no recommended backend", "DBUS_SESSION_BUS_ADDRESS is not set",
-                 "apt install gnome-keyring")
+    assert_fails(
+        result,
+        2,
+        "no recommended backend",
+        "DBUS_SESSION_BUS_ADDRESS is not set",
+        "apt install gnome-keyring",
+    )

@@ -21,13 +21,20 @@ def test_profile_get_cache_and_invalidation_on_set(keychain_env: KbEnv) -> None:
     keychain_env.write_config(
         '[profiles.kc]\nsource = "keychain"\nservice = "litellm"\nusername = "me"\n'
     )
-    assert run(["keybroker", "keychain", "set", "litellm", "me"], keychain_env,
-               stdin=SECRET.encode() + b"\n").code == 0
+    assert (
+        run(
+            ["keybroker", "keychain", "set", "litellm", "me"],
+            keychain_env,
+            stdin=SECRET.encode() + b"\n",
+        ).code
+        == 0
+    )
     first = run(["keybroker", "get", "kc"], keychain_env)
     assert_key(first, SECRET)
     rotated = SECRET + "-v2"
-    stored = run(["keybroker", "keychain", "set", "litellm", "me"], keychain_env,
-                 stdin=rotated.encode())
+    stored = run(
+        ["keybroker", "keychain", "set", "litellm", "me"], keychain_env, stdin=rotated.encode()
+    )
     assert stored.code == 0
     assert rotated.encode() not in stored.err
     second = run(["keybroker", "get", "kc"], keychain_env)
@@ -50,26 +57,28 @@ def test_missing_entry_is_5_with_the_command_to_fix_it(keychain_env: KbEnv) -> N
 
 def test_delete(keychain_env: KbEnv) -> None:
     run(["keybroker", "keychain", "set", "gone", "u"], keychain_env, stdin=b"k-2\n")
-    assert_key(run(["keybroker-keychain", "--service", "gone", "--username", "u"],
-                   keychain_env), "k-2")
+    assert_key(
+        run(["keybroker-keychain", "--service", "gone", "--username", "u"], keychain_env), "k-2"
+    )
     deleted = run(["keybroker", "keychain", "delete", "gone", "u"], keychain_env)
     assert deleted.code == 0
-    assert_fails(run(["keybroker-keychain", "--service", "gone", "--username", "u"],
-                     keychain_env), 5)
+    assert_fails(
+        run(["keybroker-keychain", "--service", "gone", "--username", "u"], keychain_env), 5
+    )
     assert_fails(run(["keybroker", "keychain", "delete", "gone", "u"], keychain_env), 5)
 
 
 def test_set_refuses_invalid_values_without_echoing_them(keychain_env: KbEnv) -> None:
-    result = run(["keybroker", "keychain", "set", "bad", "u"], keychain_env,
-                 stdin=b"has space inside\n")
+    result = run(
+        ["keybroker", "keychain", "set", "bad", "u"], keychain_env, stdin=b"has space inside\n"
+    )
     assert_fails(result, 6, "whitespace")
     assert b"has space" not in result.err
 
 
 def test_value_never_in_argv_usage(keychain_env: KbEnv) -> None:
     """There is no way to pass the value as an argument: extra arguments are refused."""
-    result = run(["keybroker", "keychain", "set", "svc", "user", SECRET], keychain_env,
-                 stdin=b"")
+    result = run(["keybroker", "keychain", "set", "svc", "user", SECRET], keychain_env, stdin=b"")
     assert_fails(result, 2, "no value on the command line", secrets=[SECRET])
 
 
@@ -96,8 +105,17 @@ def test_data_key_in_the_keychain(keychain_env: KbEnv) -> None:
     assert first.code == 0, first
     assert_key(run(["keybroker", "get", "demo"], env), first.stdout.strip())  # a hit
     assert not (keychain_env.data_dir / "cache.key").exists()
-    stored = run(["keybroker-keychain", "--service", "keybroker", "--username", "cache-data-key",
-                  "--no-cache"], keychain_env)
+    stored = run(
+        [
+            "keybroker-keychain",
+            "--service",
+            "keybroker",
+            "--username",
+            "cache-data-key",
+            "--no-cache",
+        ],
+        keychain_env,
+    )
     assert stored.code == 0
     assert len(stored.stdout.strip()) == 64  # 32 bytes, hex
     assert_nowhere(stored.stdout.strip(), first, dirs=[keychain_env.cache_dir])
@@ -109,10 +127,17 @@ def test_data_key_in_the_keychain(keychain_env: KbEnv) -> None:
 
 def test_damaged_keychain_data_key_is_exit_7(keychain_env: KbEnv) -> None:
     env = dict(keychain_env, KEYBROKER_DATA_KEY_STORE="keychain")
-    run(["keybroker", "keychain", "set", "keybroker", "cache-data-key"], keychain_env,
-        stdin=b"not-hex\n")
-    assert_fails(run(["keybroker", "get", "demo"], env), 7, "damaged",
-                 "keybroker keychain delete keybroker cache-data-key")
+    run(
+        ["keybroker", "keychain", "set", "keybroker", "cache-data-key"],
+        keychain_env,
+        stdin=b"not-hex\n",
+    )
+    assert_fails(
+        run(["keybroker", "get", "demo"], env),
+        7,
+        "damaged",
+        "keybroker keychain delete keybroker cache-data-key",
+    )
     run(["keybroker", "keychain", "delete", "keybroker", "cache-data-key"], keychain_env)
     assert run(["keybroker", "get", "demo"], env).code == 0  # a new key is made
 

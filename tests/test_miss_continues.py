@@ -49,10 +49,15 @@ def counted(counts: Counts, field: str, fn: Callable[..., Any]) -> Callable[...,
 @pytest.fixture
 def counts(kb_env: KbEnv) -> Iterator[Counts]:
     found = Counts()
-    with patch.object(tomllib, "loads", counted(found, "parses", tomllib.loads)), \
-            patch.object(entry_mod, "unseal", counted(found, "decryptions", crypto.unseal)), \
-            patch.object(caller_mod, "caller_for",
-                         counted(found, "callers", lambda env, strict, cache_dir: CALLER)):
+    with (
+        patch.object(tomllib, "loads", counted(found, "parses", tomllib.loads)),
+        patch.object(entry_mod, "unseal", counted(found, "decryptions", crypto.unseal)),
+        patch.object(
+            caller_mod,
+            "caller_for",
+            counted(found, "callers", lambda env, strict, cache_dir: CALLER),
+        ),
+    ):
         yield found
 
 
@@ -62,8 +67,7 @@ def get(env: KbEnv, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
-def warm(kb_env: KbEnv, src: scripted.ScriptedSource,
-         capsys: pytest.CaptureFixture[str]) -> None:
+def warm(kb_env: KbEnv, src: scripted.ScriptedSource, capsys: pytest.CaptureFixture[str]) -> None:
     """Under Claude Code, with the index built by a first call."""
     kb_env.write_config('[profiles.p]\nsource = "scripted"\nid = "x"\n')
     kb_env["CLAUDE_CODE_ENTRYPOINT"] = "cli"
@@ -71,7 +75,9 @@ def warm(kb_env: KbEnv, src: scripted.ScriptedSource,
 
 
 def test_a_miss_parses_the_config_computes_the_caller_and_decrypts_the_entry_once(
-    kb_env: KbEnv, src: scripted.ScriptedSource, capsys: pytest.CaptureFixture[str],
+    kb_env: KbEnv,
+    src: scripted.ScriptedSource,
+    capsys: pytest.CaptureFixture[str],
     counts: Counts,
 ) -> None:
     """With the index current the request comes from its record: no parse at all; with the
@@ -92,7 +98,9 @@ def test_a_miss_parses_the_config_computes_the_caller_and_decrypts_the_entry_onc
 
 
 def test_a_refusal_computes_the_caller_once(
-    kb_env: KbEnv, src: scripted.ScriptedSource, capsys: pytest.CaptureFixture[str],
+    kb_env: KbEnv,
+    src: scripted.ScriptedSource,
+    capsys: pytest.CaptureFixture[str],
     counts: Counts,
 ) -> None:
     """After a 401 the caller was computed three times in one call."""
@@ -108,16 +116,20 @@ def test_a_refusal_computes_the_caller_once(
 
 
 def test_a_new_environment_is_indexed_from_the_config_already_parsed(
-    kb_env: KbEnv, src: scripted.ScriptedSource, capsys: pytest.CaptureFixture[str],
+    kb_env: KbEnv,
+    src: scripted.ScriptedSource,
+    capsys: pytest.CaptureFixture[str],
     counts: Counts,
 ) -> None:
     """The fast path missed because the environment differs from every indexed variant: the
     full path adds this variant from the config it parsed for the call, not a second parse."""
     warm(kb_env, src, capsys)
     scripted_reads = "SCRIPTED_ADDR"
-    with patch.object(src, "canonical",
-                      lambda settings, env: {"id": settings["id"],
-                                             "addr": env.get(scripted_reads)}):
+    with patch.object(
+        src,
+        "canonical",
+        lambda settings, env: {"id": settings["id"], "addr": env.get(scripted_reads)},
+    ):
         kb_env.write_config('[profiles.p]\nsource = "scripted"\nid = "x"\n\n')
         assert get(kb_env, capsys)[0] == 0  # config changed: the index is rebuilt
         kb_env[scripted_reads] = "https://b.example"

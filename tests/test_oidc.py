@@ -42,8 +42,11 @@ def verify(provider: OidcProvider, token: str) -> dict[str, Any]:
     keys = jwt.PyJWKSet.from_dict(provider.jwks())
     kid = jwt.get_unverified_header(token)["kid"]
     key = next(k for k in keys.keys if k.key_id == kid)
-    return dict(jwt.decode(token, key.key, algorithms=["RS256"], audience=provider.resource,
-                           issuer=provider.issuer))
+    return dict(
+        jwt.decode(
+            token, key.key, algorithms=["RS256"], audience=provider.resource, issuer=provider.issuer
+        )
+    )
 
 
 def token_of(result: Result) -> str:
@@ -74,8 +77,12 @@ resource = "{provider.resource}"
 """
 
 
-def device_profile(provider: OidcProvider, name: str = "me", client: str = "device-client",
-                   grant: str = "device_code") -> str:
+def device_profile(
+    provider: OidcProvider,
+    name: str = "me",
+    client: str = "device-client",
+    grant: str = "device_code",
+) -> str:
     return f"""
 [profiles.{name}]
 source = "oidc"
@@ -97,8 +104,11 @@ def stored_refresh_token(env: KbEnv, provider: OidcProvider, client: str) -> str
 def device_login(env: KbEnv, profile: str) -> tuple[Result, str]:
     """Run ``keybroker login PROFILE --device`` and approve it in the provider's forms."""
     proc = subprocess.Popen(
-        [exe("keybroker"), "login", profile, "--device"], env=dict(env),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [exe("keybroker"), "login", profile, "--device"],
+        env=dict(env),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     assert proc.stderr is not None
     assert proc.stdout is not None
@@ -112,8 +122,9 @@ def device_login(env: KbEnv, profile: str) -> tuple[Result, str]:
         if match:
             complete = match.group(1).decode()
     assert complete is not None, lines
-    signer = subprocess.run([sys.executable, str(SIGN_IN), complete], capture_output=True,
-                            timeout=120, check=False)
+    signer = subprocess.run(
+        [sys.executable, str(SIGN_IN), complete], capture_output=True, timeout=120, check=False
+    )
     assert signer.returncode == 0, signer
     # read through the same buffered objects: communicate() would skip what readline buffered
     proc.wait(timeout=120)
@@ -129,9 +140,22 @@ def test_client_credentials_standalone_gives_a_jwt_that_verifies(
     kb_env: KbEnv, oidc_provider: OidcProvider
 ) -> None:
     kb_env["GW_CLIENT_SECRET"] = oidc_provider.cc_secret
-    result = run(["keybroker-oidc", "--issuer", oidc_provider.issuer, "--client-id", "cc-client",
-                  "--client-secret-env", "GW_CLIENT_SECRET", "--scope", "api:read",
-                  "--resource", oidc_provider.resource], kb_env)
+    result = run(
+        [
+            "keybroker-oidc",
+            "--issuer",
+            oidc_provider.issuer,
+            "--client-id",
+            "cc-client",
+            "--client-secret-env",
+            "GW_CLIENT_SECRET",
+            "--scope",
+            "api:read",
+            "--resource",
+            oidc_provider.resource,
+        ],
+        kb_env,
+    )
     token = token_of(result)
     claims = verify(oidc_provider, token)
     assert claims["client_id"] == "cc-client"
@@ -150,11 +174,28 @@ def test_profile_and_standalone_share_one_cache_entry(
     before = oidc_provider.count("cc-client", "success client_credentials")
     first = run(["keybroker", "get", "shared"], kb_env)
     token = token_of(first)
-    standalone = run(["keybroker-oidc", "--issuer", oidc_provider.issuer + "/",
-                      "--client-id", "cc-client", "--client-secret-env", "GW_CLIENT_SECRET",
-                      "--scope", " api:read ", "--resource", oidc_provider.resource,
-                      "--grant", "client_credentials", "--token", "access_token",
-                      "--client-auth", "client_secret_basic"], kb_env)
+    standalone = run(
+        [
+            "keybroker-oidc",
+            "--issuer",
+            oidc_provider.issuer + "/",
+            "--client-id",
+            "cc-client",
+            "--client-secret-env",
+            "GW_CLIENT_SECRET",
+            "--scope",
+            " api:read ",
+            "--resource",
+            oidc_provider.resource,
+            "--grant",
+            "client_credentials",
+            "--token",
+            "access_token",
+            "--client-auth",
+            "client_secret_basic",
+        ],
+        kb_env,
+    )
     assert standalone.out == first.out, standalone
     assert standalone.err == b""
     report = run(["keybroker", "print-token", "shared", "--json"], kb_env)
@@ -193,8 +234,11 @@ def test_missing_secret_variable_is_a_usage_error(
 def test_client_secret_from_file(kb_env: KbEnv, oidc_provider: OidcProvider) -> None:
     secret_file = kb_env.base / "client-secret"
     secret_file.write_text(oidc_provider.cc_secret + "\n")
-    kb_env.write_config(cc_profile(oidc_provider).replace(
-        'client_secret_env = "GW_CLIENT_SECRET"', f'client_secret_file = "{secret_file}"'))
+    kb_env.write_config(
+        cc_profile(oidc_provider).replace(
+            'client_secret_env = "GW_CLIENT_SECRET"', f'client_secret_file = "{secret_file}"'
+        )
+    )
     token = token_of(run(["keybroker", "get", "gw", "--no-cache"], kb_env))
     assert verify(oidc_provider, token)["client_id"] == "cc-client"
 
@@ -233,19 +277,33 @@ def test_id_token_on_request_without_one_is_exit_6(
 def test_bad_issuer_exits_2(kb_env: KbEnv, oidc_provider: OidcProvider) -> None:
     kb_env["GW_CLIENT_SECRET"] = oidc_provider.cc_secret
     wrong = oidc_provider.issuer + "/realms/nope"
-    result = run(["keybroker-oidc", "--issuer", wrong, "--client-id", "cc-client",
-                  "--client-secret-env", "GW_CLIENT_SECRET"], kb_env)
+    result = run(
+        [
+            "keybroker-oidc",
+            "--issuer",
+            wrong,
+            "--client-id",
+            "cc-client",
+            "--client-secret-env",
+            "GW_CLIENT_SECRET",
+        ],
+        kb_env,
+    )
     assert_fails(result, 2)
-    assert result.err == (
-        f"keybroker: oidc: {wrong} is not an OpenID Connect issuer ({wrong}/.well-known/"
-        "openid-configuration answered HTTP 404); check the issuer setting: it is the URL "
-        "before /.well-known/openid-configuration\n"
-    ).encode()
+    assert (
+        result.err
+        == (
+            f"keybroker: oidc: {wrong} is not an OpenID Connect issuer ({wrong}/.well-known/"
+            "openid-configuration answered HTTP 404); check the issuer setting: it is the URL "
+            "before /.well-known/openid-configuration\n"
+        ).encode()
+    )
 
 
 def test_plain_http_issuer_is_refused(kb_env: KbEnv) -> None:
-    result = run(["keybroker-oidc", "--issuer", "http://login.example.com",
-                  "--client-id", "x"], kb_env)
+    result = run(
+        ["keybroker-oidc", "--issuer", "http://login.example.com", "--client-id", "x"], kb_env
+    )
     assert_fails(result, 2)
     assert result.err == (
         b"keybroker: oidc: issuer 'http://login.example.com' uses http; tokens must only travel "
@@ -257,13 +315,17 @@ def test_unreachable_provider_exits_3(kb_env: KbEnv) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    result = run(["keybroker-oidc", "--issuer", f"http://127.0.0.1:{port}",
-                  "--client-id", "x"], kb_env)
+    result = run(
+        ["keybroker-oidc", "--issuer", f"http://127.0.0.1:{port}", "--client-id", "x"], kb_env
+    )
     assert_fails(result, 3)
-    assert result.err == (
-        f"keybroker: oidc: discovery for http://127.0.0.1:{port}: cannot connect to "
-        f"http://127.0.0.1:{port}; check the network, proxy settings and the issuer URL\n"
-    ).encode()
+    assert (
+        result.err
+        == (
+            f"keybroker: oidc: discovery for http://127.0.0.1:{port}: cannot connect to "
+            f"http://127.0.0.1:{port}; check the network, proxy settings and the issuer URL\n"
+        ).encode()
+    )
 
 
 # --- token exchange ---
@@ -285,8 +347,11 @@ resource = "{provider.resource}"
 def test_token_exchange_with_a_github_actions_id_token(
     kb_env: KbEnv, oidc_provider: OidcProvider
 ) -> None:
-    kb_env.write_config(exchange_profile(
-        oidc_provider, f'subject_token = "github"\nsubject_audience = "{CI_AUDIENCE}"'))
+    kb_env.write_config(
+        exchange_profile(
+            oidc_provider, f'subject_token = "github"\nsubject_audience = "{CI_AUDIENCE}"'
+        )
+    )
     kb_env.update(oidc_provider.github.env(), EXCHANGE_SECRET=oidc_provider.exchange_secret)
     result = run(["keybroker", "get", "ci"], kb_env)
     token = token_of(result)
@@ -313,8 +378,11 @@ def test_token_exchange_subject_for_another_audience_is_denied(
     subject_file = kb_env.base / "id-token"
     subject = oidc_provider.github.mint("https://someone-else.example")
     subject_file.write_text(subject)
-    kb_env.write_config(exchange_profile(
-        oidc_provider, f'subject_token = "file"\nsubject_token_file = "{subject_file}"'))
+    kb_env.write_config(
+        exchange_profile(
+            oidc_provider, f'subject_token = "file"\nsubject_token_file = "{subject_file}"'
+        )
+    )
     kb_env["EXCHANGE_SECRET"] = oidc_provider.exchange_secret
     result = run(["keybroker", "get", "ci"], kb_env)
     assert_fails(result, 4, secrets=[subject, oidc_provider.exchange_secret])
@@ -348,10 +416,13 @@ def test_device_code_profile_without_login_exits_8(
     kb_env.write_config(device_profile(oidc_provider))
     result = run(["keybroker", "get", "me"], kb_env)
     assert_fails(result, 8)
-    assert result.err == (
-        f"keybroker: profile 'me': not logged in to {oidc_provider.issuer} "
-        "(client device-client); run: keybroker login me\n"
-    ).encode()
+    assert (
+        result.err
+        == (
+            f"keybroker: profile 'me': not logged in to {oidc_provider.issuer} "
+            "(client device-client); run: keybroker login me\n"
+        ).encode()
+    )
 
 
 def test_device_login_then_silent_refresh_then_reused_rotated_token(
@@ -394,9 +465,15 @@ def test_device_login_then_silent_refresh_then_reused_rotated_token(
         assert_nowhere(secret, login, refreshed, dirs=dirs(kb_env))
 
     # someone replays the consumed refresh token: the provider revokes the whole login
-    replay = requests.post(oidc_provider.token_endpoint, timeout=30, data={
-        "grant_type": "refresh_token", "refresh_token": first_refresh,
-        "client_id": "device-client"})
+    replay = requests.post(
+        oidc_provider.token_endpoint,
+        timeout=30,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": first_refresh,
+            "client_id": "device-client",
+        },
+    )
     assert replay.status_code == 400
     assert replay.json()["error"] == "invalid_grant"
     denied = run(["keybroker", "get", "me", "--no-cache"], kb_env)
@@ -438,8 +515,9 @@ def test_concurrent_helpers_never_reuse_a_rotated_refresh_token(
 def test_browser_login_with_pkce_on_a_loopback_port(
     kb_env: KbEnv, oidc_provider: OidcProvider
 ) -> None:
-    kb_env.write_config(device_profile(oidc_provider, "web", client="browser-client",
-                                       grant="authorization_code"))
+    kb_env.write_config(
+        device_profile(oidc_provider, "web", client="browser-client", grant="authorization_code")
+    )
     browser = kb_env.base / "browser.sh"
     browser.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{SIGN_IN}" "$1" bob\n')
     browser.chmod(0o755)
@@ -451,8 +529,9 @@ def test_browser_login_with_pkce_on_a_loopback_port(
     assert lines[0] == "keybroker: sign in in your browser; if it does not open, visit:"
     assert lines[1].startswith(oidc_provider.issuer + "/auth?response_type=code&")
     assert "code_challenge_method=S256" in lines[1]
-    assert lines[-1] == ("keybroker: signed in as bob; 'keybroker get web' now "
-                         "works without prompting")
+    assert lines[-1] == (
+        "keybroker: signed in as bob; 'keybroker get web' now works without prompting"
+    )
     refreshed = token_of(run(["keybroker", "get", "web", "--no-cache"], kb_env))
     assert verify(oidc_provider, refreshed)["sub"] == "bob"
 
@@ -482,24 +561,32 @@ def test_refresh_token_grant_seeded_from_the_environment(
     other.base = kb_env.base / "other"
     for sub in ("cache", "config", "data"):
         (other.base / sub).mkdir(parents=True)
-    other.update(XDG_CACHE_HOME=str(other.base / "cache"),
-                 XDG_CONFIG_HOME=str(other.base / "config"),
-                 XDG_DATA_HOME=str(other.base / "data"), SEED_REFRESH_TOKEN=seed)
-    other.write_config(device_profile(oidc_provider, "seeded", grant="refresh_token")
-                       + 'refresh_token_env = "SEED_REFRESH_TOKEN"\n')
+    other.update(
+        XDG_CACHE_HOME=str(other.base / "cache"),
+        XDG_CONFIG_HOME=str(other.base / "config"),
+        XDG_DATA_HOME=str(other.base / "data"),
+        SEED_REFRESH_TOKEN=seed,
+    )
+    other.write_config(
+        device_profile(oidc_provider, "seeded", grant="refresh_token")
+        + 'refresh_token_env = "SEED_REFRESH_TOKEN"\n'
+    )
     first = run(["keybroker", "get", "seeded", "--no-cache"], other)
     second = run(["keybroker", "get", "seeded", "--no-cache"], other)  # uses the rotated one
     assert token_of(first) != token_of(second)
     assert_nowhere(seed, first, second, dirs=dirs(other))
 
 
-
 def test_doctor_checks_discovery_jwks_secret_and_login(
     kb_env: KbEnv, oidc_provider: OidcProvider
 ) -> None:
     aux = CacheAux(Cache.open(kb_env), "oidc")
-    settings = {"issuer": oidc_provider.issuer, "client_id": "device-client",
-                "grant": "device_code", "scope": "openid offline_access api:read"}
+    settings = {
+        "issuer": oidc_provider.issuer,
+        "client_id": "device-client",
+        "grant": "device_code",
+        "scope": "openid offline_access api:read",
+    }
     ctx = FetchContext(Deadline(60), kb_env, aux)
     checks = {c.label: c for c in SOURCE.doctor(Request("oidc", settings, profile="me"), ctx)}
     assert checks["oidc discovery"].ok
@@ -509,8 +596,11 @@ def test_doctor_checks_discovery_jwks_secret_and_login(
     assert not checks["oidc login"].ok
     assert checks["oidc login"].fix == "run: keybroker login me"
 
-    cc = {"issuer": oidc_provider.issuer, "client_id": "cc-client",
-          "client_secret_env": "NOT_SET_ANYWHERE"}
+    cc = {
+        "issuer": oidc_provider.issuer,
+        "client_id": "cc-client",
+        "client_secret_env": "NOT_SET_ANYWHERE",
+    }
     checks = {c.label: c for c in SOURCE.doctor(Request("oidc", cc, profile="gw"), ctx)}
     assert not checks["oidc client secret"].ok
     assert "NOT_SET_ANYWHERE is not set" in checks["oidc client secret"].detail
@@ -551,21 +641,25 @@ def test_browser_login_ignores_callbacks_that_are_not_the_persons(
 ) -> None:
     """A stray ``?error=`` and a forged redirect (wrong state; right state from another local
     user) are answered 400/403 and ignored; the person's own redirect then signs them in."""
-    kb_env.write_config(device_profile(oidc_provider, "web", client="browser-client",
-                                       grant="authorization_code"))
+    kb_env.write_config(
+        device_profile(oidc_provider, "web", client="browser-client", grant="authorization_code")
+    )
     script = kb_env.base / "hostile_browser.py"
     script.write_text(HOSTILE_FIRST)
     statuses = kb_env.base / "statuses"
     browser = kb_env.base / "browser.sh"
-    browser.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{script}" "$1" "{SIGN_IN}" '
-                       f'{other_user.uid} {other_user.gid} "{statuses}"\n')
+    browser.write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" "{script}" "$1" "{SIGN_IN}" '
+        f'{other_user.uid} {other_user.gid} "{statuses}"\n'
+    )
     browser.chmod(0o755)
     kb_env["BROWSER"] = str(browser)
     login = run(["keybroker", "login", "web"], kb_env, timeout=180)
     assert login.code == 0, login
     assert statuses.read_text() == "400 400 403"
-    assert login.stderr.splitlines()[-1] == ("keybroker: signed in as bob; 'keybroker get web' "
-                                             "now works without prompting")
+    assert login.stderr.splitlines()[-1] == (
+        "keybroker: signed in as bob; 'keybroker get web' now works without prompting"
+    )
     refreshed = token_of(run(["keybroker", "get", "web", "--no-cache"], kb_env))
     assert verify(oidc_provider, refreshed)["sub"] == "bob"
 
@@ -590,13 +684,16 @@ def test_interactive_credential_sign_in_slower_than_the_timeout_then_answers(
     """``keybroker credential`` in Claude Code's interactive context signs the person in; the
     person takes longer than KEYBROKER_TIMEOUT, and the answer after the sign-in still comes."""
     # storage "none": the answer after the sign-in is a fresh refresh at the provider
-    kb_env.write_config(device_profile(oidc_provider, "web", client="browser-client",
-                                       grant="authorization_code") + 'storage = "none"\n')
+    kb_env.write_config(
+        device_profile(oidc_provider, "web", client="browser-client", grant="authorization_code")
+        + 'storage = "none"\n'
+    )
     browser = kb_env.base / "slow_browser.sh"
     browser.write_text(f'#!/bin/sh\nsleep 5\nexec "{sys.executable}" "{SIGN_IN}" "$1" bob\n')
     browser.chmod(0o755)
-    env = dict(kb_env, BROWSER=str(browser), KEYBROKER_TIMEOUT="3",
-               CLAUDE_HELPER_CONTEXT="interactive")
+    env = dict(
+        kb_env, BROWSER=str(browser), KEYBROKER_TIMEOUT="3", CLAUDE_HELPER_CONTEXT="interactive"
+    )
     answer = run(["keybroker", "credential", "web"], env, timeout=180)
     assert answer.code == 0, answer
     assert verify(oidc_provider, answer.stdout.strip())["sub"] == "bob"

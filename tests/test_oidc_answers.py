@@ -40,6 +40,7 @@ CLIENT_SECRET = "cs/Zx+9q=Wm!7Lp~Rt#4"
 def jwt_with(claims: dict[str, Any]) -> str:
     def part(doc: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+
     return f"{part({'alg': 'none'})}.{part(claims)}.c2ln"
 
 
@@ -49,27 +50,36 @@ def tls_localhost(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLCont
     return self_signed(tmp_path_factory.mktemp("tls"))
 
 
-GOOD_TOKEN = json.dumps({"access_token": "at-" + "x" * 30, "token_type": "Bearer",
-                         "expires_in": 300})
+GOOD_TOKEN = json.dumps(
+    {"access_token": "at-" + "x" * 30, "token_type": "Bearer", "expires_in": 300}
+)
 
 
 @pytest.mark.parametrize("key", ["token_endpoint", "device_authorization_endpoint", "jwks_uri"])
 def test_https_issuer_naming_an_http_endpoint_is_refused(
-    kb_env: KbEnv, oidc_stand_in: Callable[..., StandIn],
-    tls_localhost: tuple[ssl.SSLContext, Path], key: str,
+    kb_env: KbEnv,
+    oidc_stand_in: Callable[..., StandIn],
+    tls_localhost: tuple[ssl.SSLContext, Path],
+    key: str,
 ) -> None:
     context, cert = tls_localhost
-    server = oidc_stand_in({"/token": Reply(200, GOOD_TOKEN)}, context,
-                           **{key: "http://login.invalid/x"})
+    server = oidc_stand_in(
+        {"/token": Reply(200, GOOD_TOKEN)}, context, **{key: "http://login.invalid/x"}
+    )
     kb_env.write_config(oidc_profile(server.url, extra=f"ca_bundle = {json.dumps(str(cert))}"))
     result = run(["keybroker", "get", "o"], dict(kb_env, KB_CLIENT_SECRET=CLIENT_SECRET))
-    assert_fails(result, 2, f"publishes {key} 'http://login.invalid/x', which is not https",
-                 secrets=[CLIENT_SECRET])
+    assert_fails(
+        result,
+        2,
+        f"publishes {key} 'http://login.invalid/x', which is not https",
+        secrets=[CLIENT_SECRET],
+    )
     assert "/token" not in server.paths  # the secret never left
 
 
 def test_https_issuer_with_a_loopback_http_endpoint_still_works(
-    kb_env: KbEnv, stand_in: Callable[..., StandIn],
+    kb_env: KbEnv,
+    stand_in: Callable[..., StandIn],
     oidc_stand_in: Callable[..., StandIn],
     tls_localhost: tuple[ssl.SSLContext, Path],
 ) -> None:
@@ -82,14 +92,18 @@ def test_https_issuer_with_a_loopback_http_endpoint_still_works(
     assert result.out == b"at-" + b"x" * 30 + b"\n"
 
 
-@pytest.mark.parametrize("body", [
-    '{"access_token": "at-%s", "expires_in": NaN}',
-    '{"access_token": "at-%s", "expires_in": Infinity}',
-    '{"access_token": "at-%s", "expires_in": "Infinity"}',
-    '{"access_token": "at-%s", "expires_in": -60}',
-    '{"access_token": "at-%s", "expires_in": 400000000}',
-    '{"access_token": "%s"}',
-], ids=["nan", "infinity", "infinity-text", "negative", "13-years", "jwt-exp-infinity"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"access_token": "at-%s", "expires_in": NaN}',
+        '{"access_token": "at-%s", "expires_in": Infinity}',
+        '{"access_token": "at-%s", "expires_in": "Infinity"}',
+        '{"access_token": "at-%s", "expires_in": -60}',
+        '{"access_token": "at-%s", "expires_in": 400000000}',
+        '{"access_token": "%s"}',
+    ],
+    ids=["nan", "infinity", "infinity-text", "negative", "13-years", "jwt-exp-infinity"],
+)
 def test_impossible_token_lifetimes_are_invalid_values(
     kb_env: KbEnv, oidc_stand_in: Callable[..., StandIn], body: str
 ) -> None:
@@ -107,16 +121,24 @@ def test_impossible_token_lifetimes_are_invalid_values(
 def test_device_login_with_an_infinite_interval_still_polls(
     kb_env: KbEnv, oidc_stand_in: Callable[..., StandIn]
 ) -> None:
-    server = oidc_stand_in({
-        "/device": Reply(200, '{"device_code": "dc-1234", "user_code": "U-1", '
-                              '"verification_uri": "https://example.test/d", '
-                              '"interval": Infinity, "expires_in": Infinity}'),
-        "/token": Reply(400, {"error": "access_denied"}),
-    })
+    server = oidc_stand_in(
+        {
+            "/device": Reply(
+                200,
+                '{"device_code": "dc-1234", "user_code": "U-1", '
+                '"verification_uri": "https://example.test/d", '
+                '"interval": Infinity, "expires_in": Infinity}',
+            ),
+            "/token": Reply(400, {"error": "access_denied"}),
+        }
+    )
     kb_env.write_config(oidc_profile(server.url, extra='grant = "device_code"'))
     # before the fix this waited forever (run() fails the test after 45 s)
-    result = run(["keybroker", "login", "o", "--device"],
-                 dict(kb_env, KB_CLIENT_SECRET=CLIENT_SECRET), timeout=45)
+    result = run(
+        ["keybroker", "login", "o", "--device"],
+        dict(kb_env, KB_CLIENT_SECRET=CLIENT_SECRET),
+        timeout=45,
+    )
     assert result.code == 4, result
     assert b"the sign-in was declined" in result.err
     assert "/token" in server.paths

@@ -30,31 +30,47 @@ WINDOWS_EXE = r"C:\Users\Jane Doe\AppData\Roaming\Python\Python312\Scripts\keybr
 
 def test_posix_helper_commands_are_quoted_for_sh_as_before() -> None:
     assert helper_command("/home/jane doe/bin/keybroker", "litellm") == (
-        "'/home/jane doe/bin/keybroker' get litellm")
+        "'/home/jane doe/bin/keybroker' get litellm"
+    )
     assert command_line("/usr/bin/keybroker", "get", "p", platform="darwin") == (
-        "/usr/bin/keybroker get p")
+        "/usr/bin/keybroker get p"
+    )
 
 
 def test_windows_helper_commands_are_quoted_for_cmd() -> None:
     assert command_line(WINDOWS_EXE, "get", "litellm", platform="win32") == (
-        f'"{WINDOWS_EXE}" get litellm')
-    assert command_line(r"C:\kb\keybroker.exe", "get", "p", config=r"C:\Users\Jane Doe\kb.toml",
-                        platform="win32") == (
-        r'C:\kb\keybroker.exe get p --config "C:\Users\Jane Doe\kb.toml"')
+        f'"{WINDOWS_EXE}" get litellm'
+    )
+    assert command_line(
+        r"C:\kb\keybroker.exe", "get", "p", config=r"C:\Users\Jane Doe\kb.toml", platform="win32"
+    ) == (r'C:\kb\keybroker.exe get p --config "C:\Users\Jane Doe\kb.toml"')
     with pytest.raises(UsageError, match="cannot quote"):
         quote_word(r"C:\Users\100%\keybroker.exe", "win32")
     with pytest.raises(UsageError, match="cannot quote"):
         quote_word('pro"file', "win32")
 
 
-@pytest.mark.parametrize(("platform", "dirs"), [
-    ("linux", platformdirs.unix.Unix("keybroker", appauthor=False)),
-    ("darwin", platformdirs.macos.MacOS("keybroker", appauthor=False)),
-])
-def test_default_paths_match_platformdirs(monkeypatch: pytest.MonkeyPatch, platform: str,
-                                          dirs: platformdirs.unix.Unix) -> None:
-    for var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "CI", "GITHUB_ACTIONS",
-                "GITLAB_CI", "KEYBROKER_CACHE_DIR", "KEYBROKER_CONFIG", "KEYBROKER_DATA_DIR"):
+@pytest.mark.parametrize(
+    ("platform", "dirs"),
+    [
+        ("linux", platformdirs.unix.Unix("keybroker", appauthor=False)),
+        ("darwin", platformdirs.macos.MacOS("keybroker", appauthor=False)),
+    ],
+)
+def test_default_paths_match_platformdirs(
+    monkeypatch: pytest.MonkeyPatch, platform: str, dirs: platformdirs.unix.Unix
+) -> None:
+    for var in (
+        "XDG_CACHE_HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "CI",
+        "GITHUB_ACTIONS",
+        "GITLAB_CI",
+        "KEYBROKER_CACHE_DIR",
+        "KEYBROKER_CONFIG",
+        "KEYBROKER_DATA_DIR",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(sys, "platform", platform)
     env = dict(os.environ)
@@ -105,8 +121,9 @@ def windows_lock_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     return module
 
 
-def test_the_windows_lock_path_excludes_a_second_holder(monkeypatch: pytest.MonkeyPatch,
-                                                       tmp_path: Path) -> None:
+def test_the_windows_lock_path_excludes_a_second_holder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     windows = windows_lock_module(monkeypatch)
     path = tmp_path / "x.lock"
     with windows.EntryLock(path, Deadline(5)) as first:

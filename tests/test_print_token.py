@@ -60,8 +60,10 @@ def test_demo_reports_expiry_coverage(kb_env: KbEnv) -> None:
     assert doc["covers_ttl_and_margin"] is True
     assert 3500 < doc["remaining_seconds"] <= 3600
     short = json.loads(
-        run(["keybroker", "print-token", "demo", "--json"],
-            dict(kb_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="3600000")).out
+        run(
+            ["keybroker", "print-token", "demo", "--json"],
+            dict(kb_env, CLAUDE_CODE_API_KEY_HELPER_TTL_MS="3600000"),
+        ).out
     )
     assert short["covers_ttl_and_margin"] is False
 

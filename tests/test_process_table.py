@@ -45,26 +45,45 @@ HOOK = {**BASH_TOOL, "CLAUDE_PROJECT_DIR": "/src/app"}
 HEADERS_HELPER = {"CLAUDE_CODE_MCP_SERVER_NAME": "gw", "CLAUDE_CODE_MCP_SERVER_URL": "https://gw"}
 
 
-def ask(table: FakeTable, env: dict[str, str] | None = None, strict: bool = True,
-        own: tuple[str, ...] = ("keybroker", "get", "litellm")) -> str | None:
+def ask(
+    table: FakeTable,
+    env: dict[str, str] | None = None,
+    strict: bool = True,
+    own: tuple[str, ...] = ("keybroker", "get", "litellm"),
+) -> str | None:
     found, problem = identify(table, env or {}, strict, pid=ME, own_argv=list(own))
     assert problem == ""
     return found
 
 
-def linux(claude_argv: tuple[str, ...] = ("claude",), claude_exe: str =
-          "/home/jane/.local/share/claude/versions/2.1.197", command: str = HELPER,
-          claude_env: dict[str, str] | None = None, name: str = "claude") -> FakeTable:
+def linux(
+    claude_argv: tuple[str, ...] = ("claude",),
+    claude_exe: str = "/home/jane/.local/share/claude/versions/2.1.197",
+    command: str = HELPER,
+    claude_env: dict[str, str] | None = None,
+    name: str = "claude",
+) -> FakeTable:
     """systemd → claude → /bin/sh -c '<setting>' → keybroker (python)."""
-    return (FakeTable()
-            .add(1, 0, "systemd", "/sbin/init")
-            .add(100, 1, name, *claude_argv, exe=claude_exe, env=claude_env or {})
-            .add(200, 100, "sh", "/bin/sh", "-c", command, exe="/usr/bin/dash")
-            .add(ME, 200, "keybroker", "python3", "/home/jane/.local/bin/keybroker", "get",
-                 "litellm", exe="/usr/bin/python3.11"))
+    return (
+        FakeTable()
+        .add(1, 0, "systemd", "/sbin/init")
+        .add(100, 1, name, *claude_argv, exe=claude_exe, env=claude_env or {})
+        .add(200, 100, "sh", "/bin/sh", "-c", command, exe="/usr/bin/dash")
+        .add(
+            ME,
+            200,
+            "keybroker",
+            "python3",
+            "/home/jane/.local/bin/keybroker",
+            "get",
+            "litellm",
+            exe="/usr/bin/python3.11",
+        )
+    )
 
 
 # --- Linux shapes ---
+
 
 def test_linux_native_binary_under_sh_is_a_caller_bound_to_claude_and_the_command() -> None:
     first = ask(linux())
@@ -82,8 +101,11 @@ def test_linux_node_launcher_is_claude() -> None:
 
 
 def test_linux_bash_that_execs_away_leaves_claude_as_the_parent() -> None:
-    table = (FakeTable().add(100, 1, "claude", "claude", exe="/usr/local/bin/claude")
-             .add(ME, 100, "keybroker", "python3", "keybroker", exe="/usr/bin/python3"))
+    table = (
+        FakeTable()
+        .add(100, 1, "claude", "claude", exe="/usr/local/bin/claude")
+        .add(ME, 100, "keybroker", "python3", "keybroker", exe="/usr/bin/python3")
+    )
     assert ask(table) == ask(table) is not None
     assert ask(table, own=("keybroker", "get", "other")) != ask(table)
 
@@ -129,13 +151,16 @@ def test_not_claude_is_not_a_caller_unless_repeat_is_on() -> None:
 
 # --- macOS shapes ---
 
+
 def mac(claude_name: str, claude_exe: str, shell_exe: str = "/bin/bash") -> FakeTable:
     """launchd → claude → /bin/sh (which execs bash, keeping argv) -c … → keybroker."""
-    return (FakeTable()
-            .add(1, 0, "launchd", "/sbin/launchd", exe="/sbin/launchd")
-            .add(100, 1, claude_name, "claude", exe=claude_exe)
-            .add(200, 100, shell_exe.rsplit("/", 1)[-1], "sh", "-c", HELPER, exe=shell_exe)
-            .add(ME, 200, "Python", "python3", "keybroker", exe="/opt/homebrew/bin/python3"))
+    return (
+        FakeTable()
+        .add(1, 0, "launchd", "/sbin/launchd", exe="/sbin/launchd")
+        .add(100, 1, claude_name, "claude", exe=claude_exe)
+        .add(200, 100, shell_exe.rsplit("/", 1)[-1], "sh", "-c", HELPER, exe=shell_exe)
+        .add(ME, 200, "Python", "python3", "keybroker", exe="/opt/homebrew/bin/python3")
+    )
 
 
 def test_macos_native_binary_whose_comm_is_its_version() -> None:
@@ -160,19 +185,23 @@ KEYBROKER_EXE = r"C:\Users\Jane Doe\AppData\Roaming\Python\Python312\Scripts\key
 CMD_LINE = rf'C:\WINDOWS\system32\cmd.exe /d /s /c ""{KEYBROKER_EXE}" get litellm"'
 
 
-def windows(claude: tuple[str, ...] = (r"C:\Users\Jane Doe\.local\bin\claude.exe",),
-            claude_exe: str = r"C:\Users\Jane Doe\.local\bin\claude.exe",
-            shell: list[str] | None = None, shell_exe: str = r"C:\WINDOWS\system32\cmd.exe",
-            claude_env: dict[str, str] | None = None) -> FakeTable:
+def windows(
+    claude: tuple[str, ...] = (r"C:\Users\Jane Doe\.local\bin\claude.exe",),
+    claude_exe: str = r"C:\Users\Jane Doe\.local\bin\claude.exe",
+    shell: list[str] | None = None,
+    shell_exe: str = r"C:\WINDOWS\system32\cmd.exe",
+    claude_env: dict[str, str] | None = None,
+) -> FakeTable:
     """explorer → claude.exe → cmd.exe /d /s /c "…" → keybroker.exe (launcher) → python.exe."""
     shell_argv = shell if shell is not None else split_command_line(CMD_LINE)
-    return (FakeTable()
-            .add(10, 4, "explorer.exe", "explorer.exe", exe=r"C:\WINDOWS\explorer.exe")
-            .add(100, 10, claude_exe.rsplit("\\", 1)[-1], *claude, exe=claude_exe,
-                 env=claude_env or {})
-            .add(200, 100, shell_exe.rsplit("\\", 1)[-1], *shell_argv, exe=shell_exe)
-            .add(300, 200, "keybroker.exe", KEYBROKER_EXE, "get", "litellm", exe=KEYBROKER_EXE)
-            .add(ME, 300, "python.exe", "python.exe", "keybroker", exe=r"C:\Python312\python.exe"))
+    return (
+        FakeTable()
+        .add(10, 4, "explorer.exe", "explorer.exe", exe=r"C:\WINDOWS\explorer.exe")
+        .add(100, 10, claude_exe.rsplit("\\", 1)[-1], *claude, exe=claude_exe, env=claude_env or {})
+        .add(200, 100, shell_exe.rsplit("\\", 1)[-1], *shell_argv, exe=shell_exe)
+        .add(300, 200, "keybroker.exe", KEYBROKER_EXE, "get", "litellm", exe=KEYBROKER_EXE)
+        .add(ME, 300, "python.exe", "python.exe", "keybroker", exe=r"C:\Python312\python.exe")
+    )
 
 
 def test_windows_cmd_under_claude_exe_through_the_console_script_launcher() -> None:
@@ -185,15 +214,16 @@ def test_windows_cmd_under_claude_exe_through_the_console_script_launcher() -> N
 
 
 def test_windows_npm_install_is_node_exe_running_cli_js() -> None:
-    node = (r"C:\Program Files\nodejs\node.exe",
-            r"C:\Users\Jane Doe\AppData\Roaming\npm\node_modules\@anthropic-ai\claude-code\cli.js")
+    node = (
+        r"C:\Program Files\nodejs\node.exe",
+        r"C:\Users\Jane Doe\AppData\Roaming\npm\node_modules\@anthropic-ai\claude-code\cli.js",
+    )
     assert ask(windows(node, r"C:\Program Files\nodejs\node.exe")) is not None
 
 
 def test_windows_git_bash_and_powershell_hooks() -> None:
     git_bash = [r"C:\Program Files\Git\bin\bash.exe", "-c", HELPER]
-    assert ask(windows(shell=git_bash, shell_exe=r"C:\Program Files\Git\bin\bash.exe")) \
-        is not None
+    assert ask(windows(shell=git_bash, shell_exe=r"C:\Program Files\Git\bin\bash.exe")) is not None
     pwsh = ["pwsh.exe", "-NoProfile", "-Command", HELPER]
     pwsh_exe = r"C:\Program Files\PowerShell\7\pwsh.exe"
     assert ask(windows(shell=pwsh, shell_exe=pwsh_exe)) is not None
@@ -225,12 +255,17 @@ def test_a_python_process_outside_windows_is_never_taken_for_a_launcher() -> Non
 
 # --- no table answers ---
 
+
 def test_a_table_that_cannot_describe_this_process_says_why() -> None:
     table = FakeTable(problem="/proc/400/stat cannot be read (/proc hidden or not mounted?)")
     assert identify(table, {}, True, pid=ME, own_argv=[]) == (
-        None, "/proc/400/stat cannot be read (/proc hidden or not mounted?)")
+        None,
+        "/proc/400/stat cannot be read (/proc hidden or not mounted?)",
+    )
     assert identify(NoTable("sunos5"), {}, True, pid=ME, own_argv=[]) == (
-        None, "keybroker has no process table for sunos5")
+        None,
+        "keybroker has no process table for sunos5",
+    )
 
 
 def test_a_table_without_command_lines_is_unavailable_not_silent() -> None:
@@ -260,7 +295,8 @@ def test_the_unavailable_notice_is_rate_limited(kb_env: KbEnv) -> None:
     found = [e for e in events.read(kb_env) if e["kind"] == "repeat-unavailable"]
     assert [e["message"] for e in found] == [
         "401 recovery unavailable: no facts; a re-run of apiKeyHelper after a 401 cannot be "
-        "recognised, so a refused key is served again until its entry ages out"]
+        "recognised, so a refused key is served again until its entry ages out"
+    ]
     stamp = cache / caller.NOTICE_FILE
     old = time.time() - caller.NOTICE_EVERY - 1
     os.utime(stamp, (old, old))
@@ -268,6 +304,7 @@ def test_the_unavailable_notice_is_rate_limited(kb_env: KbEnv) -> None:
 
 
 # --- the adapters' own parsing, and the selection by platform ---
+
 
 def test_this_platforms_real_table_describes_this_process() -> None:
     """The real adapter of the OS the suite runs on (Linux here; macOS and Windows on the
@@ -281,7 +318,7 @@ def test_this_platforms_real_table_describes_this_process() -> None:
     assert parent is not None
     assert parent.start <= me.start
     argv = table.argv(os.getpid()) or []
-    assert argv[-len(sys.argv[1:]):] == sys.argv[1:]
+    assert argv[-len(sys.argv[1:]) :] == sys.argv[1:]
     env = table.environ(os.getpid()) or {}
     assert any(name.upper() == "PATH" for name in env)
 
@@ -293,10 +330,16 @@ def test_stat_with_spaces_and_parens_in_the_name() -> None:
 
 
 def test_kern_procargs2_buffer() -> None:
-    raw = ((3).to_bytes(4, "little") + b"/bin/sh\0\0\0\0" + b"sh\0-c\0keybroker get p\0"
-           + b"HOME=/Users/jane\0CLAUDECODE=1\0\0junk")
-    assert parse_procargs2(raw) == (["sh", "-c", "keybroker get p"],
-                                    {"HOME": "/Users/jane", "CLAUDECODE": "1"})
+    raw = (
+        (3).to_bytes(4, "little")
+        + b"/bin/sh\0\0\0\0"
+        + b"sh\0-c\0keybroker get p\0"
+        + b"HOME=/Users/jane\0CLAUDECODE=1\0\0junk"
+    )
+    assert parse_procargs2(raw) == (
+        ["sh", "-c", "keybroker get p"],
+        {"HOME": "/Users/jane", "CLAUDECODE": "1"},
+    )
     assert parse_procargs2(b"\x05\0\0\0/x\0a\0") is None  # argc larger than what follows
     assert ProcBsdInfo.pbi_start_tvsec.offset == 120
     assert len(bytes(ProcBsdInfo())) == 136
@@ -310,11 +353,14 @@ def test_windows_command_lines_split_like_commandlinetoargvw() -> None:
     assert split[4:] == [r"C:\Users\Jane", KEYBROKER_EXE.split(" ", 1)[1] + " get litellm"]
     assert " ".join(split[4:]) == f"{KEYBROKER_EXE} get litellm"
     assert split_command_line(r'"C:\Program Files\x.exe" a\\\"b "c d" e\\f') == [
-        r"C:\Program Files\x.exe", 'a\\"b', "c d", r"e\\f"]
+        r"C:\Program Files\x.exe",
+        'a\\"b',
+        "c d",
+        r"e\\f",
+    ]
     assert split_command_line("") == []
     block = "=C:=C:\\x\0Path=C:\\bin\0claudecode=1\0\0".encode("utf-16-le")
-    assert parse_environment_block(block) == {"=C:": "C:\\x", "PATH": "C:\\bin",
-                                              "CLAUDECODE": "1"}
+    assert parse_environment_block(block) == {"=C:": "C:\\x", "PATH": "C:\\bin", "CLAUDECODE": "1"}
     width = 8 if sys.maxsize > 2**32 else 4
     assert ProcessEntry32W.szExeFile.offset == 28 + 2 * width  # 44 on 64-bit Windows
 
@@ -332,20 +378,27 @@ def test_the_table_is_chosen_by_platform() -> None:
 
 # --- acceptance: /proc hidden, a re-run after a 401 is reported, not silently missed ---
 
-HIDE_PROC = "mount -t tmpfs none /proc && exec \"$@\""
+HIDE_PROC = 'mount -t tmpfs none /proc && exec "$@"'
 
 
 def hidden_proc(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", HIDE_PROC, "sh", *argv],
-        env=env, capture_output=True, timeout=120, check=False)
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.mark.linux_backend
-@pytest.mark.skipif(getattr(os, "geteuid", lambda: -1)() != 0 or not shutil.which("unshare"),
-                    reason="needs root and util-linux unshare (a mount namespace)")
+@pytest.mark.skipif(
+    getattr(os, "geteuid", lambda: -1)() != 0 or not shutil.which("unshare"),
+    reason="needs root and util-linux unshare (a mount namespace)",
+)
 def test_with_proc_hidden_a_rerun_after_a_401_is_reported_in_doctor_and_events(
-        kb_env: KbEnv) -> None:
+    kb_env: KbEnv,
+) -> None:
     """Before: the stand-in Claude got the refused key back, and nothing said why."""
     counter = minting_profile(kb_env)
     link = kb_env.base / "claude"
@@ -359,8 +412,9 @@ def test_with_proc_hidden_a_rerun_after_a_401_is_reported_in_doctor_and_events(
     assert first == second
     assert fetches(counter) == 1
 
-    shown = subprocess.run([exe("keybroker"), "events"], env=kb_env, capture_output=True,
-                           timeout=60, check=False)
+    shown = subprocess.run(
+        [exe("keybroker"), "events"], env=kb_env, capture_output=True, timeout=60, check=False
+    )
     assert shown.returncode == 0, shown.stderr
     lines = [x for x in shown.stdout.decode().splitlines() if "repeat-unavailable" in x]
     assert len(lines) == 1, shown.stdout
@@ -371,10 +425,13 @@ def test_with_proc_hidden_a_rerun_after_a_401_is_reported_in_doctor_and_events(
     assert inside.returncode == 1
     line = next(x for x in inside.stdout.decode().splitlines() if "401 recovery" in x)
     assert line.startswith("✗ 401 recovery unavailable: /proc/"), line
-    assert "(/proc hidden or not mounted?); a re-run of apiKeyHelper after a 401 cannot be " \
+    assert (
+        "(/proc hidden or not mounted?); a re-run of apiKeyHelper after a 401 cannot be "
         "recognised" in line
+    )
 
-    outside = subprocess.run([exe("keybroker"), "doctor"], env=kb_env, capture_output=True,
-                             timeout=60, check=False)
+    outside = subprocess.run(
+        [exe("keybroker"), "doctor"], env=kb_env, capture_output=True, timeout=60, check=False
+    )
     line = next(x for x in outside.stdout.decode().splitlines() if "401 recovery" in x)
     assert line.startswith("✗ 401 recovery unavailable: under Claude Code at "), line

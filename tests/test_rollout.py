@@ -26,19 +26,27 @@ from tests.fixtures.users import OsUser
 from tests.fixtures.vault_setup import SIGN_IN
 
 
-def as_user(user: OsUser, shared: Path, home: Path, command: str,
-            **kwargs: Any) -> subprocess.Popen[bytes]:
+def as_user(
+    user: OsUser, shared: Path, home: Path, command: str, **kwargs: Any
+) -> subprocess.Popen[bytes]:
     """``command`` run by ``user`` through ``su``, with only what a login shell would have."""
     env = {
-        "HOME": str(home), "XDG_CACHE_HOME": f"{home}/.cache",
-        "XDG_CONFIG_HOME": f"{home}/.config", "XDG_DATA_HOME": f"{home}/.local/share",
+        "HOME": str(home),
+        "XDG_CACHE_HOME": f"{home}/.cache",
+        "XDG_CONFIG_HOME": f"{home}/.config",
+        "XDG_DATA_HOME": f"{home}/.local/share",
         "KEYBROKER_SYSTEM_CONFIG": str(shared / "etc" / "keybroker" / "config.toml"),
         "PATH": f"{shared / 'bin'}:/usr/bin:/bin",
     }
     line = "env " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + command
-    return subprocess.Popen(["su", user.name, "-s", "/bin/sh", "-c", line],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={"PATH": "/usr/bin:/bin"}, **kwargs)
+    return subprocess.Popen(
+        ["su", user.name, "-s", "/bin/sh", "-c", line],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin"},
+        **kwargs,
+    )
 
 
 def finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> tuple[int, bytes, bytes]:
@@ -77,12 +85,30 @@ def test_system_config_and_managed_settings_roll_a_vault_profile_out_to_another_
 
     # 3. Claude Code's managed settings, written by the admin
     managed = shared / "managed-settings.json"
-    root_env = dict(os.environ, KEYBROKER_SYSTEM_CONFIG=str(etc / "config.toml"),
-                    HOME=str(tmp_path / "root-home"), PATH=f"{shared / 'bin'}:/usr/bin:/bin")
+    root_env = dict(
+        os.environ,
+        KEYBROKER_SYSTEM_CONFIG=str(etc / "config.toml"),
+        HOME=str(tmp_path / "root-home"),
+        PATH=f"{shared / 'bin'}:/usr/bin:/bin",
+    )
     configured = subprocess.run(
-        [str(keybroker), "claude", "configure", "litellm", "--scope", "managed",
-         "--managed-path", str(managed), "--base-url", "https://litellm.example.com"],
-        env=root_env, capture_output=True, timeout=60, check=False)
+        [
+            str(keybroker),
+            "claude",
+            "configure",
+            "litellm",
+            "--scope",
+            "managed",
+            "--managed-path",
+            str(managed),
+            "--base-url",
+            "https://litellm.example.com",
+        ],
+        env=root_env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert configured.returncode == 0, configured.stderr
     assert not managed.exists()  # keybroker writes its own drop-in, never the shared file
     drop_in = shared / "managed-settings.d" / "keybroker.json"
@@ -115,8 +141,9 @@ def test_system_config_and_managed_settings_roll_a_vault_profile_out_to_another_
         if line.startswith(b"http"):
             url = line.decode().strip()
             person = f"{person_python} {browser} {shlex.quote(url)} alice"
-            threading.Thread(target=finish, daemon=True,
-                             args=(as_user(other_user, shared, home, person),)).start()
+            threading.Thread(
+                target=finish, daemon=True, args=(as_user(other_user, shared, home, person),)
+            ).start()
     assert login.wait(timeout=120) == 0, lines
 
     # 6. ... and Claude Code's managed apiKeyHelper now prints the key, silently

@@ -70,8 +70,13 @@ def measured(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple
         "sys.stderr.write('\\nRSS %d\\n' % rss)\n"
         "sys.exit(p.returncode)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", wrapper, *args], env=env,
-                          capture_output=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", wrapper, *args],
+        env=env,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
     err, _, rss = proc.stderr.rpartition(b"\nRSS ")
     return Result(proc.returncode, proc.stdout, err), int(rss.strip())
 
@@ -92,11 +97,14 @@ def test_vault_token_never_follows_a_redirect_to_another_origin(
     elsewhere = stand_in(kv2(KEY))
     hostile = stand_in(lambda seen: redirect(elsewhere.url + seen.target))
     result = run(VAULT_GET, vault_env(kb_env, hostile.url))
-    assert result.err == (
-        f"keybroker: vault: {hostile.url}: redirected to another origin ({elsewhere.url}); "
-        "refused, nothing was sent there; point the address at the server itself (the active "
-        "node, or the load balancer in front of all nodes), not at one that redirects\n"
-    ).encode()
+    assert (
+        result.err
+        == (
+            f"keybroker: vault: {hostile.url}: redirected to another origin ({elsewhere.url}); "
+            "refused, nothing was sent there; point the address at the server itself (the active "
+            "node, or the load balancer in front of all nodes), not at one that redirects\n"
+        ).encode()
+    )
     assert_fails(result, 3, secrets=[TOKEN])
     assert hostile.paths == ["/v1/secret/data/x"]
     assert elsewhere.seen == []  # the token never left for the other origin
@@ -105,8 +113,9 @@ def test_vault_token_never_follows_a_redirect_to_another_origin(
 def test_vault_same_origin_redirect_is_followed(
     kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
-    server = stand_in({"/v1/secret/data/x": redirect("/v1/secret/data/moved"),
-                       "/v1/secret/data/moved": kv2(KEY)})
+    server = stand_in(
+        {"/v1/secret/data/x": redirect("/v1/secret/data/moved"), "/v1/secret/data/moved": kv2(KEY)}
+    )
     assert_key(run(VAULT_GET, vault_env(kb_env, server.url)), KEY)
     assert server.paths == ["/v1/secret/data/x", "/v1/secret/data/moved"]
     assert all(seen.headers.get("X-Vault-Token") == TOKEN for seen in server.seen)
@@ -120,8 +129,9 @@ def test_vault_answer_nested_100000_deep_is_exit_6(
 ) -> None:
     server = stand_in(DEEP_ANSWER)
     result = run(VAULT_GET, vault_env(kb_env, server.url))
-    assert_fails(result, 6, "the answer's JSON nests deeper than 64 levels; refused",
-                 secrets=[TOKEN])
+    assert_fails(
+        result, 6, "the answer's JSON nests deeper than 64 levels; refused", secrets=[TOKEN]
+    )
     assert b"RecursionError" not in result.err
 
 
@@ -161,8 +171,12 @@ def test_oidc_discovery_nested_100000_deep_is_exit_6(
 ) -> None:
     server = stand_in(DEEP_ANSWER)
     result = run(["keybroker", "get", "gw", "--no-cache"], oidc_env(kb_env, server.url))
-    assert_fails(result, 6, f"oidc: discovery for {server.url}: the answer's JSON nests deeper",
-                 secrets=["oidc-client-secret-0123456789"])
+    assert_fails(
+        result,
+        6,
+        f"oidc: discovery for {server.url}: the answer's JSON nests deeper",
+        secrets=["oidc-client-secret-0123456789"],
+    )
 
 
 def test_oidc_token_answer_of_100_mb_is_exit_6_with_bounded_memory(
@@ -175,17 +189,26 @@ def test_oidc_token_answer_of_100_mb_is_exit_6_with_bounded_memory(
         return huge_answer(seen)
 
     server = stand_in(provider)
-    result, rss_kb = measured([exe("keybroker"), "get", "gw", "--no-cache"],
-                              oidc_env(kb_env, server.url))
-    assert_fails(result, 6, "token request: the answer is larger than 1024 KiB",
-                 secrets=["oidc-client-secret-0123456789"])
+    result, rss_kb = measured(
+        [exe("keybroker"), "get", "gw", "--no-cache"], oidc_env(kb_env, server.url)
+    )
+    assert_fails(
+        result,
+        6,
+        "token request: the answer is larger than 1024 KiB",
+        secrets=["oidc-client-secret-0123456789"],
+    )
     assert rss_kb < RSS_LIMIT_KB, f"max RSS {rss_kb} KiB"
 
 
 def aws_env(kb_env: KbEnv, endpoint: str) -> dict[str, str]:
-    return dict(kb_env, AWS_ACCESS_KEY_ID="AKIATESTTESTTESTTEST",
-                AWS_SECRET_ACCESS_KEY="aws-secret-never-shown-0123456789",
-                AWS_REGION="us-east-1", KEYBROKER_TIMEOUT="20")
+    return dict(
+        kb_env,
+        AWS_ACCESS_KEY_ID="AKIATESTTESTTESTTEST",
+        AWS_SECRET_ACCESS_KEY="aws-secret-never-shown-0123456789",
+        AWS_REGION="us-east-1",
+        KEYBROKER_TIMEOUT="20",
+    )
 
 
 AWS_GET = ["keybroker-aws", "--secret-id", "s", "--no-cache"]
@@ -196,19 +219,33 @@ def test_aws_answer_nested_100000_deep_is_exit_6(
 ) -> None:
     server = stand_in(DEEP_ANSWER)
     result = run([*AWS_GET, "--endpoint-url", server.url], aws_env(kb_env, server.url))
-    assert_fails(result, 6, "the answer's JSON nests deeper than 64 levels",
-                 secrets=["aws-secret-never-shown-0123456789"])
+    assert_fails(
+        result,
+        6,
+        "the answer's JSON nests deeper than 64 levels",
+        secrets=["aws-secret-never-shown-0123456789"],
+    )
 
 
 def test_aws_answer_of_100_mb_is_exit_6_with_bounded_memory(
     kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
-    server = stand_in(lambda seen: Reply(200, huge(b'{"Name":"s","SecretString":"', b'"}'),
-                                         {"Content-Type": "application/x-amz-json-1.1"}))
-    result, rss_kb = measured([exe(AWS_GET[0]), *AWS_GET[1:], "--endpoint-url", server.url],
-                              aws_env(kb_env, server.url))
-    assert_fails(result, 6, "the answer is larger than 1024 KiB",
-                 secrets=["aws-secret-never-shown-0123456789"])
+    server = stand_in(
+        lambda seen: Reply(
+            200,
+            huge(b'{"Name":"s","SecretString":"', b'"}'),
+            {"Content-Type": "application/x-amz-json-1.1"},
+        )
+    )
+    result, rss_kb = measured(
+        [exe(AWS_GET[0]), *AWS_GET[1:], "--endpoint-url", server.url], aws_env(kb_env, server.url)
+    )
+    assert_fails(
+        result,
+        6,
+        "the answer is larger than 1024 KiB",
+        secrets=["aws-secret-never-shown-0123456789"],
+    )
     assert rss_kb < RSS_LIMIT_KB, f"max RSS {rss_kb} KiB"
 
 
@@ -218,8 +255,9 @@ def test_a_secret_string_nested_100000_deep_is_exit_6(
     """The secret itself (a JSON SecretString, read for its field) nests absurdly deep."""
     inner = "[" * 5000 + "]" * 5000
     server = stand_in(Reply(200, {"Name": "s", "SecretString": '{"key": ' + inner + "}"}))
-    result = run([*AWS_GET, "--endpoint-url", server.url, "--field", "key"],
-                 aws_env(kb_env, server.url))
+    result = run(
+        [*AWS_GET, "--endpoint-url", server.url, "--field", "key"], aws_env(kb_env, server.url)
+    )
     assert_fails(result, 6, "the secret's JSON: the answer's JSON nests deeper")
 
 
@@ -249,8 +287,13 @@ def test_skip_verify_false_in_any_spelling_verifies_the_certificate(
 ) -> None:
     env = dict(vault_env(kb_env, tls_stand_in.url), VAULT_SKIP_VERIFY=value)
     result = run(VAULT_GET, env)
-    assert_fails(result, 3, f"vault: {tls_stand_in.url}: TLS verification failed",
-                 "set ca_cert (or VAULT_CACERT)", secrets=[TOKEN])
+    assert_fails(
+        result,
+        3,
+        f"vault: {tls_stand_in.url}: TLS verification failed",
+        "set ca_cert (or VAULT_CACERT)",
+        secrets=[TOKEN],
+    )
     assert tls_stand_in.seen == []  # the handshake failed: the token never went out
 
 
@@ -271,10 +314,13 @@ def test_skip_verify_unknown_value_is_a_config_error_naming_it(
     for name in ("VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY"):
         env = dict(vault_env(kb_env, tls_stand_in.url), **{name: value})
         result = run(VAULT_GET, env)
-        assert result.err == (
-            f"keybroker: vault: {name}={value!r} is not a boolean; set {name} to true or false "
-            "(as Vault reads it: 1, t, true, 0, f, false), or unset it\n"
-        ).encode()
+        assert (
+            result.err
+            == (
+                f"keybroker: vault: {name}={value!r} is not a boolean; set {name} to true or false "
+                "(as Vault reads it: 1, t, true, 0, f, false), or unset it\n"
+            ).encode()
+        )
         assert_fails(result, 2)
     assert tls_stand_in.seen == []
 
@@ -285,16 +331,20 @@ def test_https_address_of_a_plain_http_server_says_so(
     server = stand_in(kv2(KEY))
     addr = server.url.replace("http://", "https://")
     result = run(VAULT_GET, vault_env(kb_env, addr))
-    assert result.err == (
-        f"keybroker: vault: {addr}: the server answered plain HTTP, not TLS, while reading "
-        "secret/data/x; use an http:// address, or check the port (https is usually on "
-        "another one)\n"
-    ).encode()
+    assert (
+        result.err
+        == (
+            f"keybroker: vault: {addr}: the server answered plain HTTP, not TLS, while reading "
+            "secret/data/x; use an http:// address, or check the port (https is usually on "
+            "another one)\n"
+        ).encode()
+    )
     assert_fails(result, 3, secrets=[TOKEN])
     debug = run([*VAULT_GET, "--debug"], vault_env(kb_env, addr))
     assert debug.code == 3
     assert b"the server answered plain HTTP, not TLS, while reading secret/data/x (SSL: " in (
-        debug.err), debug  # OpenSSL's own reason, under --debug
+        debug.err
+    ), debug  # OpenSSL's own reason, under --debug
 
 
 def test_a_server_that_is_not_vault_is_named_as_such(
@@ -302,16 +352,23 @@ def test_a_server_that_is_not_vault_is_named_as_such(
 ) -> None:
     server = stand_in(html_page(404, b"<!doctype html><title>Not Found</title><h1>Not Found</h1>"))
     result = run(VAULT_GET, vault_env(kb_env, server.url))
-    assert result.err == (
-        f"keybroker: vault: {server.url} is not a Vault server ({server.url}/v1/sys/health "
-        "answered HTTP 404 without Vault's health JSON); point addr (or VAULT_ADDR) at the "
-        "Vault/OpenBao server, e.g. https://vault.example.com:8200 (no path after the port)\n"
-    ).encode()
+    assert (
+        result.err
+        == (
+            f"keybroker: vault: {server.url} is not a Vault server ({server.url}/v1/sys/health "
+            "answered HTTP 404 without Vault's health JSON); point addr (or VAULT_ADDR) at the "
+            "Vault/OpenBao server, e.g. https://vault.example.com:8200 (no path after the port)\n"
+        ).encode()
+    )
     assert_fails(result, 2, secrets=[TOKEN])
 
     html = stand_in(html_page(200, b"<!doctype html><title>Welcome</title>"))
-    assert_fails(run(VAULT_GET, vault_env(kb_env, html.url)), 2,
-                 f"{html.url} is not a Vault server", secrets=[TOKEN])
+    assert_fails(
+        run(VAULT_GET, vault_env(kb_env, html.url)),
+        2,
+        f"{html.url} is not a Vault server",
+        secrets=[TOKEN],
+    )
     kb_env.write_config('[profiles.x]\nsource = "vault"\npath = "x"\nfield = "key"\n')
     doctor = run(["keybroker", "doctor", "x"], vault_env(kb_env, server.url))
     assert doctor.code != 0
@@ -322,10 +379,13 @@ def test_addr_ending_in_v1_is_a_config_error_with_the_fix(kb_env: KbEnv) -> None
     for addr in ("http://127.0.0.1:8200/v1", "https://vault.example.com/v1/"):
         result = run(VAULT_GET, vault_env(kb_env, addr))
         bare = addr.rstrip("/")[:-3]
-        assert result.err == (
-            f"keybroker: vault: addr {addr.rstrip('/')!r} ends in /v1; the API prefix is added "
-            f"by keybroker; set addr (or VAULT_ADDR) to {bare!r}\n"
-        ).encode()
+        assert (
+            result.err
+            == (
+                f"keybroker: vault: addr {addr.rstrip('/')!r} ends in /v1; the API prefix is added "
+                f"by keybroker; set addr (or VAULT_ADDR) to {bare!r}\n"
+            ).encode()
+        )
         assert_fails(result, 2)
 
 
@@ -335,8 +395,11 @@ def test_https_issuer_of_a_plain_http_server_says_so(
     server = stand_in(Reply(200, b"{}"))
     issuer = server.url.replace("http://", "https://")
     result = run(["keybroker", "get", "gw", "--no-cache"], oidc_env(kb_env, issuer))
-    assert result.err == (
-        f"keybroker: oidc: discovery for {issuer}: {issuer} answered plain HTTP, not TLS; "
-        "check the issuer's scheme and port\n"
-    ).encode()
+    assert (
+        result.err
+        == (
+            f"keybroker: oidc: discovery for {issuer}: {issuer} answered plain HTTP, not TLS; "
+            "check the issuer's scheme and port\n"
+        ).encode()
+    )
     assert_fails(result, 3, secrets=["oidc-client-secret-0123456789"])

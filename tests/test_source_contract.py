@@ -57,8 +57,9 @@ class TestEnvSource(SourceContract):
     secret_env: ClassVar[dict[str, str]] = {"KB_CONTRACT_KEY": "sk-contract-env-value-123"}
 
     def working(self) -> Working:
-        return Working({"var": "KB_CONTRACT_OK"}, {"KB_CONTRACT_OK": "sk-env-ok-1\n"},
-                       "sk-env-ok-1")
+        return Working(
+            {"var": "KB_CONTRACT_OK"}, {"KB_CONTRACT_OK": "sk-env-ok-1\n"}, "sk-env-ok-1"
+        )
 
 
 class TestFileSource(SourceContract):
@@ -79,14 +80,19 @@ class TestFileSource(SourceContract):
 class TestCommandSource(SourceContract):
     source_name = "command"
     module = "keybroker.sources.command"
-    settings: ClassVar[dict[str, Any]] = {"command": ["op", "read", "op://v/i/k"],
-                                          "identity_env": ["OP_SERVICE_ACCOUNT_TOKEN"]}
+    settings: ClassVar[dict[str, Any]] = {
+        "command": ["op", "read", "op://v/i/k"],
+        "identity_env": ["OP_SERVICE_ACCOUNT_TOKEN"],
+    }
     failing_settings: ClassVar[dict[str, Any]] = {"command": ["/nonexistent/helper"]}
     secret_env: ClassVar[dict[str, str]] = {"OP_SERVICE_ACCOUNT_TOKEN": "ops-sentinel-9876543"}
 
     def working(self) -> Working:
-        return Working({"command": ["printf", "sk-command-ok-1\\n"]}, {"PATH": "/usr/bin:/bin"},
-                       "sk-command-ok-1")
+        return Working(
+            {"command": ["printf", "sk-command-ok-1\\n"]},
+            {"PATH": "/usr/bin:/bin"},
+            "sk-command-ok-1",
+        )
 
 
 class TestKeychainSource(_Backend, SourceContract):
@@ -102,8 +108,9 @@ class TestKeychainSource(_Backend, SourceContract):
     def working(self) -> Working:
         env: KbEnv = self.fixture("keychain_env")
         service = f"kb-contract-{uuid.uuid4().hex[:8]}"
-        stored = run(["keybroker", "keychain", "set", service, "me"], env,
-                     stdin=b"sk-keychain-ok-1\n")
+        stored = run(
+            ["keybroker", "keychain", "set", service, "me"], env, stdin=b"sk-keychain-ok-1\n"
+        )
         assert stored.code == 0, stored.err
         return Working({"service": service, "username": "me"}, env, "sk-keychain-ok-1")
 
@@ -121,8 +128,11 @@ class TestDemoSource(SourceContract):
 class TestVaultSource(_Backend, SourceContract):
     source_name = "vault"
     module = "keybroker.sources.vault"
-    settings: ClassVar[dict[str, Any]] = {"addr": "https://vault.example", "path": "litellm",
-                                          "field": "key"}
+    settings: ClassVar[dict[str, Any]] = {
+        "addr": "https://vault.example",
+        "path": "litellm",
+        "field": "key",
+    }
     failing_settings: ClassVar[dict[str, Any]] = {"addr": CLOSED, "path": "x", "field": "k"}
     secret_env: ClassVar[dict[str, str]] = {"VAULT_TOKEN": "hvs.contract-sentinel-0123456789"}
     identity_values: ClassVar[dict[str, Any]] = {"kv_version": 1, "auth_method": "approle"}
@@ -135,16 +145,23 @@ class TestVaultSource(_Backend, SourceContract):
         server: OpenBao = self.fixture("openbao")
         path, key = f"contract-{uuid.uuid4().hex[:8]}", new_key()
         server.kv_put(path, {"key": key})
-        return Working({"addr": server.addr, "path": path, "field": "key"},
-                       {"VAULT_TOKEN": server.root_token}, key)
+        return Working(
+            {"addr": server.addr, "path": path, "field": "key"},
+            {"VAULT_TOKEN": server.root_token},
+            key,
+        )
 
 
 class TestAwsSource(_Backend, SourceContract):
     source_name = "aws"
     module = "keybroker.sources.aws"
     settings: ClassVar[dict[str, Any]] = {"secret_id": "litellm", "region": "eu-west-1"}
-    failing_settings: ClassVar[dict[str, Any]] = {"secret_id": "x", "region": "eu-west-1",
-                                                  "endpoint_url": CLOSED, "max_attempts": 1}
+    failing_settings: ClassVar[dict[str, Any]] = {
+        "secret_id": "x",
+        "region": "eu-west-1",
+        "endpoint_url": CLOSED,
+        "max_attempts": 1,
+    }
     secret_env: ClassVar[dict[str, str]] = {
         "AWS_ACCESS_KEY_ID": "AKIACONTRACTSENTINEL",
         "AWS_SECRET_ACCESS_KEY": "contract/secret/sentinel/0123456789abcdef",
@@ -155,17 +172,24 @@ class TestAwsSource(_Backend, SourceContract):
         client: SecretsManagerClient = self.fixture("secretsmanager")
         name, key = f"contract-{uuid.uuid4().hex[:8]}", new_key()
         client.create_secret(Name=name, SecretString=key)
-        return Working({"secret_id": name, "region": REGION, "endpoint_url": endpoint},
-                       aws_env(endpoint), key)
+        return Working(
+            {"secret_id": name, "region": REGION, "endpoint_url": endpoint}, aws_env(endpoint), key
+        )
 
 
 class TestOidcSource(_Backend, SourceContract):
     source_name = "oidc"
     module = "keybroker.sources.oidc"
-    settings: ClassVar[dict[str, Any]] = {"issuer": "https://login.example", "client_id": "kb",
-                                          "client_secret_env": "KB_CLIENT_SECRET"}
-    failing_settings: ClassVar[dict[str, Any]] = {"issuer": CLOSED, "client_id": "kb",
-                                                  "client_secret_env": "KB_CLIENT_SECRET"}
+    settings: ClassVar[dict[str, Any]] = {
+        "issuer": "https://login.example",
+        "client_id": "kb",
+        "client_secret_env": "KB_CLIENT_SECRET",
+    }
+    failing_settings: ClassVar[dict[str, Any]] = {
+        "issuer": CLOSED,
+        "client_id": "kb",
+        "client_secret_env": "KB_CLIENT_SECRET",
+    }
     secret_env: ClassVar[dict[str, str]] = {"KB_CLIENT_SECRET": "oidc-client-secret-sentinel-42"}
     identity_exempt: ClassVar[dict[str, str]] = dict.fromkeys(
         ("subject_token", "subject_audience", "subject_token_type", "requested_token_type"),
@@ -174,10 +198,16 @@ class TestOidcSource(_Backend, SourceContract):
 
     def working(self) -> Working:
         provider: OidcProvider = self.fixture("oidc_provider")
-        return Working({"issuer": provider.issuer, "client_id": "cc-client",
-                        "client_secret_env": "GW_CLIENT_SECRET", "scope": "api:read",
-                        "resource": provider.resource},
-                       {"GW_CLIENT_SECRET": provider.cc_secret})
+        return Working(
+            {
+                "issuer": provider.issuer,
+                "client_id": "cc-client",
+                "client_secret_env": "GW_CLIENT_SECRET",
+                "scope": "api:read",
+                "resource": provider.resource,
+            },
+            {"GW_CLIENT_SECRET": provider.cc_secret},
+        )
 
 
 class TestThirdPartySource(SourceContract):
@@ -186,8 +216,10 @@ class TestThirdPartySource(SourceContract):
     source_name = "jsonfile"
     module = "keybroker_example_source"
     settings: ClassVar[dict[str, Any]] = {"path": "/nonexistent/keys.json", "key": "litellm"}
-    failing_settings: ClassVar[dict[str, Any]] = {"path": "/nonexistent/keys.json",
-                                                  "key": "litellm"}
+    failing_settings: ClassVar[dict[str, Any]] = {
+        "path": "/nonexistent/keys.json",
+        "key": "litellm",
+    }
 
     @pytest.fixture(autouse=True)
     def _keys(self, tmp_path: Path) -> None:
@@ -274,8 +306,12 @@ def test_an_installed_plugin_without_identity_inputs_is_refused_not_shared(
     kb_env.write_config('[profiles.p]\nsource = "forgetful"\nitem = "x"\n')
     for caller in ("alice", "bob"):
         result = run(["keybroker", "get", "p"], dict(kb_env, FORGETFUL_TOKEN=caller))
-        assert_fails(result, 2, "source 'forgetful' does not implement the keybroker Source "
-                     "interface (missing: identity_inputs)")
+        assert_fails(
+            result,
+            2,
+            "source 'forgetful' does not implement the keybroker Source "
+            "interface (missing: identity_inputs)",
+        )
 
 
 def test_a_source_that_binds_no_identity_says_why() -> None:
@@ -299,8 +335,9 @@ class _Leaky(BaseSource):
     def canonical(self, settings: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
         return {"path": settings.get("path")}
 
-    def identity_inputs(self, settings: Mapping[str, Any],
-                        env: Mapping[str, str]) -> list[tuple[str, str]] | NoIdentity:
+    def identity_inputs(
+        self, settings: Mapping[str, Any], env: Mapping[str, str]
+    ) -> list[tuple[str, str]] | NoIdentity:
         return NoIdentity("")
 
     def fetch(self, request: Request, ctx: FetchContext) -> Secret:
@@ -315,13 +352,16 @@ class _KitOnLeaky(SourceContract):
     secret_env: ClassVar[dict[str, str]] = {"LEAKY_TOKEN": "leaky-token-sentinel"}
 
 
-@pytest.mark.parametrize("check", [
-    "test_each_identity_setting_changes_the_entry_name",
-    "test_each_credential_changes_the_entry_name",
-    "test_identity_is_named_or_explicitly_none",
-    "test_failing_fetch_maps_to_an_exit_code_and_leaks_nothing",  # failing_settings missing
-    "test_successful_fetch_returns_a_valid_key",                  # working() missing
-])
+@pytest.mark.parametrize(
+    "check",
+    [
+        "test_each_identity_setting_changes_the_entry_name",
+        "test_each_credential_changes_the_entry_name",
+        "test_identity_is_named_or_explicitly_none",
+        "test_failing_fetch_maps_to_an_exit_code_and_leaks_nothing",  # failing_settings missing
+        "test_successful_fetch_returns_a_valid_key",  # working() missing
+    ],
+)
 def test_the_kit_fails_a_broken_source_or_a_missing_piece(check: str) -> None:
     kit = _KitOnLeaky()
     with pytest.raises((AssertionError, pytest.fail.Exception)):
@@ -332,12 +372,12 @@ def test_the_kit_takes_a_factory_and_runs_on_an_unregistered_source() -> None:
     class Fine(_Leaky):
         name = "fine"
 
-        def canonical(self, settings: Mapping[str, Any],
-                      env: Mapping[str, str]) -> dict[str, Any]:
+        def canonical(self, settings: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
             return {"path": settings.get("path"), "field": settings.get("field")}
 
-        def identity_inputs(self, settings: Mapping[str, Any],
-                            env: Mapping[str, str]) -> list[tuple[str, str]]:
+        def identity_inputs(
+            self, settings: Mapping[str, Any], env: Mapping[str, str]
+        ) -> list[tuple[str, str]]:
             return [("env", "LEAKY_TOKEN")]
 
     class Kit(_KitOnLeaky):
@@ -348,11 +388,13 @@ def test_the_kit_takes_a_factory_and_runs_on_an_unregistered_source() -> None:
             return Working({"path": "p"}, {"LEAKY_TOKEN": "t"}, "t-key")
 
     kit = Kit()
-    for check in ("test_implements_the_source_protocol",
-                  "test_each_identity_setting_changes_the_entry_name",
-                  "test_each_credential_changes_the_entry_name",
-                  "test_identity_is_named_or_explicitly_none",
-                  "test_successful_fetch_returns_a_valid_key"):
+    for check in (
+        "test_implements_the_source_protocol",
+        "test_each_identity_setting_changes_the_entry_name",
+        "test_each_credential_changes_the_entry_name",
+        "test_identity_is_named_or_explicitly_none",
+        "test_successful_fetch_returns_a_valid_key",
+    ):
         getattr(kit, check)()
     with pytest.raises(UsageError):
         base.get_source("fine")  # the factory's source was never registered: no name needed

@@ -14,8 +14,16 @@ from tests.kb import Result, run
 
 # --- terminals: a real pty for the stream that must look like one ---
 
-COLOUR_VARS = ("NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE", "CLICOLOR", "TERM",
-               "KEYBROKER_QUIET", "CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT")
+COLOUR_VARS = (
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "CLICOLOR_FORCE",
+    "CLICOLOR",
+    "TERM",
+    "KEYBROKER_QUIET",
+    "CLAUDECODE",
+    "CLAUDE_CODE_ENTRYPOINT",
+)
 
 
 def plain_env(kb_env: KbEnv, **extra: str) -> dict[str, str]:
@@ -26,8 +34,9 @@ def plain_env(kb_env: KbEnv, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_tty(argv: list[str], env: dict[str, str], on: str, timeout: float = 60,
-            columns: int = 0) -> Result:
+def run_tty(
+    argv: list[str], env: dict[str, str], on: str, timeout: float = 60, columns: int = 0
+) -> Result:
     """Run with ``on`` ("stdout" or "stderr") attached to a pseudo-terminal, the other a pipe.
 
     What the terminal received is returned in that stream's slot (the pty turns \\n into
@@ -49,8 +58,13 @@ def run_tty(argv: list[str], env: dict[str, str], on: str, timeout: float = 60,
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, on: slave}
     program = exe(argv[0]) if argv[0].startswith("keybroker") else argv[0]
-    proc = subprocess.Popen([program, *argv[1:]], env=env, stdin=subprocess.PIPE,
-                            stdout=streams["stdout"], stderr=streams["stderr"])
+    proc = subprocess.Popen(
+        [program, *argv[1:]],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=streams["stdout"],
+        stderr=streams["stderr"],
+    )
     os.close(slave)
     received = bytearray()
 
@@ -93,8 +107,12 @@ def test_doctor_colour_only_in_a_terminal(kb_env: KbEnv) -> None:
     assert tty.code == 0, tty
     assert b"\x1b[32m\xe2\x9c\x93\x1b[0m \x1b[1mprofile 'demo'\x1b[0m" in tty.out, tty  # green ✓
 
-    for quiet in ({"NO_COLOR": "1"}, {"TERM": "dumb"}, {"CLICOLOR": "0"},
-                  {"NO_COLOR": "1", "FORCE_COLOR": "1"}):
+    for quiet in (
+        {"NO_COLOR": "1"},
+        {"TERM": "dumb"},
+        {"CLICOLOR": "0"},
+        {"NO_COLOR": "1", "FORCE_COLOR": "1"},
+    ):
         tty = run_tty(["keybroker", "doctor", "demo"], plain_env(kb_env, **quiet), on="stdout")
         assert tty.code == 0, (quiet, tty)
         assert "✓ profile 'demo'".encode() in tty.out, (quiet, tty)
@@ -104,8 +122,9 @@ def test_doctor_colour_only_in_a_terminal(kb_env: KbEnv) -> None:
 def test_forced_colour_and_red_failures(kb_env: KbEnv) -> None:
     kb_env.write_config('[profiles.gone]\nsource = "env"\nvar = "KB_TEST_UNSET_VARIABLE"\n')
     for force in ({"FORCE_COLOR": "1"}, {"CLICOLOR_FORCE": "1"}):
-        tty = run_tty(["keybroker", "doctor", "gone"], plain_env(kb_env, TERM="dumb", **force),
-                      on="stdout")
+        tty = run_tty(
+            ["keybroker", "doctor", "gone"], plain_env(kb_env, TERM="dumb", **force), on="stdout"
+        )
         assert tty.code == 1, tty
         assert b"\x1b[31m\xe2\x9c\x97\x1b[0m \x1b[1mprofile 'gone'\x1b[0m" in tty.out, tty
         assert b"\x1b[33mfix:\x1b[0m" in tty.out
@@ -122,8 +141,9 @@ def test_print_token_headings_in_colour_in_a_terminal(kb_env: KbEnv) -> None:
     assert piped.code == 0, piped
     assert ESC not in piped.out
     assert piped.stdout.startswith("profile     demo\n")
-    as_json = run_tty(["keybroker", "print-token", "demo", "--json"], plain_env(kb_env),
-                      on="stdout")
+    as_json = run_tty(
+        ["keybroker", "print-token", "demo", "--json"], plain_env(kb_env), on="stdout"
+    )
     assert ESC not in as_json.out
 
 
@@ -173,8 +193,9 @@ def test_status_line_never_wraps_on_a_narrow_terminal(kb_env: KbEnv) -> None:
     assert b"\rkeybroker: waiting for va\xe2\x80\xa6 1s\x1b[K" in result.err, result
 
 
-@pytest.mark.parametrize("quiet", [{"CLAUDECODE": "1"}, {"CLAUDE_CODE_ENTRYPOINT": "cli"},
-                                   {"KEYBROKER_QUIET": "1"}])
+@pytest.mark.parametrize(
+    "quiet", [{"CLAUDECODE": "1"}, {"CLAUDE_CODE_ENTRYPOINT": "cli"}, {"KEYBROKER_QUIET": "1"}]
+)
 def test_no_status_line_under_claude_code_or_quiet(kb_env: KbEnv, quiet: dict[str, str]) -> None:
     from tests.kb import python  # noqa: PLC0415
 

@@ -46,9 +46,7 @@ def state(profile: str, env: Mapping[str, str]) -> str:
 # --- 1. identity-bound entries -------------------------------------------------------------
 
 
-def test_a_token_vault_refuses_never_gets_the_cached_key(
-    bao: OpenBao, kb_env: KbEnv
-) -> None:
+def test_a_token_vault_refuses_never_gets_the_cached_key(bao: OpenBao, kb_env: KbEnv) -> None:
     """Before: the entry was keyed by location only, so any process of the user got the key
     another token had fetched (exit 0), even with no token at all."""
     path = f"trust/{uid()}"
@@ -63,8 +61,10 @@ def test_a_token_vault_refuses_never_gets_the_cached_key(
 
     other = run(["keybroker", "get", "v"], dict(env, VAULT_TOKEN=refused))
     assert_fails(other, 4, "permission denied", secrets=[key, good, refused])
-    standalone = run(["keybroker-vault", "--addr", bao.addr, "--path", path, "--field", "key"],
-                     dict(env, VAULT_TOKEN=refused))
+    standalone = run(
+        ["keybroker-vault", "--addr", bao.addr, "--path", path, "--field", "key"],
+        dict(env, VAULT_TOKEN=refused),
+    )
     assert_fails(standalone, 4, secrets=[key])
     nobody = {k: v for k, v in env.items() if k != "VAULT_TOKEN"}
     none = run(["keybroker", "get", "v"], nobody)
@@ -80,10 +80,12 @@ def test_env_profile_cached_on_disk_is_bound_to_its_value(kb_env: KbEnv) -> None
     """Before: with storage = "disk" a caller whose variable held another value got the key
     cached by the first caller."""
     kb_env.write_config('[profiles.e]\nsource = "env"\nvar = "K"\nstorage = "disk"\n')
-    assert_key(run(["keybroker", "get", "e"], dict(kb_env, K="sk-first-caller-1")),
-               "sk-first-caller-1")
-    assert_key(run(["keybroker", "get", "e"], dict(kb_env, K="sk-second-caller-2")),
-               "sk-second-caller-2")
+    assert_key(
+        run(["keybroker", "get", "e"], dict(kb_env, K="sk-first-caller-1")), "sk-first-caller-1"
+    )
+    assert_key(
+        run(["keybroker", "get", "e"], dict(kb_env, K="sk-second-caller-2")), "sk-second-caller-2"
+    )
 
 
 def test_ci_jobs_on_one_runner_user_do_not_share_cache(kb_env: KbEnv) -> None:
@@ -137,8 +139,9 @@ def test_slow_failing_refresh_never_prints_a_key_that_expired_meanwhile(kb_env: 
     client = f"import socket; socket.create_connection(('127.0.0.1', {stall.port})).recv(1)"
     argv = json.dumps([sys.executable, "-c", client])
     kb_env.write_config(f'[profiles.s]\nsource = "command"\ncommand = {argv}\n')
-    env = dict(kb_env, KEYBROKER_TIMEOUT="2", KEYBROKER_MARGIN="0",
-               CLAUDE_CODE_API_KEY_HELPER_TTL_MS="500")
+    env = dict(
+        kb_env, KEYBROKER_TIMEOUT="2", KEYBROKER_MARGIN="0", CLAUDE_CODE_API_KEY_HELPER_TTL_MS="500"
+    )
     now = time.time()
     # 1.5 s left: in the advisory window (need = 0.5 s), expires during the 2 s stall
     plant(env, "s", "sk-about-to-expire", now - 3598.5, now + 1.5)
@@ -265,14 +268,28 @@ def test_directories_keybroker_creates_are_private_under_umask_000(tmp_path: Pat
     """Before: under umask 000 the parents it created (~/.cache, ~/.local/share) were 0777."""
     home = tmp_path / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("XDG_", "KEYBROKER_", "CI", "GITHUB_", "GITLAB_", "RUNNER_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("XDG_", "KEYBROKER_", "CI", "GITHUB_", "GITLAB_", "RUNNER_"))
+    }
     env.update(HOME=str(home), KEYBROKER_SYSTEM_CONFIG="")
-    proc = subprocess.run([exe("keybroker"), "get", "demo"], env=env, capture_output=True,
-                          preexec_fn=lambda: os.umask(0), timeout=60, check=False)
+    proc = subprocess.run(
+        [exe("keybroker"), "get", "demo"],
+        env=env,
+        capture_output=True,
+        preexec_fn=lambda: os.umask(0),
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
-    for created in (home / ".cache", home / ".cache" / "keybroker", home / ".local",
-                    home / ".local" / "share", home / ".local" / "share" / "keybroker"):
+    for created in (
+        home / ".cache",
+        home / ".cache" / "keybroker",
+        home / ".local",
+        home / ".local" / "share",
+        home / ".local" / "share" / "keybroker",
+    ):
         assert (created.stat().st_mode & 0o777) == 0o700, created
 
 
@@ -283,8 +300,14 @@ def test_a_failed_data_key_write_leaves_no_key_material_behind(kb_env: KbEnv) ->
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (8, 8))
 
-    proc = subprocess.run([exe("keybroker"), "get", "demo"], env=kb_env, capture_output=True,
-                          preexec_fn=small_files, timeout=60, check=False)
+    proc = subprocess.run(
+        [exe("keybroker"), "get", "demo"],
+        env=kb_env,
+        capture_output=True,
+        preexec_fn=small_files,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode != 0
     assert b"Traceback" not in proc.stderr
     leftovers = [p.name for p in kb_env.data_dir.iterdir()] if kb_env.data_dir.exists() else []
@@ -355,8 +378,13 @@ def test_config_under_a_directory_others_can_rename_is_refused(
         env["KEYBROKER_SYSTEM_CONFIG"] = str(path)
     what = "system config" if layer == "system" else "config"
     result = run(["keybroker", "get", "c"], env)
-    assert_fails(result, 2, f"{what} {path} is under {path.parent.parent}",
-                 "writable by group or others (mode 0777)", "chmod go-w")
+    assert_fails(
+        result,
+        2,
+        f"{what} {path} is under {path.parent.parent}",
+        "writable by group or others (mode 0777)",
+        "chmod go-w",
+    )
     assert not marker.exists()
 
 
@@ -369,8 +397,9 @@ def test_racing_swap_of_the_config_dir_never_runs_the_attackers_profile(
     base, path, marker = hostile_parent(shared_dir, other_user, f"{layer}.toml")
     env = dict(kb_env, K="sk-victim")
     env["KEYBROKER_CONFIG" if layer == "user" else "KEYBROKER_SYSTEM_CONFIG"] = str(path)
-    swapper = subprocess.Popen([SYSTEM_PYTHON, "-c", SWAPPER, str(base), "8"],
-                               user=other_user.uid, group=other_user.gid)
+    swapper = subprocess.Popen(
+        [SYSTEM_PYTHON, "-c", SWAPPER, str(base), "8"], user=other_user.uid, group=other_user.gid
+    )
     try:
         started = time.monotonic()
         while not (base / "swapping").exists():
@@ -398,8 +427,11 @@ def test_config_load_under_a_racing_swap_never_returns_the_attackers_table(
     from keybroker.errors import ConfigError  # noqa: PLC0415
 
     _, path, _ = hostile_parent(shared_dir, other_user, "user.toml")
-    swapper = subprocess.Popen([SYSTEM_PYTHON, "-c", SWAPPER, str(shared_dir), "6"],
-                               user=other_user.uid, group=other_user.gid)
+    swapper = subprocess.Popen(
+        [SYSTEM_PYTHON, "-c", SWAPPER, str(shared_dir), "6"],
+        user=other_user.uid,
+        group=other_user.gid,
+    )
     loads = refused = 0
     try:
         started = time.monotonic()
@@ -430,8 +462,10 @@ def test_sticky_shared_parent_is_accepted_for_a_dir_of_ours(kb_env: KbEnv) -> No
     (base / "cfg").mkdir(mode=0o700)
     path = base / "cfg" / "config.toml"
     path.write_text('[profiles.e]\nsource = "env"\nvar = "K"\n')
-    assert_key(run(["keybroker", "get", "e"], dict(kb_env, KEYBROKER_CONFIG=str(path),
-                                                   K="sk-sticky")), "sk-sticky")
+    assert_key(
+        run(["keybroker", "get", "e"], dict(kb_env, KEYBROKER_CONFIG=str(path), K="sk-sticky")),
+        "sk-sticky",
+    )
 
 
 def test_ancestor_owned_by_another_user_is_refused(kb_env: KbEnv, other_user: OsUser) -> None:
@@ -460,8 +494,11 @@ def test_symlinked_config_is_followed_safely(kb_env: KbEnv, other_user: OsUser) 
     assert_key(run(["keybroker", "get", "e", "--no-cache"], env), "sk-linked")
 
     os.lchown(kb_env.config_path, other_user.uid, other_user.gid)
-    assert_fails(run(["keybroker", "get", "e", "--no-cache"], env), 2,
-                 f"the symbolic link {kb_env.config_path} belongs to uid {other_user.uid}")
+    assert_fails(
+        run(["keybroker", "get", "e", "--no-cache"], env),
+        2,
+        f"the symbolic link {kb_env.config_path} belongs to uid {other_user.uid}",
+    )
 
     kb_env.config_path.unlink()
     loose = kb_env.base / "loose"
@@ -469,8 +506,11 @@ def test_symlinked_config_is_followed_safely(kb_env: KbEnv, other_user: OsUser) 
     loose.chmod(0o777)
     (loose / "keybroker.toml").write_text(target.read_text())
     kb_env.config_path.symlink_to(loose / "keybroker.toml")
-    assert_fails(run(["keybroker", "get", "e", "--no-cache"], env), 2,
-                 f"is under {loose}, which is writable by group or others")
+    assert_fails(
+        run(["keybroker", "get", "e", "--no-cache"], env),
+        2,
+        f"is under {loose}, which is writable by group or others",
+    )
 
 
 def test_config_that_is_a_fifo_is_refused_not_waited_on(kb_env: KbEnv) -> None:

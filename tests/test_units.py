@@ -80,8 +80,14 @@ def test_scrub_replaces_registered_secrets() -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="Windows defers to platformdirs itself")
 def test_default_paths_match_platformdirs(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "CI", "GITHUB_ACTIONS",
-                "GITLAB_CI"):
+    for var in (
+        "XDG_CACHE_HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "CI",
+        "GITHUB_ACTIONS",
+        "GITLAB_CI",
+    ):
         monkeypatch.delenv(var, raising=False)
     env: dict[str, str] = {}
     assert str(paths.cache_dir(env)) == platformdirs.user_cache_dir("keybroker", appauthor=False)

@@ -44,7 +44,6 @@ if TYPE_CHECKING:  # cryptography is imported where a test needs it
 pytestmark = pytest.mark.integration
 
 
-
 # --- setup helpers ---
 
 
@@ -119,15 +118,15 @@ def test_pinned_secret_version(bao: OpenBao, kb_env: KbEnv) -> None:
     )
     assert_key(result, first)
     kb_env.write_config(
-        f'[profiles.pinned]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
-        "secret_version = 1\n"
+        f'[profiles.pinned]\nsource = "vault"\npath = "{path}"\nfield = "key"\nsecret_version = 1\n'
     )
     doc = print_token("pinned", env, "--reveal")
     assert doc["cache"]["state"] == "hit"
     assert doc["key"] == first
     assert doc["key_version"] == "1"
-    missing = run(["keybroker-vault", "--path", path, "--field", "key", "--secret-version", "7"],
-                  env)
+    missing = run(
+        ["keybroker-vault", "--path", path, "--field", "key", "--secret-version", "7"], env
+    )
     assert_fails(missing, 5, f"no secret at secret/data/{path} (version 7)", secrets=[first])
 
 
@@ -136,8 +135,20 @@ def test_kv1_mount(bao: OpenBao, kb_env: KbEnv) -> None:
     key = new_key()
     bao.api("POST", f"kv1/{path}", {"key": key, "owner": "team"})
     env = vault_env(kb_env, bao, bao.root_token)
-    result = run(["keybroker-vault", "--mount", "kv1", "--kv-version", "1", "--path", path,
-                  "--field", "key"], env)
+    result = run(
+        [
+            "keybroker-vault",
+            "--mount",
+            "kv1",
+            "--kv-version",
+            "1",
+            "--path",
+            path,
+            "--field",
+            "key",
+        ],
+        env,
+    )
     assert_key(result, key)
     assert result.err == b""
     # the same path read as KV v2 says how to fix it
@@ -145,8 +156,10 @@ def test_kv1_mount(bao: OpenBao, kb_env: KbEnv) -> None:
     assert_fails(wrong, 5, f"no secret at kv1/data/{path}", "kv_version = 1", secrets=[key])
     # and a KV v2 mount read as v1 says the opposite
     bao.kv_put(path, {"key": key})
-    flipped = run(["keybroker-vault", "--kv-version", "1", "--path", path, "--field", "key",
-                   "--no-cache"], env)
+    flipped = run(
+        ["keybroker-vault", "--kv-version", "1", "--path", path, "--field", "key", "--no-cache"],
+        env,
+    )
     assert_fails(flipped, 5, "'secret' is a KV v2 mount: set kv_version = 2", secrets=[key])
 
 
@@ -164,26 +177,33 @@ def test_whole_document_with_field_star_and_expires_at_field(bao: OpenBao, kb_en
     assert doc["expires_at"] == iso(expires)
 
 
-def test_no_field_on_several_fields_exit_6_single_field_printed(bao: OpenBao,
-                                                                kb_env: KbEnv) -> None:
+def test_no_field_on_several_fields_exit_6_single_field_printed(
+    bao: OpenBao, kb_env: KbEnv
+) -> None:
     """Issue 17: no field used to print the whole JSON as the key (exit 0, doctor ✓)."""
     several, single = f"many-{uid()}", f"one-{uid()}"
     key, other = new_key(), new_key()
     bao.kv_put(several, {"key": key, "admin_key": other, "expires_at": int(time.time()) + 3600})
     bao.kv_put(single, {"key": key, "expires_at": int(time.time()) + 3600})
     env = vault_env(kb_env, bao, bao.root_token)
-    kb_env.write_config(f'[profiles.many]\nsource = "vault"\npath = "{several}"\n'
-                        f'[profiles.one]\nsource = "vault"\npath = "{single}"\n')
+    kb_env.write_config(
+        f'[profiles.many]\nsource = "vault"\npath = "{several}"\n'
+        f'[profiles.one]\nsource = "vault"\npath = "{single}"\n'
+    )
     refused = run(["keybroker", "get", "many"], env)
-    assert refused.err == (
-        f"keybroker: profile 'many': vault: the secret at secret/data/{several} has several "
-        "fields: admin_key, expires_at, key; set field (--field) to the one that holds the key, "
-        'or field = "*" for the whole object as compact JSON\n'
-    ).encode()
+    assert (
+        refused.err
+        == (
+            f"keybroker: profile 'many': vault: the secret at secret/data/{several} has several "
+            "fields: admin_key, expires_at, key; set field (--field) to the one that holds the "
+            'key, or field = "*" for the whole object as compact JSON\n'
+        ).encode()
+    )
     assert_fails(refused, 6, secrets=[key, other])
     standalone = run(["keybroker-vault", "--path", several], env)
-    assert_fails(standalone, 6, "has several fields: admin_key, expires_at, key",
-                 secrets=[key, other])
+    assert_fails(
+        standalone, 6, "has several fields: admin_key, expires_at, key", secrets=[key, other]
+    )
     doctor = run(["keybroker", "doctor", "many"], env)
     assert doctor.code == 1, doctor
     assert "✗ profile 'many' read: secret/data/" in doctor.stdout
@@ -199,26 +219,38 @@ def test_no_field_on_several_fields_exit_6_single_field_printed(bao: OpenBao,
 def test_invalid_values_exit_6(bao: OpenBao, kb_env: KbEnv) -> None:
     path = f"bad-{uid()}"
     inner = new_key()
-    bao.kv_put(path, {"nested": {"k": inner}, "when": "soon", "key": new_key(),
-                      "expires_at": int(time.time()) + 3600})
+    bao.kv_put(
+        path,
+        {
+            "nested": {"k": inner},
+            "when": "soon",
+            "key": new_key(),
+            "expires_at": int(time.time()) + 3600,
+        },
+    )
     env = vault_env(kb_env, bao, bao.root_token)
     nested = run(["keybroker-vault", "--path", path, "--field", "nested"], env)
-    assert nested.err == (
-        f"keybroker: vault: field 'nested' of secret/data/{path} is a dict, not a string; "
-        "point field at a string value\n"
-    ).encode()
+    assert (
+        nested.err
+        == (
+            f"keybroker: vault: field 'nested' of secret/data/{path} is a dict, not a string; "
+            "point field at a string value\n"
+        ).encode()
+    )
     assert_fails(nested, 6, secrets=[inner])
     kb_env.write_config(
         f'[profiles.w]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
         'expires_field = "when"\n'
         f'[profiles.epoch]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
     )
-    assert_fails(run(["keybroker", "get", "w"], env), 6,
-                 f"field 'when' of secret/data/{path} is not a time")
+    assert_fails(
+        run(["keybroker", "get", "w"], env), 6, f"field 'when' of secret/data/{path} is not a time"
+    )
     doc = print_token("epoch", env)
     assert doc["cache"]["state"] == "miss"
-    assert doc["expires_at"] == iso(bao.api("GET", f"secret/data/{path}")["data"]["data"][
-        "expires_at"])
+    assert doc["expires_at"] == iso(
+        bao.api("GET", f"secret/data/{path}")["data"]["data"]["expires_at"]
+    )
 
 
 def test_read_engine_lease_gives_expiry(bao: OpenBao, kb_env: KbEnv) -> None:
@@ -237,8 +269,20 @@ def test_read_engine_lease_gives_expiry(bao: OpenBao, kb_env: KbEnv) -> None:
     assert doc["cache"]["state"] == "hit"
     expires = datetime.fromisoformat(doc["expires_at"].replace("Z", "+00:00")).timestamp()
     assert before + 7200 - 5 <= expires <= time.time() + 7200 + 5
-    field = run(["keybroker-vault", "--engine", "read", "--mount", "kv1", "--path", path,
-                 "--field", "secret_key"], env)
+    field = run(
+        [
+            "keybroker-vault",
+            "--engine",
+            "read",
+            "--mount",
+            "kv1",
+            "--path",
+            path,
+            "--field",
+            "secret_key",
+        ],
+        env,
+    )
     assert_key(field, creds["secret_key"])
 
 
@@ -255,26 +299,42 @@ def test_denied_missing_and_field_errors(bao: OpenBao, kb_env: KbEnv) -> None:
     kb_env.write_config(f'[profiles.priv]\nsource = "vault"\npath = "{other}"\nfield = "key"\n')
 
     denied = run(["keybroker", "get", "priv"], env)
-    assert_fails(denied, 4, f"permission denied reading secret/data/{other}", "policies",
-                 "keybroker doctor priv", secrets=[token, hidden])
-    assert denied.err == (
-        f"keybroker: profile 'priv': vault: permission denied reading secret/data/{other}; "
-        f"the token ($VAULT_TOKEN) may be expired, or its policies may not allow 'read' on "
-        f"secret/data/{other}; run 'keybroker doctor priv'\n"
-    ).encode()
+    assert_fails(
+        denied,
+        4,
+        f"permission denied reading secret/data/{other}",
+        "policies",
+        "keybroker doctor priv",
+        secrets=[token, hidden],
+    )
+    assert (
+        denied.err
+        == (
+            f"keybroker: profile 'priv': vault: permission denied reading secret/data/{other}; "
+            f"the token ($VAULT_TOKEN) may be expired, or its policies may not allow 'read' on "
+            f"secret/data/{other}; run 'keybroker doctor priv'\n"
+        ).encode()
+    )
 
     field = run(["keybroker-vault", "--path", allowed, "--field", "nope"], env)
-    assert field.err == (
-        f"keybroker: vault: field 'nope' not found in secret/data/{allowed}; "
-        "fields present: key, org\n"
-    ).encode()
+    assert (
+        field.err
+        == (
+            f"keybroker: vault: field 'nope' not found in secret/data/{allowed}; "
+            "fields present: key, org\n"
+        ).encode()
+    )
     assert_fails(field, 5, secrets=[key, "acme-org-value", token])
 
-    missing = run(["keybroker-vault", "--path", f"none-{uid()}", "--field", "key"],
-                  dict(env, VAULT_TOKEN=bao.root_token))
+    missing = run(
+        ["keybroker-vault", "--path", f"none-{uid()}", "--field", "key"],
+        dict(env, VAULT_TOKEN=bao.root_token),
+    )
     assert_fails(missing, 5, "no secret at secret/data/none-", "check mount and path")
-    relative = run(["keybroker-vault", "--path", f"secret/{allowed}", "--field", "key"],
-                   dict(env, VAULT_TOKEN=bao.root_token))
+    relative = run(
+        ["keybroker-vault", "--path", f"secret/{allowed}", "--field", "key"],
+        dict(env, VAULT_TOKEN=bao.root_token),
+    )
     assert_fails(relative, 5, f'try path = "{allowed}"')
 
     debug = run(["keybroker", "get", "priv", "--no-cache", "--debug"], env)
@@ -286,12 +346,21 @@ def test_denied_missing_and_field_errors(bao: OpenBao, kb_env: KbEnv) -> None:
 
 def test_bad_settings_exit_2(bao: OpenBao, kb_env: KbEnv) -> None:
     env = vault_env(kb_env, bao, bao.root_token)
-    assert_fails(run(["keybroker-vault", "--path", "x", "--kv-version", "3"], env), 2,
-                 "kv_version must be 1 or 2")
-    assert_fails(run(["keybroker-vault", "--path", "x", "--auth-method", "approle"], env), 2,
-                 "AppRole login needs a role_id")
-    assert_fails(run(["keybroker-vault", "--path", "x", "--addr", "vault:8200"], env), 2,
-                 "is not an http(s) URL")
+    assert_fails(
+        run(["keybroker-vault", "--path", "x", "--kv-version", "3"], env),
+        2,
+        "kv_version must be 1 or 2",
+    )
+    assert_fails(
+        run(["keybroker-vault", "--path", "x", "--auth-method", "approle"], env),
+        2,
+        "AppRole login needs a role_id",
+    )
+    assert_fails(
+        run(["keybroker-vault", "--path", "x", "--addr", "vault:8200"], env),
+        2,
+        "is not an http(s) URL",
+    )
     del env["VAULT_ADDR"]
     assert_fails(run(["keybroker-vault", "--path", "x"], env), 2, "no server address")
     kb_env.write_config('[profiles.bad]\nsource = "vault"\npath = "x"\nkv_version = "two"\n')
@@ -334,11 +403,16 @@ def test_token_env_setting(bao: OpenBao, kb_env: KbEnv) -> None:
 
 def test_unreachable_closed_port_exit_3(kb_env: KbEnv) -> None:
     port = free_port()  # nothing listens there
-    env = dict(kb_env, VAULT_ADDR=f"http://127.0.0.1:{port}", VAULT_TOKEN="s.token-never-sent",
-               KEYBROKER_TIMEOUT="2")
+    env = dict(
+        kb_env,
+        VAULT_ADDR=f"http://127.0.0.1:{port}",
+        VAULT_TOKEN="s.token-never-sent",
+        KEYBROKER_TIMEOUT="2",
+    )
     result = run(["keybroker-vault", "--path", "x", "--field", "key"], env, timeout=30)
-    assert_fails(result, 3, f"http://127.0.0.1:{port}: cannot connect",
-                 secrets=["s.token-never-sent"])
+    assert_fails(
+        result, 3, f"http://127.0.0.1:{port}: cannot connect", secrets=["s.token-never-sent"]
+    )
 
 
 def test_unreachable_silent_listener_exit_3_within_deadline(kb_env: KbEnv) -> None:
@@ -347,8 +421,12 @@ def test_unreachable_silent_listener_exit_3_within_deadline(kb_env: KbEnv) -> No
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
         port = listener.getsockname()[1]
-        env = dict(kb_env, VAULT_ADDR=f"http://127.0.0.1:{port}", VAULT_TOKEN="s.silent-token",
-                   KEYBROKER_TIMEOUT="2")
+        env = dict(
+            kb_env,
+            VAULT_ADDR=f"http://127.0.0.1:{port}",
+            VAULT_TOKEN="s.silent-token",
+            KEYBROKER_TIMEOUT="2",
+        )
         result = run(["keybroker-vault", "--path", "x", "--field", "key"], env, timeout=30)
     assert result.code == 3, result
     assert result.out == b""
@@ -388,8 +466,13 @@ def test_tls_with_ca_cert(tmp_path: Path, kb_env: KbEnv) -> None:
         env = vault_env(kb_env, server, server.root_token)
         untrusted = run(["keybroker-vault", "--path", "tls", "--field", "key"], env)
         assert_fails(untrusted, 3, "TLS verification failed", "ca_cert")
-        assert_key(run(["keybroker-vault", "--path", "tls", "--field", "key"],
-                       dict(env, VAULT_CACERT=str(server.ca_cert))), key)
+        assert_key(
+            run(
+                ["keybroker-vault", "--path", "tls", "--field", "key"],
+                dict(env, VAULT_CACERT=str(server.ca_cert)),
+            ),
+            key,
+        )
         kb_env.write_config(
             f'[profiles.tls]\nsource = "vault"\npath = "tls"\nfield = "key"\n'
             f'ca_cert = "{server.ca_cert}"\n'
@@ -397,8 +480,10 @@ def test_tls_with_ca_cert(tmp_path: Path, kb_env: KbEnv) -> None:
         doc = print_token("tls", env)  # ca_cert does not change the entry: a hit
         assert doc["cache"]["state"] == "hit"
         assert_key(run(["keybroker", "get", "tls", "--no-cache"], env), key)
-        insecure = run(["keybroker-vault", "--path", "tls", "--field", "key", "--no-tls-verify",
-                        "--no-cache"], env)
+        insecure = run(
+            ["keybroker-vault", "--path", "tls", "--field", "key", "--no-tls-verify", "--no-cache"],
+            env,
+        )
         assert_key(insecure, key)
         assert insecure.err == b""  # no urllib3 warning on the helper's stderr
     finally:
@@ -411,8 +496,11 @@ def test_tls_with_ca_cert(tmp_path: Path, kb_env: KbEnv) -> None:
 def approle(server: OpenBao, policy: str, **options: Any) -> tuple[str, str]:
     """A role with ``policy``; returns (role_id, secret_id)."""
     name = f"role-{uid()}"
-    server.api("POST", f"auth/approle/role/{name}",
-               {"token_policies": [policy], "token_ttl": "1h", "token_max_ttl": "4h", **options})
+    server.api(
+        "POST",
+        f"auth/approle/role/{name}",
+        {"token_policies": [policy], "token_ttl": "1h", "token_max_ttl": "4h", **options},
+    )
     role_id = server.api("GET", f"auth/approle/role/{name}/role-id")["data"]["role_id"]
     secret_id = server.api("POST", f"auth/approle/role/{name}/secret-id")["data"]["secret_id"]
     return str(role_id), str(secret_id)
@@ -424,8 +512,7 @@ def test_approle_read_only_policy_and_cached_login(bao: OpenBao, kb_env: KbEnv) 
     bao.kv_put(path, {"key": key})
     bao.kv_put(other, {"key": new_key()})
     # one use only: a second login would fail, so later calls prove the token was cached
-    role_id, secret_id = approle(bao, read_policy(bao, f"secret/data/{path}"),
-                                 secret_id_num_uses=1)
+    role_id, secret_id = approle(bao, read_policy(bao, f"secret/data/{path}"), secret_id_num_uses=1)
     env = vault_env(kb_env, bao, None)
     env["APPROLE_SECRET_ID"] = secret_id
     kb_env.write_config(
@@ -456,16 +543,30 @@ def test_approle_wrong_secret_id_exit_4(bao: OpenBao, kb_env: KbEnv) -> None:
     env = vault_env(kb_env, bao, None)
     wrong = secret_id[:-4] + "beef"
     env["SID"] = wrong
-    result = run(["keybroker-vault", "--path", "x", "--auth-method", "approle", "--role-id",
-                  role_id, "--secret-id-env", "SID", "--debug"], env)
+    result = run(
+        [
+            "keybroker-vault",
+            "--path",
+            "x",
+            "--auth-method",
+            "approle",
+            "--role-id",
+            role_id,
+            "--secret-id-env",
+            "SID",
+            "--debug",
+        ],
+        env,
+    )
     assert result.code == 4, result
     assert b"login refused while logging in with approle at auth/approle/login" in result.err
     assert_nowhere(wrong, result)
     assert_nowhere(secret_id, result)
 
 
-def test_approle_secret_id_file_and_renewal(bao: OpenBao, tmp_path: Path, kb_env: KbEnv,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_approle_secret_id_file_and_renewal(
+    bao: OpenBao, tmp_path: Path, kb_env: KbEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """In process with an injected clock: a renewable cached token near its end is renewed."""
     from keybroker import clock  # noqa: PLC0415
     from keybroker.cache.store import Cache, CacheAux  # noqa: PLC0415
@@ -476,13 +577,17 @@ def test_approle_secret_id_file_and_renewal(bao: OpenBao, tmp_path: Path, kb_env
     path = f"renew-{uid()}"
     key = new_key()
     bao.kv_put(path, {"key": key})
-    role_id, secret_id = approle(bao, read_policy(bao, f"secret/data/{path}"),
-                                 secret_id_num_uses=1)
+    role_id, secret_id = approle(bao, read_policy(bao, f"secret/data/{path}"), secret_id_num_uses=1)
     sid_file = tmp_path / "secret-id"
     sid_file.write_text(secret_id + "\n")
     env = vault_env(kb_env, bao, None)
-    settings = {"path": path, "field": "key", "auth_method": "approle",
-                "role_id": role_id, "secret_id_file": str(sid_file)}
+    settings = {
+        "path": path,
+        "field": "key",
+        "auth_method": "approle",
+        "role_id": role_id,
+        "secret_id_file": str(sid_file),
+    }
     aux = CacheAux(Cache.open(env), "vault")
 
     def fetch() -> str:
@@ -490,8 +595,11 @@ def test_approle_secret_id_file_and_renewal(bao: OpenBao, tmp_path: Path, kb_env
         return SOURCE.fetch(Request("vault", settings), ctx).value
 
     assert fetch() == key
-    [name] = [i.label[len("aux:vault:"):] for i in aux.cache.entries()
-              if i.label.startswith("aux:vault:")]
+    [name] = [
+        i.label[len("aux:vault:") :]
+        for i in aux.cache.entries()
+        if i.label.startswith("aux:vault:")
+    ]
     entry = aux.get(name)
     assert entry is not None
     assert entry.metadata["renewable"] is True
@@ -530,21 +638,30 @@ def jwt_role(bao: OpenBao) -> tuple[RSAPrivateKey, str, str]:
     from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
 
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
-    bao.api("POST", "auth/jwt/config",
-            {"jwt_validation_pubkeys": [public_pem], "bound_issuer": JWT_ISSUER})
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    bao.api(
+        "POST",
+        "auth/jwt/config",
+        {"jwt_validation_pubkeys": [public_pem], "bound_issuer": JWT_ISSUER},
+    )
     path = f"ci-{uid()}"
     role = f"ci-{uid()}"
-    bao.api("POST", f"auth/jwt/role/{role}", {
-        "role_type": "jwt",
-        "bound_audiences": [JWT_AUDIENCE],
-        "user_claim": "sub",
-        "bound_claims": {"repository": "acme/app"},
-        "token_policies": [read_policy(bao, f"secret/data/{path}")],
-        "token_ttl": "1h",
-    })
+    bao.api(
+        "POST",
+        f"auth/jwt/role/{role}",
+        {
+            "role_type": "jwt",
+            "bound_audiences": [JWT_AUDIENCE],
+            "user_claim": "sub",
+            "bound_claims": {"repository": "acme/app"},
+            "token_policies": [read_policy(bao, f"secret/data/{path}")],
+            "token_ttl": "1h",
+        },
+    )
     return private, role, path
 
 
@@ -565,9 +682,23 @@ def test_jwt_login_from_env_and_file(
     assert_key(result, key)
     token_file = tmp_path / "id-token"
     token_file.write_text(sign(private))
-    from_file = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method", "jwt",
-                     "--role", role, "--jwt-file", str(token_file), "--no-cache"],
-                    vault_env(kb_env, bao, None))
+    from_file = run(
+        [
+            "keybroker-vault",
+            "--path",
+            path,
+            "--field",
+            "key",
+            "--auth-method",
+            "jwt",
+            "--role",
+            role,
+            "--jwt-file",
+            str(token_file),
+            "--no-cache",
+        ],
+        vault_env(kb_env, bao, None),
+    )
     assert_key(from_file, key)
     for secret in [token, token_file.read_text(), *vault_tokens(kb_env)]:
         assert_nowhere(secret, result, from_file, dirs=state_dirs(kb_env))
@@ -582,8 +713,23 @@ def test_jwt_signed_by_unknown_key_exit_4(
     forged = sign(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     env = vault_env(kb_env, bao, None)
     env["CI_JOB_JWT"] = forged
-    result = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method", "jwt",
-                  "--role", role, "--jwt-env", "CI_JOB_JWT", "--debug"], env)
+    result = run(
+        [
+            "keybroker-vault",
+            "--path",
+            path,
+            "--field",
+            "key",
+            "--auth-method",
+            "jwt",
+            "--role",
+            role,
+            "--jwt-env",
+            "CI_JOB_JWT",
+            "--debug",
+        ],
+        env,
+    )
     assert result.code == 4, result
     assert f"logging in with jwt as role '{role}' at auth/jwt/login".encode() in result.err
     assert_nowhere(forged, result)
@@ -606,7 +752,9 @@ def audiences(server: StandIn) -> list[str]:
 
 
 def test_jwt_from_github_actions_id_token(
-    bao: OpenBao, jwt_role: tuple[RSAPrivateKey, str, str], kb_env: KbEnv,
+    bao: OpenBao,
+    jwt_role: tuple[RSAPrivateKey, str, str],
+    kb_env: KbEnv,
     stand_in: Callable[..., StandIn],
 ) -> None:
     private, role, path = jwt_role
@@ -617,19 +765,62 @@ def test_jwt_from_github_actions_id_token(
     env = vault_env(kb_env, bao, None)
     env["ACTIONS_ID_TOKEN_REQUEST_URL"] = f"{server.url}/token?api-version=2.0"
     env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = bearer
-    result = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method", "jwt",
-                  "--role", role, "--jwt-audience", JWT_AUDIENCE], env)
+    result = run(
+        [
+            "keybroker-vault",
+            "--path",
+            path,
+            "--field",
+            "key",
+            "--auth-method",
+            "jwt",
+            "--role",
+            role,
+            "--jwt-audience",
+            JWT_AUDIENCE,
+        ],
+        env,
+    )
     assert_key(result, key)
     assert audiences(server) == [JWT_AUDIENCE]
-    again = run(["keybroker-vault", "--path", path, "--field", "*", "--auth-method",
-                 "jwt", "--role", role, "--jwt-audience", JWT_AUDIENCE], env)
+    again = run(
+        [
+            "keybroker-vault",
+            "--path",
+            path,
+            "--field",
+            "*",
+            "--auth-method",
+            "jwt",
+            "--role",
+            role,
+            "--jwt-audience",
+            JWT_AUDIENCE,
+        ],
+        env,
+    )
     # another entry (the whole document), the same job: its cached Vault login answers,
     # no new ID token is requested
     assert_key(again, json.dumps({"key": key}, separators=(",", ":")))
     assert len(audiences(server)) == 1
     env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "wrong-bearer"
-    refused = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method",
-                   "jwt", "--role", role, "--jwt-audience", JWT_AUDIENCE, "--no-cache"], env)
+    refused = run(
+        [
+            "keybroker-vault",
+            "--path",
+            path,
+            "--field",
+            "key",
+            "--auth-method",
+            "jwt",
+            "--role",
+            role,
+            "--jwt-audience",
+            JWT_AUDIENCE,
+            "--no-cache",
+        ],
+        env,
+    )
     # another job's request token is another identity: it must get its own ID token,
     # and GitHub refuses this one; the first job's cached login is not used
     assert_fails(refused, 4, "GitHub Actions refused to issue an ID token")
@@ -656,12 +847,15 @@ def test_through_openbao_proxy_without_token(bao: OpenBao, kb_env: KbEnv, tmp_pa
         f'vault {{ address = "{bao.addr}" }}\n'
         'auto_auth { method "token_file" { config = { '
         f'token_file_path = "{token_file}" }} }} }}\n'
-        'api_proxy { use_auto_auth_token = true }\n'
+        "api_proxy { use_auto_auth_token = true }\n"
         f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  tls_disable = true\n}}\n'
     )
-    proc = subprocess.Popen([str(bao.bao), "proxy", f"-config={config}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={"HOME": str(bao.home), "PATH": "/usr/bin:/bin"})
+    proc = subprocess.Popen(
+        [str(bao.bao), "proxy", f"-config={config}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={"HOME": str(bao.home), "PATH": "/usr/bin:/bin"},
+    )
     try:
         env = dict(kb_env, VAULT_ADDR=f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 30
@@ -749,13 +943,15 @@ def heavy_after(call: str) -> bytes:
         "print([m for m in ('hvac', 'requests', 'keybroker.sources.vault.auth') "
         "if m in sys.modules])"
     )
-    return subprocess.run([python(), "-c", code], capture_output=True, check=True,
-                          timeout=60).stdout
+    return subprocess.run(
+        [python(), "-c", code], capture_output=True, check=True, timeout=60
+    ).stdout
 
 
 def test_source_module_imports_cheaply() -> None:
     assert heavy_after("v.SOURCE.canonical({'path': 'p'}, {'VAULT_ADDR': 'http://x:1'})") == (
-        b"[]\n")
+        b"[]\n"
+    )
 
 
 def test_canonical_fills_defaults_and_env() -> None:
@@ -764,9 +960,18 @@ def test_canonical_fills_defaults_and_env() -> None:
     env = {"VAULT_ADDR": "https://vault.example:8200/", "VAULT_NAMESPACE": "team/"}
     short = SOURCE.canonical({"path": "litellm", "field": "key"}, env)
     full = SOURCE.canonical(
-        {"addr": "https://vault.example:8200", "namespace": "team", "mount": "secret/",
-         "path": "/litellm/", "field": "key", "kv_version": 2, "auth_method": "token",
-         "token_env": "X", "tls_verify": False, "ca_cert": "/ca.pem"},
+        {
+            "addr": "https://vault.example:8200",
+            "namespace": "team",
+            "mount": "secret/",
+            "path": "/litellm/",
+            "field": "key",
+            "kv_version": 2,
+            "auth_method": "token",
+            "token_env": "X",
+            "tls_verify": False,
+            "ca_cert": "/ca.pem",
+        },
         {},
     )
     assert short == full
@@ -778,8 +983,20 @@ def test_canonical_fills_defaults_and_env() -> None:
 def test_standalone_flags_per_design(kb_env: KbEnv) -> None:
     result = run(["keybroker-vault", "--help"], kb_env)
     assert result.code == 0
-    for flag in ("--addr", "--path", "--mount", "--field", "--kv-version", "--secret-version",
-                 "--auth-method", "--role", "--no-cache", "--max-age", "--config", "--profile"):
+    for flag in (
+        "--addr",
+        "--path",
+        "--mount",
+        "--field",
+        "--kv-version",
+        "--secret-version",
+        "--auth-method",
+        "--role",
+        "--no-cache",
+        "--max-age",
+        "--config",
+        "--profile",
+    ):
         assert flag.encode() in result.out, flag
     assert b"--secret-id " not in result.out  # secrets never come from argv
     assert b"--token " not in result.out
@@ -795,12 +1012,17 @@ def token_review_api(valid_jwt: str) -> Callable[[Seen], Reply]:
         token = json.loads(seen.body).get("spec", {}).get("token", "")
         status: dict[str, Any] = {"authenticated": False}
         if token == valid_jwt:
-            status = {"authenticated": True, "user": {
-                "username": "system:serviceaccount:ci:claude", "uid": "uid-claude",
-                "groups": ["system:serviceaccounts"],
-            }}
-        return Reply(201, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                           "status": status})
+            status = {
+                "authenticated": True,
+                "user": {
+                    "username": "system:serviceaccount:ci:claude",
+                    "uid": "uid-claude",
+                    "groups": ["system:serviceaccounts"],
+                },
+            }
+        return Reply(
+            201, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status}
+        )
 
     return answer
 
@@ -811,14 +1033,20 @@ def service_account_jwt() -> str:
     from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415
 
     signer = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return str(jwt.encode({
-        "iss": "kubernetes/serviceaccount",
-        "sub": "system:serviceaccount:ci:claude",
-        "kubernetes.io/serviceaccount/namespace": "ci",
-        "kubernetes.io/serviceaccount/service-account.name": "claude",
-        "kubernetes.io/serviceaccount/service-account.uid": "uid-claude",
-        "jti": uid(),
-    }, signer, algorithm="RS256"))
+    return str(
+        jwt.encode(
+            {
+                "iss": "kubernetes/serviceaccount",
+                "sub": "system:serviceaccount:ci:claude",
+                "kubernetes.io/serviceaccount/namespace": "ci",
+                "kubernetes.io/serviceaccount/service-account.name": "claude",
+                "kubernetes.io/serviceaccount/service-account.uid": "uid-claude",
+                "jti": uid(),
+            },
+            signer,
+            algorithm="RS256",
+        )
+    )
 
 
 def throwaway_ca_pem() -> str:
@@ -832,9 +1060,13 @@ def throwaway_ca_pem() -> str:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keybroker-test-k8s-ca")])
     now = datetime.now(UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now.replace(year=now.year + 1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now.replace(year=now.year + 1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -848,20 +1080,28 @@ def test_kubernetes_login_with_service_account_token(
     enable(bao, "auth", mount, {"type": "kubernetes"})
     pod_jwt = service_account_jwt()
     api = stand_in(token_review_api(pod_jwt))
-    bao.api("POST", f"auth/{mount}/config", {
-        "kubernetes_host": api.url,
-        "kubernetes_ca_cert": throwaway_ca_pem(),
-        "disable_local_ca_jwt": True,
-    })
+    bao.api(
+        "POST",
+        f"auth/{mount}/config",
+        {
+            "kubernetes_host": api.url,
+            "kubernetes_ca_cert": throwaway_ca_pem(),
+            "disable_local_ca_jwt": True,
+        },
+    )
     path = f"pod-{uid()}"
     key = new_key()
     bao.kv_put(path, {"key": key})
-    bao.api("POST", f"auth/{mount}/role/claude", {
-        "bound_service_account_names": ["claude"],
-        "bound_service_account_namespaces": ["ci"],
-        "token_policies": [read_policy(bao, f"secret/data/{path}")],
-        "token_ttl": "1h",
-    })
+    bao.api(
+        "POST",
+        f"auth/{mount}/role/claude",
+        {
+            "bound_service_account_names": ["claude"],
+            "bound_service_account_namespaces": ["ci"],
+            "token_policies": [read_policy(bao, f"secret/data/{path}")],
+            "token_ttl": "1h",
+        },
+    )
     sa_file = tmp_path / "sa-token"
     sa_file.write_text(pod_jwt)
     env = vault_env(kb_env, bao, None)
@@ -876,10 +1116,25 @@ def test_kubernetes_login_with_service_account_token(
 
     other = tmp_path / "other-token"
     other.write_text(service_account_jwt())
-    refused = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method",
-                   "kubernetes", "--auth-mount", mount, "--role", "claude",
-                   "--kubernetes-token-file", str(other), "--no-cache"],
-                  dict(env, KEYBROKER_CACHE_DIR=str(tmp_path / "fresh-cache")))
+    refused = run(
+        [
+            "keybroker-vault",
+            "--path",
+            path,
+            "--field",
+            "key",
+            "--auth-method",
+            "kubernetes",
+            "--auth-mount",
+            mount,
+            "--role",
+            "claude",
+            "--kubernetes-token-file",
+            str(other),
+            "--no-cache",
+        ],
+        dict(env, KEYBROKER_CACHE_DIR=str(tmp_path / "fresh-cache")),
+    )
     assert refused.code == 4, refused
     assert f"logging in with kubernetes as role 'claude' at auth/{mount}/login".encode() in (
         refused.err
@@ -903,23 +1158,37 @@ def test_cached_jwt_login_is_bound_to_the_jwt_presented(bao: OpenBao, kb_env: Kb
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     mount = f"jwt-{uid()}"
     enable(bao, "auth", mount, {"type": "jwt"})
-    bao.api("POST", f"auth/{mount}/config", {
-        "jwt_validation_pubkeys": [private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()],
-        "bound_issuer": JWT_ISSUER,
-    })
+    bao.api(
+        "POST",
+        f"auth/{mount}/config",
+        {
+            "jwt_validation_pubkeys": [
+                private.public_key()
+                .public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                .decode()
+            ],
+            "bound_issuer": JWT_ISSUER,
+        },
+    )
     first, second = f"bind-a-{uid()}", f"bind-b-{uid()}"
     key_a, key_b = new_key(), new_key()
     bao.kv_put(first, {"key": key_a})
     bao.kv_put(second, {"key": key_b})
     role = f"proj-{uid()}"
-    bao.api("POST", f"auth/{mount}/role/{role}", {
-        "role_type": "jwt", "bound_audiences": [JWT_AUDIENCE], "user_claim": "sub",
-        "bound_claims": {"repository": "acme/app"},
-        "token_policies": [read_policy(bao, f"secret/data/{first}", f"secret/data/{second}")],
-        "token_ttl": "1h",
-    })
+    bao.api(
+        "POST",
+        f"auth/{mount}/role/{role}",
+        {
+            "role_type": "jwt",
+            "bound_audiences": [JWT_AUDIENCE],
+            "user_claim": "sub",
+            "bound_claims": {"repository": "acme/app"},
+            "token_policies": [read_policy(bao, f"secret/data/{first}", f"secret/data/{second}")],
+            "token_ttl": "1h",
+        },
+    )
     profiles = "".join(
         f'[profiles.{name}]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
         f'auth_method = "jwt"\nauth_mount = "{mount}"\nrole = "{role}"\njwt_env = "CI_JOB_JWT"\n'
@@ -934,8 +1203,13 @@ def test_cached_jwt_login_is_bound_to_the_jwt_presented(bao: OpenBao, kb_env: Kb
     job2 = dict(job1, CI_JOB_JWT=sign(private, repository="evil/other"))
     # a cold entry for profile b, a warm login cache: job 2 must log in itself, and is refused
     other = run(["keybroker", "get", "b"], job2)
-    assert_fails(other, 4, f"login refused while logging in with jwt as role '{role}'",
-                 "server said: ", secrets=[key_b, *vault_tokens(kb_env)])
+    assert_fails(
+        other,
+        4,
+        f"login refused while logging in with jwt as role '{role}'",
+        "server said: ",
+        secrets=[key_b, *vault_tokens(kb_env)],
+    )
     assert b"claim" in other.err  # OpenBao says which bound claim did not match
     bypass = run(["keybroker", "get", "a", "--no-cache"], job2)
     assert_fails(bypass, 4, "login refused", secrets=[key_a, *vault_tokens(kb_env)])
@@ -962,26 +1236,34 @@ def test_identity_inputs_are_pure_and_name_the_credential(tmp_path: Path) -> Non
     assert ident(base, dict(env, VAULT_TOKEN="t", BAO_TOKEN="u")) == [("env", "VAULT_TOKEN")]
     assert ident(dict(base, token_env="CI_T"), dict(env, VAULT_TOKEN="t")) == [("env", "CI_T")]
     approle_settings = dict(base, auth_method="approle", role_id="rid", secret_id_file="~/sid")
-    assert ident(approle_settings, env) == [("literal", "role_id:rid"),
-                                            ("file", f"{tmp_path}/sid")]
+    assert ident(approle_settings, env) == [("literal", "role_id:rid"), ("file", f"{tmp_path}/sid")]
     assert ident(dict(base, auth_method="approle", role_id_env="R", secret_id_env="S"), env) == [
-        ("env", "R"), ("env", "S")]
+        ("env", "R"),
+        ("env", "S"),
+    ]
     assert ident(dict(base, auth_method="jwt", role="r", jwt_env="CI_JOB_JWT"), env) == [
-        ("env", "CI_JOB_JWT")]
+        ("env", "CI_JOB_JWT")
+    ]
     assert ident(dict(base, auth_method="jwt", role="r", jwt_file="/run/id"), env) == [
-        ("file", "/run/id")]
+        ("file", "/run/id")
+    ]
     assert ident(dict(base, auth_method="jwt", role="r"), env) == [
-        ("env", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"), ("env", "ACTIONS_ID_TOKEN_REQUEST_URL")]
+        ("env", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+        ("env", "ACTIONS_ID_TOKEN_REQUEST_URL"),
+    ]
     assert ident(dict(base, auth_method="kubernetes", role="r"), env) == [
-        ("file", "/var/run/secrets/kubernetes.io/serviceaccount/token")]
+        ("file", "/var/run/secrets/kubernetes.io/serviceaccount/token")
+    ]
     assert ident(dict(base, auth_method="userpass", username="alice"), env) == [
-        ("literal", "userpass:userpass:alice")]
+        ("literal", "userpass:userpass:alice")
+    ]
     assert ident(dict(base, auth_method="ldap", auth_mount="corp/", username="bob"), env) == [
-        ("literal", "ldap:corp:bob")]
-    assert ident(dict(base, auth_method="oidc", role="dev"), env) == [
-        ("literal", "oidc:oidc:dev")]
+        ("literal", "ldap:corp:bob")
+    ]
+    assert ident(dict(base, auth_method="oidc", role="dev"), env) == [("literal", "oidc:oidc:dev")]
     assert heavy_after("v.SOURCE.identity_inputs({'path': 'p', 'auth_method': 'jwt'}, {})") == (
-        b"[]\n")
+        b"[]\n"
+    )
 
 
 # --- errors that say what to do (issue 17) ---
@@ -1006,21 +1288,29 @@ def test_hvac_missing_names_the_install_command(kb_env: KbEnv, tmp_path: Path) -
     hide = tmp_path / "hide"
     hide.mkdir()
     (hide / "sitecustomize.py").write_text(_HIDE_HVAC)
-    env = dict(kb_env, PYTHONPATH=str(hide), VAULT_ADDR="http://127.0.0.1:9",
-               VAULT_TOKEN="s.never-sent")
+    env = dict(
+        kb_env, PYTHONPATH=str(hide), VAULT_ADDR="http://127.0.0.1:9", VAULT_TOKEN="s.never-sent"
+    )
     kb_env.write_config(
         '[profiles.v]\nsource = "vault"\npath = "p"\nfield = "key"\n'
         '[profiles.person]\nsource = "vault"\npath = "p"\nauth_method = "userpass"\n'
         'username = "alice"\n'
     )
-    expected = ("keybroker: profile 'v': the vault source needs hvac; install it: pip install "
-                "'keybroker[vault]' (or: uv tool install 'keybroker[vault]')\n")
+    expected = (
+        "keybroker: profile 'v': the vault source needs hvac; install it: pip install "
+        "'keybroker[vault]' (or: uv tool install 'keybroker[vault]')\n"
+    )
     get = run(["keybroker", "get", "v"], env)
     assert get.err.decode() in (expected, expected.replace("profile 'v': ", ""))
     assert_fails(get, 2)
     standalone = run(["keybroker-vault", "--path", "p", "--field", "key"], env)
-    assert_fails(standalone, 2, "the vault source needs hvac",
-                 "pip install 'keybroker[vault]'", "uv tool install 'keybroker[vault]'")
+    assert_fails(
+        standalone,
+        2,
+        "the vault source needs hvac",
+        "pip install 'keybroker[vault]'",
+        "uv tool install 'keybroker[vault]'",
+    )
     login = run(["keybroker", "login", "person", "--password-stdin"], env, stdin=b"pw\n")
     assert_fails(login, 2, "the vault source needs hvac", "pip install 'keybroker[vault]'")
     doctor = run(["keybroker", "doctor", "v"], env)
@@ -1044,14 +1334,18 @@ def test_path_copied_from_a_policy_gets_the_right_hint(bao: OpenBao, kb_env: KbE
         assert_fails(result, 5, f"path is relative to the mount 'secret': try path = \"{name}\"")
     # with the least-privilege policy the docs recommend, the same mistake is a 403
     token = child_token(bao, read_policy(bao, f"secret/data/{name}"))
-    kb_env.write_config(f'[profiles.copied]\nsource = "vault"\npath = "secret/data/{name}"\n'
-                        'field = "key"\n')
+    kb_env.write_config(
+        f'[profiles.copied]\nsource = "vault"\npath = "secret/data/{name}"\nfield = "key"\n'
+    )
     denied = run(["keybroker", "get", "copied"], dict(env, VAULT_TOKEN=token))
-    assert denied.err == (
-        f"keybroker: profile 'copied': vault: permission denied reading "
-        f"secret/data/secret/data/{name}; path is relative to the mount 'secret': "
-        f"try path = \"{name}\"\n"
-    ).encode()
+    assert (
+        denied.err
+        == (
+            f"keybroker: profile 'copied': vault: permission denied reading "
+            f"secret/data/secret/data/{name}; path is relative to the mount 'secret': "
+            f'try path = "{name}"\n'
+        ).encode()
+    )
     assert_fails(denied, 4, secrets=[token, key])
 
 
@@ -1062,11 +1356,29 @@ def test_vaults_own_error_text_is_shown(
     private, role, path = jwt_role
     env = vault_env(kb_env, bao, None)
     env["CI_JOB_JWT"] = sign(private, aud="someone-else")
-    result = run(["keybroker-vault", "--path", path, "--field", "key", "--auth-method", "jwt",
-                  "--role", role, "--jwt-env", "CI_JOB_JWT"], env)
-    assert_fails(result, 4, "login refused while logging in with jwt",
-                 "(server said: error validating token: invalid audience (aud) claim",
-                 secrets=[env["CI_JOB_JWT"]])
+    result = run(
+        [
+            "keybroker-vault",
+            "--path",
+            path,
+            "--field",
+            "key",
+            "--auth-method",
+            "jwt",
+            "--role",
+            role,
+            "--jwt-env",
+            "CI_JOB_JWT",
+        ],
+        env,
+    )
+    assert_fails(
+        result,
+        4,
+        "login refused while logging in with jwt",
+        "(server said: error validating token: invalid audience (aud) claim",
+        secrets=[env["CI_JOB_JWT"]],
+    )
     assert len(result.err.split(b"server said: ")[1].split(b")")[0]) <= 200
     assert result.err.count(b"\n") == 1
 
@@ -1084,11 +1396,15 @@ def test_no_cache_context_logs_in_afresh(bao: OpenBao, kb_env: KbEnv) -> None:
     path = f"nc-{uid()}"
     key = new_key()
     bao.kv_put(path, {"key": key})
-    role_id, secret_id = approle(bao, read_policy(bao, f"secret/data/{path}"),
-                                 secret_id_num_uses=1)
+    role_id, secret_id = approle(bao, read_policy(bao, f"secret/data/{path}"), secret_id_num_uses=1)
     env = dict(vault_env(kb_env, bao, None), SID=secret_id)
-    settings = {"path": path, "field": "key", "auth_method": "approle", "role_id": role_id,
-                "secret_id_env": "SID"}
+    settings = {
+        "path": path,
+        "field": "key",
+        "auth_method": "approle",
+        "role_id": role_id,
+        "secret_id_env": "SID",
+    }
     aux = CacheAux(Cache.open(env), "vault")
 
     def fetch(no_cache: bool) -> str:
@@ -1108,34 +1424,50 @@ def test_a_missing_mount_is_named_as_such(bao: OpenBao, kb_env: KbEnv) -> None:
     mount = f"nomount-{uid()}"
     env = vault_env(kb_env, bao, bao.root_token)
     result = run(["keybroker-vault", "--mount", mount, "--path", "app", "--field", "key"], env)
-    assert result.err == (
-        f"keybroker: vault: there is no secrets engine mounted at '{mount}/' on {bao.addr}; "
-        "set mount to where the KV engine is mounted (vault secrets list), or enable one: "
-        f"vault secrets enable -path={mount} kv-v2\n"
-    ).encode()
+    assert (
+        result.err
+        == (
+            f"keybroker: vault: there is no secrets engine mounted at '{mount}/' on {bao.addr}; "
+            "set mount to where the KV engine is mounted (vault secrets list), or enable one: "
+            f"vault secrets enable -path={mount} kv-v2\n"
+        ).encode()
+    )
     assert_fails(result, 5, secrets=[bao.root_token])
     # an existing mount without the secret keeps its own message
-    assert_fails(run(["keybroker-vault", "--path", f"none-{uid()}", "--field", "key"], env),
-                 5, "no secret at secret/data/none-", "check mount and path")
+    assert_fails(
+        run(["keybroker-vault", "--path", f"none-{uid()}", "--field", "key"], env),
+        5,
+        "no secret at secret/data/none-",
+        "check mount and path",
+    )
     # a token that may not look beyond its paths gets 403 for both; the preflight tells
     token = child_token(bao, read_policy(bao, "secret/data/app"))
-    limited = run(["keybroker-vault", "--mount", mount, "--path", "app", "--field", "key"],
-                  dict(env, VAULT_TOKEN=token))
-    assert limited.err == (
-        f"keybroker: vault: permission denied reading {mount}/data/app: {bao.addr} has no "
-        f"mount '{mount}/' this token may use (it does not exist, or the token's policies "
-        "allow nothing under it); check mount (vault secrets list shows the mounts) and the "
-        "token's policies\n"
-    ).encode()
+    limited = run(
+        ["keybroker-vault", "--mount", mount, "--path", "app", "--field", "key"],
+        dict(env, VAULT_TOKEN=token),
+    )
+    assert (
+        limited.err
+        == (
+            f"keybroker: vault: permission denied reading {mount}/data/app: {bao.addr} has no "
+            f"mount '{mount}/' this token may use (it does not exist, or the token's policies "
+            "allow nothing under it); check mount (vault secrets list shows the mounts) and the "
+            "token's policies\n"
+        ).encode()
+    )
     assert_fails(limited, 4, secrets=[token])
-    denied = run(["keybroker-vault", "--path", f"other-{uid()}", "--field", "key"],
-                 dict(env, VAULT_TOKEN=token))
+    denied = run(
+        ["keybroker-vault", "--path", f"other-{uid()}", "--field", "key"],
+        dict(env, VAULT_TOKEN=token),
+    )
     assert_fails(denied, 4, "may not allow 'read' on secret/data/other-")  # the mount exists
 
 
 def test_missing_jwt_variable_in_gitlab_points_at_id_tokens(kb_env: KbEnv) -> None:
-    kb_env.write_config('[profiles.ci]\nsource = "vault"\npath = "app"\nfield = "key"\n'
-                        'auth_method = "jwt"\nrole = "ci"\njwt_env = "VAULT_ID_TOKEN"\n')
+    kb_env.write_config(
+        '[profiles.ci]\nsource = "vault"\npath = "app"\nfield = "key"\n'
+        'auth_method = "jwt"\nrole = "ci"\njwt_env = "VAULT_ID_TOKEN"\n'
+    )
     env = dict(kb_env, VAULT_ADDR="http://127.0.0.1:9", GITLAB_CI="true")
     gitlab = run(["keybroker", "get", "ci"], env)
     assert gitlab.err == (
@@ -1145,5 +1477,4 @@ def test_missing_jwt_variable_in_gitlab_points_at_id_tokens(kb_env: KbEnv) -> No
     )
     assert_fails(gitlab, 2)
     elsewhere = run(["keybroker", "get", "ci"], dict(env, GITLAB_CI=""))
-    assert_fails(elsewhere, 2, "export VAULT_ID_TOKEN (in CI: add it as a masked secret "
-                 "variable)")
+    assert_fails(elsewhere, 2, "export VAULT_ID_TOKEN (in CI: add it as a masked secret variable)")

@@ -30,14 +30,15 @@ from tests.kb import Result, assert_fails, assert_key, assert_nowhere, exe, run
 
 pytestmark = pytest.mark.integration
 
+
 def login_with_password(profile: str, password: str, env: dict[str, str]) -> Result:
     """``keybroker login profile --password-stdin``, the password on stdin (one line)."""
-    return run(["keybroker", "login", profile, "--password-stdin"], env,
-               stdin=password.encode() + b"\n")
+    return run(
+        ["keybroker", "login", profile, "--password-stdin"], env, stdin=password.encode() + b"\n"
+    )
 
 
-def userpass_person(openbao: OpenBao, kb_env: KbEnv, profile: str, **ttls: str
-                    ) -> dict[str, str]:
+def userpass_person(openbao: OpenBao, kb_env: KbEnv, profile: str, **ttls: str) -> dict[str, str]:
     """A userpass user who may read one secret (their token's ``ttls``), and a profile
     ``profile`` for them."""
     enable(openbao, "auth", "userpass", {"type": "userpass"})
@@ -45,8 +46,11 @@ def userpass_person(openbao: OpenBao, kb_env: KbEnv, profile: str, **ttls: str
     password = "pw-" + secrets.token_hex(12)
     openbao.kv_put(path, {"key": key})
     policy = read_policy(openbao, f"secret/data/{path}")
-    openbao.api("POST", f"auth/userpass/users/{user}",
-                {"password": password, "token_policies": [policy], **ttls})
+    openbao.api(
+        "POST",
+        f"auth/userpass/users/{user}",
+        {"password": password, "token_policies": [policy], **ttls},
+    )
     kb_env["VAULT_ADDR"] = openbao.addr
     kb_env.write_config(
         f'[profiles.{profile}]\nsource = "vault"\npath = "{path}"\nfield = "key"\n'
@@ -67,33 +71,54 @@ def test_userpass_login_from_stdin_then_helpers_serve_silently(
     user, password, key = person["user"], person["password"], person["key"]
     # before any login the helpers never prompt: exit 8 naming the command
     before = run(["keybroker", "get", "team"], kb_env)
-    assert before.err == (
-        f"keybroker: profile 'team': vault: no userpass login as '{user}' to {openbao.addr} is "
-        "cached (or it expired); helpers never prompt; run: keybroker login team\n"
-    ).encode()
+    assert (
+        before.err
+        == (
+            f"keybroker: profile 'team': vault: no userpass login as '{user}' to {openbao.addr} is "
+            "cached (or it expired); helpers never prompt; run: keybroker login team\n"
+        ).encode()
+    )
     assert_fails(before, 8)
-    standalone = run(["keybroker-vault", "--path", person["path"], "--field", "key",
-                      "--auth-method", "userpass", "--username", user], kb_env)
+    standalone = run(
+        [
+            "keybroker-vault",
+            "--path",
+            person["path"],
+            "--field",
+            "key",
+            "--auth-method",
+            "userpass",
+            "--username",
+            user,
+        ],
+        kb_env,
+    )
     assert_fails(standalone, 8, "no userpass login", "keybroker login PROFILE")
     doctor = run(["keybroker", "doctor", "team"], kb_env)
     assert doctor.code == 1, doctor
-    assert (f"✗ profile 'team' token: no userpass login as '{user}'"
-            in doctor.stdout), doctor
+    assert f"✗ profile 'team' token: no userpass login as '{user}'" in doctor.stdout, doctor
     assert "fix: run: keybroker login team" in doctor.stdout
 
     wrong = login_with_password("team", "not-the-password", kb_env)
-    assert_fails(wrong, 4, f"login refused while logging in with userpass as '{user}' at "
-                 f"auth/userpass/login/{user}", "server said: invalid username or password",
-                 secrets=["not-the-password"])
+    assert_fails(
+        wrong,
+        4,
+        f"login refused while logging in with userpass as '{user}' at auth/userpass/login/{user}",
+        "server said: invalid username or password",
+        secrets=["not-the-password"],
+    )
     assert_fails(run(["keybroker", "get", "team"], kb_env), 8, "run: keybroker login team")
 
     login = login_with_password("team", password, kb_env)
     assert login.code == 0, login
     assert login.out == b""
-    assert login.err == (
-        f"keybroker: signed in to {openbao.addr} as {user} (userpass); "
-        "'keybroker get team' now works without prompting\n"
-    ).encode()
+    assert (
+        login.err
+        == (
+            f"keybroker: signed in to {openbao.addr} as {user} (userpass); "
+            "'keybroker get team' now works without prompting\n"
+        ).encode()
+    )
     # the key was read once at login: served from the cache; --no-cache reads with the login
     assert_key(run(["keybroker", "get", "team"], kb_env), key)
     fresh = run(["keybroker", "get", "team", "--no-cache"], kb_env)
@@ -104,15 +129,17 @@ def test_userpass_login_from_stdin_then_helpers_serve_silently(
     assert "✓ profile 'team' token: valid (cached userpass login; TTL " in doctor.stdout, doctor
     assert_nowhere(token, doctor)
     for secret in (password, token, key):
-        assert_nowhere(secret, before, wrong, login, dirs=[kb_env.base / "config",
-                                                           kb_env.base / "data"])
+        assert_nowhere(
+            secret, before, wrong, login, dirs=[kb_env.base / "config", kb_env.base / "data"]
+        )
     for secret in (password, token):
         assert_nowhere(secret, fresh, dirs=[kb_env.cache_dir])
 
     # a revoked login: the helpers say to log in again (exit 8), never prompt
     openbao.api("POST", "auth/token/revoke", {"token": token})
-    assert_fails(run(["keybroker", "get", "team", "--no-cache"], kb_env), 8,
-                 "run: keybroker login team")
+    assert_fails(
+        run(["keybroker", "get", "team", "--no-cache"], kb_env), 8, "run: keybroker login team"
+    )
 
 
 def test_password_never_from_argv_or_a_missing_terminal(
@@ -121,24 +148,35 @@ def test_password_never_from_argv_or_a_missing_terminal(
     # no terminal (a new session has no controlling tty) and no --password-stdin: exit 2
     argv = ["setsid", "-w", exe("keybroker"), "login", "team"]
     no_tty = run(argv, kb_env)
-    assert_fails(no_tty, 2, f"no terminal to ask {person['user']}'s password on",
-                 "--password-stdin")
+    assert_fails(
+        no_tty, 2, f"no terminal to ask {person['user']}'s password on", "--password-stdin"
+    )
     in_argv = run(["keybroker", "login", "team", "--password", person["password"]], kb_env)
     assert in_argv.code == 2, in_argv
     assert b"No such option '--password'" in in_argv.err
-    assert_fails(login_with_password("team", "", kb_env),
-                 2, "empty password")
-    assert_fails(run(["keybroker", "login", "team", "--device"], kb_env), 2,
-                 "--device is for oidc-source profiles")
+    assert_fails(login_with_password("team", "", kb_env), 2, "empty password")
+    assert_fails(
+        run(["keybroker", "login", "team", "--device"], kb_env),
+        2,
+        "--device is for oidc-source profiles",
+    )
     kb_env.write_config(
         '[profiles.nouser]\nsource = "vault"\npath = "x"\nauth_method = "userpass"\n'
         '[profiles.tok]\nsource = "vault"\npath = "x"\n'
     )
     # without username: the login name (DESIGN section 5, issue 22)
-    assert_fails(run(["keybroker", "get", "nouser"], dict(kb_env, LOGNAME="jdoe")), 8,
-                 "no userpass login as 'jdoe'", "run: keybroker login nouser")
-    assert_fails(run(["keybroker", "login", "tok"], kb_env), 2,
-                 'auth_method "token", which needs no person', "run: keybroker get tok")
+    assert_fails(
+        run(["keybroker", "get", "nouser"], dict(kb_env, LOGNAME="jdoe")),
+        8,
+        "no userpass login as 'jdoe'",
+        "run: keybroker login nouser",
+    )
+    assert_fails(
+        run(["keybroker", "login", "tok"], kb_env),
+        2,
+        'auth_method "token", which needs no person',
+        "run: keybroker get tok",
+    )
 
 
 def test_ldap_login_paths_without_an_ldap_server(openbao: OpenBao, kb_env: KbEnv) -> None:
@@ -151,10 +189,17 @@ def test_ldap_login_paths_without_an_ldap_server(openbao: OpenBao, kb_env: KbEnv
         'auth_method = "ldap"\nusername = "jdoe"\n'
         '[profiles.nouser]\nsource = "vault"\npath = "corp"\nauth_method = "ldap"\n'
     )
-    assert_fails(run(["keybroker", "get", "nouser"], dict(kb_env, LOGNAME="jdoe")), 8,
-                 "no ldap login as 'jdoe'")
-    assert_fails(run(["keybroker", "get", "corp"], kb_env), 8, "no ldap login as 'jdoe'",
-                 "run: keybroker login corp")
+    assert_fails(
+        run(["keybroker", "get", "nouser"], dict(kb_env, LOGNAME="jdoe")),
+        8,
+        "no ldap login as 'jdoe'",
+    )
+    assert_fails(
+        run(["keybroker", "get", "corp"], kb_env),
+        8,
+        "no ldap login as 'jdoe'",
+        "run: keybroker login corp",
+    )
     password = "ldap-pw-" + secrets.token_hex(8)
     result = login_with_password("corp", password, kb_env)
     assert result.err == (
@@ -170,15 +215,23 @@ def test_ldap_login_paths_without_an_ldap_server(openbao: OpenBao, kb_env: KbEnv
 # --- OIDC: OpenBao's OIDC auth method against the test oidc-provider ---
 
 
-def login_following_printed_url(argv: list[str], env: dict[str, str], login_name: str,
-                                 before: Callable[[str], None] | None = None,
-                                 ) -> tuple[int, bytes, bytes]:
+def login_following_printed_url(
+    argv: list[str],
+    env: dict[str, str],
+    login_name: str,
+    before: Callable[[str], None] | None = None,
+) -> tuple[int, bytes, bytes]:
     """Run ``keybroker login … --no-open``; sign in at the URL it prints, as a person would.
 
     ``before(url)`` runs first, in the signer's thread (a slow person, a hostile neighbour).
     """
-    proc = subprocess.Popen([exe("keybroker"), *argv], env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [exe("keybroker"), *argv],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None
     assert proc.stderr is not None
     err = b""
@@ -191,8 +244,14 @@ def login_following_printed_url(argv: list[str], env: dict[str, str], login_name
             def follow(url: str = url) -> None:
                 if before is not None:
                     before(url)
-                signer.append(subprocess.run([sys.executable, str(SIGN_IN), url, login_name],
-                                             capture_output=True, timeout=120, check=False))
+                signer.append(
+                    subprocess.run(
+                        [sys.executable, str(SIGN_IN), url, login_name],
+                        capture_output=True,
+                        timeout=120,
+                        check=False,
+                    )
+                )
 
             threading.Thread(target=follow, daemon=True).start()
     out = proc.stdout.read()
@@ -215,17 +274,21 @@ def test_oidc_login_through_openbao_and_the_provider(
     openbao: OpenBao, oidc_vault: dict[str, str], oidc_provider: OidcProvider, kb_env: KbEnv
 ) -> None:
     sso_profile(kb_env, openbao, oidc_vault)
-    assert_fails(run(["keybroker", "get", "sso"], kb_env), 8, "no oidc login",
-                 "run: keybroker login sso")
-    code, out, err = login_following_printed_url(["login", "sso", "--no-open"], dict(kb_env),
-                                                 "alice")
+    assert_fails(
+        run(["keybroker", "get", "sso"], kb_env), 8, "no oidc login", "run: keybroker login sso"
+    )
+    code, out, err = login_following_printed_url(
+        ["login", "sso", "--no-open"], dict(kb_env), "alice"
+    )
     assert code == 0, err
     assert out == b""
     lines = err.decode().splitlines()
     assert lines[0] == "keybroker: sign in in your browser; if it does not open, visit:"
     assert lines[1].startswith(oidc_provider.issuer + "/")
-    assert lines[-1] == (f"keybroker: signed in to {openbao.addr} (oidc); "
-                         "'keybroker get sso' now works without prompting")
+    assert lines[-1] == (
+        f"keybroker: signed in to {openbao.addr} (oidc); "
+        "'keybroker get sso' now works without prompting"
+    )
     get = run(["keybroker", "get", "sso", "--no-cache"], kb_env)
     assert_key(get, oidc_vault["key"])
     [token] = vault_tokens(kb_env)
@@ -237,8 +300,9 @@ def test_oidc_login_refused_by_a_bound_claim(
     openbao: OpenBao, oidc_vault: dict[str, str], kb_env: KbEnv
 ) -> None:
     sso_profile(kb_env, openbao, oidc_vault)
-    code, out, err = login_following_printed_url(["login", "sso", "--no-open"], dict(kb_env),
-                                                 "mallory")
+    code, out, err = login_following_printed_url(
+        ["login", "sso", "--no-open"], dict(kb_env), "mallory"
+    )
     assert code == 4, err
     assert out == b""
     assert b"login refused while logging in with oidc" in err
@@ -261,8 +325,12 @@ def test_person_login_is_renewed_while_renewable(
     from keybroker.sources.vault import SOURCE, build_spec  # noqa: PLC0415
     from keybroker.sources.vault.login import sign_in  # noqa: PLC0415
 
-    settings = {"path": person["path"], "field": "key", "auth_method": "userpass",
-                "username": person["user"]}
+    settings = {
+        "path": person["path"],
+        "field": "key",
+        "auth_method": "userpass",
+        "username": person["user"],
+    }
     aux = CacheAux(Cache.open(kb_env), "vault")
 
     class Quiet:
@@ -282,11 +350,15 @@ def test_person_login_is_renewed_while_renewable(
     with pytest.raises(LoginRequired):
         fetch()
     ctx = FetchContext(Deadline(20), kb_env, aux, interactive=True)
-    login = sign_in(build_spec(settings, kb_env, "team"), settings, ctx, Quiet(),
-                    lambda: person["password"])
+    login = sign_in(
+        build_spec(settings, kb_env, "team"), settings, ctx, Quiet(), lambda: person["password"]
+    )
     assert fetch() == person["key"]
-    [name] = [i.label[len("aux:vault:"):] for i in aux.cache.entries()
-              if i.label.startswith("aux:vault:")]
+    [name] = [
+        i.label[len("aux:vault:") :]
+        for i in aux.cache.entries()
+        if i.label.startswith("aux:vault:")
+    ]
     issued = aux.get(name)
     assert issued is not None
     assert issued.value == login.token
@@ -314,13 +386,15 @@ def test_a_sign_in_slower_than_the_timeout_still_reads_the_key(
     sign-in gets a whole budget of its own (it used what was left since the start: none)."""
     sso_profile(kb_env, openbao, oidc_vault)
     env = dict(kb_env, KEYBROKER_TIMEOUT="3")
-    code, out, err = login_following_printed_url(["login", "sso", "--no-open"], env, "alice",
-                                                 before=lambda url: time.sleep(5))
+    code, out, err = login_following_printed_url(
+        ["login", "sso", "--no-open"], env, "alice", before=lambda url: time.sleep(5)
+    )
     assert code == 0, err
     assert out == b""
     assert err.decode().splitlines()[-1] == (
         f"keybroker: signed in to {openbao.addr} (oidc); 'keybroker get sso' now works "
-        "without prompting")
+        "without prompting"
+    )
     assert_key(run(["keybroker", "get", "sso"], env), oidc_vault["key"])
 
 
@@ -345,16 +419,30 @@ def test_vault_sign_in_ignores_stray_and_other_users_callbacks(
         seen.append(status_of(redirect + "?error=access_denied&error_description=stray"))
         forged = redirect + "?" + urllib.parse.urlencode({"state": state, "code": "theirs"})
         other = subprocess.run(
-            ["setpriv", "--reuid", str(other_user.uid), "--regid", str(other_user.gid),
-             "--clear-groups", "/usr/bin/python3", "-c",
-             "import sys, urllib.request, urllib.error\n"
-             "try: print(urllib.request.urlopen(sys.argv[1], timeout=10).status)\n"
-             "except urllib.error.HTTPError as e: print(e.code)", forged],
-            capture_output=True, text=True, timeout=30, check=False)
+            [
+                "setpriv",
+                "--reuid",
+                str(other_user.uid),
+                "--regid",
+                str(other_user.gid),
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                "import sys, urllib.request, urllib.error\n"
+                "try: print(urllib.request.urlopen(sys.argv[1], timeout=10).status)\n"
+                "except urllib.error.HTTPError as e: print(e.code)",
+                forged,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         seen.append(int(other.stdout.strip() or 0))
 
-    code, _, err = login_following_printed_url(["login", "sso", "--no-open"], dict(kb_env),
-                                               "alice", before=neighbours)
+    code, _, err = login_following_printed_url(
+        ["login", "sso", "--no-open"], dict(kb_env), "alice", before=neighbours
+    )
     assert seen == [400, 403]
     assert code == 0, err
     assert err.decode().splitlines()[-1].startswith(f"keybroker: signed in to {openbao.addr}")
@@ -367,9 +455,12 @@ def test_a_login_token_ttl_too_short_to_cache_says_what_to_change(
     brief = userpass_person(openbao, kb_env, "brief", token_ttl="20s", token_max_ttl="20s")
     user, password = brief["user"], brief["password"]
     login = login_with_password("brief", password, kb_env)
-    assert login.err == (
-        f"keybroker: profile 'brief': vault: signed in, but Vault gave the login token a TTL "
-        f"of 20s, too short to cache (keybroker needs more than 30s); ask the Vault admin to "
-        f"raise token_ttl (e.g. to 1h) of user '{user}' at auth/userpass\n"
-    ).encode()
+    assert (
+        login.err
+        == (
+            f"keybroker: profile 'brief': vault: signed in, but Vault gave the login token a TTL "
+            f"of 20s, too short to cache (keybroker needs more than 30s); ask the Vault admin to "
+            f"raise token_ttl (e.g. to 1h) of user '{user}' at auth/userpass\n"
+        ).encode()
+    )
     assert_fails(login, 2, secrets=[password])

@@ -1,6 +1,6 @@
 """What a user writes without keybroker: a plain boto3 script in apiKeyHelper.
 
-    AWS_REGION=… [AWS_ENDPOINT_URL=…] python3 boto3_get.py   →  prints the secret string
+AWS_REGION=… [AWS_ENDPOINT_URL=…] python3 boto3_get.py   →  prints the secret string
 """
 
 import boto3

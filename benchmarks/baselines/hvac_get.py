@@ -1,6 +1,6 @@
 """What a user writes without keybroker: a plain hvac script in apiKeyHelper.
 
-    VAULT_ADDR=… VAULT_TOKEN=… python3 hvac_get.py   →  prints secret/litellm#key
+VAULT_ADDR=… VAULT_TOKEN=… python3 hvac_get.py   →  prints secret/litellm#key
 """
 
 import os

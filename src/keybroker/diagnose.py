@@ -50,8 +50,12 @@ def check_cache_dir(env: Mapping[str, str]) -> Check:
     except FileNotFoundError:
         return Check(True, "cache dir", f"{root} (created on first use)")
     except OSError as exc:
-        return Check(False, "cache dir", f"cannot inspect {root}: {exc.strerror}",
-                     "check permissions or set KEYBROKER_CACHE_DIR")
+        return Check(
+            False,
+            "cache dir",
+            f"cannot inspect {root}: {exc.strerror}",
+            "check permissions or set KEYBROKER_CACHE_DIR",
+        )
     try:
         check_private_dir(root, st, "cache directory")
     except CacheError as exc:
@@ -88,21 +92,32 @@ def check_repeat_recovery(env: Mapping[str, str]) -> Check:
     from keybroker.cache.caller import for_platform  # noqa: PLC0415
 
     label = "401 recovery unavailable"
-    fix = ("run keybroker where its process table answers (/proc mounted and visible on "
-           "Linux; macOS; Windows 8.1+); until then a rotated key is picked up only when its "
-           "entry ages out, or after: keybroker cache clear PROFILE")
+    fix = (
+        "run keybroker where its process table answers (/proc mounted and visible on "
+        "Linux; macOS; Windows 8.1+); until then a rotated key is picked up only when its "
+        "entry ages out, or after: keybroker cache clear PROFILE"
+    )
     table = for_platform()
     problem = table.problem()
     if problem:
-        return Check(False, label, f"{problem}; a re-run of apiKeyHelper after a 401 cannot "
-                     "be recognised, so a refused key is served again", fix)
+        return Check(
+            False,
+            label,
+            f"{problem}; a re-run of apiKeyHelper after a 401 cannot "
+            "be recognised, so a refused key is served again",
+            fix,
+        )
     since = clock.now() - 86400
     seen = [e for e in events.read(env, since=since) if e.get("kind") == "repeat-unavailable"]
     if seen:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(seen[-1]["ts"])))
         message = str(seen[-1].get("message", "")).removeprefix(f"{label}: ")
-        return Check(False, label, f"under Claude Code at {stamp} (pid {seen[-1].get('pid')}): "
-                     f"{message}", fix)
+        return Check(
+            False,
+            label,
+            f"under Claude Code at {stamp} (pid {seen[-1].get('pid')}): {message}",
+            fix,
+        )
     return Check(True, "401 recovery", f"on ({table.name} answers)")
 
 
@@ -124,70 +139,99 @@ def check_profile(name: str, config: Any, env: Mapping[str, str], cache: Any) ->
     except KeybrokerError as exc:
         return [Check(False, label, exc.message, exc.hint or "")]
     checks: list[Check] = []
-    ctx = FetchContext(Deadline(request.options.timeout), env,
-                       CacheAux(cache, source.name) if cache is not None else None)
+    ctx = FetchContext(
+        Deadline(request.options.timeout),
+        env,
+        CacheAux(cache, source.name) if cache is not None else None,
+    )
     failed: list[Check] = []
     try:
         for item in source.doctor(request, ctx):
-            check = Check(item.ok, f"{label} {item.label}",
-                          one_prefix(item.detail, request.where(), source.name), item.fix)
+            check = Check(
+                item.ok,
+                f"{label} {item.label}",
+                one_prefix(item.detail, request.where(), source.name),
+                item.fix,
+            )
             checks.append(check)
             if not check.ok:
                 failed.append(check)
     except KeybrokerError as exc:
-        failed.append(Check(False, f"{label} {source.name} check",
-                            one_prefix(exc.message, request.where(), source.name),
-                            exc.hint or ""))
+        failed.append(
+            Check(
+                False,
+                f"{label} {source.name} check",
+                one_prefix(exc.message, request.where(), source.name),
+                exc.hint or "",
+            )
+        )
         checks.append(failed[-1])
     except Exception as exc:  # a plugin's broken hook must not stop the other checks
-        failed.append(Check(False, f"{label} {source.name} check",
-                            f"the check itself failed ({type(exc).__name__})"))
+        failed.append(
+            Check(
+                False,
+                f"{label} {source.name} check",
+                f"the check itself failed ({type(exc).__name__})",
+            )
+        )
         checks.append(failed[-1])
     checks.extend(fast_path_and_events(name, config, env, cache))
     try:
         outcome = resolve(request, env, cache=cache)
     except KeybrokerError as exc:
         fix = exc.hint or f"run: keybroker print-token {name} --debug"
-        checks.append(Check(False, label, _detail(exc.message, request.where(), source.name),
-                            fix))
+        checks.append(Check(False, label, _detail(exc.message, request.where(), source.name), fix))
         return checks
     where = f"{source.name} ({outcome.label})" if outcome.label else source.name
     if failed and outcome.state in CACHED_STATES:
         # the cache answered, not the source: a ✓ here would contradict the ✗ above
-        checks.append(Warn(
-            True, label,
-            f"the cached key from {where} was served (cache {outcome.state}), but the "
-            f"credential check failed ({failed[0].label.removeprefix(label).strip()}): "
-            "the key works until it expires, then every refresh fails",
-            failed[0].fix or "fix what the ✗ above names",
-        ))
+        checks.append(
+            Warn(
+                True,
+                label,
+                f"the cached key from {where} was served (cache {outcome.state}), but the "
+                f"credential check failed ({failed[0].label.removeprefix(label).strip()}): "
+                "the key works until it expires, then every refresh fails",
+                failed[0].fix or "fix what the ✗ above names",
+            )
+        )
     else:
         checks.append(Check(True, label, f"key obtained from {where}, cache {outcome.state}"))
     need = outcome.policy.need
     if outcome.expires_at is None:
         reuse = outcome.policy.max_age if outcome.policy.max_age is not None else outcome.policy.ttl
-        checks.append(Check(True, f"{label} lifetime",
-                            f"no expiry known; reused for "
-                            f"{format_duration(reuse, sub_second=True)}"))
+        checks.append(
+            Check(
+                True,
+                f"{label} lifetime",
+                f"no expiry known; reused for {format_duration(reuse, sub_second=True)}",
+            )
+        )
     elif outcome.short_lived:
         life = outcome.expires_at - outcome.fetched_at
-        checks.append(Check(
-            False, f"{label} lifetime",
-            f"the key lives {format_duration(life)}, less than Claude Code's TTL + margin "
-            f"({format_duration(need)}): Claude Code may use it after it expires",
-            "lengthen the key's lifetime at the source, or lower "
-            "CLAUDE_CODE_API_KEY_HELPER_TTL_MS (keybroker claude configure --ttl)",
-        ))
+        checks.append(
+            Check(
+                False,
+                f"{label} lifetime",
+                f"the key lives {format_duration(life)}, less than Claude Code's TTL + margin "
+                f"({format_duration(need)}): Claude Code may use it after it expires",
+                "lengthen the key's lifetime at the source, or lower "
+                "CLAUDE_CODE_API_KEY_HELPER_TTL_MS (keybroker claude configure --ttl)",
+            )
+        )
     else:
         left = outcome.expires_at - clock.now()
-        checks.append(Check(True, f"{label} lifetime",
-                            f"valid {format_duration(left)} more ≥ TTL + margin "
-                            f"{format_duration(need)}"))
+        checks.append(
+            Check(
+                True,
+                f"{label} lifetime",
+                f"valid {format_duration(left)} more ≥ TTL + margin {format_duration(need)}",
+            )
+        )
     return checks
 
 
-def fast_path_and_events(name: str, config: Any, env: Mapping[str, str],
-                         cache: Any) -> list[Check]:
+def fast_path_and_events(name: str, config: Any, env: Mapping[str, str], cache: Any) -> list[Check]:
     """Whether the fast path serves the profile (and why not), and its recent warnings."""
     from keybroker import events  # noqa: PLC0415
     from keybroker.config.index import status  # noqa: PLC0415
@@ -196,15 +240,26 @@ def fast_path_and_events(name: str, config: Any, env: Mapping[str, str],
     checks: list[Check] = []
     if cache is not None:
         why = status(config, env, str(cache.root), name)
-        checks.append(Check(not why, f"{label} fast path", why or "ready",
-                            "" if not why else "fix what it names; until then every call takes "
-                            "the full path (about twice as slow)"))
+        checks.append(
+            Check(
+                not why,
+                f"{label} fast path",
+                why or "ready",
+                ""
+                if not why
+                else "fix what it names; until then every call takes "
+                "the full path (about twice as slow)",
+            )
+        )
     # history, not a check: only this config's events (another config may use the same
     # profile name), each with its time
-    mine = [event for event in events.read(env, name)
-            if event.get("config") == str(config.path)
-            and event.get("kind") in ("stale-served", "refresh-failed", "backoff", "refusal",
-                                      "short-lived")]
+    mine = [
+        event
+        for event in events.read(env, name)
+        if event.get("config") == str(config.path)
+        and event.get("kind")
+        in ("stale-served", "refresh-failed", "backoff", "refusal", "short-lived")
+    ]
     for event in mine[-3:]:
         checks.append(Past(True, f"{label} past event", events.render(event)))
     return checks
@@ -243,11 +298,15 @@ def check_claude_settings(
 
     stack = precedence.layers(env, managed=managed)
     eff = precedence.effective(env, stack)
-    checks = [check_helper_ttl(eff) if c.label == "claude helper TTL" else c
-              for c in precedence.lint(eff, config.profiles, config.path,
-                                       getattr(config, "extra", None))]
-    helpers = [str(layer.data["apiKeyHelper"]) for layer in stack
-               if layer.data and layer.data.get("apiKeyHelper")]
+    checks = [
+        check_helper_ttl(eff) if c.label == "claude helper TTL" else c
+        for c in precedence.lint(eff, config.profiles, config.path, getattr(config, "extra", None))
+    ]
+    helpers = [
+        str(layer.data["apiKeyHelper"])
+        for layer in stack
+        if layer.data and layer.data.get("apiKeyHelper")
+    ]
     return checks, helpers, eff
 
 
@@ -257,7 +316,10 @@ def _sh_lookup(name: str, path_value: str, env: Mapping[str, str]) -> str | None
     try:
         proc = subprocess.run(
             ["/bin/sh", "-c", 'command -v -- "$1"', "sh", name],
-            env=child_env, capture_output=True, timeout=10, check=False,
+            env=child_env,
+            capture_output=True,
+            timeout=10,
+            check=False,
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired):
@@ -285,22 +347,35 @@ def check_path(env: Mapping[str, str], helpers: list[str]) -> list[Check]:
     if found:
         checks.append(Check(True, "PATH", f"/bin/sh finds keybroker at {found}"))
     elif bare:
-        checks.append(Check(
-            False, "PATH", "/bin/sh does not find keybroker on PATH, and apiKeyHelper runs it "
-            "by name",
-            "run keybroker claude configure PROFILE (it writes an absolute path) or use the "
-            "helpers/keybroker-helper.sh wrapper",
-        ))
+        checks.append(
+            Check(
+                False,
+                "PATH",
+                "/bin/sh does not find keybroker on PATH, and apiKeyHelper runs it by name",
+                "run keybroker claude configure PROFILE (it writes an absolute path) or use the "
+                "helpers/keybroker-helper.sh wrapper",
+            )
+        )
     else:
-        checks.append(Check(True, "PATH", "/bin/sh does not find keybroker on PATH (fine "
-                                          "while apiKeyHelper uses an absolute path)"))
+        checks.append(
+            Check(
+                True,
+                "PATH",
+                "/bin/sh does not find keybroker on PATH (fine "
+                "while apiKeyHelper uses an absolute path)",
+            )
+        )
     for first in bare:
         if _sh_lookup(first, MINIMAL_PATH, env) is None:
-            checks.append(Check(
-                False, "PATH", f"apiKeyHelper runs '{first}' by name, which a minimal PATH "
-                f"({MINIMAL_PATH}, as IDEs and launchd use) does not find",
-                "run keybroker claude configure PROFILE (it writes an absolute path)",
-            ))
+            checks.append(
+                Check(
+                    False,
+                    "PATH",
+                    f"apiKeyHelper runs '{first}' by name, which a minimal PATH "
+                    f"({MINIMAL_PATH}, as IDEs and launchd use) does not find",
+                    "run keybroker claude configure PROFILE (it writes an absolute path)",
+                )
+            )
     return checks
 
 
@@ -328,23 +403,33 @@ def check_helper_ttl(eff: Any) -> Check:
         except ValueError:
             seconds = 0.0
         if seconds > 0:
-            fix = (f'for {format_duration(seconds)} set "{round(seconds * 1000)}" '
-                   f"({configure} {text})")
+            fix = (
+                f'for {format_duration(seconds)} set "{round(seconds * 1000)}" ({configure} {text})'
+            )
         why = "negative" if text.startswith("-") else "not a whole number of milliseconds"
-        return Check(False, label, f"{TTL_VAR}={raw!r} in the {origin} is {why}: Claude Code "
-                                   "cannot use it and keybroker's helper refuses it (exit 2)",
-                     fix)
+        return Check(
+            False,
+            label,
+            f"{TTL_VAR}={raw!r} in the {origin} is {why}: Claude Code "
+            "cannot use it and keybroker's helper refuses it (exit 2)",
+            fix,
+        )
     ms = int(text)
     if ms == 0:
-        return Check(False, label, f"{TTL_VAR}=0 in the {origin}: Claude Code would run the "
-                                   "helper before every request",
-                     f'set it to whole milliseconds, e.g. "300000" ({configure} 5m)')
+        return Check(
+            False,
+            label,
+            f"{TTL_VAR}=0 in the {origin}: Claude Code would run the helper before every request",
+            f'set it to whole milliseconds, e.g. "300000" ({configure} 5m)',
+        )
     if ms < SECONDS_LIKE_TTL_MS:
-        return Warn(True, label,
-                    f"{TTL_VAR}={ms} in the {origin} is "
-                    f"{format_duration(ms / 1000, sub_second=True)}: looks "
-                    "like seconds, Claude Code reads milliseconds (every call goes to the "
-                    "source)",
-                    f'for {ms} seconds set "{ms * 1000}" ({configure} {ms}s)')
-    return Check(True, label, f"{TTL_VAR}={ms} ({format_duration(ms / 1000)}) from the "
-                              f"{origin}")
+        return Warn(
+            True,
+            label,
+            f"{TTL_VAR}={ms} in the {origin} is "
+            f"{format_duration(ms / 1000, sub_second=True)}: looks "
+            "like seconds, Claude Code reads milliseconds (every call goes to the "
+            "source)",
+            f'for {ms} seconds set "{ms * 1000}" ({configure} {ms}s)',
+        )
+    return Check(True, label, f"{TTL_VAR}={ms} ({format_duration(ms / 1000)}) from the {origin}")

@@ -38,8 +38,9 @@ def log_path(env: Mapping[str, str]) -> str:
     return os.path.join(paths.data_dir_str(env), FILE)
 
 
-def record(env: Mapping[str, str], kind: str, profile: str | None, message: str,
-           **extra: Any) -> None:
+def record(
+    env: Mapping[str, str], kind: str, profile: str | None, message: str, **extra: Any
+) -> None:
     """Append one event (best effort)."""
     from keybroker.redact import neutralise, scrub  # noqa: PLC0415
 
@@ -81,8 +82,9 @@ def _rotate(path: str) -> None:
     os.replace(path, path + ".1")
 
 
-def read(env: Mapping[str, str], profile: str | None = None,
-         since: float | None = None) -> Iterator[dict[str, Any]]:
+def read(
+    env: Mapping[str, str], profile: str | None = None, since: float | None = None
+) -> Iterator[dict[str, Any]]:
     """Events oldest first (the rotated file, then the current one)."""
     from keybroker.cache.files import read_bytes  # noqa: PLC0415
 
@@ -107,8 +109,7 @@ def recent(env: Mapping[str, str], profile: str | None, limit: int = 5) -> list[
     """The last ``limit`` events (of one profile) under the current config: an event another
     config recorded for a profile of the same name is not this profile's history."""
     config = str(paths.config_file(env))
-    return [event for event in read(env, profile)
-            if event.get("config") in (None, config)][-limit:]
+    return [event for event in read(env, profile) if event.get("config") in (None, config)][-limit:]
 
 
 def render(event: Mapping[str, Any]) -> str:

@@ -48,18 +48,26 @@ def no_backend_hint(module: str, env: Mapping[str, str]) -> str:
     chosen = env.get("PYTHON_KEYRING_BACKEND", "")
     if chosen:
         real = _PLATFORM_BACKEND.get(sys.platform, f"{_LINUX_BACKEND} (a Secret Service)")
-        return (f"PYTHON_KEYRING_BACKEND={chosen} selects it: unset it, or name a real "
-                f"backend such as {real}")
+        return (
+            f"PYTHON_KEYRING_BACKEND={chosen} selects it: unset it, or name a real "
+            f"backend such as {real}"
+        )
     if module.startswith("keyring.backends.null"):
-        return ("'keyring --disable' turned keyring off: delete the default-keyring line "
-                "from keyringrc.cfg (run 'keyring diagnose' to find it)")
+        return (
+            "'keyring --disable' turned keyring off: delete the default-keyring line "
+            "from keyringrc.cfg (run 'keyring diagnose' to find it)"
+        )
     if sys.platform.startswith("linux"):
         if not env.get("DBUS_SESSION_BUS_ADDRESS"):
-            return ("there is no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set): run "
-                    "in a desktop session, or start dbus and a Secret Service such as "
-                    "gnome-keyring (apt install gnome-keyring) or KeePassXC")
-        return ("install and unlock a Secret Service on this D-Bus session: gnome-keyring "
-                "(apt install gnome-keyring) or KeePassXC with Secret Service enabled")
+            return (
+                "there is no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set): run "
+                "in a desktop session, or start dbus and a Secret Service such as "
+                "gnome-keyring (apt install gnome-keyring) or KeePassXC"
+            )
+        return (
+            "install and unlock a Secret Service on this D-Bus session: gnome-keyring "
+            "(apt install gnome-keyring) or KeePassXC with Secret Service enabled"
+        )
     return "run 'keyring diagnose' to see why keyring found no backend"
 
 

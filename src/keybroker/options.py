@@ -35,7 +35,14 @@ class Options:
     """The serving options of one request (immutable by convention)."""
 
     __slots__ = (
-        "advisory", "margin", "max_age", "max_stale", "repeat", "storage", "timeout", "ttl",
+        "advisory",
+        "margin",
+        "max_age",
+        "max_stale",
+        "repeat",
+        "storage",
+        "timeout",
+        "ttl",
     )
 
     def __init__(
@@ -88,7 +95,7 @@ def parse_option(key: str, value: Any, where: str) -> Any:
             raise ConfigError(f"{where} key '{key}': {exc}") from None
     if key == "storage":
         if value not in STORAGE_CHOICES:
-            raise ConfigError(f"{where} key 'storage': must be \"disk\" or \"none\", got {value!r}")
+            raise ConfigError(f'{where} key \'storage\': must be "disk" or "none", got {value!r}')
         return value
     if key == "repeat":
         if value not in REPEAT_CHOICES:

@@ -165,10 +165,17 @@ def headers(names: Sequence[str], value: str, scheme: str | None) -> str:
 _AWS_NAMES: dict[str, tuple[str, ...]] = {
     "AccessKeyId": ("AccessKeyId", "access_key", "aws_access_key_id", "accessKeyId"),
     "SecretAccessKey": (
-        "SecretAccessKey", "secret_key", "aws_secret_access_key", "secretAccessKey",
+        "SecretAccessKey",
+        "secret_key",
+        "aws_secret_access_key",
+        "secretAccessKey",
     ),
     "SessionToken": (
-        "SessionToken", "security_token", "session_token", "aws_session_token", "sessionToken",
+        "SessionToken",
+        "security_token",
+        "session_token",
+        "aws_session_token",
+        "sessionToken",
     ),
     "Expiration": ("Expiration", "expiration", "expires_at"),
 }

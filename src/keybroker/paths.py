@@ -35,8 +35,16 @@ def _platformdirs(kind: str) -> str:
 
 
 #: Variables that name one CI job, by platform (GitHub Actions' RUNNER_TEMP is per job).
-_JOB_IDS = ("CI_JOB_ID", "BUILDKITE_JOB_ID", "CIRCLE_WORKFLOW_JOB_ID", "TRAVIS_JOB_ID",
-            "BUILD_TAG", "SYSTEM_JOBID", "BITBUCKET_STEP_UUID", "DRONE_BUILD_NUMBER")
+_JOB_IDS = (
+    "CI_JOB_ID",
+    "BUILDKITE_JOB_ID",
+    "CIRCLE_WORKFLOW_JOB_ID",
+    "TRAVIS_JOB_ID",
+    "BUILD_TAG",
+    "SYSTEM_JOBID",
+    "BITBUCKET_STEP_UUID",
+    "DRONE_BUILD_NUMBER",
+)
 
 
 def _truthy(value: str | None) -> bool:
@@ -53,8 +61,11 @@ def ci_job_dir(env: Mapping[str, str]) -> str | None:
     platform's job id, else per login session. ``KEYBROKER_CI_ISOLATION=off`` (or explicit
     ``KEYBROKER_CACHE_DIR``/``KEYBROKER_DATA_DIR``) keeps the user's dirs.
     """
-    if not (_truthy(env.get("CI")) or _truthy(env.get("GITHUB_ACTIONS"))
-            or _truthy(env.get("GITLAB_CI"))):
+    if not (
+        _truthy(env.get("CI"))
+        or _truthy(env.get("GITHUB_ACTIONS"))
+        or _truthy(env.get("GITLAB_CI"))
+    ):
         return None
     if env.get("KEYBROKER_CI_ISOLATION", "").strip().lower() in ("off", "0", "false", "no"):
         return None
@@ -73,8 +84,9 @@ def ci_job_dir(env: Mapping[str, str]) -> str | None:
     return os.path.join(base, f"{APP}-{uid}-{safe}")
 
 
-def _user_dir(env: Mapping[str, str], override: str, kind: str, mac: str, xdg: str,
-              xdg_default: str) -> str:
+def _user_dir(
+    env: Mapping[str, str], override: str, kind: str, mac: str, xdg: str, xdg_default: str
+) -> str:
     """A per-user keybroker dir of ``kind`` (cache, data): the ``override`` variable, else the
     CI job's own dir, else the platform's place (``mac`` under ~/Library, platformdirs on
     Windows, ``xdg`` or ``xdg_default`` under the home elsewhere)."""
@@ -124,8 +136,9 @@ def system_config_str(env: Mapping[str, str] = os.environ) -> str | None:
 
 def data_dir_str(env: Mapping[str, str] = os.environ) -> str:
     """Where the cache's data key lives, apart from the cache (``KEYBROKER_DATA_DIR``)."""
-    return _user_dir(env, "KEYBROKER_DATA_DIR", "data", "Application Support", "XDG_DATA_HOME",
-                     ".local/share")
+    return _user_dir(
+        env, "KEYBROKER_DATA_DIR", "data", "Application Support", "XDG_DATA_HOME", ".local/share"
+    )
 
 
 def cache_dir(env: Mapping[str, str] = os.environ) -> Path:

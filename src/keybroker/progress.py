@@ -35,8 +35,9 @@ def wanted(stream: IO[Any], env: Mapping[str, str]) -> bool:
         return False
 
 
-def waiting_for(source: str, settings: Mapping[str, Any], env: Mapping[str, str],
-                label: str) -> str:
+def waiting_for(
+    source: str, settings: Mapping[str, Any], env: Mapping[str, str], label: str
+) -> str:
     """``waiting for HOST`` from the setting that names the server, else the source's label."""
     url = settings.get("addr") or settings.get("issuer") or settings.get("endpoint_url")
     if not url and source == "vault":
@@ -48,13 +49,20 @@ def waiting_for(source: str, settings: Mapping[str, Any], env: Mapping[str, str]
             host = urlsplit(str(url)).hostname
             if host:
                 return f"waiting for {host}"
-    return f"waiting for {source} ({label})" if label and label != source else \
-        f"waiting for {source}"
+    return (
+        f"waiting for {source} ({label})" if label and label != source else f"waiting for {source}"
+    )
 
 
 @contextlib.contextmanager
-def status(text: str, env: Mapping[str, str] | None = None, *, stream: IO[Any] | None = None,
-           delay: float = DELAY, interval: float = INTERVAL) -> Iterator[None]:
+def status(
+    text: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    stream: IO[Any] | None = None,
+    delay: float = DELAY,
+    interval: float = INTERVAL,
+) -> Iterator[None]:
     """Show ``keybroker: TEXT… Ns`` on ``stream`` (stderr) while the block runs past ``delay``."""
     out = sys.stderr if stream is None else stream
     environ = os.environ if env is None else env

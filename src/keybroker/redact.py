@@ -57,9 +57,12 @@ def strength(value: str) -> float:
     the alphabet its character classes span (lower, upper, digits, other)."""
     import math  # noqa: PLC0415
 
-    alphabet = (26 * any(c.islower() for c in value) + 26 * any(c.isupper() for c in value)
-                + 10 * any(c.isdigit() for c in value)
-                + 33 * any(not c.isalnum() for c in value))
+    alphabet = (
+        26 * any(c.islower() for c in value)
+        + 26 * any(c.isupper() for c in value)
+        + 10 * any(c.isdigit() for c in value)
+        + 33 * any(not c.isalnum() for c in value)
+    )
     return len(value) * math.log2(max(alphabet, 2))
 
 
@@ -94,9 +97,27 @@ def scrub_quoted(text: str) -> str:
 
 
 #: Words after which the next word is a credential, whatever it looks like.
-_CREDENTIAL_WORDS = ("password", "passwd", "pass", "pwd", "passphrase", "secret", "token",
-                     "key", "apikey", "api_key", "api-key", "auth", "authorization", "bearer",
-                     "basic", "credential", "credentials", "pin", "otp")
+_CREDENTIAL_WORDS = (
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "passphrase",
+    "secret",
+    "token",
+    "key",
+    "apikey",
+    "api_key",
+    "api-key",
+    "auth",
+    "authorization",
+    "bearer",
+    "basic",
+    "credential",
+    "credentials",
+    "pin",
+    "otp",
+)
 #: A run of token characters, and what keeps it apart from the next word.
 _WORD = r"[A-Za-z0-9+/=_.~%:@-]+"
 
@@ -166,7 +187,8 @@ def neutralise(text: str, limit: int | None = MAX_LINE) -> str:
 def _neutral_line(line: str, limit: int | None) -> str:
     if not line.isprintable():
         line = "".join(
-            ch if ch.isprintable() or ch == "\t"
+            ch
+            if ch.isprintable() or ch == "\t"
             else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
             for ch in line
         )
@@ -254,8 +276,9 @@ class Masker:
         return out
 
     @staticmethod
-    def _emit(out: list[tuple[int, bytes]], data: bytes, owners: bytearray, start: int,
-              end: int) -> None:
+    def _emit(
+        out: list[tuple[int, bytes]], data: bytes, owners: bytearray, start: int, end: int
+    ) -> None:
         """Append ``data[start:end]`` cut into runs of one stream each."""
         while start < end:
             stream = owners[start]

@@ -35,9 +35,19 @@ from keybroker.validate import validate_key
 class Refresh:
     """Everything after a non-hit: windows, the lock, repeats, the fetch, the fallbacks."""
 
-    def __init__(self, request: Request, env: Mapping[str, str], source: Source, label: str,
-                 cache: Cache, attempt: Attempt, policy: Policy, deadline: Deadline,
-                 timer: Timer, ctx: FetchContext) -> None:
+    def __init__(
+        self,
+        request: Request,
+        env: Mapping[str, str],
+        source: Source,
+        label: str,
+        cache: Cache,
+        attempt: Attempt,
+        policy: Policy,
+        deadline: Deadline,
+        timer: Timer,
+        ctx: FetchContext,
+    ) -> None:
         self.request = request
         self.env = env
         self.source = source
@@ -75,8 +85,13 @@ class Refresh:
             entry = self.current()
             if entry is not None and _valid(entry, self.policy):
                 return cached_outcome(
-                    entry, "hit", "advisory window: another process is refreshing it; "
-                    "served the cached key", self.request, self.policy, self.timer)
+                    entry,
+                    "hit",
+                    "advisory window: another process is refreshing it; served the cached key",
+                    self.request,
+                    self.policy,
+                    self.timer,
+                )
         try:
             with self.cache.lock(self.eid, self.deadline) as lock:
                 return self.locked(lock)
@@ -92,9 +107,11 @@ class Refresh:
         inside the window; past it, probe with a short budget if no other call is probing."""
         now = clock.now()
         if now < noted and noted - now <= 2 * outage.OUTAGE_WINDOW:
-            return self.stale(entry, Unreachable(
-                f"the source was unreachable; asking again in {noted - now:.0f}s"),
-                "source unreachable")
+            return self.stale(
+                entry,
+                Unreachable(f"the source was unreachable; asking again in {noted - now:.0f}s"),
+                "source unreachable",
+            )
         with self.cache.lock(self.eid, self.deadline, wait=False) as lock:
             if lock.held:
                 probe = Deadline(min(outage.PROBE_BUDGET, max(self.deadline.remaining(), 0.0)))
@@ -106,8 +123,11 @@ class Refresh:
         entry = self.current() or entry
         if not _valid(entry, self.policy):
             return self.go_waiting()
-        return self.stale(entry, Unreachable("the source was unreachable; another call is "
-                                             "asking it again"), "source unreachable")
+        return self.stale(
+            entry,
+            Unreachable("the source was unreachable; another call is asking it again"),
+            "source unreachable",
+        )
 
     def go_waiting(self) -> Outcome:
         """The plain single flight: wait for the lock (bounded by the deadline)."""
@@ -124,8 +144,9 @@ class Refresh:
         mark = time.perf_counter()
         entry = self.current()
         now = clock.now()
-        verdict = None if entry is None else assess(entry.fetched_at, entry.expires_at, now,
-                                                    self.policy)
+        verdict = (
+            None if entry is None else assess(entry.fetched_at, entry.expires_at, now, self.policy)
+        )
         timer.add("cache read", mark)
         caller = self.caller()
         seen = self.cache.read_seen(self.eid) if caller else None
@@ -136,8 +157,9 @@ class Refresh:
                 rejected = kind == repeats.REJECTED
             if not rejected:  # a peer refreshed it while we waited, or a repeat too soon
                 self.served(caller)
-                return cached_outcome(entry, "hit", verdict.reason, self.request, self.policy,
-                                       timer)
+                return cached_outcome(
+                    entry, "hit", verdict.reason, self.request, self.policy, timer
+                )
         refused = ""
         if rejected and entry is not None:
             refused = self.cache.fingerprint("refused-key", entry.value)
@@ -145,15 +167,26 @@ class Refresh:
             if seen.backing_off(now, refused):
                 self.served(caller)
                 left = seen.backoff_until - now
-                self.event("backoff", f"asked again after a refusal; the source gave this same "
-                           f"key {seen.backoff_level} time(s): serving it, next refetch in "
-                           f"{left:.0f}s")
+                self.event(
+                    "backoff",
+                    f"asked again after a refusal; the source gave this same "
+                    f"key {seen.backoff_level} time(s): serving it, next refetch in "
+                    f"{left:.0f}s",
+                )
                 return cached_outcome(
-                    entry, "backoff", "the key was refused, but the source keeps returning it: "
-                    f"serving it; not asking the source again for {left:.0f}s", self.request,
-                    self.policy, timer)
-            self.event("refusal", "the same Claude Code helper run asked again: its key was "
-                       "refused (HTTP 401?); fetching anew")
+                    entry,
+                    "backoff",
+                    "the key was refused, but the source keeps returning it: "
+                    f"serving it; not asking the source again for {left:.0f}s",
+                    self.request,
+                    self.policy,
+                    timer,
+                )
+            self.event(
+                "refusal",
+                "the same Claude Code helper run asked again: its key was "
+                "refused (HTTP 401?); fetching anew",
+            )
         elif entry is not None and verdict is not None and _revalidable(entry, verdict, now):
             outcome = self.revalidate(entry, now)
             if outcome is not None:
@@ -177,37 +210,56 @@ class Refresh:
         else:
             assert verdict is not None
             state, reason = "refresh", verdict.reason
-        outcome = fresh_outcome(secret, state, reason, self.request, self.label, self.eid,
-                                 self.policy, timer, self.env)
+        outcome = fresh_outcome(
+            secret, state, reason, self.request, self.label, self.eid, self.policy, timer, self.env
+        )
         mark = time.perf_counter()
-        self.cache.write(Entry(
-            id=self.eid, value=secret.value, fetched_at=outcome.fetched_at,
-            expires_at=secret.expires_at, version=secret.version, source=self.request.source,
-            label=entry_label(self.request, self.label), meta=dict(secret.metadata),
-        ))
+        self.cache.write(
+            Entry(
+                id=self.eid,
+                value=secret.value,
+                fetched_at=outcome.fetched_at,
+                expires_at=secret.expires_at,
+                version=secret.version,
+                source=self.request.source,
+                label=entry_label(self.request, self.label),
+                meta=dict(secret.metadata),
+            )
+        )
         timer.add("cache write", mark)
         if rejected and entry is not None and secret.value == entry.value:
             wait = self.backoff(refused, outcome.fetched_at)
-            self.event("backoff", f"the refetch after a refusal returned the same key: serving "
-                       f"it; not asking the source again for {wait:.0f}s (a 401 that is not "
-                       "about the key: check the gateway)")
+            self.event(
+                "backoff",
+                f"the refetch after a refusal returned the same key: serving "
+                f"it; not asking the source again for {wait:.0f}s (a 401 that is not "
+                "about the key: check the gateway)",
+            )
         else:
             if rejected:
                 self.new_key()
-            self.event("refresh", f"{state}: {reason}" + (
-                f"; version {secret.version}" if secret.version else ""))
+            self.event(
+                "refresh",
+                f"{state}: {reason}" + (f"; version {secret.version}" if secret.version else ""),
+            )
         self.served(caller)
         return outcome
 
     # --- helpers ---
 
     def stale(self, entry: Entry, exc: KeybrokerError, why: str) -> Outcome:
-        left = "" if entry.expires_at is None else (
-            f", valid for {entry.expires_at - clock.now():.0f}s more")
-        message = (f"could not refresh {self.request.where()} ({exc.message}); serving the "
-                   f"cached key{left}")
-        outcome = cached_outcome(entry, "stale", f"refresh failed ({why})", self.request,
-                                  self.policy, self.timer)
+        left = (
+            ""
+            if entry.expires_at is None
+            else (f", valid for {entry.expires_at - clock.now():.0f}s more")
+        )
+        message = (
+            f"could not refresh {self.request.where()} ({exc.message}); serving the "
+            f"cached key{left}"
+        )
+        outcome = cached_outcome(
+            entry, "stale", f"refresh failed ({why})", self.request, self.policy, self.timer
+        )
         outcome.warnings.append(f"warning: {message}")
         self.event("stale-served", message)
         return outcome
@@ -225,8 +277,13 @@ class Refresh:
         entry.fetched_at = now
         self.cache.write(entry)
         return cached_outcome(
-            entry, "revalidated", "the source says the cached version is still current",
-            self.request, self.policy, self.timer)
+            entry,
+            "revalidated",
+            "the source says the cached version is still current",
+            self.request,
+            self.policy,
+            self.timer,
+        )
 
     def served(self, caller: str | None) -> None:
         if caller is None:
@@ -260,8 +317,12 @@ def _valid(entry: Entry, policy: Policy) -> bool:
 
 
 def _revalidable(entry: Entry, verdict: Verdict, now: float) -> bool:
-    return (entry.expires_at is None and entry.version is not None
-            and verdict.state != State.EXPIRED and now >= entry.fetched_at)
+    return (
+        entry.expires_at is None
+        and entry.version is not None
+        and verdict.state != State.EXPIRED
+        and now >= entry.fetched_at
+    )
 
 
 def entry_label(request: Request, label: str) -> str:
@@ -271,8 +332,9 @@ def entry_label(request: Request, label: str) -> str:
 def fetch(source: Source, request: Request, ctx: FetchContext, timer: Timer) -> Secret:
     from keybroker import progress  # noqa: PLC0415 - the full path only
 
-    what = progress.waiting_for(request.source, request.settings, ctx.env,
-                                source.describe(request.settings))
+    what = progress.waiting_for(
+        request.source, request.settings, ctx.env, source.describe(request.settings)
+    )
     mark = time.perf_counter()
     try:
         with progress.status(what, ctx.env):
@@ -295,5 +357,3 @@ def fetch(source: Source, request: Request, ctx: FetchContext, timer: Timer) -> 
             "check the system clock and the source's key lifetime",
         )
     return secret
-
-

@@ -47,8 +47,9 @@ from keybroker.refresh import Refresh, fetch
 from keybroker.sources.base import FetchContext, Source, get_source, identity_places
 
 
-def entry_name(cache: Cache, source_name: str, settings: Mapping[str, Any],
-               env: Mapping[str, str]) -> str:
+def entry_name(
+    cache: Cache, source_name: str, settings: Mapping[str, Any], env: Mapping[str, str]
+) -> str:
     """The cache entry a request names for the caller whose environment is ``env``."""
     source = get_source(source_name)
     canonical = source.canonical(settings, env)
@@ -88,9 +89,16 @@ def resolve(
         return _resolve(request, env, no_cache, debug, interactive, cache, deadline, probe)
 
 
-def _resolve(request: Request, env: Mapping[str, str], no_cache: bool, debug: bool,
-             interactive: bool, cache: Cache | None, deadline: Deadline,
-             probe: Probe | None) -> Outcome:
+def _resolve(
+    request: Request,
+    env: Mapping[str, str],
+    no_cache: bool,
+    debug: bool,
+    interactive: bool,
+    cache: Cache | None,
+    deadline: Deadline,
+    probe: Probe | None,
+) -> Outcome:
     timer = Timer()
     mark = time.perf_counter()
     source = get_source(request.source)
@@ -106,7 +114,7 @@ def _resolve(request: Request, env: Mapping[str, str], no_cache: bool, debug: bo
         if request.options.storage == "disk" or cache is not None:
             ctx.aux = _aux(env, source.name, cache)
         secret = fetch(source, request, ctx, timer)
-        reason = "--no-cache" if no_cache else "storage = \"none\""
+        reason = "--no-cache" if no_cache else 'storage = "none"'
         return fresh_outcome(secret, "bypass", reason, request, label, None, policy, timer, env)
 
     cache = cache or Cache.open(env)
@@ -122,32 +130,52 @@ def _resolve(request: Request, env: Mapping[str, str], no_cache: bool, debug: bo
             # the hit decision already opened the entry: no second read and decryption
             reason = attempt.verdict.reason if attempt.verdict else "fresh"
             return cached_outcome(entry, "hit", reason, request, policy, timer)
-    run = Refresh(request, env, source, label, cache, attempt, policy, deadline, timer,
-                  FetchContext(deadline, env, CacheAux(cache, source.name), debug, interactive))
+    run = Refresh(
+        request,
+        env,
+        source,
+        label,
+        cache,
+        attempt,
+        policy,
+        deadline,
+        timer,
+        FetchContext(deadline, env, CacheAux(cache, source.name), debug, interactive),
+    )
     outcome = run.go()
     outcome.warnings[:0] = cache.warnings
     outcome.timings = timer.total()
     return outcome
 
 
-def _continued(probe: Probe | None, cache: Cache, request: Request,
-               canonical: Mapping[str, Any], inputs: list[tuple[str, str]]) -> hit.Attempt | None:
+def _continued(
+    probe: Probe | None,
+    cache: Cache,
+    request: Request,
+    canonical: Mapping[str, Any],
+    inputs: list[tuple[str, str]],
+) -> hit.Attempt | None:
     """The fast path's hit decision for this very request, when it made one and did not serve.
 
     It is the same request when the probe's index variant has this request's digest and
     identity inputs, and the options it decided with are this request's: then its entry id
     (named from the caller's credentials as they were read then) and what it opened stand.
     """
-    if probe is None or probe.attempt is None or probe.variant is None or (
-        probe.cache_dir != str(cache.root) or probe.key is not cache.key()
+    if (
+        probe is None
+        or probe.attempt is None
+        or probe.variant is None
+        or (probe.cache_dir != str(cache.root) or probe.key is not cache.key())
     ):
         return None
     attempt = probe.attempt
     if attempt.value is not None:  # it expired between the decision and the print: decide anew
         return None
-    same = (probe.variant.digest == request_digest(request.source, canonical)
-            and probe.variant.inputs == [list(item) for item in inputs]
-            and probe.options == request.options)
+    same = (
+        probe.variant.digest == request_digest(request.source, canonical)
+        and probe.variant.inputs == [list(item) for item in inputs]
+        and probe.options == request.options
+    )
     return attempt if same else None
 
 
@@ -158,5 +186,3 @@ def _aux(env: Mapping[str, str], source: str, cache: Cache | None) -> CacheAux |
         return CacheAux(cache or Cache.open(env), source)
     except KeybrokerError:
         return None
-
-

@@ -73,8 +73,17 @@ from keybroker.validate import validate_key
 __all__ = ["EXIT_CODES", "HEAVY_MODULES", "SourceContract", "Working", "entry_name", "other_values"]
 
 #: Modules a source must not import at module level (it may inside ``fetch``).
-HEAVY_MODULES = ("boto3", "botocore", "hvac", "keyring", "requests", "httpx", "urllib3",
-                 "google.auth", "azure.identity")
+HEAVY_MODULES = (
+    "boto3",
+    "botocore",
+    "hvac",
+    "keyring",
+    "requests",
+    "httpx",
+    "urllib3",
+    "google.auth",
+    "azure.identity",
+)
 EXIT_CODES = (2, 3, 4, 5, 6, 7, 8)
 #: Secret.expires_at must be within this many seconds (DESIGN section 2: "not absurdly far").
 MAX_LIFETIME = 10 * 365 * 86400.0
@@ -179,8 +188,10 @@ class SourceContract:
 
     def working(self) -> Working:
         """A request whose fetch succeeds (may use a server your fixtures started)."""
-        _fail(f"{type(self).__name__}: define working() -> Working(settings, env, value): the "
-              "kit runs one successful fetch")
+        _fail(
+            f"{type(self).__name__}: define working() -> Working(settings, env, value): the "
+            "kit runs one successful fetch"
+        )
 
     @property
     def source(self) -> Source:
@@ -223,8 +234,9 @@ class SourceContract:
         )
         # the module is imported the way this process would find it (tests may add paths)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
-                              check=False, env=env)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, timeout=60, check=False, env=env
+        )
         assert proc.returncode == 0, proc.stderr.decode()
         loaded = json.loads(proc.stdout)
         assert loaded == [], f"{module} imports {loaded} at module level"
@@ -298,8 +310,10 @@ class SourceContract:
                 try:
                     names.add(entry_name(source, {**self.settings, setting.name: changed}, env))
                 except KeybrokerError as exc:
-                    _fail(f"{setting.name} = {changed!r} was refused ({exc.message}): give a "
-                          "valid second value in identity_values")
+                    _fail(
+                        f"{setting.name} = {changed!r} was refused ({exc.message}): give a "
+                        "valid second value in identity_values"
+                    )
             if candidates and names <= {base}:
                 same.append(setting.name)
         assert not same, (
@@ -310,8 +324,11 @@ class SourceContract:
     def test_each_credential_changes_the_entry_name(self) -> None:
         source, env = self.source, self._env()
         base = entry_name(source, self.settings, env)
-        unbound = [name for name, value in self.secret_env.items()
-                   if entry_name(source, self.settings, {**env, name: value + "-other"}) == base]
+        unbound = [
+            name
+            for name, value in self.secret_env.items()
+            if entry_name(source, self.settings, {**env, name: value + "-other"}) == base
+        ]
         assert not unbound, (
             f"credentials {unbound} do not change the entry name: name them in "
             "identity_inputs(), or two callers with different credentials share one key"
@@ -340,12 +357,15 @@ class SourceContract:
         source = self.source
         if self.failing_settings is None and self.never_fails:
             request = Request(source.name, dict(self.settings), Options(timeout=10.0))
-            assert isinstance(source.fetch(request, FetchContext(Deadline(10.0), self._env())),
-                              Secret), f"never_fails ({self.never_fails}), yet no Secret"
+            assert isinstance(
+                source.fetch(request, FetchContext(Deadline(10.0), self._env())), Secret
+            ), f"never_fails ({self.never_fails}), yet no Secret"
             return
         if self.failing_settings is None:
-            _fail(f"{type(self).__name__}: set failing_settings (settings whose fetch fails "
-                  "fast without a real service): the kit checks the error's exit code and text")
+            _fail(
+                f"{type(self).__name__}: set failing_settings (settings whose fetch fails "
+                "fast without a real service): the kit checks the error's exit code and text"
+            )
         import pytest  # noqa: PLC0415 - the kit runs under pytest; keybroker does not need it
 
         request = Request(source.name, dict(self.failing_settings), Options(timeout=10.0))

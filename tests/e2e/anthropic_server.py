@@ -61,8 +61,14 @@ _VERTEX = re.compile(
     r"models/(?P<model>[^/:]+):(?P<op>rawPredict|streamRawPredict)$"
 )
 #: LiteLLM's answer for a non-master key when it has no database (it is a 400, not a 401).
-NO_DB = {"error": {"message": "No connected db.", "type": "no_db_connection",
-                   "param": "None", "code": "400"}}
+NO_DB = {
+    "error": {
+        "message": "No connected db.",
+        "type": "no_db_connection",
+        "param": "None",
+        "code": "400",
+    }
+}
 
 
 def route(method: str, path: str) -> tuple[Kind, dict[str, str]]:
@@ -273,8 +279,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif status == 400:
             self._json(400, NO_DB)
         elif status == 401:
-            self._json(401, _error("authentication_error", "invalid x-api-key")
-                       if kind == "anthropic" else _litellm_auth_error())
+            self._json(
+                401,
+                _error("authentication_error", "invalid x-api-key")
+                if kind == "anthropic"
+                else _litellm_auth_error(),
+            )
         elif kind == "bedrock-profiles":
             self._json(200, {"inferenceProfileSummaries": []})
         elif kind == "bedrock" and parts["op"] == "invoke-with-response-stream":
@@ -301,9 +311,11 @@ class _Handler(BaseHTTPRequestHandler):
         result: dict[str, Any] = {}
         if method == "initialize":
             params = body.get("params") or {}
-            result = {"protocolVersion": params.get("protocolVersion", "2025-03-26"),
-                      "capabilities": {"tools": {}},
-                      "serverInfo": {"name": server, "version": "1"}}
+            result = {
+                "protocolVersion": params.get("protocolVersion", "2025-03-26"),
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": server, "version": "1"},
+            }
         elif method == "tools/list":
             result = {"tools": []}
         self._json(200, {"jsonrpc": "2.0", "id": body["id"], "result": result})
@@ -315,11 +327,19 @@ class _Handler(BaseHTTPRequestHandler):
         if command is not None:  # the model asks Claude Code to run a Bash command
             return {
                 "id": f"msg_e2e_{self.server_state.next_id():06d}",
-                "type": "message", "role": "assistant", "model": model,
-                "content": [{"type": "tool_use", "id": f"toolu_e2e_{self.server_state.next_id()}",
-                             "name": "Bash", "input": {"command": command,
-                                                        "description": "e2e"}}],
-                "stop_reason": "tool_use", "stop_sequence": None,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": f"toolu_e2e_{self.server_state.next_id()}",
+                        "name": "Bash",
+                        "input": {"command": command, "description": "e2e"},
+                    }
+                ],
+                "stop_reason": "tool_use",
+                "stop_sequence": None,
                 "usage": {"input_tokens": 12, "output_tokens": 5},
             }
         return {
@@ -352,15 +372,31 @@ class _Handler(BaseHTTPRequestHandler):
             arguments = json.dumps(block["input"])
             return [
                 ("message_start", {"type": "message_start", "message": message}),
-                ("content_block_start", {"type": "content_block_start", "index": 0,
-                                         "content_block": {**block, "input": {}}}),
-                ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                         "delta": {"type": "input_json_delta",
-                                                   "partial_json": arguments}}),
+                (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": 0,
+                        "content_block": {**block, "input": {}},
+                    },
+                ),
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "input_json_delta", "partial_json": arguments},
+                    },
+                ),
                 ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-                ("message_delta", {"type": "message_delta",
-                                   "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                                   "usage": {"output_tokens": 5}}),
+                (
+                    "message_delta",
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                        "usage": {"output_tokens": 5},
+                    },
+                ),
                 ("message_stop", {"type": "message_stop"}),
             ]
         text = message.pop("content")[0]["text"]
@@ -370,24 +406,32 @@ class _Handler(BaseHTTPRequestHandler):
             ("message_start", {"type": "message_start", "message": message}),
             (
                 "content_block_start",
-                {"type": "content_block_start", "index": 0,
-                 "content_block": {"type": "text", "text": ""}},
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
             ),
             ("ping", {"type": "ping"}),
             *(
                 (
                     "content_block_delta",
-                    {"type": "content_block_delta", "index": 0,
-                     "delta": {"type": "text_delta", "text": piece}},
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
                 )
                 for piece in _pieces(text)
             ),
             ("content_block_stop", {"type": "content_block_stop", "index": 0}),
             (
                 "message_delta",
-                {"type": "message_delta",
-                 "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                 "usage": {"output_tokens": 5}},
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": 5},
+                },
             ),
             ("message_stop", {"type": "message_stop"}),
         ]
@@ -398,8 +442,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _event_stream(self, body: Any, model: str) -> None:
         """Bedrock's invoke-with-response-stream: AWS event-stream messages of ``chunk`` events."""
-        self._send_stream("application/vnd.amazon.eventstream",
-                          (_chunk(payload) for _, payload in self._events(body, model)))
+        self._send_stream(
+            "application/vnd.amazon.eventstream",
+            (_chunk(payload) for _, payload in self._events(body, model)),
+        )
 
     def _send_stream(self, content_type: str, frames: Iterable[bytes]) -> None:
         self.send_response(200)
@@ -440,8 +486,14 @@ def _error(kind: str, message: str) -> dict[str, Any]:
 
 def _litellm_auth_error() -> dict[str, Any]:
     """What LiteLLM answers a revoked virtual key on its pass-through routes."""
-    return {"error": {"message": "Authentication Error, Invalid proxy server token passed.",
-                      "type": "auth_error", "param": "None", "code": "401"}}
+    return {
+        "error": {
+            "message": "Authentication Error, Invalid proxy server token passed.",
+            "type": "auth_error",
+            "param": "None",
+            "code": "401",
+        }
+    }
 
 
 def _pieces(text: str) -> Iterator[str]:

@@ -128,9 +128,7 @@ class ClaudeRun:
 
     def helper_failures(self) -> list[str]:
         """The CLI's ``apiKeyHelper failed: …`` lines, one per failed helper run."""
-        return [
-            line for line in self.result.stderr.splitlines() if line.startswith(HELPER_FAILED)
-        ]
+        return [line for line in self.result.stderr.splitlines() if line.startswith(HELPER_FAILED)]
 
     def __repr__(self) -> str:
         return f"ClaudeRun({self.result!r})"

@@ -43,12 +43,14 @@ import sys
 
 SHELLS = frozenset({"sh", "dash", "bash", "zsh", "ksh", "mksh", "ash", "busybox"})
 #: Windows shells and how each takes a command string (flags compared case-insensitively).
-WINDOWS_SHELLS = {"cmd": ("/c", "/k"), "pwsh": ("-command", "-c"),
-                  "powershell": ("-command", "-c")}
+WINDOWS_SHELLS = {"cmd": ("/c", "/k"), "pwsh": ("-command", "-c"), "powershell": ("-command", "-c")}
 #: Variables Claude adds for helpers that are not apiKeyHelper (compared with its own env).
 ADDED_BY_CLAUDE = (
-    "CLAUDECODE", "CLAUDE_CODE_SESSION_ID", "CLAUDE_PROJECT_DIR",
-    "CLAUDE_CODE_MCP_SERVER_NAME", "CLAUDE_CODE_MCP_SERVER_URL",
+    "CLAUDECODE",
+    "CLAUDE_CODE_SESSION_ID",
+    "CLAUDE_PROJECT_DIR",
+    "CLAUDE_CODE_MCP_SERVER_NAME",
+    "CLAUDE_CODE_MCP_SERVER_URL",
 )
 #: How many launchers of ours (Windows' keybroker.exe, a venv's python.exe) may stand
 #: between the helper's Python and the shell Claude started.
@@ -118,8 +120,9 @@ def _added_by_claude(table: ProcessTable, claude: int, env: Mapping[str, str]) -
     theirs = table.environ(claude)
     if theirs is None:
         return True  # cannot compare: be safe, never call it a refusal
-    upper = {name.upper(): value for name, value in theirs.items() if name.upper().startswith(
-        "CLAUDE")}
+    upper = {
+        name.upper(): value for name, value in theirs.items() if name.upper().startswith("CLAUDE")
+    }
     return any(value != upper.get(name) for name, value in mine.items())
 
 
@@ -142,9 +145,13 @@ def for_platform(platform: str = sys.platform) -> ProcessTable:
     return NoTable(platform)
 
 
-def identify(table: ProcessTable, env: Mapping[str, str], strict: bool = True,
-             pid: int | None = None, own_argv: Sequence[str] | None = None
-             ) -> tuple[str | None, str]:
+def identify(
+    table: ProcessTable,
+    env: Mapping[str, str],
+    strict: bool = True,
+    pid: int | None = None,
+    own_argv: Sequence[str] | None = None,
+) -> tuple[str | None, str]:
     """``(caller, problem)``: ``pid:starttime:command`` of the Claude process re-running this
     helper (or None: not a refusal candidate), and why the table cannot answer at all
     (``""`` when it can). ``pid`` and ``own_argv`` default to this process's."""
@@ -182,15 +189,17 @@ def identify(table: ProcessTable, env: Mapping[str, str], strict: bool = True,
     return f"{claude.pid}:{claude.start}:{digest}", ""
 
 
-def caller_id(env: Mapping[str, str] | None = None, strict: bool = True,
-              table: ProcessTable | None = None) -> str | None:
+def caller_id(
+    env: Mapping[str, str] | None = None, strict: bool = True, table: ProcessTable | None = None
+) -> str | None:
     """``pid:starttime:command`` of the Claude process re-running this helper, or None."""
     env = os.environ if env is None else env
     return identify(table or for_platform(), env, strict)[0]
 
 
-def caller_for(env: Mapping[str, str], strict: bool, cache_dir: str,
-               table: ProcessTable | None = None) -> str | None:
+def caller_for(
+    env: Mapping[str, str], strict: bool, cache_dir: str, table: ProcessTable | None = None
+) -> str | None:
     """:func:`caller_id`, and when the table cannot answer, a ``repeat-unavailable`` event
     (rate-limited per cache dir): a re-run after a 401 cannot be recognised here."""
     caller, problem = identify(table or for_platform(), env, strict)
@@ -219,8 +228,12 @@ def notice_unavailable(env: Mapping[str, str], cache_dir: str, problem: str) -> 
         pass  # a read-only cache dir: the event is still worth writing
     from keybroker import events  # noqa: PLC0415 - only when the notice is due
 
-    events.record(env, "repeat-unavailable", None,
-                  f"401 recovery unavailable: {problem}; a re-run of apiKeyHelper after a "
-                  "401 cannot be recognised, so a refused key is served again until its entry "
-                  "ages out")
+    events.record(
+        env,
+        "repeat-unavailable",
+        None,
+        f"401 recovery unavailable: {problem}; a re-run of apiKeyHelper after a "
+        "401 cannot be recognised, so a refused key is served again until its entry "
+        "ages out",
+    )
     return True

@@ -97,9 +97,7 @@ def key_store(env: Mapping[str, str]) -> str:
     return store
 
 
-def load_data_key(
-    data_dir: Path | str, create: bool = True, store: str = "file"
-) -> DataKey | None:
+def load_data_key(data_dir: Path | str, create: bool = True, store: str = "file") -> DataKey | None:
     """Read the data key, creating it (atomically, once) if it does not exist yet."""
     if store == "keychain":
         return _keychain_key(create)
@@ -109,9 +107,7 @@ def load_data_key(
     except FileNotFoundError:
         dir_stat = None
     except OSError as exc:
-        raise cache_error(
-            f"cannot inspect the data directory {data_dir}: {exc.strerror}"
-        ) from None
+        raise cache_error(f"cannot inspect the data directory {data_dir}: {exc.strerror}") from None
     if dir_stat is not None:
         # the key is only as private as its directory: another user able to write there
         # could swap in a key of their choosing and read what we seal with it
@@ -262,8 +258,10 @@ def unseal_bytes(key: DataKey, entry_id: str, blob: bytes) -> tuple[dict[str, An
         header = marshal.loads(header_bytes)  # noqa: S302 - bytes AES-GCM just authenticated
     except Exception:
         raise CorruptEntry("does not decrypt") from None
-    if not isinstance(header, dict) or header.get("id") != entry_id or (
-        header.get("kid") != key.kid
+    if (
+        not isinstance(header, dict)
+        or header.get("id") != entry_id
+        or (header.get("kid") != key.kid)
     ):
         raise CorruptEntry("foreign entry")
     return header, plain

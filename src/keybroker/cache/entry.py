@@ -109,8 +109,16 @@ class Entry(Header):
 
     @classmethod
     def of(cls, eid: str, header: Header, value: str) -> Entry:
-        return cls(eid, value, header.fetched_at, header.expires_at, header.version,
-                   header.source, header.label, dict(header.meta))
+        return cls(
+            eid,
+            value,
+            header.fetched_at,
+            header.expires_at,
+            header.version,
+            header.source,
+            header.label,
+            dict(header.meta),
+        )
 
     def __repr__(self) -> str:  # never the value
         return f"Entry(id={self.id!r}, {super().__repr__()})"
@@ -150,8 +158,9 @@ def open_entry(cache_dir: str | os.PathLike[str], key: DataKey, eid: str) -> Ope
         return None
 
 
-def reopen(cache_dir: str | os.PathLike[str], key: DataKey, eid: str,
-           known: Opened | None) -> Opened | None:
+def reopen(
+    cache_dir: str | os.PathLike[str], key: DataKey, eid: str, known: Opened | None
+) -> Opened | None:
     """The entry as it is now, reusing ``known`` when the name still holds the same file.
 
     After a lock is taken the entry must be looked at again (a peer may have refreshed it);

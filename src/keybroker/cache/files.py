@@ -150,7 +150,9 @@ def check_private_dir(path: str | os.PathLike[str], st: os.stat_result, what: st
 
 
 _READ_FLAGS = (
-    os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_BINARY", 0)
     | getattr(os, "O_NONBLOCK", 0)  # opening a FIFO must not wait for a writer
 )
 
@@ -165,8 +167,9 @@ def read_bytes(path: str | os.PathLike[str], limit: int = 1 << 20) -> bytes | No
     return None if found is None else found[0]
 
 
-def read_regular(path: str | os.PathLike[str],
-                 limit: int = 1 << 20) -> tuple[bytes, tuple[int, int, int, int]] | None:
+def read_regular(
+    path: str | os.PathLike[str], limit: int = 1 << 20
+) -> tuple[bytes, tuple[int, int, int, int]] | None:
     """:func:`read_bytes`, with the identity of the file that was read.
 
     The identity (inode, size, mtime, ctime of the open descriptor) lets a later look tell

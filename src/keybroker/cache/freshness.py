@@ -52,9 +52,7 @@ def advisory_window(policy: Policy, lifetime: float) -> float:
     return max(0.0, min(policy.advisory, (lifetime - policy.need) / 2))
 
 
-def assess(
-    fetched_at: float, expires_at: float | None, now: float, policy: Policy
-) -> Verdict:
+def assess(fetched_at: float, expires_at: float | None, now: float, policy: Policy) -> Verdict:
     """Decide what the cache may do with an entry fetched at ``fetched_at``."""
     if expires_at is not None and now >= expires_at:
         return Verdict(State.EXPIRED, "expired")

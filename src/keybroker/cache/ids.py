@@ -70,8 +70,14 @@ def material(inputs: Iterable[Any], env: Mapping[str, str]) -> bytes:
             data = "\x00".join(f"{k}={v}" for k, v in found).encode("utf-8", "surrogateescape")
         else:
             raise ValueError(f"unknown identity input kind {kind!r}")
-        parts.append(kind.encode() + b"\x00" + name.encode("utf-8", "surrogateescape") + b"\x00"
-                     + len(data).to_bytes(4, "big") + data)
+        parts.append(
+            kind.encode()
+            + b"\x00"
+            + name.encode("utf-8", "surrogateescape")
+            + b"\x00"
+            + len(data).to_bytes(4, "big")
+            + data
+        )
     return b"".join(parts)
 
 

@@ -38,8 +38,9 @@ def env_fingerprint(key: DataKey, name: str, value: str | None) -> str | None:
     """What a variant remembers of variable ``name``: a keyed fingerprint, None when unset."""
     if value is None:
         return None
-    return key.fingerprint(b"env\x00" + name.encode() + b"\x00"
-                           + value.encode("utf-8", "surrogateescape"))
+    return key.fingerprint(
+        b"env\x00" + name.encode() + b"\x00" + value.encode("utf-8", "surrogateescape")
+    )
 
 
 class Variant:

@@ -56,9 +56,7 @@ class EntryLock:
     window uses this: a process already refreshing means the cached key can be served).
     """
 
-    def __init__(
-        self, path: str | os.PathLike[str], deadline: Deadline, wait: bool = True
-    ) -> None:
+    def __init__(self, path: str | os.PathLike[str], deadline: Deadline, wait: bool = True) -> None:
         self.path = path
         self.deadline = deadline
         self.wait = wait

@@ -57,8 +57,10 @@ class LinuxTable:
 
     def problem(self) -> str:
         if self.proc(os.getpid()) is None:
-            return (f"{self.root}/{os.getpid()}/stat cannot be read ({self.root} hidden or not "
-                    "mounted?)")
+            return (
+                f"{self.root}/{os.getpid()}/stat cannot be read ({self.root} hidden or not "
+                "mounted?)"
+            )
         return ""
 
 

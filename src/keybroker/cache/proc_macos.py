@@ -83,8 +83,13 @@ class MacTable:
             return None
         info = ProcBsdInfo()
         size = ctypes.sizeof(info)
-        written = lib.proc_pidinfo(ctypes.c_int(pid), ctypes.c_int(PROC_PIDTBSDINFO),
-                                   ctypes.c_uint64(0), ctypes.byref(info), ctypes.c_int(size))
+        written = lib.proc_pidinfo(
+            ctypes.c_int(pid),
+            ctypes.c_int(PROC_PIDTBSDINFO),
+            ctypes.c_uint64(0),
+            ctypes.byref(info),
+            ctypes.c_int(size),
+        )
         if written != size:
             return None
         path = ctypes.create_string_buffer(PROC_PIDPATHINFO_MAXSIZE)

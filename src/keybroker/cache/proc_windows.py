@@ -73,8 +73,11 @@ class ProcessBasicInformation(ctypes.Structure):
 
 
 class UnicodeString(ctypes.Structure):
-    _fields_ = (("Length", ctypes.c_uint16), ("MaximumLength", ctypes.c_uint16),
-                ("Buffer", ctypes.c_void_p))
+    _fields_ = (
+        ("Length", ctypes.c_uint16),
+        ("MaximumLength", ctypes.c_uint16),
+        ("Buffer", ctypes.c_void_p),
+    )
 
 
 class WindowsTable:
@@ -111,8 +114,9 @@ class WindowsTable:
             return self._parents
         kernel32 = libs[0]
         kernel32.CreateToolhelp32Snapshot.restype = ctypes.c_void_p
-        handle = kernel32.CreateToolhelp32Snapshot(ctypes.c_uint32(TH32CS_SNAPPROCESS),
-                                                   ctypes.c_uint32(0))
+        handle = kernel32.CreateToolhelp32Snapshot(
+            ctypes.c_uint32(TH32CS_SNAPPROCESS), ctypes.c_uint32(0)
+        )
         if handle is None or handle == INVALID_HANDLE:
             self._error = "CreateToolhelp32Snapshot failed"
             return self._parents
@@ -121,8 +125,10 @@ class WindowsTable:
             entry.dwSize = ctypes.sizeof(entry)
             ok = kernel32.Process32FirstW(ctypes.c_void_p(handle), ctypes.byref(entry))
             while ok:
-                self._parents[int(entry.th32ProcessID)] = (int(entry.th32ParentProcessID),
-                                                           str(entry.szExeFile))
+                self._parents[int(entry.th32ProcessID)] = (
+                    int(entry.th32ParentProcessID),
+                    str(entry.szExeFile),
+                )
                 ok = kernel32.Process32NextW(ctypes.c_void_p(handle), ctypes.byref(entry))
         finally:
             kernel32.CloseHandle(ctypes.c_void_p(handle))
@@ -134,8 +140,9 @@ class WindowsTable:
             return None
         kernel32 = libs[0]
         kernel32.OpenProcess.restype = ctypes.c_void_p
-        handle = kernel32.OpenProcess(ctypes.c_uint32(access), ctypes.c_int(0),
-                                      ctypes.c_uint32(pid))
+        handle = kernel32.OpenProcess(
+            ctypes.c_uint32(access), ctypes.c_int(0), ctypes.c_uint32(pid)
+        )
         return int(handle) if handle else None
 
     def _close(self, handle: int) -> None:
@@ -155,14 +162,19 @@ class WindowsTable:
         try:
             kernel32 = libs[0]
             created, exited, kernel, user = FileTime(), FileTime(), FileTime(), FileTime()
-            if not kernel32.GetProcessTimes(ctypes.c_void_p(handle), ctypes.byref(created),
-                                            ctypes.byref(exited), ctypes.byref(kernel),
-                                            ctypes.byref(user)):
+            if not kernel32.GetProcessTimes(
+                ctypes.c_void_p(handle),
+                ctypes.byref(created),
+                ctypes.byref(exited),
+                ctypes.byref(kernel),
+                ctypes.byref(user),
+            ):
                 return None
             path = ctypes.create_unicode_buffer(32768)
             size = ctypes.c_uint32(len(path))
-            ok = kernel32.QueryFullProcessImageNameW(ctypes.c_void_p(handle), ctypes.c_uint32(0),
-                                                     path, ctypes.byref(size))
+            ok = kernel32.QueryFullProcessImageNameW(
+                ctypes.c_void_p(handle), ctypes.c_uint32(0), path, ctypes.byref(size)
+            )
             exe = path.value if ok else ""
         finally:
             self._close(handle)
@@ -179,8 +191,12 @@ class WindowsTable:
             buffer = ctypes.create_string_buffer(65536 + ctypes.sizeof(UnicodeString))
             returned = ctypes.c_uint32(0)
             status = ntdll.NtQueryInformationProcess(
-                ctypes.c_void_p(handle), ctypes.c_int(PROCESS_COMMAND_LINE_INFORMATION), buffer,
-                ctypes.c_uint32(len(buffer)), ctypes.byref(returned))
+                ctypes.c_void_p(handle),
+                ctypes.c_int(PROCESS_COMMAND_LINE_INFORMATION),
+                buffer,
+                ctypes.c_uint32(len(buffer)),
+                ctypes.byref(returned),
+            )
             if status != 0:
                 return None
             text = UnicodeString.from_buffer(buffer)
@@ -203,20 +219,33 @@ class WindowsTable:
         finally:
             self._close(handle)
 
-    def _read_environment(self, libs: tuple[ctypes.CDLL, ctypes.CDLL],
-                          handle: int) -> dict[str, str] | None:
+    def _read_environment(
+        self, libs: tuple[ctypes.CDLL, ctypes.CDLL], handle: int
+    ) -> dict[str, str] | None:
         kernel32, ntdll = libs
         basic = ProcessBasicInformation()
-        if ntdll.NtQueryInformationProcess(
-                ctypes.c_void_p(handle), ctypes.c_int(PROCESS_BASIC_INFORMATION),
-                ctypes.byref(basic), ctypes.c_uint32(ctypes.sizeof(basic)), None) != 0:
+        if (
+            ntdll.NtQueryInformationProcess(
+                ctypes.c_void_p(handle),
+                ctypes.c_int(PROCESS_BASIC_INFORMATION),
+                ctypes.byref(basic),
+                ctypes.c_uint32(ctypes.sizeof(basic)),
+                None,
+            )
+            != 0
+        ):
             return None
 
         def read(address: int, size: int) -> bytes | None:
             buffer = ctypes.create_string_buffer(size)
             done = ctypes.c_size_t(0)
-            if not kernel32.ReadProcessMemory(ctypes.c_void_p(handle), ctypes.c_void_p(address),
-                                              buffer, ctypes.c_size_t(size), ctypes.byref(done)):
+            if not kernel32.ReadProcessMemory(
+                ctypes.c_void_p(handle),
+                ctypes.c_void_p(address),
+                buffer,
+                ctypes.c_size_t(size),
+                ctypes.byref(done),
+            ):
                 return None
             return buffer.raw[: done.value]
 
@@ -240,7 +269,7 @@ class WindowsTable:
         if self.proc(os.getpid()) is None:
             return self._error or "the process snapshot does not describe this process"
         if self.argv(os.getpid()) is None:
-            return ("NtQueryInformationProcess gives no command line (Windows older than 8.1?)")
+            return "NtQueryInformationProcess gives no command line (Windows older than 8.1?)"
         return ""
 
 

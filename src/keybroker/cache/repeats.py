@@ -117,8 +117,12 @@ def seen_of(cache_dir: str | os.PathLike[str], eid: str) -> Seen:
     return read(entry_path(cache_dir, eid, SEEN_SUFFIX))
 
 
-def update(cache_dir: str | os.PathLike[str], eid: str, deadline: Deadline,
-           change: Callable[[Seen], bool | None]) -> None:
+def update(
+    cache_dir: str | os.PathLike[str],
+    eid: str,
+    deadline: Deadline,
+    change: Callable[[Seen], bool | None],
+) -> None:
     """Read-modify-write entry ``eid``'s ``.seen`` record under its own small lock.
 
     Best effort, bounded by the deadline: a peer holding the lock never makes a call wait

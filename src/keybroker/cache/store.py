@@ -158,8 +158,15 @@ class Cache:
             except CorruptEntry:
                 header = None
             if header is None:
-                yield EntryInfo(id=eid, fetched_at=None, expires_at=None, version=None,
-                                source="", label="(unreadable entry)", size=len(blob))
+                yield EntryInfo(
+                    id=eid,
+                    fetched_at=None,
+                    expires_at=None,
+                    version=None,
+                    source="",
+                    label="(unreadable entry)",
+                    size=len(blob),
+                )
                 continue
             yield EntryInfo(
                 id=eid,

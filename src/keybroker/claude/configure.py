@@ -35,7 +35,7 @@ PROJECT_NOTE = (
 )
 HEADERS_DROPPED = (
     "Claude Code uses only the token of inferenceCredentialHelper and ignores its headers "
-    "(\"the helper's headers are not used\")"
+    '("the helper\'s headers are not used")'
 )
 
 
@@ -88,25 +88,33 @@ def executables(wanted: Wanted, say: Say) -> tuple[str, str]:
     else:
         exe = wanted.executable or (helpers.PORTABLE if wanted.shared else absolute)
     if exe == helpers.PORTABLE and not helpers.on_path():
-        say("keybroker: warning: 'keybroker' is not on this PATH; the written helper runs it "
-            "by name (install it on PATH for everyone, or pass --executable)")
+        say(
+            "keybroker: warning: 'keybroker' is not on this PATH; the written helper runs it "
+            "by name (install it on PATH for everyone, or pass --executable)"
+        )
     return exe, absolute
 
 
 def plan(env: Mapping[str, str], wanted: Wanted, say: Say, read: bool = True) -> Request:
     """What ``configure`` will set: the settings fragment and the MCP helper lines."""
     exe, absolute = executables(wanted, say)
-    tgt = settings.target(wanted.scope, env, wanted.project_dir, wanted.managed_path,
-                          wanted.drop_in)
+    tgt = settings.target(
+        wanted.scope, env, wanted.project_dir, wanted.managed_path, wanted.drop_in
+    )
     existing = tgt.read() if read else None
     ttl_ms = wanted.ttl_ms
     if ttl_ms is None and not settings.settings_env(existing).get(dep.TTL_VAR):
         ttl_ms = dep.DEFAULT_TTL_MS
     fragment: dict[str, Any] = {
         "apiKeyHelper": helpers.helper_command(exe, wanted.profile, wanted.config),
-        "env": dep.deployment_env(wanted.deployment, base_url=wanted.base_url, ttl_ms=ttl_ms,
-                                  region=wanted.region, vertex_project=wanted.vertex_project_id,
-                                  models=wanted.models),
+        "env": dep.deployment_env(
+            wanted.deployment,
+            base_url=wanted.base_url,
+            ttl_ms=ttl_ms,
+            region=wanted.region,
+            vertex_project=wanted.vertex_project_id,
+            models=wanted.models,
+        ),
     }
     if wanted.inference_helper:
         explicit = os.path.isabs(exe) and (wanted.executable or wanted.fleet)
@@ -116,24 +124,39 @@ def plan(env: Mapping[str, str], wanted: Wanted, say: Say, read: bool = True) ->
         fragment[dep.INFERENCE_HELPER] = inference_exe  # an absolute path, no shell
         fragment[dep.INFERENCE_ARGS] = args
         if wanted.scope != "managed":
-            say("keybroker: note: Claude Code reads inferenceCredentialHelper as an "
-                "organization setting (managed settings / device management)")
+            say(
+                "keybroker: note: Claude Code reads inferenceCredentialHelper as an "
+                "organization setting (managed settings / device management)"
+            )
     if wanted.proxy_auth_helper:
         fragment[dep.PROXY_HELPER] = helpers.command_line(
-            exe, "headers", wanted.proxy_auth_helper, wanted.config, ("--format", "value"))
+            exe, "headers", wanted.proxy_auth_helper, wanted.config, ("--format", "value")
+        )
         fragment["env"][dep.PROXY_SWITCH] = "1"
     if wanted.deployment == "vertex":
         have = {**settings.settings_env(existing), **fragment["env"]}
         missing = [v for v in ("ANTHROPIC_VERTEX_PROJECT_ID", "CLOUD_ML_REGION") if v not in have]
         if missing:
-            say(f"keybroker: note: Claude Code on Vertex also needs {' and '.join(missing)} "
-                "(--vertex-project-id, --region)")
-    mcp_commands = {name: helpers.command_line(exe, "headers", prof, wanted.config)
-                    for name, prof in wanted.mcp.items()}
-    return Request(scope=wanted.scope, profile=wanted.profile, fragment=fragment,
-                   deployment=wanted.deployment, force=wanted.force, absolute=absolute,
-                   mcp_commands=mcp_commands, project_dir=wanted.project_dir,
-                   managed_path=wanted.managed_path, drop_in=wanted.drop_in)
+            say(
+                f"keybroker: note: Claude Code on Vertex also needs {' and '.join(missing)} "
+                "(--vertex-project-id, --region)"
+            )
+    mcp_commands = {
+        name: helpers.command_line(exe, "headers", prof, wanted.config)
+        for name, prof in wanted.mcp.items()
+    }
+    return Request(
+        scope=wanted.scope,
+        profile=wanted.profile,
+        fragment=fragment,
+        deployment=wanted.deployment,
+        force=wanted.force,
+        absolute=absolute,
+        mcp_commands=mcp_commands,
+        project_dir=wanted.project_dir,
+        managed_path=wanted.managed_path,
+        drop_in=wanted.drop_in,
+    )
 
 
 def inference_headers(args: Any) -> bool:
@@ -150,9 +173,11 @@ def check_helpers(current: Mapping[str, Any], req: Request, where: Path) -> None
         if key == dep.INFERENCE_HELPER and value == req.absolute:
             continue
         if req.scope == "managed":
-            raise UsageError(f"{where} already has a {key} that keybroker did not write; "
-                             "managed settings are never replaced, only merged",
-                             "ask the administrator who wrote it, or edit the file by hand")
+            raise UsageError(
+                f"{where} already has a {key} that keybroker did not write; "
+                "managed settings are never replaced, only merged",
+                "ask the administrator who wrote it, or edit the file by hand",
+            )
         if not req.force:
             raise UsageError(
                 f"{where} already has a {key} that keybroker did not write; not replacing it",
@@ -166,8 +191,10 @@ def managed_checks(env: Mapping[str, str], req: Request, say: Say) -> None:
     for note in managed.check_folders(directory, repair=True):
         say(f"keybroker: {note}")
     mine = directory / settings.DROP_IN_DIR / f"{req.drop_in}.json"
-    others = [directory / "managed-settings.json",
-              *(p for p in settings.drop_ins(directory) if p != mine)]
+    others = [
+        directory / "managed-settings.json",
+        *(p for p in settings.drop_ins(directory) if p != mine),
+    ]
     managed.check_files(others)
     for key in ("apiKeyHelper", dep.PROXY_HELPER):
         if key in req.fragment:
@@ -182,8 +209,10 @@ def managed_checks(env: Mapping[str, str], req: Request, say: Say) -> None:
         except ConfigError:
             continue
         if data.get("apiKeyHelper"):
-            say(f"keybroker: warning: {path} also sets apiKeyHelper and is read after "
-                f"{mine.name}, so Claude Code runs its helper, not keybroker's")
+            say(
+                f"keybroker: warning: {path} also sets apiKeyHelper and is read after "
+                f"{mine.name}, so Claude Code runs its helper, not keybroker's"
+            )
 
 
 def write(env: Mapping[str, str], req: Request, say: Say) -> None:
@@ -196,11 +225,14 @@ def write(env: Mapping[str, str], req: Request, say: Say) -> None:
     current = existing or {}
     check_helpers(current, req, tgt.path)
     if dep.INFERENCE_HELPER in req.fragment and (
-            inference_headers(req.fragment.get(dep.INFERENCE_ARGS))
-            or inference_headers(current.get(dep.INFERENCE_ARGS))):
-        say(f"keybroker: warning: {HEADERS_DROPPED}: the --header arguments in {tgt.path} "
+        inference_headers(req.fragment.get(dep.INFERENCE_ARGS))
+        or inference_headers(current.get(dep.INFERENCE_ARGS))
+    ):
+        say(
+            f"keybroker: warning: {HEADERS_DROPPED}: the --header arguments in {tgt.path} "
             "never reached the gateway and are replaced by a bare token; if the gateway needs "
-            "a header, use apiKeyHelper (x-api-key and Bearer) or ANTHROPIC_CUSTOM_HEADERS")
+            "a header, use apiKeyHelper (x-api-key and Bearer) or ANTHROPIC_CUSTOM_HEADERS"
+        )
     if req.mcp_commands:  # after every refusal above, so a refused run changes nothing
         write_mcp(env, req, say)
     merged, removed = dep.merge(current, req.fragment, req.deployment, tgt.path)
@@ -219,20 +251,29 @@ def write(env: Mapping[str, str], req: Request, say: Say) -> None:
         mode = 0o644  # every user's Claude Code reads it; nobody else writes it
     remember(env, tgt, raw, current, merged)
     tgt.write(files.dumps(merged), mode, settings.DIR_MODES[req.scope])
-    say(f"keybroker: wrote apiKeyHelper ({req.deployment}, profile '{req.profile}') to "
-        f"{tgt.path}{note}")
+    say(
+        f"keybroker: wrote apiKeyHelper ({req.deployment}, profile '{req.profile}') to "
+        f"{tgt.path}{note}"
+    )
     if removed:
         say(f"keybroker: removed settings of the previous deployment: {', '.join(removed)}")
     overriding = [v for v in dep.OVERRIDING_VARS if v in merged["env"]]
     if overriding:
-        say(f"keybroker: warning: {tgt.path} also sets {', '.join(overriding)} in env, which "
-            "Claude Code uses instead of apiKeyHelper; remove it")
+        say(
+            f"keybroker: warning: {tgt.path} also sets {', '.join(overriding)} in env, which "
+            "Claude Code uses instead of apiKeyHelper; remove it"
+        )
     if req.scope == "project":
         say(PROJECT_NOTE)
 
 
-def remember(env: Mapping[str, str], tgt: settings.Target, raw: bytes | None,
-             before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
+def remember(
+    env: Mapping[str, str],
+    tgt: settings.Target,
+    raw: bytes | None,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+) -> None:
     """Add this write's changes to the file's record (created on its first configure)."""
     records = record.Records(env)
     rec = records.load(tgt.path) or record.Record(str(tgt.path), raw is not None, raw)
@@ -249,8 +290,9 @@ def write_mcp(env: Mapping[str, str], req: Request, say: Say) -> None:
     raw = tgt.read_bytes()
     data = tgt.read() if raw is not None else {}
     data = data or {}
-    commands = {name: command + bound_to(data, keys, name)
-                for name, command in req.mcp_commands.items()}
+    commands = {
+        name: command + bound_to(data, keys, name) for name, command in req.mcp_commands.items()
+    }
     merged = mcp.set_headers_helpers(data, keys, commands, path)
     if merged == data:
         return
@@ -260,8 +302,10 @@ def write_mcp(env: Mapping[str, str], req: Request, say: Say) -> None:
     mode = tgt.mode() or settings.FILE_MODES[req.scope]
     remember(env, tgt, raw, data, merged)
     tgt.write(files.dumps(merged), mode, settings.DIR_MODES[req.scope])
-    say(f"keybroker: set headersHelper of MCP server(s) {', '.join(sorted(req.mcp_commands))} "
-        f"in {path}")
+    say(
+        f"keybroker: set headersHelper of MCP server(s) {', '.join(sorted(req.mcp_commands))} "
+        f"in {path}"
+    )
 
 
 def mcp_target(scope: str, path: Path) -> settings.Target:
@@ -305,15 +349,23 @@ def undo(env: Mapping[str, str], tgt: settings.Target, say: Say) -> bool:
             files.remove_empty_dir(tgt.root, tgt.relative[0])  # a .claude left empty
         say(f"keybroker: removed {tgt.path} (keybroker created it)")
     elif original is not None and restored == original and rec.original is not None:
-        tgt.write(rec.original, tgt.mode() or settings.FILE_MODES[tgt.scope],
-                  settings.DIR_MODES[tgt.scope])
+        tgt.write(
+            rec.original,
+            tgt.mode() or settings.FILE_MODES[tgt.scope],
+            settings.DIR_MODES[tgt.scope],
+        )
         say(f"keybroker: restored {tgt.path} as it was before keybroker configured it")
     elif restored != current:
-        tgt.write(files.dumps(restored), tgt.mode() or settings.FILE_MODES[tgt.scope],
-                  settings.DIR_MODES[tgt.scope])
+        tgt.write(
+            files.dumps(restored),
+            tgt.mode() or settings.FILE_MODES[tgt.scope],
+            settings.DIR_MODES[tgt.scope],
+        )
         say(f"keybroker: removed keybroker's settings from {tgt.path}")
     if kept:
-        say(f"keybroker: left {', '.join(kept)} in {tgt.path} alone: changed since keybroker "
-            "wrote it")
+        say(
+            f"keybroker: left {', '.join(kept)} in {tgt.path} alone: changed since keybroker "
+            "wrote it"
+        )
     records.drop(tgt.path)
     return True

@@ -28,8 +28,7 @@ class Deployment:
 
     def owned(self) -> tuple[str, ...]:
         """Every variable this deployment's settings may contain."""
-        return (self.base, *self.switches, *((self.region,) if self.region else ()),
-                *self.extra)
+        return (self.base, *self.switches, *((self.region,) if self.region else ()), *self.extra)
 
 
 DEPLOYMENTS: dict[str, Deployment] = {
@@ -54,8 +53,12 @@ MODEL_VARS = {
     "haiku_model": "ANTHROPIC_DEFAULT_HAIKU_MODEL",
 }
 #: Variables that make Claude Code send another credential than the helper's.
-OVERRIDING_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN",
-                   "CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR")
+OVERRIDING_VARS = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR",
+)
 #: proxyAuthHelper: "Shell command that outputs a Proxy-Authorization header value" (early
 #: access in 2.1.197 and 2.1.332; used only with CLAUDE_CODE_ENABLE_PROXY_AUTH_HELPER set).
 PROXY_HELPER = "proxyAuthHelper"
@@ -106,8 +109,9 @@ def stale_vars(deployment: str, env: Mapping[str, Any]) -> list[str]:
     return names
 
 
-def merge(existing: Mapping[str, Any], fragment: Mapping[str, Any], deployment: str,
-          where: Path) -> tuple[dict[str, Any], list[str]]:
+def merge(
+    existing: Mapping[str, Any], fragment: Mapping[str, Any], deployment: str, where: Path
+) -> tuple[dict[str, Any], list[str]]:
     """``existing`` with keybroker's keys set; returns it and the variables removed."""
     merged = copy.deepcopy(dict(existing))
     env = merged.get("env", {})

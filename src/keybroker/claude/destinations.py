@@ -70,8 +70,10 @@ def entry(servers: Mapping[str, Any], server: str, where: str) -> dict[str, Any]
         known = {"profile", "header", "scheme", "url", "any_url"}
         unknown = set(raw) - known
         if unknown:
-            raise ConfigError(f"{where}: [mcp.servers] {server}: unknown key "
-                              f"'{sorted(unknown)[0]}'", "known keys: " + ", ".join(sorted(known)))
+            raise ConfigError(
+                f"{where}: [mcp.servers] {server}: unknown key '{sorted(unknown)[0]}'",
+                "known keys: " + ", ".join(sorted(known)),
+            )
         for key in ("header", "scheme", "url"):
             if key in raw and not isinstance(raw[key], str):
                 raise ConfigError(f"{where}: [mcp.servers] {server}: '{key}' must be a string")
@@ -80,12 +82,11 @@ def entry(servers: Mapping[str, Any], server: str, where: str) -> dict[str, Any]
         if "url" in raw and not raw["url"].startswith(("https://", "http://")):
             raise ConfigError(f"{where}: [mcp.servers] {server}: 'url' must be an http(s) URL")
         if raw.get("url") and raw.get("any_url"):
-            raise ConfigError(f"{where}: [mcp.servers] {server}: give 'url' or 'any_url', "
-                              "not both")
+            raise ConfigError(f"{where}: [mcp.servers] {server}: give 'url' or 'any_url', not both")
         return dict(raw)
     raise ConfigError(
         f"{where}: [mcp.servers] {server}: expected a profile name or "
-        "{ profile = \"…\", url = \"https://…\", header = \"…\", scheme = \"…\" }"
+        '{ profile = "…", url = "https://…", header = "…", scheme = "…" }'
     )
 
 
@@ -93,14 +94,23 @@ def bound_urls(servers: Mapping[str, Any], profile: str) -> list[str]:
     """Every URL a ``[mcp.servers]`` entry binds ``profile`` to."""
     out: list[str] = []
     for raw in servers.values():
-        if isinstance(raw, dict) and raw.get("profile") == profile and isinstance(
-                raw.get("url"), str):
+        if (
+            isinstance(raw, dict)
+            and raw.get("profile") == profile
+            and isinstance(raw.get("url"), str)
+        ):
             out.append(raw["url"])
     return out
 
 
-def check_mcp(server: str, url: str, choice: Mapping[str, Any] | None,
-              servers: Mapping[str, Any], profile: str, where: str) -> None:
+def check_mcp(
+    server: str,
+    url: str,
+    choice: Mapping[str, Any] | None,
+    servers: Mapping[str, Any],
+    profile: str,
+    where: str,
+) -> None:
     """Refuse to hand ``profile``'s key to MCP server ``server`` at ``url`` unless bound."""
     if not url:
         return  # an older Claude Code says no URL: nothing to bind against
@@ -118,7 +128,7 @@ def check_mcp(server: str, url: str, choice: Mapping[str, Any] | None,
             raise ConfigError(
                 f"[mcp.servers] {server} in {where} names no url, and keybroker sends a key "
                 f"only to the URL a mapping names (Claude Code asks for {url})",
-                f"write: {server} = {{ profile = \"{choice['profile']}\", url = \"{url}\" }} "
+                f'write: {server} = {{ profile = "{choice["profile"]}", url = "{url}" }} '
                 "(or any_url = true to send it anywhere, as before)",
             )
     bound = bound_urls(servers, profile)
@@ -143,13 +153,17 @@ def lint(servers: Mapping[str, Any], where: str) -> list[Any]:
             continue
         if choice is None or choice.get("url") or choice.get("any_url"):
             continue
-        checks.append(Check(
-            False, "mcp servers",
-            f"[mcp.servers] {name} in {where} names no url: Claude Code (2.1.332+) tells the "
-            "helper the server's URL, and keybroker sends a key only to the URL a mapping names",
-            f"write {name} = {{ profile = \"{choice['profile']}\", url = \"https://…\" }} "
-            "(or any_url = true)",
-        ))
+        checks.append(
+            Check(
+                False,
+                "mcp servers",
+                f"[mcp.servers] {name} in {where} names no url: Claude Code (2.1.332+) tells the "
+                "helper the server's URL, and keybroker sends a key only to the URL a mapping "
+                "names",
+                f'write {name} = {{ profile = "{choice["profile"]}", url = "https://…" }} '
+                "(or any_url = true)",
+            )
+        )
     bound = sum(1 for raw in servers.values() if isinstance(raw, dict) and raw.get("url"))
     if bound and not checks:
         checks.append(Check(True, "mcp servers", f"{bound} server(s) bound to their URL"))
@@ -168,5 +182,6 @@ def check_flag(urls: tuple[str, ...], env: Mapping[str, str], profile: str) -> N
             "run it as Claude Code's headersHelper or proxyAuthHelper",
         )
     if not any(same(u, told) for u in urls):
-        raise AccessDenied(f"the '{profile}' key is bound to {', '.join(urls)} (--url), "
-                           f"not {told}; not sending it")
+        raise AccessDenied(
+            f"the '{profile}' key is bound to {', '.join(urls)} (--url), not {told}; not sending it"
+        )

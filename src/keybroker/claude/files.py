@@ -36,9 +36,14 @@ _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 def kind(mode: int) -> str:
     """What a non-regular file is, in words for an error message."""
-    for test, word in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symlink")):
+    for test, word in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symlink"),
+    ):
         if test(mode):
             return word
     return "not a regular file"
@@ -55,8 +60,10 @@ def read_bytes(path: Path, limit: int = READ_LIMIT) -> bytes | None:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"{path} is {kind(st.st_mode)}, not a settings file; not reading it",
-                              "remove it or replace it with a regular file")
+            raise ConfigError(
+                f"{path} is {kind(st.st_mode)}, not a settings file; not reading it",
+                "remove it or replace it with a regular file",
+            )
         chunks: list[bytes] = []
         size = 0
         while size <= limit:
@@ -66,8 +73,10 @@ def read_bytes(path: Path, limit: int = READ_LIMIT) -> bytes | None:
             chunks.append(chunk)
             size += len(chunk)
         if size > limit:
-            raise ConfigError(f"{path} is larger than {limit // 1024} KiB; not reading it",
-                              "a settings file is a few kB: check what it is")
+            raise ConfigError(
+                f"{path} is larger than {limit // 1024} KiB; not reading it",
+                "a settings file is a few kB: check what it is",
+            )
         return b"".join(chunks)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
@@ -176,8 +185,10 @@ def read_in(parent_fd: int, name: str, where: Path, limit: int = READ_LIMIT) -> 
         return None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise ConfigError(f"{where} is a symlink; keybroker does not follow it here",
-                              "replace it with a regular file") from None
+            raise ConfigError(
+                f"{where} is a symlink; keybroker does not follow it here",
+                "replace it with a regular file",
+            ) from None
         raise ConfigError(f"cannot read {where}: {exc.strerror}") from None
     try:
         st = os.fstat(fd)
@@ -194,12 +205,11 @@ def read_in(parent_fd: int, name: str, where: Path, limit: int = READ_LIMIT) -> 
 def replace_in(parent_fd: int, name: str, data: bytes, mode: int) -> None:
     """Write ``data`` to ``name`` under ``parent_fd``: temp file, fsync, ``os.replace``."""
     tmp = f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600,
-                 dir_fd=parent_fd)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=parent_fd)
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         if sys.platform != "win32":
             os.fchmod(fd, mode)
         os.fsync(fd)
@@ -214,11 +224,12 @@ def replace_in(parent_fd: int, name: str, data: bytes, mode: int) -> None:
         os.unlink(tmp, dir_fd=parent_fd)
         raise
     with contextlib.suppress(OSError):  # the file is in place; its entry's durability is
-        os.fsync(parent_fd)               # best effort
+        os.fsync(parent_fd)  # best effort
 
 
-def write_confined(root: Path, relative: tuple[str, ...], data: bytes, mode: int,
-                   dir_mode: int) -> None:
+def write_confined(
+    root: Path, relative: tuple[str, ...], data: bytes, mode: int, dir_mode: int
+) -> None:
     """Write ``root/relative`` without following any link below ``root``; refuse non-files.
 
     A missing ``root`` (the folder the person named) is created with ``dir_mode``.
@@ -234,8 +245,7 @@ def write_confined(root: Path, relative: tuple[str, ...], data: bytes, mode: int
         os.close(parent)
 
 
-def read_confined(root: Path, relative: tuple[str, ...],
-                  limit: int = READ_LIMIT) -> bytes | None:
+def read_confined(root: Path, relative: tuple[str, ...], limit: int = READ_LIMIT) -> bytes | None:
     """Read ``root/relative`` like :func:`write_confined` writes it (None when missing)."""
     try:
         parent = open_parent(root, relative, None)

@@ -67,14 +67,22 @@ def quote_word(word: str, platform: str = sys.platform) -> str:
     if _WINDOWS_PLAIN.match(word):
         return word
     if '"' in word or "%" in word or any(ord(ch) < 32 for ch in word):
-        raise UsageError(f"cannot quote {word!r} for cmd.exe (a double quote, percent sign or "
-                         "control character)", "use a path and profile name without them")
+        raise UsageError(
+            f"cannot quote {word!r} for cmd.exe (a double quote, percent sign or "
+            "control character)",
+            "use a path and profile name without them",
+        )
     return f'"{word}"'
 
 
-def command_line(executable: str, verb: str, profile: str | None,
-                 config: str | None = None, extra: tuple[str, ...] = (),
-                 platform: str = sys.platform) -> str:
+def command_line(
+    executable: str,
+    verb: str,
+    profile: str | None,
+    config: str | None = None,
+    extra: tuple[str, ...] = (),
+    platform: str = sys.platform,
+) -> str:
     """A helper command line, every word quoted for the shell Claude Code uses here."""
     words = [executable, verb, *([profile] if profile else []), *extra]
     if config:
@@ -125,11 +133,18 @@ def parse_helper(command: Any) -> dict[str, Any] | None:
     config = None
     if "--config" in words[:-1]:
         config = words[words.index("--config") + 1]
-    rest = [w for i, w in enumerate(words[2:], 2)
-            if not w.startswith("-") and words[i - 1] not in ("--config", "--header",
-                                                                "--scheme", "--format")]
-    return {"executable": words[0], "verb": verb, "profile": rest[0] if rest else None,
-            "config": config}
+    rest = [
+        w
+        for i, w in enumerate(words[2:], 2)
+        if not w.startswith("-")
+        and words[i - 1] not in ("--config", "--header", "--scheme", "--format")
+    ]
+    return {
+        "executable": words[0],
+        "verb": verb,
+        "profile": rest[0] if rest else None,
+        "config": config,
+    }
 
 
 def is_ours(value: Any) -> bool:

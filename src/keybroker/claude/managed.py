@@ -26,8 +26,11 @@ _OPEN = stat.S_IWGRP | stat.S_IWOTH
 def _owner_ok(st: os.stat_result) -> bool:
     if sys.platform == "win32":  # no POSIX owners: managed settings are an admin's folder
         return True
-    return st.st_uid in (ROOT_UID, os.geteuid()) if os.geteuid() != ROOT_UID else (
-        st.st_uid == ROOT_UID)
+    return (
+        st.st_uid in (ROOT_UID, os.geteuid())
+        if os.geteuid() != ROOT_UID
+        else (st.st_uid == ROOT_UID)
+    )
 
 
 def _ancestors(path: Path) -> list[Path]:
@@ -75,18 +78,26 @@ def check_folders(directory: Path, repair: bool) -> list[str]:
         except FileNotFoundError:
             continue
         if stat.S_ISLNK(st.st_mode):
-            raise ConfigError(f"{folder} is a symlink; managed settings are written only into "
-                              "a real folder root owns", f"replace {folder} with a directory")
+            raise ConfigError(
+                f"{folder} is a symlink; managed settings are written only into "
+                "a real folder root owns",
+                f"replace {folder} with a directory",
+            )
         if not _owner_ok(st):
-            raise ConfigError(f"{folder} is owned by uid {st.st_uid}, not root",
-                              f"chown root {folder}")
+            raise ConfigError(
+                f"{folder} is owned by uid {st.st_uid}, not root", f"chown root {folder}"
+            )
         if st.st_mode & _OPEN:
             if not repair:
-                raise ConfigError(f"{folder} is writable by others "
-                                  f"({stat.filemode(st.st_mode)})", f"chmod go-w {folder}")
+                raise ConfigError(
+                    f"{folder} is writable by others ({stat.filemode(st.st_mode)})",
+                    f"chmod go-w {folder}",
+                )
             os.chmod(folder, (st.st_mode & 0o7777) & ~_OPEN)
-            notes.append(f"repaired {folder}: was {stat.filemode(st.st_mode)} (anyone could add "
-                         f"managed settings), now {stat.filemode(os.stat(folder).st_mode)}")
+            notes.append(
+                f"repaired {folder}: was {stat.filemode(st.st_mode)} (anyone could add "
+                f"managed settings), now {stat.filemode(os.stat(folder).st_mode)}"
+            )
     return notes
 
 
@@ -120,14 +131,17 @@ def check_executable(command: str) -> str:
     first = words[0] if words else command
     found = first if os.path.isabs(first) else shutil.which(first)
     if not found:
-        raise UsageError(f"managed settings need a helper every user can run; {first!r} is "
-                         "not on this PATH", "install keybroker per machine (scripts/install.sh "
-                         "--system) or pass --executable /usr/local/bin/keybroker")
+        raise UsageError(
+            f"managed settings need a helper every user can run; {first!r} is not on this PATH",
+            "install keybroker per machine (scripts/install.sh "
+            "--system) or pass --executable /usr/local/bin/keybroker",
+        )
     problems = _exe_problems(Path(found))
     interpreter = _shebang(Path(found))
     if interpreter is not None:
-        problems += [f"its interpreter {interpreter}: {p}"
-                     for p in _exe_problems(Path(interpreter))]
+        problems += [
+            f"its interpreter {interpreter}: {p}" for p in _exe_problems(Path(interpreter))
+        ]
     if problems:
         raise UsageError(
             f"managed settings would run {found} for every user, but {problems[0]}",
@@ -145,18 +159,21 @@ def _exe_problems(path: Path) -> list[str]:
         except OSError as exc:
             return [f"{candidate} cannot be read ({exc.strerror})"]
         if st.st_uid != ROOT_UID or st.st_mode & _OPEN:
-            problems.append(f"{candidate} can be rewritten by a non-root account (owner uid "
-                            f"{st.st_uid}, {stat.filemode(st.st_mode)})")
+            problems.append(
+                f"{candidate} can be rewritten by a non-root account (owner uid "
+                f"{st.st_uid}, {stat.filemode(st.st_mode)})"
+            )
         if not st.st_mode & stat.S_IXOTH:
             problems.append(f"other users cannot run {candidate} ({stat.filemode(st.st_mode)})")
     for ancestor in _ancestors(path):
         st = os.stat(ancestor)
         if st.st_uid != ROOT_UID or _dir_open(st):
-            problems.append(f"{ancestor} can be changed by a non-root account (owner uid "
-                            f"{st.st_uid}, {stat.filemode(st.st_mode)})")
+            problems.append(
+                f"{ancestor} can be changed by a non-root account (owner uid "
+                f"{st.st_uid}, {stat.filemode(st.st_mode)})"
+            )
         if not st.st_mode & stat.S_IXOTH:
-            problems.append(f"other users cannot enter {ancestor} "
-                            f"({stat.filemode(st.st_mode)})")
+            problems.append(f"other users cannot enter {ancestor} ({stat.filemode(st.st_mode)})")
     return problems
 
 

@@ -18,18 +18,24 @@ from typing import Any
 from keybroker.errors import ConfigError, UsageError
 
 
-def mcp_location(scope: str, env: Mapping[str, str],
-                 project_dir: str | None = None) -> tuple[Path, list[str]]:
+def mcp_location(
+    scope: str, env: Mapping[str, str], project_dir: str | None = None
+) -> tuple[Path, list[str]]:
     """The file holding ``scope``'s MCP servers and the key path to its ``mcpServers``."""
     project = str(Path(project_dir or os.getcwd()).absolute())
     if scope == "project":
         return Path(project) / ".mcp.json", ["mcpServers"]
     if scope not in ("user", "local"):
-        raise UsageError(f"--mcp-server is not supported with --scope {scope}",
-                         "use --scope user, local or project")
+        raise UsageError(
+            f"--mcp-server is not supported with --scope {scope}",
+            "use --scope user, local or project",
+        )
     base = env.get("CLAUDE_CONFIG_DIR")
-    path = (Path(base).expanduser() / ".claude.json" if base
-            else Path(env.get("HOME") or Path.home()) / ".claude.json")
+    path = (
+        Path(base).expanduser() / ".claude.json"
+        if base
+        else Path(env.get("HOME") or Path.home()) / ".claude.json"
+    )
     return path, (["mcpServers"] if scope == "user" else ["projects", project, "mcpServers"])
 
 
@@ -44,8 +50,9 @@ def parse_mapping(specs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def set_headers_helpers(data: Mapping[str, Any], keys: list[str], commands: Mapping[str, str],
-                        where: Path) -> dict[str, Any]:
+def set_headers_helpers(
+    data: Mapping[str, Any], keys: list[str], commands: Mapping[str, str], where: Path
+) -> dict[str, Any]:
     """A copy of ``data`` with ``headersHelper`` set on each named server (which must exist)."""
     merged = copy.deepcopy(dict(data))
     servers: Any = merged
@@ -62,7 +69,9 @@ def set_headers_helpers(data: Mapping[str, Any], keys: list[str], commands: Mapp
     for name, command in commands.items():
         server = servers[name]
         if server.get("type") not in (None, "http", "sse"):
-            raise ConfigError(f"{where}: MCP server '{name}' is a {server.get('type')} server; "
-                              "headersHelper applies to http and sse servers only")
+            raise ConfigError(
+                f"{where}: MCP server '{name}' is a {server.get('type')} server; "
+                "headersHelper applies to http and sse servers only"
+            )
         server["headersHelper"] = command
     return merged

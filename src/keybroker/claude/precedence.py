@@ -30,14 +30,18 @@ from keybroker.sources.base import Check
 
 DEFAULT_TTL_MS = 300_000
 #: What Claude Code 2.1.337 does with a helper named in project settings.
-HELD = ("Claude Code (2.1.337 and newer) holds this apiKeyHelper until the workspace is trusted "
-        "(until then requests go without a key), and code reviews never run it: they take "
-        "helpers only from user or managed settings")
+HELD = (
+    "Claude Code (2.1.337 and newer) holds this apiKeyHelper until the workspace is trusted "
+    "(until then requests go without a key), and code reviews never run it: they take "
+    "helpers only from user or managed settings"
+)
 #: Settings that make Claude Code require a claude.ai / Console sign-in instead of a key.
 SIGN_IN_PINS = ("forceLoginMethod", "forceLoginOrgUUID")
 #: Cloud switches whose key comes from the helper only when the matching SKIP is set.
-CLOUD_SWITCHES = {"CLAUDE_CODE_USE_BEDROCK": "CLAUDE_CODE_SKIP_BEDROCK_AUTH",
-                  "CLAUDE_CODE_USE_VERTEX": "CLAUDE_CODE_SKIP_VERTEX_AUTH"}
+CLOUD_SWITCHES = {
+    "CLAUDE_CODE_USE_BEDROCK": "CLAUDE_CODE_SKIP_BEDROCK_AUTH",
+    "CLAUDE_CODE_USE_VERTEX": "CLAUDE_CODE_SKIP_VERTEX_AUTH",
+}
 
 
 @dataclass
@@ -67,16 +71,21 @@ class Effective:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "ttl_ms": self.ttl_ms, "ttl_source": self.ttl_source,
-            "api_key_helper": self.helper, "api_key_helper_scope": self.helper_scope,
+            "ttl_ms": self.ttl_ms,
+            "ttl_source": self.ttl_source,
+            "api_key_helper": self.helper,
+            "api_key_helper_scope": self.helper_scope,
             "api_key_helper_file": str(self.helper_path) if self.helper_path else None,
-            "scopes": [{"scope": layer.scope, "path": str(layer.path),
-                        "exists": layer.data is not None} for layer in self.layers],
+            "scopes": [
+                {"scope": layer.scope, "path": str(layer.path), "exists": layer.data is not None}
+                for layer in self.layers
+            ],
         }
 
 
-def layers(env: Mapping[str, str], project_dir: str | None = None,
-           managed: str | None = None) -> list[Layer]:
+def layers(
+    env: Mapping[str, str], project_dir: str | None = None, managed: str | None = None
+) -> list[Layer]:
     """Each file Claude Code reads, highest precedence first, with its parsed settings.
 
     Managed settings are several files: ``managed-settings.json`` first, then each drop-in of
@@ -123,8 +132,12 @@ def effective(shell: Mapping[str, str], stack: list[Layer]) -> Effective:
     return result
 
 
-def lint(eff: Effective, profiles: Mapping[str, Any], config_path: Path,
-         extra: Mapping[str, Any] | None = None) -> list[Check]:
+def lint(
+    eff: Effective,
+    profiles: Mapping[str, Any],
+    config_path: Path,
+    extra: Mapping[str, Any] | None = None,
+) -> list[Check]:
     """One line per scope plus one per precedence problem (✗ with the file to fix).
 
     ``extra`` (the config's non-profile tables) adds the ``[mcp.servers]`` bindings.
@@ -140,47 +153,65 @@ def lint(eff: Effective, profiles: Mapping[str, Any], config_path: Path,
         checks.extend(_scope_checks(layer, eff, profiles, config_path))
     checks.extend(_managed_trust(eff.layers))
     ttl_s = eff.ttl_ms / 1000
-    checks.append(Check(True, "claude helper TTL",
-                        f"{TTL_VAR}={eff.ttl_ms} ({ttl_s:g} s) from {eff.ttl_source}"))
+    checks.append(
+        Check(
+            True, "claude helper TTL", f"{TTL_VAR}={eff.ttl_ms} ({ttl_s:g} s) from {eff.ttl_source}"
+        )
+    )
     for name in OVERRIDING_VARS:
         if name in eff.env:
-            checks.append(Check(
-                False, "claude credentials",
-                f"{name} is set in the {eff.env_source[name]}; Claude Code sends it instead of "
-                "(or next to) the apiKeyHelper key",
-                f"remove {name} from the {eff.env_source[name].split(' (')[0]}",
-            ))
+            checks.append(
+                Check(
+                    False,
+                    "claude credentials",
+                    f"{name} is set in the {eff.env_source[name]}; Claude Code sends it instead of "
+                    "(or next to) the apiKeyHelper key",
+                    f"remove {name} from the {eff.env_source[name].split(' (')[0]}",
+                )
+            )
     for layer in eff.layers:
         for pin in SIGN_IN_PINS:
             value = (layer.data or {}).get(pin)
             if value and (pin != "forceLoginMethod" or value in ("claudeai", "console")):
-                checks.append(Check(
-                    False, "claude sign-in",
-                    f"{layer.path} sets {pin}={value!r}: Claude Code then requires a "
-                    "claude.ai/Console sign-in, which apiKeyHelper does not satisfy",
-                    f"remove {pin} from {layer.path} (or use a gateway sign-in)",
-                ))
+                checks.append(
+                    Check(
+                        False,
+                        "claude sign-in",
+                        f"{layer.path} sets {pin}={value!r}: Claude Code then requires a "
+                        "claude.ai/Console sign-in, which apiKeyHelper does not satisfy",
+                        f"remove {pin} from {layer.path} (or use a gateway sign-in)",
+                    )
+                )
     for layer in eff.layers:
         args = (layer.data or {}).get(INFERENCE_ARGS)
-        if (layer.data or {}).get(INFERENCE_HELPER) and isinstance(args, list) and (
-                "--header" in [str(a) for a in args]):
-            checks.append(Check(
-                False, "claude inference helper",
-                f"{layer.path}: inferenceCredentialHelperArgs ask keybroker for headers, but "
-                "Claude Code uses only the token of inferenceCredentialHelper and drops its "
-                "headers",
-                "remove --header/--format json from inferenceCredentialHelperArgs; if the "
-                "gateway needs a header, use apiKeyHelper (x-api-key and Bearer) or "
-                "ANTHROPIC_CUSTOM_HEADERS",
-            ))
+        if (
+            (layer.data or {}).get(INFERENCE_HELPER)
+            and isinstance(args, list)
+            and ("--header" in [str(a) for a in args])
+        ):
+            checks.append(
+                Check(
+                    False,
+                    "claude inference helper",
+                    f"{layer.path}: inferenceCredentialHelperArgs ask keybroker for headers, but "
+                    "Claude Code uses only the token of inferenceCredentialHelper and drops its "
+                    "headers",
+                    "remove --header/--format json from inferenceCredentialHelperArgs; if the "
+                    "gateway needs a header, use apiKeyHelper (x-api-key and Bearer) or "
+                    "ANTHROPIC_CUSTOM_HEADERS",
+                )
+            )
     for switch, skip in CLOUD_SWITCHES.items():
         if eff.env.get(switch) in ("1", "true") and eff.env.get(skip) not in ("1", "true"):
-            checks.append(Check(
-                False, "claude deployment",
-                f"{switch} is set (in the {eff.env_source[switch]}) without {skip}=1: Claude "
-                "Code signs requests with cloud credentials and ignores apiKeyHelper",
-                f"set {skip}=1 (keybroker claude configure --deployment ... does)",
-            ))
+            checks.append(
+                Check(
+                    False,
+                    "claude deployment",
+                    f"{switch} is set (in the {eff.env_source[switch]}) without {skip}=1: Claude "
+                    "Code signs requests with cloud credentials and ignores apiKeyHelper",
+                    f"set {skip}=1 (keybroker claude configure --deployment ... does)",
+                )
+            )
     return checks
 
 
@@ -202,8 +233,9 @@ def _managed_trust(stack: list[Layer]) -> list[Check]:
     return checks
 
 
-def _scope_checks(layer: Layer, eff: Effective, profiles: Mapping[str, Any],
-                  config_path: Path) -> list[Check]:
+def _scope_checks(
+    layer: Layer, eff: Effective, profiles: Mapping[str, Any], config_path: Path
+) -> list[Check]:
     label = f"claude {layer.scope} settings"
     if layer.error is not None:
         return [Check(False, label, layer.error.message, layer.error.hint or "")]
@@ -213,32 +245,53 @@ def _scope_checks(layer: Layer, eff: Effective, profiles: Mapping[str, Any],
     if not helper:
         return [Check(True, label, f"{layer.path} (no apiKeyHelper)")]
     shadowed = eff.helper_path != layer.path
-    note = (f" (shadowed by {eff.helper_scope} settings {eff.helper_path})" if shadowed
-            else " (the helper Claude Code runs)" if layer.scope == "managed" else "")
+    note = (
+        f" (shadowed by {eff.helper_scope} settings {eff.helper_path})"
+        if shadowed
+        else " (the helper Claude Code runs)"
+        if layer.scope == "managed"
+        else ""
+    )
     parsed = parse_helper(helper)
     if parsed is None:
-        return [Check(True, label, f"{layer.path}: apiKeyHelper is not keybroker "
-                                   f"(left alone){note}")]
+        return [
+            Check(True, label, f"{layer.path}: apiKeyHelper is not keybroker (left alone){note}")
+        ]
     problems: list[tuple[str, str]] = []
     exe = parsed["executable"]
     if os.path.isabs(exe) and not os.access(exe, os.X_OK):
-        problems.append((f"apiKeyHelper runs {exe}, which does not exist or is not executable",
-                         f"run: keybroker claude configure {parsed['profile'] or 'PROFILE'} "
-                         f"--scope {layer.scope}"))
+        problems.append(
+            (
+                f"apiKeyHelper runs {exe}, which does not exist or is not executable",
+                f"run: keybroker claude configure {parsed['profile'] or 'PROFILE'} "
+                f"--scope {layer.scope}",
+            )
+        )
     profile = parsed["profile"]
     if profile and parsed.get("config") is None and profile not in profiles:
-        problems.append((f"apiKeyHelper asks for profile '{profile}', which is not in "
-                         f"{config_path}", f"add [profiles.{profile}] to the config"))
+        problems.append(
+            (
+                f"apiKeyHelper asks for profile '{profile}', which is not in {config_path}",
+                f"add [profiles.{profile}] to the config",
+            )
+        )
     if layer.scope == "project" and git_root(layer.path.parent) is not None:
-        problems.append(("apiKeyHelper is defined in a shared project file (committed with "
-                         "the repository): it runs for everyone who trusts the repository",
-                         "move it to ~/.claude/settings.json (keybroker claude configure "
-                         "--scope user)"))
+        problems.append(
+            (
+                "apiKeyHelper is defined in a shared project file (committed with "
+                "the repository): it runs for everyone who trusts the repository",
+                "move it to ~/.claude/settings.json (keybroker claude configure --scope user)",
+            )
+        )
     if layer.scope == "project" and not shadowed:
-        problems.append((HELD, f"keybroker claude configure {profile or 'PROFILE'} --scope "
-                         "user (or --scope managed for every user of this machine), then "
-                         "keybroker claude unconfigure --scope project"))
+        problems.append(
+            (
+                HELD,
+                f"keybroker claude configure {profile or 'PROFILE'} --scope "
+                "user (or --scope managed for every user of this machine), then "
+                "keybroker claude unconfigure --scope project",
+            )
+        )
     if problems:
         return [Check(False, label, f"{layer.path}: {detail}", fix) for detail, fix in problems]
-    return [Check(True, label, f"{layer.path}: apiKeyHelper → keybroker profile "
-                               f"'{profile}'{note}")]
+    return [Check(True, label, f"{layer.path}: apiKeyHelper → keybroker profile '{profile}'{note}")]

@@ -43,8 +43,12 @@ class Change:
 
     @classmethod
     def of(cls, raw: Mapping[str, Any]) -> Change:
-        return cls(list(raw["path"]), raw.get("after", _ABSENT), raw.get("before", _ABSENT),
-                   bool(raw.get("created")))
+        return cls(
+            list(raw["path"]),
+            raw.get("after", _ABSENT),
+            raw.get("before", _ABSENT),
+            bool(raw.get("created")),
+        )
 
 
 @dataclass
@@ -68,20 +72,27 @@ class Record:
                 known[tuple(change.path)] = change
 
     def to_bytes(self) -> bytes:
-        return json.dumps({
-            "path": self.path, "existed": self.existed,
-            "original": base64.b64encode(self.original).decode() if self.original is not None
-            else None,
-            "changes": [c.as_json() for c in self.changes],
-        }).encode()
+        return json.dumps(
+            {
+                "path": self.path,
+                "existed": self.existed,
+                "original": base64.b64encode(self.original).decode()
+                if self.original is not None
+                else None,
+                "changes": [c.as_json() for c in self.changes],
+            }
+        ).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Record:
         data = json.loads(raw)
         original = data.get("original")
-        return cls(data["path"], bool(data["existed"]),
-                   base64.b64decode(original) if original is not None else None,
-                   [Change.of(c) for c in data.get("changes", [])])
+        return cls(
+            data["path"],
+            bool(data["existed"]),
+            base64.b64decode(original) if original is not None else None,
+            [Change.of(c) for c in data.get("changes", [])],
+        )
 
 
 def diff(before: Mapping[str, Any], after: Mapping[str, Any], at: KeyPath) -> list[Change]:

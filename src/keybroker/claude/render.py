@@ -27,8 +27,9 @@ def parse_header(spec: str) -> Template:
     name, sep, template = spec.partition(":")
     name, template = name.strip(), template.strip()
     if not sep or not name or not template:
-        raise UsageError(f"--header {spec!r}: expected 'Name: value', e.g. "
-                         "'Proxy-Authorization: Bearer {}'")
+        raise UsageError(
+            f"--header {spec!r}: expected 'Name: value', e.g. 'Proxy-Authorization: Bearer {{}}'"
+        )
     if not HTTP_TOKEN.match(name):
         raise UsageError(f"--header: invalid header name {name!r}")
     if any(c in template for c in _FORBIDDEN):

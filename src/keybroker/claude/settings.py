@@ -97,8 +97,10 @@ def check_drop_in(name: str) -> str:
     import re  # noqa: PLC0415
 
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", name) or name.endswith(".json"):
-        raise ConfigError(f"--drop-in {name!r}: expected a plain name such as 'keybroker' or "
-                          "'50-keybroker' (letters, digits, '_', '-', '.'; no '.json')")
+        raise ConfigError(
+            f"--drop-in {name!r}: expected a plain name such as 'keybroker' or "
+            "'50-keybroker' (letters, digits, '_', '-', '.'; no '.json')"
+        )
     return name
 
 
@@ -112,13 +114,19 @@ def drop_ins(directory: Path) -> list[Path]:
     files or links, sorted by name (2.1.337: ``readdirSync(...).filter(isFile||isSymbolicLink)
     .map(name).sort()``), each merged over managed-settings.json and the drop-ins before it."""
     try:
-        names = [e.name for e in os.scandir(directory / DROP_IN_DIR)
-                 if e.name.endswith(".json") and not e.name.startswith(".")
-                 and (e.is_file(follow_symlinks=False) or e.is_symlink())]
+        names = [
+            e.name
+            for e in os.scandir(directory / DROP_IN_DIR)
+            if e.name.endswith(".json")
+            and not e.name.startswith(".")
+            and (e.is_file(follow_symlinks=False) or e.is_symlink())
+        ]
     except OSError:
         return []
-    return [directory / DROP_IN_DIR / name
-            for name in sorted(names, key=lambda n: n.encode("utf-16-be"))]
+    return [
+        directory / DROP_IN_DIR / name
+        for name in sorted(names, key=lambda n: n.encode("utf-16-be"))
+    ]
 
 
 @dataclass(frozen=True)
@@ -181,16 +189,22 @@ class Target:
         mode = self.mode() or 0o600
         if self.root is not None:
             name = (*self.relative[:-1], self.relative[-1] + ".bak")
-            Target(self.scope, self.path.with_name(self.path.name + ".bak"), self.root,
-                   name).write(raw, mode, 0o755)
+            Target(self.scope, self.path.with_name(self.path.name + ".bak"), self.root, name).write(
+                raw, mode, 0o755
+            )
         else:
             real = Path(os.path.realpath(self.path))
             Target(self.scope, real.with_name(real.name + ".bak")).write(raw, mode, 0o700)
         return self.path.with_name(self.path.name + ".bak")
 
 
-def target(scope: str, env: Mapping[str, str], project_dir: str | None = None,
-           managed: str | None = None, drop_in: str = DROP_IN) -> Target:
+def target(
+    scope: str,
+    env: Mapping[str, str],
+    project_dir: str | None = None,
+    managed: str | None = None,
+    drop_in: str = DROP_IN,
+) -> Target:
     """Where ``configure --scope SCOPE`` writes, confined as :class:`Target` says."""
     if scope == "managed":
         directory = managed_dir(env, managed)

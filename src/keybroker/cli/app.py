@@ -55,8 +55,9 @@ class LazyGroup(click.Group):
 
             close = difflib.get_close_matches(name, COMMANDS, n=2)
             if close:
-                ctx.fail(f"No such command '{name}'. Did you mean "
-                         f"{' or '.join(repr(c) for c in close)}?")
+                ctx.fail(
+                    f"No such command '{name}'. Did you mean {' or '.join(repr(c) for c in close)}?"
+                )
         return super().resolve_command(ctx, args)
 
 

@@ -51,9 +51,15 @@ AUX_KINDS: tuple[tuple[str, str], ...] = (
     ("jwks:", "jwks"),  # oidc signing keys (public)
 )
 #: plural forms for the "removed …" line
-PLURALS = {"key": "keys", "login token": "login tokens", "refresh token": "refresh tokens",
-           "role credentials": "role credentials", "discovery": "discovery documents",
-           "jwks": "JWKS documents", "login": "other logins"}
+PLURALS = {
+    "key": "keys",
+    "login token": "login tokens",
+    "refresh token": "refresh tokens",
+    "role credentials": "role credentials",
+    "discovery": "discovery documents",
+    "jwks": "JWKS documents",
+    "login": "other logins",
+}
 
 
 def kind_of(eid: str, label: str) -> str:
@@ -74,8 +80,7 @@ def _kinds(store: Any) -> dict[str, str]:
     try:
         return {info.id: kind_of(info.id, info.label) for info in store.entries()}
     except (KeybrokerError, OSError):
-        return {p.name[: -len(".entry")]: kind_of(p.name, "")
-                for p in store.root.glob("*.entry")}
+        return {p.name[: -len(".entry")]: kind_of(p.name, "") for p in store.root.glob("*.entry")}
 
 
 def summary(removed: dict[str, int], kept: int, what: str) -> str:
@@ -85,8 +90,10 @@ def summary(removed: dict[str, int], kept: int, what: str) -> str:
     else:
         text = f"keybroker: no {what} to remove"
     if kept:
-        text += (f"; kept {kept} login{'s' if kept != 1 else ''} (run 'keybroker cache clear "
-                 "--logins' to remove them, or --all for everything)")
+        text += (
+            f"; kept {kept} login{'s' if kept != 1 else ''} (run 'keybroker cache clear "
+            "--logins' to remove them, or --all for everything)"
+        )
     return text
 
 
@@ -109,23 +116,26 @@ def list_(as_json: bool, config_path: str | None, debug: bool) -> None:
     now = clock.now()
     rows: list[dict[str, Any]] = []
     for info in store.entries():
-        rows.append({
-            "entry": info.id,
-            "profiles": owners.get(info.id, []),
-            "kind": kind_of(info.id, info.label).replace(" ", "-"),
-            "source": info.source,
-            "label": info.label,
-            "version": info.version,
-            "fetched_at": info.fetched_at,
-            "expires_at": info.expires_at,
-        })
+        rows.append(
+            {
+                "entry": info.id,
+                "profiles": owners.get(info.id, []),
+                "kind": kind_of(info.id, info.label).replace(" ", "-"),
+                "source": info.source,
+                "label": info.label,
+                "version": info.version,
+                "fetched_at": info.fetched_at,
+                "expires_at": info.expires_at,
+            }
+        )
     if as_json:
         for row in rows:
             for key in ("fetched_at", "expires_at"):
                 if row[key] is not None:
                     row[key] = datetime.fromtimestamp(row[key], UTC).isoformat(timespec="seconds")
-        click.echo(json.dumps({"version": 1, "cache_dir": str(store.root), "entries": rows},
-                              indent=2))
+        click.echo(
+            json.dumps({"version": 1, "cache_dir": str(store.root), "entries": rows}, indent=2)
+        )
         return
     click.echo(neutralise(f"cache: {store.root}"))
     if not rows:
@@ -135,23 +145,29 @@ def list_(as_json: bool, config_path: str | None, debug: bool) -> None:
         kind = row["kind"].replace("-", " ")
         who = ",".join(row["profiles"]) or ("-" if kind == "key" else f"({kind})")
         # profile names are quoted TOML keys and labels quote settings: escapes shown as text
-        click.echo(neutralise(
-            f"{row['entry'][:12]}  {who:<16} {row['label']:<40} "
-            f"fetched {_when(row['fetched_at'], now, False):<12} "
-            f"expires {_when(row['expires_at'], now, True)}"
-        ))
+        click.echo(
+            neutralise(
+                f"{row['entry'][:12]}  {who:<16} {row['label']:<40} "
+                f"fetched {_when(row['fetched_at'], now, False):<12} "
+                f"expires {_when(row['expires_at'], now, True)}"
+            )
+        )
 
 
 @cache.command("clear")
 @click.argument("profile", required=False)
-@click.option("--logins", is_flag=True,
-              help="Remove only logins (login and refresh tokens, role credentials, discovery).")
+@click.option(
+    "--logins",
+    is_flag=True,
+    help="Remove only logins (login and refresh tokens, role credentials, discovery).",
+)
 @click.option("--all", "all_", is_flag=True, help="Remove everything: keys and logins.")
 @config_option
 @debug_option
 @handles_errors
-def clear(profile: str | None, logins: bool, all_: bool, config_path: str | None,
-          debug: bool) -> None:
+def clear(
+    profile: str | None, logins: bool, all_: bool, config_path: str | None, debug: bool
+) -> None:
     """Remove PROFILE's cached key, or every cached key without PROFILE.
 
     Logins (Vault login tokens, OIDC refresh tokens, assumed-role credentials, discovery
@@ -160,12 +176,15 @@ def clear(profile: str | None, logins: bool, all_: bool, config_path: str | None
     """
 
     if logins and all_:
-        raise UsageError("--logins and --all cannot be used together",
-                         "--all already removes the logins")
+        raise UsageError(
+            "--logins and --all cannot be used together", "--all already removes the logins"
+        )
     if profile is not None and (logins or all_):
-        raise UsageError(f"--{'logins' if logins else 'all'} clears the whole cache; "
-                         f"leave out the profile '{profile}'",
-                         f"or run: keybroker cache clear {profile}")
+        raise UsageError(
+            f"--{'logins' if logins else 'all'} clears the whole cache; "
+            f"leave out the profile '{profile}'",
+            f"or run: keybroker cache clear {profile}",
+        )
     env = environment(config_path)
     store = Cache.open(env)
     if profile is None:
@@ -189,6 +208,9 @@ def clear(profile: str | None, logins: bool, all_: bool, config_path: str | None
     eid = entry_name(store, prof.source, prof.settings, env)
     existed = store.path(eid).exists()
     store.remove(eid)
-    click.echo(neutralise(
-        f"keybroker: {'removed' if existed else 'no'} cached key for profile '{profile}'"),
-        err=True)
+    click.echo(
+        neutralise(
+            f"keybroker: {'removed' if existed else 'no'} cached key for profile '{profile}'"
+        ),
+        err=True,
+    )

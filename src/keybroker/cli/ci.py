@@ -87,8 +87,10 @@ def check_target(path: Path) -> bool:
     except OSError as exc:
         raise UsageError(f"cannot use {path}: {exc.strerror}") from None
     if stat.S_ISLNK(info.st_mode):
-        raise UsageError(f"{path} is a symlink; keybroker does not write keys through symlinks",
-                         "remove it, or give the path of a regular file")
+        raise UsageError(
+            f"{path} is a symlink; keybroker does not write keys through symlinks",
+            "remove it, or give the path of a regular file",
+        )
     if not stat.S_ISREG(info.st_mode):
         raise UsageError(f"{path} is not a regular file", "give another path")
     if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
@@ -138,8 +140,9 @@ def replace_private(path: Path, text: str) -> None:
         atomic_write(path, text.encode(), before_replace=lambda: check_target(path))
     except OSError as exc:
         if exc.filename is not None and exc.filename2 is None:  # creating the temp file
-            raise UsageError(f"cannot write in {directory}: {exc.strerror}",
-                             "choose a directory you can write") from None
+            raise UsageError(
+                f"cannot write in {directory}: {exc.strerror}", "choose a directory you can write"
+            ) from None
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
@@ -155,7 +158,6 @@ def _replace_dotenv(path: Path, pairs: Sequence[tuple[str, str]]) -> str:
             with open(path, encoding="utf-8", opener=_no_follow) as handle:
                 old = handle.read()
         except (OSError, UnicodeDecodeError) as exc:
-
             reason = getattr(exc, "strerror", None) or "not UTF-8 text"
             raise UsageError(f"cannot read {path}: {reason}") from None
     for line in old.splitlines():
@@ -179,8 +181,10 @@ def export(
     names = ", ".join(name for name, _ in pairs)
     if fmt == "github":
         if output:
-            raise UsageError("--output/--dotenv-file is not used with --format github",
-                             "the value goes to $GITHUB_ENV")
+            raise UsageError(
+                "--output/--dotenv-file is not used with --format github",
+                "the value goes to $GITHUB_ENV",
+            )
         target = env.get("GITHUB_ENV", "")
         if not target:
             raise UsageError(
@@ -201,8 +205,8 @@ def export(
             raise UsageError(
                 "--format gitlab needs --dotenv-file PATH (the file named in "
                 "artifacts:reports:dotenv)",
-                "or, to keep the key inside this job, use: kb_env=\"$(keybroker ci export "
-                "PROFILE --format shell)\" || exit; eval \"$kb_env\"",
+                'or, to keep the key inside this job, use: kb_env="$(keybroker ci export '
+                'PROFILE --format shell)" || exit; eval "$kb_env"',
             )
         path = Path(output)
         replace_private(path, _replace_dotenv(path, pairs))
@@ -227,22 +231,42 @@ def ci() -> None:
 
 @ci.command("export")
 @click.argument("profile", required=False)
-@click.option("--var", "variables", multiple=True, metavar="NAME[=PROFILE]",
-              help=f"Variable to set (default {DEFAULT_VAR}); NAME=PROFILE for another "
-                   "profile; repeatable.")
-@click.option("--format", "fmt", type=click.Choice(["github", "gitlab", "shell", "dotenv",
-                                                    "json"]),
-              default="shell", show_default=True, help="How to hand the value over.")
-@click.option("--dotenv-file", "--output", "-o", "output", type=click.Path(dir_okay=False),
-              help="Write to this file (0600) instead of stdout; required for gitlab "
-                   "(the artifacts:reports:dotenv file).")
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="NAME[=PROFILE]",
+    help=f"Variable to set (default {DEFAULT_VAR}); NAME=PROFILE for another profile; repeatable.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["github", "gitlab", "shell", "dotenv", "json"]),
+    default="shell",
+    show_default=True,
+    help="How to hand the value over.",
+)
+@click.option(
+    "--dotenv-file",
+    "--output",
+    "-o",
+    "output",
+    type=click.Path(dir_okay=False),
+    help="Write to this file (0600) instead of stdout; required for gitlab "
+    "(the artifacts:reports:dotenv file).",
+)
 @no_cache_option
 @config_option
 @debug_option
 @handles_errors
 def export_cmd(
-    profile: str | None, variables: tuple[str, ...], fmt: str, output: str | None,
-    no_cache: bool, config_path: str | None, debug: bool,
+    profile: str | None,
+    variables: tuple[str, ...],
+    fmt: str,
+    output: str | None,
+    no_cache: bool,
+    config_path: str | None,
+    debug: bool,
 ) -> None:
     """Export PROFILE's key as an environment variable for later CI steps.
 
@@ -254,8 +278,9 @@ def export_cmd(
     json     {"NAME": "value"}
     """
     pairs = parse_vars(profile, variables)
-    env, outcomes = resolve_profiles([p for _, p in pairs], config_path,
-                                     no_cache=no_cache, debug=debug)
+    env, outcomes = resolve_profiles(
+        [p for _, p in pairs], config_path, no_cache=no_cache, debug=debug
+    )
     export([(name, outcomes[p].value) for name, p in pairs], fmt, env, output)
 
 
@@ -274,8 +299,10 @@ def cleanup_cmd(debug: bool) -> None:
     """
     job = ci_job_dir(os.environ)
     if job is None:
-        emit("keybroker: not in a CI job (CI, GITHUB_ACTIONS and GITLAB_CI are not set); "
-             "nothing to remove")
+        emit(
+            "keybroker: not in a CI job (CI, GITHUB_ACTIONS and GITLAB_CI are not set); "
+            "nothing to remove"
+        )
         return
     try:
         info = os.lstat(job)
@@ -285,11 +312,15 @@ def cleanup_cmd(debug: bool) -> None:
     except OSError as exc:
         raise CacheError(f"cannot inspect {job}: {exc.strerror}") from None
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        raise CacheError(f"{job} is not a directory (a link?); not removing it",
-                         "look at who created it; keybroker only removes its own directory")
+        raise CacheError(
+            f"{job} is not a directory (a link?); not removing it",
+            "look at who created it; keybroker only removes its own directory",
+        )
     if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise CacheError(f"{job} belongs to uid {info.st_uid}, not to you; not removing it",
-                         "another user created it: its owner or root can remove it")
+        raise CacheError(
+            f"{job} belongs to uid {info.st_uid}, not to you; not removing it",
+            "another user created it: its owner or root can remove it",
+        )
     try:
         shutil.rmtree(job)  # never follows links inside (fd-based where the OS allows)
     except OSError as exc:

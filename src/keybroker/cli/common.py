@@ -25,8 +25,9 @@ def environment(config_path: str | None = None) -> dict[str, str]:
     return env
 
 
-def open_cache(env: Mapping[str, str],
-               probe: Probe | None = None) -> tuple[Cache | None, CacheError | None]:
+def open_cache(
+    env: Mapping[str, str], probe: Probe | None = None
+) -> tuple[Cache | None, CacheError | None]:
     """The cache, or the reason it cannot be used (raised later only if storage needs it).
 
     With the fast path's ``probe``, the data key it already loaded is used, not loaded again.
@@ -54,8 +55,9 @@ def flag_options(max_age: str | None, reject_repeats: bool) -> dict[str, Any]:
     return options
 
 
-def load_config(env: Mapping[str, str], cache: Cache | None,
-                probe: Probe | None = None) -> configmod.Config:
+def load_config(
+    env: Mapping[str, str], cache: Cache | None, probe: Probe | None = None
+) -> configmod.Config:
     """The config, parsed once for the call, and the hit path's index brought up to date.
 
     The index is rebuilt only when it is stale: not when the fast path's ``probe`` has just

@@ -32,18 +32,28 @@ def profile_names(config_path: str | None = None) -> list[str]:
         return []
 
 
-def complete_profile(ctx: click.Context, param: click.Parameter,
-                     incomplete: str) -> list[CompletionItem]:
+def complete_profile(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
     """The ``shell_complete`` of PROFILE arguments: configured names starting as typed."""
     config_path = None
     node: click.Context | None = ctx
     while node is not None and config_path is None:  # --config given earlier on the line
-        config_path = next((node.params.get(p.name) for p in node.command.params
-                            if "--config" in p.opts and p.name), None)
+        config_path = next(
+            (
+                node.params.get(p.name)
+                for p in node.command.params
+                if "--config" in p.opts and p.name
+            ),
+            None,
+        )
         node = node.parent
     # a name with control characters (a quoted TOML key) would reach the terminal raw
-    return [CompletionItem(name) for name in profile_names(config_path)
-            if name.startswith(incomplete) and name.isprintable()]
+    return [
+        CompletionItem(name)
+        for name in profile_names(config_path)
+        if name.startswith(incomplete) and name.isprintable()
+    ]
 
 
 def attach_profile_completion(command: click.Command) -> None:

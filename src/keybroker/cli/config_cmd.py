@@ -32,8 +32,7 @@ def effective(config: Any) -> dict[str, Any]:
         },
         "source_defaults": {
             source: {
-                key: {"value": value,
-                      "from": config.origins.get(f"defaults.{source}.{key}", "")}
+                key: {"value": value, "from": config.origins.get(f"defaults.{source}.{key}", "")}
                 for key, value in sorted(settings.items())
             }
             for source, settings in sorted(config.source_defaults.items())
@@ -70,17 +69,23 @@ def show(as_json: bool, config_path: str | None, debug: bool) -> None:
         click.echo(json.dumps(doc, indent=2, default=str))
         return
     files = doc["files"]
-    click.echo(neutralise(f"user config:   {files['user']['path']}"
-                          + ("" if files["user"]["exists"] else " (not found)")))
+    click.echo(
+        neutralise(
+            f"user config:   {files['user']['path']}"
+            + ("" if files["user"]["exists"] else " (not found)")
+        )
+    )
     click.echo(neutralise(f"system config: {files['system'] or '(none)'}"))
     for key, item in doc["defaults"].items():
         click.echo(neutralise(f"[defaults] {key} = {item['value']!r}    # {item['from']}"))
     for source, settings in doc["source_defaults"].items():
         for key, item in settings.items():
-            click.echo(neutralise(f"[defaults.{source}] {key} = {item['value']!r}    "
-                                  f"# {item['from']}"))
+            click.echo(
+                neutralise(f"[defaults.{source}] {key} = {item['value']!r}    # {item['from']}")
+            )
     for name, profile in doc["profiles"].items():
-        click.echo(neutralise(f"[profiles.{name}] source = {profile['source']!r}    "
-                              f"# {profile['from']}"))
+        click.echo(
+            neutralise(f"[profiles.{name}] source = {profile['source']!r}    # {profile['from']}")
+        )
         for key, value in {**profile["settings"], **profile["options"]}.items():
             click.echo(neutralise(f"    {key} = {value!r}"))

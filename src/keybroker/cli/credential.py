@@ -21,17 +21,34 @@ INTERACTIVE = "interactive"
 
 @click.command("credential")
 @click.argument("profile")
-@click.option("--format", "fmt", type=click.Choice(("token", "json")), default="token",
-              show_default=True, help="A bare token, or JSON {\"token\", \"headers\"}.")
-@click.option("--header", "header_specs", multiple=True, metavar="'NAME: TEMPLATE'",
-              help="With --format json: a header to send, '{}' standing for the key "
-                   "(e.g. 'X-Api-Key: {}'); repeatable.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("token", "json")),
+    default="token",
+    show_default=True,
+    help='A bare token, or JSON {"token", "headers"}.',
+)
+@click.option(
+    "--header",
+    "header_specs",
+    multiple=True,
+    metavar="'NAME: TEMPLATE'",
+    help="With --format json: a header to send, '{}' standing for the key "
+    "(e.g. 'X-Api-Key: {}'); repeatable.",
+)
 @no_cache_option
 @config_option
 @debug_option
 @handles_errors
-def credential(profile: str, fmt: str, header_specs: tuple[str, ...], no_cache: bool,
-               config_path: str | None, debug: bool) -> None:
+def credential(
+    profile: str,
+    fmt: str,
+    header_specs: tuple[str, ...],
+    no_cache: bool,
+    config_path: str | None,
+    debug: bool,
+) -> None:
     """Print PROFILE's key for Claude Code's inferenceCredentialHelper."""
     from keybroker.claude import render  # noqa: PLC0415
     from keybroker.cli.common import environment, resolve_profiles  # noqa: PLC0415
@@ -67,5 +84,6 @@ def _sign_in(profile: str, config_path: str | None, debug: bool) -> None:
     """``keybroker login PROFILE``'s own flow (oidc profiles; anything else is refused there)."""
     from keybroker.cli.login import sign_in  # noqa: PLC0415 - errors propagate as exit codes
 
-    sign_in(profile, None, no_open=False, password_stdin=False, config_path=config_path,
-            debug=debug)
+    sign_in(
+        profile, None, no_open=False, password_stdin=False, config_path=config_path, debug=debug
+    )

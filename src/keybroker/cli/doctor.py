@@ -41,8 +41,9 @@ def render(check: Check, colour: bool = False) -> str:
 
     level = level_of(check)
     mark = {"skipped": SKIP, "ok": OK, "error": BAD, "warning": WARN, "history": PAST}[level]
-    tint = {"skipped": "dim", "ok": "green", "error": "red", "warning": "yellow",
-            "history": "dim"}[level]
+    tint = {"skipped": "dim", "ok": "green", "error": "red", "warning": "yellow", "history": "dim"}[
+        level
+    ]
     from keybroker.redact import neutralise  # noqa: PLC0415
 
     # details quote servers (a Vault version, policy names) and config: escapes shown as text
@@ -77,19 +78,41 @@ def _outside_doctor(fix: str) -> str:
 
 @click.command("doctor")
 @click.argument("profile", required=False)
-@click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object (checks, effective Claude Code settings).")
-@click.option("--probe-gateway", metavar="URL",
-              help="Send a deliberately invalid key to the gateway and check it answers 401.")
-@click.option("--deployment", type=click.Choice(("anthropic", "bedrock", "vertex")),
-              default="anthropic", show_default=True, help="The API --probe-gateway speaks.")
-@click.option("--managed-path", type=click.Path(dir_okay=False),
-              help="The managed-settings.json to read (default: the platform's).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object (checks, effective Claude Code settings).",
+)
+@click.option(
+    "--probe-gateway",
+    metavar="URL",
+    help="Send a deliberately invalid key to the gateway and check it answers 401.",
+)
+@click.option(
+    "--deployment",
+    type=click.Choice(("anthropic", "bedrock", "vertex")),
+    default="anthropic",
+    show_default=True,
+    help="The API --probe-gateway speaks.",
+)
+@click.option(
+    "--managed-path",
+    type=click.Path(dir_okay=False),
+    help="The managed-settings.json to read (default: the platform's).",
+)
 @config_option
 @debug_option
 @handles_errors
-def doctor(profile: str | None, as_json: bool, probe_gateway: str | None, deployment: str,
-           managed_path: str | None, config_path: str | None, debug: bool) -> None:
+def doctor(
+    profile: str | None,
+    as_json: bool,
+    probe_gateway: str | None,
+    deployment: str,
+    managed_path: str | None,
+    config_path: str | None,
+    debug: bool,
+) -> None:
     """Check config, cache, each profile's source, and Claude Code's settings.
 
     Prints one line per check (✓ or ✗ with the fix); exits 1 if any check fails, 2 if the
@@ -122,12 +145,26 @@ def doctor(profile: str | None, as_json: bool, probe_gateway: str | None, deploy
 
     def finish(code: int) -> None:
         if as_json:
-            click.echo(scrub(json.dumps({
-                "ok": not failed,
-                "checks": [{"ok": c.ok, "level": level_of(c), "label": c.label,
-                            "detail": c.detail, "fix": c.fix} for c in shown],
-                "claude": claude_view,
-            })))  # ASCII: a control or bidi character in a name is an escape, not a command
+            click.echo(
+                scrub(
+                    json.dumps(
+                        {
+                            "ok": not failed,
+                            "checks": [
+                                {
+                                    "ok": c.ok,
+                                    "level": level_of(c),
+                                    "label": c.label,
+                                    "detail": c.detail,
+                                    "fix": c.fix,
+                                }
+                                for c in shown
+                            ],
+                            "claude": claude_view,
+                        }
+                    )
+                )
+            )  # ASCII: a control or bidi character in a name is an escape, not a command
         if code:
             raise SystemExit(code)
 

@@ -19,17 +19,33 @@ from keybroker.redact import neutralise
 
 @click.command("events")
 @click.argument("profile", required=False)
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Show at most this many (the newest).")
-@click.option("--kind", "kinds", multiple=True,
-              help="Only these kinds (refresh, refresh-failed, stale-served, refusal, backoff, "
-                   "short-lived); repeatable.")
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Show at most this many (the newest).",
+)
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    help="Only these kinds (refresh, refresh-failed, stale-served, refusal, backoff, "
+    "short-lived); repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @config_option
 @debug_option
 @handles_errors
-def events_cmd(profile: str | None, limit: int, kinds: tuple[str, ...], as_json: bool,
-               config_path: str | None, debug: bool) -> None:
+def events_cmd(
+    profile: str | None,
+    limit: int,
+    kinds: tuple[str, ...],
+    as_json: bool,
+    config_path: str | None,
+    debug: bool,
+) -> None:
     """List recent refreshes, failures, stale serves, refusals and backoffs (no secrets)."""
 
     env = environment(config_path)
@@ -40,8 +56,9 @@ def events_cmd(profile: str | None, limit: int, kinds: tuple[str, ...], as_json:
             click.echo(json.dumps(event, sort_keys=True))  # ASCII: every control escaped
         return
     if not found:
-        click.echo(neutralise(
-            f"no events{' for ' + profile if profile else ''} ({events.log_path(env)})"))
+        click.echo(
+            neutralise(f"no events{' for ' + profile if profile else ''} ({events.log_path(env)})")
+        )
         return
     for event in found:
         click.echo(events.render(event))

@@ -107,9 +107,7 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run_child(
-    argv: Sequence[str], env: dict[str, str], mask_values: list[str] | None
-) -> int:
+def run_child(argv: Sequence[str], env: dict[str, str], mask_values: list[str] | None) -> int:
     """Start the child, forward signals, (mask its output), return its exit status."""
 
     piped = subprocess.PIPE if mask_values is not None else None
@@ -186,22 +184,38 @@ def split_command(args: Sequence[str], params: Sequence[click.Parameter]) -> lis
 @click.command("exec", cls=_ExecCommand)
 @click.argument("profile")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-@click.option("--var", "variables", multiple=True, metavar="NAME[=PROFILE]",
-              help="Variable to set (default ANTHROPIC_AUTH_TOKEN); NAME=PROFILE for another "
-                   "profile; repeatable.")
-@click.option("--header", "header_specs", multiple=True, metavar="'NAME: TEMPLATE'",
-              help="Put PROFILE's key in ANTHROPIC_CUSTOM_HEADERS ('{}' is the key), e.g. "
-                   "'Proxy-Authorization: Bearer {}'; repeatable. Without --var no other "
-                   "variable is set.")
-@click.option("--mask", is_flag=True,
-              help="Replace the value with *** in the command's stdout and stderr.")
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="NAME[=PROFILE]",
+    help="Variable to set (default ANTHROPIC_AUTH_TOKEN); NAME=PROFILE for another "
+    "profile; repeatable.",
+)
+@click.option(
+    "--header",
+    "header_specs",
+    multiple=True,
+    metavar="'NAME: TEMPLATE'",
+    help="Put PROFILE's key in ANTHROPIC_CUSTOM_HEADERS ('{}' is the key), e.g. "
+    "'Proxy-Authorization: Bearer {}'; repeatable. Without --var no other "
+    "variable is set.",
+)
+@click.option(
+    "--mask", is_flag=True, help="Replace the value with *** in the command's stdout and stderr."
+)
 @no_cache_option
 @config_option
 @debug_option
 @handles_errors
 def exec_(
-    profile: str, command: tuple[str, ...], variables: tuple[str, ...],
-    header_specs: tuple[str, ...], mask: bool, no_cache: bool, config_path: str | None,
+    profile: str,
+    command: tuple[str, ...],
+    variables: tuple[str, ...],
+    header_specs: tuple[str, ...],
+    mask: bool,
+    no_cache: bool,
+    config_path: str | None,
     debug: bool,
 ) -> None:
     """Run COMMAND with PROFILE's key in its environment (never in its arguments).
@@ -222,8 +236,9 @@ def exec_(
     """
     headers = [parse_header(spec) for spec in header_specs]
     pairs = parse_vars(profile, variables) if variables or not headers else []
-    env, outcomes = resolve_profiles([profile, *(p for _, p in pairs)], config_path,
-                                     no_cache=no_cache, debug=debug)
+    env, outcomes = resolve_profiles(
+        [profile, *(p for _, p in pairs)], config_path, no_cache=no_cache, debug=debug
+    )
     child_env = dict(env)  # os.environ, plus KEYBROKER_CONFIG when --config was given
     values: list[str] = []
     for name, prof in pairs:

@@ -50,8 +50,9 @@ def run_get(opts: dict[str, Any], probe: Probe | None = None) -> int:
 
             config = load_config(env, cache, probe)
             request = request_for(config, opts["profile"], env, options)
-        outcome = resolve(request, env, no_cache=bool(opts.get("no_cache")), debug=debug,
-                          cache=cache, probe=probe)
+        outcome = resolve(
+            request, env, no_cache=bool(opts.get("no_cache")), debug=debug, cache=cache, probe=probe
+        )
         if probe is not None and probe.why == reasons.ENV_CHANGED and cache is not None:
             from keybroker.config.index import remember_profile  # noqa: PLC0415
 
@@ -61,16 +62,27 @@ def run_get(opts: dict[str, Any], probe: Probe | None = None) -> int:
     return run_helper(body, debug)
 
 
-def _indexed_request(opts: dict[str, Any], probe: Probe | None,
-                     flag_options: dict[str, Any]) -> Request | None:
+def _indexed_request(
+    opts: dict[str, Any], probe: Probe | None, flag_options: dict[str, Any]
+) -> Request | None:
     """The request from the probe's index record, when the probe matched this environment and
     decided with exactly these flags (``--max-age`` is never on the fast path); else None."""
     from keybroker.model import Request  # noqa: PLC0415
 
-    if probe is None or probe.record is None or probe.options is None or (
-        probe.record.settings is None or probe.why == reasons.ENV_CHANGED
-        or flag_options.get("max_age") is not None
+    if (
+        probe is None
+        or probe.record is None
+        or probe.options is None
+        or (
+            probe.record.settings is None
+            or probe.why == reasons.ENV_CHANGED
+            or flag_options.get("max_age") is not None
+        )
     ):
         return None
-    return Request(probe.record.source, dict(probe.record.settings), probe.options,
-                   profile=str(opts["profile"]))
+    return Request(
+        probe.record.source,
+        dict(probe.record.settings),
+        probe.options,
+        profile=str(opts["profile"]),
+    )

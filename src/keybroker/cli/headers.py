@@ -45,25 +45,49 @@ def mcp_servers(extra: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 @click.command("headers")
 @click.argument("profile", required=False)
-@click.option("--header", "header_names", multiple=True, metavar="NAME",
-              help="Header to set (default Authorization); repeatable.")
-@click.option("--scheme", default=None,
-              help="Prefix of the value (default: Bearer for Authorization, none for other "
-                   "headers; '' for none).")
-@click.option("--format", "fmt", type=click.Choice(("json", "value")), default="json",
-              show_default=True,
-              help="json: the headers object; value: one header's value on one line "
-                   "(for --proxy-authorization-command).")
-@click.option("--url", "urls", multiple=True, metavar="URL",
-              help="Answer only when Claude Code says the key goes to URL (the MCP server's "
-                   "or the proxy's); repeatable.")
+@click.option(
+    "--header",
+    "header_names",
+    multiple=True,
+    metavar="NAME",
+    help="Header to set (default Authorization); repeatable.",
+)
+@click.option(
+    "--scheme",
+    default=None,
+    help="Prefix of the value (default: Bearer for Authorization, none for other "
+    "headers; '' for none).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("json", "value")),
+    default="json",
+    show_default=True,
+    help="json: the headers object; value: one header's value on one line "
+    "(for --proxy-authorization-command).",
+)
+@click.option(
+    "--url",
+    "urls",
+    multiple=True,
+    metavar="URL",
+    help="Answer only when Claude Code says the key goes to URL (the MCP server's "
+    "or the proxy's); repeatable.",
+)
 @no_cache_option
 @config_option
 @debug_option
 @handles_errors
 def headers(
-    profile: str | None, header_names: tuple[str, ...], scheme: str | None, fmt: str,
-    urls: tuple[str, ...], no_cache: bool, config_path: str | None, debug: bool,
+    profile: str | None,
+    header_names: tuple[str, ...],
+    scheme: str | None,
+    fmt: str,
+    urls: tuple[str, ...],
+    no_cache: bool,
+    config_path: str | None,
+    debug: bool,
 ) -> None:
     """Print {"Authorization": "Bearer <key>"} for otelHeadersHelper / MCP headersHelper.
 
@@ -102,24 +126,31 @@ def headers(
     if not profile:
         hint = (
             f"add '{server} = \"PROFILE\"' to the [mcp.servers] table of the config"
-            if server else "give a PROFILE"
+            if server
+            else "give a PROFILE"
         )
         raise UsageError(
-            "no profile: " + (f"MCP server '{server}' has no [mcp.servers] entry"
-                              if server else "PROFILE is required"),
+            "no profile: "
+            + (
+                f"MCP server '{server}' has no [mcp.servers] entry"
+                if server
+                else "PROFILE is required"
+            ),
             hint,
         )
     if server:
-        destinations.check_mcp(server, env.get(destinations.SERVER_URL_ENV, ""), choice,
-                               servers, profile, where)
+        destinations.check_mcp(
+            server, env.get(destinations.SERVER_URL_ENV, ""), choice, servers, profile, where
+        )
     destinations.check_flag(urls, env, profile)
     if fmt == "value" and len(header_names) > 1:
         raise UsageError("--format value prints one header's value; give at most one --header")
     _, outcomes = resolve_profiles([profile], config_path, no_cache=no_cache, debug=debug)
     value = outcomes[profile].value
     if fmt == "value":
-        click.echo(output.header_value(value, scheme,
-                                       header_names[0] if header_names else "Authorization"))
+        click.echo(
+            output.header_value(value, scheme, header_names[0] if header_names else "Authorization")
+        )
         return
     text = output.headers(header_names or ("Authorization",), value, scheme)
     click.echo(text, nl=False)

@@ -23,7 +23,6 @@ from keybroker.validate import validate_key
 
 def _invalidate(service: str, username: str) -> None:
 
-
     try:
         store = Cache.open(os.environ)
         settings = {"service": service, "username": username}

@@ -85,29 +85,50 @@ class Terminal:
 
 @click.command("login")
 @click.argument("profile")
-@click.option("--device", "flow", flag_value="device",
-              help="Sign in with a code on another device (prints a URL and a code).")
-@click.option("--browser", "flow", flag_value="browser",
-              help="Sign in in a browser on this machine (authorization code + PKCE).")
-@click.option("--no-open", is_flag=True,
-              help="With --browser (or a vault oidc login): print the URL instead of opening "
-              "a browser.")
-@click.option("--password-stdin", is_flag=True,
-              help="Vault userpass/ldap: read the password from the first line of stdin.")
+@click.option(
+    "--device",
+    "flow",
+    flag_value="device",
+    help="Sign in with a code on another device (prints a URL and a code).",
+)
+@click.option(
+    "--browser",
+    "flow",
+    flag_value="browser",
+    help="Sign in in a browser on this machine (authorization code + PKCE).",
+)
+@click.option(
+    "--no-open",
+    is_flag=True,
+    help="With --browser (or a vault oidc login): print the URL instead of opening a browser.",
+)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Vault userpass/ldap: read the password from the first line of stdin.",
+)
 @config_option
 @debug_option
 @handles_errors
 def login(
-    profile: str, flow: str | None, no_open: bool, password_stdin: bool,
-    config_path: str | None, debug: bool,
+    profile: str,
+    flow: str | None,
+    no_open: bool,
+    password_stdin: bool,
+    config_path: str | None,
+    debug: bool,
 ) -> None:
     """Sign in for PROFILE (oidc, or vault with oidc/userpass/ldap) for silent use by helpers."""
     sign_in(profile, flow, no_open, password_stdin, config_path, debug)
 
 
 def sign_in(
-    profile: str, flow: str | None, no_open: bool, password_stdin: bool,
-    config_path: str | None, debug: bool,
+    profile: str,
+    flow: str | None,
+    no_open: bool,
+    password_stdin: bool,
+    config_path: str | None,
+    debug: bool,
 ) -> None:
     """The login flow of ``keybroker login`` (also run by ``keybroker credential`` when
     Claude Code says a person is there to sign in)."""
@@ -127,8 +148,11 @@ def sign_in(
     request = profile_request(env, profile, cache)
     if request.source == "vault":
         if flow is not None:
-            raise UsageError(f"--{flow} is for oidc-source profiles; a vault profile signs in "
-                             "with its auth_method", f"run: keybroker login {profile}")
+            raise UsageError(
+                f"--{flow} is for oidc-source profiles; a vault profile signs in "
+                "with its auth_method",
+                f"run: keybroker login {profile}",
+            )
         _vault_login(request, env, cache, cache_error, no_open, password_stdin, debug)
         return
     if request.source != "oidc":
@@ -147,14 +171,19 @@ def sign_in(
     if cache is None and store_kind == "cache":
         assert cache_error is not None
         raise cache_error
-    chosen = flow or request.settings.get("login") or (
-        "browser" if grant == "authorization_code" else "device"
+    chosen = (
+        flow
+        or request.settings.get("login")
+        or ("browser" if grant == "authorization_code" else "device")
     )
     ui = Terminal()
     ctx = FetchContext(
-        Deadline(LOGIN_TIMEOUT), env,
+        Deadline(LOGIN_TIMEOUT),
+        env,
         CacheAux(cache, "oidc") if cache is not None else None,
-        debug=debug, interactive=True, progress=ui.say,
+        debug=debug,
+        interactive=True,
+        progress=ui.say,
     )
     received_at = clock.now()
     body = run_flow(request, ctx, chosen, ui, open_browser=not no_open)
@@ -167,7 +196,12 @@ def sign_in(
 
 
 def _vault_login(
-    request: Any, env: Any, cache: Any, cache_error: Any, no_open: bool, password_stdin: bool,
+    request: Any,
+    env: Any,
+    cache: Any,
+    cache_error: Any,
+    no_open: bool,
+    password_stdin: bool,
     debug: bool,
 ) -> None:
     """Sign in to Vault as a person, cache the token, then read the key once (and cache it)."""
@@ -186,21 +220,30 @@ def _vault_login(
         raise UsageError(
             f"profile '{profile}' logs in to Vault with auth_method \"{spec.auth_method}\", "
             "which needs no person",
-            f"run: keybroker get {profile} (keybroker login is for "
-            f"{', '.join(HUMAN_METHODS)})",
+            f"run: keybroker get {profile} (keybroker login is for {', '.join(HUMAN_METHODS)})",
         )
     if cache is None:
         raise cache_error  # the login is kept in the encrypted cache: without one it is lost
     load_hvac()
     ui = Terminal()
     ctx = FetchContext(
-        Deadline(LOGIN_TIMEOUT), env, CacheAux(cache, "vault"),
-        debug=debug, interactive=True, progress=ui.say,
+        Deadline(LOGIN_TIMEOUT),
+        env,
+        CacheAux(cache, "vault"),
+        debug=debug,
+        interactive=True,
+        progress=ui.say,
     )
     from keybroker.sources.vault.login import sign_in  # noqa: PLC0415
 
-    sign_in(spec, request.settings, ctx, ui, lambda: _read_password(spec, password_stdin),
-            open_browser=not no_open)
+    sign_in(
+        spec,
+        request.settings,
+        ctx,
+        ui,
+        lambda: _read_password(spec, password_stdin),
+        open_browser=not no_open,
+    )
     # The sign-in waited for the person (a browser, a password prompt); the read that follows
     # gets a whole KEYBROKER_TIMEOUT of its own, not what is left of it since the start.
     restart_call()
@@ -208,11 +251,15 @@ def _vault_login(
     try:
         resolve(request, env, cache=cache)
     except KeybrokerError as exc:
-        ui.say(f"keybroker: signed in to {spec.addr}{who} ({spec.auth_method}), but the key "
-               "could not be read:")
+        ui.say(
+            f"keybroker: signed in to {spec.addr}{who} ({spec.auth_method}), but the key "
+            "could not be read:"
+        )
         raise exc from None
-    ui.say(f"keybroker: signed in to {spec.addr}{who} ({spec.auth_method}); "
-           f"'keybroker get {profile}' now works without prompting")
+    ui.say(
+        f"keybroker: signed in to {spec.addr}{who} ({spec.auth_method}); "
+        f"'keybroker get {profile}' now works without prompting"
+    )
 
 
 #: A password longer than this on stdin is a mistake (a file piped in by accident).
@@ -226,15 +273,18 @@ def _read_password(spec: Any, from_stdin: bool) -> str:
     if from_stdin:
         line = sys.stdin.readline(MAX_PASSWORD + 1)
         if len(line) > MAX_PASSWORD:
-            raise UsageError("--password-stdin: the first line of stdin is too long for a "
-                             "password")
+            raise UsageError("--password-stdin: the first line of stdin is too long for a password")
         return line.rstrip("\r\n")
     import getpass  # noqa: PLC0415
     import os  # noqa: PLC0415
 
     try:
-        os.close(os.open("/dev/tty" if sys.platform != "win32" else "CONIN$",
-                         os.O_RDWR | getattr(os, "O_NOCTTY", 0)))
+        os.close(
+            os.open(
+                "/dev/tty" if sys.platform != "win32" else "CONIN$",
+                os.O_RDWR | getattr(os, "O_NOCTTY", 0),
+            )
+        )
     except OSError:
         raise UsageError(
             f"{spec.label}: no terminal to ask {spec.username}'s password on",
@@ -274,8 +324,15 @@ def _prime_cache(request: Any, env: Any, cache: Any, secret: Any, source: Any) -
     validate_key(secret.value, f"{request.where()} (oidc)")
     label = source.describe(request.settings)
     with cache.lock(eid, Deadline(request.options.timeout)):
-        cache.write(Entry(
-            id=eid, value=secret.value, fetched_at=clock.now(), expires_at=secret.expires_at,
-            version=None, source=request.source, label=f"{request.source}:{label}",
-            meta=dict(secret.metadata),
-        ))
+        cache.write(
+            Entry(
+                id=eid,
+                value=secret.value,
+                fetched_at=clock.now(),
+                expires_at=secret.expires_at,
+                version=None,
+                source=request.source,
+                label=f"{request.source}:{label}",
+                meta=dict(secret.metadata),
+            )
+        )

@@ -88,8 +88,13 @@ def render_human(doc: dict[str, Any], colour: bool = False) -> str:
         rows.append(("covers TTL", f"yes: {left} ≥ {ttl_text}"))
     else:
         no = paint("NO", "red", "bold", on=colour)
-        rows.append(("covers TTL", f"{no}: {format_duration(doc['remaining_seconds'])} < "
-                                   f"{ttl_text} = {format_duration(need)}"))
+        rows.append(
+            (
+                "covers TTL",
+                f"{no}: {format_duration(doc['remaining_seconds'])} < "
+                f"{ttl_text} = {format_duration(need)}",
+            )
+        )
     if doc["key_version"] is not None:
         rows.append(("version", str(doc["key_version"])))
     suffix = "" if not doc["key_redacted"] else f"  (redacted, {doc['key_length']} chars; --reveal)"
@@ -100,10 +105,15 @@ def render_human(doc: dict[str, Any], colour: bool = False) -> str:
     rows.append(("timings", f"{timings} · total {doc['timings_ms'].get('total', 0):.1f} ms"))
     fast = doc.get("fast_path")
     if fast is not None:
-        rows.append(("fast path", "ready: a hit is answered without config or source"
-                     if not fast else f"not used: {fast}"))
+        rows.append(
+            (
+                "fast path",
+                "ready: a hit is answered without config or source"
+                if not fast
+                else f"not used: {fast}",
+            )
+        )
     for event in doc.get("events", []):
-
         rows.append(("event", render(event)))
     width = max(len(k) for k, _ in rows)
     # values quote servers (a version id) and config: control characters shown as escapes
@@ -122,8 +132,12 @@ def render_human(doc: dict[str, Any], colour: bool = False) -> str:
 @debug_option
 @handles_errors
 def print_token(
-    profile: str, reveal: bool, as_json: bool, no_cache: bool,
-    config_path: str | None, debug: bool,
+    profile: str,
+    reveal: bool,
+    as_json: bool,
+    no_cache: bool,
+    config_path: str | None,
+    debug: bool,
 ) -> None:
     """Explain how PROFILE's key is obtained: source, cache state, expiry, timings."""
 
@@ -134,12 +148,14 @@ def print_token(
     for warning in outcome.warnings:
         emit(f"keybroker: {warning}")
     doc = report_dict(profile, outcome, reveal)
-    doc["fast_path"] = (status(load(env), env, str(cache.root), profile) if cache is not None
-                        else "the cache directory cannot be used")
+    doc["fast_path"] = (
+        status(load(env), env, str(cache.root), profile)
+        if cache is not None
+        else "the cache directory cannot be used"
+    )
     doc["events"] = events.recent(env, profile, 5)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:
-
         colour = enabled(env=env)
         click.echo(render_human(doc, colour), color=colour)

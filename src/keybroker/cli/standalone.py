@@ -36,14 +36,29 @@ def _parser(source: Any) -> Any:
             parser.add_argument(item.name, dest=item.dest, help=item.help)
     for setting in source.settings:
         if setting.kind == "bool":
-            parser.add_argument(setting.cli_flag, dest=setting.name, help=setting.help,
-                                action=argparse.BooleanOptionalAction, default=None)
+            parser.add_argument(
+                setting.cli_flag,
+                dest=setting.name,
+                help=setting.help,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+            )
         elif setting.kind in ("argv", "str_list"):
-            parser.add_argument(setting.cli_flag, dest=setting.name, help=setting.help,
-                                action="append", default=None)
+            parser.add_argument(
+                setting.cli_flag,
+                dest=setting.name,
+                help=setting.help,
+                action="append",
+                default=None,
+            )
         else:
-            parser.add_argument(setting.cli_flag, dest=setting.name, help=setting.help,
-                                choices=setting.choices, default=None)
+            parser.add_argument(
+                setting.cli_flag,
+                dest=setting.name,
+                help=setting.help,
+                choices=setting.choices,
+                default=None,
+            )
     return parser
 
 
@@ -87,19 +102,18 @@ def run_full(source_name: str, argv: list[str], probe: Probe | None = None) -> i
             profile = config.profile(ns.profile)
             if profile.source != source_name:
                 raise UsageError(
-                    f"profile '{ns.profile}' uses source '{profile.source}', "
-                    f"not '{source_name}'",
+                    f"profile '{ns.profile}' uses source '{profile.source}', not '{source_name}'",
                     f"run: keybroker get {ns.profile}",
                 )
             request = configmod.request_for(config, ns.profile, env, options, flag_settings)
         else:
-            built = configmod.build_options(source.default_storage, {}, config.defaults, env,
-                                            options)
+            built = configmod.build_options(
+                source.default_storage, {}, config.defaults, env, options
+            )
             settings = dict(config.source_defaults.get(source_name, {}))
             settings.update(flag_settings)
             request = Request(source_name, settings, built)
-        outcome = resolve(request, env, no_cache=ns.no_cache, debug=debug, cache=cache,
-                          probe=probe)
+        outcome = resolve(request, env, no_cache=ns.no_cache, debug=debug, cache=cache, probe=probe)
         unindexed = why_not in (reasons.NOT_INDEXED, reasons.ENV_CHANGED)
         if cache is not None and unindexed and not ns.no_cache:
             _remember(source_name, argv, ns, config, request, env, cache)
@@ -108,8 +122,9 @@ def run_full(source_name: str, argv: list[str], probe: Probe | None = None) -> i
     return run_helper(body, debug)
 
 
-def _remember(source_name: str, argv: list[str], ns: Any, config: Any, request: Any,
-              env: Any, cache: Any) -> None:
+def _remember(
+    source_name: str, argv: list[str], ns: Any, config: Any, request: Any, env: Any, cache: Any
+) -> None:
     """Let the fast path answer this command line next time (plain flag lines only)."""
     from keybroker.config.index import remember_profile, remember_standalone  # noqa: PLC0415
     from keybroker.fastpath.argv import parse_standalone, standalone_key  # noqa: PLC0415
@@ -122,5 +137,13 @@ def _remember(source_name: str, argv: list[str], ns: Any, config: Any, request: 
         remember_profile(config, env, str(cache.root), ns.profile, cache.loaded_key)
         return
     profile_options = config.profiles[ns.profile].options if ns.profile else {}
-    remember_standalone(config, env, str(cache.root), standalone_key(source_name, given),
-                        source_name, request.settings, profile_options, cache.loaded_key)
+    remember_standalone(
+        config,
+        env,
+        str(cache.root),
+        standalone_key(source_name, given),
+        source_name,
+        request.settings,
+        profile_options,
+        cache.loaded_key,
+    )

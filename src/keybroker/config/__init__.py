@@ -108,8 +108,13 @@ class Config:
 def _builtins(config: Config) -> None:
     for name, raw in BUILTIN_PROFILES.items():
         config.profiles[name] = Profile(
-            name, raw["source"], dict(raw["settings"]), dict(raw["options"]),
-            raw["description"], builtin=True, origin=BUILTIN_ORIGIN,
+            name,
+            raw["source"],
+            dict(raw["settings"]),
+            dict(raw["options"]),
+            raw["description"],
+            builtin=True,
+            origin=BUILTIN_ORIGIN,
         )
 
 
@@ -162,18 +167,24 @@ def _apply_layer(config: Config, path: Path, text: str) -> None:
             continue
         source_name = table["source"]
         if not isinstance(source_name, str):
-            raise ConfigError(f"{here.at('source')}: key 'source' must be a string",
-                              f"set source = {_SOURCES}")
+            raise ConfigError(
+                f"{here.at('source')}: key 'source' must be a string", f"set source = {_SOURCES}"
+            )
         settings, options = validate_settings(source_name, table, here)
-        config.profiles[name] = Profile(name, source_name, settings, options,
-                                        str(table.get("description", "")), origin=str(path))
+        config.profiles[name] = Profile(
+            name,
+            source_name,
+            settings,
+            options,
+            str(table.get("description", "")),
+            origin=str(path),
+        )
 
 
 _SOURCES = '"vault", "aws", "keychain", "oidc", "command", "env" or "file"'
 
 
-def _extend(config: Config, name: str, table: Mapping[str, Any], here: Where,
-            path: Path) -> None:
+def _extend(config: Config, name: str, table: Mapping[str, Any], here: Where, path: Path) -> None:
     """A ``[profiles.NAME]`` without ``source``: it adds to (or overrides keys of) the profile
     of that name an earlier layer defined — a person's ``username`` or ``field`` on the
     system's shared profile (DESIGN section 5) — checked against that profile's source."""
@@ -184,8 +195,8 @@ def _extend(config: Config, name: str, table: Mapping[str, Any], here: Where,
         raise ConfigError(
             f"{here.at()}: missing key 'source' (a profile without 'source' adds to the system "
             f"config's profile of that name, and there is no system profile '{name}'){hint}",
-            f"set source = {_SOURCES}" + (
-                f", or name a system profile ({', '.join(sorted(shared))})" if shared else ""),
+            f"set source = {_SOURCES}"
+            + (f", or name a system profile ({', '.join(sorted(shared))})" if shared else ""),
         )
     settings, options = validate_settings(base.source, table, here)
     merged_settings = dict(base.settings)
@@ -193,8 +204,14 @@ def _extend(config: Config, name: str, table: Mapping[str, Any], here: Where,
     merged_options = dict(base.options)
     merged_options.update(options)
     description = str(table.get("description", base.description))
-    config.profiles[name] = Profile(name, base.source, merged_settings, merged_options,
-                                    description, origin=f"{base.origin} + {path}")
+    config.profiles[name] = Profile(
+        name,
+        base.source,
+        merged_settings,
+        merged_options,
+        description,
+        origin=f"{base.origin} + {path}",
+    )
 
 
 def _read(path: Path, system: bool) -> str | None:
@@ -226,8 +243,9 @@ def _inherit(config: Config) -> None:
         profile.settings = merged
 
 
-def load(env: Mapping[str, str] = os.environ, path: Path | None = None,
-         flag_path: bool = False) -> Config:
+def load(
+    env: Mapping[str, str] = os.environ, path: Path | None = None, flag_path: bool = False
+) -> Config:
     """Read the config layers (trust-checked, parsed, validated), without touching the index.
 
     ``flag_path``: the path came from ``--config`` (for the message when it does not exist).
@@ -246,8 +264,11 @@ def load(env: Mapping[str, str] = os.environ, path: Path | None = None,
     if text is None:
         explicit = env.get("KEYBROKER_CONFIG")
         if explicit and Path(explicit) == path:
-            origin = "--config" if flag_path or env.get("KEYBROKER_CONFIG_FROM") == "flag" else (
-                "KEYBROKER_CONFIG")
+            origin = (
+                "--config"
+                if flag_path or env.get("KEYBROKER_CONFIG_FROM") == "flag"
+                else ("KEYBROKER_CONFIG")
+            )
             raise ConfigError(f"config file {path} (from {origin}) does not exist")
     else:
         config.exists = True

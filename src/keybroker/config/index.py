@@ -82,8 +82,13 @@ def variant(
     }
 
 
-def _entry(source_name: str, settings: Mapping[str, Any], options: Mapping[str, Any],
-           env: Mapping[str, str], key: Any) -> dict[str, Any]:
+def _entry(
+    source_name: str,
+    settings: Mapping[str, Any],
+    options: Mapping[str, Any],
+    env: Mapping[str, str],
+    key: Any,
+) -> dict[str, Any]:
     from keybroker.sources.base import get_source  # noqa: PLC0415
 
     return {
@@ -121,8 +126,9 @@ def build(config: Any, env: Mapping[str, str], key: Any) -> dict[str, Any]:
     }
     for name, profile in config.profiles.items():
         try:
-            data["profiles"][name] = _entry(profile.source, profile.settings, profile.options,
-                                            env, key)
+            data["profiles"][name] = _entry(
+                profile.source, profile.settings, profile.options, env, key
+            )
         except Exception as exc:
             data["problems"][name] = _why(exc)
     return data
@@ -189,8 +195,15 @@ def status(config: Any, env: Mapping[str, str], cache_dir: str, profile: str) ->
     return "this environment differs from the indexed ones (it is added after the next call)"
 
 
-def remember(env: Mapping[str, str], config_path: str, cache_dir: str, slot: str,
-             name: str, entry: dict[str, Any], key: Any = None) -> None:
+def remember(
+    env: Mapping[str, str],
+    config_path: str,
+    cache_dir: str,
+    slot: str,
+    name: str,
+    entry: dict[str, Any],
+    key: Any = None,
+) -> None:
     """Add ``entry``'s variant for this environment under ``slot`` ("profiles"/"standalone")."""
     key = key or _key(env)
     if key is None:
@@ -199,8 +212,10 @@ def remember(env: Mapping[str, str], config_path: str, cache_dir: str, slot: str
     if data is None:
         return
     current = data[slot].get(name)
-    if current is None or current.get("options") != entry.get("options") or (
-        current.get("source") != entry.get("source")
+    if (
+        current is None
+        or current.get("options") != entry.get("options")
+        or (current.get("source") != entry.get("source"))
     ):
         data[slot][name] = entry
     else:
@@ -211,8 +226,9 @@ def remember(env: Mapping[str, str], config_path: str, cache_dir: str, slot: str
     write_index(cache_dir, config_path, key, data)
 
 
-def remember_profile(config: Any, env: Mapping[str, str], cache_dir: str, name: str,
-                     key: Any = None) -> None:
+def remember_profile(
+    config: Any, env: Mapping[str, str], cache_dir: str, name: str, key: Any = None
+) -> None:
     """After the fast path missed this environment's variant: add it."""
     profile = config.profiles.get(name)
     key = key or _key(env)
@@ -225,9 +241,16 @@ def remember_profile(config: Any, env: Mapping[str, str], cache_dir: str, name: 
     remember(env, str(config.path), cache_dir, "profiles", name, entry, key)
 
 
-def remember_standalone(config: Any, env: Mapping[str, str], cache_dir: str, slot_key: str,
-                        source_name: str, settings: Mapping[str, Any],
-                        options: Mapping[str, Any], key: Any = None) -> None:
+def remember_standalone(
+    config: Any,
+    env: Mapping[str, str],
+    cache_dir: str,
+    slot_key: str,
+    source_name: str,
+    settings: Mapping[str, Any],
+    options: Mapping[str, Any],
+    key: Any = None,
+) -> None:
     """After a standalone call (``keybroker-vault --addr … --path …``): index its flags."""
     key = key or _key(env)
     if key is None:
@@ -239,5 +262,12 @@ def remember_standalone(config: Any, env: Mapping[str, str], cache_dir: str, slo
     remember(env, str(config.path), cache_dir, "standalone", slot_key, entry, key)
 
 
-__all__ = ["RecordingEnv", "build", "refresh", "remember_profile", "remember_standalone",
-           "status", "variant"]
+__all__ = [
+    "RecordingEnv",
+    "build",
+    "refresh",
+    "remember_profile",
+    "remember_standalone",
+    "status",
+    "variant",
+]

@@ -70,8 +70,13 @@ def check_top_level(data: Mapping[str, Any], where: Where) -> None:
     for key in data:
         if key not in TOP_LEVEL:
             line = line_of(where.text, key) or next(
-                (n for n, text in enumerate(where.text.splitlines(), 1)
-                 if text.strip().startswith((f"[{key}.", f"[{key}]", f"{key} ="))), None)
+                (
+                    n
+                    for n, text in enumerate(where.text.splitlines(), 1)
+                    if text.strip().startswith((f"[{key}.", f"[{key}]", f"{key} ="))
+                ),
+                None,
+            )
             place = f"{where.path}:{line}" if line else str(where.path)
             raise ConfigError(
                 f"{place}: unknown top-level table or key '{key}'{suggest(key, TOP_LEVEL)}",
@@ -89,8 +94,9 @@ def validate_settings(
         source = get_source(source_name)
     except UsageError as exc:
         hint = suggest(source_name, available_sources())
-        raise ConfigError(f"{where.at('source')} key 'source': {exc.message}{hint}",
-                          exc.hint) from None
+        raise ConfigError(
+            f"{where.at('source')} key 'source': {exc.message}{hint}", exc.hint
+        ) from None
     known = {s.name: s for s in source.settings}
     settings: dict[str, Any] = {}
     options: dict[str, Any] = {}

@@ -80,14 +80,18 @@ def _read_all(fd: int, what: str, path: Path) -> bytes:
             return b"".join(chunks)
         size += len(chunk)
         if size > MAX_BYTES:
-            raise ConfigError(f"{what} {path} is larger than {MAX_BYTES // (1024 * 1024)} MiB; "
-                              "refusing to read it")
+            raise ConfigError(
+                f"{what} {path} is larger than {MAX_BYTES // (1024 * 1024)} MiB; "
+                "refusing to read it"
+            )
         chunks.append(chunk)
 
 
 def _not_regular(what: str, path: Path) -> ConfigError:
-    return ConfigError(f"{what} {path} is not a regular file; refusing to read it",
-                       "point KEYBROKER_CONFIG at a regular file")
+    return ConfigError(
+        f"{what} {path} is not a regular file; refusing to read it",
+        "point KEYBROKER_CONFIG at a regular file",
+    )
 
 
 if sys.platform != "win32":
@@ -161,8 +165,11 @@ if sys.platform != "win32":
             dir_fd, shown = self._open_root()
             for name in [p for p in directory.split("/") if p]:
                 try:
-                    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-                                 | os.O_DIRECTORY, dir_fd=dir_fd)
+                    fd = os.open(
+                        name,
+                        os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_DIRECTORY,
+                        dir_fd=dir_fd,
+                    )
                 finally:
                     os.close(dir_fd)
                 dir_fd, shown = fd, os.path.join(shown, name)

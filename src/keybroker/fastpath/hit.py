@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from keybroker.options import Options
 
 
-
 class Attempt:
     """What the hit decision found: the value when served, else why not, and what it saw."""
 
@@ -110,8 +109,9 @@ def serve(
     return attempt
 
 
-def _record(cache_dir: str, eid: str, caller: str, fetched_at: float, ttl: float,
-            deadline: Deadline) -> str:
+def _record(
+    cache_dir: str, eid: str, caller: str, fetched_at: float, ttl: float, deadline: Deadline
+) -> str:
     """Classify this caller and, unless it is a refusal, record it as served.
 
     A refusal is left for the full path (it records after refetching, under the entry lock).

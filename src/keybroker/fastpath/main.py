@@ -42,8 +42,19 @@ class Probe:
     full path does the rest itself.
     """
 
-    __slots__ = ("attempt", "cache_dir", "env", "index", "key", "options", "record", "started",
-                 "value", "variant", "why")
+    __slots__ = (
+        "attempt",
+        "cache_dir",
+        "env",
+        "index",
+        "key",
+        "options",
+        "record",
+        "started",
+        "value",
+        "variant",
+        "why",
+    )
 
     def __init__(self, started: float, env: Mapping[str, str] | None = None) -> None:
         self.started = started
@@ -84,8 +95,9 @@ def _open_index(probe: Probe) -> bool:
     if key is None:
         return False
     probe.key = key
-    probe.index = open_index(cache_dir, paths.config_file_str(env), key,
-                             paths.system_config_str(env))
+    probe.index = open_index(
+        cache_dir, paths.config_file_str(env), key, paths.system_config_str(env)
+    )
     return probe.index is not None
 
 

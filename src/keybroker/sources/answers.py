@@ -39,12 +39,16 @@ _HINT = "the server is broken or not what addr/issuer/endpoint_url should point 
 
 
 def too_large(what: str, limit: int = MAX_ANSWER) -> InvalidSecret:
-    return InvalidSecret(f"{what}: the answer is larger than {limit // 1024} KiB; refused",
-                         _HINT)
+    return InvalidSecret(f"{what}: the answer is larger than {limit // 1024} KiB; refused", _HINT)
 
 
-def read_capped(chunks: Iterator[bytes], what: str, limit: int = MAX_ANSWER,
-                declared: str | None = None, tick: Callable[[], object] | None = None) -> bytes:
+def read_capped(
+    chunks: Iterator[bytes],
+    what: str,
+    limit: int = MAX_ANSWER,
+    declared: str | None = None,
+    tick: Callable[[], object] | None = None,
+) -> bytes:
     """Join ``chunks`` until ``limit``; one byte more is exit 6, without reading further.
 
     ``declared``: the answer's ``Content-Length`` (refused at once when over the limit);

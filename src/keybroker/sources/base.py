@@ -43,8 +43,7 @@ __all__ = [
 ]
 
 #: What a setting's value may be, in config and as a flag (``coerce`` checks it).
-SettingKind = Literal["str", "int", "bool", "duration", "argv", "str_list", "str_or_argv",
-                      "table"]
+SettingKind = Literal["str", "int", "bool", "duration", "argv", "str_list", "str_or_argv", "table"]
 SETTING_KINDS: tuple[str, ...] = get_args(SettingKind)
 
 ENTRY_POINT_GROUP = "keybroker.sources"
@@ -193,8 +192,9 @@ class Source(Protocol):
         """A short, secret-free label such as ``secret/litellm#key``."""
         ...
 
-    def identity_inputs(self, settings: Mapping[str, Any], env: Mapping[str, str]
-                        ) -> IdentityInputs:
+    def identity_inputs(
+        self, settings: Mapping[str, Any], env: Mapping[str, str]
+    ) -> IdentityInputs:
         """Where the credentials this request would present come from, or :class:`NoIdentity`.
 
         ``("env", NAME)``, ``("file", PATH)``, ``("literal", TEXT)`` or ``("env-suffix",
@@ -211,9 +211,7 @@ class Source(Protocol):
         """Obtain the secret now, or raise a KeybrokerError with the right exit code."""
         ...
 
-    def revalidate(
-        self, request: Request, version: str | None, ctx: FetchContext
-    ) -> bool | None:
+    def revalidate(self, request: Request, version: str | None, ctx: FetchContext) -> bool | None:
         """Cheaply tell whether ``version`` is still current (True/False), or None: can't tell."""
         ...
 
@@ -259,9 +257,7 @@ class BaseSource:
     def fetch(self, request: Request, ctx: FetchContext) -> Secret:  # pragma: no cover
         raise NotImplementedError
 
-    def revalidate(
-        self, request: Request, version: str | None, ctx: FetchContext
-    ) -> bool | None:
+    def revalidate(self, request: Request, version: str | None, ctx: FetchContext) -> bool | None:
         return None
 
     def doctor(self, request: Request, ctx: FetchContext) -> list[Check]:
@@ -299,8 +295,18 @@ def register(source: Any, name: str | None = None) -> Source:
 
 
 #: Every member of :class:`Source`, in the order a message lists the missing ones.
-MEMBERS = ("name", "settings", "default_storage", "canonical", "describe", "identity_inputs",
-           "direct_read", "fetch", "revalidate", "doctor")
+MEMBERS = (
+    "name",
+    "settings",
+    "default_storage",
+    "canonical",
+    "describe",
+    "identity_inputs",
+    "direct_read",
+    "fetch",
+    "revalidate",
+    "doctor",
+)
 
 
 def _check(source: Any, what: str) -> Source:
@@ -315,8 +321,9 @@ def _check(source: Any, what: str) -> Source:
     return source
 
 
-def identity_places(source: Source, settings: Mapping[str, Any],
-                    env: Mapping[str, str]) -> list[tuple[str, str]]:
+def identity_places(
+    source: Source, settings: Mapping[str, Any], env: Mapping[str, str]
+) -> list[tuple[str, str]]:
     """The source's identity inputs as ``(kind, name)`` pairs; none for :class:`NoIdentity`."""
     answer = source.identity_inputs(settings, env)
     if isinstance(answer, NoIdentity):

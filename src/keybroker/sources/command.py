@@ -29,16 +29,24 @@ class CommandSource(BaseSource):
             "command",
             kind="str_or_argv",
             required=True,
-            help="argv list, e.g. [\"op\", \"read\", \"op://vault/litellm/key\"]",
+            help='argv list, e.g. ["op", "read", "op://vault/litellm/key"]',
         ),
         Setting("shell", kind="bool", help="run a string command through /bin/sh -c"),
         Setting("cwd", help="working directory for the command", identity=False),
-        Setting("identity_env", kind="str_list", identity=False,
-                help="variables holding the credentials the command uses (e.g. "
-                     "[\"OP_SERVICE_ACCOUNT_TOKEN\"]): cached keys are bound to their values"),
-        Setting("identity_files", kind="str_list", identity=False,
-                help="files holding the credentials the command uses; cached keys are bound "
-                     "to their content"),
+        Setting(
+            "identity_env",
+            kind="str_list",
+            identity=False,
+            help="variables holding the credentials the command uses (e.g. "
+            '["OP_SERVICE_ACCOUNT_TOKEN"]): cached keys are bound to their values',
+        ),
+        Setting(
+            "identity_files",
+            kind="str_list",
+            identity=False,
+            help="files holding the credentials the command uses; cached keys are bound "
+            "to their content",
+        ),
     )
 
     def canonical(self, settings: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -71,8 +79,7 @@ class CommandSource(BaseSource):
         if isinstance(command, str):
             raise UsageError(
                 f"{request.where()}: 'command' is a string but shell is not enabled",
-                "write it as a list, e.g. command = [\"op\", \"read\", \"op://…\"], "
-                "or set shell = true",
+                'write it as a list, e.g. command = ["op", "read", "op://…"], or set shell = true',
             )
         return list(command)
 

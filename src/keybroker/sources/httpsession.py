@@ -24,8 +24,14 @@ from keybroker.sources import answers
 #: Same-origin redirects followed per request (a Vault behind a path-rewriting proxy: one).
 MAX_REDIRECTS = 3
 #: OpenSSL's words when the other end answered something that is not TLS (plain HTTP).
-_NOT_TLS = ("wrong version number", "wrong_version_number", "http request",
-            "record layer failure", "unknown protocol", "packet length too long")
+_NOT_TLS = (
+    "wrong version number",
+    "wrong_version_number",
+    "http request",
+    "record layer failure",
+    "unknown protocol",
+    "packet length too long",
+)
 #: Longest OpenSSL reason shown (under --debug, or when nothing else explains the failure).
 MAX_REASON = 200
 
@@ -56,7 +62,8 @@ def session(tick: Callable[[], object], what: str, limit: int = answers.MAX_ANSW
 
     class BoundedSession(requests.Session):
         def request(  # type: ignore[override]  # same call, every argument passed on
-                self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            self, method: str, url: str, *args: Any, **kwargs: Any
+        ) -> Any:
             kwargs["stream"] = True
             kwargs["allow_redirects"] = False
             for _ in range(MAX_REDIRECTS + 1):
@@ -78,8 +85,10 @@ def session(tick: Callable[[], object], what: str, limit: int = answers.MAX_ANSW
                     kwargs.pop("json", None)
                 kwargs.pop("params", None)  # the Location carries the whole query
                 url = target
-            raise Unreachable(f"{what}: more than {MAX_REDIRECTS} redirects from "
-                              f"{show_origin(url)}", "point the address at the server itself")
+            raise Unreachable(
+                f"{what}: more than {MAX_REDIRECTS} redirects from {show_origin(url)}",
+                "point the address at the server itself",
+            )
 
     bounded = BoundedSession()
     # compressed answers would be inflated before the size bound sees them
@@ -90,8 +99,9 @@ def session(tick: Callable[[], object], what: str, limit: int = answers.MAX_ANSW
 def _bounded(response: Any, what: str, limit: int, tick: Callable[[], object]) -> Any:
     """Read the body (bounded), check its JSON depth, and hand the response back filled."""
     try:
-        body = answers.read_capped(_chunks(response), what, limit,
-                                   response.headers.get("content-length"), tick)
+        body = answers.read_capped(
+            _chunks(response), what, limit, response.headers.get("content-length"), tick
+        )
     except BaseException:
         response.close()  # not read to the end: the connection is dropped, not reused
         raise
@@ -133,8 +143,11 @@ def ssl_reason(exc: BaseException) -> str:
             text = str(seen)
             break
         nested = [a for a in getattr(seen, "args", ()) if isinstance(a, BaseException)]
-        seen = getattr(seen, "reason", None) or (nested[0] if nested else None) or (
-            seen.__cause__ or seen.__context__)
+        seen = (
+            getattr(seen, "reason", None)
+            or (nested[0] if nested else None)
+            or (seen.__cause__ or seen.__context__)
+        )
     text = "".join(ch if ch.isprintable() else " " for ch in text)
     return " ".join(text.split())[:MAX_REASON]
 

@@ -56,11 +56,20 @@ __all__ = ["SOURCE", "AwsSource", "Target", "parse_expiry"]
 
 #: Environment variables through which botocore's chain takes credentials.
 AWS_IDENTITY_ENV = (
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
-    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
 )
 
 # --- the source ---
@@ -71,33 +80,65 @@ class AwsSource(BaseSource):
     default_storage = "disk"
     settings = (
         Setting("secret_id", help="secret name or ARN"),
-        Setting("field", help="JSON key that holds the key, when the secret is a JSON object "
-                               "(\"*\": the whole object as compact JSON)"),
-        Setting("version_stage",
-                help="staging label: AWSCURRENT (default), AWSPREVIOUS, AWSPENDING, …"),
+        Setting(
+            "field",
+            help="JSON key that holds the key, when the secret is a JSON object "
+            '("*": the whole object as compact JSON)',
+        ),
+        Setting(
+            "version_stage", help="staging label: AWSCURRENT (default), AWSPREVIOUS, AWSPENDING, …"
+        ),
         Setting("version_id", help="pin one version by its VersionId"),
-        Setting("region", help="AWS region (default: from the ARN, AWS_REGION, "
-                               "AWS_DEFAULT_REGION, the AWS profile)"),
+        Setting(
+            "region",
+            help="AWS region (default: from the ARN, AWS_REGION, "
+            "AWS_DEFAULT_REGION, the AWS profile)",
+        ),
         Setting("aws_profile", help="named profile of ~/.aws/config (default: AWS_PROFILE)"),
         Setting("role_arn", help="IAM role to assume before reading (sts:AssumeRole)"),
         Setting("external_id", identity=False, help="ExternalId for the role's trust policy"),
-        Setting("role_session_name", identity=False,
-                help=f"RoleSessionName (default '{DEFAULT_SESSION_NAME}')"),
-        Setting("role_duration", kind="duration", identity=False,
-                help="lifetime of the assumed role's credentials (default: the role's, 1h)"),
-        Setting("endpoint_url", help="Secrets Manager API endpoint (VPC or FIPS endpoint, "
-                                     "LocalStack); default AWS_ENDPOINT_URL_SECRETS_MANAGER, "
-                                     "AWS_ENDPOINT_URL"),
-        Setting("connect_timeout", kind="duration", identity=False,
-                help=f"per-attempt connect timeout (default {DEFAULT_CONNECT_TIMEOUT:g}s)"),
-        Setting("read_timeout", kind="duration", identity=False,
-                help=f"per-attempt read timeout (default {DEFAULT_READ_TIMEOUT:g}s)"),
-        Setting("max_attempts", kind="int", identity=False,
-                help=f"attempts for throttling and network errors (default "
-                     f"{DEFAULT_MAX_ATTEMPTS}), within KEYBROKER_TIMEOUT"),
-        Setting("output", choices=OUTPUTS,
-                help="secret (default) or credentials: print the assumed role's temporary "
-                     "credentials as JSON (for awsCredentialExport)"),
+        Setting(
+            "role_session_name",
+            identity=False,
+            help=f"RoleSessionName (default '{DEFAULT_SESSION_NAME}')",
+        ),
+        Setting(
+            "role_duration",
+            kind="duration",
+            identity=False,
+            help="lifetime of the assumed role's credentials (default: the role's, 1h)",
+        ),
+        Setting(
+            "endpoint_url",
+            help="Secrets Manager API endpoint (VPC or FIPS endpoint, "
+            "LocalStack); default AWS_ENDPOINT_URL_SECRETS_MANAGER, "
+            "AWS_ENDPOINT_URL",
+        ),
+        Setting(
+            "connect_timeout",
+            kind="duration",
+            identity=False,
+            help=f"per-attempt connect timeout (default {DEFAULT_CONNECT_TIMEOUT:g}s)",
+        ),
+        Setting(
+            "read_timeout",
+            kind="duration",
+            identity=False,
+            help=f"per-attempt read timeout (default {DEFAULT_READ_TIMEOUT:g}s)",
+        ),
+        Setting(
+            "max_attempts",
+            kind="int",
+            identity=False,
+            help=f"attempts for throttling and network errors (default "
+            f"{DEFAULT_MAX_ATTEMPTS}), within KEYBROKER_TIMEOUT",
+        ),
+        Setting(
+            "output",
+            choices=OUTPUTS,
+            help="secret (default) or credentials: print the assumed role's temporary "
+            "credentials as JSON (for awsCredentialExport)",
+        ),
     )
 
     # --- identity ---
@@ -115,9 +156,13 @@ class AwsSource(BaseSource):
             "role_arn": target.role_arn,
         }
         if target.output != "secret":
-            items = {"output": target.output, "role_arn": target.role_arn,
-                     "region": target.region, "aws_profile": target.aws_profile,
-                     "external_id": target.external_id}
+            items = {
+                "output": target.output,
+                "role_arn": target.role_arn,
+                "region": target.region,
+                "aws_profile": target.aws_profile,
+                "external_id": target.external_id,
+            }
         return {k: v for k, v in items.items() if v is not None}
 
     def identity_inputs(
@@ -145,7 +190,7 @@ class AwsSource(BaseSource):
         if target.output == "credentials":
             if not target.role_arn:
                 raise UsageError(
-                    f"{request.where()}: output = \"credentials\" needs role_arn",
+                    f'{request.where()}: output = "credentials" needs role_arn',
                     "set role_arn (--role-arn) to the role whose credentials to print",
                 )
         elif not target.secret_id:
@@ -172,7 +217,11 @@ class AwsSource(BaseSource):
         if target.version_stage:
             params["VersionStage"] = target.version_stage
         response = call(
-            client, "get_secret_value", params, ctx, clients,
+            client,
+            "get_secret_value",
+            params,
+            ctx,
+            clients,
             self._describer(where, "secretsmanager:GetSecretValue", target, client),
         )
         value, expires_at = extract(response, target, where, ctx)
@@ -188,9 +237,7 @@ class AwsSource(BaseSource):
             metadata=metadata,
         )
 
-    def revalidate(
-        self, request: Request, version: str | None, ctx: FetchContext
-    ) -> bool | None:
+    def revalidate(self, request: Request, version: str | None, ctx: FetchContext) -> bool | None:
         """One DescribeSecret: does the requested stage still point at ``version``?"""
         target = self._target(request, ctx)
         if version is None or target.output != "secret":
@@ -200,7 +247,11 @@ class AwsSource(BaseSource):
         credentials = self._role_credentials(clients, where, ctx)
         client = make_client(clients, "secretsmanager", where, credentials)
         response = call(
-            client, "describe_secret", {"SecretId": target.secret_id}, ctx, clients,
+            client,
+            "describe_secret",
+            {"SecretId": target.secret_id},
+            ctx,
+            clients,
             self._describer(where, "secretsmanager:DescribeSecret", target, client),
         )
         if response.get("DeletedDate") is not None:
@@ -218,8 +269,13 @@ class AwsSource(BaseSource):
 
         def describe(exc: BaseException, attempts: int) -> KeybrokerError:
             return translate(
-                exc, where=where, action=action, resource=f"secret '{target.secret_id}'",
-                endpoint=endpoint, attempts=attempts, target=target,
+                exc,
+                where=where,
+                action=action,
+                resource=f"secret '{target.secret_id}'",
+                endpoint=endpoint,
+                attempts=attempts,
+                target=target,
             )
 
         return describe
@@ -231,8 +287,16 @@ class AwsSource(BaseSource):
         it: another caller's keys must not reuse them."""
         from keybroker.cache.ids import material  # noqa: PLC0415
 
-        text = json.dumps([target.role_arn, target.aws_profile, target.region,
-                           target.external_id, target.role_session_name, target.role_duration])
+        text = json.dumps(
+            [
+                target.role_arn,
+                target.aws_profile,
+                target.region,
+                target.external_id,
+                target.role_session_name,
+                target.role_duration,
+            ]
+        )
         base = material(self.identity_inputs({}, ctx.env), ctx.env)
         who = hashlib.sha256(base).hexdigest()
         return "role-" + ctx.fingerprint(text, who)[:32]
@@ -252,8 +316,10 @@ class AwsSource(BaseSource):
         name = self._role_key(target, ctx)
         if ctx.aux is not None and target.output == "secret" and not ctx.no_cache:
             cached = ctx.aux.get(name)
-            if cached is not None and cached.expires_at is not None and (
-                cached.expires_at - clock.now() > ROLE_MIN_LEFT
+            if (
+                cached is not None
+                and cached.expires_at is not None
+                and (cached.expires_at - clock.now() > ROLE_MIN_LEFT)
             ):
                 try:
                     stored = json.loads(cached.value)
@@ -274,9 +340,15 @@ class AwsSource(BaseSource):
         endpoint = str(getattr(sts.meta, "endpoint_url", "") or "AWS STS")
 
         def describe(exc: BaseException, attempts: int) -> KeybrokerError:
-            return translate(exc, where=where, action="sts:AssumeRole",
-                             resource=f"role {target.role_arn}", endpoint=endpoint,
-                             attempts=attempts, target=target)
+            return translate(
+                exc,
+                where=where,
+                action="sts:AssumeRole",
+                resource=f"role {target.role_arn}",
+                endpoint=endpoint,
+                attempts=attempts,
+                target=target,
+            )
 
         response = call(sts, "assume_role", params, ctx, clients, describe)
         raw = response["Credentials"]
@@ -308,8 +380,13 @@ class AwsSource(BaseSource):
             expires_at = parse_expiry(credentials["Expiration"], "aws")
         except InvalidSecret:
             expires_at = None
-        return Secret(value, expires_at=expires_at, version=None, source=self.name,
-                      metadata={"access_key_id": credentials["AccessKeyId"]})
+        return Secret(
+            value,
+            expires_at=expires_at,
+            version=None,
+            source=self.name,
+            metadata={"access_key_id": credentials["AccessKeyId"]},
+        )
 
     # --- doctor ---
 

@@ -28,24 +28,46 @@ from keybroker.sources.aws.target import (
 )
 from keybroker.sources.base import FetchContext
 
-_THROTTLING = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-    "TooManyRequestsException", "RequestLimitExceeded", "RequestThrottled", "SlowDown",
-    "BandwidthLimitExceeded", "PriorRequestNotComplete",
-})
-_TRANSIENT = frozenset({
-    "InternalServiceError", "InternalServiceErrorException", "InternalFailure", "InternalError",
-    "ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout",
-    "RequestTimeoutException",
-})
+_THROTTLING = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+        "BandwidthLimitExceeded",
+        "PriorRequestNotComplete",
+    }
+)
+_TRANSIENT = frozenset(
+    {
+        "InternalServiceError",
+        "InternalServiceErrorException",
+        "InternalFailure",
+        "InternalError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
 _EXPIRED = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
-_REJECTED = frozenset({
-    "InvalidClientTokenId", "UnrecognizedClientException", "InvalidSignatureException",
-    "SignatureDoesNotMatch", "IncompleteSignature", "MissingAuthenticationToken",
-    "InvalidAccessKeyId", "AuthFailure",
-})
+_REJECTED = frozenset(
+    {
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "InvalidAccessKeyId",
+        "AuthFailure",
+    }
+)
 _DENIED = frozenset({"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"})
-
 
 
 # --- botocore, loaded only when a network call is needed ---
@@ -128,8 +150,10 @@ def make_client(
     except botocore.exceptions.ProfileNotFound:
         raise _profile_not_found(target) from None
     except (botocore.exceptions.InvalidRegionError, ValueError) as exc:
-        raise UsageError(f"{where}: invalid AWS client setting ({type(exc).__name__})",
-                         "check region and endpoint_url") from None
+        raise UsageError(
+            f"{where}: invalid AWS client setting ({type(exc).__name__})",
+            "check region and endpoint_url",
+        ) from None
     _bound_answers(client, f"{where}: {service} at {target.endpoint_url or 'AWS'}")
     return client
 
@@ -162,8 +186,9 @@ def _bound_answers(client: Any, what: str) -> None:
             return response
         raw = response.raw
         try:
-            body = answers.read_capped(raw.stream(answers.CHUNK), what,
-                                       declared=response.headers.get("content-length"))
+            body = answers.read_capped(
+                raw.stream(answers.CHUNK), what, declared=response.headers.get("content-length")
+            )
         except BaseException:
             raw.close()  # not read to its end: the connection is dropped, not reused
             raise
@@ -214,10 +239,20 @@ def _error_code(exc: BaseException) -> tuple[str, int]:
 
 
 #: Every code :func:`translate` treats specially; any other is the server's free text.
-_KNOWN = _THROTTLING | _TRANSIENT | _EXPIRED | _REJECTED | _DENIED | {
-    "DecryptionFailure", "ResourceNotFoundException", "InvalidRequestException",
-    "InvalidParameterException", "ValidationException",
-}
+_KNOWN = (
+    _THROTTLING
+    | _TRANSIENT
+    | _EXPIRED
+    | _REJECTED
+    | _DENIED
+    | {
+        "DecryptionFailure",
+        "ResourceNotFoundException",
+        "InvalidRequestException",
+        "InvalidParameterException",
+        "ValidationException",
+    }
+)
 _MAX_CODE = 64
 
 
@@ -342,8 +377,8 @@ def translate(
     if isinstance(exc, errors.SSOError | errors.TokenRetrievalError):
         return AccessDenied(
             f"{where}: the AWS SSO session has expired or is missing ({type(exc).__name__})",
-            "run: aws sso login" + (f" --profile {target.aws_profile}"
-                                    if target and target.aws_profile else ""),
+            "run: aws sso login"
+            + (f" --profile {target.aws_profile}" if target and target.aws_profile else ""),
         )
     if isinstance(exc, errors.CredentialRetrievalError):
         return AccessDenied(
@@ -358,13 +393,15 @@ def translate(
             "set region in the profile, pass --region, or export AWS_REGION",
         )
     if isinstance(exc, errors.PartialCredentialsError | errors.InvalidConfigError):
-        return UsageError(f"{where}: the AWS configuration is incomplete ({type(exc).__name__})",
-                          "check ~/.aws/config, ~/.aws/credentials and AWS_* variables")
+        return UsageError(
+            f"{where}: the AWS configuration is incomplete ({type(exc).__name__})",
+            "check ~/.aws/config, ~/.aws/credentials and AWS_* variables",
+        )
     if isinstance(exc, errors.ParamValidationError):
-        return UsageError(f"{where}: invalid request for {resource} ({type(exc).__name__})",
-                          "check secret_id, version_stage and version_id")
+        return UsageError(
+            f"{where}: invalid request for {resource} ({type(exc).__name__})",
+            "check secret_id, version_stage and version_id",
+        )
     if isinstance(exc, errors.BotoCoreError):
         return Unreachable(f"{where}: AWS SDK error calling {action} ({type(exc).__name__})")
     return Unreachable(f"{where}: unexpected error calling {action} ({type(exc).__name__})")
-
-

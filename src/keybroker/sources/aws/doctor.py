@@ -29,12 +29,22 @@ def checks(source: AwsSource, request: Request, ctx: FetchContext) -> list[Check
     except KeybrokerError as exc:
         return [Check(False, "AWS profile", exc.message, exc.hint or "")]
     except botocore.exceptions.BotoCoreError as exc:
-        return [Check(False, "AWS configuration", type(exc).__name__,
-                      "check ~/.aws/config and AWS_* variables")]
-    checks.append(Check(
-        bool(region), "AWS region", str(region or "not set"),
-        "" if region else "set region in the profile, pass --region, or export AWS_REGION",
-    ))
+        return [
+            Check(
+                False,
+                "AWS configuration",
+                type(exc).__name__,
+                "check ~/.aws/config and AWS_* variables",
+            )
+        ]
+    checks.append(
+        Check(
+            bool(region),
+            "AWS region",
+            str(region or "not set"),
+            "" if region else "set region in the profile, pass --region, or export AWS_REGION",
+        )
+    )
     if target.endpoint_url:
         checks.append(Check(True, "Secrets Manager endpoint", target.endpoint_url))
     if not region:
@@ -56,11 +66,22 @@ def checks(source: AwsSource, request: Request, ctx: FetchContext) -> list[Check
     def identity() -> str:
         sts = make_client(clients, "sts", where)
         endpoint = str(getattr(sts.meta, "endpoint_url", "") or "AWS STS")
-        found = call(sts, "get_caller_identity", {}, ctx, clients,
-                      lambda exc, n: translate(exc, where=where,
-                                               action="sts:GetCallerIdentity",
-                                               resource="the caller", endpoint=endpoint,
-                                               attempts=n, target=target))
+        found = call(
+            sts,
+            "get_caller_identity",
+            {},
+            ctx,
+            clients,
+            lambda exc, n: translate(
+                exc,
+                where=where,
+                action="sts:GetCallerIdentity",
+                resource="the caller",
+                endpoint=endpoint,
+                attempts=n,
+                target=target,
+            ),
+        )
         creds = clients.session.get_credentials()
         method = getattr(creds, "method", None) or "unknown"
         return f"{found.get('Arn')} (credentials from {method})"
@@ -99,34 +120,50 @@ def checks(source: AwsSource, request: Request, ctx: FetchContext) -> list[Check
 
     def describe() -> str:
         client = make_client(clients, "secretsmanager", where, credentials)
-        found = call(client, "describe_secret", {"SecretId": target.secret_id}, ctx,
-                      clients, source._describer(where, "secretsmanager:DescribeSecret",
-                                               target, client))
+        found = call(
+            client,
+            "describe_secret",
+            {"SecretId": target.secret_id},
+            ctx,
+            clients,
+            source._describer(where, "secretsmanager:DescribeSecret", target, client),
+        )
         stages: Mapping[str, list[str]] = found.get("VersionIdsToStages") or {}
         if found.get("DeletedDate") is not None:
-            raise SecretNotFound(f"secret '{target.secret_id}' is marked for deletion",
-                                 "restore it with: aws secretsmanager restore-secret")
+            raise SecretNotFound(
+                f"secret '{target.secret_id}' is marked for deletion",
+                "restore it with: aws secretsmanager restore-secret",
+            )
         if target.version_id:
             if target.version_id not in stages:
                 raise SecretNotFound(
-                    f"version {target.version_id} has no staging label (deprecated or "
-                    "gone)", "pin a current version_id or use version_stage")
+                    f"version {target.version_id} has no staging label (deprecated or gone)",
+                    "pin a current version_id or use version_stage",
+                )
             return f"{found.get('Name')}: version {target.version_id} present"
         holder = [v for v, labels in stages.items() if target.version_stage in labels]
         if not holder:
             raise SecretNotFound(
                 f"no version of '{target.secret_id}' has stage {target.version_stage}",
-                "use AWSCURRENT or a stage the secret has")
+                "use AWSCURRENT or a stage the secret has",
+            )
         return f"{found.get('Name')}: {target.version_stage} is version {holder[0]}"
 
     described = attempt("secretsmanager:DescribeSecret", describe)
     if unreachable_sts is not None:
         detail = unreachable_sts.message.removeprefix(f"{where}: ")
         if described:
-            checks.insert(-1, Check(True, identity_label, (
-                f"skipped: STS is not reachable from here ({detail}); not needed, "
-                f"Secrets Manager accepts these credentials at {target.endpoint_url}")))
+            checks.insert(
+                -1,
+                Check(
+                    True,
+                    identity_label,
+                    (
+                        f"skipped: STS is not reachable from here ({detail}); not needed, "
+                        f"Secrets Manager accepts these credentials at {target.endpoint_url}"
+                    ),
+                ),
+            )
         else:
-            checks.insert(-1, Check(False, identity_label, detail,
-                                    unreachable_sts.hint or ""))
+            checks.insert(-1, Check(False, identity_label, detail, unreachable_sts.hint or ""))
     return checks

@@ -82,8 +82,10 @@ class Target:
                 env.get("AWS_ENDPOINT_URL_SECRETS_MANAGER") or env.get("AWS_ENDPOINT_URL") or None
             )
         profile = (
-            settings.get("aws_profile") or env.get("AWS_PROFILE")
-            or env.get("AWS_DEFAULT_PROFILE") or None
+            settings.get("aws_profile")
+            or env.get("AWS_PROFILE")
+            or env.get("AWS_DEFAULT_PROFILE")
+            or None
         )
         attempts = settings.get("max_attempts")
         return cls(
@@ -118,5 +120,3 @@ class Target:
 
     def where_region(self) -> str:
         return self.region or "the default region"
-
-

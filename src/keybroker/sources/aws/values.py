@@ -40,8 +40,9 @@ def parse_expiry(raw: Any, where: str) -> float:
     return when
 
 
-def extract(response: Mapping[str, Any], target: Target, where: str,
-            ctx: FetchContext) -> tuple[str, float | None]:
+def extract(
+    response: Mapping[str, Any], target: Target, where: str, ctx: FetchContext
+) -> tuple[str, float | None]:
     """The key and its expiry from a GetSecretValue answer (``SecretString``/``SecretBinary``)."""
     resource = f"secret '{target.secret_id}'"
     if response.get("SecretString") is not None:
@@ -70,10 +71,9 @@ def extract(response: Mapping[str, Any], target: Target, where: str,
     if target.field is None:
         if doc is not None:
             raise InvalidSecret(
-                f"{where}: {resource} is a JSON object, not a key; "
-                f"fields: {field_names(doc)}",
+                f"{where}: {resource} is a JSON object, not a key; fields: {field_names(doc)}",
                 f"set field (--field) to the one that holds the key, or field = "
-                f"\"{WHOLE_DOCUMENT}\" for the whole object as compact JSON",
+                f'"{WHOLE_DOCUMENT}" for the whole object as compact JSON',
             )
         return text, None
     if doc is not None and target.field == WHOLE_DOCUMENT:
@@ -88,20 +88,18 @@ def extract(response: Mapping[str, Any], target: Target, where: str,
         )
     if target.field not in doc:
         raise SecretNotFound(
-            f"{where}: field '{target.field}' is not in {resource}; "
-            f"fields: {field_names(doc)}",
+            f"{where}: field '{target.field}' is not in {resource}; fields: {field_names(doc)}",
             "fix field (--field)",
         )
     value = doc[target.field]
     if not isinstance(value, str):
         raise InvalidSecret(
-            f"{where}: field '{target.field}' of {resource} is a {_json_kind(value)}, "
-            "not a string",
+            f"{where}: field '{target.field}' of {resource} is a {_json_kind(value)}, not a string",
             "store the key as a JSON string",
         )
     expires = doc.get(EXPIRES_FIELD)
-    expires_at = None if expires is None or target.field == EXPIRES_FIELD else parse_expiry(
-        expires, where
+    expires_at = (
+        None if expires is None or target.field == EXPIRES_FIELD else parse_expiry(expires, where)
     )
     return value, expires_at
 
@@ -130,5 +128,3 @@ def iso(moment: object) -> str:
 
 def timestamp(moment: object) -> float | None:
     return _aware(moment).timestamp() if isinstance(moment, datetime) else None
-
-

@@ -44,48 +44,95 @@ class OidcSource(BaseSource):
     name = "oidc"
     default_storage = "disk"
     settings = (
-        Setting("issuer", required=True,
-                help="the provider's issuer URL (before /.well-known/openid-configuration)"),
+        Setting(
+            "issuer",
+            required=True,
+            help="the provider's issuer URL (before /.well-known/openid-configuration)",
+        ),
         Setting("client_id", required=True, help="the OAuth client id"),
         Setting("grant", choices=GRANTS, help=f"how to get tokens (default {DEFAULT_GRANT})"),
         Setting("scope", help="space-separated scopes (e.g. 'openid offline_access api')"),
         Setting("audience", help="audience parameter (Auth0, Okta custom servers, exchange)"),
         Setting("resource", help="RFC 8707 resource indicator (the gateway's URL)"),
-        Setting("token", choices=("access_token", "id_token"),
-                help="which token to print (default access_token)"),
-        Setting("client_auth", identity=False,
-                choices=("client_secret_basic", "client_secret_post", "private_key_jwt", "none"),
-                help="client authentication (default: from what is configured)"),
-        Setting("client_secret_env", identity=False,
-                help="environment variable holding the client secret"),
+        Setting(
+            "token",
+            choices=("access_token", "id_token"),
+            help="which token to print (default access_token)",
+        ),
+        Setting(
+            "client_auth",
+            identity=False,
+            choices=("client_secret_basic", "client_secret_post", "private_key_jwt", "none"),
+            help="client authentication (default: from what is configured)",
+        ),
+        Setting(
+            "client_secret_env",
+            identity=False,
+            help="environment variable holding the client secret",
+        ),
         Setting("client_secret_file", identity=False, help="file holding the client secret"),
-        Setting("client_secret_keychain", identity=False,
-                help="keychain SERVICE[/USERNAME] holding the client secret"),
-        Setting("private_key_file", identity=False,
-                help="PEM key for private_key_jwt client authentication"),
+        Setting(
+            "client_secret_keychain",
+            identity=False,
+            help="keychain SERVICE[/USERNAME] holding the client secret",
+        ),
+        Setting(
+            "private_key_file",
+            identity=False,
+            help="PEM key for private_key_jwt client authentication",
+        ),
         Setting("private_key_id", identity=False, help="kid of that key, if the provider needs it"),
-        Setting("subject_token", choices=("github", "gitlab", "env", "file"),
-                help="token_exchange: where the CI ID token comes from"),
-        Setting("subject_token_env", identity=False,
-                help="token_exchange: variable with the subject token (GitLab: FOO_ID_TOKEN)"),
-        Setting("subject_token_file", identity=False,
-                help="token_exchange: file with the subject token"),
-        Setting("subject_audience",
-                help="token_exchange: audience of the GitHub ID token (default: the issuer)"),
-        Setting("subject_token_type",
-                help="token_exchange: jwt (default), id_token, access_token or a URN"),
+        Setting(
+            "subject_token",
+            choices=("github", "gitlab", "env", "file"),
+            help="token_exchange: where the CI ID token comes from",
+        ),
+        Setting(
+            "subject_token_env",
+            identity=False,
+            help="token_exchange: variable with the subject token (GitLab: FOO_ID_TOKEN)",
+        ),
+        Setting(
+            "subject_token_file", identity=False, help="token_exchange: file with the subject token"
+        ),
+        Setting(
+            "subject_audience",
+            help="token_exchange: audience of the GitHub ID token (default: the issuer)",
+        ),
+        Setting(
+            "subject_token_type",
+            help="token_exchange: jwt (default), id_token, access_token or a URN",
+        ),
         Setting("requested_token_type", help="token_exchange: requested_token_type URN"),
-        Setting("refresh_token_store", identity=False, choices=("cache", "keychain"),
-                help="where a login's refresh token is kept (default: encrypted cache)"),
-        Setting("refresh_token_env", identity=False,
-                help="grant refresh_token: variable with an initial refresh token"),
-        Setting("login", identity=False, choices=("device", "browser"),
-                help="keybroker login's default flow"),
-        Setting("redirect_uri", identity=False,
-                help=f"browser login: loopback redirect (default {DEFAULT_REDIRECT})"),
+        Setting(
+            "refresh_token_store",
+            identity=False,
+            choices=("cache", "keychain"),
+            help="where a login's refresh token is kept (default: encrypted cache)",
+        ),
+        Setting(
+            "refresh_token_env",
+            identity=False,
+            help="grant refresh_token: variable with an initial refresh token",
+        ),
+        Setting(
+            "login",
+            identity=False,
+            choices=("device", "browser"),
+            help="keybroker login's default flow",
+        ),
+        Setting(
+            "redirect_uri",
+            identity=False,
+            help=f"browser login: loopback redirect (default {DEFAULT_REDIRECT})",
+        ),
         Setting("ca_bundle", identity=False, help="CA bundle for a provider with a private CA"),
-        Setting("http_timeout", kind="duration", identity=False,
-                help="timeout of each HTTP request (default 10s)"),
+        Setting(
+            "http_timeout",
+            kind="duration",
+            identity=False,
+            help="timeout of each HTTP request (default 10s)",
+        ),
     )
 
     # --- identity ---
@@ -129,8 +176,10 @@ class OidcSource(BaseSource):
         if grant == "token_exchange":
             kind = settings.get("subject_token")
             if kind == "github":
-                inputs += [("env", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
-                           ("env", "ACTIONS_ID_TOKEN_REQUEST_URL")]
+                inputs += [
+                    ("env", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+                    ("env", "ACTIONS_ID_TOKEN_REQUEST_URL"),
+                ]
             elif settings.get("subject_token_env"):
                 inputs.append(("env", str(settings["subject_token_env"])))
             elif kind == "gitlab":

@@ -42,8 +42,10 @@ def method_for(settings: Mapping[str, Any]) -> str:
         return str(explicit)
     if settings.get("private_key_file"):
         return "private_key_jwt"
-    if any(settings.get(k) for k in ("client_secret_env", "client_secret_file",
-                                     "client_secret_keychain")):
+    if any(
+        settings.get(k)
+        for k in ("client_secret_env", "client_secret_file", "client_secret_keychain")
+    ):
         return "client_secret_basic"
     return "none"
 
@@ -140,8 +142,9 @@ def client_auth(
     elif method == "private_key_jwt":
         assertion = sign_assertion(settings, token_endpoint, where)
         ctx.sensitive(assertion)
-        auth.data.update(client_id=client_id, client_assertion_type=ASSERTION_TYPE,
-                         client_assertion=assertion)
+        auth.data.update(
+            client_id=client_id, client_assertion_type=ASSERTION_TYPE, client_assertion=assertion
+        )
     else:  # pragma: no cover - choices are checked by the schema
         raise UsageError(f"{where}: unknown client_auth '{method}'")
     return auth
@@ -170,8 +173,14 @@ def sign_assertion(settings: Mapping[str, Any], audience: str, where: str) -> st
         ) from None
     client_id = str(settings["client_id"])
     now = int(clock.now())
-    claims = {"iss": client_id, "sub": client_id, "aud": audience, "jti": uuid.uuid4().hex,
-              "iat": now, "exp": now + ASSERTION_LIFETIME}
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + ASSERTION_LIFETIME,
+    }
     if isinstance(key, rsa.RSAPrivateKey):
         alg = "RS256"
     elif isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1":
@@ -203,8 +212,11 @@ def denied_hint(settings: Mapping[str, Any]) -> str:
     elif method == "none":
         what = "whether the client needs a secret (client_secret_env)"
     else:
-        where = (settings.get("client_secret_env") or settings.get("client_secret_file")
-                 or settings.get("client_secret_keychain"))
+        where = (
+            settings.get("client_secret_env")
+            or settings.get("client_secret_file")
+            or settings.get("client_secret_keychain")
+        )
         what = f"the client secret in {where}"
     return f"check client_id '{settings.get('client_id')}', {what}, and that the grant is allowed"
 

@@ -41,12 +41,20 @@ def checks(request: Request, ctx: FetchContext) -> list[Check]:
     out.append(jwks_check(doc, issuer, ctx, http))
 
     grant = settings.get("grant") or DEFAULT_GRANT
-    wire = {"token_exchange": EXCHANGE_GRANT,
-            "device_code": "urn:ietf:params:oauth:grant-type:device_code"}.get(grant, grant)
+    wire = {
+        "token_exchange": EXCHANGE_GRANT,
+        "device_code": "urn:ietf:params:oauth:grant-type:device_code",
+    }.get(grant, grant)
     supported = doc.get("grant_types_supported")
     if isinstance(supported, list) and wire not in supported:
-        out.append(Check(False, "oidc grant", f"{issuer} does not list {wire}",
-                         "choose a grant the provider supports"))
+        out.append(
+            Check(
+                False,
+                "oidc grant",
+                f"{issuer} does not list {wire}",
+                "choose a grant the provider supports",
+            )
+        )
     else:
         out.append(Check(True, "oidc grant", grant))
 
@@ -67,8 +75,10 @@ def checks(request: Request, ctx: FetchContext) -> list[Check]:
         except KeybrokerError as exc:
             out.append(Check(False, "oidc login", exc.message, exc.hint or ""))
         else:
-            if stored or (settings.get("refresh_token_env")
-                          and ctx.env.get(str(settings["refresh_token_env"]))):
+            if stored or (
+                settings.get("refresh_token_env")
+                and ctx.env.get(str(settings["refresh_token_env"]))
+            ):
                 out.append(Check(True, "oidc login", "a refresh token is stored"))
             else:
                 out.append(Check(False, "oidc login", "not logged in", login_hint(request)))
@@ -80,8 +90,12 @@ def jwks_check(doc: dict[str, Any], issuer: str, ctx: FetchContext, http: Any) -
 
     url = doc.get("jwks_uri")
     if not isinstance(url, str):
-        return Check(False, "oidc jwks", f"{issuer} publishes no jwks_uri",
-                     "gateways cannot verify its tokens without published keys")
+        return Check(
+            False,
+            "oidc jwks",
+            f"{issuer} publishes no jwks_uri",
+            "gateways cannot verify its tokens without published keys",
+        )
     try:
         keys = get_json(url, ctx, http, "oidc: jwks")
     except KeybrokerError as exc:

@@ -70,8 +70,10 @@ def login(
     else:
         scope = normal_scope(request.settings.get("scope"))
         hint = "" if "offline_access" in scope.split() else " (add offline_access to scope?)"
-        ui.say(f"keybroker: warning: the provider issued no refresh token{hint}; helpers will "
-               "need a new login when this access token expires")
+        ui.say(
+            f"keybroker: warning: the provider issued no refresh token{hint}; helpers will "
+            "need a new login when this access token expires"
+        )
     return body
 
 
@@ -81,8 +83,9 @@ def _store(request: Request, ctx: FetchContext) -> Any:
     return refresh_store(request, ctx)
 
 
-def _exchange(request: Request, ctx: FetchContext, data: dict[str, str],
-              raw_errors: bool = False) -> dict[str, Any]:
+def _exchange(
+    request: Request, ctx: FetchContext, data: dict[str, str], raw_errors: bool = False
+) -> dict[str, Any]:
     from keybroker.sources.oidc.grants import token_request  # noqa: PLC0415
 
     return token_request(request, ctx, data, raw_errors=raw_errors)
@@ -109,8 +112,14 @@ def device_flow(
     url = endpoint(doc, "device_authorization_endpoint", issuer, "device login")
     auth = client_auth(settings, str(doc["token_endpoint"]), ctx, where)
     try:
-        start = post_form(url, {**target_params(settings), **auth.data}, ctx, http,
-                          f"{where}: device authorization", auth.headers)
+        start = post_form(
+            url,
+            {**target_params(settings), **auth.data},
+            ctx,
+            http,
+            f"{where}: device authorization",
+            auth.headers,
+        )
     except TokenError as exc:
         from keybroker.sources.oidc.grants import map_token_error  # noqa: PLC0415
 
@@ -136,8 +145,10 @@ def device_flow(
         _wait(interval, began, ui, "waiting for you to approve the sign-in", sleep)
         if time.monotonic() >= give_up:
             ui.done()
-            raise LoginRequired(f"{where}: the sign-in code expired before it was approved",
-                                f"run: keybroker login {request.profile or 'PROFILE'} again")
+            raise LoginRequired(
+                f"{where}: the sign-in code expired before it was approved",
+                f"run: keybroker login {request.profile or 'PROFILE'} again",
+            )
         data = {"grant_type": DEVICE_GRANT, "device_code": device_code}
         try:
             body = _exchange(request, ctx, data, raw_errors=True)
@@ -174,15 +185,18 @@ def bounded(value: Any, default: float, low: float, high: float) -> float:
     NaN, infinities and non-positive values count as absent: ``interval: Infinity`` must
     not become a wait that never ends.
     """
-    if isinstance(value, int | float) and not isinstance(value, bool) and (
-        math.isfinite(value) and value > 0
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and (math.isfinite(value) and value > 0)
     ):
         return min(max(float(value), low), high)
     return default
 
 
-def _wait(seconds: float, began: float, ui: Progress, what: str,
-          sleep: Callable[[float], None]) -> None:
+def _wait(
+    seconds: float, began: float, ui: Progress, what: str, sleep: Callable[[float], None]
+) -> None:
     """Sleep ``seconds`` while keeping the indicator alive."""
     end = time.monotonic() + seconds
     while True:
@@ -235,17 +249,19 @@ class _Callback:
                     self.send_error(404)
                     return
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                refusal = owner.refusal(query, self.client_address,
-                                        self.connection.getsockname())
+                refusal = owner.refusal(query, self.client_address, self.connection.getsockname())
                 if refusal is not None:
                     owner.ignored += 1
                     self._answer(refusal[0], refusal[1])
                     return
                 owner.params = query
                 ok = "code" in query
-                self._answer(200 if ok else 400,
-                             "Signed in. You can close this window and return to the terminal."
-                             if ok else "Sign-in failed. Return to the terminal for details.")
+                self._answer(
+                    200 if ok else 400,
+                    "Signed in. You can close this window and return to the terminal."
+                    if ok
+                    else "Sign-in failed. Return to the terminal for details.",
+                )
                 owner.event.set()
 
             def _answer(self, status: int, text: str) -> None:
@@ -305,8 +321,9 @@ class _Callback:
         self.server.server_close()
 
 
-def wait_for_browser(callback: _Callback, url: str, ui: Progress, ctx: FetchContext,
-                     open_browser: bool) -> None:
+def wait_for_browser(
+    callback: _Callback, url: str, ui: Progress, ctx: FetchContext, open_browser: bool
+) -> None:
     """Show ``url`` (and open it), then wait for the redirect within the login's deadline.
 
     Shared by the OIDC source's browser login and Vault's OIDC auth method.

@@ -15,8 +15,13 @@ from keybroker.sources.base import FetchContext
 if TYPE_CHECKING:
     from keybroker.sources.oidc.http import Http, TokenError
 
-GRANTS = ("client_credentials", "refresh_token", "token_exchange", "device_code",
-          "authorization_code")
+GRANTS = (
+    "client_credentials",
+    "refresh_token",
+    "token_exchange",
+    "device_code",
+    "authorization_code",
+)
 #: Grants whose tokens come from a person's login, refreshed silently by helpers.
 LOGIN_GRANTS = ("refresh_token", "device_code", "authorization_code")
 DEFAULT_GRANT = "client_credentials"
@@ -55,7 +60,9 @@ def provider(settings: Mapping[str, Any]) -> tuple[str, Http]:
 
 
 def token_request(
-    request: Request, ctx: FetchContext, data: Mapping[str, str],
+    request: Request,
+    ctx: FetchContext,
+    data: Mapping[str, str],
     on_invalid_grant: Any = None,
     raw_errors: bool = False,
 ) -> dict[str, Any]:
@@ -81,8 +88,9 @@ def token_request(
     url = endpoint(doc, "token_endpoint", issuer, "the token endpoint")
     auth = client_auth(settings, url, ctx, where)
     try:
-        body = post_form(url, {**data, **auth.data}, ctx, http, f"{where}: token request",
-                         auth.headers)
+        body = post_form(
+            url, {**data, **auth.data}, ctx, http, f"{where}: token request", auth.headers
+        )
     except TokenError as exc:
         if raw_errors:
             raise
@@ -110,8 +118,10 @@ def map_token_error(exc: TokenError, request: Request, grant_type: str) -> Excep
                 "check the provider's trust policy for this CI job (issuer, audience, subject) "
                 "and subject_audience",
             )
-        return AccessDenied(f"{where}: the provider refused the grant: invalid_grant{detail}",
-                            "check the client's grants and credentials at the provider")
+        return AccessDenied(
+            f"{where}: the provider refused the grant: invalid_grant{detail}",
+            "check the client's grants and credentials at the provider",
+        )
     if exc.error in ("invalid_scope", "invalid_target"):
         return AccessDenied(
             f"{where}: the provider refused the request: {exc.error}{detail}",
@@ -123,8 +133,10 @@ def map_token_error(exc: TokenError, request: Request, grant_type: str) -> Excep
             "check the grant setting and the client's allowed grant types",
         )
     if exc.error == "invalid_request":
-        return UsageError(f"{where}: the provider says the request is invalid{detail}",
-                          "check the profile's oidc settings")
+        return UsageError(
+            f"{where}: the provider says the request is invalid{detail}",
+            "check the profile's oidc settings",
+        )
     return AccessDenied(f"{where}: the provider refused the request: {exc.error}{detail}")
 
 
@@ -172,8 +184,10 @@ def refresh(request: Request, ctx: FetchContext) -> dict[str, Any]:
         def relogin(exc: TokenError) -> LoginRequired:
             store.delete()
             detail = f": {exc.description}" if exc.description else ""
-            what = "the refresh token in " + str(settings["refresh_token_env"]) if seeded else (
-                "the stored login"
+            what = (
+                "the refresh token in " + str(settings["refresh_token_env"])
+                if seeded
+                else ("the stored login")
             )
             return LoginRequired(
                 f"{where}: the provider no longer accepts {what} (invalid_grant{detail}); "

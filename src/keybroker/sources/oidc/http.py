@@ -49,8 +49,15 @@ def requests_module() -> Any:
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 #: Discovery fields naming URLs keybroker sends secrets to or trusts keys from.
-ENDPOINTS = ("token_endpoint", "device_authorization_endpoint", "authorization_endpoint",
-             "jwks_uri", "revocation_endpoint", "introspection_endpoint", "userinfo_endpoint")
+ENDPOINTS = (
+    "token_endpoint",
+    "device_authorization_endpoint",
+    "authorization_endpoint",
+    "jwks_uri",
+    "revocation_endpoint",
+    "introspection_endpoint",
+    "userinfo_endpoint",
+)
 
 
 def transport_ok(url: str) -> bool:
@@ -112,8 +119,9 @@ def _send(
                 "check the issuer's scheme and port",
             ) from None
         if kind == "other":
-            raise Unreachable(f"{what}: the TLS handshake with {_host(url)} failed "
-                              f"(SSL: {reason})") from None
+            raise Unreachable(
+                f"{what}: the TLS handshake with {_host(url)} failed (SSL: {reason})"
+            ) from None
         raise Unreachable(
             f"{what}: TLS verification of {_host(url)} failed{shown}",
             "set ca_bundle to your company CA file if the provider uses a private CA",
@@ -156,8 +164,10 @@ def discover(issuer: str, ctx: FetchContext, http: Http, refresh: bool = False) 
     name = f"discovery:{issuer}"
     if ctx.aux is not None and not refresh:
         cached = ctx.aux.get(name)
-        if cached is not None and cached.expires_at is not None and (
-            cached.expires_at > clock.now()
+        if (
+            cached is not None
+            and cached.expires_at is not None
+            and (cached.expires_at > clock.now())
         ):
             try:
                 doc = json.loads(cached.value)
@@ -167,8 +177,14 @@ def discover(issuer: str, ctx: FetchContext, http: Http, refresh: bool = False) 
                 check_endpoints(doc, issuer)
                 return doc
     url = issuer + "/.well-known/openid-configuration"
-    response = _send("GET", url, ctx, http, f"oidc: discovery for {issuer}",
-                     headers={"Accept": "application/json"})
+    response = _send(
+        "GET",
+        url,
+        ctx,
+        http,
+        f"oidc: discovery for {issuer}",
+        headers={"Accept": "application/json"},
+    )
     if response.status_code >= 500:
         raise Unreachable(
             f"oidc: discovery for {issuer} failed: HTTP {response.status_code}",
@@ -239,7 +255,11 @@ def post_form(
 ) -> dict[str, Any]:
     """POST a form to a token-style endpoint; JSON object back, or TokenError / Unreachable."""
     response = _send(
-        "POST", url, ctx, http, what,
+        "POST",
+        url,
+        ctx,
+        http,
+        what,
         data=dict(data),
         headers={"Accept": "application/json", **(headers or {})},
     )
@@ -252,8 +272,11 @@ def post_form(
             "the provider is busy or failing; try again later",
         )
     if isinstance(body, dict) and isinstance(body.get("error"), str):
-        raise TokenError(_clean(body["error"])[:MAX_ERROR], _clean(body.get("error_description")),
-                         response.status_code)
+        raise TokenError(
+            _clean(body["error"])[:MAX_ERROR],
+            _clean(body.get("error_description")),
+            response.status_code,
+        )
     if response.status_code in (401, 403):
         raise AccessDenied(f"{what}: refused with HTTP {response.status_code}")
     raise UsageError(
@@ -277,11 +300,13 @@ def _clean(text: Any) -> str:
     return scrub_quoted(cleaned)[:MAX_DESCRIPTION]
 
 
-def get_json(url: str, ctx: FetchContext, http: Http, what: str,
-             headers: Mapping[str, str] | None = None) -> Any:
+def get_json(
+    url: str, ctx: FetchContext, http: Http, what: str, headers: Mapping[str, str] | None = None
+) -> Any:
     """GET a JSON document (JWKS, a CI token endpoint); Unreachable or AccessDenied on failure."""
-    response = _send("GET", url, ctx, http, what,
-                     headers={"Accept": "application/json", **(headers or {})})
+    response = _send(
+        "GET", url, ctx, http, what, headers={"Accept": "application/json", **(headers or {})}
+    )
     if response.status_code >= 500 or response.status_code == 429:
         raise Unreachable(f"{what}: {_host(url)} answered HTTP {response.status_code}")
     if response.status_code in (401, 403):

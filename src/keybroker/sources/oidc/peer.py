@@ -25,7 +25,7 @@ def _hex_address(host: str, port: int) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     packed = ip.packed
-    words = [packed[i:i + 4] for i in range(0, len(packed), 4)]
+    words = [packed[i : i + 4] for i in range(0, len(packed), 4)]
     text = "".join(int.from_bytes(w, "little").to_bytes(4, "big").hex() for w in words)
     return f"{text.upper()}:{port:04X}"
 
@@ -73,4 +73,3 @@ def _same(kernel: str, wanted: str) -> bool:
     if len(address) == 32 and address.startswith("0000000000000000FFFF0000"):
         return f"{address[24:]}:{port}" == wanted
     return False
-

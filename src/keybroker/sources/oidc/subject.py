@@ -49,14 +49,14 @@ def subject_token(
     elif kind == "env":
         var = settings.get("subject_token_env")
         if not var:
-            raise UsageError(f"{where}: subject_token = \"env\" needs subject_token_env")
+            raise UsageError(f'{where}: subject_token = "env" needs subject_token_env')
         value = _from_env(str(var), ctx, where)
     elif kind == "file":
         value = _from_file(settings, where)
     else:
         raise UsageError(
             f"{where}: grant token_exchange needs subject_token",
-            "set subject_token = \"github\", \"gitlab\", \"env\" or \"file\"",
+            'set subject_token = "github", "gitlab", "env" or "file"',
         )
     return registered(value, ctx, SecretNotFound(f"{where}: the subject token ({kind}) is empty"))
 
@@ -76,7 +76,9 @@ def _github(
     audience = str(settings.get("subject_audience") or issuer)
     sep = "&" if "?" in url else "?"
     body = get_json(
-        f"{url}{sep}audience={quote(audience, safe='')}", ctx, http,
+        f"{url}{sep}audience={quote(audience, safe='')}",
+        ctx,
+        http,
         f"{where}: GitHub Actions ID token request",
         headers={"Authorization": f"Bearer {bearer}"},
     )
@@ -116,5 +118,5 @@ def _from_env(var: str, ctx: FetchContext, where: str) -> str:
 def _from_file(settings: Mapping[str, Any], where: str) -> str:
     path_setting = settings.get("subject_token_file")
     if not path_setting:
-        raise UsageError(f"{where}: subject_token = \"file\" needs subject_token_file")
+        raise UsageError(f'{where}: subject_token = "file" needs subject_token_file')
     return read_file(Path(os.path.expanduser(str(path_setting))), where, "subject token file")

@@ -80,8 +80,11 @@ def to_secret(
     """The printed token from a token response, with its expiry and non-secret metadata."""
     value = body.get(which)
     if not isinstance(value, str) or not value:
-        hint = ("add 'openid' to scope so the provider returns an ID token"
-                if which == "id_token" else "check the grant and scope settings")
+        hint = (
+            "add 'openid' to scope so the provider returns an ID token"
+            if which == "id_token"
+            else "check the grant and scope settings"
+        )
         raise InvalidSecret(f"{where}: the token response has no {which}", hint)
     expires_at: float | None = None
     seconds = lifetime(body.get("expires_in")) if which == "access_token" else None
@@ -149,7 +152,7 @@ class RefreshStore:
             raise UsageError(
                 f"{self.where}: no cache directory to keep the login in",
                 "fix the cache directory (keybroker doctor) or set refresh_token_store = "
-                "\"keychain\"",
+                '"keychain"',
             )
         expires_at = None
         seconds = lifetime(expires_in)

@@ -63,42 +63,69 @@ class VaultSource(BaseSource):
     default_storage = "disk"
     settings = (
         Setting("addr", help="server URL (default: VAULT_ADDR)"),
-        Setting("namespace", help="Vault Enterprise / OpenBao namespace "
-                "(default: VAULT_NAMESPACE)"),
-        Setting("engine", help="kv (default) or read: any other read path (dynamic engines)",
-                choices=ENGINES),
+        Setting(
+            "namespace", help="Vault Enterprise / OpenBao namespace (default: VAULT_NAMESPACE)"
+        ),
+        Setting(
+            "engine",
+            help="kv (default) or read: any other read path (dynamic engines)",
+            choices=ENGINES,
+        ),
         Setting("mount", help=f"KV mount (default '{DEFAULT_MOUNT}'); with engine read, a prefix"),
-        Setting("path", help="secret path inside the mount (engine read: the whole API path)",
-                required=True),
-        Setting("field", help="field to print (default: the secret's only field; "
-                f"'{WHOLE_DOCUMENT}': the whole data object as JSON)"),
+        Setting(
+            "path",
+            help="secret path inside the mount (engine read: the whole API path)",
+            required=True,
+        ),
+        Setting(
+            "field",
+            help="field to print (default: the secret's only field; "
+            f"'{WHOLE_DOCUMENT}': the whole data object as JSON)",
+        ),
         Setting("kv_version", kind="int", help="KV engine version: 1 or 2 (default 2)"),
         Setting("secret_version", kind="int", help="pin a KV v2 version number"),
-        Setting("auth_method", help="token (default), approle, jwt, kubernetes; for people "
-                "(keybroker login): oidc, userpass, ldap", choices=AUTH_METHODS),
+        Setting(
+            "auth_method",
+            help="token (default), approle, jwt, kubernetes; for people "
+            "(keybroker login): oidc, userpass, ldap",
+            choices=AUTH_METHODS,
+        ),
         Setting("auth_mount", help="where the auth method is mounted (default: its name)"),
         Setting("role", help="role for jwt/kubernetes/oidc login (a label for approle)"),
         Setting("username", help="userpass/ldap user (the password is asked by keybroker login)"),
-        Setting("redirect_uri", help="oidc: loopback URL the browser returns to (default "
-                f"{DEFAULT_OIDC_REDIRECT}); must be in the role's allowed_redirect_uris",
-                identity=False),
+        Setting(
+            "redirect_uri",
+            help="oidc: loopback URL the browser returns to (default "
+            f"{DEFAULT_OIDC_REDIRECT}); must be in the role's allowed_redirect_uris",
+            identity=False,
+        ),
         Setting("role_id", help="AppRole role_id"),
-        Setting("token_env", help="variable holding the token (default VAULT_TOKEN, "
-                "then ~/.vault-token)", identity=False),
+        Setting(
+            "token_env",
+            help="variable holding the token (default VAULT_TOKEN, then ~/.vault-token)",
+            identity=False,
+        ),
         Setting("role_id_env", help="variable holding the AppRole role_id", identity=False),
         Setting("role_id_file", help="file holding the AppRole role_id", identity=False),
         Setting("secret_id_env", help="variable holding the AppRole secret_id", identity=False),
         Setting("secret_id_file", help="file holding the AppRole secret_id", identity=False),
         Setting("jwt_env", help="variable holding the JWT / CI ID token", identity=False),
         Setting("jwt_file", help="file holding the JWT / CI ID token", identity=False),
-        Setting("jwt_audience", help="audience to ask GitHub Actions for its ID token",
-                identity=False),
-        Setting("kubernetes_token_file", help="service-account token (default: the in-pod path)",
-                identity=False),
+        Setting(
+            "jwt_audience", help="audience to ask GitHub Actions for its ID token", identity=False
+        ),
+        Setting(
+            "kubernetes_token_file",
+            help="service-account token (default: the in-pod path)",
+            identity=False,
+        ),
         Setting("ca_cert", help="CA bundle for TLS (default: VAULT_CACERT)", identity=False),
         Setting("tls_verify", kind="bool", help="verify TLS (default true)", identity=False),
-        Setting("expires_field", help=f"field holding the key's expiry (default "
-                f"'{DEFAULT_EXPIRES_FIELD}')", identity=False),
+        Setting(
+            "expires_field",
+            help=f"field holding the key's expiry (default '{DEFAULT_EXPIRES_FIELD}')",
+            identity=False,
+        ),
     )
 
     def canonical(self, settings: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -136,7 +163,8 @@ class VaultSource(BaseSource):
             return items + _sources(settings, env, "secret_id_env", "secret_id_file")
         if method == "jwt":
             return _sources(settings, env, "jwt_env", "jwt_file") or [
-                ("env", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"), ("env", "ACTIONS_ID_TOKEN_REQUEST_URL"),
+                ("env", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+                ("env", "ACTIONS_ID_TOKEN_REQUEST_URL"),
             ]
         if method == "kubernetes":
             token_file = str(settings.get("kubernetes_token_file") or K8S_SA_JWT_PATH)
@@ -197,18 +225,23 @@ class VaultSource(BaseSource):
             if spec.field not in read.data:
                 present = field_names(read.data)
                 return Check(
-                    False, "read", f"{spec.api_path}: allowed, but field '{spec.field}' is "
-                    f"missing (fields present: {present})", "set field to one of those",
+                    False,
+                    "read",
+                    f"{spec.api_path}: allowed, but field '{spec.field}' is "
+                    f"missing (fields present: {present})",
+                    "set field to one of those",
                 )
             what.append(f"field '{spec.field}' present")
         else:
             names = _key_fields(spec, read)
             if len(names) != 1:
                 return Check(
-                    False, "read", f"{spec.api_path}: allowed, but no field is set and the "
+                    False,
+                    "read",
+                    f"{spec.api_path}: allowed, but no field is set and the "
                     f"secret has {'several fields' if names else 'no fields'}: "
                     f"{field_names(read.data)}",
-                    f"set field to the one that holds the key, or field = \"{WHOLE_DOCUMENT}\"",
+                    f'set field to the one that holds the key, or field = "{WHOLE_DOCUMENT}"',
                 )
             what.append(f"its only field '{names[0]}'")
         return Check(True, "read", f"{spec.api_path}: allowed ({'; '.join(what)})")

@@ -251,14 +251,14 @@ class Session:
         if spec.username:
             role = f" as '{spec.username}'"
         doing = f"logging in with {spec.auth_method}{role} at {path}"
-        hint = (
-            f"check the credentials and that the {spec.auth_method} role exists at {path}"
-        )
+        hint = f"check the credentials and that the {spec.auth_method} role exists at {path}"
         if spec.username:
             hint = f"check the username and password, and that {spec.username} may log in there"
         elif spec.auth_method == "oidc":
-            hint = ("sign in as a user the role's bound claims allow, or ask the Vault admin "
-                    "to check the role's bound claims and audiences")
+            hint = (
+                "sign in as a user the role's bound claims allow, or ask the Vault admin "
+                "to check the role's bound claims and audiences"
+            )
         try:
             response = call()
             auth = response["auth"]
@@ -267,7 +267,12 @@ class Session:
             renewable = bool(auth.get("renewable"))
         except Exception as exc:
             raise translate(
-                exc, spec, self.ctx, doing=doing, login=True, denied_hint=hint,
+                exc,
+                spec,
+                self.ctx,
+                doing=doing,
+                login=True,
+                denied_hint=hint,
                 missing=UsageError(
                     f"{spec.label}: no {spec.auth_method} auth method at {path}",
                     "set auth_mount to where it is enabled",
@@ -311,8 +316,9 @@ class Session:
         spec = self.spec
         url = f"{spec.addr}/v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200"
         try:
-            response = self.client.session.get(url, timeout=self.ctx.timeout(STEP_TIMEOUT),
-                                               verify=spec.verify)
+            response = self.client.session.get(
+                url, timeout=self.ctx.timeout(STEP_TIMEOUT), verify=spec.verify
+            )
         except KeybrokerError:
             raise
         except Exception:  # the probe itself failed: the read's own error stands
@@ -394,8 +400,12 @@ class Session:
             if not vault_shaped(exc):
                 self.check_is_vault()  # a web page or another API: say so, not "no secret"
             error = translate(
-                exc, self.spec, self.ctx, doing=f"reading {self.spec.api_path}",
-                denied_hint=self._denied_hint(), missing=self._missing(answer),
+                exc,
+                self.spec,
+                self.ctx,
+                doing=f"reading {self.spec.api_path}",
+                denied_hint=self._denied_hint(),
+                missing=self._missing(answer),
             )
         if isinstance(error, AccessDenied) and self.login is not None and self.login.token:
             error = self._no_usable_mount() or error

@@ -161,8 +161,12 @@ def translate(
             f"{where} did not answer in time while {doing}",
             "is the server up and the address right? raise KEYBROKER_TIMEOUT if it is just slow",
         )
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema |
-                  requests.exceptions.MissingSchema):
+    if isinstance(
+        exc,
+        requests.exceptions.InvalidURL
+        | requests.exceptions.InvalidSchema
+        | requests.exceptions.MissingSchema,
+    ):
         return UsageError(f"{spec.label}: addr {spec.addr!r} is not a usable URL")
     if isinstance(exc, requests.exceptions.RequestException):
         return Unreachable(
@@ -204,5 +208,3 @@ def translate(
             "is addr a Vault/OpenBao server (not a proxy page)?",
         )
     raise exc
-
-

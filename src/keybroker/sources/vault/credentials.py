@@ -33,8 +33,10 @@ def _missing_variable_hint(env: Mapping[str, str], setting: str, name: str) -> s
     """How to provide ``name``: in a GitLab job a JWT comes from an ``id_tokens:`` block
     (GitLab mints it per job), not from a stored variable; elsewhere, export it."""
     if setting == "jwt_env" and env.get("GITLAB_CI") == "true":
-        return (f"add to the job in .gitlab-ci.yml:  id_tokens: {{ {name}: {{ aud: "
-                "<the audience the Vault role is bound to> } }")
+        return (
+            f"add to the job in .gitlab-ci.yml:  id_tokens: {{ {name}: {{ aud: "
+            "<the audience the Vault role is bound to> } }"
+        )
     return f"export {name} (in CI: add it as a masked secret variable)"
 
 
@@ -54,8 +56,12 @@ def _from_file(ctx: FetchContext, spec: Spec, setting: str, name: str) -> str:
 
 
 def _one_of(
-    ctx: FetchContext, spec: Spec, settings: Mapping[str, Any], literal: str | None,
-    env_key: str, file_key: str,
+    ctx: FetchContext,
+    spec: Spec,
+    settings: Mapping[str, Any],
+    literal: str | None,
+    env_key: str,
+    file_key: str,
 ) -> str | None:
     """A credential from the literal setting, its ``*_env`` variable or its ``*_file``."""
     if literal and settings.get(literal):

@@ -53,27 +53,33 @@ def _password_login(session: Session, password: Callable[[], str]) -> Login:
     session.ctx.sensitive(secret)
     auth, mount, user = session.client.auth, spec.auth_mount, str(spec.username)
     if spec.auth_method == "ldap":
+
         def call() -> Any:
             return auth.ldap.login(user, secret, use_token=False, mount_point=mount)
     else:
+
         def call() -> Any:
             return auth.userpass.login(user, secret, use_token=False, mount_point=mount)
+
     return session.complete_login(f"auth/{mount}/login/{user}", call)
 
 
 def _oidc_login(session: Session, ui: Progress, open_browser: bool) -> Login:
     spec, ctx, adapter = session.spec, session.ctx, session.client.adapter
     mount = spec.auth_mount
-    callback = _Callback(str(session.settings.get("redirect_uri") or DEFAULT_OIDC_REDIRECT),
-                         spec.label)
+    callback = _Callback(
+        str(session.settings.get("redirect_uri") or DEFAULT_OIDC_REDIRECT), spec.label
+    )
     client_nonce = secrets.token_urlsafe(24)
     ctx.sensitive(client_nonce)
     try:
         url = _auth_url(session, callback.redirect_uri, client_nonce)
         state = parse_qs(urlsplit(url).query).get("state", [""])[0]
         if not state:
-            raise Unreachable(f"{spec.label}: {spec.addr} gave a sign-in URL without a state",
-                              "is addr a Vault/OpenBao server?")
+            raise Unreachable(
+                f"{spec.label}: {spec.addr} gave a sign-in URL without a state",
+                "is addr a Vault/OpenBao server?",
+            )
         callback.expect(state)  # only the person's own redirect is taken
         wait_for_browser(callback, url, ui, ctx, open_browser)
     finally:
@@ -102,11 +108,16 @@ def _auth_url(session: Session, redirect_uri: str, client_nonce: str) -> str:
         answer = session.client.adapter.post(f"/v1/{path}", json=body)
     except Exception as exc:
         raise translate(
-            exc, spec, session.ctx, doing=f"asking {path} for the sign-in URL{role}",
+            exc,
+            spec,
+            session.ctx,
+            doing=f"asking {path} for the sign-in URL{role}",
             login=True,
             denied_hint=f"is {redirect_uri} in the role's allowed_redirect_uris?",
-            missing=UsageError(f"{spec.label}: no oidc auth method at auth/{spec.auth_mount}",
-                               "set auth_mount to where it is enabled"),
+            missing=UsageError(
+                f"{spec.label}: no oidc auth method at auth/{spec.auth_mount}",
+                "set auth_mount to where it is enabled",
+            ),
         ) from None
     data = answer.get("data") if isinstance(answer, dict) else None
     url = data.get("auth_url") if isinstance(data, dict) else None

@@ -111,8 +111,10 @@ class Spec:
         """What to run when a person's login is needed."""
         if self.profile:
             return f"run: keybroker login {self.profile}"
-        return (f"add a profile with auth_method = \"{self.auth_method}\" and run: "
-                "keybroker login PROFILE")
+        return (
+            f'add a profile with auth_method = "{self.auth_method}" and run: '
+            "keybroker login PROFILE"
+        )
 
 
 def _clean(value: Any) -> str | None:
@@ -162,15 +164,16 @@ def build_spec(
         raise UsageError(f"{label}: kv_version must be 1 or 2, got {kv_version!r}")
     secret_version = settings.get("secret_version")
     if secret_version is not None and (
-        not isinstance(secret_version, int) or isinstance(secret_version, bool)
+        not isinstance(secret_version, int)
+        or isinstance(secret_version, bool)
         or secret_version < 1
     ):
         raise UsageError(f"{label}: secret_version must be a positive integer")
     if engine == "read":
         if secret_version is not None or settings.get("kv_version") is not None:
             raise UsageError(
-                f"{label}: kv_version and secret_version apply to engine \"kv\" only",
-                "remove them, or set engine = \"kv\"",
+                f'{label}: kv_version and secret_version apply to engine "kv" only',
+                'remove them, or set engine = "kv"',
             )
         if mount:
             path = f"{mount}/{path}"
@@ -181,19 +184,18 @@ def build_spec(
             raise UsageError(f"{label}: secret_version needs a KV v2 mount (kv_version = 2)")
     method = settings.get("auth_method") or "token"
     if method not in AUTH_METHODS:
-        raise UsageError(
-            f"{label}: auth_method {method!r} is not one of {', '.join(AUTH_METHODS)}"
-        )
+        raise UsageError(f"{label}: auth_method {method!r} is not one of {', '.join(AUTH_METHODS)}")
     auth_mount = _clean(settings.get("auth_mount")) or method
     role = settings.get("role") or None
     if method == "kubernetes" and not role:
-        raise UsageError(f"{label}: auth_method \"kubernetes\" needs a role", "set role or --role")
+        raise UsageError(f'{label}: auth_method "kubernetes" needs a role', "set role or --role")
     # userpass/LDAP: a shared (system) profile fits each person: the login name by default
     username = str(settings.get("username") or "").strip() or (
-        _login_name() if method in PASSWORD_METHODS else None)
+        _login_name() if method in PASSWORD_METHODS else None
+    )
     if method in PASSWORD_METHODS and not username:
         raise UsageError(
-            f"{label}: auth_method \"{method}\" needs a username (the login name is unknown)",
+            f'{label}: auth_method "{method}" needs a username (the login name is unknown)',
             "set username in the profile (the password is asked by 'keybroker login')",
         )
     namespace = _clean(settings.get("namespace")) or _clean(
@@ -310,11 +312,11 @@ def path_fix(spec: Spec) -> str | None:
     """
     if spec.engine != "kv" or not spec.path.startswith(spec.mount + "/"):
         return None
-    rest = spec.path[len(spec.mount) + 1:]
+    rest = spec.path[len(spec.mount) + 1 :]
     if spec.kv_version == 2:
         for api in ("data/", "metadata/"):
             if rest.startswith(api) and len(rest) > len(api):
-                rest = rest[len(api):]
+                rest = rest[len(api) :]
                 break
     return f"path is relative to the mount '{spec.mount}': try path = \"{rest}\""
 
@@ -331,12 +333,13 @@ def _only_field(spec: Spec, read: Read) -> str:
     if len(names) == 1:
         return str(names[0])
     if not names:
-        raise SecretNotFound(f"{spec.label}: the secret at {spec.api_path} has no fields",
-                             "write the key into it, e.g. vault kv put … key=…")
+        raise SecretNotFound(
+            f"{spec.label}: the secret at {spec.api_path} has no fields",
+            "write the key into it, e.g. vault kv put … key=…",
+        )
     raise InvalidSecret(
-        f"{spec.label}: the secret at {spec.api_path} has several fields: "
-        f"{field_names(read.data)}",
-        f"set field (--field) to the one that holds the key, or field = \"{WHOLE_DOCUMENT}\" "
+        f"{spec.label}: the secret at {spec.api_path} has several fields: {field_names(read.data)}",
+        f'set field (--field) to the one that holds the key, or field = "{WHOLE_DOCUMENT}" '
         "for the whole object as compact JSON",
     )
 
