@@ -4,4 +4,4 @@ The package root stays empty on purpose: the cache-hit path imports it, and anyt
 imported here would be paid by every Claude Code session on every helper run.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
