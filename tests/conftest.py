@@ -14,6 +14,7 @@ pytest_plugins = [  # a plugin before the plugins that import it (assertion rewr
     "tests.fixtures.keyring_service",
     "tests.fixtures.openbao",
     "tests.fixtures.standin",
+    "tests.fixtures.claude_e2e",
     "tests.fixtures.moto_server",
     "tests.fixtures.oidc_provider",
     "tests.fixtures.users",

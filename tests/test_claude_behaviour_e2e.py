@@ -15,22 +15,19 @@ import pytest
 
 from tests.e2e.anthropic_server import RUNBASH
 from tests.e2e.cli import ClaudeRun, claude_env, run_claude
-from tests.kb import exe, plant
-from tests.test_claude_e2e import (  # noqa: F401 - fixtures
+from tests.fixtures.claude_e2e import (
     DEPLOYMENT_ENV,
     E2E,
     Minter,
-    anthropic_server,
-    claude_cli,
-    e2e,
     get,
 )
+from tests.kb import exe, plant
 
 pytestmark = pytest.mark.claude_e2e
 
 
 def session(
-    e2e: E2E,  # noqa: F811
+    e2e: E2E,
     helper: str,
     *,
     prompt: str | None = None,
@@ -46,7 +43,7 @@ def session(
     )
 
 
-def test_bash_tool_and_mcp_headers_helper_cause_no_extra_fetch(e2e: E2E) -> None:  # noqa: F811
+def test_bash_tool_and_mcp_headers_helper_cause_no_extra_fetch(e2e: E2E) -> None:
     """Before: the Bash tool's `keybroker get` and the MCP headersHelper ran by the same claude
     process counted as refusals of the apiKeyHelper's key: each caused an upstream fetch."""
     minter = Minter(e2e.env.base, "sk-e2e-one-caller-7f3a")
@@ -81,7 +78,7 @@ def test_bash_tool_and_mcp_headers_helper_cause_no_extra_fetch(e2e: E2E) -> None
     assert len(minter.runs()) == 1, minter.runs()  # apiKeyHelper, headersHelper, Bash: 1 fetch
 
 
-def test_a_401_that_is_not_about_the_key_does_not_storm_the_source(e2e: E2E) -> None:  # noqa: F811
+def test_a_401_that_is_not_about_the_key_does_not_storm_the_source(e2e: E2E) -> None:
     """A gateway that refuses a key the source keeps returning (its own upstream credential is
     refused): Claude Code re-runs the helper before each retry. Before, every re-run fetched;
     now the refetch that returns the same key backs off (1 s, 4 s, 16 s …)."""
@@ -103,7 +100,7 @@ def test_a_401_that_is_not_about_the_key_does_not_storm_the_source(e2e: E2E) -> 
     assert "backoff" in kinds, kinds
 
 
-def test_a_session_started_during_an_outage_works_while_the_key_is_valid(e2e: E2E) -> None:  # noqa: F811
+def test_a_session_started_during_an_outage_works_while_the_key_is_valid(e2e: E2E) -> None:
     """Before: in the mandatory window (less than T + margin left) a failed refresh failed the
     helper, so a session started during a source outage could not start."""
     e2e.env.write_config('[profiles.p]\nsource = "command"\ncommand = ["/bin/false"]\n')
@@ -117,7 +114,7 @@ def test_a_session_started_during_an_outage_works_while_the_key_is_valid(e2e: E2
     assert kinds == ["stale-served"], kinds
 
 
-def _events(e2e: E2E) -> list[str]:  # noqa: F811
+def _events(e2e: E2E) -> list[str]:
     from tests.kb import run  # noqa: PLC0415
 
     listed = run(["keybroker", "events", "--json"], e2e.env)

@@ -18,14 +18,11 @@ import pytest
 from keybroker.claude import destinations
 from keybroker.errors import AccessDenied, ConfigError
 from tests.conftest import KbEnv
-from tests.kb import assert_fails, assert_nowhere, exe, run
-from tests.test_claude_e2e import (  # noqa: F401 - fixtures
+from tests.fixtures.claude_e2e import (
     E2E,
-    anthropic_server,
-    claude_cli,
-    e2e,
     get,
 )
+from tests.kb import assert_fails, assert_nowhere, exe, run
 
 GH_KEY = "ghp-destination-bound-5c7e9a"
 GH_URL = "https://api.githubcopilot.com/mcp/"
@@ -158,7 +155,7 @@ def test_doctor_names_each_mapping_that_a_current_claude_code_would_refuse(gh_en
 
 
 # --- the real Claude Code CLI --------------------------------------------------------------------
-def test_the_real_cli_sends_a_repos_github_server_no_key(e2e: E2E) -> None:  # noqa: F811
+def test_the_real_cli_sends_a_repos_github_server_no_key(e2e: E2E) -> None:
     """`.mcp.json` of a cloned repository: a server named github at the repository's URL,
     with the same `keybroker headers` line, against the user's old name-only mapping
     `github = "gh"` (what sent the token before: now refused, the URL being known)."""

@@ -15,174 +15,28 @@ import json
 import shlex
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import KbEnv
-from tests.e2e.anthropic_server import DEFAULT_REPLY, AnthropicServer, Recorded
+from tests.e2e.anthropic_server import DEFAULT_REPLY, Recorded
 from tests.e2e.cli import (
     HELPER_FAILED,
-    VERSIONS,
-    ClaudeRun,
-    claude_env,
-    find_claude,
-    run_claude,
+)
+from tests.fixtures.claude_e2e import (
+    DEPLOYMENT_ENV,
+    E2E,
+    Minter,
+    assert_served,
+    get,
 )
 from tests.fixtures.moto_server import aws_env, client, unique_name
 from tests.fixtures.openbao import OpenBao
 from tests.kb import Result, assert_fails, assert_key, assert_nowhere, exe, run
 
 pytestmark = [pytest.mark.claude_e2e, pytest.mark.integration]
-
-
-# --- fixtures ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Claude:
-    """One pinned Claude Code CLI: its version and executable."""
-
-    version: str
-    exe: Path
-
-    def attempts(self, retries: int) -> int:
-        """Requests one prompt makes when every one is refused with 401.
-
-        2.1.197: the first try plus ``CLAUDE_CODE_MAX_RETRIES``. 2.1.332 (and 2.1.337) adds two
-        more authentication retries on top (3 with ``retries=0``, 5 with 2), each after re-running
-        the helper, about one second apart.
-        """
-        return retries + (1 if self.version == "2.1.197" else 3)
-
-
-@pytest.fixture(scope="session", params=sorted(VERSIONS), ids=str)
-def claude_cli(request: pytest.FixtureRequest) -> Claude:
-    """Every e2e test runs once per pinned CLI version (ids ``2.1.197``, ``2.1.332``,
-    ``2.1.337``)."""
-    version = str(request.param)
-    return Claude(version, find_claude(version))
-
-
-@pytest.fixture(scope="session")
-def anthropic_server() -> Iterator[AnthropicServer]:
-    """One server for the whole run (tests reset it), so no test pays for a new one."""
-    with AnthropicServer() as server:
-        yield server
-
-
-#: What Claude Code's LLM-gateway guide sets for each deployment (LiteLLM's route prefixes).
-DEPLOYMENT_ENV: dict[str, Callable[[str], dict[str, str]]] = {
-    "anthropic": lambda url: {"ANTHROPIC_BASE_URL": url},
-    "bedrock": lambda url: {
-        "CLAUDE_CODE_USE_BEDROCK": "1",
-        "CLAUDE_CODE_SKIP_BEDROCK_AUTH": "1",
-        "ANTHROPIC_BEDROCK_BASE_URL": f"{url}/bedrock",
-        "AWS_REGION": "us-east-1",
-    },
-    "vertex": lambda url: {
-        "CLAUDE_CODE_USE_VERTEX": "1",
-        "CLAUDE_CODE_SKIP_VERTEX_AUTH": "1",
-        "ANTHROPIC_VERTEX_BASE_URL": f"{url}/vertex_ai/v1",
-        "ANTHROPIC_VERTEX_PROJECT_ID": "e2e-project",
-        "CLOUD_ML_REGION": "us-east5",
-    },
-}
-
-
-@dataclass
-class E2E:
-    """One test's world: its keybroker env, the shared server, and a project directory."""
-
-    cli: Claude
-    env: KbEnv = field(repr=False)
-    api: AnthropicServer = field(repr=False)
-    project: Path
-
-    def claude(
-        self,
-        helper: str | None,
-        *,
-        retries: int = 0,
-        base_url_env: bool = True,
-        deployment: str = "anthropic",
-        extra_env: Mapping[str, str] | None = None,
-        extra_args: tuple[str, ...] = (),
-    ) -> ClaudeRun:
-        """A fresh Claude Code session (its own process) with ``helper`` as apiKeyHelper.
-
-        ``deployment`` picks the API Claude Code speaks to the gateway (the variables of
-        :data:`DEPLOYMENT_ENV`); ``base_url_env=False`` sets none of them, for settings that do.
-        """
-        env = claude_env(self.env, self.api.url, retries=retries)
-        del env["ANTHROPIC_BASE_URL"]
-        if base_url_env:
-            env.update(DEPLOYMENT_ENV[deployment](self.api.url))
-        env.update(extra_env or {})
-        return run_claude(self.cli.exe, env, self.project, helper=helper, extra_args=extra_args)
-
-    def dirs(self) -> list[Path]:
-        """Everywhere a key must not be readable: HOME (``~/.claude``), config, cache, data."""
-        return [self.env.base / name for name in ("home", "config", "cache", "data")]
-
-
-@pytest.fixture
-def e2e(claude_cli: Claude, anthropic_server: AnthropicServer, kb_env: KbEnv) -> E2E:
-    anthropic_server.reset()
-    project = kb_env.base / "project"
-    project.mkdir()
-    return E2E(claude_cli, kb_env, anthropic_server, project)
-
-
-def get(profile: str) -> str:
-    """The apiKeyHelper line users write (``keybroker`` found on PATH, like in the docs)."""
-    return f"keybroker get {shlex.quote(profile)}"
-
-
-def assert_served(e2e: E2E, session: ClaudeRun, *keys: str) -> None:
-    """``session`` succeeded and the server saw exactly ``keys``, in both key headers."""
-    assert session.ok, session
-    assert session.text == DEFAULT_REPLY, session
-    assert session.helper_failures() == [], session
-    seen = [(m.x_api_key, m.bearer) for m in e2e.api.messages()]
-    assert seen == [(key, key) for key in keys], seen
-    for key in keys:
-        assert key.encode() not in session.result.out, "the key leaked into Claude's output"
-        assert_nowhere(key, session.result, dirs=e2e.dirs())
-
-
-class Minter:
-    """A ``command`` source's upstream: prints the key file and logs each time it is asked.
-
-    Each run appends ``$CLAUDE_CODE_ENTRYPOINT`` to ``runs``, so a test sees how many upstream
-    fetches happened and that Claude Code's environment reached the source.
-    """
-
-    def __init__(self, base: Path, key: str) -> None:
-        self.dir = base / "minter"
-        self.dir.mkdir()
-        self.key_file = self.dir / "key"
-        self.log = self.dir / "runs"
-        self.script = self.dir / "mint.sh"
-        self.script.write_text(
-            "#!/bin/sh\n"
-            'echo "entrypoint=$CLAUDE_CODE_ENTRYPOINT" >> "$(dirname "$0")/runs"\n'
-            'cat "$(dirname "$0")/key"\n'
-        )
-        self.rotate(key)
-
-    def rotate(self, key: str) -> None:
-        tmp = self.key_file.with_suffix(".tmp")
-        tmp.write_text(key + "\n")
-        tmp.replace(self.key_file)
-
-    def runs(self) -> list[str]:
-        return self.log.read_text().splitlines() if self.log.exists() else []
-
-    def profile(self, name: str, extra: str = "") -> str:
-        command = json.dumps(["/bin/sh", str(self.script)])
-        return f'[profiles.{name}]\nsource = "command"\ncommand = {command}\n{extra}'
 
 
 # --- 1. the key from a profile reaches the proxy, in both headers ----------------------------

@@ -19,13 +19,10 @@ import pytest
 
 from tests.e2e import fleet
 from tests.e2e.cli import claude_env, run_claude
-from tests.kb import IN_CI, run
-from tests.test_claude_e2e import (  # noqa: F401 - fixtures
+from tests.fixtures.claude_e2e import (
     E2E,
-    anthropic_server,
-    claude_cli,
-    e2e,
 )
+from tests.kb import IN_CI, run
 
 pytestmark = [pytest.mark.claude_e2e, pytest.mark.integration]
 fleet_keybroker = fleet.fleet_keybroker  # the fixture, under its own name
@@ -65,7 +62,7 @@ def private_managed_dir(tmp_path: Path) -> Iterator[tuple[Path, tuple[str, ...]]
 
 
 def test_the_managed_drop_in_alone_gives_claude_code_the_key(
-    e2e: E2E,  # noqa: F811
+    e2e: E2E,
     private_managed_dir: tuple[Path, tuple[str, ...]],
     fleet_keybroker: Path,
 ) -> None:
