@@ -23,6 +23,7 @@ from keybroker.sources import base
 from tests import scripted
 from tests.conftest import KbEnv
 from tests.fixtures.modules import FULL_PATH_MODULES, HEAVY, loaded_modules
+from tests.fixtures.openbao import OpenBao
 from tests.kb import run
 
 
@@ -125,3 +126,18 @@ def test_standalone_profile_of_another_source_is_still_an_error(kb_env: KbEnv) -
     assert result.code == 2
     assert result.out == b""
     assert b"uses source 'env', not 'keychain'" in result.err
+
+
+def test_a_vault_miss_builds_its_values_without_dataclasses(kb_env: KbEnv, bao: OpenBao) -> None:
+    """The miss path's values are NamedTuples and plain classes (keybroker.model says why):
+    the cold Vault call's budget is 1.1× a plain hvac script, and ``@dataclass`` alone cost
+    ~8 ms of it. A real miss against OpenBao (hvac loaded) must not load ``dataclasses``."""
+    bao.kv_put("hot-path", {"key": "sk-hot-path-0123456789"})
+    kb_env.write_config(f'[profiles.v]\nsource = "vault"\naddr = "{bao.addr}"\npath = "hot-path"\n')
+    env = dict(kb_env, VAULT_TOKEN=bao.root_token)
+    assert run(["keybroker", "get", "v"], env).code == 0  # indexes the profile
+    for entry in kb_env.base.rglob("*.entry"):
+        entry.unlink()  # the next call is a miss that fetches
+    loaded = loaded_modules(env, ["keybroker", "get", "v"], ("hvac", "dataclasses"))
+    assert loaded.out == b"sk-hot-path-0123456789\n"
+    assert loaded.modules == ["hvac"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from keybroker.sources.base import Check
@@ -25,17 +24,17 @@ SECONDS_LIKE_TTL_MS = 10_000
 CACHED_STATES = ("hit", "stale", "backoff")
 
 
-@dataclass(frozen=True)
 class Warn(Check):
     """Works now, but worth acting on: rendered ⚠ with its fix; does not fail doctor."""
 
+    __slots__ = ()
     mark: ClassVar[str] = "⚠"
 
 
-@dataclass(frozen=True)
 class Past(Check):
     """History (an event from the log), not a check of the present: rendered ·."""
 
+    __slots__ = ()
     mark: ClassVar[str] = "·"
 
 

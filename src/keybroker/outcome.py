@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from keybroker import clock, events
 from keybroker.cache.entry import Entry
 from keybroker.cache.freshness import Policy
-from keybroker.model import Request, Secret
-from keybroker.redact import sensitive
+from keybroker.model import NO_METADATA, Request, Secret
+from keybroker.redact import masked_repr, sensitive
 
 
-@dataclass
-class Outcome:
-    """What resolve did, for the helper (value) and for print-token (everything else)."""
+class Outcome(NamedTuple):
+    """What resolve did, for the helper (value) and for print-token (everything else).
 
-    value: str = field(repr=False)
+    A ``NamedTuple`` like the other miss-path values (:mod:`keybroker.model` says why); made
+    once, when everything it reports is known.
+    """
+
+    value: str
     state: str  # hit | miss | refresh | stale | bypass | revalidated | backoff
     reason: str
     source: str
@@ -33,9 +35,12 @@ class Outcome:
     entry_id: str | None
     policy: Policy
     short_lived: bool = False
-    warnings: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    timings: Mapping[str, float] = NO_METADATA
+    metadata: Mapping[str, Any] = NO_METADATA
+
+    def __repr__(self) -> str:
+        return masked_repr(self, "value")
 
 
 class Timer:
@@ -64,7 +69,7 @@ def cached_outcome(
     sensitive(entry.value)
     label = entry.label.split(":", 1)[1] if ":" in entry.label else entry.label
     short = entry.expires_at is not None and entry.expires_at - entry.fetched_at < policy.need
-    outcome = Outcome(
+    return Outcome(
         value=entry.value,
         state=state,
         reason=reason,
@@ -76,10 +81,9 @@ def cached_outcome(
         entry_id=entry.id,
         policy=policy,
         short_lived=short,
+        timings=timer.total(),
         metadata=dict(entry.meta),
     )
-    outcome.timings = timer.total()
-    return outcome
 
 
 def fresh_outcome(
@@ -94,7 +98,18 @@ def fresh_outcome(
     env: Mapping[str, str],
 ) -> Outcome:
     now = clock.now()
-    outcome = Outcome(
+    short = secret.expires_at is not None and secret.expires_at - now < policy.need
+    warnings: tuple[str, ...] = ()
+    if secret.expires_at is not None and short:
+        message = (
+            f"{request.where()}: the key expires in {secret.expires_at - now:.0f}s, less than "
+            f"Claude Code's helper TTL + margin ({policy.need:g}s); Claude Code may use it "
+            "after it expires. Lengthen the key's lifetime or lower "
+            "CLAUDE_CODE_API_KEY_HELPER_TTL_MS"
+        )
+        warnings = (f"warning: {message}",)
+        events.record(env, "short-lived", request.profile or request.source, message)
+    return Outcome(
         value=secret.value,
         state=state,
         reason=reason,
@@ -105,17 +120,8 @@ def fresh_outcome(
         version=secret.version,
         entry_id=eid,
         policy=policy,
+        short_lived=short,
+        warnings=warnings,
+        timings=timer.total(),
         metadata=dict(secret.metadata),
     )
-    if secret.expires_at is not None and secret.expires_at - now < policy.need:
-        outcome.short_lived = True
-        message = (
-            f"{request.where()}: the key expires in {secret.expires_at - now:.0f}s, less than "
-            f"Claude Code's helper TTL + margin ({policy.need:g}s); Claude Code may use it "
-            "after it expires. Lengthen the key's lifetime or lower "
-            "CLAUDE_CODE_API_KEY_HELPER_TTL_MS"
-        )
-        outcome.warnings.append(f"warning: {message}")
-        events.record(env, "short-lived", request.profile or request.source, message)
-    outcome.timings = timer.total()
-    return outcome

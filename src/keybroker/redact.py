@@ -307,3 +307,16 @@ class Masker:
                     longest = size
                     break
         return longest
+
+
+def masked_repr(value: tuple[object, ...], *hidden: str) -> str:
+    """``Name(field=…, …)`` of a ``NamedTuple`` with the ``hidden`` fields left out.
+
+    What a value carrying a secret (a key, a login token) shows in a traceback, a debugger or
+    a stray log line: its shape and metadata, never the secret.
+    """
+    fields: tuple[str, ...] = getattr(value, "_fields", ())
+    shown = ", ".join(
+        f"{name}={item!r}" for name, item in zip(fields, value, strict=True) if name not in hidden
+    )
+    return f"{type(value).__name__}({shown})"

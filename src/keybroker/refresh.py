@@ -260,9 +260,8 @@ class Refresh:
         outcome = cached_outcome(
             entry, "stale", f"refresh failed ({why})", self.request, self.policy, self.timer
         )
-        outcome.warnings.append(f"warning: {message}")
         self.event("stale-served", message)
-        return outcome
+        return outcome._replace(warnings=(*outcome.warnings, f"warning: {message}"))
 
     def revalidate(self, entry: Entry, now: float) -> Outcome | None:
         """Ask the source whether the cached version is still current; if so, extend it."""

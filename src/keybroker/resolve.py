@@ -143,9 +143,7 @@ def _resolve(
         FetchContext(deadline, env, CacheAux(cache, source.name), debug, interactive),
     )
     outcome = run.go()
-    outcome.warnings[:0] = cache.warnings
-    outcome.timings = timer.total()
-    return outcome
+    return outcome._replace(warnings=(*cache.warnings, *outcome.warnings), timings=timer.total())
 
 
 def _continued(

@@ -10,9 +10,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from keybroker import paths
 from keybroker._hash import hexdigest
@@ -50,8 +49,7 @@ ENTRY_FILES = (ENTRY_SUFFIX, SEEN_SUFFIX, SEEN_LOCK_SUFFIX, OUTAGE_SUFFIX)
 ORPHAN_TMP_AGE = 60.0
 
 
-@dataclass
-class EntryInfo:
+class EntryInfo(NamedTuple):
     """What ``cache list`` shows: the clear header, never the value."""
 
     id: str
@@ -248,7 +246,7 @@ class CacheAux:
                 expires_at=aux.expires_at,
                 source=self.source,
                 label=f"aux:{self.source}:{name}",
-                meta=aux.metadata,
+                meta=dict(aux.metadata),
             )
         )
 

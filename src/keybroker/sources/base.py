@@ -13,8 +13,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol, get_args, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, get_args, runtime_checkable
 
 from keybroker.errors import UsageError
 from keybroker.model import AuxEntry, Deadline, Request, Secret
@@ -61,8 +60,7 @@ BUILTINS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One key a source accepts, in config (``name``) and as a standalone flag.
 
     - ``kind``: what the value may be (:data:`SETTING_KINDS`; :func:`coerce` checks config and
@@ -110,36 +108,75 @@ class AuxStore(Protocol):
         ...
 
 
-@dataclass(frozen=True)
 class NoIdentity:
     """``identity_inputs()``'s answer when the request presents no credential of its own.
 
     Entries are then shared by every caller of this OS user, so say why that is right
     (``NoIdentity("the user's own keychain: the OS login is the identity")``). A source
-    cannot get this by forgetting ``identity_inputs``: the method has no default.
+    cannot get this by forgetting ``identity_inputs``: the method has no default. A plain
+    class, not a tuple: it must never pass for a sequence of identity inputs.
     """
 
-    reason: str
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"NoIdentity({self.reason!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NoIdentity):
+            return NotImplemented
+        return self.reason == other.reason
+
+    def __hash__(self) -> int:
+        return hash(self.reason)
 
 
 #: What ``identity_inputs()`` returns: where the credentials come from, or why there are none.
 IdentityInputs = Sequence[tuple[str, str]] | NoIdentity
 
 
-@dataclass
 class FetchContext:
-    """What a fetch may use: the deadline, the environment, side storage, flags."""
+    """What a fetch may use: the deadline, the environment, side storage, flags.
 
-    deadline: Deadline
-    env: Mapping[str, str]
-    aux: AuxStore | None = None
-    debug: bool = False
-    interactive: bool = False
-    #: called by interactive flows (login) to report progress on stderr
-    progress: Callable[[str], None] | None = None
-    #: ``--no-cache``: cached machine logins (AppRole/JWT tokens, role credentials) are not
-    #: reused; a person's own login is (a helper cannot prompt)
-    no_cache: bool = False
+    - ``aux``: encrypted side storage for the source's own credentials (None: nothing kept);
+    - ``progress``: called by interactive flows (login) to report progress on stderr;
+    - ``no_cache``: ``--no-cache``: cached machine logins (AppRole/JWT tokens, role
+      credentials) are not reused; a person's own login is (a helper cannot prompt).
+
+    A plain class (the core swaps ``deadline`` for a probe's shorter one, and sets ``aux``),
+    not a dataclass: it loads on every miss (:mod:`keybroker.model` says why that counts).
+    """
+
+    __slots__ = ("aux", "deadline", "debug", "env", "interactive", "no_cache", "progress")
+
+    def __init__(
+        self,
+        deadline: Deadline,
+        env: Mapping[str, str],
+        aux: AuxStore | None = None,
+        debug: bool = False,
+        interactive: bool = False,
+        progress: Callable[[str], None] | None = None,
+        no_cache: bool = False,
+    ) -> None:
+        self.deadline = deadline
+        self.env = env
+        self.aux = aux
+        self.debug = debug
+        self.interactive = interactive
+        self.progress = progress
+        self.no_cache = no_cache
+
+    def __repr__(self) -> str:
+        # env holds tokens (VAULT_TOKEN, CI_JOB_JWT): its names may show, never its values
+        return (
+            f"FetchContext(deadline={self.deadline!r}, env=<{len(self.env)} variables>, "
+            f"aux={self.aux!r}, debug={self.debug}, interactive={self.interactive}, "
+            f"no_cache={self.no_cache})"
+        )
 
     def timeout(self, step: float | None = None) -> float:
         return self.deadline.timeout(step)
@@ -162,8 +199,7 @@ class FetchContext:
         sensitive(value)
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     """One ``doctor`` line: ok or not, what was checked, and the fix when it failed."""
 
     ok: bool

@@ -20,8 +20,7 @@ and its error mapping are in :mod:`keybroker.sources.vault.client`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from keybroker import clock
 from keybroker.errors import (
@@ -32,6 +31,7 @@ from keybroker.errors import (
     Unreachable,
     UsageError,
 )
+from keybroker.redact import masked_repr
 from keybroker.sources.base import AuxEntry, FetchContext
 from keybroker.sources.vault.client import STEP_TIMEOUT, make_client, translate
 from keybroker.sources.vault.credentials import (
@@ -62,13 +62,15 @@ MIN_TOKEN_LEFT = 30.0
 RENEW_FRACTION = 0.5
 
 
-@dataclass
-class Login:
+class Login(NamedTuple):
     """The token requests use now, and where it came from (for messages and doctor)."""
 
     token: str
     origin: str
     cached: bool = False
+
+    def __repr__(self) -> str:
+        return masked_repr(self, "token")
 
 
 class Session:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from keybroker import clock
 from keybroker.errors import InvalidSecret, SecretNotFound, UsageError
@@ -37,8 +36,7 @@ def env_first(env: Mapping[str, str], *names: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Spec:
+class Spec(NamedTuple):
     """A vault request with defaults filled in and env fallbacks resolved (validated)."""
 
     addr: str
@@ -294,8 +292,7 @@ def _sources(
     return []
 
 
-@dataclass
-class Read:
+class Read(NamedTuple):
     """What one read returned: the secret's data and what the server said about it."""
 
     data: dict[str, Any]
