@@ -35,30 +35,18 @@ def _parser(source: Any) -> Any:
         else:
             parser.add_argument(item.name, dest=item.dest, help=item.help)
     for setting in source.settings:
+        # what differs between kinds is how the flag takes its value; unset is always None
+        # (the profile's value, or the source's default, then applies)
+        how: dict[str, Any]
         if setting.kind == "bool":
-            parser.add_argument(
-                setting.cli_flag,
-                dest=setting.name,
-                help=setting.help,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-            )
+            how = {"action": argparse.BooleanOptionalAction}
         elif setting.kind in ("argv", "str_list"):
-            parser.add_argument(
-                setting.cli_flag,
-                dest=setting.name,
-                help=setting.help,
-                action="append",
-                default=None,
-            )
+            how = {"action": "append"}
         else:
-            parser.add_argument(
-                setting.cli_flag,
-                dest=setting.name,
-                help=setting.help,
-                choices=setting.choices,
-                default=None,
-            )
+            how = {"choices": setting.choices}
+        parser.add_argument(
+            setting.cli_flag, dest=setting.name, help=setting.help, default=None, **how
+        )
     return parser
 
 
