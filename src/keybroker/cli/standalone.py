@@ -114,7 +114,7 @@ def _remember(
     source_name: str, argv: list[str], ns: Any, config: Any, request: Any, env: Any, cache: Any
 ) -> None:
     """Let the fast path answer this command line next time (plain flag lines only)."""
-    from keybroker.config.index import remember_profile, remember_standalone  # noqa: PLC0415
+    from keybroker.config.index import remember, remember_profile  # noqa: PLC0415
     from keybroker.fastpath.argv import parse_standalone, standalone_key  # noqa: PLC0415
 
     given = parse_standalone(argv)
@@ -125,10 +125,11 @@ def _remember(
         remember_profile(config, env, str(cache.root), ns.profile, cache.loaded_key)
         return
     profile_options = config.profiles[ns.profile].options if ns.profile else {}
-    remember_standalone(
+    remember(
         config,
         env,
         str(cache.root),
+        "standalone",
         standalone_key(source_name, given),
         source_name,
         request.settings,

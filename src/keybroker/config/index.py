@@ -206,8 +206,10 @@ def remember(
     options: Mapping[str, Any],
     key: Any = None,
 ) -> None:
-    """Add this environment's variant of a request under ``slot`` ("profiles"/"standalone");
-    one whose entry cannot be named (a setting the source refuses) is simply not added."""
+    """Add this environment's variant of a request under ``slot``: "profiles" (by profile
+    name), or "standalone" (a ``keybroker-<source>`` command line, by
+    :func:`keybroker.fastpath.argv.standalone_key`); one whose entry cannot be named (a setting
+    the source refuses) is simply not added."""
     key = key or _key(env)
     if key is None:
         return
@@ -252,26 +254,12 @@ def remember_profile(
         )
 
 
-def remember_standalone(
-    config: Any,
-    env: Mapping[str, str],
-    cache_dir: str,
-    slot_key: str,
-    source_name: str,
-    settings: Mapping[str, Any],
-    options: Mapping[str, Any],
-    key: Any = None,
-) -> None:
-    """After a standalone call (``keybroker-vault --addr … --path …``): index its flags."""
-    remember(config, env, cache_dir, "standalone", slot_key, source_name, settings, options, key)
-
-
 __all__ = [
     "RecordingEnv",
     "build",
     "refresh",
+    "remember",
     "remember_profile",
-    "remember_standalone",
     "status",
     "variant",
 ]
