@@ -135,23 +135,20 @@ def timings(sb: Sandbox, be: Backends, report: Report, runs: int) -> None:
     report.ratio(SECTION_HIT, "aws hit vs plain boto3 script", ka, boto, at_least=5)
     report.ratio(SECTION_HIT, "keybroker-vault hit vs bao CLI", kvs, bao, at_least=1.6)
 
-    # cold: the entry is dropped (untimed) before every keybroker run
+    def cold_get(profile: str) -> Command:
+        """``keybroker get PROFILE`` with the entry dropped (untimed) before every run."""
+        return Command(
+            f"keybroker get {profile} (cold: fetch + write)",
+            [kb, "get", profile],
+            env,
+            before=sb.drop_entries,
+            expect=expect,
+        )
+
     cold = [
-        Command(
-            "keybroker get vault (cold: fetch + write)",
-            [kb, "get", "vault"],
-            env,
-            before=sb.drop_entries,
-            expect=expect,
-        ),
+        cold_get("vault"),
         Command("plain hvac script (cold group)", hvac_script, env, expect=expect),
-        Command(
-            "keybroker get aws (cold: fetch + write)",
-            [kb, "get", "aws"],
-            env,
-            before=sb.drop_entries,
-            expect=expect,
-        ),
+        cold_get("aws"),
         Command("plain boto3 script (cold group)", boto3_script, env, expect=expect),
     ]
     s = measure(cold, max(10, runs // 2))

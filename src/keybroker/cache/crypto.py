@@ -19,6 +19,7 @@ from keybroker.cache.files import (
     check_private_dir,
     ensure_private_dir,
     read_bytes,
+    read_checked,
     remove,
 )
 
@@ -169,30 +170,28 @@ def _keychain_key(create: bool) -> DataKey | None:
 
 
 def _read_key_file(path: str) -> bytes | None:
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    flags |= getattr(os, "O_NONBLOCK", 0)  # a FIFO squatting the name must not hang the call
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise cache_error(f"cannot read the cache data key {path}: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise cache_error(
-                f"the cache data key {path} is not a regular file; refusing to use it",
-                f"remove it (cached keys will be fetched again): rm {path}",
-            )
+    """The key file's bytes (None when there is none yet); anything amiss is exit 7."""
+
+    def check(st: os.stat_result) -> None:
         if sys.platform != "win32" and (st.st_uid != os.getuid() or st.st_mode & 0o077):
             raise cache_error(
                 f"the cache data key {path} is readable by others or not yours "
                 f"(mode {stat.S_IMODE(st.st_mode):04o}); refusing to use it",
                 f"delete it and clear the cache: rm {path}; keybroker cache clear",
             )
-        return os.read(fd, 256)
-    finally:
-        os.close(fd)
+
+    return read_checked(
+        path,
+        256,
+        not_regular=lambda _: cache_error(
+            f"the cache data key {path} is not a regular file; refusing to use it",
+            f"remove it (cached keys will be fetched again): rm {path}",
+        ),
+        unreadable=lambda exc: cache_error(
+            f"cannot read the cache data key {path}: {exc.strerror}"
+        ),
+        check=check,
+    )
 
 
 def _create_key_file(path: str) -> bytes:

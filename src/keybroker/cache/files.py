@@ -191,6 +191,60 @@ def read_regular(
         os.close(fd)
 
 
+#: :func:`read_checked`'s flags: never wait on a FIFO, never take a terminal, bytes as they are.
+_CHECKED_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def read_checked(
+    path: str | os.PathLike[str],
+    limit: int,
+    not_regular: Callable[[os.stat_result], Exception],
+    unreadable: Callable[[OSError], Exception],
+    check: Callable[[os.stat_result], None] | None = None,
+    follow: bool = False,
+) -> bytes | None:
+    """At most ``limit`` bytes of the regular file at ``path``, or None when there is none.
+
+    For the files whose problems are errors to report, not misses (:func:`read_bytes` treats
+    them as misses): the data key, Claude Code's settings. Opening never waits (a FIFO or
+    device squatting the name), symlinks are not followed unless ``follow``, and what was
+    opened is checked on its descriptor: anything but a regular file raises
+    ``not_regular(stat)``; ``check(stat)`` may refuse more (the owner, the mode) before a byte
+    is read; an ``OSError`` opening or reading raises ``unreadable(error)``.
+    """
+    flags = _CHECKED_FLAGS if follow else _CHECKED_FLAGS | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise unreadable(exc) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise not_regular(st)
+        if check is not None:
+            check(st)
+        chunks: list[bytes] = []
+        size = 0
+        while size < limit:
+            chunk = os.read(fd, min(1 << 16, limit - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise unreadable(exc) from None
+    finally:
+        os.close(fd)
+
+
 def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from keybroker.cache.files import read_checked
 from keybroker.errors import ConfigError
 
 #: Largest settings or MCP file read (Claude Code's own files are a few kB).
@@ -51,37 +52,22 @@ def kind(mode: int) -> str:
 
 def read_bytes(path: Path, limit: int = READ_LIMIT) -> bytes | None:
     """A regular file's bytes (None when missing); bounded, and never waits on a FIFO."""
-    try:
-        fd = os.open(path, os.O_RDONLY | _NONBLOCK | getattr(os, "O_NOCTTY", 0))
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(
-                f"{path} is {kind(st.st_mode)}, not a settings file; not reading it",
-                "remove it or replace it with a regular file",
-            )
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 16, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:
-            raise ConfigError(
-                f"{path} is larger than {limit // 1024} KiB; not reading it",
-                "a settings file is a few kB: check what it is",
-            )
-        return b"".join(chunks)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
+    raw = read_checked(
+        path,
+        limit + 1,
+        not_regular=lambda st: ConfigError(
+            f"{path} is {kind(st.st_mode)}, not a settings file; not reading it",
+            "remove it or replace it with a regular file",
+        ),
+        unreadable=lambda exc: ConfigError(f"cannot read {path}: {exc.strerror}"),
+        follow=True,  # dotfile repositories link settings.json; what opens is checked
+    )
+    if raw is not None and len(raw) > limit:
+        raise ConfigError(
+            f"{path} is larger than {limit // 1024} KiB; not reading it",
+            "a settings file is a few kB: check what it is",
+        )
+    return raw
 
 
 def parse_object(path: Path, raw: bytes | None) -> dict[str, Any] | None:

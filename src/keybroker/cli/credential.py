@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import click
 
-from keybroker.cli.errors import config_option, debug_option, handles_errors, no_cache_option
+from keybroker.cli.errors import (
+    config_option,
+    debug_option,
+    format_option,
+    handles_errors,
+    no_cache_option,
+)
 
 CONTEXT_ENV = "CLAUDE_HELPER_CONTEXT"
 INTERACTIVE = "interactive"
@@ -21,14 +27,7 @@ INTERACTIVE = "interactive"
 
 @click.command("credential")
 @click.argument("profile")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(("token", "json")),
-    default="token",
-    show_default=True,
-    help='A bare token, or JSON {"token", "headers"}.',
-)
+@format_option(("token", "json"), 'A bare token, or JSON {"token", "headers"}.')
 @click.option(
     "--header",
     "header_specs",

@@ -53,6 +53,19 @@ def helper_options(helper: str) -> Callable[[F], F]:
     return apply
 
 
+def format_option(choices: tuple[str, ...], help: str) -> Callable[[F], F]:
+    """``--format``, one of ``choices`` (the first is the default), into ``fmt``: the commands
+    whose output comes in several forms take it with the same spelling and behaviour."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(choices),
+        default=choices[0],
+        show_default=True,
+        help=help,
+    )
+
+
 def debug_option(func: F) -> F:
     return helper_option("--debug")(func)
 

@@ -25,7 +25,13 @@ from typing import Any
 
 import click
 
-from keybroker.cli.errors import config_option, debug_option, handles_errors, no_cache_option
+from keybroker.cli.errors import (
+    config_option,
+    debug_option,
+    format_option,
+    handles_errors,
+    no_cache_option,
+)
 
 SERVER_ENV = "CLAUDE_CODE_MCP_SERVER_NAME"  # also keybroker.claude.destinations.SERVER_ENV
 
@@ -58,13 +64,9 @@ def mcp_servers(extra: Mapping[str, Any], where: str) -> dict[str, Any]:
     help="Prefix of the value (default: Bearer for Authorization, none for other "
     "headers; '' for none).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(("json", "value")),
-    default="json",
-    show_default=True,
-    help="json: the headers object; value: one header's value on one line "
+@format_option(
+    ("json", "value"),
+    "json: the headers object; value: one header's value on one line "
     "(for --proxy-authorization-command).",
 )
 @click.option(

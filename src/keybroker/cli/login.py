@@ -110,16 +110,9 @@ class Terminal:
 @config_option
 @debug_option
 @handles_errors
-def login(
-    profile: str,
-    flow: str | None,
-    no_open: bool,
-    password_stdin: bool,
-    config_path: str | None,
-    debug: bool,
-) -> None:
+def login(**params: Any) -> None:
     """Sign in for PROFILE (oidc, or vault with oidc/userpass/ldap) for silent use by helpers."""
-    sign_in(profile, flow, no_open, password_stdin, config_path, debug)
+    sign_in(**params)  # click names each parameter as sign_in does: one signature, typed there
 
 
 def sign_in(

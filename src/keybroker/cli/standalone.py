@@ -35,30 +35,18 @@ def _parser(source: Any) -> Any:
         else:
             parser.add_argument(item.name, dest=item.dest, help=item.help)
     for setting in source.settings:
+        # what differs between kinds is how the flag takes its value; unset is always None
+        # (the profile's value, or the source's default, then applies)
+        how: dict[str, Any]
         if setting.kind == "bool":
-            parser.add_argument(
-                setting.cli_flag,
-                dest=setting.name,
-                help=setting.help,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-            )
+            how = {"action": argparse.BooleanOptionalAction}
         elif setting.kind in ("argv", "str_list"):
-            parser.add_argument(
-                setting.cli_flag,
-                dest=setting.name,
-                help=setting.help,
-                action="append",
-                default=None,
-            )
+            how = {"action": "append"}
         else:
-            parser.add_argument(
-                setting.cli_flag,
-                dest=setting.name,
-                help=setting.help,
-                choices=setting.choices,
-                default=None,
-            )
+            how = {"choices": setting.choices}
+        parser.add_argument(
+            setting.cli_flag, dest=setting.name, help=setting.help, default=None, **how
+        )
     return parser
 
 
@@ -126,7 +114,7 @@ def _remember(
     source_name: str, argv: list[str], ns: Any, config: Any, request: Any, env: Any, cache: Any
 ) -> None:
     """Let the fast path answer this command line next time (plain flag lines only)."""
-    from keybroker.config.index import remember_profile, remember_standalone  # noqa: PLC0415
+    from keybroker.config.index import remember, remember_profile  # noqa: PLC0415
     from keybroker.fastpath.argv import parse_standalone, standalone_key  # noqa: PLC0415
 
     given = parse_standalone(argv)
@@ -137,10 +125,11 @@ def _remember(
         remember_profile(config, env, str(cache.root), ns.profile, cache.loaded_key)
         return
     profile_options = config.profiles[ns.profile].options if ns.profile else {}
-    remember_standalone(
+    remember(
         config,
         env,
         str(cache.root),
+        "standalone",
         standalone_key(source_name, given),
         source_name,
         request.settings,

@@ -196,19 +196,28 @@ def status(config: Any, env: Mapping[str, str], cache_dir: str, profile: str) ->
 
 
 def remember(
+    config: Any,
     env: Mapping[str, str],
-    config_path: str,
     cache_dir: str,
     slot: str,
     name: str,
-    entry: dict[str, Any],
+    source_name: str,
+    settings: Mapping[str, Any],
+    options: Mapping[str, Any],
     key: Any = None,
 ) -> None:
-    """Add ``entry``'s variant for this environment under ``slot`` ("profiles"/"standalone")."""
+    """Add this environment's variant of a request under ``slot``: "profiles" (by profile
+    name), or "standalone" (a ``keybroker-<source>`` command line, by
+    :func:`keybroker.fastpath.argv.standalone_key`); one whose entry cannot be named (a setting
+    the source refuses) is simply not added."""
     key = key or _key(env)
     if key is None:
         return
-    data = read_index(cache_dir, config_path, key, paths.system_config_str(env))
+    try:
+        entry = _entry(source_name, settings, options, env, key)
+    except Exception:
+        return
+    data = _read(config, env, cache_dir, key)
     if data is None:
         return
     current = data[slot].get(name)
@@ -223,7 +232,7 @@ def remember(
         if fresh in current["variants"]:
             return
         current["variants"] = [fresh, *current["variants"]][:MAX_VARIANTS]
-    write_index(cache_dir, config_path, key, data)
+    write_index(cache_dir, str(config.path), key, data)
 
 
 def remember_profile(
@@ -231,43 +240,26 @@ def remember_profile(
 ) -> None:
     """After the fast path missed this environment's variant: add it."""
     profile = config.profiles.get(name)
-    key = key or _key(env)
-    if profile is None or key is None:
-        return
-    try:
-        entry = _entry(profile.source, profile.settings, profile.options, env, key)
-    except Exception:
-        return
-    remember(env, str(config.path), cache_dir, "profiles", name, entry, key)
-
-
-def remember_standalone(
-    config: Any,
-    env: Mapping[str, str],
-    cache_dir: str,
-    slot_key: str,
-    source_name: str,
-    settings: Mapping[str, Any],
-    options: Mapping[str, Any],
-    key: Any = None,
-) -> None:
-    """After a standalone call (``keybroker-vault --addr … --path …``): index its flags."""
-    key = key or _key(env)
-    if key is None:
-        return
-    try:
-        entry = _entry(source_name, settings, options, env, key)
-    except Exception:
-        return
-    remember(env, str(config.path), cache_dir, "standalone", slot_key, entry, key)
+    if profile is not None:
+        remember(
+            config,
+            env,
+            cache_dir,
+            "profiles",
+            name,
+            profile.source,
+            profile.settings,
+            profile.options,
+            key,
+        )
 
 
 __all__ = [
     "RecordingEnv",
     "build",
     "refresh",
+    "remember",
     "remember_profile",
-    "remember_standalone",
     "status",
     "variant",
 ]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from keybroker import clock
@@ -210,19 +210,13 @@ class AwsSource(BaseSource):
         if target.output == "credentials":
             assert credentials is not None
             return self._credentials_secret(credentials)
-        client = make_client(clients, "secretsmanager", where, credentials)
         params: dict[str, Any] = {"SecretId": target.secret_id}
         if target.version_id:
             params["VersionId"] = target.version_id
         if target.version_stage:
             params["VersionStage"] = target.version_stage
-        response = call(
-            client,
-            "get_secret_value",
-            params,
-            ctx,
-            clients,
-            self._describer(where, "secretsmanager:GetSecretValue", target, client),
+        response = self._secrets_manager(
+            clients, where, credentials, ctx, "get_secret_value", params
         )
         value, expires_at = extract(response, target, where, ctx)
         metadata: dict[str, Any] = {
@@ -245,14 +239,8 @@ class AwsSource(BaseSource):
         where = request.where()
         clients = clients_for(target, ctx)
         credentials = self._role_credentials(clients, where, ctx)
-        client = make_client(clients, "secretsmanager", where, credentials)
-        response = call(
-            client,
-            "describe_secret",
-            {"SecretId": target.secret_id},
-            ctx,
-            clients,
-            self._describer(where, "secretsmanager:DescribeSecret", target, client),
+        response = self._secrets_manager(
+            clients, where, credentials, ctx, "describe_secret", {"SecretId": target.secret_id}
         )
         if response.get("DeletedDate") is not None:
             return False
@@ -262,10 +250,24 @@ class AwsSource(BaseSource):
             return True if version == target.version_id and version in stages else None
         return target.version_stage in stages.get(version, [])
 
-    def _describer(
-        self, where: str, action: str, target: Target, client: Any
-    ) -> Callable[[BaseException, int], KeybrokerError]:
+    def _secrets_manager(
+        self,
+        clients: Clients,
+        where: str,
+        credentials: Mapping[str, str] | None,
+        ctx: FetchContext,
+        operation: str,
+        params: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """One Secrets Manager call about the target's secret (fetch, revalidate, doctor).
+
+        A failure names the IAM action the call needs: ``get_secret_value`` is
+        ``secretsmanager:GetSecretValue``.
+        """
+        target = clients.target
+        client = make_client(clients, "secretsmanager", where, credentials)
         endpoint = str(getattr(getattr(client, "meta", None), "endpoint_url", "") or "AWS")
+        action = "secretsmanager:" + operation.title().replace("_", "")
 
         def describe(exc: BaseException, attempts: int) -> KeybrokerError:
             return translate(
@@ -278,7 +280,7 @@ class AwsSource(BaseSource):
                 target=target,
             )
 
-        return describe
+        return call(client, operation, params, ctx, clients, describe)
 
     # --- roles ---
 

@@ -142,18 +142,16 @@ def make_client(
         )
     try:
         client = clients.session.create_client(service, **kwargs)
-    except botocore.exceptions.NoRegionError:
-        raise UsageError(
-            f"{where}: no AWS region is set",
-            "set region in the profile, pass --region, or export AWS_REGION",
-        ) from None
-    except botocore.exceptions.ProfileNotFound:
-        raise _profile_not_found(target) from None
     except (botocore.exceptions.InvalidRegionError, ValueError) as exc:
         raise UsageError(
             f"{where}: invalid AWS client setting ({type(exc).__name__})",
             "check region and endpoint_url",
         ) from None
+    except botocore.exceptions.BotoCoreError as exc:  # no region, no such profile …
+        error = setup_error(exc, where, target)
+        if error is None:
+            raise
+        raise error from None
     _bound_answers(client, f"{where}: {service} at {target.endpoint_url or 'AWS'}")
     return client
 
@@ -279,6 +277,43 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, errors.ConnectionError | errors.HTTPClientError)
 
 
+def setup_error(exc: BaseException, where: str, target: Target | None) -> KeybrokerError | None:
+    """What botocore not finding credentials, a profile or a region means (exit 4 or 2), or
+    None for any other failure. Building a client raises these as well as a call does: both
+    say it the same way."""
+    errors = load_botocore().exceptions
+    if isinstance(exc, errors.NoCredentialsError):
+        return AccessDenied(
+            f"{where}: no AWS credentials found (environment, shared files, SSO, "
+            "container or instance role)",
+            "configure credentials (aws configure, aws sso login) or set aws_profile",
+        )
+    if isinstance(exc, errors.SSOError | errors.TokenRetrievalError):
+        return AccessDenied(
+            f"{where}: the AWS SSO session has expired or is missing ({type(exc).__name__})",
+            "run: aws sso login"
+            + (f" --profile {target.aws_profile}" if target and target.aws_profile else ""),
+        )
+    if isinstance(exc, errors.CredentialRetrievalError):
+        return AccessDenied(
+            f"{where}: could not obtain AWS credentials ({type(exc).__name__})",
+            "check the credential_process / SSO / role settings of the AWS profile",
+        )
+    if isinstance(exc, errors.ProfileNotFound) and target is not None:
+        return _profile_not_found(target)
+    if isinstance(exc, errors.NoRegionError):
+        return UsageError(
+            f"{where}: no AWS region is set",
+            "set region in the profile, pass --region, or export AWS_REGION",
+        )
+    if isinstance(exc, errors.PartialCredentialsError | errors.InvalidConfigError):
+        return UsageError(
+            f"{where}: the AWS configuration is incomplete ({type(exc).__name__})",
+            "check ~/.aws/config, ~/.aws/credentials and AWS_* variables",
+        )
+    return None
+
+
 def translate(
     exc: BaseException,
     *,
@@ -368,35 +403,9 @@ def translate(
             f"{where}: cannot reach {endpoint} ({type(exc).__name__}){tries}",
             "check the network, region and endpoint_url / AWS_ENDPOINT_URL",
         )
-    if isinstance(exc, errors.NoCredentialsError):
-        return AccessDenied(
-            f"{where}: no AWS credentials found (environment, shared files, SSO, "
-            "container or instance role)",
-            "configure credentials (aws configure, aws sso login) or set aws_profile",
-        )
-    if isinstance(exc, errors.SSOError | errors.TokenRetrievalError):
-        return AccessDenied(
-            f"{where}: the AWS SSO session has expired or is missing ({type(exc).__name__})",
-            "run: aws sso login"
-            + (f" --profile {target.aws_profile}" if target and target.aws_profile else ""),
-        )
-    if isinstance(exc, errors.CredentialRetrievalError):
-        return AccessDenied(
-            f"{where}: could not obtain AWS credentials ({type(exc).__name__})",
-            "check the credential_process / SSO / role settings of the AWS profile",
-        )
-    if isinstance(exc, errors.ProfileNotFound) and target is not None:
-        return _profile_not_found(target)
-    if isinstance(exc, errors.NoRegionError):
-        return UsageError(
-            f"{where}: no AWS region is set",
-            "set region in the profile, pass --region, or export AWS_REGION",
-        )
-    if isinstance(exc, errors.PartialCredentialsError | errors.InvalidConfigError):
-        return UsageError(
-            f"{where}: the AWS configuration is incomplete ({type(exc).__name__})",
-            "check ~/.aws/config, ~/.aws/credentials and AWS_* variables",
-        )
+    setup = setup_error(exc, where, target)
+    if setup is not None:
+        return setup
     if isinstance(exc, errors.ParamValidationError):
         return UsageError(
             f"{where}: invalid request for {resource} ({type(exc).__name__})",

@@ -119,14 +119,8 @@ def checks(source: AwsSource, request: Request, ctx: FetchContext) -> list[Check
         return checks
 
     def describe() -> str:
-        client = make_client(clients, "secretsmanager", where, credentials)
-        found = call(
-            client,
-            "describe_secret",
-            {"SecretId": target.secret_id},
-            ctx,
-            clients,
-            source._describer(where, "secretsmanager:DescribeSecret", target, client),
+        found = source._secrets_manager(
+            clients, where, credentials, ctx, "describe_secret", {"SecretId": target.secret_id}
         )
         stages: Mapping[str, list[str]] = found.get("VersionIdsToStages") or {}
         if found.get("DeletedDate") is not None:
