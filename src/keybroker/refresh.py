@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from keybroker import clock, events
 from keybroker.cache import outage, repeats
@@ -33,26 +32,34 @@ from keybroker.sources.base import FetchContext, Source
 from keybroker.validate import validate_key
 
 
-@dataclass
 class Refresh:
     """Everything after a non-hit: windows, the lock, repeats, the fetch, the fallbacks."""
 
-    request: Request
-    env: Mapping[str, str]
-    source: Source
-    label: str
-    cache: Cache
-    attempt: Attempt
-    policy: Policy
-    deadline: Deadline
-    timer: Timer
-    ctx: FetchContext
-    eid: str = field(init=False)
-    profile: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.eid = self.attempt.eid
-        self.profile = self.request.profile or f"{self.request.source}:{self.label}"
+    def __init__(
+        self,
+        request: Request,
+        env: Mapping[str, str],
+        source: Source,
+        label: str,
+        cache: Cache,
+        attempt: Attempt,
+        policy: Policy,
+        deadline: Deadline,
+        timer: Timer,
+        ctx: FetchContext,
+    ) -> None:
+        self.request = request
+        self.env = env
+        self.source = source
+        self.label = label
+        self.cache = cache
+        self.attempt = attempt
+        self.eid = attempt.eid
+        self.policy = policy
+        self.deadline = deadline
+        self.timer = timer
+        self.ctx = ctx
+        self.profile = request.profile or f"{request.source}:{label}"
 
     def current(self) -> Entry | None:
         """The entry as it is now (decrypted again only if its file changed)."""
