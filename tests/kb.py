@@ -128,10 +128,20 @@ def assert_key(result: Result, key: str) -> None:
     assert key.encode() not in result.err, "the key leaked to stderr"
 
 
-def assert_fails(result: Result, code: int, *needles: str, secrets: Iterable[str] = ()) -> None:
-    """The output contract's failure case: exit code, empty stdout, one useful stderr line."""
+def assert_fails(
+    result: Result,
+    code: int,
+    *needles: str,
+    secrets: Iterable[str] = (),
+    exactly: str | None = None,
+) -> None:
+    """The output contract's failure case: exit code, empty stdout, one useful stderr line.
+
+    ``exactly`` is the whole of stderr, for a test that pins a message word for word."""
     assert result.code == code, result
     assert result.out == b"", result
+    if exactly is not None:
+        assert result.err == exactly.encode(), result
     assert result.err.startswith(b"keybroker: "), result
     assert b"Traceback" not in result.err, result
     for needle in needles:
