@@ -241,6 +241,23 @@ def isolated_env(base: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def default_locations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process environment without what moves keybroker's default locations: the XDG
+    dirs, the CI markers (a CI job keeps its cache elsewhere) and keybroker's own overrides."""
+    for var in (
+        "XDG_CACHE_HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "CI",
+        "GITHUB_ACTIONS",
+        "GITLAB_CI",
+        "KEYBROKER_CACHE_DIR",
+        "KEYBROKER_CONFIG",
+        "KEYBROKER_DATA_DIR",
+    ):
+        monkeypatch.delenv(var, raising=False)
+
+
 def require_backend(name: str, why: str) -> None:
     """A backend that cannot start: a failure in CI (CI=true), a skip on a laptop."""
     message = f"{name} backend unavailable: {why}"
