@@ -329,23 +329,22 @@ def test_denied_missing_and_field_errors(bao: OpenBao, kb_env: KbEnv) -> None:
     assert_nowhere(hidden, denied, debug, dirs=[kb_env.base])
 
 
-def test_bad_settings_exit_2(bao: OpenBao, kb_env: KbEnv) -> None:
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--kv-version", "3"], "kv_version must be 1 or 2"),
+        (["--auth-method", "approle"], "AppRole login needs a role_id"),
+        (["--addr", "vault:8200"], "is not an http(s) URL"),
+    ],
+    ids=["kv_version", "approle_without_role_id", "addr_not_a_url"],
+)
+def test_bad_settings_exit_2(bao: OpenBao, kb_env: KbEnv, flags: list[str], says: str) -> None:
     env = vault_env(kb_env, bao, bao.root_token)
-    assert_fails(
-        run(["keybroker-vault", "--path", "x", "--kv-version", "3"], env),
-        2,
-        "kv_version must be 1 or 2",
-    )
-    assert_fails(
-        run(["keybroker-vault", "--path", "x", "--auth-method", "approle"], env),
-        2,
-        "AppRole login needs a role_id",
-    )
-    assert_fails(
-        run(["keybroker-vault", "--path", "x", "--addr", "vault:8200"], env),
-        2,
-        "is not an http(s) URL",
-    )
+    assert_fails(run(["keybroker-vault", "--path", "x", *flags], env), 2, says)
+
+
+def test_no_address_and_bad_profile_setting_exit_2(bao: OpenBao, kb_env: KbEnv) -> None:
+    env = vault_env(kb_env, bao, bao.root_token)
     del env["VAULT_ADDR"]
     assert_fails(run(["keybroker-vault", "--path", "x"], env), 2, "no server address")
     kb_env.write_config('[profiles.bad]\nsource = "vault"\npath = "x"\nkv_version = "two"\n')
