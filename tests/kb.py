@@ -15,7 +15,7 @@ import sysconfig
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, TypeVar
+from typing import IO, TYPE_CHECKING, Protocol, TypeVar
 
 import pytest
 
@@ -285,6 +285,27 @@ def backend(
         yield started
     finally:
         stop(started)
+
+
+class _Server(Protocol):
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Server)
+
+
+def session_server(
+    name: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    start: Callable[[Path], S],
+    unavailable: type[Exception],
+) -> Iterator[S]:
+    """For a session fixture (``yield from``): the ``name`` backend's server, ``start``ed in
+    a new temporary directory and stopped after the session; see :func:`backend`."""
+    with backend(
+        name, lambda: start(tmp_path_factory.mktemp(name)), lambda s: s.stop(), unavailable
+    ) as server:
+        yield server
 
 
 def python() -> str:
