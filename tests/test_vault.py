@@ -143,7 +143,7 @@ def test_kv1_mount(bao: OpenBao, kb_env: KbEnv) -> None:
     key = new_key()
     bao.api("POST", f"kv1/{path}", {"key": key, "owner": "team"})
     env = vault_env(kb_env, bao, bao.root_token)
-    result = run([*vault_cli(path), "--mount", "kv1", "--kv-version", "1"], env)
+    result = run(vault_cli(path, "--mount", "kv1", "--kv-version", "1"), env)
     assert_key(result, key)
     assert result.err == b""
     # the same path read as KV v2 says how to fix it
@@ -960,19 +960,9 @@ def test_kubernetes_login_with_service_account_token(
 
     other = tmp_path / "other-token"
     other.write_text(service_account_jwt())
+    pod_login = ["--auth-method", "kubernetes", "--auth-mount", mount, "--role", "claude"]
     refused = run(
-        [
-            *vault_cli(path),
-            "--auth-method",
-            "kubernetes",
-            "--auth-mount",
-            mount,
-            "--role",
-            "claude",
-            "--kubernetes-token-file",
-            str(other),
-            "--no-cache",
-        ],
+        vault_cli(path, *pod_login, "--kubernetes-token-file", str(other), "--no-cache"),
         dict(env, KEYBROKER_CACHE_DIR=str(tmp_path / "fresh-cache")),
     )
     assert refused.code == 4, refused
