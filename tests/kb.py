@@ -15,7 +15,7 @@ import sysconfig
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, TypeVar
+from typing import IO, TYPE_CHECKING, Protocol, TypeVar
 
 import pytest
 
@@ -128,10 +128,20 @@ def assert_key(result: Result, key: str) -> None:
     assert key.encode() not in result.err, "the key leaked to stderr"
 
 
-def assert_fails(result: Result, code: int, *needles: str, secrets: Iterable[str] = ()) -> None:
-    """The output contract's failure case: exit code, empty stdout, one useful stderr line."""
+def assert_fails(
+    result: Result,
+    code: int,
+    *needles: str,
+    secrets: Iterable[str] = (),
+    exactly: str | None = None,
+) -> None:
+    """The output contract's failure case: exit code, empty stdout, one useful stderr line.
+
+    ``exactly`` is the whole of stderr, for a test that pins a message word for word."""
     assert result.code == code, result
     assert result.out == b"", result
+    if exactly is not None:
+        assert result.err == exactly.encode(), result
     assert result.err.startswith(b"keybroker: "), result
     assert b"Traceback" not in result.err, result
     for needle in needles:
@@ -231,6 +241,23 @@ def isolated_env(base: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def default_locations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process environment without what moves keybroker's default locations: the XDG
+    dirs, the CI markers (a CI job keeps its cache elsewhere) and keybroker's own overrides."""
+    for var in (
+        "XDG_CACHE_HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "CI",
+        "GITHUB_ACTIONS",
+        "GITLAB_CI",
+        "KEYBROKER_CACHE_DIR",
+        "KEYBROKER_CONFIG",
+        "KEYBROKER_DATA_DIR",
+    ):
+        monkeypatch.delenv(var, raising=False)
+
+
 def require_backend(name: str, why: str) -> None:
     """A backend that cannot start: a failure in CI (CI=true), a skip on a laptop."""
     message = f"{name} backend unavailable: {why}"
@@ -258,6 +285,27 @@ def backend(
         yield started
     finally:
         stop(started)
+
+
+class _Server(Protocol):
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Server)
+
+
+def session_server(
+    name: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    start: Callable[[Path], S],
+    unavailable: type[Exception],
+) -> Iterator[S]:
+    """For a session fixture (``yield from``): the ``name`` backend's server, ``start``ed in
+    a new temporary directory and stopped after the session; see :func:`backend`."""
+    with backend(
+        name, lambda: start(tmp_path_factory.mktemp(name)), lambda s: s.stop(), unavailable
+    ) as server:
+        yield server
 
 
 def python() -> str:

@@ -249,14 +249,15 @@ def test_missing_secret_field_and_stage_exit_5(
     assert missing.err.count(b"\n") == 1
 
     field = run(["keybroker-aws", "--secret-id", name, "--field", "api_key"], env)
-    assert (
-        field.err
-        == (
+    assert_fails(
+        field,
+        5,
+        secrets=[key, password],
+        exactly=(
             f"keybroker: aws: field 'api_key' is not in secret '{name}'; fields: key, password; "
             "fix field (--field)\n"
-        ).encode()
+        ),
     )
-    assert_fails(field, 5, secrets=[key, password])
 
     stage = run(["keybroker-aws", "--secret-id", name, "--version-stage", "AWSPENDING"], env)
     assert_fails(stage, 5, "no version has stage AWSPENDING")
@@ -506,28 +507,17 @@ def test_canonical_fills_defaults_and_env_fallbacks() -> None:
         "AWS_PROFILE": "dev",
     }
     flags = {"secret_id": "litellm", "field": "key"}
-    profile_settings = {
+    canonical = {
         "secret_id": "litellm",
         "field": "key",
         "version_stage": "AWSCURRENT",
         "region": "eu-west-1",
         "endpoint_url": "http://generic",
         "aws_profile": "dev",
-        "connect_timeout": 1.0,
-        "external_id": "x",
     }
-    assert (
-        SOURCE.canonical(flags, env)
-        == SOURCE.canonical(profile_settings, {})
-        == {
-            "secret_id": "litellm",
-            "field": "key",
-            "version_stage": "AWSCURRENT",
-            "region": "eu-west-1",
-            "endpoint_url": "http://generic",
-            "aws_profile": "dev",
-        }
-    )
+    # connect_timeout and external_id are settings the canonical request leaves out
+    profile_settings = dict(canonical, connect_timeout=1.0, external_id="x")
+    assert SOURCE.canonical(flags, env) == SOURCE.canonical(profile_settings, {}) == canonical
     specific = dict(env, AWS_REGION="us-east-2", AWS_ENDPOINT_URL_SECRETS_MANAGER="http://sm")
     target = Target.of(flags, specific)
     assert (target.region, target.endpoint_url) == ("us-east-2", "http://sm")

@@ -17,11 +17,17 @@ from keybroker import output
 from keybroker.errors import InvalidSecret, SecretNotFound
 from tests.conftest import KbEnv
 from tests.fixtures.openbao import OpenBao
-from tests.kb import assert_fails, assert_nowhere, run
+from tests.kb import Result, assert_fails, assert_nowhere, run
 
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 SESSION = "FwoGZXIvYXdzEBYaDH-session-token-example"
 VAULT = {"access_key": "AKIAVAULTEXAMPLE", "secret_key": SECRET_KEY, "security_token": SESSION}
+#: :data:`VAULT` under the names Claude Code reads (awsCredentialExport).
+VAULT_EXPORTED = {
+    "AccessKeyId": "AKIAVAULTEXAMPLE",
+    "SecretAccessKey": SECRET_KEY,
+    "SessionToken": SESSION,
+}
 STS = {
     "AccessKeyId": "ASIASTSEXAMPLE",
     "SecretAccessKey": SECRET_KEY,
@@ -45,6 +51,13 @@ def compact(document: dict[str, Any]) -> str:
     return json.dumps(document, separators=(",", ":"))
 
 
+def exported(result: Result) -> Any:
+    """The credentials ``aws-credentials`` printed, after checking it succeeded silently."""
+    assert result.code == 0, result
+    assert result.err == b""
+    return json.loads(result.out)["Credentials"]
+
+
 @pytest.fixture
 def aws_env(kb_env: KbEnv) -> KbEnv:
     kb_env.write_config(
@@ -64,15 +77,7 @@ def aws_env(kb_env: KbEnv) -> KbEnv:
 
 def test_vault_names_become_claude_code_shape(aws_env: KbEnv) -> None:
     result = run(["keybroker", "aws-credentials", "vault"], aws_env)
-    assert result.code == 0, result
-    assert result.err == b""
-    assert json.loads(result.out) == {
-        "Credentials": {
-            "AccessKeyId": "AKIAVAULTEXAMPLE",
-            "SecretAccessKey": SECRET_KEY,
-            "SessionToken": SESSION,
-        }
-    }
+    assert exported(result) == VAULT_EXPORTED
     assert result.out.endswith(b"}}\n")
     # cached encrypted like any key: the secret parts are in no file in clear
     assert_nowhere(SECRET_KEY, result, dirs=[aws_env.cache_dir, aws_env.data_dir])
@@ -146,15 +151,6 @@ def test_vault_aws_engine_shaped_secret_through_openbao(openbao: OpenBao, kb_env
     kb_env.update(VAULT_ADDR=openbao.addr, VAULT_TOKEN=openbao.root_token)
     kb_env.write_config(f'[profiles.bedrock]\nsource = "vault"\npath = "{path}"\nfield = "*"\n')
     result = run(["keybroker", "aws-credentials", "bedrock"], kb_env)
-    assert result.code == 0, result
-    assert result.err == b""
-    assert json.loads(result.out) == {
-        "Credentials": {
-            "AccessKeyId": "AKIAVAULTEXAMPLE",
-            "SecretAccessKey": SECRET_KEY,
-            "SessionToken": SESSION,
-            "Expiration": stamp,
-        }
-    }
+    assert exported(result) == dict(VAULT_EXPORTED, Expiration=stamp)
     assert_nowhere(SECRET_KEY, result, dirs=[kb_env.cache_dir, kb_env.data_dir])
     assert_nowhere(SESSION, result, dirs=[kb_env.cache_dir, kb_env.data_dir])

@@ -146,24 +146,27 @@ def test_short_lived_key_is_reported(dr_env: KbEnv) -> None:
     assert "≥ TTL + margin" in line_for(ok, "profile 'demo' lifetime:")
 
 
-def write_settings(path: Path, data: dict[str, Any]) -> None:
+def write_settings(path: Path, data: dict[str, Any] | str) -> None:
+    """Claude Code settings at ``path``: ``data`` as JSON, or a string as it is."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+
+
+def doctor_with_user_settings(env: KbEnv, settings: dict[str, Any] | str) -> Result:
+    """``keybroker doctor good`` with ``settings`` as Claude Code's user settings."""
+    write_settings(Path(env["HOME"]) / ".claude" / "settings.json", settings)
+    return run(["keybroker", "doctor", "good"], env)
 
 
 def test_claude_settings_pointing_at_keybroker(dr_env: KbEnv) -> None:
     helper = f"{shlex.quote(str(SCRIPTS / 'keybroker'))} get good"
-    write_settings(Path(dr_env["HOME"]) / ".claude" / "settings.json", {"apiKeyHelper": helper})
-    result = run(["keybroker", "doctor", "good"], dr_env)
+    result = doctor_with_user_settings(dr_env, {"apiKeyHelper": helper})
     assert result.code == 0, result
     assert "apiKeyHelper → keybroker profile 'good'" in line_for(result, "claude user settings")
 
 
 def test_foreign_helper_is_reported_not_failed(dr_env: KbEnv) -> None:
-    write_settings(
-        Path(dr_env["HOME"]) / ".claude" / "settings.json", {"apiKeyHelper": "~/bin/get-key.sh"}
-    )
-    result = run(["keybroker", "doctor", "good"], dr_env)
+    result = doctor_with_user_settings(dr_env, {"apiKeyHelper": "~/bin/get-key.sh"})
     assert result.code == 0, result
     assert "not keybroker" in line_for(result, "claude user settings")
 
@@ -194,8 +197,7 @@ def test_foreign_helper_is_reported_not_failed(dr_env: KbEnv) -> None:
 def test_broken_claude_settings(
     dr_env: KbEnv, settings: dict[str, Any], needle: str, label: str
 ) -> None:
-    write_settings(Path(dr_env["HOME"]) / ".claude" / "settings.json", settings)
-    result = run(["keybroker", "doctor", "good"], dr_env)
+    result = doctor_with_user_settings(dr_env, settings)
     assert result.code == 1, result
     bad = line_for(result, label)
     assert bad.startswith("✗")
@@ -204,19 +206,13 @@ def test_broken_claude_settings(
 
 
 def test_invalid_settings_json(dr_env: KbEnv) -> None:
-    path = Path(dr_env["HOME"]) / ".claude" / "settings.json"
-    path.parent.mkdir(parents=True)
-    path.write_text("{nope")
-    result = run(["keybroker", "doctor", "good"], dr_env)
+    result = doctor_with_user_settings(dr_env, "{nope")
     assert result.code == 1, result
     assert "not valid JSON" in line_for(result, "claude user settings")
 
 
 def test_bare_helper_name_fails_under_minimal_path(dr_env: KbEnv) -> None:
-    write_settings(
-        Path(dr_env["HOME"]) / ".claude" / "settings.json", {"apiKeyHelper": "keybroker get good"}
-    )
-    result = run(["keybroker", "doctor", "good"], dr_env)
+    result = doctor_with_user_settings(dr_env, {"apiKeyHelper": "keybroker get good"})
     assert result.code == 1, result
     assert any(
         ln.startswith("✗ PATH: apiKeyHelper runs 'keybroker' by name") for ln in lines(result)

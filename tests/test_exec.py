@@ -216,19 +216,8 @@ def test_without_mask_output_is_untouched(exec_env: KbEnv) -> None:
 
 
 def test_mask_keeps_exit_code(exec_env: KbEnv) -> None:
-    result = run(
-        [
-            "keybroker",
-            "exec",
-            "k",
-            "--mask",
-            "--",
-            "/bin/sh",
-            "-c",
-            'printf "%s" "$ANTHROPIC_AUTH_TOKEN"; exit 9',
-        ],
-        exec_env,
-    )
+    script = 'printf "%s" "$ANTHROPIC_AUTH_TOKEN"; exit 9'
+    result = run(["keybroker", "exec", "k", "--mask", "--", "/bin/sh", "-c", script], exec_env)
     assert result.code == 9, result
     assert result.out == b"***"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
 import sys
 import urllib.parse
 
@@ -33,19 +34,8 @@ def test_exec_without_double_dash_passes_options_to_the_command(kb_env: KbEnv) -
     assert result.code == 0, result
     assert result.out == f"hi {KEY}".encode()
     # keybroker's options before PROFILE (or before COMMAND), the command's after its name
-    result = run(
-        [
-            "keybroker",
-            "exec",
-            "--mask",
-            "k",
-            "sh",
-            "-c",
-            'printf "%s %s" "$0" "$ANTHROPIC_AUTH_TOKEN"',
-            "--mask",
-        ],
-        kb_env,
-    )
+    script = 'printf "%s %s" "$0" "$ANTHROPIC_AUTH_TOKEN"'
+    result = run(["keybroker", "exec", "--mask", "k", "sh", "-c", script, "--mask"], kb_env)
     assert result.code == 0, result
     assert result.out == b"--mask ***"
 
@@ -76,19 +66,7 @@ def test_mask_hides_a_value_split_between_stdout_and_stderr(kb_env: KbEnv) -> No
         'printf "out:%s" "$a"; printf "%s:err" "$b" >&2'
     )
     # as a CI log sees it: both streams into one pipe
-    command = " ".join(
-        [
-            "exec",
-            "keybroker",
-            "exec",
-            "--mask",
-            "k",
-            "sh",
-            "-c",
-            "'" + split.replace("'", "'\\''") + "'",
-            "2>&1",
-        ]
-    )
+    command = f"exec keybroker exec --mask k sh -c {shlex.quote(split)} 2>&1"
     result = run(["/bin/sh", "-c", command], kb_env)
     assert result.code == 0, result
     assert KEY.encode() not in result.out, result

@@ -503,15 +503,23 @@ HOSTILE_VALUES = {
 }
 
 
-@pytest.mark.parametrize("name", list(HOSTILE_VALUES))
-def test_hostile_secret_values_from_a_file_are_refused(kb_env: KbEnv, name: str) -> None:
+def hostile_file(kb_env: KbEnv, filename: str, name: str) -> Path:
+    """``HOSTILE_VALUES[name]`` in a file under the test's base dir (the invalid UTF-8 one as
+    the bytes it stands for)."""
     value = HOSTILE_VALUES[name]
-    secret_file = kb_env.base / "secret"
-    secret_file.write_bytes(value.encode("latin-1") if name == "invalid utf-8" else value.encode())
-    kb_env.write_config(f'[profiles.f]\nsource = "file"\npath = "{secret_file}"\n')
-    result = run(["keybroker", "get", "f"], kb_env)
+    path = kb_env.base / filename
+    path.write_bytes(value.encode("latin-1") if name == "invalid utf-8" else value.encode())
+    return path
+
+
+def assert_refused_unleaked(
+    result: Result, codes: tuple[int, ...], name: str, kb_env: KbEnv
+) -> None:
+    """``HOSTILE_VALUES[name]`` was refused (one of ``codes``) without a traceback, without
+    a piece of it on stderr, and without being cached."""
+    value = HOSTILE_VALUES[name]
     assert result.out == b"", result
-    assert result.code in (5, 6), result
+    assert result.code in codes, result
     assert result.err.startswith(b"keybroker: "), result
     assert b"Traceback" not in result.err
     for fragment in ("abc", "def", "ключ", "red", "Injected", "a" * 40):
@@ -520,18 +528,17 @@ def test_hostile_secret_values_from_a_file_are_refused(kb_env: KbEnv, name: str)
     assert not list(kb_env.cache_dir.glob("*.entry")), "an invalid value was cached"
 
 
+@pytest.mark.parametrize("name", list(HOSTILE_VALUES))
+def test_hostile_secret_values_from_a_file_are_refused(kb_env: KbEnv, name: str) -> None:
+    secret_file = hostile_file(kb_env, "secret", name)
+    kb_env.write_config(f'[profiles.f]\nsource = "file"\npath = "{secret_file}"\n')
+    result = run(["keybroker", "get", "f"], kb_env)
+    assert_refused_unleaked(result, (5, 6), name, kb_env)
+
+
 @pytest.mark.parametrize("name", ["huge", "NUL", "newline", "escape", "unicode", "invalid utf-8"])
 def test_hostile_secret_values_from_a_command_are_refused(kb_env: KbEnv, name: str) -> None:
-    value = HOSTILE_VALUES[name]
-    out_file = kb_env.base / "value.bin"
-    out_file.write_bytes(value.encode("latin-1") if name == "invalid utf-8" else value.encode())
+    out_file = hostile_file(kb_env, "value.bin", name)
     kb_env.write_config(f'[profiles.c]\nsource = "command"\ncommand = ["/bin/cat", "{out_file}"]\n')
     result = run(["keybroker", "get", "c"], kb_env)
-    assert result.out == b"", result
-    assert result.code == 6, result
-    assert result.err.startswith(b"keybroker: "), result
-    assert b"Traceback" not in result.err
-    for fragment in ("abc", "def", "ключ", "red", "Injected", "a" * 40):
-        if fragment in value:
-            assert fragment.encode() not in result.err, f"value leaked: {result.err!r}"
-    assert not list(kb_env.cache_dir.glob("*.entry"))
+    assert_refused_unleaked(result, (6,), name, kb_env)

@@ -19,7 +19,7 @@ import pytest
 
 from keybroker.redact import scrub_quoted
 from tests.conftest import KbEnv
-from tests.fixtures.standin import Reply, Seen, StandIn, oidc_profile
+from tests.fixtures.standin import Reply, Seen, StandIn, device_login_at, oidc_profile
 from tests.kb import assert_fails, run
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX")
@@ -36,25 +36,17 @@ ESC_URI = "http://127.0.0.1:1/device\x1b]0;owned\x07"
 def test_login_shows_the_providers_escape_sequences_as_text(
     kb_env: KbEnv, oidc_stand_in: Callable[..., StandIn]
 ) -> None:
-    server = oidc_stand_in(
-        {
-            "/device": Reply(
-                200,
-                {
-                    "device_code": "dev-code-1234",
-                    "user_code": ESC_CODE,
-                    "verification_uri": ESC_URI,
-                    "verification_uri_complete": ESC_URI + "?c=1",
-                    "expires_in": 60,
-                    "interval": 1,
-                },
-            ),
-            "/token": Reply(400, {"error": "access_denied", "error_description": "no\x1b[2J way"}),
-        }
-    )
-    kb_env.write_config(oidc_profile(server.url, extra='grant = "device_code"'))
-    result = run(
-        ["keybroker", "login", "o", "--device"], dict(kb_env, KB_CLIENT_SECRET="client-secret-1")
+    device = {
+        "device_code": "dev-code-1234",
+        "user_code": ESC_CODE,
+        "verification_uri": ESC_URI,
+        "verification_uri_complete": ESC_URI + "?c=1",
+        "expires_in": 60,
+        "interval": 1,
+    }
+    declined = {"error": "access_denied", "error_description": "no\x1b[2J way"}
+    result, _ = device_login_at(
+        kb_env, oidc_stand_in, Reply(200, device), Reply(400, declined), "client-secret-1"
     )
     assert result.code == 4, result
     assert b"\x1b" not in result.out + result.err, result

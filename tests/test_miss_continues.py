@@ -13,6 +13,7 @@ import os
 import time
 import tomllib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from unittest.mock import patch
 
@@ -67,75 +68,81 @@ def get(env: KbEnv, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
-def warm(kb_env: KbEnv, src: scripted.ScriptedSource, capsys: pytest.CaptureFixture[str]) -> None:
-    """Under Claude Code, with the index built by a first call."""
+@dataclass
+class Warm:
+    """Under Claude Code, with the index built by a first call (the fixture :func:`warm`)."""
+
+    env: KbEnv
+    src: scripted.ScriptedSource
+    capsys: pytest.CaptureFixture[str]
+    counts: Counts
+
+    def get(self) -> tuple[int, str]:
+        return get(self.env, self.capsys)
+
+    def counted_get(self) -> tuple[tuple[int, str], tuple[int, int, int]]:
+        """:meth:`get`, counted from zero: its exit code and output, and the (parses, callers,
+        decryptions) it took."""
+        counts = self.counts
+        counts.parses = counts.callers = counts.decryptions = 0
+        answer = self.get()
+        return answer, (counts.parses, counts.callers, counts.decryptions)
+
+
+@pytest.fixture
+def warm(
+    kb_env: KbEnv,
+    src: scripted.ScriptedSource,
+    capsys: pytest.CaptureFixture[str],
+    counts: Counts,
+) -> Warm:
     kb_env.write_config('[profiles.p]\nsource = "scripted"\nid = "x"\n')
     kb_env["CLAUDE_CODE_ENTRYPOINT"] = "cli"
     assert get(kb_env, capsys) == (0, "sk-scripted-0001\n")
+    return Warm(kb_env, src, capsys, counts)
 
 
 def test_a_miss_parses_the_config_computes_the_caller_and_decrypts_the_entry_once(
-    kb_env: KbEnv,
-    src: scripted.ScriptedSource,
-    capsys: pytest.CaptureFixture[str],
-    counts: Counts,
+    warm: Warm,
 ) -> None:
     """With the index current the request comes from its record: no parse at all; with the
     config changed since, one parse (which also rebuilds the index)."""
-    warm(kb_env, src, capsys)
     now = time.time()
-    plant(kb_env, "p", "sk-in-the-mandatory-window", now - 3300, now + 300)
-    counts.parses = counts.callers = counts.decryptions = 0
-    assert get(kb_env, capsys) == (0, "sk-scripted-0002\n")
-    assert (counts.parses, counts.callers, counts.decryptions) == (0, 1, 1)
-    assert src.fetches == 2
-    kb_env.write_config('[profiles.p]\nsource = "scripted"\nid = "x"\n# edited\n')
+    plant(warm.env, "p", "sk-in-the-mandatory-window", now - 3300, now + 300)
+    assert warm.counted_get() == ((0, "sk-scripted-0002\n"), (0, 1, 1))
+    assert warm.src.fetches == 2
+    warm.env.write_config('[profiles.p]\nsource = "scripted"\nid = "x"\n# edited\n')
     now = time.time()
-    plant(kb_env, "p", "sk-in-the-mandatory-window", now - 3300, now + 300)
-    counts.parses = counts.callers = counts.decryptions = 0
-    assert get(kb_env, capsys) == (0, "sk-scripted-0003\n")
-    assert (counts.parses, counts.callers, counts.decryptions) == (1, 1, 1)
+    plant(warm.env, "p", "sk-in-the-mandatory-window", now - 3300, now + 300)
+    assert warm.counted_get() == ((0, "sk-scripted-0003\n"), (1, 1, 1))
 
 
-def test_a_refusal_computes_the_caller_once(
-    kb_env: KbEnv,
-    src: scripted.ScriptedSource,
-    capsys: pytest.CaptureFixture[str],
-    counts: Counts,
-) -> None:
+def test_a_refusal_computes_the_caller_once(warm: Warm) -> None:
     """After a 401 the caller was computed three times in one call."""
-    warm(kb_env, src, capsys)
     now = time.time()
-    plant(kb_env, "p", "sk-refused-by-the-gateway", now - 10, now + 3600)
+    plant(warm.env, "p", "sk-refused-by-the-gateway", now - 10, now + 3600)
     record = repeats.Seen()
     record.callers[CALLER] = now - 5  # served 5 s ago: asking again means it was refused
-    repeats.write(entry_file(kb_env, "p", ".seen"), record)
-    counts.parses = counts.callers = counts.decryptions = 0
-    assert get(kb_env, capsys) == (0, "sk-scripted-0002\n")
-    assert (counts.parses, counts.callers, counts.decryptions) == (0, 1, 1)
+    repeats.write(entry_file(warm.env, "p", ".seen"), record)
+    assert warm.counted_get() == ((0, "sk-scripted-0002\n"), (0, 1, 1))
 
 
-def test_a_new_environment_is_indexed_from_the_config_already_parsed(
-    kb_env: KbEnv,
-    src: scripted.ScriptedSource,
-    capsys: pytest.CaptureFixture[str],
-    counts: Counts,
-) -> None:
+def test_a_new_environment_is_indexed_from_the_config_already_parsed(warm: Warm) -> None:
     """The fast path missed because the environment differs from every indexed variant: the
     full path adds this variant from the config it parsed for the call, not a second parse."""
-    warm(kb_env, src, capsys)
+    kb_env = warm.env
     scripted_reads = "SCRIPTED_ADDR"
     with patch.object(
-        src,
+        warm.src,
         "canonical",
         lambda settings, env: {"id": settings["id"], "addr": env.get(scripted_reads)},
     ):
         kb_env.write_config('[profiles.p]\nsource = "scripted"\nid = "x"\n\n')
-        assert get(kb_env, capsys)[0] == 0  # config changed: the index is rebuilt
+        assert warm.get()[0] == 0  # config changed: the index is rebuilt
         kb_env[scripted_reads] = "https://b.example"
-        counts.parses = 0
-        assert get(kb_env, capsys)[0] == 0
-        assert counts.parses == 1
+        (code, _), (parses, _, _) = warm.counted_get()
+        assert code == 0
+        assert parses == 1
         with patch.dict(os.environ, kb_env, clear=True):
             probe = fast.try_get({"profile": "p"}, time.monotonic())
         assert probe.value is not None, probe  # the new variant was remembered

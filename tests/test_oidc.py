@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +135,15 @@ def device_login(env: KbEnv, profile: str) -> tuple[Result, str]:
     return Result(proc.returncode, out, b"".join(lines) + rest), complete
 
 
+def signed_in(env: KbEnv, provider: OidcProvider, profile: str) -> Result:
+    """A device_code profile ``profile`` (the config's only one), signed in by
+    :func:`device_login`; returns the login's result."""
+    env.write_config(device_profile(provider, profile))
+    login, _ = device_login(env, profile)
+    assert login.code == 0, login
+    return login
+
+
 # --- client_credentials ---
 
 
@@ -205,32 +216,6 @@ def test_profile_and_standalone_share_one_cache_entry(
     assert oidc_provider.count("cc-client", "success client_credentials") == before + 1
 
 
-def test_wrong_client_secret_exits_4_without_the_secret(
-    kb_env: KbEnv, oidc_provider: OidcProvider
-) -> None:
-    kb_env.write_config(cc_profile(oidc_provider))
-    kb_env["GW_CLIENT_SECRET"] = "not-the-secret-" + oidc_provider.cc_secret[::-1]
-    result = run(["keybroker", "get", "gw"], kb_env)
-    assert_fails(result, 4, secrets=[kb_env["GW_CLIENT_SECRET"], oidc_provider.cc_secret])
-    assert result.err == (
-        b"keybroker: profile 'gw': the provider refused the client: invalid_client "
-        b"(client authentication failed); check client_id 'cc-client', the client secret in "
-        b"GW_CLIENT_SECRET, and that the grant is allowed\n"
-    )
-
-
-def test_missing_secret_variable_is_a_usage_error(
-    kb_env: KbEnv, oidc_provider: OidcProvider
-) -> None:
-    kb_env.write_config(cc_profile(oidc_provider))
-    result = run(["keybroker", "get", "gw"], kb_env)
-    assert_fails(result, 2)
-    assert result.err == (
-        b"keybroker: profile 'gw': the client secret variable GW_CLIENT_SECRET is not set; "
-        b"export GW_CLIENT_SECRET, or set client_secret_file / client_secret_keychain\n"
-    )
-
-
 def test_client_secret_from_file(kb_env: KbEnv, oidc_provider: OidcProvider) -> None:
     secret_file = kb_env.base / "client-secret"
     secret_file.write_text(oidc_provider.cc_secret + "\n")
@@ -258,19 +243,6 @@ scope = "api:write"
     assert claims["scope"] == "api:write"
 
 
-def test_id_token_on_request_without_one_is_exit_6(
-    kb_env: KbEnv, oidc_provider: OidcProvider
-) -> None:
-    kb_env.write_config(cc_profile(oidc_provider, extra='token = "id_token"'))
-    kb_env["GW_CLIENT_SECRET"] = oidc_provider.cc_secret
-    result = run(["keybroker", "get", "gw"], kb_env)
-    assert_fails(result, 6)
-    assert result.err == (
-        b"keybroker: profile 'gw': the token response has no id_token; "
-        b"add 'openid' to scope so the provider returns an ID token\n"
-    )
-
-
 # --- issuer and network errors ---
 
 
@@ -289,14 +261,14 @@ def test_bad_issuer_exits_2(kb_env: KbEnv, oidc_provider: OidcProvider) -> None:
         ],
         kb_env,
     )
-    assert_fails(result, 2)
-    assert (
-        result.err
-        == (
+    assert_fails(
+        result,
+        2,
+        exactly=(
             f"keybroker: oidc: {wrong} is not an OpenID Connect issuer ({wrong}/.well-known/"
             "openid-configuration answered HTTP 404); check the issuer setting: it is the URL "
             "before /.well-known/openid-configuration\n"
-        ).encode()
+        ),
     )
 
 
@@ -318,13 +290,13 @@ def test_unreachable_provider_exits_3(kb_env: KbEnv) -> None:
     result = run(
         ["keybroker-oidc", "--issuer", f"http://127.0.0.1:{port}", "--client-id", "x"], kb_env
     )
-    assert_fails(result, 3)
-    assert (
-        result.err
-        == (
+    assert_fails(
+        result,
+        3,
+        exactly=(
             f"keybroker: oidc: discovery for http://127.0.0.1:{port}: cannot connect to "
             f"http://127.0.0.1:{port}; check the network, proxy settings and the issuer URL\n"
-        ).encode()
+        ),
     )
 
 
@@ -393,44 +365,89 @@ def test_token_exchange_subject_for_another_audience_is_denied(
     )
 
 
-def test_token_exchange_outside_github_actions_says_so(
-    kb_env: KbEnv, oidc_provider: OidcProvider
+# --- profiles refused before any token, each with the one line that says why ---
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A profile that ``argv`` refuses: the exit code and the whole of stderr (``{issuer}``:
+    the provider's), the profile's config and the environment it runs with (both from the
+    provider). By default the client_credentials profile ``gw`` of :func:`cc_profile`."""
+
+    code: int
+    says: str
+    env: Callable[[OidcProvider], dict[str, str]] = lambda provider: {}
+    profile: Callable[[OidcProvider], str] = cc_profile
+    argv: tuple[str, ...] = ("keybroker", "get", "gw")
+
+
+REFUSALS = {
+    "wrong_client_secret_exits_4_without_the_secret": Refusal(
+        4,
+        "keybroker: profile 'gw': the provider refused the client: invalid_client "
+        "(client authentication failed); check client_id 'cc-client', the client secret in "
+        "GW_CLIENT_SECRET, and that the grant is allowed\n",
+        env=lambda provider: {"GW_CLIENT_SECRET": "not-the-secret-" + provider.cc_secret[::-1]},
+    ),
+    "missing_secret_variable_is_a_usage_error": Refusal(
+        2,
+        "keybroker: profile 'gw': the client secret variable GW_CLIENT_SECRET is not set; "
+        "export GW_CLIENT_SECRET, or set client_secret_file / client_secret_keychain\n",
+    ),
+    "id_token_on_request_without_one_is_exit_6": Refusal(
+        6,
+        "keybroker: profile 'gw': the token response has no id_token; "
+        "add 'openid' to scope so the provider returns an ID token\n",
+        env=lambda provider: {"GW_CLIENT_SECRET": provider.cc_secret},
+        profile=lambda provider: cc_profile(provider, extra='token = "id_token"'),
+    ),
+    "login_refuses_a_profile_that_needs_none": Refusal(
+        2,
+        "keybroker: profile 'gw' uses grant 'client_credentials', which needs no login; "
+        "run: keybroker get gw\n",
+        argv=("keybroker", "login", "gw"),
+    ),
+    "token_exchange_outside_github_actions_says_so": Refusal(
+        8,
+        "keybroker: profile 'ci': no GitHub Actions ID token available "
+        "(ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN are not set); give the job "
+        "'permissions: id-token: write', or use another subject_token\n",
+        env=lambda provider: {"EXCHANGE_SECRET": provider.exchange_secret},
+        profile=lambda provider: exchange_profile(provider, 'subject_token = "github"'),
+        argv=("keybroker", "get", "ci"),
+    ),
+    "device_code_profile_without_login_exits_8": Refusal(
+        8,
+        "keybroker: profile 'me': not logged in to {issuer} "
+        "(client device-client); run: keybroker login me\n",
+        profile=device_profile,
+        argv=("keybroker", "get", "me"),
+    ),
+}
+
+
+@pytest.mark.parametrize("refusal", REFUSALS.values(), ids=REFUSALS.keys())
+def test_a_refused_profile_says_why_in_one_line(
+    refusal: Refusal, kb_env: KbEnv, oidc_provider: OidcProvider
 ) -> None:
-    kb_env.write_config(exchange_profile(oidc_provider, 'subject_token = "github"'))
-    kb_env["EXCHANGE_SECRET"] = oidc_provider.exchange_secret
-    result = run(["keybroker", "get", "ci"], kb_env)
-    assert_fails(result, 8)
-    assert result.err == (
-        b"keybroker: profile 'ci': no GitHub Actions ID token available "
-        b"(ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN are not set); give the job "
-        b"'permissions: id-token: write', or use another subject_token\n"
+    kb_env.write_config(refusal.profile(oidc_provider))
+    kb_env.update(refusal.env(oidc_provider))
+    result = run(list(refusal.argv), kb_env)
+    assert_fails(
+        result,
+        refusal.code,
+        secrets=[*refusal.env(oidc_provider).values(), oidc_provider.cc_secret],
+        exactly=refusal.says.format(issuer=oidc_provider.issuer),
     )
 
 
 # --- people: device code, browser, refresh ---
 
 
-def test_device_code_profile_without_login_exits_8(
-    kb_env: KbEnv, oidc_provider: OidcProvider
-) -> None:
-    kb_env.write_config(device_profile(oidc_provider))
-    result = run(["keybroker", "get", "me"], kb_env)
-    assert_fails(result, 8)
-    assert (
-        result.err
-        == (
-            f"keybroker: profile 'me': not logged in to {oidc_provider.issuer} "
-            "(client device-client); run: keybroker login me\n"
-        ).encode()
-    )
-
-
 def test_device_login_then_silent_refresh_then_reused_rotated_token(
     kb_env: KbEnv, oidc_provider: OidcProvider
 ) -> None:
-    kb_env.write_config(device_profile(oidc_provider))
-    login, _ = device_login(kb_env, "me")
-    assert login.code == 0, login
+    login = signed_in(kb_env, oidc_provider, "me")
     assert login.out == b""
     match = re.fullmatch(
         rb"keybroker: to sign in, open (\S+)/device\n"
@@ -492,9 +509,7 @@ def test_device_login_then_silent_refresh_then_reused_rotated_token(
 def test_concurrent_helpers_never_reuse_a_rotated_refresh_token(
     kb_env: KbEnv, oidc_provider: OidcProvider
 ) -> None:
-    kb_env.write_config(device_profile(oidc_provider, "team"))
-    login, _ = device_login(kb_env, "team")
-    assert login.code == 0, login
+    signed_in(kb_env, oidc_provider, "team")
     errors_before = oidc_provider.count("device-client", "error invalid_grant")
     results: list[Result] = []
 
@@ -536,25 +551,11 @@ def test_browser_login_with_pkce_on_a_loopback_port(
     assert verify(oidc_provider, refreshed)["sub"] == "bob"
 
 
-def test_login_refuses_a_profile_that_needs_none(
-    kb_env: KbEnv, oidc_provider: OidcProvider
-) -> None:
-    kb_env.write_config(cc_profile(oidc_provider))
-    result = run(["keybroker", "login", "gw"], kb_env)
-    assert_fails(result, 2)
-    assert result.err == (
-        b"keybroker: profile 'gw' uses grant 'client_credentials', which needs no login; "
-        b"run: keybroker get gw\n"
-    )
-
-
 def test_refresh_token_grant_seeded_from_the_environment(
     kb_env: KbEnv, oidc_provider: OidcProvider
 ) -> None:
     """A CI secret holding a refresh token: used once, then the rotated one is kept."""
-    kb_env.write_config(device_profile(oidc_provider, "seed"))
-    login, _ = device_login(kb_env, "seed")
-    assert login.code == 0, login
+    signed_in(kb_env, oidc_provider, "seed")
     seed = stored_refresh_token(kb_env, oidc_provider, "device-client")
     assert seed is not None
     other = KbEnv({k: v for k, v in kb_env.items()})

@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import KbEnv
 from tests.fixtures.openbao import OpenBao
-from tests.fixtures.standin import Reply, StandIn, oidc_profile, self_signed
+from tests.fixtures.standin import Reply, StandIn, device_login_at, oidc_profile, self_signed
 from tests.kb import assert_fails, run
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX")
@@ -121,23 +121,16 @@ def test_impossible_token_lifetimes_are_invalid_values(
 def test_device_login_with_an_infinite_interval_still_polls(
     kb_env: KbEnv, oidc_stand_in: Callable[..., StandIn]
 ) -> None:
-    server = oidc_stand_in(
-        {
-            "/device": Reply(
-                200,
-                '{"device_code": "dc-1234", "user_code": "U-1", '
-                '"verification_uri": "https://example.test/d", '
-                '"interval": Infinity, "expires_in": Infinity}',
-            ),
-            "/token": Reply(400, {"error": "access_denied"}),
-        }
+    device = Reply(
+        200,
+        '{"device_code": "dc-1234", "user_code": "U-1", '
+        '"verification_uri": "https://example.test/d", '
+        '"interval": Infinity, "expires_in": Infinity}',
     )
-    kb_env.write_config(oidc_profile(server.url, extra='grant = "device_code"'))
+    declined = Reply(400, {"error": "access_denied"})
     # before the fix this waited forever (run() fails the test after 45 s)
-    result = run(
-        ["keybroker", "login", "o", "--device"],
-        dict(kb_env, KB_CLIENT_SECRET=CLIENT_SECRET),
-        timeout=45,
+    result, server = device_login_at(
+        kb_env, oidc_stand_in, device, declined, CLIENT_SECRET, timeout=45
     )
     assert result.code == 4, result
     assert b"the sign-in was declined" in result.err

@@ -24,6 +24,7 @@ from keybroker.cache import lock as real
 from keybroker.claude.helpers import command_line, helper_command, quote_word
 from keybroker.deadline import Deadline
 from keybroker.errors import UsageError
+from tests.kb import default_locations
 
 WINDOWS_EXE = r"C:\Users\Jane Doe\AppData\Roaming\Python\Python312\Scripts\keybroker.exe"
 
@@ -60,18 +61,7 @@ def test_windows_helper_commands_are_quoted_for_cmd() -> None:
 def test_default_paths_match_platformdirs(
     monkeypatch: pytest.MonkeyPatch, platform: str, dirs: platformdirs.unix.Unix
 ) -> None:
-    for var in (
-        "XDG_CACHE_HOME",
-        "XDG_CONFIG_HOME",
-        "XDG_DATA_HOME",
-        "CI",
-        "GITHUB_ACTIONS",
-        "GITLAB_CI",
-        "KEYBROKER_CACHE_DIR",
-        "KEYBROKER_CONFIG",
-        "KEYBROKER_DATA_DIR",
-    ):
-        monkeypatch.delenv(var, raising=False)
+    default_locations(monkeypatch)
     monkeypatch.setattr(sys, "platform", platform)
     env = dict(os.environ)
     assert paths.cache_dir_str(env) == dirs.user_cache_dir

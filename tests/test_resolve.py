@@ -5,10 +5,12 @@ Each rule of DESIGN section 4 has a test here; a scripted source stands in for u
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TypedDict, Unpack
 
 import pytest
 from freezegun import freeze_time
+from freezegun.api import FrozenDateTimeFactory
 
 from keybroker import events
 from keybroker.cache.store import Cache
@@ -38,6 +40,15 @@ def req(**options: Unpack[OptionArgs]) -> Request:
     return Request("scripted", {"id": "a"}, Options(**options), profile="p")
 
 
+@pytest.fixture
+def clock(kb_env: KbEnv, src: scripted.ScriptedSource) -> Iterator[FrozenDateTimeFactory]:
+    """The clock, frozen at T0 right after the first fetch of :func:`req` (a 1-hour key)."""
+    with freeze_time(T0) as frozen:
+        assert isinstance(frozen, FrozenDateTimeFactory)  # not a ticking one
+        resolve(req(), kb_env)
+        yield frozen
+
+
 def test_miss_then_hit_one_fetch(kb_env: KbEnv, src: scripted.ScriptedSource) -> None:
     with freeze_time(T0):
         first = resolve(req(), kb_env)
@@ -48,49 +59,43 @@ def test_miss_then_hit_one_fetch(kb_env: KbEnv, src: scripted.ScriptedSource) ->
 
 
 def test_served_only_while_remaining_covers_ttl_and_margin(
-    kb_env: KbEnv, src: scripted.ScriptedSource
+    kb_env: KbEnv, src: scripted.ScriptedSource, clock: FrozenDateTimeFactory
 ) -> None:
     # 1 h key, T = 300 s, margin 60 s: advisory window = min(300, (3600-360)/2) = 300 s
-    with freeze_time(T0) as clock:
-        resolve(req(), kb_env)
-        clock.tick(3600 - 661)  # remaining 661 > 660: still fresh
-        assert resolve(req(), kb_env).state == "hit"
-        clock.tick(2)  # remaining 659: advisory window -> refresh
-        out = resolve(req(), kb_env)
+    clock.tick(3600 - 661)  # remaining 661 > 660: still fresh
+    assert resolve(req(), kb_env).state == "hit"
+    clock.tick(2)  # remaining 659: advisory window -> refresh
+    out = resolve(req(), kb_env)
     assert out.state == "refresh"
     assert src.fetches == 2
 
 
 def test_advisory_window_serves_cached_key_when_refresh_fails(
-    kb_env: KbEnv, src: scripted.ScriptedSource
+    kb_env: KbEnv, src: scripted.ScriptedSource, clock: FrozenDateTimeFactory
 ) -> None:
-    with freeze_time(T0) as clock:
-        resolve(req(), kb_env)
-        clock.tick(3600 - 500)  # remaining 500: between T+m (360) and T+m+advisory (660)
-        src.error = Unreachable("upstream down")
-        out = resolve(req(), kb_env)
+    clock.tick(3600 - 500)  # remaining 500: between T+m (360) and T+m+advisory (660)
+    src.error = Unreachable("upstream down")
+    out = resolve(req(), kb_env)
     assert out.state == "stale"
     assert out.value == "sk-scripted-0001"
     assert any("could not refresh" in w and "upstream down" in w for w in out.warnings)
 
 
 def test_mandatory_window_refreshes_or_serves_the_still_valid_key(
-    kb_env: KbEnv, src: scripted.ScriptedSource
+    kb_env: KbEnv, src: scripted.ScriptedSource, clock: FrozenDateTimeFactory
 ) -> None:
     """Issue 14: in the mandatory window a failed refresh serves the cached key while it has
     not expired (with a warning and an event); only an expired key makes the call fail."""
-    with freeze_time(T0) as clock:
+    clock.tick(3600 - 300)  # remaining 300 < T + m = 360
+    src.error = Unreachable("upstream down")
+    stale = resolve(req(), kb_env)
+    assert (stale.state, stale.value) == ("stale", "sk-scripted-0001")
+    assert any("valid for 300s more" in w for w in stale.warnings)
+    clock.tick(301)  # now expired
+    with pytest.raises(Unreachable):
         resolve(req(), kb_env)
-        clock.tick(3600 - 300)  # remaining 300 < T + m = 360
-        src.error = Unreachable("upstream down")
-        stale = resolve(req(), kb_env)
-        assert (stale.state, stale.value) == ("stale", "sk-scripted-0001")
-        assert any("valid for 300s more" in w for w in stale.warnings)
-        clock.tick(301)  # now expired
-        with pytest.raises(Unreachable):
-            resolve(req(), kb_env)
-        src.error = None
-        out = resolve(req(), kb_env)
+    src.error = None
+    out = resolve(req(), kb_env)
     assert out.state == "refresh"
     assert out.value == "sk-scripted-0002"
     kinds = [e["kind"] for e in events.read(kb_env, "p")]
@@ -98,36 +103,30 @@ def test_mandatory_window_refreshes_or_serves_the_still_valid_key(
 
 
 def test_never_serves_an_expired_key_even_when_refresh_fails(
-    kb_env: KbEnv, src: scripted.ScriptedSource
+    kb_env: KbEnv, src: scripted.ScriptedSource, clock: FrozenDateTimeFactory
 ) -> None:
-    with freeze_time(T0) as clock:
+    clock.tick(7200)
+    src.error = Unreachable("upstream down")
+    with pytest.raises(Unreachable):
         resolve(req(), kb_env)
-        clock.tick(7200)
-        src.error = Unreachable("upstream down")
-        with pytest.raises(Unreachable):
-            resolve(req(), kb_env)
 
 
 def test_clock_jump_backwards_distrusts_the_entry(
-    kb_env: KbEnv, src: scripted.ScriptedSource
+    kb_env: KbEnv, src: scripted.ScriptedSource, clock: FrozenDateTimeFactory
 ) -> None:
-    with freeze_time(T0) as clock:
-        resolve(req(), kb_env)
-        clock.move_to("2026-01-01 11:00:00")  # one hour back: the entry looks "from the future"
-        src.error = Unreachable("upstream down")
-        with pytest.raises(Unreachable):
-            resolve(req(), kb_env)  # mandatory: it is not served on a clock we cannot trust
-        src.error = None
-        assert resolve(req(), kb_env).state == "refresh"
+    clock.move_to("2026-01-01 11:00:00")  # one hour back: the entry looks "from the future"
+    src.error = Unreachable("upstream down")
+    with pytest.raises(Unreachable):
+        resolve(req(), kb_env)  # mandatory: it is not served on a clock we cannot trust
+    src.error = None
+    assert resolve(req(), kb_env).state == "refresh"
 
 
 def test_clock_jump_forward_past_expiry_refetches(
-    kb_env: KbEnv, src: scripted.ScriptedSource
+    kb_env: KbEnv, src: scripted.ScriptedSource, clock: FrozenDateTimeFactory
 ) -> None:
-    with freeze_time(T0) as clock:
-        resolve(req(), kb_env)
-        clock.move_to("2026-01-03 12:00:00")
-        out = resolve(req(), kb_env)
+    clock.move_to("2026-01-03 12:00:00")
+    out = resolve(req(), kb_env)
     assert out.state == "refresh"
     assert out.value == "sk-scripted-0002"
 
@@ -268,18 +267,16 @@ def test_refusal_after_a_real_rotation_gets_the_new_key(
 
 
 def test_repeat_detection_off_without_claude_code(
-    kb_env: KbEnv, src: scripted.ScriptedSource
+    kb_env: KbEnv, src: scripted.ScriptedSource, clock: FrozenDateTimeFactory
 ) -> None:
-    with freeze_time(T0) as clock:
-        resolve(req(), kb_env)
-        clock.tick(2)
-        assert resolve(req(), kb_env).state == "hit"  # a burst from a script is not a repeat
-        assert resolve(req(repeat="on"), kb_env).state == "hit"  # first call recorded
-        clock.tick(2)
-        assert resolve(req(repeat="on"), kb_env).state == "refresh"  # asked for explicitly
-        clock.tick(2)
-        kb_env["CLAUDE_CODE_ENTRYPOINT"] = "cli"
-        assert resolve(req(repeat="off"), kb_env).state == "hit"  # profile turns it off
+    clock.tick(2)
+    assert resolve(req(), kb_env).state == "hit"  # a burst from a script is not a repeat
+    assert resolve(req(repeat="on"), kb_env).state == "hit"  # first call recorded
+    clock.tick(2)
+    assert resolve(req(repeat="on"), kb_env).state == "refresh"  # asked for explicitly
+    clock.tick(2)
+    kb_env["CLAUDE_CODE_ENTRYPOINT"] = "cli"
+    assert resolve(req(repeat="off"), kb_env).state == "hit"  # profile turns it off
 
 
 def test_repeat_fetch_failure_serves_cached_key_with_warning(

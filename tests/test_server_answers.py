@@ -97,15 +97,16 @@ def test_vault_token_never_follows_a_redirect_to_another_origin(
     elsewhere = stand_in(kv2(KEY))
     hostile = stand_in(lambda seen: redirect(elsewhere.url + seen.target))
     result = run(VAULT_GET, vault_env(kb_env, hostile.url))
-    assert (
-        result.err
-        == (
+    assert_fails(
+        result,
+        3,
+        secrets=[TOKEN],
+        exactly=(
             f"keybroker: vault: {hostile.url}: redirected to another origin ({elsewhere.url}); "
             "refused, nothing was sent there; point the address at the server itself (the active "
             "node, or the load balancer in front of all nodes), not at one that redirects\n"
-        ).encode()
+        ),
     )
-    assert_fails(result, 3, secrets=[TOKEN])
     assert hostile.paths == ["/v1/secret/data/x"]
     assert elsewhere.seen == []  # the token never left for the other origin
 
@@ -314,14 +315,14 @@ def test_skip_verify_unknown_value_is_a_config_error_naming_it(
     for name in ("VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY"):
         env = dict(vault_env(kb_env, tls_stand_in.url), **{name: value})
         result = run(VAULT_GET, env)
-        assert (
-            result.err
-            == (
+        assert_fails(
+            result,
+            2,
+            exactly=(
                 f"keybroker: vault: {name}={value!r} is not a boolean; set {name} to true or false "
                 "(as Vault reads it: 1, t, true, 0, f, false), or unset it\n"
-            ).encode()
+            ),
         )
-        assert_fails(result, 2)
     assert tls_stand_in.seen == []
 
 
@@ -331,15 +332,16 @@ def test_https_address_of_a_plain_http_server_says_so(
     server = stand_in(kv2(KEY))
     addr = server.url.replace("http://", "https://")
     result = run(VAULT_GET, vault_env(kb_env, addr))
-    assert (
-        result.err
-        == (
+    assert_fails(
+        result,
+        3,
+        secrets=[TOKEN],
+        exactly=(
             f"keybroker: vault: {addr}: the server answered plain HTTP, not TLS, while reading "
             "secret/data/x; use an http:// address, or check the port (https is usually on "
             "another one)\n"
-        ).encode()
+        ),
     )
-    assert_fails(result, 3, secrets=[TOKEN])
     debug = run([*VAULT_GET, "--debug"], vault_env(kb_env, addr))
     assert debug.code == 3
     assert b"the server answered plain HTTP, not TLS, while reading secret/data/x (SSL: " in (
@@ -352,15 +354,16 @@ def test_a_server_that_is_not_vault_is_named_as_such(
 ) -> None:
     server = stand_in(html_page(404, b"<!doctype html><title>Not Found</title><h1>Not Found</h1>"))
     result = run(VAULT_GET, vault_env(kb_env, server.url))
-    assert (
-        result.err
-        == (
+    assert_fails(
+        result,
+        2,
+        secrets=[TOKEN],
+        exactly=(
             f"keybroker: vault: {server.url} is not a Vault server ({server.url}/v1/sys/health "
             "answered HTTP 404 without Vault's health JSON); point addr (or VAULT_ADDR) at the "
             "Vault/OpenBao server, e.g. https://vault.example.com:8200 (no path after the port)\n"
-        ).encode()
+        ),
     )
-    assert_fails(result, 2, secrets=[TOKEN])
 
     html = stand_in(html_page(200, b"<!doctype html><title>Welcome</title>"))
     assert_fails(
@@ -379,14 +382,14 @@ def test_addr_ending_in_v1_is_a_config_error_with_the_fix(kb_env: KbEnv) -> None
     for addr in ("http://127.0.0.1:8200/v1", "https://vault.example.com/v1/"):
         result = run(VAULT_GET, vault_env(kb_env, addr))
         bare = addr.rstrip("/")[:-3]
-        assert (
-            result.err
-            == (
+        assert_fails(
+            result,
+            2,
+            exactly=(
                 f"keybroker: vault: addr {addr.rstrip('/')!r} ends in /v1; the API prefix is added "
                 f"by keybroker; set addr (or VAULT_ADDR) to {bare!r}\n"
-            ).encode()
+            ),
         )
-        assert_fails(result, 2)
 
 
 def test_https_issuer_of_a_plain_http_server_says_so(
@@ -395,11 +398,12 @@ def test_https_issuer_of_a_plain_http_server_says_so(
     server = stand_in(Reply(200, b"{}"))
     issuer = server.url.replace("http://", "https://")
     result = run(["keybroker", "get", "gw", "--no-cache"], oidc_env(kb_env, issuer))
-    assert (
-        result.err
-        == (
+    assert_fails(
+        result,
+        3,
+        secrets=["oidc-client-secret-0123456789"],
+        exactly=(
             f"keybroker: oidc: discovery for {issuer}: {issuer} answered plain HTTP, not TLS; "
             "check the issuer's scheme and port\n"
-        ).encode()
+        ),
     )
-    assert_fails(result, 3, secrets=["oidc-client-secret-0123456789"])

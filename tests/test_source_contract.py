@@ -66,7 +66,7 @@ class TestFileSource(SourceContract):
     source_name = "file"
     module = "keybroker.sources.file"
     settings: ClassVar[dict[str, Any]] = {"path": "/nonexistent/key.txt"}
-    failing_settings: ClassVar[dict[str, Any]] = {"path": "/nonexistent/key.txt"}
+    failing_settings: ClassVar[dict[str, Any]] = dict(settings)  # the file does not exist
 
     @pytest.fixture(autouse=True)
     def _key_file(self, tmp_path: Path) -> None:
@@ -156,12 +156,9 @@ class TestAwsSource(_Backend, SourceContract):
     source_name = "aws"
     module = "keybroker.sources.aws"
     settings: ClassVar[dict[str, Any]] = {"secret_id": "litellm", "region": "eu-west-1"}
-    failing_settings: ClassVar[dict[str, Any]] = {
-        "secret_id": "x",
-        "region": "eu-west-1",
-        "endpoint_url": CLOSED,
-        "max_attempts": 1,
-    }
+    failing_settings: ClassVar[dict[str, Any]] = dict(
+        settings, secret_id="x", endpoint_url=CLOSED, max_attempts=1
+    )
     secret_env: ClassVar[dict[str, str]] = {
         "AWS_ACCESS_KEY_ID": "AKIACONTRACTSENTINEL",
         "AWS_SECRET_ACCESS_KEY": "contract/secret/sentinel/0123456789abcdef",
@@ -185,11 +182,7 @@ class TestOidcSource(_Backend, SourceContract):
         "client_id": "kb",
         "client_secret_env": "KB_CLIENT_SECRET",
     }
-    failing_settings: ClassVar[dict[str, Any]] = {
-        "issuer": CLOSED,
-        "client_id": "kb",
-        "client_secret_env": "KB_CLIENT_SECRET",
-    }
+    failing_settings: ClassVar[dict[str, Any]] = dict(settings, issuer=CLOSED)
     secret_env: ClassVar[dict[str, str]] = {"KB_CLIENT_SECRET": "oidc-client-secret-sentinel-42"}
     identity_exempt: ClassVar[dict[str, str]] = dict.fromkeys(
         ("subject_token", "subject_audience", "subject_token_type", "requested_token_type"),
@@ -216,10 +209,7 @@ class TestThirdPartySource(SourceContract):
     source_name = "jsonfile"
     module = "keybroker_example_source"
     settings: ClassVar[dict[str, Any]] = {"path": "/nonexistent/keys.json", "key": "litellm"}
-    failing_settings: ClassVar[dict[str, Any]] = {
-        "path": "/nonexistent/keys.json",
-        "key": "litellm",
-    }
+    failing_settings: ClassVar[dict[str, Any]] = dict(settings)  # the file does not exist
 
     @pytest.fixture(autouse=True)
     def _keys(self, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from keybroker import paths, redact
 from keybroker.durations import format_duration, parse_duration
 from keybroker.errors import InvalidSecret
 from keybroker.validate import MAX_KEY_LENGTH, validate_key
+from tests.kb import default_locations
 
 
 @pytest.mark.parametrize(
@@ -80,25 +81,16 @@ def test_scrub_replaces_registered_secrets() -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="Windows defers to platformdirs itself")
 def test_default_paths_match_platformdirs(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in (
-        "XDG_CACHE_HOME",
-        "XDG_CONFIG_HOME",
-        "XDG_DATA_HOME",
-        "CI",
-        "GITHUB_ACTIONS",
-        "GITLAB_CI",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    env: dict[str, str] = {}
-    assert str(paths.cache_dir(env)) == platformdirs.user_cache_dir("keybroker", appauthor=False)
-    assert str(paths.config_file(env).parent) == platformdirs.user_config_dir(
-        "keybroker", appauthor=False
-    )
-    assert str(paths.data_dir(env)) == platformdirs.user_data_dir("keybroker", appauthor=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", "/tmp/xdg-cache")
+    default_locations(monkeypatch)
+    assert_platformdirs_locations({})
+    monkeypatch.setenv("XDG_CACHE_HOME", "/tmp/xdg-cache")  # platformdirs reads os.environ
     monkeypatch.setenv("XDG_CONFIG_HOME", "/tmp/xdg-config")
     monkeypatch.setenv("XDG_DATA_HOME", "/tmp/xdg-data")
-    env = dict(os.environ)
+    assert_platformdirs_locations(dict(os.environ))
+
+
+def assert_platformdirs_locations(env: dict[str, str]) -> None:
+    """keybroker's cache, config and data dirs under ``env`` are platformdirs' own."""
     assert str(paths.cache_dir(env)) == platformdirs.user_cache_dir("keybroker", appauthor=False)
     assert str(paths.config_file(env).parent) == platformdirs.user_config_dir(
         "keybroker", appauthor=False

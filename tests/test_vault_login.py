@@ -25,7 +25,16 @@ from tests.conftest import KbEnv
 from tests.fixtures.oidc_provider import OidcProvider
 from tests.fixtures.openbao import OpenBao
 from tests.fixtures.users import OsUser
-from tests.fixtures.vault_setup import SIGN_IN, enable, new_key, read_policy, uid, vault_tokens
+from tests.fixtures.vault_setup import (
+    SIGN_IN,
+    assert_renewed_near_its_end,
+    enable,
+    new_key,
+    read_policy,
+    uid,
+    vault_cli,
+    vault_tokens,
+)
 from tests.kb import Result, assert_fails, assert_key, assert_nowhere, exe, run
 
 pytestmark = pytest.mark.integration
@@ -71,27 +80,16 @@ def test_userpass_login_from_stdin_then_helpers_serve_silently(
     user, password, key = person["user"], person["password"], person["key"]
     # before any login the helpers never prompt: exit 8 naming the command
     before = run(["keybroker", "get", "team"], kb_env)
-    assert (
-        before.err
-        == (
+    assert_fails(
+        before,
+        8,
+        exactly=(
             f"keybroker: profile 'team': vault: no userpass login as '{user}' to {openbao.addr} is "
             "cached (or it expired); helpers never prompt; run: keybroker login team\n"
-        ).encode()
+        ),
     )
-    assert_fails(before, 8)
     standalone = run(
-        [
-            "keybroker-vault",
-            "--path",
-            person["path"],
-            "--field",
-            "key",
-            "--auth-method",
-            "userpass",
-            "--username",
-            user,
-        ],
-        kb_env,
+        vault_cli(person["path"], "--auth-method", "userpass", "--username", user), kb_env
     )
     assert_fails(standalone, 8, "no userpass login", "keybroker login PROFILE")
     doctor = run(["keybroker", "doctor", "team"], kb_env)
@@ -354,26 +352,10 @@ def test_person_login_is_renewed_while_renewable(
         build_spec(settings, kb_env, "team"), settings, ctx, Quiet(), lambda: person["password"]
     )
     assert fetch() == person["key"]
-    [name] = [
-        i.label[len("aux:vault:") :]
-        for i in aux.cache.entries()
-        if i.label.startswith("aux:vault:")
-    ]
-    issued = aux.get(name)
-    assert issued is not None
+    issued = assert_renewed_near_its_end(aux, fetch, person["key"], monkeypatch)
     assert issued.value == login.token
-    assert issued.expires_at is not None
-    real_now = time.time
-    monkeypatch.setattr(clock, "now", lambda: real_now() + 2400)  # 20 min left of 60
-    assert fetch() == person["key"]
-    renewed = aux.get(name)
-    assert renewed is not None
-    assert renewed.value == issued.value
-    assert renewed.metadata["renewals"] == 1
-    assert renewed.expires_at is not None
-    assert renewed.expires_at > issued.expires_at + 2000
     # past its expiry the login is dropped: only 'keybroker login' can make a new one
-    monkeypatch.setattr(clock, "now", lambda: real_now() + 3 * 3600)
+    monkeypatch.setattr(clock, "now", lambda: time.time() + 3 * 3600)
     with pytest.raises(LoginRequired) as needed:
         fetch()
     assert needed.value.hint == "run: keybroker login team"
@@ -455,12 +437,13 @@ def test_a_login_token_ttl_too_short_to_cache_says_what_to_change(
     brief = userpass_person(openbao, kb_env, "brief", token_ttl="20s", token_max_ttl="20s")
     user, password = brief["user"], brief["password"]
     login = login_with_password("brief", password, kb_env)
-    assert (
-        login.err
-        == (
+    assert_fails(
+        login,
+        2,
+        secrets=[password],
+        exactly=(
             f"keybroker: profile 'brief': vault: signed in, but Vault gave the login token a TTL "
             f"of 20s, too short to cache (keybroker needs more than 30s); ask the Vault admin to "
             f"raise token_ttl (e.g. to 1h) of user '{user}' at auth/userpass\n"
-        ).encode()
+        ),
     )
-    assert_fails(login, 2, secrets=[password])
