@@ -372,32 +372,10 @@ def test_switching_deployments_removes_every_variable_of_the_previous_one(cc_env
         env: dict[str, str] = json.loads(user_settings(cc_env).read_text())["env"]
         return env
 
-    assert (
-        configure(
-            cc_env,
-            "litellm",
-            "--deployment",
-            "bedrock",
-            "--base-url",
-            "https://gw/bedrock",
-            "--region",
-            "eu-west-1",
-        ).code
-        == 0
-    )
-    assert env_of()["AWS_REGION"] == "eu-west-1"
-    result = configure(
-        cc_env,
-        "litellm",
-        "--deployment",
-        "vertex",
-        "--base-url",
-        "https://gw/vertex_ai/v1",
-        "--region",
-        "us-east5",
-        "--vertex-project-id",
-        "proj",
-    )
+    result = configure(cc_env, "litellm", "--deployment", "bedrock", *ARGS["bedrock"])
+    assert result.code == 0, result
+    assert env_of()["AWS_REGION"] == "us-east-1"
+    result = configure(cc_env, "litellm", "--deployment", "vertex", *ARGS["vertex"])
     assert result.code == 0, result
     assert set(env_of()) == {
         "CLAUDE_CODE_API_KEY_HELPER_TTL_MS",
@@ -486,16 +464,9 @@ def test_managed_scope_writes_its_own_drop_in_and_never_edits_managed_settings(
     managed.parent.mkdir(parents=True)
     shared = json.dumps({"permissions": {"deny": ["Read(./.env)"]}}).encode()
     managed.write_bytes(shared)
-    result = configure(
-        cc_env,
-        "litellm",
-        "--scope",
-        "managed",
-        "--managed-path",
-        str(managed),
-        "--executable",
-        str(fleet_keybroker),
-    )
+    args = ["litellm", "--scope", "managed", "--managed-path", str(managed)]
+    args += ["--executable", str(fleet_keybroker)]
+    result = configure(cc_env, *args)
     assert result.code == 0, result
     drop_in = managed.parent / "managed-settings.d" / "keybroker.json"
     assert json.loads(drop_in.read_text())["apiKeyHelper"] == f"{fleet_keybroker} get litellm"
@@ -505,17 +476,7 @@ def test_managed_scope_writes_its_own_drop_in_and_never_edits_managed_settings(
 
     drop_in.write_text(json.dumps({"apiKeyHelper": "/opt/corp/get-key", "permissions": {}}))
     for extra in ((), ("--force",)):
-        refused = configure(
-            cc_env,
-            "litellm",
-            "--scope",
-            "managed",
-            "--managed-path",
-            str(managed),
-            "--executable",
-            str(fleet_keybroker),
-            *extra,
-        )
+        refused = configure(cc_env, *args, *extra)  # the same command again
         assert_fails(refused, 2, "managed settings are never replaced")
     assert json.loads(drop_in.read_text())["apiKeyHelper"] == "/opt/corp/get-key"
 
