@@ -21,7 +21,8 @@ import pytest
 from keybroker.claude.helpers import helper_command, parse_helper
 from tests.conftest import KbEnv
 from tests.e2e import fleet
-from tests.kb import SCRIPTS, Result, assert_fails, assert_key, run
+from tests.fixtures.claude_settings import configure, env_profiles, run_like_claude
+from tests.kb import SCRIPTS, assert_fails, assert_key, run
 
 KEY = "sk-configure-1a2b3c4d5e"
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,31 +33,11 @@ fleet_keybroker = fleet.fleet_keybroker  # the fixture, under its own name
 
 @pytest.fixture
 def cc_env(kb_env: KbEnv) -> KbEnv:
-    kb_env["LITELLM_KEY"] = KEY
-    kb_env.write_config(
-        '[profiles.litellm]\nsource = "env"\nvar = "LITELLM_KEY"\n'
-        '[profiles.other]\nsource = "env"\nvar = "LITELLM_KEY"\n'
-    )
-    return kb_env
+    return env_profiles(kb_env, litellm=("LITELLM_KEY", KEY), other=("LITELLM_KEY", KEY))
 
 
 def user_settings(env: Mapping[str, str]) -> Path:
     return Path(env["HOME"]) / ".claude" / "settings.json"
-
-
-def configure(env: Mapping[str, str], *args: str, cwd: Path | None = None) -> Result:
-    if cwd is None:
-        return run(["keybroker", "claude", "configure", *args], env)
-    proc = subprocess.run(
-        [str(SCRIPTS / "keybroker"), "claude", "configure", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
 def parsed(command: object) -> dict[str, Any]:
@@ -64,19 +45,6 @@ def parsed(command: object) -> dict[str, Any]:
     parts = parse_helper(command)
     assert parts is not None, command
     return parts
-
-
-def run_helper_like_claude(
-    settings: dict[str, Any], env: Mapping[str, str]
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["/bin/sh", "-c", settings["apiKeyHelper"]],
-        env=env,
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_writes_user_settings_that_work(cc_env: KbEnv) -> None:
@@ -94,7 +62,7 @@ def test_writes_user_settings_that_work(cc_env: KbEnv) -> None:
     }
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert KEY not in path.read_text()
-    helper = run_helper_like_claude(settings, cc_env)
+    helper = run_like_claude(settings["apiKeyHelper"], cc_env)
     assert (helper.returncode, helper.stdout, helper.stderr) == (0, KEY.encode() + b"\n", b"")
 
 
@@ -224,7 +192,7 @@ def test_each_deployment_writes_valid_settings(cc_env: KbEnv, deployment: str) -
         **EXPECTED_ENV[deployment],
         "ANTHROPIC_MODEL": "claude-sonnet-4-5",
     }
-    helper = run_helper_like_claude(settings, cc_env)
+    helper = run_like_claude(settings["apiKeyHelper"], cc_env)
     assert helper.stdout == KEY.encode() + b"\n"
 
 
@@ -327,7 +295,7 @@ def test_executable_with_spaces_and_quotes_is_quoted_for_sh(cc_env: KbEnv) -> No
     assert result.code == 0, result
     settings = json.loads(user_settings(cc_env).read_text())
     assert parsed(settings["apiKeyHelper"])["executable"] == str(odd / "keybroker")
-    helper = run_helper_like_claude(settings, cc_env)
+    helper = run_like_claude(settings["apiKeyHelper"], cc_env)
     assert (helper.returncode, helper.stdout) == (0, KEY.encode() + b"\n"), helper
 
 
@@ -404,32 +372,10 @@ def test_switching_deployments_removes_every_variable_of_the_previous_one(cc_env
         env: dict[str, str] = json.loads(user_settings(cc_env).read_text())["env"]
         return env
 
-    assert (
-        configure(
-            cc_env,
-            "litellm",
-            "--deployment",
-            "bedrock",
-            "--base-url",
-            "https://gw/bedrock",
-            "--region",
-            "eu-west-1",
-        ).code
-        == 0
-    )
-    assert env_of()["AWS_REGION"] == "eu-west-1"
-    result = configure(
-        cc_env,
-        "litellm",
-        "--deployment",
-        "vertex",
-        "--base-url",
-        "https://gw/vertex_ai/v1",
-        "--region",
-        "us-east5",
-        "--vertex-project-id",
-        "proj",
-    )
+    result = configure(cc_env, "litellm", "--deployment", "bedrock", *ARGS["bedrock"])
+    assert result.code == 0, result
+    assert env_of()["AWS_REGION"] == "us-east-1"
+    result = configure(cc_env, "litellm", "--deployment", "vertex", *ARGS["vertex"])
     assert result.code == 0, result
     assert set(env_of()) == {
         "CLAUDE_CODE_API_KEY_HELPER_TTL_MS",
@@ -479,7 +425,7 @@ def test_project_scope_writes_a_portable_command_and_no_backup_inside_git(
     assert b"no backup" in result.err
     # with keybroker on PATH the bare command works under /bin/sh
     env = dict(cc_env, PATH=f"{SCRIPTS}:{cc_env['PATH']}")
-    helper = run_helper_like_claude(json.loads(settings_file.read_text()), env)
+    helper = run_like_claude(json.loads(settings_file.read_text())["apiKeyHelper"], env)
     assert (helper.returncode, helper.stdout) == (0, KEY.encode() + b"\n"), helper
 
 
@@ -518,16 +464,9 @@ def test_managed_scope_writes_its_own_drop_in_and_never_edits_managed_settings(
     managed.parent.mkdir(parents=True)
     shared = json.dumps({"permissions": {"deny": ["Read(./.env)"]}}).encode()
     managed.write_bytes(shared)
-    result = configure(
-        cc_env,
-        "litellm",
-        "--scope",
-        "managed",
-        "--managed-path",
-        str(managed),
-        "--executable",
-        str(fleet_keybroker),
-    )
+    args = ["litellm", "--scope", "managed", "--managed-path", str(managed)]
+    args += ["--executable", str(fleet_keybroker)]
+    result = configure(cc_env, *args)
     assert result.code == 0, result
     drop_in = managed.parent / "managed-settings.d" / "keybroker.json"
     assert json.loads(drop_in.read_text())["apiKeyHelper"] == f"{fleet_keybroker} get litellm"
@@ -537,17 +476,7 @@ def test_managed_scope_writes_its_own_drop_in_and_never_edits_managed_settings(
 
     drop_in.write_text(json.dumps({"apiKeyHelper": "/opt/corp/get-key", "permissions": {}}))
     for extra in ((), ("--force",)):
-        refused = configure(
-            cc_env,
-            "litellm",
-            "--scope",
-            "managed",
-            "--managed-path",
-            str(managed),
-            "--executable",
-            str(fleet_keybroker),
-            *extra,
-        )
+        refused = configure(cc_env, *args, *extra)  # the same command again
         assert_fails(refused, 2, "managed settings are never replaced")
     assert json.loads(drop_in.read_text())["apiKeyHelper"] == "/opt/corp/get-key"
 
@@ -629,6 +558,15 @@ def claude_json(env: Mapping[str, str]) -> Path:
     return Path(env["HOME"]) / ".claude.json"
 
 
+def run_as_mcp_helper(
+    helper: str, env: Mapping[str, str], server: str, url: str
+) -> subprocess.CompletedProcess[bytes]:
+    """A headersHelper as Claude Code runs it, told the MCP server's name and URL."""
+    return run_like_claude(
+        helper, dict(env, CLAUDE_CODE_MCP_SERVER_NAME=server, CLAUDE_CODE_MCP_SERVER_URL=url)
+    )
+
+
 def test_mcp_server_gets_a_headers_helper_in_user_scope(cc_env: KbEnv) -> None:
     path = claude_json(cc_env)
     original: dict[str, Any] = {
@@ -650,31 +588,9 @@ def test_mcp_server_gets_a_headers_helper_in_user_scope(cc_env: KbEnv) -> None:
     )  # bound to the server's URL
     assert json.loads(path.with_name(".claude.json.bak").read_text()) == original
     # run as Claude Code runs it: /bin/sh -c, with the server's name and URL in the environment
-    proc = subprocess.run(
-        ["/bin/sh", "-c", helper],
-        capture_output=True,
-        timeout=60,
-        env=dict(
-            cc_env,
-            CLAUDE_CODE_MCP_SERVER_NAME="alpha",
-            CLAUDE_CODE_MCP_SERVER_URL="https://mcp.example/alpha",
-        ),
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    proc = run_as_mcp_helper(helper, cc_env, "alpha", "https://mcp.example/alpha")
     assert (proc.returncode, json.loads(proc.stdout)) == (0, {"Authorization": f"Bearer {KEY}"})
-    elsewhere = subprocess.run(
-        ["/bin/sh", "-c", helper],
-        capture_output=True,
-        timeout=60,
-        env=dict(
-            cc_env,
-            CLAUDE_CODE_MCP_SERVER_NAME="alpha",
-            CLAUDE_CODE_MCP_SERVER_URL="https://evil.example/",
-        ),
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    elsewhere = run_as_mcp_helper(helper, cc_env, "alpha", "https://evil.example/")
     assert (elsewhere.returncode, elsewhere.stdout) == (4, b"")
 
 
@@ -735,7 +651,7 @@ def test_proxy_auth_helper_is_written_with_its_switch(cc_env: KbEnv) -> None:
         f"{shlex.quote(str(SCRIPTS / 'keybroker'))} headers other --format value"
     )
     assert settings["env"]["CLAUDE_CODE_ENABLE_PROXY_AUTH_HELPER"] == "1"
-    proc = run_helper_like_claude({"apiKeyHelper": settings["proxyAuthHelper"]}, cc_env)
+    proc = run_like_claude(settings["proxyAuthHelper"], cc_env)
     assert (proc.returncode, proc.stdout) == (0, f"Bearer {KEY}\n".encode())
 
 

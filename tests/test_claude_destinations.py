@@ -18,10 +18,8 @@ import pytest
 from keybroker.claude import destinations
 from keybroker.errors import AccessDenied, ConfigError
 from tests.conftest import KbEnv
-from tests.fixtures.claude_e2e import (
-    E2E,
-    get,
-)
+from tests.fixtures.claude_e2e import E2E, get
+from tests.fixtures.claude_settings import env_profiles
 from tests.kb import assert_fails, assert_nowhere, exe, run
 
 GH_KEY = "ghp-destination-bound-5c7e9a"
@@ -30,17 +28,14 @@ GH_URL = "https://api.githubcopilot.com/mcp/"
 
 @pytest.fixture
 def gh_env(kb_env: KbEnv) -> KbEnv:
-    kb_env["GH_KEY"] = GH_KEY
-    kb_env.write_config(
-        '[profiles.gh]\nsource = "env"\nvar = "GH_KEY"\n'
-        '[profiles.open]\nsource = "env"\nvar = "GH_KEY"\n'
+    servers = (
         "[mcp.servers]\n"
         f'github = {{ profile = "gh", url = "{GH_URL}" }}\n'
         'legacy = "gh"\n'
         'anywhere = { profile = "open", any_url = true }\n'
         'also-gh = { profile = "gh", any_url = true }\n'
     )
-    return kb_env
+    return env_profiles(kb_env, servers, gh=("GH_KEY", GH_KEY), open=("GH_KEY", GH_KEY))
 
 
 def mcp_call(env: Mapping[str, str], server: str, url: str, *args: str) -> tuple[int, bytes, bytes]:
@@ -92,10 +87,7 @@ def test_a_bound_profile_is_refused_for_an_unmapped_server_elsewhere() -> None:
     ],
 )
 def test_malformed_bindings_are_config_errors(kb_env: KbEnv, bad: str) -> None:
-    kb_env["GH_KEY"] = GH_KEY
-    kb_env.write_config(
-        f'[profiles.gh]\nsource = "env"\nvar = "GH_KEY"\n[mcp.servers]\ngithub = {bad}\n'
-    )
+    env_profiles(kb_env, f"[mcp.servers]\ngithub = {bad}\n", gh=("GH_KEY", GH_KEY))
     code, out, err = mcp_call(kb_env, "github", GH_URL)
     assert (code, out) == (2, b""), err
     assert b"[mcp.servers] github" in err
@@ -159,12 +151,11 @@ def test_the_real_cli_sends_a_repos_github_server_no_key(e2e: E2E) -> None:
     """`.mcp.json` of a cloned repository: a server named github at the repository's URL,
     with the same `keybroker headers` line, against the user's old name-only mapping
     `github = "gh"` (what sent the token before: now refused, the URL being known)."""
-    e2e.env["E2E_PROXY_KEY"] = "sk-e2e-destination-model-3d5f"
-    e2e.env["GH_KEY"] = GH_KEY
-    e2e.env.write_config(
-        '[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
-        '[profiles.gh]\nsource = "env"\nvar = "GH_KEY"\n'
-        '[mcp.servers]\ngithub = "gh"\n'
+    env_profiles(
+        e2e.env,
+        '[mcp.servers]\ngithub = "gh"\n',
+        main=("E2E_PROXY_KEY", "sk-e2e-destination-model-3d5f"),
+        gh=("GH_KEY", GH_KEY),
     )
     line = f"{shlex.quote(exe('keybroker'))} headers"
     planted = {

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shlex
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -32,9 +31,10 @@ from tests.fixtures.claude_e2e import (
     assert_served,
     get,
 )
+from tests.fixtures.claude_settings import configure, env_profiles
 from tests.fixtures.moto_server import aws_env, client, unique_name
 from tests.fixtures.openbao import OpenBao
-from tests.kb import Result, assert_fails, assert_key, assert_nowhere, exe, run
+from tests.kb import assert_fails, assert_key, assert_nowhere, exe, run
 
 pytestmark = [pytest.mark.claude_e2e, pytest.mark.integration]
 
@@ -433,23 +433,18 @@ def test_claude_configure_deployment_settings_work_in_the_real_cli(
     ]
     region = wanted["AWS_REGION" if deployment == "bedrock" else "CLOUD_ML_REGION"]
     extra = ["--vertex-project-id", "e2e-project"] if deployment == "vertex" else []
-    configure = run(
-        [
-            "keybroker",
-            "claude",
-            "configure",
-            "litellm",
-            "--deployment",
-            deployment,
-            "--base-url",
-            base,
-            "--region",
-            region,
-            *extra,
-        ],
+    configured = configure(
         e2e.env,
+        "litellm",
+        "--deployment",
+        deployment,
+        "--base-url",
+        base,
+        "--region",
+        region,
+        *extra,
     )
-    assert configure.code == 0, configure
+    assert configured.code == 0, configured
     session = e2e.claude(None, base_url_env=False)
     assert session.ok, session
     [call] = e2e.api.messages()
@@ -514,30 +509,17 @@ def test_one_headers_helper_line_serves_two_mcp_servers_with_their_own_profiles(
 
 def test_configure_mcp_server_writes_a_headers_helper_the_real_cli_runs(e2e: E2E) -> None:
     key = "sk-e2e-mcp-configured-4b6d"
-    e2e.env["E2E_PROXY_KEY"] = "sk-e2e-model-key-8f0b"
-    e2e.env["E2E_MCP_KEY"] = key
-    e2e.env.write_config(
-        '[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
-        '[profiles.tools]\nsource = "env"\nvar = "E2E_MCP_KEY"\n'
+    env_profiles(
+        e2e.env, main=("E2E_PROXY_KEY", "sk-e2e-model-key-8f0b"), tools=("E2E_MCP_KEY", key)
     )
     home = e2e.env.base / "home"
     (home / ".claude.json").write_text(
         json.dumps({"mcpServers": {"tools": {"type": "http", "url": f"{e2e.api.url}/mcp/tools"}}})
     )
-    configure = run(
-        [
-            "keybroker",
-            "claude",
-            "configure",
-            "main",
-            "--base-url",
-            e2e.api.url,
-            "--mcp-server",
-            "tools=tools",
-        ],
-        e2e.env,
+    configured = configure(
+        e2e.env, "main", "--base-url", e2e.api.url, "--mcp-server", "tools=tools"
     )
-    assert configure.code == 0, configure
+    assert configured.code == 0, configured
     session = e2e.claude(None, base_url_env=False)
     assert session.ok, session
     mcp = [r for r in e2e.api.requests if r.path == "/mcp/tools"]
@@ -551,25 +533,11 @@ def test_proxy_auth_helper_sends_the_key_as_proxy_authorization(e2e: E2E) -> Non
     --format value``, written by ``configure --proxy-auth-helper P``, prints ``Bearer <key>``.
     The fake gateway stands as the HTTP proxy (HTTP_PROXY) of a plain-http base URL."""
     model_key, proxy_key = "sk-e2e-model-1357", "sk-e2e-egress-2468"
-    e2e.env.update(E2E_PROXY_KEY=model_key, E2E_EGRESS_KEY=proxy_key)
-    e2e.env.write_config(
-        '[profiles.main]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n'
-        '[profiles.egress]\nsource = "env"\nvar = "E2E_EGRESS_KEY"\n'
+    env_profiles(e2e.env, main=("E2E_PROXY_KEY", model_key), egress=("E2E_EGRESS_KEY", proxy_key))
+    configured = configure(
+        e2e.env, "main", "--base-url", "http://gateway.invalid", "--proxy-auth-helper", "egress"
     )
-    configure = run(
-        [
-            "keybroker",
-            "claude",
-            "configure",
-            "main",
-            "--base-url",
-            "http://gateway.invalid",
-            "--proxy-auth-helper",
-            "egress",
-        ],
-        e2e.env,
-    )
-    assert configure.code == 0, configure
+    assert configured.code == 0, configured
     session = e2e.claude(
         None, base_url_env=False, extra_env={"HTTP_PROXY": e2e.api.url, "NO_PROXY": ""}
     )
@@ -604,25 +572,9 @@ def test_claude_configure_writes_settings_the_real_cli_uses(e2e: E2E, scope: str
     key = "sk-e2e-configure-3c5e7a9b"
     e2e.env["E2E_PROXY_KEY"] = key
     e2e.env.write_config('[profiles.litellm]\nsource = "env"\nvar = "E2E_PROXY_KEY"\n')
-    configure = subprocess.run(
-        [
-            exe("keybroker"),
-            "claude",
-            "configure",
-            "litellm",
-            "--scope",
-            scope,
-            "--base-url",
-            e2e.api.url,
-        ],
-        cwd=e2e.project,
-        env=dict(e2e.env),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=60,
-        check=False,
+    result = configure(
+        e2e.env, "litellm", "--scope", scope, "--base-url", e2e.api.url, cwd=e2e.project
     )
-    result = Result(configure.returncode, configure.stdout, configure.stderr)
     assert result.code == 0, result
     root, relative = SCOPE_FILES[scope]
     settings_file = (e2e.project if root == "project" else e2e.env.base / "home") / relative

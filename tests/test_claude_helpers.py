@@ -14,7 +14,6 @@ absolute executable with the argument list, no shell, stdout trimmed and parsed.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pytest
 from keybroker.claude import render
 from keybroker.errors import UsageError
 from tests.conftest import KbEnv
+from tests.fixtures.claude_settings import env_profiles, run_like_claude
 from tests.fixtures.openbao import OpenBao
 from tests.kb import SCRIPTS, Result, assert_fails, assert_key, assert_nowhere, run
 
@@ -36,9 +36,7 @@ SSO = (
 
 @pytest.fixture
 def cred_env(kb_env: KbEnv) -> KbEnv:
-    kb_env["LITELLM_KEY"] = KEY
-    kb_env.write_config('[profiles.litellm]\nsource = "env"\nvar = "LITELLM_KEY"\n' + SSO)
-    return kb_env
+    return env_profiles(kb_env, SSO, litellm=("LITELLM_KEY", KEY))
 
 
 def parse_like_claude(stdout: bytes) -> dict[str, object]:
@@ -127,24 +125,13 @@ def test_credential_interactive_non_oidc_profile_is_just_served(cred_env: KbEnv)
 
 
 # --- claude self-hosted-runner --proxy-authorization-command ---------------------------------
-def run_shell(command: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["/bin/sh", "-c", command],
-        env=env,
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_headers_value_is_the_full_proxy_authorization_value(cred_env: KbEnv) -> None:
-    proc = run_shell(f"{SCRIPTS / 'keybroker'} headers litellm --format value", cred_env)
+    proc = run_like_claude(f"{SCRIPTS / 'keybroker'} headers litellm --format value", cred_env)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"Bearer {KEY}\n".encode(), b"")
 
 
 def test_headers_value_of_a_non_auth_header_is_the_raw_key(cred_env: KbEnv) -> None:
-    proc = run_shell(
+    proc = run_like_claude(
         f"{SCRIPTS / 'keybroker'} headers litellm --format value --header X-Api-Key", cred_env
     )
     assert (proc.returncode, proc.stdout) == (0, f"{KEY}\n".encode())

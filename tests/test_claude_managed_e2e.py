@@ -22,7 +22,8 @@ from tests.e2e.cli import claude_env, run_claude
 from tests.fixtures.claude_e2e import (
     E2E,
 )
-from tests.kb import IN_CI, run
+from tests.fixtures.claude_settings import configure, env_profiles
+from tests.kb import IN_CI
 
 pytestmark = [pytest.mark.claude_e2e, pytest.mark.integration]
 fleet_keybroker = fleet.fleet_keybroker  # the fixture, under its own name
@@ -67,26 +68,20 @@ def test_the_managed_drop_in_alone_gives_claude_code_the_key(
     fleet_keybroker: Path,
 ) -> None:
     folder, prefix = private_managed_dir
-    e2e.env["E2E_MANAGED_KEY"] = KEY
-    e2e.env.write_config('[profiles.fleet]\nsource = "env"\nvar = "E2E_MANAGED_KEY"\n')
-    configure = run(
-        [
-            "keybroker",
-            "claude",
-            "configure",
-            "fleet",
-            "--scope",
-            "managed",
-            "--managed-path",
-            str(folder / "managed-settings.json"),
-            "--executable",
-            str(fleet_keybroker),
-            "--base-url",
-            e2e.api.url,
-        ],
+    env_profiles(e2e.env, fleet=("E2E_MANAGED_KEY", KEY))
+    configured = configure(
         e2e.env,
+        "fleet",
+        "--scope",
+        "managed",
+        "--managed-path",
+        str(folder / "managed-settings.json"),
+        "--executable",
+        str(fleet_keybroker),
+        "--base-url",
+        e2e.api.url,
     )
-    assert configure.code == 0, configure
+    assert configured.code == 0, configured
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == [
         "managed-settings.d",
         "managed-settings.d/keybroker.json",

@@ -17,11 +17,10 @@ import os
 import plistlib
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,9 @@ import pytest
 
 from tests.conftest import KbEnv
 from tests.e2e import fleet
+from tests.fixtures.claude_settings import configure, env_profiles, kb_in
 from tests.fixtures.users import OsUser
-from tests.kb import SCRIPTS, Result, assert_fails, run
+from tests.kb import SCRIPTS, Result, assert_fails
 
 KEY = "sk-settings-files-7d1e3a"
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX paths and modes")
@@ -39,27 +39,10 @@ fleet_keybroker = fleet.fleet_keybroker  # the fixture, under its own name
 
 @pytest.fixture
 def cc_env(kb_env: KbEnv, tmp_path: Path) -> KbEnv:
-    kb_env["LITELLM_KEY"] = KEY
     kb_env["KEYBROKER_CLAUDE_MANAGED_SETTINGS"] = str(
         tmp_path / "etc" / "claude-code" / "managed-settings.json"
     )
-    kb_env.write_config('[profiles.litellm]\nsource = "env"\nvar = "LITELLM_KEY"\n')
-    return kb_env
-
-
-def kb(env: Mapping[str, str], *args: str, cwd: Path | None = None) -> Result:
-    if cwd is None:
-        return run(["keybroker", *args], env)
-    proc = subprocess.run(
-        [str(SCRIPTS / "keybroker"), *args],
-        env=dict(env),
-        cwd=cwd,
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+    return env_profiles(kb_env, litellm=("LITELLM_KEY", KEY))
 
 
 def managed_dir(env: Mapping[str, str]) -> Path:
@@ -71,13 +54,11 @@ def drop_in(env: Mapping[str, str], name: str = "keybroker") -> Path:
 
 
 def managed(env: Mapping[str, str], exe: Path, *args: str) -> Result:
-    return kb(
-        env, "claude", "configure", "litellm", "--scope", "managed", "--executable", str(exe), *args
-    )
+    return configure(env, "litellm", "--scope", "managed", "--executable", str(exe), *args)
 
 
 def doctor(env: Mapping[str, str], cwd: Path | None = None) -> dict[str, Any]:
-    result = kb(env, "doctor", "litellm", "--json", cwd=cwd)
+    result = kb_in(env, "doctor", "litellm", "--json", cwd=cwd)
     assert result.err == b"", result
     report: dict[str, Any] = json.loads(result.out)
     return report
@@ -208,22 +189,9 @@ def test_mobileconfig_is_a_profile_for_claude_codes_preference_domain(
     cc_env: KbEnv, tmp_path: Path
 ) -> None:
     out = tmp_path / "keybroker.mobileconfig"
-    result = kb(
-        cc_env,
-        "claude",
-        "configure",
-        "litellm",
-        "--scope",
-        "managed",
-        "--base-url",
-        "https://litellm.example.com",
-        "--mobileconfig",
-        str(out),
-        "--identifier",
-        "com.example.kb",
-        "--organization",
-        "Example",
-    )
+    fleet_args = ("litellm", "--scope", "managed", "--base-url", "https://litellm.example.com")
+    profile_args = ("--identifier", "com.example.kb", "--organization", "Example")
+    result = configure(cc_env, *fleet_args, "--mobileconfig", str(out), *profile_args)
     assert result.code == 0, result
     profile = plistlib.loads(out.read_bytes())
     assert profile["PayloadType"] == "Configuration"
@@ -235,26 +203,9 @@ def test_mobileconfig_is_a_profile_for_claude_codes_preference_domain(
     assert payload["env"]["ANTHROPIC_BASE_URL"] == "https://litellm.example.com"
     assert {profile["PayloadUUID"], payload["PayloadUUID"]} != {None}
     assert not drop_in(cc_env).exists()  # the profile is for the fleet, not this machine
-    stdout = kb(
-        cc_env,
-        "claude",
-        "configure",
-        "litellm",
-        "--scope",
-        "managed",
-        "--base-url",
-        "https://litellm.example.com",
-        "--mobileconfig",
-        "-",
-        "--identifier",
-        "com.example.kb",
-        "--organization",
-        "Example",
-    )
+    stdout = configure(cc_env, *fleet_args, "--mobileconfig", "-", *profile_args)
     assert stdout.out == out.read_bytes()  # stable UUIDs: an MDM replaces, not adds
-    assert_fails(
-        kb(cc_env, "claude", "configure", "litellm", "--mobileconfig", "-"), 2, "--scope managed"
-    )
+    assert_fails(configure(cc_env, "litellm", "--mobileconfig", "-"), 2, "--scope managed")
 
 
 # --- unconfigure ---------------------------------------------------------------------------------
@@ -270,12 +221,10 @@ def test_unconfigure_restores_a_foreign_helper_replaced_with_force_byte_for_byte
     path = Path(cc_env["HOME"]) / ".claude" / "settings.json"
     path.parent.mkdir()
     path.write_bytes(ORIGINAL)
-    assert kb(cc_env, "claude", "configure", "litellm", "--force").code == 0
+    assert configure(cc_env, "litellm", "--force").code == 0
     assert (
-        kb(
+        configure(
             cc_env,
-            "claude",
-            "configure",
             "litellm",
             "--deployment",
             "bedrock",
@@ -286,10 +235,10 @@ def test_unconfigure_restores_a_foreign_helper_replaced_with_force_byte_for_byte
         == 0
     )
     assert path.read_bytes() != ORIGINAL
-    result = kb(cc_env, "claude", "unconfigure")
+    result = kb_in(cc_env, "claude", "unconfigure")
     assert result.code == 0, result
     assert path.read_bytes() == ORIGINAL
-    assert "nothing to undo" in kb(cc_env, "claude", "unconfigure").stderr
+    assert "nothing to undo" in kb_in(cc_env, "claude", "unconfigure").stderr
 
 
 def test_unconfigure_removes_files_keybroker_created_in_every_scope(
@@ -299,7 +248,7 @@ def test_unconfigure_removes_files_keybroker_created_in_every_scope(
     project.mkdir()
     user = Path(cc_env["HOME"]) / ".claude" / "settings.json"
     for scope in ("user", "local", "project"):
-        assert kb(cc_env, "claude", "configure", "litellm", "--scope", scope, cwd=project).code == 0
+        assert configure(cc_env, "litellm", "--scope", scope, cwd=project).code == 0
     assert managed(cc_env, fleet_keybroker).code == 0
     written = [
         user,
@@ -308,7 +257,7 @@ def test_unconfigure_removes_files_keybroker_created_in_every_scope(
         drop_in(cc_env),
     ]
     assert all(p.exists() for p in written)
-    result = kb(cc_env, "claude", "unconfigure", cwd=project)
+    result = kb_in(cc_env, "claude", "unconfigure", cwd=project)
     assert result.code == 0, result
     assert [p for p in written if p.exists()] == []
     assert list(project.iterdir()) == []  # the .claude keybroker created is gone too
@@ -318,15 +267,12 @@ def test_unconfigure_keeps_what_changed_by_hand_and_restores_the_rest(cc_env: Kb
     path = Path(cc_env["HOME"]) / ".claude" / "settings.json"
     path.parent.mkdir()
     path.write_text(json.dumps({"model": "opus"}))
-    assert (
-        kb(cc_env, "claude", "configure", "litellm", "--base-url", "https://gw.example.com").code
-        == 0
-    )
+    assert configure(cc_env, "litellm", "--base-url", "https://gw.example.com").code == 0
     data = json.loads(path.read_text())
     data["env"]["ANTHROPIC_BASE_URL"] = "https://other.example.com"  # edited by hand since
     data["theme"] = "dark"
     path.write_text(json.dumps(data))
-    result = kb(cc_env, "claude", "unconfigure", "--scope", "user")
+    result = kb_in(cc_env, "claude", "unconfigure", "--scope", "user")
     assert result.code == 0, result
     assert "env.ANTHROPIC_BASE_URL" in result.stderr
     assert json.loads(path.read_text()) == {
@@ -340,9 +286,9 @@ def test_unconfigure_restores_mcp_headers_helpers(cc_env: KbEnv) -> None:
     claude_json = Path(cc_env["HOME"]) / ".claude.json"
     before = json.dumps({"mcpServers": {"gh": {"type": "http", "url": "https://x/mcp"}}})
     claude_json.write_text(before)
-    assert kb(cc_env, "claude", "configure", "litellm", "--mcp-server", "gh=litellm").code == 0
+    assert configure(cc_env, "litellm", "--mcp-server", "gh=litellm").code == 0
     assert "headersHelper" in claude_json.read_text()
-    assert kb(cc_env, "claude", "unconfigure").code == 0
+    assert kb_in(cc_env, "claude", "unconfigure").code == 0
     assert claude_json.read_text() == before
 
 
@@ -350,7 +296,7 @@ def test_unconfigure_restores_mcp_headers_helpers(cc_env: KbEnv) -> None:
 def test_project_scope_says_the_helper_is_held_until_trusted(cc_env: KbEnv, tmp_path: Path) -> None:
     project = tmp_path / "proj"
     project.mkdir()
-    result = kb(cc_env, "claude", "configure", "litellm", "--scope", "project", cwd=project)
+    result = configure(cc_env, "litellm", "--scope", "project", cwd=project)
     assert result.code == 0, result
     assert "holds a helper named in project settings until this workspace is trusted" in (
         result.stderr
@@ -366,20 +312,14 @@ def test_project_scope_says_the_helper_is_held_until_trusted(cc_env: KbEnv, tmp_
 
 # --- inferenceCredentialHelper headers ----------------------------------------------------------
 def test_inference_helper_headers_are_reported_as_dropped(cc_env: KbEnv) -> None:
+    args = ["credential", "litellm", "--format", "json", "--header", "X-Api-Key: {}"]
     path = Path(cc_env["HOME"]) / ".claude" / "settings.json"
     path.parent.mkdir()
     path.write_text(
         json.dumps(
             {
                 "inferenceCredentialHelper": str(SCRIPTS / "keybroker"),
-                "inferenceCredentialHelperArgs": [
-                    "credential",
-                    "litellm",
-                    "--format",
-                    "json",
-                    "--header",
-                    "X-Api-Key: {}",
-                ],
+                "inferenceCredentialHelperArgs": args,
             }
         )
     )
@@ -387,7 +327,7 @@ def test_inference_helper_headers_are_reported_as_dropped(cc_env: KbEnv) -> None
     [line] = checks(report, "claude inference helper")
     assert not line["ok"], line
     assert "drops its headers" in line["detail"], line
-    result = kb(cc_env, "credential", "litellm", "--format", "json", "--header", "X-Api-Key: {}")
+    result = kb_in(cc_env, *args)  # the same command, run by hand
     assert result.code == 0, result
     assert "headers are not used" in result.stderr, result
 
@@ -404,32 +344,38 @@ def test_a_committed_claude_dir_link_is_never_written_through(
         repo = tmp_path / f"repo-{scope}"
         repo.mkdir()
         (repo / ".claude").symlink_to(home_claude)
-        result = kb(cc_env, "claude", "configure", "litellm", "--scope", scope, cwd=repo)
+        result = configure(cc_env, "litellm", "--scope", scope, cwd=repo)
         assert_fails(result, 2, "symlink", "does not write through it")
     assert mine.read_text() == '{"theme": "dark"}'
     assert sorted(p.name for p in home_claude.iterdir()) == ["settings.json"]
+
+
+def planted_repo(tmp_path: Path, plant: Callable[[Path], object]) -> tuple[Path, Path]:
+    """A cloned repository whose ``.claude/settings.json`` is what ``plant`` makes of it (a
+    link, a FIFO, a huge file): the repository and that path."""
+    repo = tmp_path / "repo"
+    (repo / ".claude").mkdir(parents=True)
+    target = repo / ".claude" / "settings.json"
+    plant(target)
+    return repo, target
 
 
 @pytest.mark.parametrize("planted", ["outside", "user", "devnull", "fifo"])
 def test_a_committed_settings_file_that_is_not_a_regular_file_is_refused(
     cc_env: KbEnv, tmp_path: Path, planted: str
 ) -> None:
-    repo = tmp_path / "repo"
-    (repo / ".claude").mkdir(parents=True)
-    target = repo / ".claude" / "settings.json"
     outside = tmp_path / "outside-name-the-repo-chose"
     user = Path(cc_env["HOME"]) / ".claude" / "settings.json"
     user.parent.mkdir()
     user.write_text("{}")
-    if planted == "outside":
-        target.symlink_to(outside)
-    elif planted == "user":
-        target.symlink_to(user)
-    elif planted == "devnull":
-        target.symlink_to("/dev/null")
-    else:
-        os.mkfifo(target)
-    result = kb(cc_env, "claude", "configure", "litellm", "--scope", "project", cwd=repo)
+    plants: dict[str, Callable[[Path], object]] = {
+        "outside": lambda target: target.symlink_to(outside),
+        "user": lambda target: target.symlink_to(user),
+        "devnull": lambda target: target.symlink_to("/dev/null"),
+        "fifo": os.mkfifo,
+    }
+    repo, target = planted_repo(tmp_path, plants[planted])
+    result = configure(cc_env, "litellm", "--scope", "project", cwd=repo)
     assert_fails(result, 2, "settings.json")
     assert not outside.exists()
     assert user.read_text() == "{}"
@@ -441,16 +387,13 @@ def test_a_committed_settings_file_that_is_not_a_regular_file_is_refused(
 def test_doctor_reads_a_planted_repo_settings_file_bounded_and_without_blocking(
     cc_env: KbEnv, tmp_path: Path, planted: str
 ) -> None:
-    repo = tmp_path / "repo"
-    (repo / ".claude").mkdir(parents=True)
-    target = repo / ".claude" / "settings.json"
-    if planted == "zero":
-        target.symlink_to("/dev/zero")
-    elif planted == "fifo":
-        os.mkfifo(target)
-    else:
-        target.write_bytes(b'{"a": "' + b"x" * (2 << 20) + b'"}')
-    result = kb(cc_env, "doctor", "litellm", cwd=repo)  # kb.run's 60 s timeout: no hang
+    plants: dict[str, Callable[[Path], object]] = {
+        "zero": lambda target: target.symlink_to("/dev/zero"),
+        "fifo": os.mkfifo,
+        "big": lambda target: target.write_bytes(b'{"a": "' + b"x" * (2 << 20) + b'"}'),
+    }
+    repo, _ = planted_repo(tmp_path, plants[planted])
+    result = kb_in(cc_env, "doctor", "litellm", cwd=repo)  # kb.run's 60 s timeout: no hang
     assert result.code == 1, result
     line = [ln for ln in result.stdout.splitlines() if "claude project settings" in ln]
     expected = {"zero": "is a device", "fifo": "is a FIFO", "big": "larger than 1024 KiB"}

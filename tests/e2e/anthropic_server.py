@@ -364,72 +364,38 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _events(self, body: Any, model: str | None) -> list[tuple[str, dict[str, Any]]]:
-        """The event sequence of the Messages streaming API, one text block (or tool_use)."""
+        """The event sequence of the Messages streaming API for one block: text (a ping, then
+        the text in pieces) or tool_use (its input as one JSON delta)."""
         message = self._message(body, model)
-        if message["stop_reason"] == "tool_use":
-            block = message.pop("content")[0]
-            message.update(content=[], stop_reason=None)
-            arguments = json.dumps(block["input"])
-            return [
-                ("message_start", {"type": "message_start", "message": message}),
-                (
-                    "content_block_start",
-                    {
-                        "type": "content_block_start",
-                        "index": 0,
-                        "content_block": {**block, "input": {}},
-                    },
-                ),
-                (
-                    "content_block_delta",
-                    {
-                        "type": "content_block_delta",
-                        "index": 0,
-                        "delta": {"type": "input_json_delta", "partial_json": arguments},
-                    },
-                ),
-                ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-                (
-                    "message_delta",
-                    {
-                        "type": "message_delta",
-                        "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                        "usage": {"output_tokens": 5},
-                    },
-                ),
-                ("message_stop", {"type": "message_stop"}),
-            ]
-        text = message.pop("content")[0]["text"]
+        block = message.pop("content")[0]
+        stop_reason = message["stop_reason"]
         message.update(content=[], stop_reason=None)
-        message["usage"] = {"input_tokens": 12, "output_tokens": 1}
+        ping: list[tuple[str, dict[str, Any]]] = []
+        if stop_reason == "tool_use":
+            start = {**block, "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": json.dumps(block["input"])}]
+        else:
+            message["usage"] = {"input_tokens": 12, "output_tokens": 1}
+            start = {"type": "text", "text": ""}
+            ping.append(("ping", {"type": "ping"}))
+            deltas = [{"type": "text_delta", "text": piece} for piece in _pieces(block["text"])]
         return [
             ("message_start", {"type": "message_start", "message": message}),
             (
                 "content_block_start",
-                {
-                    "type": "content_block_start",
-                    "index": 0,
-                    "content_block": {"type": "text", "text": ""},
-                },
+                {"type": "content_block_start", "index": 0, "content_block": start},
             ),
-            ("ping", {"type": "ping"}),
+            *ping,
             *(
-                (
-                    "content_block_delta",
-                    {
-                        "type": "content_block_delta",
-                        "index": 0,
-                        "delta": {"type": "text_delta", "text": piece},
-                    },
-                )
-                for piece in _pieces(text)
+                ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+                for delta in deltas
             ),
             ("content_block_stop", {"type": "content_block_stop", "index": 0}),
             (
                 "message_delta",
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
                     "usage": {"output_tokens": 5},
                 },
             ),

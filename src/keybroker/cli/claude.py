@@ -16,6 +16,13 @@ from pathlib import Path
 
 import click
 
+from keybroker.cli.claude_options import (
+    SCOPES,
+    deployment_option,
+    drop_in_option,
+    managed_path_option,
+    project_dir_option,
+)
 from keybroker.cli.errors import config_option, debug_option, handles_errors
 
 _SCOPE_HELP = (
@@ -47,26 +54,14 @@ def claude() -> None:
 
 @claude.command("configure")
 @click.argument("profile")
-@click.option(
-    "--scope",
-    type=click.Choice(("user", "project", "local", "managed")),
-    default="user",
-    show_default=True,
-    help=_SCOPE_HELP,
+@click.option("--scope", type=SCOPES, default="user", show_default=True, help=_SCOPE_HELP)
+@managed_path_option(
+    "With --scope managed: the managed-settings.json whose folder gets the "
+    "drop-in managed-settings.d/NAME.json (the file itself is never edited)."
 )
-@click.option(
-    "--managed-path",
-    type=click.Path(dir_okay=False),
-    help="With --scope managed: the managed-settings.json whose folder gets the "
-    "drop-in managed-settings.d/NAME.json (the file itself is never edited).",
-)
-@click.option(
-    "--drop-in",
-    default="keybroker",
-    show_default=True,
-    metavar="NAME",
-    help="With --scope managed: the drop-in's name (managed-settings.d/NAME.json; "
-    "Claude Code merges drop-ins in name order, the last one wins).",
+@drop_in_option(
+    "With --scope managed: the drop-in's name (managed-settings.d/NAME.json; "
+    "Claude Code merges drop-ins in name order, the last one wins)."
 )
 @click.option(
     "--mobileconfig",
@@ -81,13 +76,7 @@ def claude() -> None:
     help="With --mobileconfig: the profile's PayloadIdentifier (reverse DNS).",
 )
 @click.option("--organization", help="With --mobileconfig: PayloadOrganization.")
-@click.option(
-    "--deployment",
-    type=click.Choice(("anthropic", "bedrock", "vertex")),
-    default="anthropic",
-    show_default=True,
-    help="Which API the proxy speaks (Claude Code's LLM-gateway guide).",
-)
+@deployment_option("Which API the proxy speaks (Claude Code's LLM-gateway guide).")
 @click.option(
     "--base-url",
     help="The proxy's URL for this deployment (e.g. LiteLLM's "
@@ -123,11 +112,7 @@ def claude() -> None:
     help="Set headersHelper of the existing MCP server NAME (in this scope's MCP "
     "file) to 'keybroker headers PROFILE'; repeatable.",
 )
-@click.option(
-    "--project-dir",
-    type=click.Path(file_okay=False),
-    help="Project root for --scope project/local (default: the current directory).",
-)
+@project_dir_option
 @click.option(
     "--executable",
     help="Command to put in apiKeyHelper instead of this keybroker "
@@ -182,8 +167,8 @@ def configure(
     from keybroker.redact import emit  # noqa: PLC0415
 
     env = environment(config_path)
-    cache, _ = open_cache(env)
-    load_config(env, cache).profile(profile)  # an unknown profile fails here, not in Claude
+    config = load_config(env, open_cache(env)[0])
+    config.profile(profile)  # an unknown profile fails here, not in Claude Code
     if base_url is not None and not base_url.startswith(("https://", "http://")):
         raise UsageError(f"--base-url must be an http(s) URL, got {base_url!r}")
     if deployment != "anthropic" and not base_url:
@@ -200,7 +185,7 @@ def configure(
         raise UsageError("--mobileconfig goes with --scope managed (it carries managed settings)")
     mapping = mcp.parse_mapping(mcp_servers)
     for prof in {*mapping.values(), *([proxy_auth_helper] if proxy_auth_helper else [])}:
-        load_config(env, cache).profile(prof)
+        config.profile(prof)
     wanted = configure_mod.Wanted(
         profile=profile,
         scope=scope,
@@ -260,26 +245,12 @@ def configure(
     "--scope",
     "scopes",
     multiple=True,
-    type=click.Choice(("user", "project", "local", "managed")),
+    type=SCOPES,
     help="Only this scope (repeatable; default: every scope keybroker wrote).",
 )
-@click.option(
-    "--managed-path",
-    type=click.Path(dir_okay=False),
-    help="With --scope managed: the managed-settings.json beside the drop-in folder.",
-)
-@click.option(
-    "--drop-in",
-    default="keybroker",
-    show_default=True,
-    metavar="NAME",
-    help="The managed drop-in's name (managed-settings.d/NAME.json).",
-)
-@click.option(
-    "--project-dir",
-    type=click.Path(file_okay=False),
-    help="Project root for --scope project/local (default: the current directory).",
-)
+@managed_path_option("With --scope managed: the managed-settings.json beside the drop-in folder.")
+@drop_in_option("The managed drop-in's name (managed-settings.d/NAME.json).")
+@project_dir_option
 @config_option
 @debug_option
 @handles_errors

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from keybroker.cli.claude_options import deployment_option, managed_path_option
 from keybroker.cli.errors import config_option, debug_option, handles_errors
 from keybroker.diagnose import (
     check_cache_dir,
@@ -89,18 +90,8 @@ def _outside_doctor(fix: str) -> str:
     metavar="URL",
     help="Send a deliberately invalid key to the gateway and check it answers 401.",
 )
-@click.option(
-    "--deployment",
-    type=click.Choice(("anthropic", "bedrock", "vertex")),
-    default="anthropic",
-    show_default=True,
-    help="The API --probe-gateway speaks.",
-)
-@click.option(
-    "--managed-path",
-    type=click.Path(dir_okay=False),
-    help="The managed-settings.json to read (default: the platform's).",
-)
+@deployment_option("The API --probe-gateway speaks.")
+@managed_path_option("The managed-settings.json to read (default: the platform's).")
 @config_option
 @debug_option
 @handles_errors
