@@ -1199,8 +1199,7 @@ def test_no_cache_context_logs_in_afresh(bao: OpenBao, kb_env: KbEnv) -> None:
     aux = CacheAux(Cache.open(env), "vault")
 
     def fetch(no_cache: bool) -> str:
-        ctx = FetchContext(Deadline(20), env, aux)
-        ctx.no_cache = no_cache
+        ctx = FetchContext(Deadline(20), env, aux, no_cache=no_cache)
         return SOURCE.fetch(Request("vault", settings), ctx).value
 
     assert fetch(False) == key

@@ -115,11 +115,11 @@ class Refresh:
         with self.cache.lock(self.eid, self.deadline, wait=False) as lock:
             if lock.held:
                 probe = Deadline(min(outage.PROBE_BUDGET, max(self.deadline.remaining(), 0.0)))
-                self.ctx.deadline = probe
+                self.ctx = self.ctx._replace(deadline=probe)
                 try:
                     return self.locked(lock)
                 finally:
-                    self.ctx.deadline = self.deadline
+                    self.ctx = self.ctx._replace(deadline=self.deadline)
         entry = self.current() or entry
         if not _valid(entry, self.policy):
             return self.go_waiting()

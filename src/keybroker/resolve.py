@@ -110,9 +110,12 @@ def _resolve(
 
     storage = "none" if no_cache else request.options.storage
     if storage == "none":
-        ctx = FetchContext(deadline, env, None, debug, interactive, no_cache=no_cache)
-        if request.options.storage == "disk" or cache is not None:
-            ctx.aux = _aux(env, source.name, cache)
+        aux = (
+            _aux(env, source.name, cache)
+            if request.options.storage == "disk" or cache is not None
+            else None
+        )
+        ctx = FetchContext(deadline, env, aux, debug, interactive, no_cache=no_cache)
         secret = fetch(source, request, ctx, timer)
         reason = "--no-cache" if no_cache else 'storage = "none"'
         return fresh_outcome(secret, "bypass", reason, request, label, None, policy, timer, env)

@@ -17,7 +17,7 @@ from typing import Any, Literal, NamedTuple, Protocol, get_args, runtime_checkab
 
 from keybroker.errors import UsageError
 from keybroker.model import AuxEntry, Deadline, Request, Secret
-from keybroker.redact import sensitive
+from keybroker.redact import masked_repr, sensitive
 
 __all__ = [
     "BUILTINS",
@@ -138,7 +138,7 @@ class NoIdentity:
 IdentityInputs = Sequence[tuple[str, str]] | NoIdentity
 
 
-class FetchContext:
+class FetchContext(NamedTuple):
     """What a fetch may use: the deadline, the environment, side storage, flags.
 
     - ``aux``: encrypted side storage for the source's own credentials (None: nothing kept);
@@ -146,37 +146,22 @@ class FetchContext:
     - ``no_cache``: ``--no-cache``: cached machine logins (AppRole/JWT tokens, role
       credentials) are not reused; a person's own login is (a helper cannot prompt).
 
-    A plain class (the core swaps ``deadline`` for a probe's shorter one, and sets ``aux``),
-    not a dataclass: it loads on every miss (:mod:`keybroker.model` says why that counts).
+    Immutable, like the other values of a miss (:mod:`keybroker.model` says why they are
+    ``NamedTuple`` classes): a source cannot change the call's deadline; the core gives a
+    probe its shorter one with ``_replace``.
     """
 
-    __slots__ = ("aux", "deadline", "debug", "env", "interactive", "no_cache", "progress")
-
-    def __init__(
-        self,
-        deadline: Deadline,
-        env: Mapping[str, str],
-        aux: AuxStore | None = None,
-        debug: bool = False,
-        interactive: bool = False,
-        progress: Callable[[str], None] | None = None,
-        no_cache: bool = False,
-    ) -> None:
-        self.deadline = deadline
-        self.env = env
-        self.aux = aux
-        self.debug = debug
-        self.interactive = interactive
-        self.progress = progress
-        self.no_cache = no_cache
+    deadline: Deadline
+    env: Mapping[str, str]
+    aux: AuxStore | None = None
+    debug: bool = False
+    interactive: bool = False
+    progress: Callable[[str], None] | None = None
+    no_cache: bool = False
 
     def __repr__(self) -> str:
-        # env holds tokens (VAULT_TOKEN, CI_JOB_JWT): its names may show, never its values
-        return (
-            f"FetchContext(deadline={self.deadline!r}, env=<{len(self.env)} variables>, "
-            f"aux={self.aux!r}, debug={self.debug}, interactive={self.interactive}, "
-            f"no_cache={self.no_cache})"
-        )
+        # env holds tokens (VAULT_TOKEN, CI_JOB_JWT): never its values
+        return masked_repr(self, "env")
 
     def timeout(self, step: float | None = None) -> float:
         return self.deadline.timeout(step)
