@@ -153,5 +153,5 @@ def timings(sb: Sandbox, be: Backends, report: Report, runs: int) -> None:
     ]
     s = measure(cold, max(10, runs // 2))
     cv, hv, ca, bo = (report.timing(SECTION_COLD, s[c.name]) for c in cold)
-    report.ratio(SECTION_COLD, "vault cold / plain hvac script", cv, hv, at_most=1.15)
+    report.ratio(SECTION_COLD, "vault cold / plain hvac script", cv, hv, at_most=1.1)
     report.ratio(SECTION_COLD, "aws cold / plain boto3 script", ca, bo, at_most=1.15)
