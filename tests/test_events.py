@@ -8,6 +8,7 @@ import json
 import secrets
 import time
 
+from keybroker import events
 from tests.conftest import KbEnv
 from tests.kb import assert_fails, assert_key, assert_nowhere, complete, plant, run
 
@@ -114,3 +115,12 @@ def test_a_profile_name_with_escapes_is_shown_as_text_everywhere(kb_env: KbEnv) 
             assert raw.encode() not in result.out + result.err, result
     assert "x\\x1b]0;owned\\x07" in outputs[0].stdout, outputs[0]
     assert "x\\x1b]0;owned\\x07" in outputs[3].stdout, outputs[3]
+
+
+def test_rendered_events_line_up_whatever_their_kind() -> None:
+    lines = [
+        events.render({"ts": 0, "kind": kind, "profile": "litellm", "message": "m"})
+        for kind in events.KINDS
+    ]
+    columns = {line.index(" litellm ") for line in lines}
+    assert len(columns) == 1, lines

@@ -32,6 +32,8 @@ KINDS = (
     "short-lived",  # the key lives less than Claude Code's TTL + margin
     "repeat-unavailable",  # no process table answers: a re-run after a 401 is unrecognisable
 )
+#: The kind column of :func:`render`: as wide as the longest kind, so columns line up.
+KIND_WIDTH = max(len(kind) for kind in KINDS)
 
 
 def log_path(env: Mapping[str, str]) -> str:
@@ -127,4 +129,4 @@ def render(event: Mapping[str, Any]) -> str:
     kind = neutralise(str(event.get("kind") or "?"), 40)
     who = neutralise(str(event.get("profile") or "-"), 80)
     message = neutralise(scrub(str(event.get("message") or "")))
-    return f"{stamp}  {kind:<14} {who:<16} {message}"
+    return f"{stamp}  {kind:<{KIND_WIDTH}} {who:<16} {message}"
