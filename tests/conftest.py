@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import freezegun
 import pytest
 
 from tests import scripted
@@ -21,6 +22,11 @@ pytest_plugins = [  # a plugin before the plugins that import it (assertion rewr
     "tests.fixtures.vault_setup",
     "tests.fixtures.install",
 ]
+
+
+# pytest times each phase with the clock: a test that freezes it (freezegun) for its whole run
+# would otherwise be reported as lasting decades in --durations.
+freezegun.configure(extend_ignore_list=["_pytest"])
 
 
 class KbEnv(dict[str, str]):
