@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from keybroker.claude import precedence
-from keybroker.claude.policy import PREFERENCES_ENV, managed_sources
+from keybroker.claude.policy import PREFERENCES_ENV, managed_sources, plist_paths
 from keybroker.errors import ConfigError
 from tests.conftest import KbEnv
 from tests.e2e import fleet
@@ -207,14 +207,15 @@ def windows_view(
 def test_hklm_beats_the_managed_settings_file(mdm_env: KbEnv) -> None:
     managed = Path(mdm_env["KEYBROKER_CLAUDE_MANAGED_SETTINGS"])
     managed.parent.mkdir(parents=True)
-    managed.write_text(json.dumps({"apiKeyHelper": "/opt/file-helper", "env": {TTL: "60000"}}))
-    hklm = json.dumps({"apiKeyHelper": HELPER, "env": {TTL: "3600000"}})
+    managed.write_text(json.dumps({"apiKeyHelper": HELPER, "env": {TTL: "60000"}}))
+    hklm = json.dumps({"apiKeyHelper": "/opt/corp/hklm-helper", "env": {TTL: "3600000"}})
     eff, checks = windows_view(mdm_env, {"HKLM": hklm})
-    assert (eff.helper, eff.ttl_ms) == (HELPER, 3_600_000)
+    assert (eff.helper, eff.ttl_ms) == ("/opt/corp/hklm-helper", 3_600_000)
     assert str(eff.helper_path).startswith(HKLM)
     assert eff.as_json()["managed_source"].startswith(HKLM)
     [shadowed] = [c for c in checks if not c.ok and str(managed) in c.detail]
     assert HKLM in shadowed.detail
+    assert shadowed.fix.startswith(rf"put apiKeyHelper in {HKLM}\Settings"), shadowed.fix
 
 
 def test_hkcu_is_used_only_without_an_admin_source(mdm_env: KbEnv) -> None:
@@ -259,6 +260,13 @@ def test_plists_are_not_read_on_linux_without_the_override(mdm_env: KbEnv) -> No
     assert [s.where for s in managed_sources("darwin", env, root=root)] == [
         str(plist_path(mdm_env, per_user=False))
     ]
+
+
+@pytest.mark.parametrize("user", ["", ".", "..", "a/b", "x\x1b", "x\n"])
+def test_a_user_name_claude_code_would_not_use_reads_only_the_device_plist(
+    tmp_path: Path, user: str
+) -> None:
+    assert [p for p, _ in plist_paths(tmp_path, user)] == [tmp_path / f"{DOMAIN}.plist"]
 
 
 # --- configure --scope managed -------------------------------------------------------------

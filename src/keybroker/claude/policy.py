@@ -74,8 +74,10 @@ def plist_paths(root: Path, user: str) -> list[tuple[Path, str]]:
     out: list[tuple[Path, str]] = []
     unsafe = any(c == "/" or ord(c) < 0x20 or ord(c) == 0x7F for c in user)
     if user not in ("", ".", "..") and not unsafe:
-        out.append((root / user / f"{DOMAIN}.plist", "per-user managed preferences (MDM)"))
-    out.append((root / f"{DOMAIN}.plist", "device managed preferences (MDM)"))
+        out.append(
+            (root / user / f"{DOMAIN}.plist", "per-user managed preferences from an MDM profile")
+        )
+    out.append((root / f"{DOMAIN}.plist", "device managed preferences from an MDM profile"))
     return out
 
 

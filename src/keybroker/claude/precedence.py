@@ -306,36 +306,41 @@ def _managed_source(eff: Effective) -> Check:
     if winner.kind == "file":
         what = "managed-settings.json and its managed-settings.d/ drop-ins"
     else:
-        what = f"{winner.label}; Claude Code ignores every other managed source"
+        what = f"{winner.label}: Claude Code ignores every other managed source"
     return Check(True, label, f"{winner.path} ({what})")
 
 
-def _ignored(layer: Layer) -> list[Check]:
-    """A managed source Claude Code does not read because a higher one exists (first wins)."""
+def _ignored(layer: Layer, winner: str) -> list[Check]:
+    """A managed source Claude Code does not read because a higher one exists (first wins).
+
+    ``winner`` is the kind of the source in effect ("plist", "registry" or "file"): the fix
+    says how to move the helper there, or to remove it.
+    """
     label = f"claude {layer.scope} settings"
     if layer.data is None and layer.error is None:
         return [Check(True, label, f"{layer.path} (none)")]
+    what = "this file" if layer.kind == "file" else "this source"
     detail = (
-        f"{layer.path}: Claude Code ignores this file: it takes all managed settings from "
-        f"{layer.ignored_by} (the first managed source that exists wins)"
-        if layer.kind == "file"
-        else f"{layer.path}: ignored: Claude Code takes all managed settings from "
+        f"{layer.path}: Claude Code ignores {what}: it takes all managed settings from "
         f"{layer.ignored_by} (the first managed source that exists wins)"
     )
     helper = (layer.data or {}).get("apiKeyHelper")
     if layer.kind != "file" and not helper:
         return [Check(True, label, detail)]
-    if helper and parse_helper(helper) is not None:
+    remove = {
+        "plist": "remove the profile",
+        "registry": f"delete {layer.ignored_by}",
+        "file": f"remove {layer.ignored_by}",
+    }[winner]
+    if not helper or parse_helper(helper) is None:
+        fix = f"move these settings into {layer.ignored_by}, or {remove}"
+    elif winner == "plist":
         fix = (
-            f"put apiKeyHelper in {layer.ignored_by} (keybroker claude configure PROFILE "
-            "--scope managed --mobileconfig FILE makes a profile carrying it; for a registry "
-            "policy, set the Settings value), or remove the profile"
+            "put apiKeyHelper in the MDM profile (keybroker claude configure PROFILE --scope "
+            f"managed --mobileconfig FILE makes one; upload it to your MDM), or {remove}"
         )
     else:
-        fix = (
-            f"move these settings into {layer.ignored_by}, or remove the profile/policy "
-            "so Claude Code reads the managed files again"
-        )
+        fix = f"put apiKeyHelper in {layer.ignored_by} (the same settings JSON), or {remove}"
     return [Check(False, label, detail, fix)]
 
 
@@ -344,7 +349,8 @@ def _scope_checks(
 ) -> list[Check]:
     label = f"claude {layer.scope} settings"
     if layer.ignored_by:
-        return _ignored(layer)
+        [winner] = [w for w in eff.layers if str(w.path) == layer.ignored_by]
+        return _ignored(layer, winner.kind)
     if layer.error is not None:
         return [Check(False, label, layer.error.message, layer.error.hint or "")]
     if layer.data is None:
