@@ -139,6 +139,18 @@ def test_a_device_profile_shadows_keybrokers_drop_in(mdm_env: KbEnv) -> None:
     assert f"✗ claude managed settings: {mine}" in text.stdout, text.stdout
 
 
+def test_a_drop_in_beside_a_profile_that_runs_keybroker_is_an_unused_copy(
+    mdm_env: KbEnv,
+) -> None:
+    put_plist(mdm_env, {"apiKeyHelper": HELPER}, per_user=True)
+    mine = drop_in(mdm_env, {"apiKeyHelper": HELPER})
+    code, report = doctor_json(mdm_env)
+    assert code == 1
+    [unused] = failures(report)
+    assert unused["detail"].startswith(f"{mine}: Claude Code ignores this file")
+    assert "keybroker claude unconfigure --scope managed" in unused["fix"]
+
+
 def test_the_per_user_profile_beats_the_device_profile(mdm_env: KbEnv) -> None:
     device = put_plist(mdm_env, {"apiKeyHelper": "/opt/corp/device-helper"})
     user = put_plist(mdm_env, {"apiKeyHelper": HELPER}, per_user=True)

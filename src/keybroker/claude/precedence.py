@@ -19,6 +19,7 @@ from keybroker.claude.deployments import INFERENCE_ARGS, INFERENCE_HELPER, OVERR
 from keybroker.claude.helpers import parse_helper
 from keybroker.claude.policy import PolicySource, RegistryReader, managed_sources
 from keybroker.claude.settings import (
+    DROP_IN_DIR,
     PRECEDENCE,
     drop_ins,
     git_root,
@@ -297,12 +298,19 @@ def _managed_trust(stack: list[Layer]) -> list[Check]:
     return checks
 
 
+def _layer_at(eff: Effective, where: str) -> Layer:
+    """The managed layer read from ``where`` (a path or registry value's name)."""
+    return next(
+        layer for layer in eff.layers if layer.scope == "managed" and str(layer.path) == where
+    )
+
+
 def _managed_source(eff: Effective) -> Check:
     """Which managed source Claude Code takes ALL its managed settings from."""
     label = "claude managed source"
     if eff.managed_source is None:
         return Check(True, label, "none (no MDM profile, policy or managed-settings.json)")
-    [winner] = [layer for layer in eff.layers if str(layer.path) == eff.managed_source]
+    winner = _layer_at(eff, eff.managed_source)
     if winner.kind == "file":
         what = "managed-settings.json and its managed-settings.d/ drop-ins"
     else:
@@ -310,12 +318,14 @@ def _managed_source(eff: Effective) -> Check:
     return Check(True, label, f"{winner.path} ({what})")
 
 
-def _ignored(layer: Layer, winner: str) -> list[Check]:
+def _ignored(layer: Layer, source: Layer) -> list[Check]:
     """A managed source Claude Code does not read because a higher one exists (first wins).
 
-    ``winner`` is the kind of the source in effect ("plist", "registry" or "file"): the fix
-    says how to move the helper there, or to remove it.
+    ``source`` is the one in effect (a plist, a registry value or the files): the fix says
+    how to move the helper there, to remove it, or (when ``source`` already runs keybroker)
+    to remove the ignored copy.
     """
+    winner = source.kind
     label = f"claude {layer.scope} settings"
     if layer.data is None and layer.error is None:
         return [Check(True, label, f"{layer.path} (none)")]
@@ -332,7 +342,13 @@ def _ignored(layer: Layer, winner: str) -> list[Check]:
         "registry": f"delete {layer.ignored_by}",
         "file": f"remove {layer.ignored_by}",
     }[winner]
-    if not helper or parse_helper(helper) is None:
+    if helper and parse_helper((source.data or {}).get("apiKeyHelper")) is not None:
+        fix = f"{layer.ignored_by} already runs keybroker; remove this unused copy" + (
+            " (keybroker claude unconfigure --scope managed)"
+            if layer.kind == "file" and layer.path.parent.name == DROP_IN_DIR
+            else ""
+        )
+    elif not helper or parse_helper(helper) is None:
         fix = f"move these settings into {layer.ignored_by}, or {remove}"
     elif winner == "plist":
         fix = (
@@ -349,8 +365,7 @@ def _scope_checks(
 ) -> list[Check]:
     label = f"claude {layer.scope} settings"
     if layer.ignored_by:
-        [winner] = [w for w in eff.layers if str(w.path) == layer.ignored_by]
-        return _ignored(layer, winner.kind)
+        return _ignored(layer, _layer_at(eff, layer.ignored_by))
     if layer.error is not None:
         return [Check(False, label, layer.error.message, layer.error.hint or "")]
     if layer.data is None:
