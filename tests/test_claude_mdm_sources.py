@@ -201,6 +201,18 @@ def test_profile_values_are_shown_neutralised(mdm_env: KbEnv) -> None:
     assert report["claude"]["api_key_helper"] == helper
 
 
+def test_a_key_in_the_profile_env_is_named_never_shown(mdm_env: KbEnv) -> None:
+    secret = "sk-ant-profile-secret-9c1e"
+    path = put_plist(mdm_env, {"apiKeyHelper": HELPER, "env": {"ANTHROPIC_API_KEY": secret}})
+    text = kb_in(mdm_env, "doctor", "litellm")
+    code, report = doctor_json(mdm_env)
+    assert (text.code, code) == (1, 1)
+    [bad] = [c for c in failures(report) if c["label"] == "claude credentials"]
+    assert f"ANTHROPIC_API_KEY is set in the managed settings ({path})" in bad["detail"]
+    assert secret.encode() not in text.out + text.err
+    assert secret not in json.dumps(report)
+
+
 # --- Windows: the registry through a fake reader ------------------------------------------
 
 
