@@ -309,3 +309,17 @@ def test_configure_managed_warns_when_a_profile_exists(
     assert f"keybroker: warning: {profile} exists" in result.stderr, result.stderr
     assert "ignores" in result.stderr
     assert "--mobileconfig" in result.stderr
+
+
+def test_configure_managed_warns_about_other_accounts_profiles(
+    mdm_env: KbEnv, fleet_keybroker: Path
+) -> None:
+    for name in ("alice", "bob"):
+        folder = Path(mdm_env[PREFERENCES_ENV]) / name
+        folder.mkdir(parents=True)
+        (folder / f"{DOMAIN}.plist").write_bytes(plistlib.dumps({"permissions": {}}))
+    args = ("litellm", "--scope", "managed", "--executable", str(fleet_keybroker))
+    result = configure(mdm_env, *args)
+    assert result.code == 0, result
+    assert "per-user managed preferences (MDM profiles) exist for alice, bob" in result.stderr
+    assert "ignores" in result.stderr

@@ -57,7 +57,7 @@ class PolicySource:
     error: ConfigError | None = None
 
 
-def _username() -> str:
+def username() -> str:
     """The account name Claude Code uses (Node's ``os.userInfo()``: the effective uid's)."""
     if sys.platform == "win32":
         return ""
@@ -163,6 +163,46 @@ def _registry_source(hive: str, read: RegistryReader) -> PolicySource | None:
         return PolicySource("registry", where, label, admin, None, exc)
 
 
+def _root(platform: str, env: Mapping[str, str] | None, root: Path | None) -> Path | None:
+    """The managed-preferences folder to read, None when plists are not read here."""
+    chosen = root or (Path(env[PREFERENCES_ENV]) if env and env.get(PREFERENCES_ENV) else None)
+    if chosen is None and platform == "darwin":
+        return PREFERENCES_ROOT
+    return chosen
+
+
+def per_user_profiles(
+    platform: str | None = None,
+    env: Mapping[str, str] | None = None,
+    root: Path | None = None,
+    limit: int = 1000,
+) -> list[str]:
+    """The accounts that have a per-user Claude Code profile (first ``limit`` folders looked at).
+
+    ``configure --scope managed`` runs as root, whose own per-user profile says nothing about
+    the other accounts: each of these makes that account's Claude Code ignore the drop-in.
+    """
+    folder = _root(platform or sys.platform, env, root)
+    if folder is None:
+        return []
+    names: list[str] = []
+    try:
+        with os.scandir(folder) as entries:
+            for count, entry in enumerate(entries):
+                if count >= limit:
+                    break
+                usable = len(plist_paths(folder, entry.name)) == 2  # a name Claude Code uses
+                if (
+                    usable
+                    and entry.is_dir(follow_symlinks=False)
+                    and os.path.lexists(Path(entry.path) / f"{DOMAIN}.plist")
+                ):
+                    names.append(entry.name)
+    except OSError:
+        return []
+    return sorted(names)
+
+
 def managed_sources(
     platform: str | None = None,
     env: Mapping[str, str] | None = None,
@@ -178,10 +218,10 @@ def managed_sources(
     Claude Code uses), so doctor can say which one is ignored.
     """
     platform = platform or sys.platform
-    chosen = root or (Path(env[PREFERENCES_ENV]) if env and env.get(PREFERENCES_ENV) else None)
+    folder = _root(platform, env, root)
     out: list[PolicySource] = []
-    if platform == "darwin" or chosen is not None:
-        for path, label in plist_paths(chosen or PREFERENCES_ROOT, user or _username()):
+    if folder is not None:
+        for path, label in plist_paths(folder, username() if user is None else user):
             try:
                 data = read_plist(path)
             except ConfigError as exc:
