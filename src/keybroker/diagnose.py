@@ -304,7 +304,7 @@ def check_claude_settings(
     helpers = [
         str(layer.data["apiKeyHelper"])
         for layer in stack
-        if layer.data and layer.data.get("apiKeyHelper")
+        if layer.data and layer.data.get("apiKeyHelper") and not layer.ignored_by
     ]
     return checks, helpers, eff
 

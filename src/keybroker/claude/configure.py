@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from keybroker.claude import deployments as dep
-from keybroker.claude import files, helpers, managed, record, settings
+from keybroker.claude import files, helpers, managed, policy, record, settings
 from keybroker.errors import ConfigError, UsageError
 
 Say = Callable[[str], None]
@@ -201,6 +201,24 @@ def managed_checks(env: Mapping[str, str], req: Request, say: Say) -> None:
             managed.check_executable(str(req.fragment[key]))
     if dep.INFERENCE_HELPER in req.fragment:
         managed.check_executable(str(req.fragment[dep.INFERENCE_HELPER]))
+    shadowing = [s for s in policy.managed_sources(env=env) if s.admin]
+    accounts = [u for u in policy.per_user_profiles(env=env) if u != policy.username()]
+    fix = (
+        "put apiKeyHelper in the profile (keybroker claude configure PROFILE --scope managed "
+        "--mobileconfig FILE) or remove the profile"
+    )
+    if shadowing:  # first source wins: Claude Code never reads the drop-in written below
+        say(
+            f"keybroker: warning: {shadowing[0].where} exists ({shadowing[0].label}): Claude "
+            f"Code takes all managed settings from it and ignores {mine}; {fix}"
+        )
+    elif accounts:  # root's own profile says nothing about the other accounts'
+        more = f" and {len(accounts) - 5} more" if len(accounts) > 5 else ""
+        shown = ", ".join(accounts[:5]) + more
+        say(
+            f"keybroker: warning: per-user managed preferences (MDM profiles) exist for {shown}: "
+            f"their Claude Code takes all managed settings from those and ignores {mine}; {fix}"
+        )
     # the helper a later drop-in sets wins over ours: say so now rather than in doctor
     later = [p for p in settings.drop_ins(directory) if p.name > mine.name]
     for path in later:
