@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import KbEnv
 from tests.e2e.anthropic_server import AnthropicServer
+from tests.fixtures.claude_settings import in_a_project
 from tests.kb import SCRIPTS, Result, run
 
 KEY = "sk-doctor-precedence-3e5a7c9b"
@@ -27,11 +28,8 @@ HELPER = f"{shlex.quote(str(SCRIPTS / 'keybroker'))} get good"
 
 @pytest.fixture
 def lint_env(kb_env: KbEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> KbEnv:
-    project = tmp_path / "project"
-    project.mkdir()
-    monkeypatch.chdir(project)  # project/local scopes come from the cwd
+    in_a_project(kb_env, tmp_path, monkeypatch, tmp_path / "managed-settings.json")
     kb_env["GOOD_KEY"] = KEY
-    kb_env["KEYBROKER_CLAUDE_MANAGED_SETTINGS"] = str(tmp_path / "managed-settings.json")
     kb_env.write_config('[profiles.good]\nsource = "env"\nvar = "GOOD_KEY"\n')
     return kb_env
 

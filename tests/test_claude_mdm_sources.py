@@ -28,7 +28,7 @@ from keybroker.claude.policy import PREFERENCES_ENV, managed_sources, plist_path
 from keybroker.errors import ConfigError
 from tests.conftest import KbEnv
 from tests.e2e import fleet
-from tests.fixtures.claude_settings import configure, env_profiles, kb_in
+from tests.fixtures.claude_settings import configure, env_profiles, in_a_project, kb_in
 from tests.kb import SCRIPTS
 
 fleet_keybroker = fleet.fleet_keybroker  # the fixture, under its own name
@@ -42,12 +42,8 @@ HKLM = r"HKLM\SOFTWARE\Policies\ClaudeCode"
 
 @pytest.fixture
 def mdm_env(kb_env: KbEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> KbEnv:
-    project = tmp_path / "project"
-    project.mkdir()
-    monkeypatch.chdir(project)
-    kb_env["KEYBROKER_CLAUDE_MANAGED_SETTINGS"] = str(
-        tmp_path / "etc" / "claude-code" / "managed-settings.json"
-    )
+    managed = tmp_path / "etc" / "claude-code" / "managed-settings.json"
+    in_a_project(kb_env, tmp_path, monkeypatch, managed)
     kb_env[PREFERENCES_ENV] = str(tmp_path / "Managed Preferences")
     return env_profiles(kb_env, litellm=("LITELLM_KEY", KEY))
 
