@@ -401,6 +401,7 @@ def test_token_env_setting(bao: OpenBao, kb_env: KbEnv) -> None:
     assert_fails(unset, 2, "token_env names $CI_VAULT_TOKEN, which is not set")
 
 
+@pytest.mark.serial  # a 2 s deadline: slow start-up says 'gave up'
 def test_unreachable_closed_port_exit_3(kb_env: KbEnv) -> None:
     port = free_port()  # nothing listens there
     env = dict(
