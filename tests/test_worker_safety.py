@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -81,3 +82,53 @@ def test_a_closed_port_stays_closed_to_other_processes() -> None:
         with pytest.raises(OSError) as taken:
             other.bind(("127.0.0.1", port))
     assert taken.value.errno == errno.EADDRINUSE
+
+
+SUITE = """
+import os
+
+import pytest
+
+
+@pytest.mark.serial
+def test_alone():
+    print("ran alone", os.environ.get("PYTEST_XDIST_WORKER", "no worker"))
+
+
+def test_anywhere():
+    pass
+"""
+
+
+def pytest_in(suite: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A pytest run of ``suite`` with tests/fixtures/parallel.py as its only plugin."""
+    (suite / "conftest.py").write_text('pytest_plugins = ["tests.fixtures.parallel"]\n')
+    (suite / "test_suite.py").write_text(SUITE)
+    (suite / "pytest.ini").write_text("[pytest]\nmarkers =\n    serial: alone\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", *args],
+        cwd=suite,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_serial_tests_run_alone_and_never_on_xdist_workers(tmp_path: Path) -> None:
+    """A plain run runs both tests; on two workers the serial one is left out (and the run
+    says so); ``--serial=only`` runs it alone, and refuses to run it on workers."""
+    plain = pytest_in(tmp_path, "-p", "no:xdist")
+    assert "2 passed" in plain.stdout, plain
+    parallel = pytest_in(tmp_path, "-n", "2")
+    assert "1 passed" in parallel.stdout, parallel
+    assert "ran alone" not in parallel.stdout, parallel
+    assert "tests marked serial were not run on the xdist workers" in parallel.stdout, parallel
+    alone = pytest_in(tmp_path, "--serial=only")
+    assert "ran alone no worker" in alone.stdout, alone
+    assert "1 passed, 1 deselected" in alone.stdout, alone
+    refused = pytest_in(tmp_path, "--serial=only", "-n", "2")
+    assert refused.returncode == pytest.ExitCode.USAGE_ERROR, refused
+    assert "run them without -n" in refused.stderr, refused
