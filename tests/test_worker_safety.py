@@ -105,7 +105,8 @@ def pytest_in(suite: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (suite / "conftest.py").write_text('pytest_plugins = ["tests.fixtures.parallel"]\n')
     (suite / "test_suite.py").write_text(SUITE)
     (suite / "pytest.ini").write_text("[pytest]\nmarkers =\n    serial: alone\n")
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}  # not a worker
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", *args],
         cwd=suite,
