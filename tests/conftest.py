@@ -21,6 +21,7 @@ pytest_plugins = [  # a plugin before the plugins that import it (assertion rewr
     "tests.fixtures.users",
     "tests.fixtures.vault_setup",
     "tests.fixtures.install",
+    "tests.fixtures.parallel",
 ]
 
 

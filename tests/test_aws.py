@@ -363,6 +363,7 @@ def test_named_aws_profile_from_shared_files(
     assert_fails(unknown, 2, "AWS profile 'nope' is not in ~/.aws/config")
 
 
+@pytest.mark.serial  # a 2 s deadline and a time bound
 def test_unreachable_endpoints_exit_3_within_the_deadline(env: KbEnv) -> None:
     """Refused and silent endpoints end in exit 3 from keybroker's own timeouts, in time."""
     env["KEYBROKER_TIMEOUT"] = "2"

@@ -78,6 +78,7 @@ def test_bash_tool_and_mcp_headers_helper_cause_no_extra_fetch(e2e: E2E) -> None
     assert len(minter.runs()) == 1, minter.runs()  # apiKeyHelper, headersHelper, Bash: 1 fetch
 
 
+@pytest.mark.serial  # slow retries outlive the backoff
 def test_a_401_that_is_not_about_the_key_does_not_storm_the_source(e2e: E2E) -> None:
     """A gateway that refuses a key the source keeps returning (its own upstream credential is
     refused): Claude Code re-runs the helper before each retry. Before, every re-run fetched;

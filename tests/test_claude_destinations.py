@@ -147,6 +147,7 @@ def test_doctor_names_each_mapping_that_a_current_claude_code_would_refuse(gh_en
 
 
 # --- the real Claude Code CLI --------------------------------------------------------------------
+@pytest.mark.serial  # the CLI races its MCP connection against the model call: load loses it
 def test_the_real_cli_sends_a_repos_github_server_no_key(e2e: E2E) -> None:
     """`.mcp.json` of a cloned repository: a server named github at the repository's URL,
     with the same `keybroker headers` line, against the user's old name-only mapping

@@ -213,6 +213,7 @@ FAILURES: dict[int, Callable[[E2E, pytest.FixtureRequest], Failure]] = {
 }
 
 
+@pytest.mark.serial(code=3)  # a 2 s deadline: a slow start-up says 'gave up', not the command
 @pytest.mark.parametrize("code", sorted(FAILURES))
 def test_each_exit_code_surfaces_as_a_failing_helper(
     e2e: E2E, code: int, request: pytest.FixtureRequest

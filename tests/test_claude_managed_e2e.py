@@ -25,7 +25,9 @@ from tests.fixtures.claude_e2e import (
 from tests.fixtures.claude_settings import configure, env_profiles
 from tests.kb import IN_CI
 
-pytestmark = [pytest.mark.claude_e2e, pytest.mark.integration]
+#: serial: each test creates /etc/claude-code on the host if missing (the bind's mount point)
+#: and removes it after; two at once on xdist workers removed it under each other's session
+pytestmark = [pytest.mark.claude_e2e, pytest.mark.integration, pytest.mark.serial]
 fleet_keybroker = fleet.fleet_keybroker  # the fixture, under its own name
 MOUNT_POINT = Path("/etc/claude-code")
 KEY = "sk-e2e-managed-drop-in-9b1d"

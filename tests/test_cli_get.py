@@ -70,6 +70,7 @@ def test_command_failure_summarises_stderr_never_stdout(kb_env: KbEnv) -> None:
     assert_fails(result, 3, "exited with status 3", "vault is sealed", secrets=[SECRET])
 
 
+@pytest.mark.serial  # a 1 s deadline: slow start-up says 'gave up'
 def test_command_timeout_is_exit_3_within_deadline(kb_env: KbEnv) -> None:
     command_profile(kb_env, "import time\ntime.sleep(60)\n")
     result = run(["keybroker", "get", "cmd"], dict(kb_env, KEYBROKER_TIMEOUT="1"), timeout=20)

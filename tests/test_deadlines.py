@@ -21,6 +21,9 @@ from tests.fixtures.openbao import OpenBao
 from tests.fixtures.standin import FaultProxy
 from tests.kb import Result, assert_fails, exe, plant, run
 
+#: every test here bounds a call's wall-clock time: alone, after the parallel run
+pytestmark = pytest.mark.serial
+
 TIMEOUT = 3
 #: the watchdog's grace (keybroker.deadline.WATCHDOG_GRACE) plus room for a loaded machine
 SLACK = 1.5 + 4.0

@@ -376,6 +376,7 @@ def test_past_events_are_history_of_this_config_only(dr_env: KbEnv, tmp_path: Pa
     assert not any(ln.startswith("✓") and "stale-served" in ln for ln in lines(theirs))
 
 
+@pytest.mark.serial  # its token lives 2 s
 @pytest.mark.integration
 def test_expired_credential_with_a_cached_key_is_not_a_success(
     openbao: OpenBao, dr_env: KbEnv

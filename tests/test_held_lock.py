@@ -12,8 +12,13 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import KbEnv
 from tests.kb import Result, assert_fails, assert_key, entry_file, minting_profile, plant, run
+
+#: every test here bounds a call's wall-clock time: alone, after the parallel run
+pytestmark = pytest.mark.serial
 
 
 def get_beside_held_lock(kb_env: KbEnv, profile: str, timeout: str) -> tuple[Result, float]:

@@ -136,6 +136,7 @@ def test_vault_answer_nested_100000_deep_is_exit_6(
     assert b"RecursionError" not in result.err
 
 
+@pytest.mark.serial  # a time bound
 def test_vault_answer_of_100_mb_is_exit_6_quickly_with_bounded_memory(
     kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:
@@ -148,6 +149,7 @@ def test_vault_answer_of_100_mb_is_exit_6_quickly_with_bounded_memory(
     assert took < 10, took
 
 
+@pytest.mark.serial  # a time bound
 def test_vault_declared_length_over_the_bound_is_refused_before_reading(
     kb_env: KbEnv, stand_in: Callable[..., StandIn]
 ) -> None:

@@ -394,6 +394,7 @@ def read_from_local_port(kb_env: KbEnv, port: int, token: str) -> Result:
     return run(vault_cli("x"), env, timeout=30)
 
 
+@pytest.mark.serial  # a 2 s deadline: slow start-up says 'gave up'
 def test_unreachable_closed_port_exit_3(kb_env: KbEnv) -> None:
     port = free_port()  # nothing listens there
     result = read_from_local_port(kb_env, port, "s.token-never-sent")
