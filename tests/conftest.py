@@ -25,9 +25,11 @@ pytest_plugins = [  # a plugin before the plugins that import it (assertion rewr
 ]
 
 
-# pytest times each phase with the clock: a test that freezes it (freezegun) for its whole run
-# would otherwise be reported as lasting decades in --durations.
-freezegun.configure(extend_ignore_list=["_pytest"])
+# pytest's runner times each phase with the clock: a test that freezes it (freezegun) for its
+# whole run would otherwise be reported as lasting decades in --durations. Only the runner:
+# freezegun looks 5 frames up the stack, and a test's own call into keybroker must stay frozen
+# even when it sits right below pytest's (``_pytest.python``) frames.
+freezegun.configure(extend_ignore_list=["_pytest.runner"])
 
 
 class KbEnv(dict[str, str]):

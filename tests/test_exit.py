@@ -21,7 +21,7 @@ from tests.kb import assert_fails, file_profile, run
 KEY = "sk-exit-0123456789abcdef"
 
 SITECUSTOMIZE = """
-import atexit, os, sys, threading, time
+import atexit, os, sys, threading
 MARK = os.environ["EXIT_MARK"]
 
 def at_exit():
@@ -31,7 +31,10 @@ def at_exit():
 atexit.register(at_exit)
 if os.environ.get("EXIT_THREAD"):
     def late():
-        time.sleep(0.3)
+        # alive until the interpreter's own exit begins (it stops the main thread, then
+        # waits for this one): the mark is written only by the usual exit, however slow
+        # the call before it was
+        threading.main_thread().join()
         with open(MARK, "a") as f:
             f.write("thread\\n")
     threading.Thread(target=late, daemon=False).start()
