@@ -48,7 +48,9 @@ def run(sb: Sandbox, report: Report, runs: int) -> None:
     bare, floor, demo, cmd, envp = (report.timing(SECTION, samples[c.name]) for c in commands)
     report.ratio(SECTION, "hit (demo) / floor", demo, floor, at_most=1.3)
     report.ratio(SECTION, "hit (command, config with a TOML date) / floor", cmd, floor, at_most=1.3)
-    report.ratio(SECTION, "env profile / hit (demo)", envp, demo, at_most=1.0)
+    # an env profile is served like a hit, not by the full path (~1.5x a hit before round 2);
+    # the two cost the same, so a bound of exactly 1.0 only measured the noise (1.01-1.02x)
+    report.ratio(SECTION, "env profile / hit (demo)", envp, demo, at_most=1.1)
     report.ratio(SECTION, "hit (demo) / python -I -c pass", demo, bare)
     lines = (sb.work / "hit-counter").read_text().splitlines()
     report.notes.append(
