@@ -149,12 +149,16 @@ def check_private_dir(path: str | os.PathLike[str], st: os.stat_result, what: st
             )
 
 
-_READ_FLAGS = (
+#: How every bounded read opens a file: opening a FIFO never waits for a writer, a terminal
+#: never becomes the controlling one, bytes come as they are; links are not followed unless a
+#: caller says so (:func:`read_checked`'s ``follow``).
+_OPEN_FLAGS = (
     os.O_RDONLY
-    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
     | getattr(os, "O_BINARY", 0)
-    | getattr(os, "O_NONBLOCK", 0)  # opening a FIFO must not wait for a writer
 )
+_READ_FLAGS = _OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
 
 
 def read_bytes(path: str | os.PathLike[str], limit: int = 1 << 20) -> bytes | None:
@@ -191,15 +195,6 @@ def read_regular(
         os.close(fd)
 
 
-#: :func:`read_checked`'s flags: never wait on a FIFO, never take a terminal, bytes as they are.
-_CHECKED_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_NOCTTY", 0)
-    | getattr(os, "O_BINARY", 0)
-)
-
-
 def read_checked(
     path: str | os.PathLike[str],
     limit: int,
@@ -217,9 +212,8 @@ def read_checked(
     ``not_regular(stat)``; ``check(stat)`` may refuse more (the owner, the mode) before a byte
     is read; an ``OSError`` opening or reading raises ``unreadable(error)``.
     """
-    flags = _CHECKED_FLAGS if follow else _CHECKED_FLAGS | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, _OPEN_FLAGS if follow else _READ_FLAGS)
     except FileNotFoundError:
         return None
     except OSError as exc:
