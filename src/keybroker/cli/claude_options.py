@@ -12,10 +12,13 @@ from typing import Any, TypeVar
 
 import click
 
+from keybroker.claude.deployments import DEPLOYMENTS
+from keybroker.claude.settings import SCOPES as SETTINGS_SCOPES
+
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Where ``claude configure`` writes and ``unconfigure`` undoes (keybroker.claude.settings).
-SCOPES = click.Choice(("user", "project", "local", "managed"))
+#: Where ``claude configure`` writes and ``unconfigure`` undoes.
+SCOPES = click.Choice(SETTINGS_SCOPES)
 
 #: ``--project-dir``: where project and local scope are.
 project_dir_option = click.option(
@@ -41,7 +44,7 @@ def deployment_option(help_text: str) -> Callable[[F], F]:
     """``--deployment``: the API the gateway speaks (keybroker.claude.deployments)."""
     return click.option(
         "--deployment",
-        type=click.Choice(("anthropic", "bedrock", "vertex")),
+        type=click.Choice(tuple(DEPLOYMENTS)),
         default="anthropic",
         show_default=True,
         help=help_text,
