@@ -202,7 +202,6 @@ def managed_checks(env: Mapping[str, str], req: Request, say: Say) -> None:
     if dep.INFERENCE_HELPER in req.fragment:
         managed.check_executable(str(req.fragment[dep.INFERENCE_HELPER]))
     shadowing = [s for s in policy.managed_sources(env=env) if s.admin]
-    accounts = [u for u in policy.per_user_profiles(env=env) if u != policy.username()]
     fix = (
         "put apiKeyHelper in the profile (keybroker claude configure PROFILE --scope managed "
         "--mobileconfig FILE) or remove the profile"
@@ -212,7 +211,8 @@ def managed_checks(env: Mapping[str, str], req: Request, say: Say) -> None:
             f"keybroker: warning: {shadowing[0].where} exists ({shadowing[0].label}): Claude "
             f"Code takes all managed settings from it and ignores {mine}; {fix}"
         )
-    elif accounts:  # root's own profile says nothing about the other accounts'
+    elif accounts := [u for u in policy.per_user_profiles(env=env) if u != policy.username()]:
+        # root's own profile says nothing about the other accounts'
         more = f" and {len(accounts) - 5} more" if len(accounts) > 5 else ""
         shown = ", ".join(accounts[:5]) + more
         say(

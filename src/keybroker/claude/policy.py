@@ -69,11 +69,22 @@ def username() -> str:
         return ""
 
 
+def usable_name(user: str) -> bool:
+    """Whether Claude Code reads a per-user plist for ``user`` (not empty, ``.``, ``..``, nor
+    holding ``/`` or a control character)."""
+    unsafe = any(c == "/" or ord(c) < 0x20 or ord(c) == 0x7F for c in user)
+    return user not in ("", ".", "..") and not unsafe
+
+
+def registry_where(hive: str) -> str:
+    """How messages name the ``Settings`` value of ``hive`` ("HKLM" or "HKCU")."""
+    return rf"{hive}\{REGISTRY_KEY}\{REGISTRY_VALUE}"
+
+
 def plist_paths(root: Path, user: str) -> list[tuple[Path, str]]:
     """The plists Claude Code reads, in its order (a user name it would not use is skipped)."""
     out: list[tuple[Path, str]] = []
-    unsafe = any(c == "/" or ord(c) < 0x20 or ord(c) == 0x7F for c in user)
-    if user not in ("", ".", "..") and not unsafe:
+    if usable_name(user):
         out.append(
             (root / user / f"{DOMAIN}.plist", "per-user managed preferences from an MDM profile")
         )
@@ -132,7 +143,7 @@ def winreg_reader(hive: str) -> str | None:
     if sys.platform == "win32":
         import winreg  # noqa: PLC0415
 
-        where = rf"{hive}\{REGISTRY_KEY}\{REGISTRY_VALUE}"
+        where = registry_where(hive)
         root = winreg.HKEY_LOCAL_MACHINE if hive == "HKLM" else winreg.HKEY_CURRENT_USER
         try:
             with winreg.OpenKey(root, REGISTRY_KEY) as key:
@@ -151,7 +162,7 @@ def winreg_reader(hive: str) -> str | None:
 
 
 def _registry_source(hive: str, read: RegistryReader) -> PolicySource | None:
-    where = rf"{hive}\{REGISTRY_KEY}\{REGISTRY_VALUE}"
+    where = registry_where(hive)
     label = "Windows machine policy (HKLM)" if hive == "HKLM" else "Windows user policy (HKCU)"
     admin = hive == "HKLM"
     try:
@@ -191,9 +202,8 @@ def per_user_profiles(
             for count, entry in enumerate(entries):
                 if count >= limit:
                     break
-                usable = len(plist_paths(folder, entry.name)) == 2  # a name Claude Code uses
                 if (
-                    usable
+                    usable_name(entry.name)
                     and entry.is_dir(follow_symlinks=False)
                     and os.path.lexists(Path(entry.path) / f"{DOMAIN}.plist")
                 ):
