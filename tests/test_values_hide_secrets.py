@@ -6,14 +6,13 @@ login token or a token in the environment must not be in it (the encoded forms n
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
 from keybroker.deadline import Deadline
 from keybroker.model import AuxEntry, Request, Secret
 from keybroker.options import Options
 from keybroker.outcome import Outcome
+from keybroker.redact import derived_forms
 from keybroker.sources.base import FetchContext
 from keybroker.sources.vault.auth import Login
 
@@ -21,8 +20,9 @@ KEY = "sk-repr-0123456789abcdefghij"
 
 
 def forms(secret: str) -> list[str]:
-    raw = secret.encode()
-    return [secret, base64.b64encode(raw).decode(), raw.hex(), secret[4:]]
+    """The secret as printed, escaped or encoded (redact's list), in hex, and without its
+    ``sk-`` prefix."""
+    return [*derived_forms(secret), secret.encode().hex(), secret[4:]]
 
 
 @pytest.mark.parametrize(

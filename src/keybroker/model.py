@@ -1,9 +1,10 @@
 """The values every layer passes around: what is asked (Request) and what a source answers.
 
-They are ``NamedTuple`` classes, not dataclasses: immutable and typed all the same, and creating one
-costs ~0.1 ms at import where a frozen dataclass costs ~1 ms (its methods are generated and
-compiled). These modules load on every cache miss, whose budget is ≤ 1.1× a plain hvac script
-(docs/performance.md); ``tests/test_architecture.py`` keeps ``dataclasses`` off that path.
+They are ``NamedTuple`` classes, not dataclasses: immutable and typed all the same, and
+creating one costs ~0.1 ms at import where a frozen dataclass costs ~1 ms (its methods are
+generated and compiled). These modules load on every cache miss, whose budget is ≤ 1.1× a
+plain hvac script (docs/performance.md); ``tests/test_hot_path.py`` keeps ``dataclasses`` off
+a real cold Vault call.
 Values that are secrets are left out of ``repr`` (:func:`keybroker.redact.masked_repr`).
 """
 

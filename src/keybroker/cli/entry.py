@@ -96,7 +96,7 @@ def leave(code: int) -> NoReturn:
     """Exit with ``code`` as soon as stdout and stderr are flushed, skipping the teardown.
 
     Why: a cold call imports hvac/requests (or boto3) and tearing those modules down at exit
-    (freeing every object, a last garbage collection) is ~8% of the call, time Claude Code
+    (freeing every object, a last garbage collection) is ~9% of the call, time Claude Code
     waits for and nobody needs: every file keybroker writes is written and closed before (the
     cache's temp file + rename), locks are descriptors the kernel releases, and keybroker
     registers no exit handler. Budget: a cold Vault call ≤ 1.1× a plain hvac script
